@@ -1,0 +1,154 @@
+//! Configuration: a TOML file whose every field has a default that runs out of the box,
+//! overridden by command-line flags. Zero config = 127.0.0.1:8080, `./data`, sled, and the
+//! development user `ditto`/`ditto` (only while listening on loopback with no users set).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A Basic-auth user (subject `nginx:<name>`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// user name
+    pub name: String,
+    /// argon2 PHC string, as printed by `edgetwin hash-password`
+    pub password_hash: String,
+}
+
+/// Limits that bound memory per connection and per request.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// largest WS text frame / HTTP body processed, in KiB (bigger: 413 error)
+    pub max_message_kib: usize,
+    /// outbound queue per WS session (messages); a subscriber that lets it fill up is closed
+    pub outbound_queue: usize,
+    /// most commands of one session waiting for durability at once
+    pub max_pending_per_session: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_kib: 256,
+            outbound_queue: 512,
+            max_pending_per_session: 1024,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// address for HTTP, WebSocket and SSE
+    pub listen: SocketAddr,
+    /// directory of the embedded store
+    pub data_dir: PathBuf,
+    /// store backend: `sled` or `redb`
+    pub store: String,
+    /// store cache size in MiB
+    pub cache_mib: u64,
+    /// executor threads (0 = number of CPUs, at most 4)
+    pub threads: usize,
+    /// log level filter (overridden by `RUST_LOG`)
+    pub log_level: String,
+    /// Basic-auth users
+    pub users: Vec<User>,
+    /// limits
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            store: "sled".into(),
+            cache_mib: 8,
+            threads: 0,
+            log_level: "info".into(),
+            users: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML text; errors carry the line and column.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}: ")
+                })
+                .unwrap_or_default();
+            format!("{at}{}", e.message())
+        })
+    }
+
+    /// Semantic checks beyond parsing (each problem one line).
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.store.parse::<crate::store::BackendKind>().is_err() {
+            p.push(format!(
+                "store: unknown backend '{}' (use \"sled\" or \"redb\")",
+                self.store
+            ));
+        }
+        if !self.listen.ip().is_loopback() && self.users.is_empty() {
+            p.push(format!(
+                "listen: {} is not a loopback address, so users must be configured ([[users]])",
+                self.listen
+            ));
+        }
+        for u in &self.users {
+            if u.name.is_empty() || u.name.contains(':') {
+                p.push(format!("users: invalid user name '{}'", u.name));
+            }
+            if !u.password_hash.starts_with("$argon2") {
+                p.push(format!("users: '{}' password_hash is not an argon2 hash (run `edgetwin hash-password`)", u.name));
+            }
+        }
+        if self.limits.outbound_queue == 0 || self.limits.max_message_kib == 0 {
+            p.push("limits: values must be positive".into());
+        }
+        p
+    }
+
+    /// True if the zero-config development user `ditto`/`ditto` is active.
+    pub fn dev_user_active(&self) -> bool {
+        self.users.is_empty() && self.listen.ip().is_loopback()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_run_out_of_the_box() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c, Config::default());
+        assert!(c.dev_user_active());
+        assert!(c.problems().is_empty());
+    }
+
+    #[test]
+    fn parses_fields_and_reports_lines() {
+        let c = Config::from_toml(
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/var/lib/edgetwin\"\nstore = \"redb\"\n[[users]]\nname = \"a\"\npassword_hash = \"$argon2id$x\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert!(!c.dev_user_active());
+        assert!(c.problems().is_empty());
+        let e = Config::from_toml("listen = \"127.0.0.1:1\"\nbogus = 1\n").unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+        let c = Config::from_toml("listen = \"0.0.0.0:9000\"\n").unwrap();
+        assert_eq!(c.problems().len(), 1);
+    }
+}

@@ -1,0 +1,384 @@
+//! Writing commands: create, modify (create-or-replace at a path), merge (RFC 7396 with
+//! Ditto's extensions) and delete. Each returns the new state, its encoded bytes, the
+//! response and the event; revisions increase by exactly one per change.
+
+use super::conditions::{check_condition, check_etags, Checks, IfEqual};
+use super::{default_policy, errors, validate, Ctx, Event, Outcome, ThingState, MAX_THING_BYTES};
+use crate::error::DittoError;
+use crate::model::{etag::value_hash, merge, pointer};
+use crate::protocol::{Action, EventAction, ThingCommand, ThingPath};
+use serde_json::{Map, Value};
+
+/// ETag of the resource at `path` in `state` (`None` if absent).
+pub fn etag_at(state: &ThingState, path: &ThingPath) -> Option<String> {
+    if *path == ThingPath::Root {
+        return Some(state.etag());
+    }
+    pointer::get(&state.thing, &path.pointer()).map(|v| format!("\"hash:{}\"", value_hash(v)))
+}
+
+/// The features a path needs to exist before a modify/delete can address it.
+fn require_feature(state: &ThingState, cmd: &ThingCommand) -> Result<(), DittoError> {
+    match &cmd.path {
+        ThingPath::Feature(_) => Ok(()),
+        p => match p.feature_id() {
+            Some(f)
+                if pointer::get(&state.thing, &["features".to_owned(), f.to_owned()]).is_none() =>
+            {
+                Err(errors::feature_not_found(&cmd.thing_id.to_string(), f))
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+fn value_of(cmd: &ThingCommand) -> Result<&Value, DittoError> {
+    cmd.value
+        .as_ref()
+        .ok_or_else(|| DittoError::field_missing("/value"))
+}
+
+/// A change decided by a write command, before it becomes an `Outcome`.
+struct Change {
+    thing: Value,
+    created: Option<i64>,
+    status: u16,
+    action: EventAction,
+    event_value: Option<Value>,
+}
+
+/// Builds the outcome of a write: new revision, size check, encoded bytes, event.
+fn finish(
+    prev: Option<&ThingState>,
+    change: Change,
+    cmd: &ThingCommand,
+    ctx: &Ctx,
+) -> Result<Outcome, DittoError> {
+    let Change {
+        thing,
+        created,
+        status,
+        action,
+        event_value,
+    } = change;
+    let revision = prev.map(|p| p.revision).unwrap_or(0) + 1;
+    let state = ThingState {
+        thing,
+        revision,
+        created: created.or(prev.map(|p| p.created)).unwrap_or(ctx.now),
+        modified: ctx.now,
+        metadata: prev.filter(|p| !p.deleted).and_then(|p| p.metadata.clone()),
+        deleted: action == EventAction::Deleted && cmd.path == ThingPath::Root,
+    };
+    let bytes = state.to_bytes();
+    if bytes.len() > MAX_THING_BYTES + 256 {
+        return Err(errors::too_large(bytes.len(), MAX_THING_BYTES));
+    }
+    let etag = if action == EventAction::Deleted {
+        None
+    } else {
+        etag_at(&state, &cmd.path)
+    };
+    let value = if status == 201 {
+        event_value.clone()
+    } else {
+        None
+    };
+    let event = Event {
+        action,
+        path: cmd.raw_path.clone(),
+        value: event_value,
+        revision,
+        timestamp: ctx.now,
+    };
+    Ok(Outcome {
+        status,
+        value,
+        etag,
+        state: Some(state),
+        bytes: Some(bytes),
+        event: Some(event),
+        policy: None,
+    })
+}
+
+/// Strips inline `_` fields from a thing payload and checks `thingId` against the topic.
+fn clean_thing_payload(cmd: &ThingCommand, v: &Value) -> Result<Map<String, Value>, DittoError> {
+    let mut m = v
+        .as_object()
+        .cloned()
+        .ok_or_else(|| errors::wrong_type("/", "JsonObject"))?;
+    if let Some(id) = m.get("thingId") {
+        if id.as_str() != Some(cmd.thing_id.to_string().as_str()) {
+            return Err(errors::id_not_settable());
+        }
+    }
+    m.retain(|k, _| !k.starts_with('_'));
+    Ok(m)
+}
+
+/// Canonical key order for a stored thing.
+fn ordered_thing(id: &str, mut m: Map<String, Value>) -> Value {
+    let mut out = Map::new();
+    out.insert("thingId".into(), Value::String(id.to_owned()));
+    for k in ["policyId", "definition", "attributes", "features"] {
+        if let Some(v) = m.remove(k) {
+            if !(v.is_null() && k != "definition") {
+                out.insert(k.into(), v);
+            }
+        }
+    }
+    m.remove("thingId");
+    out.extend(m);
+    Value::Object(out)
+}
+
+/// CreateThing, and modify/merge at `/` of a missing (or deleted) thing.
+pub fn create(
+    prev: Option<&ThingState>,
+    cmd: &ThingCommand,
+    ctx: &Ctx,
+) -> Result<Outcome, DittoError> {
+    let id = cmd.thing_id.to_string();
+    let raw = match (&cmd.value, cmd.action) {
+        (None, Action::Create) => Value::Object(Map::new()),
+        (None, _) => return Err(DittoError::field_missing("/value")),
+        (Some(Value::Null), Action::Merge) => return Err(errors::merge_invalid()),
+        (Some(v), Action::Merge) => merge::strip_nulls(v),
+        (Some(v), _) => v.clone(),
+    };
+    let obj = raw
+        .as_object()
+        .ok_or_else(|| errors::wrong_type("/", "JsonObject"))?;
+    let inline_policy = obj.get("_policy").cloned();
+    if inline_policy.is_some() && obj.contains_key("_copyPolicyFrom") {
+        return Err(DittoError::new(400, "things:policy.conflicting", format!("The Thing with ID '{id}' could not be created as it contained an inline Policy as well as a policyID to copy."))
+            .describe("Please either define an inline Policy or define a policy to copy, but not both."));
+    }
+    if inline_policy.is_some() && obj.contains_key("policyId") {
+        return Err(DittoError::new(400, "things:policy.id.notallowed", format!("The Thing with ID '{id}' could not be modified as it contained an inline Policy with an ID or a Policy ID and a Policy"))
+            .describe("If you want to use an existing Policy, specify it as 'policyId' in the Thing JSON. If you want to create a Thing with inline Policy, no Policy ID is allowed as it will be created with the Thing ID."));
+    }
+    let mut m = clean_thing_payload(cmd, &raw)?;
+    let mut new_policy = None;
+    match m.get("policyId").and_then(Value::as_str).map(str::to_owned) {
+        Some(pid) => {
+            validate::value_for(&ThingPath::PolicyId, &Value::String(pid.clone()))?;
+            if (ctx.policy)(&pid).is_none() {
+                return Err(errors::policy_missing(&id, &pid));
+            }
+        }
+        None => {
+            if (ctx.policy)(&id).is_some() {
+                return Err(errors::implicit_policy_failed(&id, &id));
+            }
+            let policy = match inline_policy {
+                Some(Value::Object(mut p)) => {
+                    p.insert("policyId".into(), Value::String(id.clone()));
+                    Value::Object(p)
+                }
+                Some(_) => return Err(errors::wrong_type("/_policy", "JsonObject")),
+                None => default_policy(&id, ctx.subject),
+            };
+            new_policy = Some((id.clone(), policy));
+            m.insert("policyId".into(), Value::String(id.clone()));
+        }
+    }
+    let thing = ordered_thing(&id, m);
+    validate::thing(&thing)?;
+    let prev = prev.filter(|p| p.deleted);
+    let mut out = finish(
+        prev,
+        Change {
+            thing: thing.clone(),
+            created: Some(ctx.now),
+            status: 201,
+            action: EventAction::Created,
+            event_value: Some(thing),
+        },
+        cmd,
+        ctx,
+    )?;
+    out.etag = out.state.as_ref().map(ThingState::etag);
+    out.policy = new_policy;
+    Ok(out)
+}
+
+/// Modify (create-or-replace) at any path of an existing thing.
+pub fn modify(
+    state: &ThingState,
+    cmd: &ThingCommand,
+    checks: &Checks,
+    ctx: &Ctx,
+) -> Result<Outcome, DittoError> {
+    let id = cmd.thing_id.to_string();
+    let value = value_of(cmd)?;
+    if cmd.path != ThingPath::Root {
+        validate::value_for(&cmd.path, value)?;
+    }
+    require_feature(state, cmd)?;
+    let (new_value, existed) = if cmd.path == ThingPath::Root {
+        if value.get("_policy").is_some() {
+            return Err(DittoError::new(400, "things:policy.notallowed", format!("The Thing with ID '{id}' could not be modified as it contained an inline Policy"))
+                .describe("Once a Thing with inline Policy is created it can't be modified with another Policy. Use the Policy resources to modify the existing Policy."));
+        }
+        let mut m = clean_thing_payload(cmd, value)?;
+        if !m.contains_key("policyId") {
+            if let Some(p) = state.thing.get("policyId") {
+                m.insert("policyId".into(), p.clone());
+            }
+        }
+        (ordered_thing(&id, m), true)
+    } else {
+        (
+            value.clone(),
+            pointer::get(&state.thing, &cmd.path.pointer()).is_some(),
+        )
+    };
+    if cmd.path == ThingPath::Root {
+        validate::thing(&new_value)?;
+    }
+    check_etags(&cmd.headers, etag_at(state, &cmd.path).as_deref(), false)?;
+    if checks.if_equal != IfEqual::Update && existed {
+        let current = pointer::get(&state.thing, &cmd.path.pointer());
+        if current == Some(&new_value) {
+            return Err(errors::equal_skipped());
+        }
+    }
+    check_condition(checks, state)?;
+    let mut thing = state.thing.clone();
+    if cmd.path == ThingPath::Root {
+        thing = new_value.clone();
+    } else {
+        pointer::set(&mut thing, &cmd.path.pointer(), new_value.clone());
+    }
+    let (status, action) = if existed {
+        (204, EventAction::Modified)
+    } else {
+        (201, EventAction::Created)
+    };
+    let event_value = if cmd.path == ThingPath::Root {
+        thing.clone()
+    } else {
+        new_value
+    };
+    finish(
+        Some(state),
+        Change {
+            thing,
+            created: None,
+            status,
+            action,
+            event_value: Some(event_value),
+        },
+        cmd,
+        ctx,
+    )
+}
+
+/// Merge (RFC 7396) at any path of an existing thing.
+pub fn merge(
+    state: &ThingState,
+    cmd: &ThingCommand,
+    checks: &Checks,
+    ctx: &Ctx,
+) -> Result<Outcome, DittoError> {
+    let id = cmd.thing_id.to_string();
+    let mut patch = value_of(cmd)?.clone();
+    let ptr = cmd.path.pointer();
+    match (&cmd.path, &patch) {
+        (ThingPath::Root, Value::Null) => return Err(errors::merge_invalid()),
+        (ThingPath::PolicyId, Value::Null) => return Err(errors::policy_id_not_deletable()),
+        (ThingPath::Root, Value::Object(m)) => {
+            match m.get("thingId") {
+                Some(Value::Null) => return Err(errors::id_not_deletable()),
+                Some(v) if v.as_str() != Some(id.as_str()) => return Err(errors::id_not_settable()),
+                _ => {}
+            }
+            if m.get("policyId") == Some(&Value::Null) {
+                return Err(errors::policy_id_not_deletable());
+            }
+        }
+        (ThingPath::Root, _) => return Err(errors::merge_invalid()),
+        _ => {}
+    }
+    crate::model::validate_keys(&patch)?;
+    merge::validate_patch_regexes(&patch)?;
+    check_etags(&cmd.headers, etag_at(state, &cmd.path).as_deref(), false)?;
+    let current = pointer::get(&state.thing, &ptr);
+    if checks.if_equal == IfEqual::SkipMinimizingMerge {
+        if let Some(cur) = current {
+            patch = merge::minimize_patch(cur, &patch).ok_or_else(errors::equal_skipped)?;
+        }
+    }
+    let mut thing = state.thing.clone();
+    if patch.is_null() {
+        pointer::remove(&mut thing, &ptr);
+    } else {
+        let mut target = current.cloned().unwrap_or(Value::Null);
+        merge::merge_patch(&mut target, &patch);
+        if cmd.path == ThingPath::Root {
+            thing = target;
+        } else {
+            validate::value_for(&cmd.path, &target)?;
+            pointer::set(&mut thing, &ptr, target);
+        }
+    }
+    if cmd.path == ThingPath::Root {
+        let m = thing.as_object().cloned().unwrap_or_default();
+        thing = ordered_thing(&id, m);
+        validate::thing(&thing)?;
+    }
+    if checks.if_equal == IfEqual::Skip && thing == state.thing {
+        return Err(errors::equal_skipped());
+    }
+    check_condition(checks, state)?;
+    finish(
+        Some(state),
+        Change {
+            thing,
+            created: None,
+            status: 204,
+            action: EventAction::Merged,
+            event_value: Some(patch),
+        },
+        cmd,
+        ctx,
+    )
+}
+
+/// Delete at any path of an existing thing (`/` leaves a tombstone).
+pub fn delete(
+    state: &ThingState,
+    cmd: &ThingCommand,
+    checks: &Checks,
+    ctx: &Ctx,
+) -> Result<Outcome, DittoError> {
+    let id = cmd.thing_id.to_string();
+    require_feature(state, cmd)?;
+    let ptr = cmd.path.pointer();
+    if cmd.path != ThingPath::Root && pointer::get(&state.thing, &ptr).is_none() {
+        return Err(errors::not_found(&id, &cmd.path));
+    }
+    check_etags(&cmd.headers, etag_at(state, &cmd.path).as_deref(), false)?;
+    check_condition(checks, state)?;
+    let thing = if cmd.path == ThingPath::Root {
+        serde_json::json!({"thingId": id})
+    } else {
+        let mut t = state.thing.clone();
+        pointer::remove(&mut t, &ptr);
+        t
+    };
+    finish(
+        Some(state),
+        Change {
+            thing,
+            created: None,
+            status: 204,
+            action: EventAction::Deleted,
+            event_value: None,
+        },
+        cmd,
+        ctx,
+    )
+}

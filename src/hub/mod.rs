@@ -1,0 +1,162 @@
+//! The hub routes signals between the bindings and the core: twin commands to the engine under
+//! a per-thing lock (one writer per thing, order preserved), writes to the store (group commit),
+//! events to subscribed sessions, and ack semantics (`response-required`, `twin-persisted`).
+
+pub mod events;
+pub mod session;
+pub mod twin;
+
+pub use session::{Outbound, SessionHandle, StreamKind, Subscription};
+pub use twin::{Reply, TwinDone};
+
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+const LOCK_SHARDS: usize = 256;
+
+/// Who sends a request: the authorization subjects and, for a WS session, its id (events caused
+/// by a session are not echoed back to it).
+#[derive(Debug, Clone)]
+pub struct Requester {
+    /// subjects, first = default subject
+    pub subjects: Arc<[String]>,
+    /// originating session
+    pub origin: Option<u64>,
+}
+
+impl Requester {
+    /// The default (first) subject.
+    pub fn subject(&self) -> &str {
+        self.subjects.first().map(String::as_str).unwrap_or("")
+    }
+}
+
+struct Inner {
+    store: Store,
+    locks: Vec<Mutex<()>>,
+    sessions: RwLock<HashMap<u64, Arc<SessionHandle>>>,
+    subscribers: RwLock<HashMap<StreamKind, Vec<Arc<SessionHandle>>>>,
+    next_session: AtomicU64,
+}
+
+/// Cheap-to-clone handle on the hub.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl Hub {
+    /// A hub over an open store.
+    pub fn new(store: Store) -> Hub {
+        Hub {
+            inner: Arc::new(Inner {
+                store,
+                locks: (0..LOCK_SHARDS).map(|_| Mutex::new(())).collect(),
+                sessions: RwLock::new(HashMap::new()),
+                subscribers: RwLock::new(HashMap::new()),
+                next_session: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The lock serializing all changes of one thing.
+    fn lock_for(&self, thing_id: &str) -> &Mutex<()> {
+        // FNV-1a: cheap and stable; only spreads IDs over shards.
+        let h = thing_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        &self.inner.locks[(h % LOCK_SHARDS as u64) as usize]
+    }
+
+    /// Registers a new session and returns its handle and outbound queue.
+    pub fn open_session(
+        &self,
+        subjects: Arc<[String]>,
+        queue: usize,
+    ) -> (Arc<SessionHandle>, async_channel::Receiver<Outbound>) {
+        let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
+        let (h, rx) = SessionHandle::new(id, subjects, queue);
+        self.inner
+            .sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, h.clone());
+        (h, rx)
+    }
+
+    /// Removes a session and all its subscriptions.
+    pub fn close_session(&self, id: u64) {
+        if let Some(h) = self
+            .inner
+            .sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+        {
+            h.close();
+        }
+        let mut subs = self
+            .inner
+            .subscribers
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        for list in subs.values_mut() {
+            list.retain(|s| s.id != id);
+        }
+    }
+
+    /// Number of open sessions.
+    pub fn session_count(&self) -> usize {
+        self.inner
+            .sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Starts (or replaces) a subscription of a session.
+    pub fn subscribe(&self, session: &Arc<SessionHandle>, kind: StreamKind, sub: Subscription) {
+        session.subscribe(kind, sub);
+        let mut subs = self
+            .inner
+            .subscribers
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let list = subs.entry(kind).or_default();
+        if !list.iter().any(|s| s.id == session.id) {
+            list.push(session.clone());
+        }
+    }
+
+    /// Stops a subscription of a session.
+    pub fn unsubscribe(&self, session: &SessionHandle, kind: StreamKind) {
+        session.unsubscribe(kind);
+        let mut subs = self
+            .inner
+            .subscribers
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = subs.get_mut(&kind) {
+            list.retain(|s| s.id != session.id);
+        }
+    }
+
+    /// Runs `f` for every session subscribed to `kind` (under a read lock: no awaits inside).
+    pub fn for_subscribers(&self, kind: StreamKind, mut f: impl FnMut(&Arc<SessionHandle>)) {
+        let subs = self
+            .inner
+            .subscribers
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = subs.get(&kind) {
+            list.iter().for_each(&mut f);
+        }
+    }
+}

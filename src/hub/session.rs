@@ -1,0 +1,172 @@
+//! A connected session as the hub sees it: its subjects, its bounded outbound queue and its
+//! subscriptions. Responses to the session's own commands wait for queue space (backpressure
+//! on that client); events for a subscriber that let its queue fill up close the session.
+
+use crate::model::FieldSelector;
+pub use crate::protocol::StreamKind;
+use crate::rql::Query;
+use async_channel::{Receiver, Sender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One message for a session's writer.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// send as soon as possible
+    Now(Arc<str>),
+    /// send once store sequence `seq` is durable; if that commit failed send `on_failure` instead
+    Durable {
+        /// store sequence number to wait for
+        seq: u64,
+        /// the message
+        text: Arc<str>,
+        /// replacement (an error response) if the write could not be made durable
+        on_failure: Option<Arc<str>>,
+    },
+}
+
+/// Parameters of one subscription.
+#[derive(Debug, Clone, Default)]
+pub struct Subscription {
+    /// exact namespaces; empty = all
+    pub namespaces: Vec<String>,
+    /// RQL filter
+    pub filter: Option<Query>,
+    /// `extraFields` selector
+    pub extra: Option<FieldSelector>,
+}
+
+impl Subscription {
+    /// True if the namespace passes the namespace list.
+    pub fn namespace_ok(&self, ns: &str) -> bool {
+        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns)
+    }
+}
+
+/// At most one subscription per stream kind (a second START replaces the first).
+pub type Subscriptions = heapless::Vec<(StreamKind, Subscription), 5>;
+
+/// The hub's view of a session.
+#[derive(Debug)]
+pub struct SessionHandle {
+    /// unique per process
+    pub id: u64,
+    /// authorization subjects, the first is the default subject
+    pub subjects: Arc<[String]>,
+    tx: Sender<Outbound>,
+    overflowed: AtomicBool,
+    subs: Mutex<Subscriptions>,
+}
+
+impl SessionHandle {
+    /// A handle and the receiving end of its outbound queue of `capacity` messages.
+    pub fn new(
+        id: u64,
+        subjects: Arc<[String]>,
+        capacity: usize,
+    ) -> (Arc<SessionHandle>, Receiver<Outbound>) {
+        let (tx, rx) = async_channel::bounded(capacity.max(1));
+        let h = SessionHandle {
+            id,
+            subjects,
+            tx,
+            overflowed: AtomicBool::new(false),
+            subs: Mutex::new(Subscriptions::new()),
+        };
+        (Arc::new(h), rx)
+    }
+
+    /// Queues a reply to the session's own request, waiting for space (backpressure).
+    pub async fn reply(&self, msg: Outbound) -> bool {
+        self.tx.send(msg).await.is_ok()
+    }
+
+    /// Queues a pushed signal (event, live command, ...). If the queue is full the session is
+    /// marked overflowed and its queue closed: the writer then closes the connection.
+    pub fn push(&self, msg: Outbound) {
+        match self.tx.try_send(msg) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                self.overflowed.store(true, Ordering::SeqCst);
+                self.tx.close();
+            }
+        }
+    }
+
+    /// True once a pushed signal found the queue full.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::SeqCst)
+    }
+
+    /// Stops delivery (session ending).
+    pub fn close(&self) {
+        self.tx.close();
+    }
+
+    /// Sets (or replaces) the subscription of a kind.
+    pub fn subscribe(&self, kind: StreamKind, sub: Subscription) {
+        let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|(k, _)| *k != kind);
+        // Capacity 5 = number of kinds, and the kind was just removed: push cannot fail.
+        let _ = subs.push((kind, sub));
+    }
+
+    /// Removes the subscription of a kind; true if there was one.
+    pub fn unsubscribe(&self, kind: StreamKind) -> bool {
+        let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
+        let before = subs.len();
+        subs.retain(|(k, _)| *k != kind);
+        subs.len() != before
+    }
+
+    /// Runs `f` on the subscription of a kind, if any (no await while the lock is held).
+    pub fn with_subscription<R>(
+        &self,
+        kind: StreamKind,
+        f: impl FnOnce(&Subscription) -> R,
+    ) -> Option<R> {
+        let subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
+        subs.iter().find(|(k, _)| *k == kind).map(|(_, s)| f(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_overflow_closes_queue() {
+        let (h, rx) = SessionHandle::new(1, Arc::from(vec!["nginx:a".to_owned()]), 2);
+        for i in 0..3 {
+            h.push(Outbound::Now(Arc::from(format!("m{i}"))));
+        }
+        assert!(h.overflowed());
+        assert!(rx.is_closed());
+        assert_eq!(rx.len(), 2, "queued messages are bounded by the capacity");
+    }
+
+    #[test]
+    fn subscriptions_replace_per_kind() {
+        let (h, _rx) = SessionHandle::new(1, Arc::from(Vec::<String>::new()), 2);
+        h.subscribe(
+            StreamKind::Events,
+            Subscription {
+                namespaces: vec!["a".into()],
+                ..Default::default()
+            },
+        );
+        h.subscribe(
+            StreamKind::Events,
+            Subscription {
+                namespaces: vec!["b".into()],
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            h.with_subscription(StreamKind::Events, |s| s.namespaces.clone()),
+            Some(vec!["b".to_owned()])
+        );
+        assert!(h.unsubscribe(StreamKind::Events));
+        assert!(!h.unsubscribe(StreamKind::Events));
+    }
+}

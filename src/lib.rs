@@ -1,0 +1,18 @@
+//! edgetwin: an Eclipse Ditto compatible digital-twin gateway for edge boxes.
+//! Sans-IO core (`protocol`, `model`, `engine`, `rql`) inside thin IO shells (`server`, `ws`),
+//! with the `hub` routing between them and the `store` persisting twins with group commit.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod hub;
+pub mod model;
+pub mod protocol;
+pub mod rql;
+pub mod server;
+pub mod store;
+pub mod ws;

@@ -1,0 +1,313 @@
+//! The Ditto Protocol envelope (`topic`, `headers`, `path`, `value`, `status`, `fields`,
+//! `extra`, `revision`, `timestamp`, `metadata`): text <-> struct, plus the error envelope that
+//! every binding sends for input it could not process.
+
+use super::headers::Headers;
+use super::topic::{Channel, Criterion, Group, Topic};
+use crate::error::DittoError;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// One Ditto Protocol message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// topic
+    pub topic: Topic,
+    /// headers
+    pub headers: Headers,
+    /// JSON pointer into the entity (`/` = whole entity)
+    pub path: String,
+    /// payload; `Some(Value::Null)` is an explicit JSON null (merge delete)
+    pub value: Option<Value>,
+    /// status (responses, errors, acks)
+    pub status: Option<u16>,
+    /// field selector (retrieve)
+    pub fields: Option<String>,
+    /// enrichment (events delivered with extraFields)
+    pub extra: Option<Value>,
+    /// entity revision (events)
+    pub revision: Option<u64>,
+    /// ISO-8601 timestamp (events)
+    pub timestamp: Option<String>,
+    /// metadata written with the change (events)
+    pub metadata: Option<Value>,
+}
+
+/// Why an inbound text could not become an envelope, with what is known for routing the error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParseFailure {
+    /// the error to answer with
+    pub error: DittoError,
+    /// the correlation-id, if the headers could be read
+    pub correlation_id: Option<String>,
+    /// the topic, if it could be parsed (routes the error to `<ns>/<name>/.../errors`)
+    pub topic: Option<Topic>,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    topic: Option<Value>,
+    headers: Option<Value>,
+    path: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    value: Option<Value>,
+    status: Option<Value>,
+    fields: Option<Value>,
+    extra: Option<Value>,
+    revision: Option<Value>,
+    timestamp: Option<Value>,
+    metadata: Option<Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+fn wrong_type(field: &str, expected: &str) -> DittoError {
+    DittoError::json_format(format!(
+        "Value for field </{field}> is not of the expected type {expected}."
+    ))
+}
+
+impl Envelope {
+    /// Parses one text frame. Unknown top-level fields are ignored.
+    pub fn parse(text: &str) -> Result<Envelope, Box<ParseFailure>> {
+        let fail = |error, correlation_id, topic| {
+            Box::new(ParseFailure {
+                error,
+                correlation_id,
+                topic,
+            })
+        };
+        if text.trim().is_empty() {
+            return Err(fail(DittoError::json_format("Empty json."), None, None));
+        }
+        let raw: Raw = match serde_json::from_str(text) {
+            Ok(r) => r,
+            Err(e) if e.is_data() => {
+                return Err(fail(
+                    DittoError::json_format("The JSON message must be a JSON object."),
+                    None,
+                    None,
+                ))
+            }
+            Err(_) => return Err(fail(DittoError::json_invalid(text), None, None)),
+        };
+        let headers = match raw.headers {
+            None | Some(Value::Null) => Headers::new(),
+            Some(Value::Object(m)) => Headers::from_map(m).map_err(|e| fail(e, None, None))?,
+            Some(_) => return Err(fail(wrong_type("headers", "JsonObject"), None, None)),
+        };
+        let cid = headers.correlation_id().map(str::to_owned);
+        let topic = match raw.topic {
+            None => return Err(fail(DittoError::field_missing("/topic"), cid, None)),
+            Some(Value::String(t)) => Topic::parse(&t).map_err(|e| fail(e, cid.clone(), None))?,
+            Some(_) => return Err(fail(wrong_type("topic", "String"), cid, None)),
+        };
+        let with_topic = |e: DittoError| fail(e, cid.clone(), Some(topic.clone()));
+        let path = match raw.path {
+            None => return Err(with_topic(DittoError::field_missing("/path"))),
+            Some(Value::String(p)) => p,
+            Some(_) => return Err(with_topic(wrong_type("path", "String"))),
+        };
+        let status = match raw.status {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .filter(|s| (100..600).contains(s))
+                    .ok_or_else(|| with_topic(wrong_type("status", "int (HTTP status)")))?,
+            ),
+        };
+        let fields = match raw.fields {
+            None | Some(Value::Null) => None,
+            Some(Value::String(f)) => Some(f),
+            Some(_) => return Err(with_topic(wrong_type("fields", "String"))),
+        };
+        let revision = match raw.revision {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| with_topic(wrong_type("revision", "long")))?,
+            ),
+        };
+        let timestamp = match raw.timestamp {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => return Err(with_topic(wrong_type("timestamp", "String"))),
+        };
+        Ok(Envelope {
+            topic,
+            headers,
+            path,
+            value: raw.value,
+            status,
+            fields,
+            extra: raw.extra.filter(|v| !v.is_null()),
+            revision,
+            timestamp,
+            metadata: raw.metadata.filter(|v| !v.is_null()),
+        })
+    }
+
+    /// A bare envelope.
+    pub fn new(topic: Topic, headers: Headers, path: impl Into<String>) -> Envelope {
+        Envelope {
+            topic,
+            headers,
+            path: path.into(),
+            value: None,
+            status: None,
+            fields: None,
+            extra: None,
+            revision: None,
+            timestamp: None,
+            metadata: None,
+        }
+    }
+
+    /// As a JSON object.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("topic".into(), Value::String(self.topic.to_string()));
+        m.insert("headers".into(), Value::Object(self.headers.to_map()));
+        m.insert("path".into(), Value::String(self.path.clone()));
+        if let Some(v) = &self.value {
+            m.insert("value".into(), v.clone());
+        }
+        if let Some(f) = &self.fields {
+            m.insert("fields".into(), Value::String(f.clone()));
+        }
+        if let Some(e) = &self.extra {
+            m.insert("extra".into(), e.clone());
+        }
+        if let Some(s) = self.status {
+            m.insert("status".into(), s.into());
+        }
+        if let Some(r) = self.revision {
+            m.insert("revision".into(), r.into());
+        }
+        if let Some(t) = &self.timestamp {
+            m.insert("timestamp".into(), Value::String(t.clone()));
+        }
+        if let Some(md) = &self.metadata {
+            m.insert("metadata".into(), md.clone());
+        }
+        Value::Object(m)
+    }
+
+    /// Serialized as one JSON text (one WS frame).
+    pub fn to_text(&self) -> String {
+        self.to_value().to_string()
+    }
+}
+
+/// The error topic for a failed signal: `<ns>/<name>/things/<channel>/errors`,
+/// `<ns>/<name>/policies/errors`, `_/_/things/search/errors` for search, and
+/// `unknown/unknown/things/twin/errors` when nothing could be attributed.
+pub fn error_topic(about: Option<&Topic>) -> Topic {
+    match about {
+        Some(t) if matches!(t.criterion, Criterion::Search(_)) => Topic {
+            namespace: "_".into(),
+            name: "_".into(),
+            group: Group::Things,
+            channel: Channel::None,
+            criterion: Criterion::Errors,
+        },
+        Some(t) => t.with_criterion(Criterion::Errors),
+        None => Topic::thing("unknown", "unknown", Channel::Twin, Criterion::Errors),
+    }
+}
+
+/// The error envelope answering a signal (`path` `/`, `value` = error object, `status`).
+pub fn error_envelope(
+    about: Option<&Topic>,
+    correlation_id: Option<&str>,
+    error: &DittoError,
+) -> Envelope {
+    let mut headers = Headers::new();
+    if let Some(c) = correlation_id {
+        headers.insert("correlation-id", c);
+    }
+    let mut e = Envelope::new(error_topic(about), headers, "/");
+    e.value = Some(error.to_json());
+    e.status = Some(error.status);
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_command_and_distinguishes_null_from_absent() {
+        let e = Envelope::parse(
+            r#"{"topic":"a/b/things/twin/commands/merge","headers":{"correlation-id":"c"},"path":"/attributes/x","value":null,"unknown":1}"#,
+        )
+        .unwrap();
+        assert_eq!(e.value, Some(Value::Null));
+        assert_eq!(e.headers.correlation_id(), Some("c"));
+        let e =
+            Envelope::parse(r#"{"topic":"a/b/things/twin/commands/retrieve","path":"/"}"#).unwrap();
+        assert_eq!(e.value, None);
+        assert!(e.headers.is_empty());
+    }
+
+    #[test]
+    fn input_errors_have_ditto_codes() {
+        let code = |t: &str| Envelope::parse(t).unwrap_err().error.error.to_string();
+        assert_eq!(code(""), "json.format.invalid");
+        assert_eq!(code("FOO"), "json.invalid");
+        assert_eq!(code("[1,2]"), "json.format.invalid");
+        assert_eq!(code(r#"{"path":"/"}"#), "json.field.missing");
+        assert_eq!(
+            code(r#"{"topic":"x/y/things/twin/commands/nope","path":"/"}"#),
+            "protocoladapter:unknown.topicpath"
+        );
+        let f = Envelope::parse(
+            r#"{"topic":"a/b/things/twin/commands/modify","headers":{"correlation-id":"k"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            f.error.message,
+            "JSON did not include required </path> field!"
+        );
+        assert_eq!(f.correlation_id.as_deref(), Some("k"));
+        assert_eq!(
+            error_topic(f.topic.as_ref()).to_string(),
+            "a/b/things/twin/errors"
+        );
+        let f = Envelope::parse("FOO").unwrap_err();
+        assert_eq!(f.error.message, "Failed to parse JSON string 'FOO'!");
+    }
+
+    #[test]
+    fn error_envelope_shape() {
+        let err = DittoError::new(404, "things:thing.notfound", "nope");
+        let t = Topic::parse("a/b/things/live/commands/retrieve").unwrap();
+        let v = error_envelope(Some(&t), Some("c1"), &err).to_value();
+        assert_eq!(
+            v,
+            json!({"topic":"a/b/things/live/errors","headers":{"correlation-id":"c1"},"path":"/",
+                   "value":{"status":404,"error":"things:thing.notfound","message":"nope"},"status":404})
+        );
+        assert_eq!(
+            error_topic(None).to_string(),
+            "unknown/unknown/things/twin/errors"
+        );
+        let s = Topic::parse("_/_/things/twin/search/subscribe").unwrap();
+        assert_eq!(
+            error_topic(Some(&s)).to_string(),
+            "_/_/things/search/errors"
+        );
+    }
+
+    #[test]
+    fn round_trips_event() {
+        let text = r#"{"topic":"a/b/things/twin/events/modified","headers":{},"path":"/attributes/x","value":1,"extra":{"a":1},"revision":3,"timestamp":"2021-01-18T09:42:12Z"}"#;
+        let e = Envelope::parse(text).unwrap();
+        assert_eq!(Envelope::parse(&e.to_text()).unwrap(), e);
+        assert_eq!(e.revision, Some(3));
+    }
+}

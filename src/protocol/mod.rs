@@ -1,0 +1,14 @@
+//! Ditto Protocol codec: topic grammar, case-insensitive headers, the JSON envelope, and the
+//! mapping from envelopes to the `Signal`s the core acts on. Pure functions over data.
+
+pub mod control;
+pub mod envelope;
+pub mod headers;
+pub mod signal;
+pub mod topic;
+
+pub use control::{parse_control, url_decode, Control, StartParams, StreamKind};
+pub use envelope::{error_envelope, error_topic, Envelope, ParseFailure};
+pub use headers::Headers;
+pub use signal::{unknown_path, RetrieveThings, Signal, ThingCommand, ThingPath};
+pub use topic::{Action, Channel, Criterion, EventAction, Group, Topic};

@@ -1,0 +1,195 @@
+//! The storage backend contract: logical key spaces (`Tree`), a write (`Op`), the `Backend` trait
+//! that sled and redb implement (atomic + fsync'd `commit`, ordered prefix `scan`), the shared
+//! `StoreError`, and `BackendKind` (which engine a data directory uses).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Which storage engine backs a [`super::Store`]. Parses from `"sled"` / `"redb"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    Sled,
+    Redb,
+}
+
+impl BackendKind {
+    /// Both kinds, for tests and diagnostics that loop over every backend.
+    pub const ALL: [BackendKind; 2] = [BackendKind::Sled, BackendKind::Redb];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Sled => "sled",
+            BackendKind::Redb => "redb",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "sled" => Ok(BackendKind::Sled),
+            "redb" => Ok(BackendKind::Redb),
+            other => Err(StoreError(format!(
+                "unknown store backend {other:?} (expected \"sled\" or \"redb\")"
+            ))),
+        }
+    }
+}
+
+/// Logical key spaces. Each backend keeps them apart (sled: 1-byte key prefix, redb: one table each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tree {
+    Things,
+    Policies,
+    Index,
+    History,
+    Meta,
+}
+
+impl Tree {
+    pub const ALL: [Tree; 5] = [
+        Tree::Things,
+        Tree::Policies,
+        Tree::Index,
+        Tree::History,
+        Tree::Meta,
+    ];
+
+    /// Dense index 0..5 (array slots, sled key prefix byte). Never reorder: it is on disk.
+    pub fn index(self) -> usize {
+        match self {
+            Tree::Things => 0,
+            Tree::Policies => 1,
+            Tree::Index => 2,
+            Tree::History => 3,
+            Tree::Meta => 4,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Things => "things",
+            Tree::Policies => "policies",
+            Tree::Index => "index",
+            Tree::History => "history",
+            Tree::Meta => "meta",
+        }
+    }
+}
+
+/// Key/value pairs in key order, as scans return them.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// One write: `value: None` deletes `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    pub tree: Tree,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl Op {
+    pub fn put(tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Op {
+        Op {
+            tree,
+            key: key.into(),
+            value: Some(value.into()),
+        }
+    }
+
+    pub fn delete(tree: Tree, key: impl Into<Vec<u8>>) -> Op {
+        Op {
+            tree,
+            key: key.into(),
+            value: None,
+        }
+    }
+}
+
+/// A storage engine. Implementations are internally synchronised; `commit` is only ever called
+/// from the store's single writer thread, reads from anywhere.
+pub trait Backend: Send + Sync + 'static {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// keys with `prefix`, ascending, strictly after `after` if given, at most `limit`
+    fn scan(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError>;
+    /// apply all ops atomically (all or none after a crash) and make them durable (fsync) before returning
+    fn commit(&self, ops: &[Op]) -> Result<(), StoreError>;
+    fn name(&self) -> &'static str;
+}
+
+/// Where a scan starts: at `prefix`, or just after `after` when that lies at/after `prefix`.
+/// Returns the start key and whether it is exclusive.
+pub(crate) fn scan_start<'a>(prefix: &'a [u8], after: Option<&'a [u8]>) -> (&'a [u8], bool) {
+    match after {
+        Some(a) if a >= prefix => (a, true),
+        _ => (prefix, false),
+    }
+}
+
+/// fsyncs a directory so entries created in it (database files) survive a power cut.
+pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError(format!("fsync of directory {}: {e}", dir.display())))
+}
+
+/// The store's error: a message (backend errors are flattened to text; callers only log/report them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl StoreError {
+    pub fn new(msg: impl Into<String>) -> StoreError {
+        StoreError(msg.into())
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "store: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError(format!("io: {e}"))
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError(format!("sled: {e}"))
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError(format!("redb: {e}"))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

@@ -1,0 +1,146 @@
+//! Store tests: every test function runs against both backends (`backend_tests!` makes a module
+//! per backend) on real databases in temp dirs. Helpers and the gated backend live here, cases in
+//! `cases.rs`, the kill -9 crash test and the ignored commits/s benchmark in `crash.rs`.
+
+mod cases;
+mod crash;
+
+use super::*;
+use futures_lite::future::block_on;
+use tempfile::TempDir;
+
+const CACHE: u64 = 4 << 20;
+
+pub(super) fn open(kind: BackendKind, dir: &TempDir) -> Store {
+    Store::open(kind, dir.path(), CACHE).expect("open store")
+}
+
+pub(super) fn raw_backend(kind: BackendKind, dir: &Path) -> Box<dyn Backend> {
+    match kind {
+        BackendKind::Sled => Box::new(SledBackend::open(dir, CACHE).expect("sled")),
+        BackendKind::Redb => Box::new(RedbBackend::open(dir, CACHE).expect("redb")),
+    }
+}
+
+pub(super) fn put(tree: Tree, k: &str, v: &str) -> Op {
+    Op::put(tree, k.as_bytes(), v.as_bytes())
+}
+
+pub(super) fn del(tree: Tree, k: &str) -> Op {
+    Op::delete(tree, k.as_bytes())
+}
+
+pub(super) fn get_s(s: &Store, tree: Tree, k: &str) -> Option<String> {
+    s.get(tree, k.as_bytes())
+        .expect("get")
+        .map(|v| String::from_utf8(v).expect("utf8"))
+}
+
+pub(super) fn keys(v: &[(Vec<u8>, Vec<u8>)]) -> Vec<String> {
+    v.iter()
+        .map(|(k, _)| String::from_utf8(k.clone()).expect("utf8"))
+        .collect()
+}
+
+/// Wraps a real backend: `commit` waits while the gate is closed and fails while `fail` is set.
+pub(super) struct Gated {
+    inner: Box<dyn Backend>,
+    open: Mutex<bool>,
+    cv: Condvar,
+    fail: AtomicBool,
+}
+
+impl Gated {
+    fn new(inner: Box<dyn Backend>) -> Arc<Gated> {
+        Arc::new(Gated {
+            inner,
+            open: Mutex::new(true),
+            cv: Condvar::new(),
+            fail: AtomicBool::new(false),
+        })
+    }
+    fn set_open(&self, open: bool) {
+        *self.open.lock().unwrap() = open;
+        self.cv.notify_all();
+    }
+}
+
+pub(super) struct GatedRef(Arc<Gated>);
+
+impl Backend for GatedRef {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.inner.get(tree, key)
+    }
+    fn scan(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.0.inner.scan(tree, prefix, after, limit)
+    }
+    fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
+        let mut open = self.0.open.lock().unwrap();
+        while !*open {
+            open = self.0.cv.wait(open).unwrap();
+        }
+        drop(open);
+        if self.0.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::new("injected commit failure"));
+        }
+        self.0.inner.commit(ops)
+    }
+    fn name(&self) -> &'static str {
+        self.0.inner.name()
+    }
+}
+
+pub(super) fn gated_store(
+    kind: BackendKind,
+    dir: &TempDir,
+    max_pending: usize,
+) -> (Store, Arc<Gated>) {
+    let gate = Gated::new(raw_backend(kind, dir.path()));
+    let store = Store::with_backend(Box::new(GatedRef(gate.clone())), max_pending).expect("store");
+    (store, gate)
+}
+
+#[test]
+fn backend_kind_parse_display() {
+    for k in BackendKind::ALL {
+        assert_eq!(k.to_string().parse::<BackendKind>().unwrap(), k);
+    }
+    assert_eq!(" Redb ".parse::<BackendKind>().unwrap(), BackendKind::Redb);
+    assert!("rocksdb".parse::<BackendKind>().is_err());
+}
+
+macro_rules! backend_tests {
+    ($($module:ident => $kind:expr),*) => {$(
+        mod $module {
+            use super::*;
+            const KIND: BackendKind = $kind;
+            #[test] fn get_put_delete() { cases::t_get_put_delete(KIND) }
+            #[test] fn read_your_writes_before_commit() { cases::t_read_your_writes_before_commit(KIND) }
+            #[test] fn scan_prefix_after_limit() { cases::t_scan_prefix_after_limit(KIND) }
+            #[test] fn scan_overlay_merge_model() { cases::t_scan_overlay_merge_model(KIND) }
+            #[test] fn durability_ordering() { cases::t_durability_ordering(KIND) }
+            #[test] fn concurrent_submitters_batch() { cases::t_concurrent_submitters_batch(KIND) }
+            #[test] fn reopen_after_close() { cases::t_reopen_after_close(KIND) }
+            #[test] fn large_values() { cases::t_large_values(KIND) }
+            #[test] fn refuses_other_backend_dir() { cases::t_refuses_other_backend_dir(KIND) }
+            #[test] fn commit_failure_is_fail_stop() { cases::t_commit_failure_is_fail_stop(KIND) }
+            #[test] fn ready_backpressure() { cases::t_ready_backpressure(KIND) }
+            #[test] fn crash_kill9() {
+                let path = module_path!();
+                let name = format!("{}::crash_kill9", path.split_once("::").map_or(path, |p| p.1));
+                crash::t_crash_kill9(KIND, &name)
+            }
+            #[test]
+            #[ignore = "benchmark: cargo test --release -- --ignored --nocapture --test-threads=1 bench"]
+            fn bench_durable_commits() { crash::bench_commits(KIND) }
+        }
+    )*};
+}
+
+backend_tests!(on_sled => BackendKind::Sled, on_redb => BackendKind::Redb);
