@@ -294,9 +294,16 @@ fn delete_and_recreate_continues_revision() {
 #[test]
 fn conditional_headers() {
     let s = created();
-    let mut c = m("/attributes/a", json!(1));
+    let mut c = m("/", json!({"attributes": {"a": 1}}));
     c["headers"] = json!({"if-match": "\"rev:1\""});
-    assert_eq!(run(Some(&s), c.clone()).unwrap().status, 201);
+    assert_eq!(run(Some(&s), c.clone()).unwrap().status, 204);
+    let mut sub = m("/attributes/a", json!(1));
+    sub["headers"] = json!({"if-match": "*"});
+    assert_eq!(
+        run(Some(&s), sub).unwrap_err().status,
+        412,
+        "if-match * on a missing resource"
+    );
     c["headers"] = json!({"if-match": "\"rev:7\""});
     assert_eq!(
         run(Some(&s), c.clone()).unwrap_err().error,

@@ -71,7 +71,7 @@ fn finish(
         deleted: action == EventAction::Deleted && cmd.path == ThingPath::Root,
     };
     let bytes = state.to_bytes();
-    if bytes.len() > MAX_THING_BYTES + 256 {
+    if bytes.len() > MAX_THING_BYTES {
         return Err(errors::too_large(bytes.len(), MAX_THING_BYTES));
     }
     let etag = if action == EventAction::Deleted {

@@ -212,7 +212,7 @@ pub fn error_topic(about: Option<&Topic>) -> Topic {
             name: "_".into(),
             group: Group::Things,
             channel: Channel::None,
-            criterion: Criterion::Errors,
+            criterion: Criterion::Search("errors".into()),
         },
         Some(t) => t.with_criterion(Criterion::Errors),
         None => Topic::thing("unknown", "unknown", Channel::Twin, Criterion::Errors),

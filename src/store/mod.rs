@@ -24,6 +24,7 @@ pub use redb_backend::{RedbBackend, REDB_FILE};
 pub use sled_backend::SledBackend;
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -49,7 +50,8 @@ pub struct StoreStats {
     pub pending_ops: usize,
 }
 
-/// Cheap-to-clone handle; the writer thread stops when the last clone is dropped (or on `close`).
+/// Cheap-to-clone handle; the writer thread stops on `close` or when the last clone is dropped
+/// (which, like `close`, blocks until the queued units are committed).
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Handle>,
@@ -126,6 +128,14 @@ impl Shared {
             .unwrap_or_else(|| StoreError::new("store stopped"))))
     }
 
+    /// Fast path for reads: every submitted op is already in the backend (entries the writer has
+    /// not yet dropped from the overlay hold the same values), so the overlay can be skipped.
+    /// `submit` raises `pending_ops` under the lock after recording, so a reader seeing 0 is
+    /// ordered before that submit returns.
+    fn nothing_pending(&self) -> bool {
+        self.pending_ops.load(Ordering::Acquire) == 0 && !self.stopped.load(Ordering::Acquire)
+    }
+
     fn stop(&self, st: &mut State, reason: StoreError, failed: bool) {
         if st.stop_reason.is_none() {
             st.stop_reason = Some(reason);
@@ -156,7 +166,11 @@ impl Shared {
             };
             let n_units = units.len() as u64;
             let ops: Vec<Op> = units.into_iter().flat_map(|u| u.ops).collect();
-            match self.backend.commit(&ops) {
+            // A panicking backend (sled panics on some corruption) must fail the waiters, not
+            // strand them: it becomes a commit error (release builds abort on panic anyway).
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.backend.commit(&ops)))
+                .unwrap_or_else(|_| Err(StoreError::new("backend panicked during commit")));
+            match result {
                 Ok(()) => {
                     // Counters first, so a woken waiter sees consistent stats.
                     self.committed_batches.fetch_add(1, Ordering::Relaxed);
@@ -167,7 +181,10 @@ impl Shared {
                     self.committed_seq.store(last, Ordering::Release);
                     self.durable_event.notify(usize::MAX);
                     self.ready_event.notify(usize::MAX);
-                    self.lock().overlay.remove_committed(&ops, last);
+                    // In chunks, so a huge batch never holds up `submit` for long.
+                    for chunk in ops.chunks(256) {
+                        self.lock().overlay.remove_committed(chunk, last);
+                    }
                 }
                 Err(e) => {
                     tracing::error!(
@@ -274,6 +291,9 @@ impl Store {
     /// Read-your-writes: the overlay of submitted-but-not-yet-committed ops first, then the backend.
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let sh = &self.inner.shared;
+        if sh.nothing_pending() {
+            return sh.backend.get(tree, key);
+        }
         {
             let st = sh.lock();
             if st.failed {
@@ -287,6 +307,7 @@ impl Store {
     }
 
     /// Like `Backend::scan` but merged with the overlay (pending puts visible, pending deletes hidden).
+    /// Per key read-your-writes; not a point-in-time snapshot across keys under concurrent writes.
     pub fn scan(
         &self,
         tree: Tree,
@@ -298,6 +319,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let sh = &self.inner.shared;
+        if sh.nothing_pending() {
+            return sh.backend.scan(tree, prefix, after, limit);
+        }
         // Overlay first, backend second: an entry committed in between is then seen in at least
         // one of them (the overlay copy wins; it is the same or newer).
         let pending = {
@@ -402,8 +426,9 @@ impl Store {
 impl Handle {
     fn close(&self) -> Result<(), StoreError> {
         let sh = &self.shared;
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(writer) = writer {
+        // The guard is held through the join, so a concurrent close() returns only once done.
+        let mut writer_slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(writer) = writer_slot.take() {
             sh.lock().closing = true;
             sh.work.notify_one();
             if writer.join().is_err() {
@@ -420,6 +445,7 @@ impl Handle {
             sh.durable_event.notify(usize::MAX);
             sh.ready_event.notify(usize::MAX);
         }
+        drop(writer_slot);
         let st = sh.lock();
         if st.failed {
             return Err(failed_error(&st));

@@ -6,7 +6,7 @@ use futures_lite::future::poll_once;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-fn t_get_put_delete(kind: BackendKind) {
+pub(super) fn t_get_put_delete(kind: BackendKind) {
     let dir = TempDir::new().unwrap();
     let s = open(kind, &dir);
     assert_eq!(s.backend_name(), kind.as_str());

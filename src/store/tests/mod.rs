@@ -77,7 +77,7 @@ impl Backend for GatedRef {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Entries, StoreError> {
         self.0.inner.scan(tree, prefix, after, limit)
     }
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
