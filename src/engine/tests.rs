@@ -113,6 +113,18 @@ fn create_conflicts_and_policy_rules() {
     assert!(e.message.contains("implicit Policy"), "{e}");
     let e = run(None, json!({"topic": "ns/t/things/twin/commands/create", "path": "/", "value": {"thingId": "ns:other"}})).unwrap_err();
     assert_eq!(e.error, "things:id.notsettable");
+    // an invalid payload thingId is reported as such before the mismatch (Ditto parses it first)
+    let e = run(None, json!({"topic": "ns/t/things/twin/commands/create", "path": "/", "value": {"thingId": "invalid id"}})).unwrap_err();
+    assert_eq!(
+        (e.error.as_ref(), e.message.as_str()),
+        ("things:id.invalid", "Thing ID 'invalid id' is not valid!")
+    );
+    let e = run(
+        Some(&created()),
+        merge("/", json!({"thingId": "invalid id"})),
+    )
+    .unwrap_err();
+    assert_eq!(e.error, "things:id.invalid");
     let e = run(
         None,
         json!({"topic": "ns/t/things/live/commands/create", "path": "/", "value": {}}),

@@ -109,12 +109,23 @@ fn clean_thing_payload(cmd: &ThingCommand, v: &Value) -> Result<Map<String, Valu
         .cloned()
         .ok_or_else(|| errors::wrong_type("/", "JsonObject"))?;
     if let Some(id) = m.get("thingId") {
-        if id.as_str() != Some(cmd.thing_id.to_string().as_str()) {
-            return Err(errors::id_not_settable());
-        }
+        check_payload_thing_id(&cmd.thing_id.to_string(), id)?;
     }
     m.retain(|k, _| !k.starts_with('_'));
     Ok(m)
+}
+
+/// A `thingId` in a thing payload: it must be a valid thing ID (400 `things:id.invalid`, as
+/// Ditto parses the payload thing before comparing) equal to the topic's (400
+/// `things:id.notsettable`).
+fn check_payload_thing_id(id: &str, v: &Value) -> Result<(), DittoError> {
+    if let Some(s) = v.as_str() {
+        crate::model::parse_thing_id(s)?;
+    }
+    if v.as_str() != Some(id) {
+        return Err(errors::id_not_settable());
+    }
+    Ok(())
 }
 
 /// Canonical key order for a stored thing.
@@ -292,7 +303,7 @@ pub fn merge(
         (ThingPath::Root, Value::Object(m)) => {
             match m.get("thingId") {
                 Some(Value::Null) => return Err(errors::id_not_deletable()),
-                Some(v) if v.as_str() != Some(id.as_str()) => return Err(errors::id_not_settable()),
+                Some(v) => check_payload_thing_id(&id, v)?,
                 _ => {}
             }
             if m.get("policyId") == Some(&Value::Null) {
