@@ -22,7 +22,8 @@
 //! NOTE) or Ditto's source disagrees with the doc example, the expectation is derived from
 //! `shared/spec/` and the derivation is printed with the case's summary line (`derived: ...`).
 //!
-//! Directory: `$EDGETWIN_CONFORMANCE_DIR` if set, else `<crate>/../shared/conformance/things`.
+//! Directory: `$EDGETWIN_CONFORMANCE_DIR` if set, else `tests/conformance/things` (a copy of the
+//! project's shared corpus, kept in the repo so a clean clone runs it).
 //! The per-case summary goes to stderr (`cargo test --test conformance -- --nocapture` to see it
 //! when everything passes; on failure it is shown anyway, followed by every mismatch).
 
@@ -154,9 +155,9 @@ fn case_dir() -> PathBuf {
         None => (
             PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../shared/conformance/things"
+                "/tests/conformance/things"
             )),
-            "CARGO_MANIFEST_DIR/../shared/conformance/things",
+            "CARGO_MANIFEST_DIR/tests/conformance/things",
         ),
     };
     assert!(
