@@ -24,7 +24,7 @@ pub struct Limits {
     pub max_message_kib: usize,
     /// outbound queue per WS session (messages); a subscriber that lets it fill up is closed
     pub outbound_queue: usize,
-    /// most commands of one session waiting for durability at once
+    /// most replies of one session waiting for durability at once (more: reading pauses)
     pub max_pending_per_session: usize,
 }
 

@@ -1071,6 +1071,21 @@ fn run_plan(name: &str, plan: &Plan) -> Vec<Mismatch> {
             }
         }
         sub.control(&plan.subscribe).await;
+        // Events are published once durable, asynchronously: events of the setup may still
+        // arrive after the subscription. A sentinel change marks the point after which every
+        // event must belong to the case.
+        w.request(modify(SENTINEL, "/attributes/ready", json!(true)))
+            .await;
+        loop {
+            match sub.next_event(WAIT).await {
+                Some(a) if a["path"] == "/attributes/ready" => break,
+                Some(_) => {}
+                None => {
+                    out.push(mm("sentinel ready event", "an event", "<none>"));
+                    return out;
+                }
+            }
+        }
 
         let cid = format!("conformance-{name}");
         let mut cmd = plan.command.clone();

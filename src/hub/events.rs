@@ -1,6 +1,7 @@
 //! Twin event fan-out: builds the event envelope once, then for each subscribed session checks
 //! origin, namespaces and the RQL filter (evaluated on the changed data merged with the
-//! session's `extraFields`), enriches with `extra`, and queues it behind the durable write.
+//! session's `extraFields`), enriches with `extra`. Events wait in one central queue until
+//! their write is durable (`hub::publisher`), so per-session queues only hold ready messages.
 
 use super::session::{Outbound, StreamKind};
 use super::{Hub, Requester};
@@ -98,8 +99,25 @@ pub fn placeholder(env: &Envelope, thing_id: &str, prefix: &str, name: &str) -> 
     Some(Value::String(s))
 }
 
+/// A twin event waiting for its write to become durable before it is delivered.
+pub(crate) struct PendingEvent {
+    /// the event envelope (no `extra`)
+    pub env: Envelope,
+    /// `ns:name`
+    pub thing_id: String,
+    /// namespace of the thing
+    pub namespace: String,
+    /// the thing after the change (source of `extraFields`)
+    pub state: ThingState,
+    /// the session that caused it (gets no echo)
+    pub origin: Option<u64>,
+    /// event time (for `time:now` in filters)
+    pub timestamp: i64,
+}
+
 impl Hub {
-    /// Delivers a twin event to every matching `START-SEND-EVENTS` subscriber.
+    /// Queues a twin event; it is delivered once store sequence `seq` is durable (a subscriber
+    /// never sees a change that a crash could still take back).
     pub(crate) fn publish_twin_event(
         &self,
         cmd: &ThingCommand,
@@ -108,30 +126,46 @@ impl Hub {
         who: &Requester,
         seq: Option<u64>,
     ) {
-        let env = event_envelope(cmd, ev, who);
-        let thing_id = cmd.thing_id.to_string();
+        let pending = PendingEvent {
+            env: event_envelope(cmd, ev, who),
+            thing_id: cmd.thing_id.to_string(),
+            namespace: cmd.thing_id.namespace.clone(),
+            state: state.clone(),
+            origin: who.origin,
+            timestamp: ev.timestamp,
+        };
+        match seq {
+            Some(seq) => self.queue_after_commit(seq, pending),
+            None => self.fan_out(&pending),
+        }
+    }
+
+    /// Delivers a durable twin event to every matching `START-SEND-EVENTS` subscriber.
+    pub(crate) fn fan_out(&self, p: &PendingEvent) {
+        let env = &p.env;
+        let thing_id = &p.thing_id;
         let mut plain: Option<Arc<str>> = None;
         let mut shape: Option<Value> = None;
         let mut full: Option<Value> = None;
-        let resolve = |p: &str, n: &str| placeholder(&env, &thing_id, p, n);
+        let resolve = |pre: &str, n: &str| placeholder(env, thing_id, pre, n);
         let rql_env = Env {
-            now_millis: ev.timestamp,
+            now_millis: p.timestamp,
             placeholders: Some(&resolve),
         };
         self.for_subscribers(StreamKind::Events, |s| {
-            if Some(s.id) == who.origin {
+            if Some(s.id) == p.origin {
                 return;
             }
             let decision = s.with_subscription(StreamKind::Events, |sub| {
-                if !sub.namespace_ok(&cmd.thing_id.namespace) {
+                if !sub.namespace_ok(&p.namespace) {
                     return None;
                 }
                 let extra = sub
                     .extra
                     .as_ref()
-                    .map(|sel| sel.select(full.get_or_insert_with(|| state.full_view())));
+                    .map(|sel| sel.select(full.get_or_insert_with(|| p.state.full_view())));
                 if let Some(f) = &sub.filter {
-                    let base = shape.get_or_insert_with(|| event_shape(&env, &thing_id));
+                    let base = shape.get_or_insert_with(|| event_shape(env, thing_id));
                     let doc = match &extra {
                         Some(Value::Object(x)) => merged(x, base),
                         _ => base.clone(),
@@ -153,14 +187,7 @@ impl Hub {
                     .get_or_insert_with(|| Arc::from(env.to_text()))
                     .clone(),
             };
-            s.push(match seq {
-                Some(seq) => Outbound::Durable {
-                    seq,
-                    text,
-                    on_failure: None,
-                },
-                None => Outbound::Now(text),
-            });
+            s.push(Outbound::Now(text));
         });
     }
 }

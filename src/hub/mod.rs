@@ -1,8 +1,10 @@
 //! The hub routes signals between the bindings and the core: twin commands to the engine under
 //! a per-thing lock (one writer per thing, order preserved), writes to the store (group commit),
-//! events to subscribed sessions, and ack semantics (`response-required`, `twin-persisted`).
+//! events to subscribed sessions once durable, and ack semantics (`response-required`,
+//! `twin-persisted`).
 
 pub mod events;
+mod publisher;
 pub mod session;
 pub mod twin;
 
@@ -33,8 +35,9 @@ impl Requester {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     store: Store,
+    events: publisher::EventQueue,
     locks: Vec<Mutex<()>>,
     sessions: RwLock<HashMap<u64, Arc<SessionHandle>>>,
     subscribers: RwLock<HashMap<StreamKind, Vec<Arc<SessionHandle>>>>,
@@ -50,15 +53,19 @@ pub struct Hub {
 impl Hub {
     /// A hub over an open store.
     pub fn new(store: Store) -> Hub {
-        Hub {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let hub = Hub {
             inner: Arc::new(Inner {
-                store,
+                store: store.clone(),
+                events: tx,
                 locks: (0..LOCK_SHARDS).map(|_| Mutex::new(())).collect(),
                 sessions: RwLock::new(HashMap::new()),
                 subscribers: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
             }),
-        }
+        };
+        publisher::start(Arc::downgrade(&hub.inner), store, rx);
+        hub
     }
 
     /// The store.
@@ -80,9 +87,10 @@ impl Hub {
         &self,
         subjects: Arc<[String]>,
         queue: usize,
+        max_inflight: usize,
     ) -> (Arc<SessionHandle>, async_channel::Receiver<Outbound>) {
         let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
-        let (h, rx) = SessionHandle::new(id, subjects, queue);
+        let (h, rx) = SessionHandle::new(id, subjects, queue, max_inflight);
         self.inner
             .sessions
             .write()

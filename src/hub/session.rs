@@ -1,12 +1,14 @@
 //! A connected session as the hub sees it: its subjects, its bounded outbound queue and its
-//! subscriptions. Responses to the session's own commands wait for queue space (backpressure
-//! on that client); events for a subscriber that let its queue fill up close the session.
+//! subscriptions. Replies to the session's own commands wait for queue space and for a free
+//! in-flight slot (backpressure on that client); pushed signals (events) for a subscriber that
+//! let its queue fill up close the session.
 
 use crate::model::FieldSelector;
 pub use crate::protocol::StreamKind;
 use crate::rql::Query;
 use async_channel::{Receiver, Sender, TrySendError};
-use std::sync::atomic::{AtomicBool, Ordering};
+use event_listener::Event;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One message for a session's writer.
@@ -56,14 +58,19 @@ pub struct SessionHandle {
     tx: Sender<Outbound>,
     overflowed: AtomicBool,
     subs: Mutex<Subscriptions>,
+    inflight: AtomicUsize,
+    max_inflight: usize,
+    slot_freed: Event,
 }
 
 impl SessionHandle {
-    /// A handle and the receiving end of its outbound queue of `capacity` messages.
+    /// A handle and the receiving end of its outbound queue of `capacity` messages; at most
+    /// `max_inflight` replies may wait for durability at once.
     pub fn new(
         id: u64,
         subjects: Arc<[String]>,
         capacity: usize,
+        max_inflight: usize,
     ) -> (Arc<SessionHandle>, Receiver<Outbound>) {
         let (tx, rx) = async_channel::bounded(capacity.max(1));
         let h = SessionHandle {
@@ -72,13 +79,47 @@ impl SessionHandle {
             tx,
             overflowed: AtomicBool::new(false),
             subs: Mutex::new(Subscriptions::new()),
+            inflight: AtomicUsize::new(0),
+            max_inflight: max_inflight.max(1),
+            slot_freed: Event::new(),
         };
         (Arc::new(h), rx)
     }
 
-    /// Queues a reply to the session's own request, waiting for space (backpressure).
+    /// Queues a reply to the session's own request, waiting for queue space and, for a reply
+    /// that waits on the disk, for an in-flight slot (the writer frees it with `reply_sent`).
     pub async fn reply(&self, msg: Outbound) -> bool {
+        if matches!(msg, Outbound::Durable { .. }) {
+            loop {
+                if self.tx.is_closed() {
+                    return false;
+                }
+                let n = self.inflight.load(Ordering::Acquire);
+                if n < self.max_inflight {
+                    if self
+                        .inflight
+                        .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                let listener = self.slot_freed.listen();
+                if self.inflight.load(Ordering::Acquire) < self.max_inflight || self.tx.is_closed()
+                {
+                    continue;
+                }
+                listener.await;
+            }
+        }
         self.tx.send(msg).await.is_ok()
+    }
+
+    /// The writer sent (or dropped) a durable reply: frees its in-flight slot.
+    pub fn reply_sent(&self) {
+        self.inflight.fetch_sub(1, Ordering::AcqRel);
+        self.slot_freed.notify(1);
     }
 
     /// Queues a pushed signal (event, live command, ...). If the queue is full the session is
@@ -86,11 +127,14 @@ impl SessionHandle {
     pub fn push(&self, msg: Outbound) {
         match self.tx.try_send(msg) {
             Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(_)) => {
-                self.overflowed.store(true, Ordering::SeqCst);
-                self.tx.close();
-            }
+            Err(TrySendError::Full(_)) => self.push_overflow(),
         }
+    }
+
+    /// Marks the session overflowed and stops its queue (the writer closes the connection).
+    pub fn push_overflow(&self) {
+        self.overflowed.store(true, Ordering::SeqCst);
+        self.close();
     }
 
     /// True once a pushed signal found the queue full.
@@ -98,9 +142,10 @@ impl SessionHandle {
         self.overflowed.load(Ordering::SeqCst)
     }
 
-    /// Stops delivery (session ending).
+    /// Stops delivery (session ending) and wakes a reader waiting for an in-flight slot.
     pub fn close(&self) {
         self.tx.close();
+        self.slot_freed.notify(usize::MAX);
     }
 
     /// Sets (or replaces) the subscription of a kind.
@@ -136,7 +181,7 @@ mod tests {
 
     #[test]
     fn push_overflow_closes_queue() {
-        let (h, rx) = SessionHandle::new(1, Arc::from(vec!["nginx:a".to_owned()]), 2);
+        let (h, rx) = SessionHandle::new(1, Arc::from(vec!["nginx:a".to_owned()]), 2, 4);
         for i in 0..3 {
             h.push(Outbound::Now(Arc::from(format!("m{i}"))));
         }
@@ -147,7 +192,7 @@ mod tests {
 
     #[test]
     fn subscriptions_replace_per_kind() {
-        let (h, _rx) = SessionHandle::new(1, Arc::from(Vec::<String>::new()), 2);
+        let (h, _rx) = SessionHandle::new(1, Arc::from(Vec::<String>::new()), 2, 4);
         h.subscribe(
             StreamKind::Events,
             Subscription {

@@ -34,8 +34,10 @@ use event_listener::Event;
 
 use overlay::Overlay;
 
-/// Default backpressure bound: submitted-but-uncommitted ops before `ready()` waits.
-pub const DEFAULT_MAX_PENDING_OPS: usize = 65_536;
+/// Default backpressure bound: submitted-but-uncommitted ops before `ready()` waits. It also
+/// bounds the hub's queue of events waiting for durability (one per write), so it is sized for
+/// a Pi: group commits at 100k writes/s and a 5 ms sync hold ~500 ops.
+pub const DEFAULT_MAX_PENDING_OPS: usize = 8_192;
 
 /// Counters for benchmarks and diagnostics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

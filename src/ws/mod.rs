@@ -21,16 +21,19 @@ pub const CLOSE_OVERFLOW: u16 = 1013;
 
 /// Runs one session until the client disconnects or the session is closed.
 pub async fn run_session(st: Arc<State>, ws: WebSocketStream<TcpStream>, subjects: Arc<[String]>) {
-    let (session, rx) = st
-        .hub
-        .open_session(subjects.clone(), st.cfg.limits.outbound_queue);
+    let limits = &st.cfg.limits;
+    let (session, rx) = st.hub.open_session(
+        subjects.clone(),
+        limits.outbound_queue,
+        limits.max_pending_per_session,
+    );
     let (sender, mut receiver) = ws.split();
     let writer = st.ex.spawn(writer::run(
         sender,
         rx,
         session.clone(),
         st.hub.store().clone(),
-        st.cfg.limits.max_pending_per_session,
+        limits.outbound_queue + limits.max_pending_per_session,
     ));
     let who = Requester {
         subjects,

@@ -1,7 +1,7 @@
 //! The writer half of a WS session. Drains the session's outbound queue into a local ordered
-//! buffer (bounded by `max_pending`), sends the ready prefix — a durable reply or event is
-//! ready once its store sequence is on disk — pings after 30 s idle, and closes with 1013
-//! when the session overflowed.
+//! buffer, sends the ready prefix — a durable reply is ready once its store sequence is on
+//! disk — pings after 30 s idle, and closes with 1013 when the session overflowed (its queue,
+//! or this buffer beyond `max_buffer`, filled up because the client does not read).
 
 use super::CLOSE_OVERFLOW;
 use crate::hub::{Outbound, SessionHandle};
@@ -53,8 +53,17 @@ pub(super) async fn run(
     rx: Receiver<Outbound>,
     session: Arc<SessionHandle>,
     store: Store,
-    max_pending: usize,
+    max_buffer: usize,
 ) -> Option<WebSocketSender<TcpStream>> {
+    // Whatever way the writer ends, the session stops taking replies (a reader waiting for an
+    // in-flight slot wakes up instead of waiting forever).
+    struct CloseOnExit(Arc<SessionHandle>);
+    impl Drop for CloseOnExit {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _close = CloseOnExit(session.clone());
     let mut pending: VecDeque<Outbound> = VecDeque::new();
     let mut queue_open = true;
     loop {
@@ -71,17 +80,20 @@ pub(super) async fn run(
             let _ = sender.close(Some(frame)).await;
             return None;
         }
-        while pending.len() < max_pending {
-            match rx.try_recv() {
-                Ok(m) => pending.push_back(m),
-                Err(_) => break,
-            }
+        while let Ok(m) = rx.try_recv() {
+            pending.push_back(m);
+        }
+        if pending.len() > max_buffer {
+            session.push_overflow();
+            continue;
         }
         while let Some(front) = pending.front() {
             let Some(text) = front_text(&store, front).await else {
                 break;
             };
-            pending.pop_front();
+            if let Some(Outbound::Durable { .. }) = pending.pop_front() {
+                session.reply_sent();
+            }
             if let Some(t) = text {
                 if sender.send(Message::text(t.to_string())).await.is_err() {
                     return None;
@@ -91,7 +103,7 @@ pub(super) async fn run(
         if !queue_open && pending.is_empty() {
             return Some(sender);
         }
-        let can_recv = queue_open && pending.len() < max_pending;
+        let can_recv = queue_open;
         let front_seq = match pending.front() {
             Some(Outbound::Durable { seq, .. }) => Some(*seq),
             _ => None,
