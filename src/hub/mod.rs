@@ -3,6 +3,7 @@
 //! events to subscribed sessions, and ack semantics (`response-required`, `twin-persisted`).
 
 pub mod events;
+pub mod ordered;
 pub mod session;
 pub mod twin;
 
