@@ -198,6 +198,7 @@ pub(super) fn listing(
     let fields = query
         .joined("fields")
         .or_else(|| cursor.as_ref().and_then(|c| c.fields.clone()));
+    crate::engine::read::parse_fields(fields.as_deref(), true)?;
     let size = opts
         .size
         .or(cursor.as_ref().map(|c| c.size))
