@@ -173,7 +173,7 @@ fn curl_streams_server_sent_events() {
     let srv = Server::start();
     let port = srv.addr.port();
     let url = format!("http://127.0.0.1:{port}/api/2/things?ids=org.eclipse.ditto:fancy-thing&fields=thingId,features/lamp");
-    let child = Command::new("curl")
+    let mut child = Command::new("curl")
         .args([
             "-s",
             "-N",
@@ -206,13 +206,23 @@ fn curl_streams_server_sent_events() {
         )
         .await;
     });
-    let out = child.wait_with_output().expect("curl output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let data: Vec<Value> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(|d| serde_json::from_str(d).expect("JSON data"))
-        .collect();
+    // Read the stream as curl prints it until two events arrived, then stop curl.
+    let stdout = child.stdout.take().expect("curl stdout");
+    let mut text = String::new();
+    let mut data: Vec<Value> = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.expect("curl output");
+        text.push_str(&line);
+        text.push('\n');
+        if let Some(d) = line.strip_prefix("data:") {
+            data.push(serde_json::from_str(d).expect("JSON data"));
+            if data.len() == 2 {
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
     assert_eq!(
         data,
         vec![

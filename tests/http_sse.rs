@@ -63,6 +63,14 @@ fn sse_streams_changes_made_over_http_and_websocket() {
             ev,
             json!({"thingId": "org.eclipse.ditto:fancy-thing", "features": {"lamp": {"properties": {"on": true}}}})
         );
+        let r = c
+            .get("/api/2/things/org.eclipse.ditto:fancy-thing/features/lamp/properties/on")
+            .await;
+        assert_eq!(
+            (r.status, r.json()),
+            (200, json!(true)),
+            "HTTP reads the WS write"
+        );
 
         c.patch(
             "/api/2/things/org.eclipse.ditto:fancy-thing/features/lamp/properties",
@@ -291,5 +299,67 @@ fn disconnected_sse_client_leaves_no_session() {
                 "writes go on with no subscribers"
             );
         }
+    });
+}
+
+#[test]
+fn sse_client_that_stops_reading_is_cut_off_others_keep_streaming() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("edgetwin.toml");
+    std::fs::write(
+        &cfg,
+        "[limits]\noutbound_queue = 4\nmax_pending_per_session = 4\n",
+    )
+    .unwrap();
+    let srv = Server::start_in(
+        &tmp.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let c = Http::new(srv.addr);
+    block_on(async {
+        let base = c.sessions().await;
+        let mut slow = c.sse("/api/2/things").await.unwrap();
+        let mut fast = c
+            .sse("/api/2/things?fields=thingId,_revision")
+            .await
+            .unwrap();
+        c.put("/api/2/things/ns:flood", &json!({})).await;
+        assert!(fast.next_json(WAIT).await.is_some());
+        // `slow` reads nothing; far more data than its queue and socket buffers hold.
+        let big = "x".repeat(32 * 1024);
+        let n = 1000;
+        for i in 0..n {
+            let r = c
+                .put(
+                    "/api/2/things/ns:flood/attributes/blob?requested-acks=",
+                    &json!(format!("{i}{big}")),
+                )
+                .await;
+            assert!(r.status == 201 || r.status == 204, "{}", r.status);
+            let ev = fast
+                .next_json(WAIT)
+                .await
+                .expect("the reading stream keeps up");
+            assert_eq!(ev["_revision"], i + 2);
+        }
+        let deadline = Instant::now() + WAIT;
+        let mut sessions = c.sessions().await;
+        while sessions != base + 1 && Instant::now() < deadline {
+            smol::Timer::after(Duration::from_millis(100)).await;
+            sessions = c.sessions().await;
+        }
+        assert_eq!(
+            sessions,
+            base + 1,
+            "the overflowed stream's session was closed"
+        );
+        let mut received = 0;
+        while slow.next_data(WAIT).await.is_some() {
+            received += 1;
+        }
+        assert!(
+            received < n,
+            "the slow stream ended early ({received} of {n} events)"
+        );
     });
 }

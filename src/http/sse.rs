@@ -9,7 +9,7 @@ use super::sse_event::SseView;
 use super::things::{finish, request_headers, unsupported, Failure};
 use crate::error::DittoError;
 use crate::hub::ordered::{Next, Ordered};
-use crate::hub::{Hub, Requester, StreamKind, Subscription};
+use crate::hub::{Hub, Requester, SessionHandle, StreamKind, Subscription};
 use crate::model::{parse_thing_id, FieldSelector};
 use crate::protocol::Envelope;
 use crate::rql::{Literal, Property, Query as Rql};
@@ -143,12 +143,18 @@ impl Drop for SessionGuard {
 
 type Tx = async_channel::Sender<Result<Frame<Bytes>, Infallible>>;
 
-/// Sends a frame unless the client is gone or has not taken a frame for `SEND_STALL`.
-async fn send(tx: &Tx, text: String) -> bool {
+/// Sends a frame unless the client is gone, has not taken a frame for `SEND_STALL`, or its
+/// session overflowed meanwhile (checked every `KEEP_ALIVE` while the send waits).
+async fn send(tx: &Tx, session: &SessionHandle, text: String) -> bool {
     let sent = async { tx.send(Ok(Frame::data(Bytes::from(text)))).await.is_ok() };
     let stalled = async {
-        smol::Timer::after(SEND_STALL).await;
-        false
+        let since = std::time::Instant::now();
+        loop {
+            smol::Timer::after(KEEP_ALIVE).await;
+            if session.overflowed() || since.elapsed() >= SEND_STALL {
+                return false;
+            }
+        }
     };
     future::or(sent, stalled).await
 }
@@ -192,7 +198,7 @@ pub(super) async fn stream(
                     Next::Idle => ":\n\n".to_owned(),
                     Next::Closed => break,
                 };
-                if !send(&tx, text).await {
+                if !send(&tx, &session, text).await {
                     break;
                 }
             }

@@ -122,16 +122,13 @@ fn command_timeout(acks: &HttpAcks) -> DittoError {
     .describe("Try increasing the command timeout.")
 }
 
-/// The current ETag of the resource a command addresses (for 412/304 responses).
-async fn current_etag(st: &State, who: &Requester, cmd: &ThingCommand) -> Option<String> {
-    let topic = cmd
-        .topic
-        .with_criterion(Criterion::Commands(Action::Retrieve));
-    let env = Envelope::new(topic, Headers::new(), cmd.raw_path.clone());
-    let Ok(Signal::Thing(read)) = Signal::from_envelope(env) else {
-        return None;
-    };
-    st.hub.twin_command(who, &read).await.ok()?.outcome.etag
+/// The current ETag of the resource a failed command addresses (for 412/304 responses), read
+/// from the stored state; no second command.
+fn current_etag(st: &State, cmd: &ThingCommand) -> Option<String> {
+    let state = st.hub.load_thing(&cmd.thing_id.to_string()).ok()??;
+    (!state.deleted)
+        .then(|| crate::engine::write::etag_at(&state, &cmd.path))
+        .flatten()
 }
 
 /// Runs one twin command, waits for durability as requested (bounded by `timeout`), and
@@ -166,7 +163,7 @@ pub(super) async fn execute(
         Some(Ok(done)) => done,
         Some(Err(error)) => {
             let etag = if matches!(error.status, 304 | 412) {
-                current_etag(st, who, cmd).await
+                current_etag(st, cmd)
             } else {
                 None
             };
