@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, CI): installs what the tests need on a fresh Debian box
-# (mosquitto for the MQTT bridge tests), then checks formatting and lints and runs every test.
+# (mosquitto for the MQTT bridge tests, curl for the HTTP doc-example tests), then checks
+# formatting and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing: ${need_apt[*]}"
   $SUDO apt-get update -qq

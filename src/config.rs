@@ -26,6 +26,8 @@ pub struct Limits {
     pub outbound_queue: usize,
     /// most replies of one session waiting for durability at once (more: reading pauses)
     pub max_pending_per_session: usize,
+    /// seconds an HTTP request body may take to arrive completely (slow senders get 408)
+    pub body_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -34,6 +36,7 @@ impl Default for Limits {
             max_message_kib: 256,
             outbound_queue: 512,
             max_pending_per_session: 1024,
+            body_timeout_secs: 30,
         }
     }
 }
@@ -113,7 +116,10 @@ impl Config {
                 p.push(format!("users: '{}' password_hash is not an argon2 hash (run `edgetwin hash-password`)", u.name));
             }
         }
-        if self.limits.outbound_queue == 0 || self.limits.max_message_kib == 0 {
+        if self.limits.outbound_queue == 0
+            || self.limits.max_message_kib == 0
+            || self.limits.body_timeout_secs == 0
+        {
             p.push("limits: values must be positive".into());
         }
         p

@@ -80,16 +80,9 @@ pub async fn authenticate(
 async fn route(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     Ok(match path.as_str() {
-        "/health" | "/status/health" => json_response(200, &serde_json::json!({"status": "UP"})),
+        "/health" => json_response(200, &serde_json::json!({"status": "UP"})),
         "/ws/2" => ws_upgrade(st, req).await,
-        _ => error_response(
-            &DittoError::new(
-                404,
-                "gateway:route.notfound",
-                format!("The requested resource '{path}' could not be found."),
-            )
-            .describe("Check the URL and the HTTP method."),
-        ),
+        _ => crate::http::route(st, req).await,
     })
 }
 

@@ -176,6 +176,8 @@ pub fn apply(
         && cmd.path == ThingPath::Root
         && matches!(cmd.action, Action::Create | Action::Modify | Action::Merge);
     if creates {
+        // `if-match` (any tag, `*` included) requires an existing thing: 412 before creating.
+        conditions::check_etags(&cmd.headers, None, false)?;
         return write::create(current, cmd, ctx);
     }
     let state = match (cmd.action, live) {

@@ -4,6 +4,7 @@
 //! `twin-persisted`).
 
 pub mod events;
+pub mod ordered;
 mod publisher;
 pub mod session;
 pub mod twin;

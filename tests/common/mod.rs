@@ -2,6 +2,8 @@
 //! a temp dir, and talks to it over real WebSockets (async-tungstenite client on smol).
 #![allow(dead_code)]
 
+pub mod http;
+
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::WebSocketStream;

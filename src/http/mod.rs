@@ -1,0 +1,118 @@
+//! The HTTP API binding: `/api/2/things` (REST and Server-Sent Events), `/api/2/whoami` and
+//! `/status/health`. Authenticates every request, bounds header sizes, and dispatches by path
+//! and method; the handlers turn requests into hub calls (one twin command per request).
+
+pub mod list;
+pub mod params;
+pub mod response;
+pub mod sse;
+pub mod sse_event;
+pub mod things;
+
+use crate::hub::Requester;
+use crate::protocol::headers::{too_large, MAX_HEADERS};
+use crate::server::{authenticate, error_response, Body, State};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Largest total size of request header names and values answered normally (Ditto allows
+/// 16 kB values); above it 431 `headers.too.large`. hyper's read buffer caps the raw head.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+fn headers_too_large(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    h.len() > MAX_HEADERS
+        || h.iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum::<usize>()
+            > MAX_HEADER_BYTES
+}
+
+/// Serves every path except `/health` and `/ws/2` (which `server::route` owns).
+pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    if headers_too_large(&req) {
+        return error_response(&too_large());
+    }
+    let path = req.uri().path().to_owned();
+    let is_api = path == "/status/health" || path.starts_with("/api/");
+    if !is_api {
+        return error_response(&response::route_not_found(&path));
+    }
+    let subjects = match authenticate(&st, &req).await {
+        Ok(s) => s,
+        Err(e) => return error_response(&e),
+    };
+    let who = Requester {
+        subjects,
+        origin: None,
+    };
+    let (parts, body) = req.into_parts();
+    let cid = parts
+        .headers
+        .get("correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let read_only = |r: Response<Body>| match parts.method {
+        Method::GET | Method::HEAD => r,
+        ref m => response::method_not_allowed(m.as_str(), &["GET", "HEAD"], cid.as_deref()),
+    };
+    match path.as_str() {
+        "/status/health" => read_only(response::json(
+            200,
+            &json!({"status": "UP", "sessions": st.hub.session_count()}),
+        )),
+        "/api/2/whoami" => read_only(response::with_cid(
+            response::json(
+                200,
+                &json!({"defaultSubject": who.subject(), "subjects": &*who.subjects}),
+            ),
+            cid.as_deref(),
+        )),
+        "/api/2/things" | "/api/2/things/" => things_root(&st, parts, body, who).await,
+        p => match p.strip_prefix("/api/2/things/") {
+            Some(rest) => {
+                let (id, sub) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+                let sse_get = parts.method == Method::GET && sse::wants_sse(&parts.headers);
+                if sse_get {
+                    sse::stream(&st, &parts, &who, Some((id, sub))).await
+                } else {
+                    things::entry(&st, parts, body, who, id, sub).await
+                }
+            }
+            None => error_response(&response::route_not_found(p)),
+        },
+    }
+}
+
+/// `/api/2/things`: SSE, listing / retrieve by `ids`, or `POST` create.
+async fn things_root(
+    st: &Arc<State>,
+    parts: hyper::http::request::Parts,
+    body: Incoming,
+    who: Requester,
+) -> Response<Body> {
+    match parts.method {
+        Method::GET if sse::wants_sse(&parts.headers) => sse::stream(st, &parts, &who, None).await,
+        Method::GET | Method::HEAD => {
+            let (query, headers, cid) = match things::request_headers(&parts) {
+                Ok(x) => x,
+                Err(e) => return response::error(&e, None, None),
+            };
+            let r = match query.joined("ids") {
+                Some(ids) => list::by_ids(st, &who, &ids, &query, headers),
+                None => list::listing(st, &who, &parts, &query, headers),
+            };
+            things::finish(r.map_err(things::Failure::from), &cid)
+        }
+        Method::POST => things::create(st, parts, body, who).await,
+        ref m => {
+            let cid = parts
+                .headers
+                .get("correlation-id")
+                .and_then(|v| v.to_str().ok());
+            response::method_not_allowed(m.as_str(), &["GET", "HEAD", "POST"], cid)
+        }
+    }
+}

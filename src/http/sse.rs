@@ -1,0 +1,273 @@
+//! Server-Sent Events on `GET /api/2/things[/{id}[/{pointer}]]` with `Accept: text/event-stream`:
+//! a hub session subscribed to twin events (`namespaces`, `filter`, `extraFields`, `ids` as an
+//! RQL `in(thingId,..)`), drained in durable order by a task into a streaming body, with
+//! keep-alive comments; the session is closed when the client goes away or stops reading.
+
+use super::params::{self, Query};
+use super::response;
+use super::sse_event::SseView;
+use super::things::{finish, request_headers, unsupported, Failure};
+use crate::error::DittoError;
+use crate::hub::ordered::{Next, Ordered};
+use crate::hub::{Hub, Requester, SessionHandle, StreamKind, Subscription};
+use crate::model::{parse_thing_id, FieldSelector};
+use crate::protocol::Envelope;
+use crate::rql::{Literal, Property, Query as Rql};
+use crate::server::{Body, State};
+use bytes::Bytes;
+use futures_lite::future;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::http::request::Parts;
+use hyper::{HeaderMap, Response};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Keep-alive comment after this long without an event (Ditto sends a heartbeat after 1 s).
+const KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// A client that does not take a single frame for this long is disconnected.
+const SEND_STALL: Duration = Duration::from_secs(60);
+/// Frames buffered between the session task and the HTTP connection.
+const BODY_FRAMES: usize = 16;
+
+/// True if the request asks for an event stream (`Accept` names `text/event-stream` or
+/// `text/*`; `*/*` alone does not count, as in Ditto).
+pub fn wants_sse(headers: &HeaderMap) -> bool {
+    headers.get_all(hyper::header::ACCEPT).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',').any(|range| {
+                let mt = range.split(';').next().unwrap_or("").trim();
+                mt.eq_ignore_ascii_case("text/event-stream") || mt.eq_ignore_ascii_case("text/*")
+            })
+        })
+    })
+}
+
+/// What an SSE request subscribes to, validated before the stream starts (errors are plain
+/// HTTP errors then).
+struct Plan {
+    sub: Subscription,
+    view: SseView,
+}
+
+fn plan(query: &Query, thing: Option<(&str, &str)>) -> Result<Plan, DittoError> {
+    const HISTORY: [&str; 4] = [
+        "from-historical-revision",
+        "to-historical-revision",
+        "from-historical-timestamp",
+        "to-historical-timestamp",
+    ];
+    if HISTORY.iter().any(|p| query.get(p).is_some()) {
+        return Err(unsupported("Streaming historical events"));
+    }
+    let (ids, pointer) = match thing {
+        Some((id, rest)) => {
+            let pointer = params::decode(rest, false)?;
+            let p = pointer.trim_end_matches('/');
+            let segs: Vec<&str> = p.split('/').skip(1).collect();
+            if matches!(
+                segs.as_slice(),
+                ["inbox" | "outbox", ..] | ["features", _, "inbox" | "outbox", ..]
+            ) {
+                return Err(unsupported("Streaming messages over SSE"));
+            }
+            (Some(params::decode(id, false)?), Some(p.to_owned()))
+        }
+        None => (query.joined("ids"), None),
+    };
+    let ids = ids
+        .map(|s| {
+            s.split(',')
+                .map(|i| parse_thing_id(i).map(|x| x.to_string()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let view = SseView::new(query.joined("fields").as_deref(), pointer.as_deref())?;
+    let extra = match query.joined("extraFields") {
+        Some(x) => {
+            let sel = FieldSelector::parse(&x)?;
+            sel.validate_thing_roots()?;
+            Some(sel)
+        }
+        None => None,
+    };
+    let user = query
+        .get("filter")
+        .map(crate::rql::parse)
+        .transpose()
+        .map_err(|e| e.to_ditto())?;
+    let by_id = ids.map(|ids| Rql::In {
+        prop: Property {
+            raw: "thingId".into(),
+            segments: vec!["thingId".into()],
+            placeholder: None,
+        },
+        values: ids.into_iter().map(Literal::Str).collect(),
+    });
+    let filter = match (by_id, user) {
+        (Some(a), Some(b)) => Some(Rql::And(vec![a, b])),
+        (a, b) => a.or(b),
+    };
+    let namespaces = query
+        .get("namespaces")
+        .map(|n| {
+            n.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Plan {
+        sub: Subscription {
+            namespaces,
+            filter,
+            extra,
+        },
+        view,
+    })
+}
+
+/// Closes the hub session when the stream task ends, however it ends.
+struct SessionGuard {
+    hub: Hub,
+    id: u64,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.hub.close_session(self.id);
+    }
+}
+
+type Tx = async_channel::Sender<Result<Frame<Bytes>, Infallible>>;
+
+/// Sends a frame unless the client is gone, has not taken a frame for `SEND_STALL`, or its
+/// session overflowed meanwhile (checked every `KEEP_ALIVE` while the send waits).
+async fn send(tx: &Tx, session: &SessionHandle, text: String) -> bool {
+    let sent = async { tx.send(Ok(Frame::data(Bytes::from(text)))).await.is_ok() };
+    let stalled = async {
+        let since = std::time::Instant::now();
+        loop {
+            smol::Timer::after(KEEP_ALIVE).await;
+            if session.overflowed() || since.elapsed() >= SEND_STALL {
+                return false;
+            }
+        }
+    };
+    future::or(sent, stalled).await
+}
+
+/// Opens the stream: `thing` = (thing ID segment, rest of the path) for `/things/{id}...`.
+pub(super) async fn stream(
+    st: &Arc<State>,
+    parts: &Parts,
+    who: &Requester,
+    thing: Option<(&str, &str)>,
+) -> Response<Body> {
+    let (query, _headers, cid) = match request_headers(parts) {
+        Ok(x) => x,
+        Err(e) => return response::error(&e, None, None),
+    };
+    let plan = match plan(&query, thing) {
+        Ok(p) => p,
+        Err(e) => return finish(Err(Failure::from(e)), &cid),
+    };
+    let limits = &st.cfg.limits;
+    let (session, rx) = st.hub.open_session(
+        who.subjects.clone(),
+        limits.outbound_queue,
+        limits.max_pending_per_session,
+    );
+    st.hub.subscribe(&session, StreamKind::Events, plan.sub);
+    let guard = SessionGuard {
+        hub: st.hub.clone(),
+        id: session.id,
+    };
+    let (tx, body_rx) = async_channel::bounded(BODY_FRAMES);
+    let mut queue = Ordered::new(
+        rx,
+        session.clone(),
+        st.hub.store().clone(),
+        limits.outbound_queue + limits.max_pending_per_session,
+    );
+    let view = plan.view;
+    st.ex
+        .spawn(async move {
+            let _guard = guard;
+            while !session.overflowed() {
+                let text = match queue.next(KEEP_ALIVE).await {
+                    Next::Send(t) => match Envelope::parse(&t).ok().and_then(|e| view.render(&e)) {
+                        Some(data) => format!("data:{data}\n\n"),
+                        None => continue,
+                    },
+                    Next::Idle => ":\n\n".to_owned(),
+                    Next::Closed | Next::Overflow => break,
+                };
+                if !send(&tx, &session, text).await {
+                    break;
+                }
+            }
+            if session.overflowed() {
+                tracing::warn!(
+                    session = session.id,
+                    "closing slow SSE subscriber (queue overflow)"
+                );
+            }
+        })
+        .detach();
+    let mut r = Response::new(StreamBody::new(body_rx).boxed());
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response::with_cid(r, Some(&cid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation() {
+        let mut h = HeaderMap::new();
+        assert!(!wants_sse(&h));
+        h.insert(hyper::header::ACCEPT, HeaderValue::from_static("*/*"));
+        assert!(!wants_sse(&h));
+        h.insert(
+            hyper::header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream;q=0.9"),
+        );
+        assert!(wants_sse(&h));
+    }
+
+    #[test]
+    fn plans_validate_before_streaming() {
+        let q = |s: &str| Query::parse(Some(s)).unwrap();
+        let p = plan(
+            &q("ids=a:1,b:2&namespaces=a,b&filter=gt(attributes/n,1)"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.sub.namespaces, vec!["a", "b"]);
+        assert!(matches!(p.sub.filter, Some(Rql::And(ref v)) if v.len() == 2));
+        let err = |s: &str| plan(&q(s), None).err().map(|e| e.error.to_string());
+        assert_eq!(err("filter=eq(a"), Some("rql.expression.invalid".into()));
+        assert_eq!(err("ids=nocolon"), Some("things:id.invalid".into()));
+        assert_eq!(
+            err("fields=bogus"),
+            Some("things:field.selection.invalid".into())
+        );
+        assert_eq!(
+            err("extraFields=bogus"),
+            Some("things:field.selection.invalid".into())
+        );
+        assert_eq!(
+            err("from-historical-revision=1"),
+            Some("signal.unsupported".into())
+        );
+        let p = plan(&q(""), Some(("ns:t", "/attributes/location"))).unwrap();
+        assert!(matches!(p.sub.filter, Some(Rql::In { .. })));
+        assert!(plan(&q(""), Some(("ns:t", "/inbox/messages"))).is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! The ordered reading side of a session's outbound queue, shared by every streaming binding
+//! (WS writer, SSE body): yields texts in queue order, holding a `Durable` reply (and all behind
+//! it) until its store sequence is on disk, frees the reply's in-flight slot once it is out,
+//! reports idleness for keep-alives, and closes the session when the binding stops reading.
+
+use super::{Outbound, SessionHandle};
+use crate::store::Store;
+use async_channel::Receiver;
+use futures_lite::future;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What [`Ordered::next`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// the next text to send
+    Send(Arc<str>),
+    /// nothing was ready for the idle interval (time for a ping / keep-alive)
+    Idle,
+    /// the queue is closed and everything in it was delivered
+    Closed,
+    /// the local buffer passed its bound: the client does not read (session marked overflowed)
+    Overflow,
+}
+
+enum Wake {
+    Msg(Option<Outbound>),
+    Durable,
+    Idle,
+}
+
+/// Drains a session queue in order into a local buffer (so the queue keeps room for pushed
+/// events while a reply waits for the disk), bounded by `max_buffer` items.
+pub struct Ordered {
+    rx: Receiver<Outbound>,
+    store: Store,
+    session: Arc<SessionHandle>,
+    pending: VecDeque<Outbound>,
+    max_buffer: usize,
+    queue_open: bool,
+}
+
+impl Drop for Ordered {
+    /// Whatever way the binding ends, the session stops taking replies and signals (a reader
+    /// waiting for an in-flight slot wakes up instead of waiting forever).
+    fn drop(&mut self) {
+        self.session.close();
+    }
+}
+
+/// What the front of the buffer allows: send this text, drop the item, or wait.
+async fn front_text(store: &Store, item: &Outbound) -> Option<Option<Arc<str>>> {
+    match item {
+        Outbound::Now(t) => Some(Some(t.clone())),
+        Outbound::Durable {
+            seq,
+            text,
+            on_failure,
+        } => {
+            if store.is_durable(*seq) {
+                return Some(Some(text.clone()));
+            }
+            match future::poll_once(store.durable(*seq)).await {
+                None => None,
+                Some(Ok(())) => Some(Some(text.clone())),
+                Some(Err(_)) => Some(on_failure.clone()),
+            }
+        }
+    }
+}
+
+impl Ordered {
+    /// Reads `rx`, the outbound queue of `session`, against `store`.
+    pub fn new(
+        rx: Receiver<Outbound>,
+        session: Arc<SessionHandle>,
+        store: Store,
+        max_buffer: usize,
+    ) -> Ordered {
+        Ordered {
+            rx,
+            store,
+            session,
+            pending: VecDeque::new(),
+            max_buffer: max_buffer.max(1),
+            queue_open: true,
+        }
+    }
+
+    /// The next deliverable text; `Idle` after `idle` with nothing queued; `Closed` once the
+    /// queue is closed and drained. Durable items whose commit failed are replaced by their
+    /// `on_failure` text, or skipped if they have none.
+    pub async fn next(&mut self, idle: Duration) -> Next {
+        loop {
+            while let Ok(m) = self.rx.try_recv() {
+                self.pending.push_back(m);
+            }
+            if self.pending.len() > self.max_buffer {
+                self.session.push_overflow();
+                return Next::Overflow;
+            }
+            while let Some(front) = self.pending.front() {
+                let Some(text) = front_text(&self.store, front).await else {
+                    break;
+                };
+                if let Some(Outbound::Durable { .. }) = self.pending.pop_front() {
+                    self.session.reply_sent();
+                }
+                if let Some(t) = text {
+                    return Next::Send(t);
+                }
+            }
+            if !self.queue_open && self.pending.is_empty() {
+                return Next::Closed;
+            }
+            let can_recv = self.queue_open;
+            let front_seq = match self.pending.front() {
+                Some(Outbound::Durable { seq, .. }) => Some(*seq),
+                _ => None,
+            };
+            let idle_now = self.pending.is_empty();
+            let (rx, store) = (&self.rx, &self.store);
+            let recv = async {
+                if can_recv {
+                    Wake::Msg(rx.recv().await.ok())
+                } else {
+                    future::pending().await
+                }
+            };
+            let durable = async {
+                match front_seq {
+                    Some(seq) => {
+                        let _ = store.durable(seq).await;
+                        Wake::Durable
+                    }
+                    None => future::pending().await,
+                }
+            };
+            let timer = async {
+                if idle_now {
+                    smol::Timer::after(idle).await;
+                    Wake::Idle
+                } else {
+                    future::pending().await
+                }
+            };
+            match future::or(recv, future::or(durable, timer)).await {
+                Wake::Msg(Some(m)) => self.pending.push_back(m),
+                Wake::Msg(None) => self.queue_open = false,
+                Wake::Durable => {}
+                Wake::Idle => return Next::Idle,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{BackendKind, Op, Tree};
+
+    fn text(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
+    #[test]
+    fn delivers_in_order_after_durability_then_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(BackendKind::Redb, dir.path(), 1 << 20).unwrap();
+        let (session, rx) = SessionHandle::new(1, Arc::from(Vec::<String>::new()), 8, 4);
+        let seq = store.submit(vec![Op {
+            tree: Tree::Meta,
+            key: b"k".to_vec(),
+            value: Some(b"v".to_vec()),
+        }]);
+        smol::block_on(async {
+            assert!(
+                session
+                    .reply(Outbound::Durable {
+                        seq,
+                        text: text("a"),
+                        on_failure: None,
+                    })
+                    .await
+            );
+            assert!(session.reply(Outbound::Now(text("b"))).await);
+            let mut o = Ordered::new(rx, session.clone(), store.clone(), 4);
+            session.close();
+            let idle = Duration::from_secs(30);
+            assert_eq!(o.next(idle).await, Next::Send(text("a")));
+            assert!(store.is_durable(seq), "'a' waited for its commit");
+            assert_eq!(o.next(idle).await, Next::Send(text("b")));
+            assert_eq!(o.next(idle).await, Next::Closed);
+        });
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn reports_idle_when_nothing_is_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(BackendKind::Redb, dir.path(), 1 << 20).unwrap();
+        let (session, rx) = SessionHandle::new(1, Arc::from(Vec::<String>::new()), 1, 1);
+        let mut o = Ordered::new(rx, session, store.clone(), 1);
+        let n = smol::block_on(o.next(Duration::from_millis(10)));
+        assert_eq!(n, Next::Idle);
+        store.close().unwrap();
+    }
+}
