@@ -3,6 +3,7 @@
 //! events to subscribed sessions, and ack semantics (`response-required`, `twin-persisted`).
 
 pub mod events;
+pub mod policy;
 pub mod session;
 pub mod twin;
 
@@ -39,6 +40,7 @@ struct Inner {
     sessions: RwLock<HashMap<u64, Arc<SessionHandle>>>,
     subscribers: RwLock<HashMap<StreamKind, Vec<Arc<SessionHandle>>>>,
     next_session: AtomicU64,
+    policies: policy::Policies,
 }
 
 /// Cheap-to-clone handle on the hub.
@@ -57,6 +59,7 @@ impl Hub {
                 sessions: RwLock::new(HashMap::new()),
                 subscribers: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
+                policies: policy::Policies::default(),
             }),
         }
     }
