@@ -20,7 +20,9 @@ pub struct Access<'a> {
 fn policy_gone(cmd: &ThingCommand, pid: &str) -> DittoError {
     let id = cmd.thing_id.to_string();
     let message = format!("The Thing with ID '{id}' could not be accessed as its Policy with ID '{pid}' is not or no longer existing.");
-    let desc = format!("Recreate/create the Policy with ID '{pid}' in order to get access to the Thing again.");
+    let desc = format!(
+        "Recreate/create the Policy with ID '{pid}' in order to get access to the Thing again."
+    );
     let base = if cmd.action == Action::Retrieve {
         errors::not_found(&id, &ThingPath::Root)
     } else {
@@ -55,7 +57,11 @@ fn merge_leaves(path: Vec<String>, v: &Value, out: &mut Vec<Vec<String>>) {
 pub fn check(state: &ThingState, cmd: &ThingCommand, acc: &Access) -> Result<(), DittoError> {
     let id = cmd.thing_id.to_string();
     let Some(e) = acc.enforcer else {
-        let pid = state.thing.get("policyId").and_then(Value::as_str).unwrap_or(&id);
+        let pid = state
+            .thing
+            .get("policyId")
+            .and_then(Value::as_str)
+            .unwrap_or(&id);
         return Err(policy_gone(cmd, pid));
     };
     let subs = acc.subjects;
@@ -158,7 +164,10 @@ pub fn check_create(
         }
     }
     if !e.has_unrestricted(subjects, "thing", &[], WRITE) {
-        return Err(errors::not_modifiable(&cmd.thing_id.to_string(), &ThingPath::Root));
+        return Err(errors::not_modifiable(
+            &cmd.thing_id.to_string(),
+            &ThingPath::Root,
+        ));
     }
     Ok(())
 }

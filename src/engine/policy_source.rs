@@ -81,7 +81,8 @@ fn copy_source(spec: &str, ctx: &Ctx) -> Result<Value, DittoError> {
             spec.to_owned()
         }
     };
-    let src = (ctx.policy)(&source_id).ok_or_else(|| policy::errors::policy_not_found(&source_id))?;
+    let src =
+        (ctx.policy)(&source_id).ok_or_else(|| policy::errors::policy_not_found(&source_id))?;
     match subjects {
         None => Ok(src),
         Some(s) => Enforcer::from_policy(&src, ctx.now, None)
@@ -120,7 +121,10 @@ pub fn choose(
         let spec = spec
             .as_str()
             .ok_or_else(|| errors::wrong_type("/_copyPolicyFrom", "String"))?;
-        (explicit.unwrap_or_else(|| id.clone()), copy_source(spec, ctx)?)
+        (
+            explicit.unwrap_or_else(|| id.clone()),
+            copy_source(spec, ctx)?,
+        )
     } else if let Some(p) = inline {
         if !p.is_object() {
             return Err(errors::wrong_type("/_policy", "JsonObject"));

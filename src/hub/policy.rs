@@ -70,10 +70,13 @@ impl Hub {
 
     /// Loads a stored policy with its revision.
     pub fn load_policy_state(&self, id: &str) -> Result<Option<PolicyState>, DittoError> {
-        let bytes = self.store().get(Tree::Policies, id.as_bytes()).map_err(|e| {
-            tracing::error!(policy = id, error = %e, "store read failed");
-            crate::policy::errors::unavailable(id)
-        })?;
+        let bytes = self
+            .store()
+            .get(Tree::Policies, id.as_bytes())
+            .map_err(|e| {
+                tracing::error!(policy = id, error = %e, "store read failed");
+                crate::policy::errors::unavailable(id)
+            })?;
         Ok(bytes.and_then(|b| PolicyState::from_bytes(&b)))
     }
 
@@ -111,7 +114,9 @@ impl Hub {
         lock(&p.cache).retain(|(pid, _), _| pid != id);
         let announced = lock(&p.announced);
         let next = policy.and_then(|v| {
-            expiry::next_due(v, &|s, at| announced.contains(&(id.to_owned(), s.to_owned(), at)))
+            expiry::next_due(v, &|s, at| {
+                announced.contains(&(id.to_owned(), s.to_owned(), at))
+            })
         });
         drop(announced);
         let mut due = lock(&p.due);
@@ -163,7 +168,10 @@ impl Hub {
     pub fn index_policy_expiries(&self) {
         let mut after: Option<Vec<u8>> = None;
         loop {
-            let batch = match self.store().scan(Tree::Policies, b"", after.as_deref(), 512) {
+            let batch = match self
+                .store()
+                .scan(Tree::Policies, b"", after.as_deref(), 512)
+            {
                 Ok(b) => b,
                 Err(e) => return tracing::error!(error = %e, "policy scan failed"),
             };

@@ -5,8 +5,8 @@
 use super::{Hub, Requester};
 use crate::engine::enforce::Access;
 use crate::engine::{self, Ctx, Outcome, ThingState};
-use crate::policy::{PolicyCommand, PolicyState};
 use crate::error::DittoError;
+use crate::policy::{PolicyCommand, PolicyState};
 use crate::protocol::{
     error_envelope, Action, Channel, Envelope, Group, Headers, RetrieveThings, Signal, ThingCommand,
 };
