@@ -71,10 +71,17 @@ fn three_subjects_retrieve_modify_and_delete_as_documented() {
         let mut owner = ws(&env, "owner").await;
         let mut partial = ws(&env, "partial").await;
         let mut none = ws(&env, "none").await;
-        let r = owner.request(command(THING, "create", "/", Some(thing_json()))).await;
+        let r = owner
+            .request(command(THING, "create", "/", Some(thing_json())))
+            .await;
         assert_eq!(r["status"], 201, "{r}");
         let r = owner
-            .request(command("ns.auth:secret1", "create", "/", Some(json!({"attributes": {"x": 1}}))))
+            .request(command(
+                "ns.auth:secret1",
+                "create",
+                "/",
+                Some(json!({"attributes": {"x": 1}})),
+            ))
             .await;
         assert_eq!(r["status"], 201);
         let lamp = json!({"properties": {"on": false}});
@@ -83,21 +90,90 @@ fn three_subjects_retrieve_modify_and_delete_as_documented() {
         type Row<'a> = (&'a str, &'a str, Option<Value>, [(u64, Value); 3]);
         let nf = |c: &str| (404, json!(c));
         let rows: Vec<Row> = vec![
-            ("retrieve", "/", None, [(200, full.clone()), (200, json!({"thingId": THING, "features": {"lamp": lamp}})), nf("things:thing.notfound")]),
-            ("retrieve", "/features", None, [(200, full["features"].clone()), (200, json!({"lamp": lamp})), nf("things:features.notfound")]),
-            ("retrieve", "/features/door", None, [(200, full["features"]["door"].clone()), nf("things:feature.notfound"), nf("things:feature.notfound")]),
-            ("retrieve", "/attributes", None, [(200, full["attributes"].clone()), nf("things:attributes.notfound"), nf("things:attributes.notfound")]),
-            ("modify", "/features/lamp/properties/on", Some(json!(false)), [(204, Value::Null), (403, json!("things:feature.property.notmodifiable")), nf("things:feature.property.notfound")]),
-            ("modify", "/attributes/location", Some(json!("kitchen")), [(204, Value::Null), nf("things:attribute.notfound"), nf("things:attribute.notfound")]),
+            (
+                "retrieve",
+                "/",
+                None,
+                [
+                    (200, full.clone()),
+                    (200, json!({"thingId": THING, "features": {"lamp": lamp}})),
+                    nf("things:thing.notfound"),
+                ],
+            ),
+            (
+                "retrieve",
+                "/features",
+                None,
+                [
+                    (200, full["features"].clone()),
+                    (200, json!({"lamp": lamp})),
+                    nf("things:features.notfound"),
+                ],
+            ),
+            (
+                "retrieve",
+                "/features/door",
+                None,
+                [
+                    (200, full["features"]["door"].clone()),
+                    nf("things:feature.notfound"),
+                    nf("things:feature.notfound"),
+                ],
+            ),
+            (
+                "retrieve",
+                "/attributes",
+                None,
+                [
+                    (200, full["attributes"].clone()),
+                    nf("things:attributes.notfound"),
+                    nf("things:attributes.notfound"),
+                ],
+            ),
+            (
+                "modify",
+                "/features/lamp/properties/on",
+                Some(json!(false)),
+                [
+                    (204, Value::Null),
+                    (403, json!("things:feature.property.notmodifiable")),
+                    nf("things:feature.property.notfound"),
+                ],
+            ),
+            (
+                "modify",
+                "/attributes/location",
+                Some(json!("kitchen")),
+                [
+                    (204, Value::Null),
+                    nf("things:attribute.notfound"),
+                    nf("things:attribute.notfound"),
+                ],
+            ),
         ];
         for (action, path, value, expect) in rows {
-            for (i, ws) in [&mut owner, &mut partial, &mut none].into_iter().enumerate() {
-                let r = ws.request(command(THING, action, path, value.clone())).await;
-                check(&r, expect[i].0, &expect[i].1, &format!("{action} {path} as #{i}"));
+            for (i, ws) in [&mut owner, &mut partial, &mut none]
+                .into_iter()
+                .enumerate()
+            {
+                let r = ws
+                    .request(command(THING, action, path, value.clone()))
+                    .await;
+                check(
+                    &r,
+                    expect[i].0,
+                    &expect[i].1,
+                    &format!("{action} {path} as #{i}"),
+                );
             }
         }
         let r = partial.request(command(THING, "delete", "/", None)).await;
-        check(&r, 403, &json!("things:thing.notdeletable"), "partial delete");
+        check(
+            &r,
+            403,
+            &json!("things:thing.notdeletable"),
+            "partial delete",
+        );
         let r = none.request(command(THING, "delete", "/", None)).await;
         check(&r, 404, &json!("things:thing.notfound"), "none delete");
         let multi = json!({"topic": "_/_/things/twin/commands/retrieve", "path": "/",
@@ -105,7 +181,10 @@ fn three_subjects_retrieve_modify_and_delete_as_documented() {
         let r = owner.request(multi.clone()).await;
         assert_eq!(r["value"].as_array().map(Vec::len), Some(2));
         let r = partial.request(multi.clone()).await;
-        assert_eq!(r["value"], json!([{"thingId": THING, "features": {"lamp": lamp}}]));
+        assert_eq!(
+            r["value"],
+            json!([{"thingId": THING, "features": {"lamp": lamp}}])
+        );
         let r = none.request(multi).await;
         assert_eq!(r["value"], json!([]));
         // fields=_policy: the policy content needs READ on policy:/
@@ -116,7 +195,12 @@ fn three_subjects_retrieve_modify_and_delete_as_documented() {
         let r = partial.request(c).await;
         assert_eq!(r["value"], json!({"thingId": THING}));
         // a merge touching an unwritable leaf is refused as a whole
-        let mut m = command(THING, "merge", "/features/lamp", Some(json!({"properties": {"on": true}})));
+        let mut m = command(
+            THING,
+            "merge",
+            "/features/lamp",
+            Some(json!({"properties": {"on": true}})),
+        );
         m["headers"]["content-type"] = json!("application/merge-patch+json");
         let r = partial.request(m).await;
         assert_eq!(r["value"]["error"], "things:feature.notmodifiable", "{r}");
@@ -128,10 +212,18 @@ async fn events_until_marker(ws: &mut Ws) -> Vec<(String, Value, Value)> {
     let mut out = Vec::new();
     loop {
         let e = ws.next_event(WAIT).await.expect("marker event");
-        if e["topic"].as_str().unwrap_or("").starts_with("ns.auth/marker/") {
+        if e["topic"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("ns.auth/marker/")
+        {
             return out;
         }
-        out.push((e["path"].as_str().unwrap_or("").to_owned(), e["value"].clone(), e["extra"].clone()));
+        out.push((
+            e["path"].as_str().unwrap_or("").to_owned(),
+            e["value"].clone(),
+            e["extra"].clone(),
+        ));
     }
 }
 
@@ -140,29 +232,45 @@ fn events_and_extra_are_filtered_by_read_per_subscriber() {
     let env = start(&["owner", "partial", "none"], "");
     block_on(async {
         let mut owner = ws(&env, "owner").await;
-        let r = owner.request(command(THING, "create", "/", Some(thing_json()))).await;
+        let r = owner
+            .request(command(THING, "create", "/", Some(thing_json())))
+            .await;
         assert_eq!(r["status"], 201);
         // the marker thing is readable by every subscriber
         let mut p = policy();
         p["entries"]["all"] = json!({"subjects": {"nginx:partial": {"type": "t"}, "nginx:none": {"type": "t"}},
                                       "resources": {"thing:/": {"grant": ["READ"], "revoke": []}}});
-        let r = owner.request(command("ns.auth:marker", "create", "/", Some(json!({"_policy": p})))).await;
+        let r = owner
+            .request(command(
+                "ns.auth:marker",
+                "create",
+                "/",
+                Some(json!({"_policy": p})),
+            ))
+            .await;
         assert_eq!(r["status"], 201, "{r}");
-        let sub = "START-SEND-EVENTS?extraFields=attributes/location,features/lamp&namespaces=ns.auth";
+        let sub =
+            "START-SEND-EVENTS?extraFields=attributes/location,features/lamp&namespaces=ns.auth";
         let mut owner2 = ws(&env, "owner").await;
         let mut partial = ws(&env, "partial").await;
         let mut none = ws(&env, "none").await;
         for s in [&mut owner2, &mut partial, &mut none] {
             s.control(sub).await;
         }
-        owner.request(modify(THING, "/attributes/location", json!("hall"))).await;
-        owner.request(modify(THING, "/features/lamp/properties/on", json!(true))).await;
+        owner
+            .request(modify(THING, "/attributes/location", json!("hall")))
+            .await;
+        owner
+            .request(modify(THING, "/features/lamp/properties/on", json!(true)))
+            .await;
         let patch = json!({"attributes": {"location": "attic"}, "features": {"lamp": {"properties": {"on": false}}}});
         let mut m = command(THING, "merge", "/", Some(patch.clone()));
         m["headers"]["content-type"] = json!("application/merge-patch+json");
         let r = owner.request(m).await;
         assert_eq!(r["status"], 204, "{r}");
-        owner.request(modify("ns.auth:marker", "/attributes/n", json!(1))).await;
+        owner
+            .request(modify("ns.auth:marker", "/attributes/n", json!(1)))
+            .await;
 
         let lamp = |on: bool| json!({"features": {"lamp": {"properties": {"on": on}}}});
         let full_extra = |loc: &str, on: bool| {
@@ -174,8 +282,16 @@ fn events_and_extra_are_filtered_by_read_per_subscriber() {
         assert_eq!(
             got,
             vec![
-                ("/attributes/location".into(), json!("hall"), full_extra("hall", false)),
-                ("/features/lamp/properties/on".into(), json!(true), full_extra("hall", true)),
+                (
+                    "/attributes/location".into(),
+                    json!("hall"),
+                    full_extra("hall", false)
+                ),
+                (
+                    "/features/lamp/properties/on".into(),
+                    json!(true),
+                    full_extra("hall", true)
+                ),
                 ("/".into(), patch, full_extra("attic", false)),
             ]
         );
@@ -183,7 +299,11 @@ fn events_and_extra_are_filtered_by_read_per_subscriber() {
         assert_eq!(
             got,
             vec![
-                ("/features/lamp/properties/on".into(), json!(true), lamp(true)),
+                (
+                    "/features/lamp/properties/on".into(),
+                    json!(true),
+                    lamp(true)
+                ),
                 ("/".into(), lamp(false), lamp(false)),
             ]
         );
@@ -204,21 +324,31 @@ fn policy_announcements_reach_the_expiring_subject_and_the_subject_is_removed() 
         let mut p = policy();
         p["entries"]["partial"]["subjects"]["nginx:partial"] = json!({"type": "test", "expiry": expiry,
             "announcement": {"beforeExpiry": "3s", "whenDeleted": true}});
-        let create = json!({"topic": "ns.auth/pol1/policies/commands/create", "path": "/", "value": p});
+        let create =
+            json!({"topic": "ns.auth/pol1/policies/commands/create", "path": "/", "value": p});
         let r = owner.request(create).await;
         assert_eq!(r["status"], 201, "{r}");
         for _ in 0..2 {
             let a: Value = serde_json::from_str(&partial.recv_text().await).unwrap();
-            assert_eq!(a["topic"], "ns.auth/pol1/policies/announcements/subjectDeletion");
+            assert_eq!(
+                a["topic"],
+                "ns.auth/pol1/policies/announcements/subjectDeletion"
+            );
             assert_eq!(a["path"], "/");
-            assert_eq!(a["value"], json!({"deleteAt": expiry, "subjectIds": ["nginx:partial"]}));
+            assert_eq!(
+                a["value"],
+                json!({"deleteAt": expiry, "subjectIds": ["nginx:partial"]})
+            );
         }
         // the owner is not among the subjectIds: its next frame is the answer to its request
         let get = json!({"topic": "ns.auth/pol1/policies/commands/retrieve", "headers": {"correlation-id": "g"},
                          "path": "/entries/partial/subjects"});
         owner.send(&get).await;
         let r = owner.recv().await;
-        assert_eq!(r["headers"]["correlation-id"], "g", "no announcement for the owner: {r}");
+        assert_eq!(
+            r["headers"]["correlation-id"], "g",
+            "no announcement for the owner: {r}"
+        );
         assert_eq!(r["value"], json!({}), "the expired subject was removed");
     });
 }
@@ -229,30 +359,92 @@ fn policies_over_http_with_whoami() {
     let a = env.srv.addr;
     let h = |who: &str| vec![("authorization", user(who))];
     let r = http(a, "GET", "/api/2/whoami", &h("partial"), None);
-    assert_eq!(r.json(), json!({"defaultSubject": "nginx:partial", "subjects": ["nginx:partial"]}));
+    assert_eq!(
+        r.json(),
+        json!({"defaultSubject": "nginx:partial", "subjects": ["nginx:partial"]})
+    );
     let mut p = policy();
-    p["entries"]["partial"]["resources"]["policy:/entries/partial"] = json!({"grant": ["READ"], "revoke": []});
+    p["entries"]["partial"]["resources"]["policy:/entries/partial"] =
+        json!({"grant": ["READ"], "revoke": []});
     let body = p.to_string();
-    let r = http(a, "PUT", "/api/2/policies/ns.auth:p1", &h("owner"), Some(&body));
+    let r = http(
+        a,
+        "PUT",
+        "/api/2/policies/ns.auth:p1",
+        &h("owner"),
+        Some(&body),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json()["policyId"], "ns.auth:p1");
-    assert_eq!(http(a, "PUT", "/api/2/policies/ns.auth:p1", &h("owner"), Some(&body)).status, 204);
+    assert_eq!(
+        http(
+            a,
+            "PUT",
+            "/api/2/policies/ns.auth:p1",
+            &h("owner"),
+            Some(&body)
+        )
+        .status,
+        204
+    );
     let r = http(a, "GET", "/api/2/policies/ns.auth:p1", &h("partial"), None);
     assert_eq!(r.status, 200);
-    assert_eq!(r.json(), json!({"policyId": "ns.auth:p1", "entries": {"partial": p["entries"]["partial"]}}));
+    assert_eq!(
+        r.json(),
+        json!({"policyId": "ns.auth:p1", "entries": {"partial": p["entries"]["partial"]}})
+    );
     let r = http(a, "GET", "/api/2/policies/ns.auth:p1", &h("none"), None);
-    assert_eq!((r.status, r.json()["error"].clone()), (404, json!("policies:policy.notfound")));
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (404, json!("policies:policy.notfound"))
+    );
     let sub = "/api/2/policies/ns.auth:p1/entries/partial/subjects/google:x%2Fy";
     let r = http(a, "PUT", sub, &h("partial"), Some(r#"{"type":"t"}"#));
-    assert_eq!((r.status, r.json()["error"].clone()), (403, json!("policies:subject.notmodifiable")));
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (403, json!("policies:subject.notmodifiable"))
+    );
     let r = http(a, "PUT", sub, &h("owner"), Some(r#"{"type":"t"}"#));
     assert_eq!((r.status, r.json()), (201, json!({"type": "t"})));
-    let r = http(a, "GET", "/api/2/policies/ns.auth:p1/entries/partial/subjects", &h("owner"), None);
-    assert_eq!(r.json(), json!({"nginx:partial": {"type": "test"}, "google:x/y": {"type": "t"}}));
-    let r = http(a, "DELETE", "/api/2/policies/ns.auth:p1/entries/owner", &h("owner"), None);
-    assert_eq!((r.status, r.json()["error"].clone()), (403, json!("policies:entry.modificationinvalid")));
-    let r = http(a, "PUT", "/api/2/policies/ns.auth:p2", &h("partial"), Some(&body));
-    assert_eq!((r.status, r.json()["error"].clone()), (403, json!("policies:policy.notcreatable")));
-    assert_eq!(http(a, "DELETE", "/api/2/policies/ns.auth:p1", &h("owner"), None).status, 204);
-    assert_eq!(http(a, "GET", "/api/2/policies/ns.auth:p1", &h("owner"), None).status, 404);
+    let r = http(
+        a,
+        "GET",
+        "/api/2/policies/ns.auth:p1/entries/partial/subjects",
+        &h("owner"),
+        None,
+    );
+    assert_eq!(
+        r.json(),
+        json!({"nginx:partial": {"type": "test"}, "google:x/y": {"type": "t"}})
+    );
+    let r = http(
+        a,
+        "DELETE",
+        "/api/2/policies/ns.auth:p1/entries/owner",
+        &h("owner"),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (403, json!("policies:entry.modificationinvalid"))
+    );
+    let r = http(
+        a,
+        "PUT",
+        "/api/2/policies/ns.auth:p2",
+        &h("partial"),
+        Some(&body),
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (403, json!("policies:policy.notcreatable"))
+    );
+    assert_eq!(
+        http(a, "DELETE", "/api/2/policies/ns.auth:p1", &h("owner"), None).status,
+        204
+    );
+    assert_eq!(
+        http(a, "GET", "/api/2/policies/ns.auth:p1", &h("owner"), None).status,
+        404
+    );
 }

@@ -171,7 +171,8 @@ fn finish(
     now: i64,
 ) -> Result<PolicyOutcome, DittoError> {
     let id = cmd.policy_id.as_str();
-    if let Some(l) = cmd.path.label() {
+    let modifies = cmd.action == crate::protocol::Action::Modify;
+    if let Some(l) = cmd.path.label().filter(|_| modifies) {
         if let Some(e) = value_at(&policy, &PolicyPath::Entry(l.to_owned())) {
             // Revalidate the touched entry; expiries already stored are not re-checked.
             model::normalize_entry(l, &e, i64::MIN)?;

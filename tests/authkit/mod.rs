@@ -33,7 +33,9 @@ pub fn start(users: &[&str], extra_toml: &str) -> Env {
     let hash = edgetwin::auth::hash_password(PASSWORD).expect("hash");
     let mut cfg = String::new();
     for u in users {
-        cfg.push_str(&format!("[[users]]\nname = \"{u}\"\npassword_hash = \"{hash}\"\n"));
+        cfg.push_str(&format!(
+            "[[users]]\nname = \"{u}\"\npassword_hash = \"{hash}\"\n"
+        ));
     }
     cfg.push_str(extra_toml);
     let path = tmp.path().join("edgetwin.toml");
@@ -69,7 +71,13 @@ impl Resp {
 }
 
 /// One HTTP/1.1 request (`Connection: close`), read to the end.
-pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String)], body: Option<&str>) -> Resp {
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<&str>,
+) -> Resp {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
     for (k, v) in headers {
@@ -77,7 +85,10 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String
     }
     let body = body.unwrap_or("");
     if !body.is_empty() || method == "PUT" {
-        req.push_str(&format!("content-type: application/json\r\ncontent-length: {}\r\n", body.len()));
+        req.push_str(&format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        ));
     }
     req.push_str("\r\n");
     req.push_str(body);
@@ -119,7 +130,12 @@ pub fn hs256(sub: &str, exp_in: i64) -> String {
 }
 
 /// A token with any claims and key.
-pub fn mint(alg: jsonwebtoken::Algorithm, key: &jsonwebtoken::EncodingKey, kid: Option<&str>, claims: Value) -> String {
+pub fn mint(
+    alg: jsonwebtoken::Algorithm,
+    key: &jsonwebtoken::EncodingKey,
+    kid: Option<&str>,
+    claims: Value,
+) -> String {
     let mut h = jsonwebtoken::Header::new(alg);
     h.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&h, &claims, key).expect("encode jwt")
