@@ -448,3 +448,54 @@ fn policies_over_http_with_whoami() {
         404
     );
 }
+
+#[test]
+fn created_things_get_inline_copied_or_default_policies() {
+    let env = start(&["owner", "partial", "none"], "");
+    block_on(async {
+        let mut owner = ws(&env, "owner").await;
+        let mut partial = ws(&env, "partial").await;
+        let r = owner.request(command(THING, "create", "/", Some(thing_json()))).await;
+        assert_eq!(r["status"], 201);
+        let policy_of = |id: &str| {
+            let mut c = command(id, "retrieve", "/", None);
+            c["fields"] = json!("policyId,_policy");
+            c
+        };
+        // by policy ID
+        let r = owner
+            .request(command("ns.auth:copy1", "create", "/", Some(json!({"_copyPolicyFrom": THING}))))
+            .await;
+        assert_eq!(r["status"], 201, "{r}");
+        let r = owner.request(policy_of("ns.auth:copy1")).await;
+        assert_eq!(r["value"]["policyId"], "ns.auth:copy1");
+        assert_eq!(r["value"]["_policy"]["entries"], json!(policy()["entries"]));
+        // by reference to another thing's policyId
+        let copy = json!({"_copyPolicyFrom": format!("{{{{ ref:things/{THING}/policyId }}}}")});
+        let r = owner.request(command("ns.auth:copy2", "create", "/", Some(copy.clone()))).await;
+        assert_eq!(r["status"], 201, "{r}");
+        assert_eq!(owner.request(policy_of("ns.auth:copy2")).await["value"]["_policy"]["entries"]["partial"], policy()["entries"]["partial"]);
+        // partial may not read the source policy or the referenced thing's policyId
+        let r = partial
+            .request(command("ns.auth:copy3", "create", "/", Some(json!({"_copyPolicyFrom": THING}))))
+            .await;
+        assert_eq!(r["value"]["error"], "policies:policy.notfound", "{r}");
+        let r = partial.request(command("ns.auth:copy3", "create", "/", Some(copy))).await;
+        assert_eq!(r["value"]["error"], "things:thing.notfound", "{r}");
+        // an inline policy nobody could administrate is refused
+        let bad = json!({"_policy": {"entries": {"x": {"subjects": {"nginx:owner": {"type": "t"}},
+            "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}}});
+        let r = owner.request(command("ns.auth:bad", "create", "/", Some(bad))).await;
+        assert_eq!(r["value"]["error"], "things:policy.invalid", "{r}");
+        // without a policy: Ditto's default policy for the FIRST subject
+        let r = partial.request(command("ns.auth:own", "create", "/", None)).await;
+        assert_eq!(r["status"], 201);
+        let r = partial.request(policy_of("ns.auth:own")).await;
+        assert_eq!(r["value"]["_policy"]["entries"]["DEFAULT"]["subjects"], json!({"nginx:partial": {"type": "generated"}}));
+        // a thing referencing an existing policy the creator cannot write
+        let r = partial
+            .request(command("ns.auth:ref", "create", "/", Some(json!({"policyId": THING}))))
+            .await;
+        assert_eq!(r["value"]["error"], "things:thing.notmodifiable", "{r}");
+    });
+}
