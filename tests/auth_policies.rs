@@ -455,7 +455,9 @@ fn created_things_get_inline_copied_or_default_policies() {
     block_on(async {
         let mut owner = ws(&env, "owner").await;
         let mut partial = ws(&env, "partial").await;
-        let r = owner.request(command(THING, "create", "/", Some(thing_json()))).await;
+        let r = owner
+            .request(command(THING, "create", "/", Some(thing_json())))
+            .await;
         assert_eq!(r["status"], 201);
         let policy_of = |id: &str| {
             let mut c = command(id, "retrieve", "/", None);
@@ -464,7 +466,12 @@ fn created_things_get_inline_copied_or_default_policies() {
         };
         // by policy ID
         let r = owner
-            .request(command("ns.auth:copy1", "create", "/", Some(json!({"_copyPolicyFrom": THING}))))
+            .request(command(
+                "ns.auth:copy1",
+                "create",
+                "/",
+                Some(json!({"_copyPolicyFrom": THING})),
+            ))
             .await;
         assert_eq!(r["status"], 201, "{r}");
         let r = owner.request(policy_of("ns.auth:copy1")).await;
@@ -472,29 +479,54 @@ fn created_things_get_inline_copied_or_default_policies() {
         assert_eq!(r["value"]["_policy"]["entries"], json!(policy()["entries"]));
         // by reference to another thing's policyId
         let copy = json!({"_copyPolicyFrom": format!("{{{{ ref:things/{THING}/policyId }}}}")});
-        let r = owner.request(command("ns.auth:copy2", "create", "/", Some(copy.clone()))).await;
+        let r = owner
+            .request(command("ns.auth:copy2", "create", "/", Some(copy.clone())))
+            .await;
         assert_eq!(r["status"], 201, "{r}");
-        assert_eq!(owner.request(policy_of("ns.auth:copy2")).await["value"]["_policy"]["entries"]["partial"], policy()["entries"]["partial"]);
+        assert_eq!(
+            owner.request(policy_of("ns.auth:copy2")).await["value"]["_policy"]["entries"]
+                ["partial"],
+            policy()["entries"]["partial"]
+        );
         // partial may not read the source policy or the referenced thing's policyId
         let r = partial
-            .request(command("ns.auth:copy3", "create", "/", Some(json!({"_copyPolicyFrom": THING}))))
+            .request(command(
+                "ns.auth:copy3",
+                "create",
+                "/",
+                Some(json!({"_copyPolicyFrom": THING})),
+            ))
             .await;
         assert_eq!(r["value"]["error"], "policies:policy.notfound", "{r}");
-        let r = partial.request(command("ns.auth:copy3", "create", "/", Some(copy))).await;
+        let r = partial
+            .request(command("ns.auth:copy3", "create", "/", Some(copy)))
+            .await;
         assert_eq!(r["value"]["error"], "things:thing.notfound", "{r}");
         // an inline policy nobody could administrate is refused
         let bad = json!({"_policy": {"entries": {"x": {"subjects": {"nginx:owner": {"type": "t"}},
             "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}}});
-        let r = owner.request(command("ns.auth:bad", "create", "/", Some(bad))).await;
+        let r = owner
+            .request(command("ns.auth:bad", "create", "/", Some(bad)))
+            .await;
         assert_eq!(r["value"]["error"], "things:policy.invalid", "{r}");
         // without a policy: Ditto's default policy for the FIRST subject
-        let r = partial.request(command("ns.auth:own", "create", "/", None)).await;
+        let r = partial
+            .request(command("ns.auth:own", "create", "/", None))
+            .await;
         assert_eq!(r["status"], 201);
         let r = partial.request(policy_of("ns.auth:own")).await;
-        assert_eq!(r["value"]["_policy"]["entries"]["DEFAULT"]["subjects"], json!({"nginx:partial": {"type": "generated"}}));
+        assert_eq!(
+            r["value"]["_policy"]["entries"]["DEFAULT"]["subjects"],
+            json!({"nginx:partial": {"type": "generated"}})
+        );
         // a thing referencing an existing policy the creator cannot write
         let r = partial
-            .request(command("ns.auth:ref", "create", "/", Some(json!({"policyId": THING}))))
+            .request(command(
+                "ns.auth:ref",
+                "create",
+                "/",
+                Some(json!({"policyId": THING})),
+            ))
             .await;
         assert_eq!(r["value"]["error"], "things:thing.notmodifiable", "{r}");
     });
