@@ -171,3 +171,89 @@ pub fn check_create(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Envelope, Signal};
+    use serde_json::json;
+
+    fn cmd(action: &str, path: &str, value: Option<Value>) -> ThingCommand {
+        let mut v = json!({"topic": format!("ns/t/things/twin/commands/{action}"), "path": path,
+                           "headers": {"content-type": "application/merge-patch+json"}});
+        if let Some(x) = value {
+            v["value"] = x;
+        }
+        match Signal::from_envelope(Envelope::parse(&v.to_string()).unwrap()).unwrap() {
+            Signal::Thing(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_follow_read_and_write_and_merge_leaves() {
+        let policy = json!({"policyId": "ns:t", "entries": {"e": {
+        "subjects": {"x:s": {"type": "t"}},
+        "resources": {
+            "thing:/": {"grant": ["READ"], "revoke": []},
+            "thing:/attributes": {"grant": ["WRITE"], "revoke": []},
+            "thing:/attributes/serial": {"grant": [], "revoke": ["WRITE", "READ"]}
+        }}}});
+        let e = Enforcer::from_policy(&policy, 0, None);
+        let subjects = vec!["x:s".to_owned()];
+        let acc = Access {
+            subjects: &subjects,
+            enforcer: Some(&e),
+        };
+        let state = ThingState {
+            thing: json!({"thingId": "ns:t", "policyId": "ns:t"}),
+            revision: 1,
+            created: 0,
+            modified: 0,
+            metadata: None,
+            deleted: false,
+        };
+        let err = |c: ThingCommand| check(&state, &c, &acc).err().map(|e| e.error.to_string());
+        assert_eq!(err(cmd("modify", "/attributes/a", Some(json!(1)))), None);
+        assert_eq!(
+            err(cmd("modify", "/attributes", Some(json!({})))).as_deref(),
+            Some("things:attributes.notmodifiable")
+        );
+        assert_eq!(
+            err(cmd("modify", "/attributes/serial", Some(json!(1)))).as_deref(),
+            Some("things:attribute.notfound")
+        );
+        assert_eq!(
+            err(cmd("delete", "/", None)).as_deref(),
+            Some("things:thing.notdeletable")
+        );
+        assert_eq!(
+            err(cmd(
+                "merge",
+                "/attributes",
+                Some(json!({"a": 1, "b": {"c": null}}))
+            )),
+            None
+        );
+        assert_eq!(
+            err(cmd(
+                "merge",
+                "/attributes",
+                Some(json!({"a": 1, "serial": 2}))
+            ))
+            .as_deref(),
+            Some("things:attributes.notmodifiable")
+        );
+        assert_eq!(
+            err(cmd("retrieve", "/attributes/serial", None)).as_deref(),
+            Some("things:attribute.notfound")
+        );
+        let gone = Access {
+            subjects: &subjects,
+            enforcer: None,
+        };
+        let e = check(&state, &cmd("retrieve", "/", None), &gone).unwrap_err();
+        assert_eq!((e.status, &*e.error), (404, "things:thing.notfound"));
+        assert!(e.message.contains("no longer existing"));
+    }
+}
