@@ -66,9 +66,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("signals: {e}"))?;
     smol::block_on(ex.run(async {
         let accept = ex.spawn(server::accept_loop(st.clone(), listener));
+        // subject expiry + policy announcements (auth + policies)
+        let policy_timer = ex.spawn(st.hub.clone().run_policy_timer());
         let sig = signals.next().await;
         tracing::info!(signal = ?sig, "shutting down");
         drop(accept.cancel());
+        drop(policy_timer.cancel());
     }));
     stop_tx.close();
     for w in workers {

@@ -16,6 +16,59 @@ pub struct User {
     pub password_hash: String,
 }
 
+// ---- [auth] (authentication beyond Basic users; see README "Authentication and policies") ----
+
+/// One trusted JWT issuer (`[[auth.jwt]]`): tokens whose `iss` matches authenticate as
+/// `<prefix>:<sub>`; verified offline with an HS256 secret, a PEM public key or a JWKS file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtIssuer {
+    /// expected `iss` claim (without scheme, `https://` is also accepted, as in Ditto)
+    pub issuer: String,
+    /// subject prefix (`<prefix>:<sub>`)
+    pub prefix: String,
+    /// HS256 shared secret
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// PEM file with an RSA (RS256) or P-256 (ES256) public key
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
+    /// JWKS file (`{"keys": [...]}`) with RSA / EC P-256 / oct keys
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// required `aud`, if set
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+/// `[auth]`: pre-authentication behind a reverse proxy, JWT issuers, failed-login limits.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// honour `x-ditto-pre-authenticated` (only from `trusted_proxies`)
+    pub pre_authenticated: bool,
+    /// peer addresses allowed to send `x-ditto-pre-authenticated`
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// failed logins per peer address within `failed_login_window_secs` before 429
+    pub max_failed_logins: u32,
+    /// window of the failed-login limit, seconds
+    pub failed_login_window_secs: u64,
+    /// trusted JWT issuers
+    pub jwt: Vec<JwtIssuer>,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            pre_authenticated: false,
+            trusted_proxies: Vec::new(),
+            max_failed_logins: 10,
+            failed_login_window_secs: 60,
+            jwt: Vec::new(),
+        }
+    }
+}
+
 /// Limits that bound memory per connection and per request.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -61,6 +114,8 @@ pub struct Config {
     pub users: Vec<User>,
     /// limits
     pub limits: Limits,
+    /// authentication beyond Basic users
+    pub auth: Auth,
 }
 
 impl Default for Config {
@@ -74,6 +129,7 @@ impl Default for Config {
             log_level: "info".into(),
             users: Vec::new(),
             limits: Limits::default(),
+            auth: Auth::default(),
         }
     }
 }
@@ -102,11 +158,25 @@ impl Config {
                 self.store
             ));
         }
-        if !self.listen.ip().is_loopback() && self.users.is_empty() {
+        if !self.listen.ip().is_loopback() && !self.has_credentials() {
             p.push(format!(
-                "listen: {} is not a loopback address, so users must be configured ([[users]])",
+                "listen: {} is not a loopback address, so users must be configured ([[users]], [[auth.jwt]] or [auth] pre_authenticated)",
                 self.listen
             ));
+        }
+        if self.auth.pre_authenticated && self.auth.trusted_proxies.is_empty() {
+            p.push("auth: pre_authenticated needs trusted_proxies".into());
+        }
+        for j in &self.auth.jwt {
+            if let Err(e) = crate::auth::jwt::load_keys(j) {
+                p.push(format!("auth.jwt '{}': {e}", j.issuer));
+            }
+            if j.prefix.is_empty() || j.prefix.contains(':') {
+                p.push(format!(
+                    "auth.jwt '{}': invalid prefix '{}'",
+                    j.issuer, j.prefix
+                ));
+            }
         }
         for u in &self.users {
             if u.name.is_empty() || u.name.contains(':') {
@@ -125,9 +195,15 @@ impl Config {
         p
     }
 
-    /// True if the zero-config development user `ditto`/`ditto` is active.
+    /// True if any authentication mechanism is configured.
+    pub fn has_credentials(&self) -> bool {
+        !self.users.is_empty() || !self.auth.jwt.is_empty() || self.auth.pre_authenticated
+    }
+
+    /// True if the zero-config development user `ditto`/`ditto` is active: listening on
+    /// loopback with no users, JWT issuers or pre-authentication configured.
     pub fn dev_user_active(&self) -> bool {
-        self.users.is_empty() && self.listen.ip().is_loopback()
+        !self.has_credentials() && self.listen.ip().is_loopback()
     }
 }
 

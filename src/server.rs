@@ -63,18 +63,53 @@ pub fn error_response(e: &DittoError) -> Response<Body> {
     r
 }
 
-/// Authenticates a request from its `Authorization` header (argon2 runs off the executor).
+/// The TCP peer of a request (set by the accept loop as a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Authenticates a request (argon2 runs off the executor): pre-authentication from a trusted
+/// proxy, `Authorization: Bearer|Basic`, or `?access_token=` on `/ws/2`.
+pub async fn authenticate_full(
+    st: &Arc<State>,
+    req: &Request<Incoming>,
+) -> Result<auth::Authenticated, DittoError> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let authorization = header("authorization");
+    let pre = header("x-ditto-pre-authenticated");
+    let token = (req.uri().path() == "/ws/2")
+        .then(|| req.uri().query())
+        .flatten()
+        .and_then(crate::protocol::control::parse_query)
+        .and_then(|q| {
+            q.into_iter()
+                .find(|(k, _)| k == "access_token")
+                .map(|(_, v)| v)
+        });
+    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+    let st = st.clone();
+    smol::unblock(move || {
+        let c = auth::Credentials {
+            authorization: authorization.as_deref(),
+            pre_authenticated: pre.as_deref(),
+            access_token: token.as_deref(),
+            peer,
+        };
+        st.auth.authenticate_request(&c, crate::clock::now_millis())
+    })
+    .await
+}
+
+/// Authenticates a request and returns its subjects (see [`authenticate_full`]).
 pub async fn authenticate(
     st: &Arc<State>,
     req: &Request<Incoming>,
 ) -> Result<auth::Subjects, DittoError> {
-    let header = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let st = st.clone();
-    smol::unblock(move || st.auth.authenticate(header.as_deref())).await
+    authenticate_full(st, req).await.map(|a| a.subjects)
 }
 
 async fn route(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -87,8 +122,8 @@ async fn route(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>,
 }
 
 async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
-    let subjects = match authenticate(&st, &req).await {
-        Ok(s) => s,
+    let authenticated = match authenticate_full(&st, &req).await {
+        Ok(a) => a,
         Err(e) => return error_response(&e),
     };
     let h = req.headers();
@@ -135,7 +170,7 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
                 Some(wsc),
             )
             .await;
-            crate::ws::run_session(st2, ws, subjects).await;
+            crate::ws::run_session(st2, ws, authenticated).await;
         })
         .detach();
     let mut r = Response::new(full(Bytes::new()));
@@ -149,9 +184,12 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
     r
 }
 
-async fn serve_connection(st: Arc<State>, tcp: TcpStream) {
+async fn serve_connection(st: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
     let _ = tcp.set_nodelay(true);
-    let svc = hyper::service::service_fn(move |req| route(st.clone(), req));
+    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(PeerAddr(peer));
+        route(st.clone(), req)
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(SmolTimer::new())
         .header_read_timeout(Duration::from_secs(10))
@@ -168,10 +206,10 @@ pub async fn accept_loop(st: Arc<State>, listener: TcpListener) {
     let mut backoff = Duration::from_millis(10);
     loop {
         match listener.accept().await {
-            Ok((tcp, _peer)) => {
+            Ok((tcp, peer)) => {
                 backoff = Duration::from_millis(10);
                 let st2 = st.clone();
-                st.ex.spawn(serve_connection(st2, tcp)).detach();
+                st.ex.spawn(serve_connection(st2, tcp, peer)).detach();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed; backing off {:?}", backoff);

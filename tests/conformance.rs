@@ -22,7 +22,7 @@
 //! NOTE) or Ditto's source disagrees with the doc example, the expectation is derived from
 //! `shared/spec/` and the derivation is printed with the case's summary line (`derived: ...`).
 //!
-//! Directory: `$EDGETWIN_CONFORMANCE_DIR` if set, else `tests/conformance/things` (a copy of the
+//! Directory: `$EDGETWIN_CONFORMANCE_DIR/things` if set, else `tests/conformance/things` (a copy of the
 //! project's shared corpus, kept in the repo so a clean clone runs it).
 //! The per-case summary goes to stderr (`cargo test --test conformance -- --nocapture` to see it
 //! when everything passes; on failure it is shown anyway, followed by every mismatch).
@@ -151,7 +151,10 @@ struct Case {
 
 fn case_dir() -> PathBuf {
     let (dir, how) = match std::env::var_os("EDGETWIN_CONFORMANCE_DIR") {
-        Some(d) => (PathBuf::from(d), "$EDGETWIN_CONFORMANCE_DIR"),
+        Some(d) => (
+            PathBuf::from(d).join("things"),
+            "$EDGETWIN_CONFORMANCE_DIR/things",
+        ),
         None => (
             PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),

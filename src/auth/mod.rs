@@ -1,12 +1,17 @@
-//! Authentication: turns request credentials into authorization subjects. HTTP Basic against
-//! configured users (argon2 hashes, subject `nginx:<user>`), and the zero-config development
-//! user `ditto`/`ditto` while listening on loopback with no users configured.
+//! Authentication: turns request credentials into authorization subjects. In order: Ditto's
+//! `x-ditto-pre-authenticated` (only when enabled and sent by a trusted proxy address), JWT
+//! bearer tokens (`jwt`), HTTP Basic against configured users (argon2, subject `nginx:<user>`)
+//! or the zero-config dev user; failed attempts are limited per peer address (`ratelimit`).
+
+pub mod jwt;
+pub mod ratelimit;
 
 use crate::config::Config;
 use crate::error::DittoError;
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use base64::Engine;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 /// Most verified credentials remembered (argon2 is deliberately slow: verify once per secret).
@@ -20,6 +25,32 @@ pub struct Authenticator {
     users: HashMap<String, String>,
     dev_user: bool,
     verified: Mutex<HashMap<String, Subjects>>,
+    jwt: jwt::JwtVerifier,
+    pre_authenticated: bool,
+    trusted_proxies: Vec<IpAddr>,
+    failures: ratelimit::FailedLogins,
+}
+
+/// What a request presents.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials<'a> {
+    /// `Authorization` header
+    pub authorization: Option<&'a str>,
+    /// `x-ditto-pre-authenticated` header
+    pub pre_authenticated: Option<&'a str>,
+    /// `?access_token=` (WebSocket)
+    pub access_token: Option<&'a str>,
+    /// the TCP peer address
+    pub peer: Option<IpAddr>,
+}
+
+/// An authenticated requester.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Authenticated {
+    /// authorization subjects, first = default subject
+    pub subjects: Subjects,
+    /// end of validity (JWT `exp`, epoch millis); `None` = no expiry
+    pub expires_at: Option<i64>,
 }
 
 /// 401 `gateway:authentication.failed`.
@@ -51,12 +82,112 @@ impl Authenticator {
                 .collect(),
             dev_user: cfg.dev_user_active(),
             verified: Mutex::new(HashMap::new()),
+            jwt: jwt::JwtVerifier::new(&cfg.auth.jwt),
+            pre_authenticated: cfg.auth.pre_authenticated,
+            trusted_proxies: cfg.auth.trusted_proxies.clone(),
+            failures: ratelimit::FailedLogins::new(
+                cfg.auth.max_failed_logins,
+                cfg.auth.failed_login_window_secs.saturating_mul(1000) as i64,
+            ),
         }
     }
 
-    /// Authenticates an `Authorization` header value. Slow (argon2) on first sight of a secret:
-    /// call from a blocking context or accept a one-off delay.
+    /// Authenticates an `Authorization` header value (Basic or Bearer). Slow (argon2) on first
+    /// sight of a secret: call from a blocking context or accept a one-off delay.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Subjects, DittoError> {
+        let c = Credentials {
+            authorization,
+            ..Credentials::default()
+        };
+        self.authenticate_request(&c, crate::clock::now_millis())
+            .map(|a| a.subjects)
+    }
+
+    /// Authenticates a request at `now` (epoch millis), trying pre-authentication, a bearer
+    /// token and Basic in that order. Failed verifications count against the peer address.
+    pub fn authenticate_request(
+        &self,
+        c: &Credentials,
+        now: i64,
+    ) -> Result<Authenticated, DittoError> {
+        if let Some(ip) = c.peer {
+            if self.failures.blocked(ip, now) {
+                return Err(DittoError::new(
+                    429,
+                    "too.many.requests",
+                    "Too many failed authentication attempts from this address.",
+                )
+                .describe(format!(
+                    "Wait {} seconds before trying again.",
+                    self.failures.window_secs()
+                )));
+            }
+        }
+        let result = self.try_mechanisms(c, now);
+        if let Some(ip) = c.peer {
+            match &result {
+                Ok(_) => self.failures.succeeded(ip),
+                Err(e)
+                    if e.error != "gateway:authentication.failed"
+                        || !e.message.starts_with("No applicable") =>
+                {
+                    self.failures.failed(ip, now)
+                }
+                Err(_) => {}
+            }
+        }
+        result
+    }
+
+    fn try_mechanisms(&self, c: &Credentials, now: i64) -> Result<Authenticated, DittoError> {
+        if let Some(pre) = c.pre_authenticated {
+            let trusted = self.pre_authenticated
+                && c.peer.is_some_and(|ip| self.trusted_proxies.contains(&ip));
+            if trusted {
+                let subjects: Vec<String> = pre
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| s.contains(':'))
+                    .map(str::to_owned)
+                    .collect();
+                if !subjects.is_empty() {
+                    return Ok(Authenticated {
+                        subjects: Arc::from(subjects),
+                        expires_at: None,
+                    });
+                }
+            } else {
+                tracing::debug!(peer = ?c.peer, "ignoring x-ditto-pre-authenticated from an untrusted peer");
+            }
+        }
+        let bearer = c
+            .authorization
+            .and_then(|h| h.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .or(c.access_token);
+        if let Some(token) = bearer {
+            return self.verify_jwt(token, now);
+        }
+        self.basic(c.authorization).map(|subjects| Authenticated {
+            subjects,
+            expires_at: None,
+        })
+    }
+
+    /// Verifies a JWT (also for `JWT-TOKEN` refreshes on a WebSocket).
+    pub fn verify_jwt(&self, token: &str, now: i64) -> Result<Authenticated, DittoError> {
+        if self.jwt.is_empty() {
+            return Err(unauthenticated());
+        }
+        let v = self.jwt.verify(token, now)?;
+        Ok(Authenticated {
+            subjects: Arc::from(vec![v.subject]),
+            expires_at: Some(v.expires_at),
+        })
+    }
+
+    fn basic(&self, authorization: Option<&str>) -> Result<Subjects, DittoError> {
         let header = authorization.ok_or_else(unauthenticated)?;
         if let Some(s) = self
             .verified
@@ -67,6 +198,14 @@ impl Authenticator {
             return Ok(s.clone());
         }
         let (user, password) = decode_basic(header).ok_or_else(unauthenticated)?;
+        let failed = || {
+            DittoError::new(
+                401,
+                "gateway:authentication.failed",
+                "The provided credentials were not valid.",
+            )
+            .describe("Check if your credentials were correct.")
+        };
         let ok = if self.dev_user {
             user == "ditto" && password == "ditto"
         } else {
@@ -77,7 +216,7 @@ impl Authenticator {
             })
         };
         if !ok {
-            return Err(unauthenticated());
+            return Err(failed());
         }
         let subjects: Subjects = Arc::from(vec![format!("nginx:{user}")]);
         let mut cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());

@@ -3,7 +3,9 @@
 //! No IO, no clock: the caller passes `now` and a policy lookup in `Ctx`.
 
 pub mod conditions;
+pub mod enforce;
 pub mod errors;
+mod policy_source;
 pub mod read;
 pub mod validate;
 pub mod write;
@@ -96,8 +98,12 @@ pub struct Ctx<'a> {
     pub now: i64,
     /// the requester's first authorization subject (owner of a default policy)
     pub subject: &'a str,
-    /// stored policy by ID (existence checks, `fields=_policy`)
+    /// stored policy by ID (existence checks, `fields=_policy`, `_copyPolicyFrom`)
     pub policy: &'a dyn Fn(&str) -> Option<Value>,
+    /// stored thing by ID (`_copyPolicyFrom: {{ ref:things/<id>/policyId }}`)
+    pub thing: &'a dyn Fn(&str) -> Option<ThingState>,
+    /// the requester's authorization; `None` = trusted internal caller (no policy checks)
+    pub access: Option<enforce::Access<'a>>,
 }
 
 /// A twin event produced by a change.
@@ -185,6 +191,9 @@ pub fn apply(
         (_, None) => return Err(errors::not_found(&id, &ThingPath::Root)),
         (_, Some(s)) => s,
     };
+    if let Some(acc) = &ctx.access {
+        enforce::check(state, cmd, acc)?;
+    }
     let checks = conditions::Checks {
         condition: condition.as_ref(),
         if_equal,

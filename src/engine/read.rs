@@ -44,6 +44,21 @@ pub fn thing_view(state: &ThingState, fields: Option<&FieldSelector>, ctx: &Ctx)
     sel.select(&view)
 }
 
+/// The thing as retrieve-multiple returns it to the requester (`None` = not readable).
+pub fn readable_thing_view(
+    state: &ThingState,
+    fields: Option<&FieldSelector>,
+    ctx: &Ctx,
+) -> Option<Value> {
+    let v = thing_view(state, fields, ctx);
+    match &ctx.access {
+        None => Some(v),
+        Some(acc) => acc
+            .enforcer
+            .and_then(|e| super::enforce::root_view(e, acc.subjects, v)),
+    }
+}
+
 /// RetrieveThing and all sub-resource retrieves.
 pub fn retrieve(
     state: &ThingState,
@@ -70,6 +85,10 @@ pub fn retrieve(
             Some(sel) if v.is_object() => sel.select(v),
             _ => v.clone(),
         }
+    };
+    let value = match &ctx.access {
+        Some(acc) => super::enforce::filter_retrieve(acc, cmd, value),
+        None => value,
     };
     let etag = etag_at(state, &cmd.path);
     check_etags(&cmd.headers, etag.as_deref(), true)?;

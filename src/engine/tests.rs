@@ -22,6 +22,8 @@ fn run(state: Option<&ThingState>, v: Value) -> Result<Outcome, DittoError> {
             now: NOW,
             subject: "nginx:ditto",
             policy: &none,
+            thing: &|_: &str| None,
+            access: None,
         },
     )
 }
@@ -35,6 +37,8 @@ fn with_policy(state: Option<&ThingState>, v: Value) -> Result<Outcome, DittoErr
             now: NOW,
             subject: "nginx:ditto",
             policy: &some,
+            thing: &|_: &str| None,
+            access: None,
         },
     )
 }

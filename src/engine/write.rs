@@ -3,7 +3,7 @@
 //! response and the event; revisions increase by exactly one per change.
 
 use super::conditions::{check_condition, check_etags, Checks, IfEqual};
-use super::{default_policy, errors, validate, Ctx, Event, Outcome, ThingState, MAX_THING_BYTES};
+use super::{errors, validate, Ctx, Event, Outcome, ThingState, MAX_THING_BYTES};
 use crate::error::DittoError;
 use crate::model::{etag::value_hash, merge, pointer};
 use crate::protocol::{Action, EventAction, ThingCommand, ThingPath};
@@ -170,31 +170,21 @@ pub fn create(
         return Err(DittoError::new(400, "things:policy.id.notallowed", format!("The Thing with ID '{id}' could not be modified as it contained an inline Policy with an ID or a Policy ID and a Policy"))
             .describe("If you want to use an existing Policy, specify it as 'policyId' in the Thing JSON. If you want to create a Thing with inline Policy, no Policy ID is allowed as it will be created with the Thing ID."));
     }
+    let copy_from = obj.get("_copyPolicyFrom").cloned();
     let mut m = clean_thing_payload(cmd, &raw)?;
-    let mut new_policy = None;
-    match m.get("policyId").and_then(Value::as_str).map(str::to_owned) {
-        Some(pid) => {
-            validate::value_for(&ThingPath::PolicyId, &Value::String(pid.clone()))?;
-            if (ctx.policy)(&pid).is_none() {
-                return Err(errors::policy_missing(&id, &pid));
-            }
-        }
-        None => {
-            if (ctx.policy)(&id).is_some() {
-                return Err(errors::implicit_policy_failed(&id, &id));
-            }
-            let policy = match inline_policy {
-                Some(Value::Object(mut p)) => {
-                    p.insert("policyId".into(), Value::String(id.clone()));
-                    Value::Object(p)
-                }
-                Some(_) => return Err(errors::wrong_type("/_policy", "JsonObject")),
-                None => default_policy(&id, ctx.subject),
-            };
-            new_policy = Some((id.clone(), policy));
-            m.insert("policyId".into(), Value::String(id.clone()));
-        }
+    let chosen = super::policy_source::choose(cmd, &m, inline_policy, copy_from.as_ref(), ctx)?;
+    if let Some(acc) = &ctx.access {
+        super::enforce::check_create(
+            cmd,
+            acc.subjects,
+            &chosen.policy_id,
+            &chosen.policy,
+            chosen.new_policy.is_some(),
+            ctx.now,
+        )?;
     }
+    m.insert("policyId".into(), Value::String(chosen.policy_id.clone()));
+    let new_policy = chosen.new_policy.map(|p| (chosen.policy_id, p));
     let thing = ordered_thing(&id, m);
     validate::thing(&thing)?;
     let prev = prev.filter(|p| p.deleted);

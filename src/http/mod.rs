@@ -1,9 +1,10 @@
-//! The HTTP API binding: `/api/2/things` (REST and Server-Sent Events), `/api/2/whoami` and
-//! `/status/health`. Authenticates every request, bounds header sizes, and dispatches by path
+//! The HTTP API binding: `/api/2/things` (REST and Server-Sent Events), `/api/2/policies`,
+//! `/api/2/whoami` and `/status/health`. Authenticates every request, bounds header sizes, and dispatches by path
 //! and method; the handlers turn requests into hub calls (one twin command per request).
 
 pub mod list;
 pub mod params;
+pub mod policies;
 pub mod response;
 pub mod sse;
 pub mod sse_event;
@@ -44,6 +45,9 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         Ok(s) => s,
         Err(e) => return error_response(&e),
     };
+    if path == "/api/2/policies" || path.starts_with("/api/2/policies/") {
+        return policies::handle_policies_http(&st, req, subjects, &path).await;
+    }
     let who = Requester {
         subjects,
         origin: None,

@@ -1,12 +1,14 @@
 //! Twin event fan-out: builds the event envelope once, then for each subscribed session checks
-//! origin, namespaces and the RQL filter (evaluated on the changed data merged with the
-//! session's `extraFields`), enriches with `extra`. Events wait in one central queue until
+//! origin, READ under the thing's policy (the payload and `extra` filtered to what the
+//! subscriber may read; nothing readable = not delivered), namespaces and the RQL filter
+//! (evaluated on the visible data merged with `extra`). Events wait in one central queue until
 //! their write is durable (`hub::publisher`), so per-session queues only hold ready messages.
 
 use super::session::{Outbound, StreamKind};
 use super::{Hub, Requester};
 use crate::engine::{Event, ThingState};
 use crate::model::pointer;
+use crate::policy::{Enforcer, READ, THING_ALLOWLIST};
 use crate::protocol::{Channel, Criterion, Envelope, Headers, ThingCommand, Topic};
 use crate::rql::Env;
 use serde_json::{json, Map, Value};
@@ -99,6 +101,24 @@ pub fn placeholder(env: &Envelope, thing_id: &str, prefix: &str, name: &str) -> 
     Some(Value::String(s))
 }
 
+/// The event as one subscriber may see it under READ: `Some(None)` = deliver unchanged,
+/// `Some(Some(env))` = deliver this filtered copy, `None` = nothing readable, do not deliver.
+pub fn event_view(env: &Envelope, e: &Enforcer, subjects: &[String]) -> Option<Option<Envelope>> {
+    let res = pointer::parse_pointer(&env.path).unwrap_or_default();
+    if e.has_unrestricted(subjects, "thing", &res, READ) {
+        return Some(None);
+    }
+    let value = match &env.value {
+        None if e.has_partial(subjects, "thing", &res, READ) => None,
+        None => return None,
+        Some(v) if res.is_empty() => Some(e.root_view(subjects, "thing", v, &THING_ALLOWLIST)?),
+        Some(v) => Some(e.view(subjects, "thing", &res, v)?),
+    };
+    let mut out = env.clone();
+    out.value = value;
+    Some(Some(out))
+}
+
 /// A twin event waiting for its write to become durable before it is delivered.
 pub(crate) struct PendingEvent {
     /// the event envelope (no `extra`)
@@ -113,11 +133,14 @@ pub(crate) struct PendingEvent {
     pub origin: Option<u64>,
     /// event time (for `time:now` in filters)
     pub timestamp: i64,
+    /// the policy the event is visible under
+    pub enforcer: Arc<Enforcer>,
 }
 
 impl Hub {
-    /// Queues a twin event; it is delivered once store sequence `seq` is durable (a subscriber
-    /// never sees a change that a crash could still take back).
+    /// Queues a twin event for the subscribers that may READ (part of) it under `enforcer` (no
+    /// enforcer: nobody may). It is delivered once store sequence `seq` is durable, so a
+    /// subscriber never sees a change that a crash could still take back.
     pub(crate) fn publish_twin_event(
         &self,
         cmd: &ThingCommand,
@@ -125,7 +148,9 @@ impl Hub {
         state: &ThingState,
         who: &Requester,
         seq: Option<u64>,
+        enforcer: Option<Arc<Enforcer>>,
     ) {
+        let Some(enforcer) = enforcer else { return };
         let pending = PendingEvent {
             env: event_envelope(cmd, ev, who),
             thing_id: cmd.thing_id.to_string(),
@@ -133,6 +158,7 @@ impl Hub {
             state: state.clone(),
             origin: who.origin,
             timestamp: ev.timestamp,
+            enforcer,
         };
         match seq {
             Some(seq) => self.queue_after_commit(seq, pending),
@@ -142,8 +168,7 @@ impl Hub {
 
     /// Delivers a durable twin event to every matching `START-SEND-EVENTS` subscriber.
     pub(crate) fn fan_out(&self, p: &PendingEvent) {
-        let env = &p.env;
-        let thing_id = &p.thing_id;
+        let (env, thing_id, enforcer) = (&p.env, &p.thing_id, &*p.enforcer);
         let mut plain: Option<Arc<str>> = None;
         let mut shape: Option<Value> = None;
         let mut full: Option<Value> = None;
@@ -156,16 +181,31 @@ impl Hub {
             if Some(s.id) == p.origin {
                 return;
             }
+            let Some(filtered) = event_view(env, enforcer, &s.subjects) else {
+                return;
+            };
+            let seen = filtered.as_ref().unwrap_or(env);
             let decision = s.with_subscription(StreamKind::Events, |sub| {
                 if !sub.namespace_ok(&p.namespace) {
                     return None;
                 }
-                let extra = sub
-                    .extra
-                    .as_ref()
-                    .map(|sel| sel.select(full.get_or_insert_with(|| p.state.full_view())));
+                let extra = sub.extra.as_ref().and_then(|sel| {
+                    let x = sel.select(full.get_or_insert_with(|| p.state.full_view()));
+                    if enforcer.has_unrestricted(&s.subjects, "thing", &[], READ) {
+                        Some(x)
+                    } else {
+                        enforcer.root_view(&s.subjects, "thing", &x, &THING_ALLOWLIST)
+                    }
+                });
                 if let Some(f) = &sub.filter {
-                    let base = shape.get_or_insert_with(|| event_shape(env, thing_id));
+                    let own;
+                    let base = match &filtered {
+                        Some(fe) => {
+                            own = event_shape(fe, thing_id);
+                            &own
+                        }
+                        None => &*shape.get_or_insert_with(|| event_shape(env, thing_id)),
+                    };
                     let doc = match &extra {
                         Some(Value::Object(x)) => merged(x, base),
                         _ => base.clone(),
@@ -177,15 +217,15 @@ impl Hub {
                 Some(extra.filter(|x| x.as_object().is_some_and(|m| !m.is_empty())))
             });
             let Some(Some(extra)) = decision else { return };
-            let text = match extra {
-                Some(extra) => {
-                    let mut e = env.clone();
-                    e.extra = Some(extra);
-                    Arc::from(e.to_text())
-                }
-                None => plain
+            let text = match (extra, &filtered) {
+                (None, None) => plain
                     .get_or_insert_with(|| Arc::from(env.to_text()))
                     .clone(),
+                (extra, _) => {
+                    let mut e = seen.clone();
+                    e.extra = extra;
+                    Arc::from(e.to_text())
+                }
             };
             s.push(Outbound::Now(text));
         });

@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod ordered;
+pub mod policy;
 mod publisher;
 pub mod session;
 pub mod twin;
@@ -43,6 +44,7 @@ pub(crate) struct Inner {
     sessions: RwLock<HashMap<u64, Arc<SessionHandle>>>,
     subscribers: RwLock<HashMap<StreamKind, Vec<Arc<SessionHandle>>>>,
     next_session: AtomicU64,
+    policies: policy::Policies,
 }
 
 /// Cheap-to-clone handle on the hub.
@@ -63,6 +65,7 @@ impl Hub {
                 sessions: RwLock::new(HashMap::new()),
                 subscribers: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
+                policies: policy::Policies::default(),
             }),
         };
         publisher::start(Arc::downgrade(&hub.inner), store, rx);

@@ -3,10 +3,12 @@
 //! the ack request rules (`response-required`, `requested-acks`, `timeout`).
 
 use super::{Hub, Requester};
+use crate::engine::enforce::Access;
 use crate::engine::{self, Ctx, Outcome, ThingState};
 use crate::error::DittoError;
+use crate::policy::{PolicyCommand, PolicyState};
 use crate::protocol::{
-    error_envelope, Action, Channel, Envelope, Headers, RetrieveThings, Signal, ThingCommand,
+    error_envelope, Action, Channel, Envelope, Group, Headers, RetrieveThings, Signal, ThingCommand,
 };
 use crate::store::{Op, Tree};
 use serde_json::Value;
@@ -137,12 +139,6 @@ impl Hub {
         bytes.map(|b| ThingState::from_bytes(&b)).transpose()
     }
 
-    /// Loads a stored policy.
-    pub fn load_policy(&self, id: &str) -> Option<Value> {
-        let b = self.store().get(Tree::Policies, id.as_bytes()).ok()??;
-        serde_json::from_slice(&b).ok()
-    }
-
     /// Applies a twin command: the one write path shared by every binding.
     pub async fn twin_command(
         &self,
@@ -156,11 +152,27 @@ impl Hub {
         let id = cmd.thing_id.to_string();
         let _guard = self.lock_for(&id).lock().unwrap_or_else(|e| e.into_inner());
         let current = self.load_thing(&id)?;
+        let ns = cmd.thing_id.namespace.as_str();
+        let policy_of = |s: Option<&ThingState>| {
+            s.and_then(|s| s.thing.get("policyId"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let old_pid = policy_of(ThingState::live(current.as_ref()));
+        let enforcer = old_pid
+            .as_deref()
+            .and_then(|pid| self.enforcer(pid, ns, now));
         let lookup = |pid: &str| self.load_policy(pid);
+        let things = |tid: &str| self.load_thing(tid).ok().flatten();
         let ctx = Ctx {
             now,
             subject: who.subject(),
             policy: &lookup,
+            thing: &things,
+            access: Some(Access {
+                subjects: &who.subjects,
+                enforcer: enforcer.as_deref(),
+            }),
         };
         let outcome = engine::apply(current.as_ref(), cmd, &ctx)?;
         let mut seq = None;
@@ -174,13 +186,23 @@ impl Hub {
                 ops.push(Op {
                     tree: Tree::Policies,
                     key: pid.clone().into_bytes(),
-                    value: Some(policy.to_string().into_bytes()),
+                    value: Some(PolicyState::new(policy.clone(), now).to_bytes()),
                 });
             }
             seq = Some(self.store().submit(ops));
+            if let Some((pid, policy)) = &outcome.policy {
+                self.policy_written(pid, Some(policy));
+            }
         }
         if let (Some(ev), Some(state)) = (&outcome.event, &outcome.state) {
-            self.publish_twin_event(cmd, ev, state, who, seq);
+            // Events are visible under the thing's policy after the change (before, for a delete).
+            let new_pid = policy_of(Some(state)).or(old_pid.clone());
+            let ev_enforcer = match (&new_pid, &old_pid) {
+                (Some(n), Some(o)) if n == o => enforcer.clone(),
+                (Some(n), _) => self.enforcer(n, ns, now),
+                (None, _) => None,
+            };
+            self.publish_twin_event(cmd, ev, state, who, seq, ev_enforcer);
         }
         Ok(TwinDone { outcome, seq })
     }
@@ -193,15 +215,30 @@ impl Hub {
     ) -> Result<Value, DittoError> {
         let fields = engine::read::parse_fields(r.fields.as_deref(), true)?;
         let lookup = |pid: &str| self.load_policy(pid);
-        let ctx = Ctx {
-            now: crate::clock::now_millis(),
-            subject: who.subject(),
-            policy: &lookup,
-        };
+        let things = |tid: &str| self.load_thing(tid).ok().flatten();
+        let now = crate::clock::now_millis();
         let mut out = Vec::with_capacity(r.thing_ids.len());
         for id in &r.thing_ids {
-            if let Some(state) = self.load_thing(&id.to_string())?.filter(|s| !s.deleted) {
-                out.push(engine::read::thing_view(&state, fields.as_ref(), &ctx));
+            let Some(state) = self.load_thing(&id.to_string())?.filter(|s| !s.deleted) else {
+                continue;
+            };
+            let enforcer = state
+                .thing
+                .get("policyId")
+                .and_then(Value::as_str)
+                .and_then(|pid| self.enforcer(pid, &id.namespace, now));
+            let ctx = Ctx {
+                now,
+                subject: who.subject(),
+                policy: &lookup,
+                thing: &things,
+                access: Some(Access {
+                    subjects: &who.subjects,
+                    enforcer: enforcer.as_deref(),
+                }),
+            };
+            if let Some(v) = engine::read::readable_thing_view(&state, fields.as_ref(), &ctx) {
+                out.push(v);
             }
         }
         Ok(Value::Array(out))
@@ -254,14 +291,17 @@ impl Hub {
                     after: None,
                 }
             }),
-            _ => Err(DittoError::new(
-                400,
-                "signal.unsupported",
-                format!(
-                    "The signal with topic '{topic}' is not supported by this edgetwin version."
-                ),
-            )
-            .describe("Supported are twin commands of the things group.")),
+            Signal::Other(env) if env.topic.group == Group::Policies => {
+                match PolicyCommand::from_envelope(&env) {
+                    Some(Ok(cmd)) => self.policy_command(who, &cmd).await.map(|done| Reply {
+                        envelope: super::policy::policy_response_envelope(&cmd, &done.outcome),
+                        after: done.seq.filter(|_| acks.wants_persisted()),
+                    }),
+                    Some(Err(e)) => Err(e),
+                    None => Err(unsupported(&topic)),
+                }
+            }
+            _ => Err(unsupported(&topic)),
         };
         match result {
             Ok(r) if acks.response_required => Some(r),
@@ -270,6 +310,16 @@ impl Hub {
             Err(_) => None,
         }
     }
+}
+
+/// 400 `signal.unsupported`.
+fn unsupported(topic: &crate::protocol::Topic) -> DittoError {
+    DittoError::new(
+        400,
+        "signal.unsupported",
+        format!("The signal with topic '{topic}' is not supported by this edgetwin version."),
+    )
+    .describe("Supported are twin commands of the things group and policy commands.")
 }
 
 /// Shared text of an envelope (one allocation shared by all receivers).

@@ -57,7 +57,7 @@ pub(super) async fn handle(
             );
         }
         Control::Stop(kind) => st.hub.unsubscribe(session, kind),
-        // Sessions authenticated with Basic never expire; JWT refresh arrives with JWT support.
+        // JWT-TOKEN is handled by the session loop (ws/mod.rs) before control messages.
         Control::JwtToken(_) => {}
     }
     if let Some(ack) = ack {

@@ -1,12 +1,15 @@
 //! The WebSocket binding `/ws/2`: one reader task parsing frames (control messages or Ditto
 //! Protocol JSON) into hub calls, one writer task sending the session's outbound queue in
-//! order, holding durable replies and events until their store write is on disk.
+//! order, holding durable replies and events until their store write is on disk. A session
+//! authenticated by JWT ends at the token's `exp` (401 `gateway:websocket.session.expired`)
+//! unless `JWT-TOKEN?jwtToken=` brings a valid token for the same subjects; another subject or
+//! an invalid token closes the session (Ditto completes the stream without an error frame).
 
 mod control;
 mod writer;
 
 use crate::hub::{Outbound, Requester, SessionHandle};
-use crate::protocol::{error_envelope, parse_control, Envelope};
+use crate::protocol::{error_envelope, parse_control, Control, Envelope};
 use crate::server::State;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
@@ -19,8 +22,42 @@ use std::sync::Arc;
 /// Close code sent to a subscriber whose outbound queue overflowed (RFC 6455 "Try Again Later").
 pub const CLOSE_OVERFLOW: u16 = 1013;
 
-/// Runs one session until the client disconnects or the session is closed.
-pub async fn run_session(st: Arc<State>, ws: WebSocketStream<TcpStream>, subjects: Arc<[String]>) {
+/// 401 `gateway:websocket.session.expired`.
+pub fn session_expired() -> crate::error::DittoError {
+    crate::error::DittoError::new(
+        401,
+        "gateway:websocket.session.expired",
+        "The websocket session expired because the JWT used for authentication has expired.",
+    )
+    .describe("You need to periodically refresh your websocket session with a new JWT.")
+}
+
+/// What a `JWT-TOKEN` message does to the session: new expiry, or close.
+fn refresh(st: &State, subjects: &[String], text: &str) -> Result<Option<i64>, &'static str> {
+    let Some(Ok(Control::JwtToken(token))) = parse_control(text) else {
+        return Err("invalid JWT-TOKEN message");
+    };
+    let a = st
+        .auth
+        .verify_jwt(&token, crate::clock::now_millis())
+        .map_err(|_| "The websocket session was closed because the JWT is invalid.")?;
+    let same =
+        a.subjects.len() == subjects.len() && a.subjects.iter().all(|s| subjects.contains(s));
+    if same {
+        Ok(a.expires_at)
+    } else {
+        Err("The websocket session was closed because the authorization context changed.")
+    }
+}
+
+/// Runs one session until the client disconnects, the session is closed or its JWT expires.
+pub async fn run_session(
+    st: Arc<State>,
+    ws: WebSocketStream<TcpStream>,
+    auth: crate::auth::Authenticated,
+) {
+    let subjects = auth.subjects;
+    let mut expires_at = auth.expires_at;
     let limits = &st.cfg.limits;
     let (session, rx) = st.hub.open_session(
         subjects.clone(),
@@ -36,11 +73,51 @@ pub async fn run_session(st: Arc<State>, ws: WebSocketStream<TcpStream>, subject
         limits.outbound_queue + limits.max_pending_per_session,
     ));
     let who = Requester {
-        subjects,
+        subjects: subjects.clone(),
         origin: Some(session.id),
     };
     let mut close: Option<(CloseCode, &'static str)> = None;
-    while let Some(msg) = receiver.next().await {
+    loop {
+        let next = receiver.next();
+        let msg = match expires_at {
+            None => next.await,
+            Some(at) => {
+                let left = (at - crate::clock::now_millis()).max(0) as u64;
+                let timer = async {
+                    smol::Timer::after(std::time::Duration::from_millis(left)).await;
+                    None
+                };
+                match futures_lite::future::or(async { Some(next.await) }, timer).await {
+                    Some(m) => m,
+                    None => {
+                        reply_error(&session, None, &session_expired()).await;
+                        close = Some((CloseCode::Policy, "JWT expired"));
+                        break;
+                    }
+                }
+            }
+        };
+        let Some(msg) = msg else { break };
+        if let Ok(Message::Text(t)) = &msg {
+            if t.as_str().starts_with("JWT-TOKEN") {
+                if expires_at.is_none() {
+                    continue; // Basic / pre-authenticated sessions never expire
+                }
+                match refresh(&st, &subjects, t.as_str()) {
+                    Ok(exp) => expires_at = exp,
+                    Err(reason) => {
+                        tracing::debug!(
+                            session = session.id,
+                            reason,
+                            "closing session on JWT-TOKEN"
+                        );
+                        close = Some((CloseCode::Normal, "JWT-TOKEN refused"));
+                        break;
+                    }
+                }
+                continue;
+            }
+        }
         match msg {
             Ok(Message::Text(t)) => on_text(&st, &session, &who, t.as_str()).await,
             Ok(Message::Binary(b)) => match std::str::from_utf8(&b) {

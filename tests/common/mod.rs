@@ -129,6 +129,29 @@ impl Ws {
         Ok(Ws { stream, next_id: 0 })
     }
 
+    /// Connects to `ws://addr{path_and_query}` with extra upgrade headers (auth tests); Err
+    /// carries the HTTP error.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Ws, String> {
+        let mut req = format!("ws://{addr}{path_and_query}")
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
+        for (k, v) in headers {
+            let name: async_tungstenite::tungstenite::http::HeaderName =
+                k.parse().map_err(|_| "header name")?;
+            req.headers_mut()
+                .insert(name, v.parse().map_err(|_| "header value")?);
+        }
+        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let (stream, _resp) = async_tungstenite::client_async(req, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Ws { stream, next_id: 0 })
+    }
+
     /// Sends a text frame.
     pub async fn send_text(&mut self, t: &str) {
         self.stream

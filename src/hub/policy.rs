@@ -1,0 +1,281 @@
+//! Policies in the hub: loading stored policies, a bounded cache of enforcers (invalidated on
+//! every policy write, rebuilt when a subject expires), policy commands under the per-entity
+//! lock, and the expiry timer that removes expired subjects and delivers `subjectDeletion`
+//! announcements to `START-SEND-POLICY-ANNOUNCEMENTS` sessions of the affected subjects.
+
+use super::session::{Outbound, StreamKind};
+use super::{Hub, Requester};
+use crate::error::DittoError;
+use crate::policy::expiry::{self, Announcement};
+use crate::policy::{command, Enforcer, PolicyCommand, PolicyOutcome, PolicyState};
+use crate::protocol::{Criterion, Envelope, Group, Headers, Topic};
+use crate::store::{Op, Tree};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Most cached enforcers (the cache is cleared when full).
+const CACHE_MAX: usize = 1024;
+/// Most remembered "announced before expiry" marks (cleared when full: worst case a repeat).
+const ANNOUNCED_MAX: usize = 65_536;
+/// How often the expiry timer looks for due work.
+const TICK: Duration = Duration::from_millis(500);
+
+type CacheKey = (String, String);
+
+/// Policy bookkeeping of the hub.
+#[derive(Default)]
+pub struct Policies {
+    cache: Mutex<HashMap<CacheKey, (i64, Arc<Enforcer>)>>,
+    generation: AtomicU64,
+    due: Mutex<BTreeSet<(i64, String)>>,
+    due_of: Mutex<HashMap<String, i64>>,
+    announced: Mutex<HashSet<(String, String, i64)>>,
+}
+
+/// Result of a policy command that passed the engine.
+#[derive(Debug)]
+pub struct PolicyDone {
+    /// what the engine decided
+    pub outcome: PolicyOutcome,
+    /// store sequence of the write, if it wrote
+    pub seq: Option<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The response envelope of a policy command.
+pub fn policy_response_envelope(cmd: &PolicyCommand, o: &PolicyOutcome) -> Envelope {
+    let mut headers = Headers::new();
+    if let Some(c) = cmd.headers.correlation_id() {
+        headers.insert("correlation-id", c);
+    }
+    if let Some(e) = &o.etag {
+        headers.insert("etag", e.as_str());
+    }
+    let mut env = Envelope::new(cmd.topic.clone(), headers, cmd.raw_path.clone());
+    env.status = Some(o.status);
+    env.value = o.value.clone();
+    env
+}
+
+impl Hub {
+    fn policies(&self) -> &Policies {
+        &self.inner.policies
+    }
+
+    /// Loads a stored policy with its revision.
+    pub fn load_policy_state(&self, id: &str) -> Result<Option<PolicyState>, DittoError> {
+        let bytes = self
+            .store()
+            .get(Tree::Policies, id.as_bytes())
+            .map_err(|e| {
+                tracing::error!(policy = id, error = %e, "store read failed");
+                crate::policy::errors::unavailable(id)
+            })?;
+        Ok(bytes.and_then(|b| PolicyState::from_bytes(&b)))
+    }
+
+    /// Loads a stored policy's JSON.
+    pub fn load_policy(&self, id: &str) -> Option<Value> {
+        self.load_policy_state(id).ok().flatten().map(|s| s.policy)
+    }
+
+    /// The enforcer of a policy for things in `namespace` at `now` (cached).
+    pub fn enforcer(&self, policy_id: &str, namespace: &str, now: i64) -> Option<Arc<Enforcer>> {
+        let key = (policy_id.to_owned(), namespace.to_owned());
+        if let Some((until, e)) = lock(&self.policies().cache).get(&key) {
+            if now < *until {
+                return Some(e.clone());
+            }
+        }
+        let generation = self.policies().generation.load(Ordering::SeqCst);
+        let policy = self.load_policy(policy_id)?;
+        let until = expiry::next_due(&policy, &|_, _| true).unwrap_or(i64::MAX);
+        let e = Arc::new(Enforcer::from_policy(&policy, now, Some(namespace)));
+        let mut cache = lock(&self.policies().cache);
+        if self.policies().generation.load(Ordering::SeqCst) == generation {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, (until, e.clone()));
+        }
+        Some(e)
+    }
+
+    /// Bookkeeping after a policy was written (`None` = deleted): cache and expiry index.
+    pub(crate) fn policy_written(&self, id: &str, policy: Option<&Value>) {
+        let p = self.policies();
+        p.generation.fetch_add(1, Ordering::SeqCst);
+        lock(&p.cache).retain(|(pid, _), _| pid != id);
+        let announced = lock(&p.announced);
+        let next = policy.and_then(|v| {
+            expiry::next_due(v, &|s, at| {
+                announced.contains(&(id.to_owned(), s.to_owned(), at))
+            })
+        });
+        drop(announced);
+        let mut due = lock(&p.due);
+        let mut due_of = lock(&p.due_of);
+        if let Some(old) = due_of.remove(id) {
+            due.remove(&(old, id.to_owned()));
+        }
+        if let Some(at) = next {
+            due.insert((at, id.to_owned()));
+            due_of.insert(id.to_owned(), at);
+        }
+    }
+
+    /// Applies a policy command (the one write path of policies for every binding).
+    pub async fn policy_command(
+        &self,
+        who: &Requester,
+        cmd: &PolicyCommand,
+    ) -> Result<PolicyDone, DittoError> {
+        if cmd.action != crate::protocol::Action::Retrieve {
+            self.store().ready().await;
+        }
+        let now = crate::clock::now_millis();
+        let id = cmd.policy_id.as_str();
+        let _guard = self
+            .lock_for(&format!("policy:{id}"))
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let current = self.load_policy_state(id)?;
+        let outcome = command::apply(current.as_ref(), cmd, now, Some(&who.subjects))?;
+        let value = match (&outcome.state, outcome.deleted) {
+            (Some(s), _) => Some(s.to_bytes()),
+            (None, true) => None,
+            (None, false) => return Ok(PolicyDone { outcome, seq: None }),
+        };
+        let seq = self.store().submit(vec![Op {
+            tree: Tree::Policies,
+            key: id.as_bytes().to_vec(),
+            value,
+        }]);
+        self.policy_written(id, outcome.state.as_ref().map(|s| &s.policy));
+        Ok(PolicyDone {
+            outcome,
+            seq: Some(seq),
+        })
+    }
+
+    /// Indexes the expiries of every stored policy (at start).
+    pub fn index_policy_expiries(&self) {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let batch = match self
+                .store()
+                .scan(Tree::Policies, b"", after.as_deref(), 512)
+            {
+                Ok(b) => b,
+                Err(e) => return tracing::error!(error = %e, "policy scan failed"),
+            };
+            if batch.is_empty() {
+                return;
+            }
+            for (k, v) in &batch {
+                if let (Ok(id), Some(s)) = (std::str::from_utf8(k), PolicyState::from_bytes(v)) {
+                    self.policy_written(id, Some(&s.policy));
+                }
+            }
+            after = batch.last().map(|(k, _)| k.clone());
+        }
+    }
+
+    /// Runs the expiry timer forever (spawn it on the executor).
+    pub async fn run_policy_timer(self) {
+        self.index_policy_expiries();
+        loop {
+            smol::Timer::after(TICK).await;
+            let now = crate::clock::now_millis();
+            loop {
+                let next = {
+                    let mut due = lock(&self.policies().due);
+                    match due.first().cloned() {
+                        Some((at, id)) if at <= now => {
+                            due.remove(&(at, id.clone()));
+                            lock(&self.policies().due_of).remove(&id);
+                            Some(id)
+                        }
+                        _ => None,
+                    }
+                };
+                let Some(id) = next else { break };
+                self.store().ready().await;
+                self.expire_policy(&id, now);
+            }
+        }
+    }
+
+    fn expire_policy(&self, id: &str, now: i64) {
+        let _guard = self
+            .lock_for(&format!("policy:{id}"))
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Ok(Some(mut state)) = self.load_policy_state(id) else {
+            return;
+        };
+        let done = {
+            let announced = lock(&self.policies().announced);
+            expiry::process(id, &state.policy, now, &|s, at| {
+                announced.contains(&(id.to_owned(), s.to_owned(), at))
+            })
+        };
+        {
+            let mut announced = lock(&self.policies().announced);
+            if announced.len() + done.announced.len() > ANNOUNCED_MAX {
+                announced.clear();
+            }
+            for (s, at) in &done.announced {
+                announced.insert((id.to_owned(), s.clone(), *at));
+            }
+        }
+        if let Some(p) = done.policy {
+            state.policy = p;
+            state.revision += 1;
+            state.modified = now;
+            self.store().submit(vec![Op {
+                tree: Tree::Policies,
+                key: id.as_bytes().to_vec(),
+                value: Some(state.to_bytes()),
+            }]);
+        }
+        self.policy_written(id, Some(&state.policy));
+        for a in &done.announcements {
+            self.publish_announcement(a);
+        }
+    }
+
+    /// Delivers an announcement to subscribed sessions authenticated as one of its subjects.
+    pub fn publish_announcement(&self, a: &Announcement) {
+        let (ns, name) = a.policy_id.split_once(':').unwrap_or(("", &a.policy_id));
+        let topic = Topic {
+            namespace: ns.to_owned(),
+            name: name.to_owned(),
+            group: Group::Policies,
+            channel: crate::protocol::Channel::None,
+            criterion: Criterion::Announcements("subjectDeletion".into()),
+        };
+        let mut headers = Headers::new();
+        headers.insert("correlation-id", super::twin::new_correlation_id());
+        let mut env = Envelope::new(topic, headers, "/");
+        env.value = Some(a.value());
+        let text: Arc<str> = Arc::from(env.to_text());
+        self.for_subscribers(StreamKind::PolicyAnnouncements, |s| {
+            if !s.subjects.iter().any(|x| a.subject_ids.contains(x)) {
+                return;
+            }
+            let ok = s
+                .with_subscription(StreamKind::PolicyAnnouncements, |sub| sub.namespace_ok(ns))
+                .unwrap_or(false);
+            if ok {
+                s.push(Outbound::Now(text.clone()));
+            }
+        });
+    }
+}

@@ -1,0 +1,166 @@
+//! Policy command engine tests: statuses, values and errors per path, authorization.
+
+use super::*;
+use serde_json::json;
+
+const NOW: i64 = 1_600_000_000_000;
+
+fn cmd(action: &str, path: &str, value: Option<Value>) -> PolicyCommand {
+    let mut v =
+        json!({"topic": format!("ns/p/policies/commands/{action}"), "headers": {}, "path": path});
+    if let Some(x) = value {
+        v["value"] = x;
+    }
+    let env = Envelope::parse(&v.to_string()).unwrap();
+    PolicyCommand::from_envelope(&env).unwrap().unwrap()
+}
+
+fn owner() -> Vec<String> {
+    vec!["nginx:owner".to_owned()]
+}
+
+fn reader() -> Vec<String> {
+    vec!["nginx:reader".to_owned()]
+}
+
+fn base() -> PolicyState {
+    let p = json!({"entries": {
+        "owner": {"subjects": {"nginx:owner": {"type": "t"}},
+                  "resources": {"policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}},
+        "reader": {"subjects": {"nginx:reader": {"type": "t"}},
+                   "resources": {"policy:/entries/reader": {"grant": ["READ"], "revoke": []}}}
+    }});
+    let o = apply(None, &cmd("create", "/", Some(p)), NOW, Some(&owner())).unwrap();
+    assert_eq!(o.status, 201);
+    o.state.unwrap()
+}
+
+#[test]
+fn create_requires_the_creator_to_keep_write() {
+    let p = json!({"entries": {"x": {"subjects": {"nginx:someone": {"type": "t"}},
+        "resources": {"policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}});
+    let e = apply(
+        None,
+        &cmd("create", "/", Some(p.clone())),
+        NOW,
+        Some(&owner()),
+    )
+    .unwrap_err();
+    assert_eq!(e.error, "policies:policy.notcreatable");
+    let mut c = cmd("create", "/", Some(p));
+    c.headers.insert("allow-policy-lockout", true);
+    assert_eq!(apply(None, &c, NOW, Some(&owner())).unwrap().status, 201);
+    let e = apply(
+        Some(&base()),
+        &cmd("create", "/", Some(json!({}))),
+        NOW,
+        Some(&owner()),
+    )
+    .unwrap_err();
+    assert_eq!(e.error, "policies:policy.conflict");
+    let e = apply(
+        None,
+        &cmd("create", "/", Some(json!({"entries": {}}))),
+        NOW,
+        Some(&owner()),
+    )
+    .unwrap_err();
+    assert_eq!(e.error, "policies:policy.modificationinvalid");
+}
+
+#[test]
+fn modify_statuses_and_values() {
+    let s = base();
+    let sub = cmd(
+        "modify",
+        "/entries/reader/subjects/google:x",
+        Some(json!({"type": "y"})),
+    );
+    let o = apply(Some(&s), &sub, NOW, Some(&owner())).unwrap();
+    assert_eq!(
+        (o.status, o.value.clone()),
+        (201, Some(json!({"type": "y"})))
+    );
+    let s2 = o.state.unwrap();
+    assert_eq!(s2.revision, 2);
+    assert_eq!(
+        apply(Some(&s2), &sub, NOW, Some(&owner())).unwrap().status,
+        204
+    );
+    let e = apply(
+        Some(&s),
+        &cmd(
+            "modify",
+            "/entries/nope/subjects/a:b",
+            Some(json!({"type": "y"})),
+        ),
+        NOW,
+        Some(&owner()),
+    )
+    .unwrap_err();
+    assert_eq!(e.error, "policies:entry.notfound");
+    let e = apply(
+        Some(&s),
+        &cmd("delete", "/entries/owner", None),
+        NOW,
+        Some(&owner()),
+    )
+    .unwrap_err();
+    assert_eq!(e.error, "policies:entry.modificationinvalid");
+    let e = apply(
+        Some(&s),
+        &cmd("delete", "/entries/owner/subjects/x:none", None),
+        NOW,
+        Some(&owner()),
+    )
+    .unwrap_err();
+    assert_eq!(e.error, "policies:subject.notfound");
+    let o = apply(Some(&s), &cmd("delete", "/", None), NOW, Some(&owner())).unwrap();
+    assert!(o.deleted && o.status == 204);
+}
+
+#[test]
+fn reader_sees_filtered_policy_and_cannot_write() {
+    let s = base();
+    let o = apply(Some(&s), &cmd("retrieve", "/", None), NOW, Some(&reader())).unwrap();
+    let v = o.value.unwrap();
+    assert_eq!(v["policyId"], "ns:p");
+    assert!(v["entries"].get("owner").is_none());
+    assert!(v["entries"].get("reader").is_some());
+    let e = apply(
+        Some(&s),
+        &cmd(
+            "modify",
+            "/entries/reader/subjects/a:b",
+            Some(json!({"type": "t"})),
+        ),
+        NOW,
+        Some(&reader()),
+    )
+    .unwrap_err();
+    assert_eq!(e.error, "policies:subject.notmodifiable");
+    let e = apply(
+        Some(&s),
+        &cmd("retrieve", "/entries/owner", None),
+        NOW,
+        Some(&reader()),
+    )
+    .unwrap_err();
+    assert_eq!(e.error, "policies:entry.notfound");
+    let e = apply(
+        Some(&s),
+        &cmd("retrieve", "/", None),
+        NOW,
+        Some(&["x:stranger".to_owned()]),
+    )
+    .unwrap_err();
+    assert_eq!(e.error, "policies:policy.notfound");
+    let e = apply(
+        Some(&s),
+        &cmd("delete", "/", None),
+        NOW,
+        Some(&["x:stranger".to_owned()]),
+    )
+    .unwrap_err();
+    assert_eq!(e.status, 404);
+}

@@ -1,0 +1,348 @@
+//! Ditto's trie enforcer: a tree over resource paths (`thing/features/x/...`) whose nodes hold,
+//! per permission, the subjects granted and revoked there with a weight (depth distance), in
+//! three variants: inherited (grants/revokes pushed down), bottom-up grants and bottom-up revokes.
+//! `has_unrestricted` / `has_partial` / `view` follow Ditto's `TrieBasedPolicyEnforcer` exactly.
+
+use super::model::{namespace_matches, Rule, EXECUTE, READ, WRITE};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+const PERMS: [u8; 3] = [READ, WRITE, EXECUTE];
+
+fn pidx(perm: u8) -> usize {
+    match perm {
+        READ => 0,
+        WRITE => 1,
+        _ => 2,
+    }
+}
+
+/// (subject index, weight) pairs of one permission.
+type Weights = Vec<(u32, i32)>;
+
+/// Grants and revokes at one node, per permission.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    grant: [Weights; 3],
+    revoke: [Weights; 3],
+}
+
+fn add(list: &mut Weights, s: u32, w: i32) {
+    match list.iter_mut().find(|(x, _)| *x == s) {
+        Some(e) => e.1 = e.1.max(w),
+        None => list.push((s, w)),
+    }
+}
+
+fn remove_all(list: &mut Weights, other: &Weights) {
+    list.retain(|(s, _)| !other.iter().any(|(o, _)| o == s));
+}
+
+fn shifted(list: &Weights, d: i32) -> Weights {
+    list.iter().map(|(s, w)| (*s, w + d)).collect()
+}
+
+fn max_weight(list: &Weights, subjects: &[u32]) -> Option<i32> {
+    list.iter()
+        .filter(|(s, _)| subjects.contains(s))
+        .map(|(_, w)| *w)
+        .max()
+}
+
+impl Index {
+    /// `inherited.copyWithDecrementedWeight().overrideBy(own)`.
+    fn inherit(inherited: &Index, own: &Index) -> Index {
+        let mut out = Index::default();
+        for p in 0..3 {
+            let mut g = shifted(&inherited.grant[p], -1);
+            for (s, w) in &own.grant[p] {
+                add(&mut g, *s, *w);
+            }
+            remove_all(&mut g, &own.revoke[p]);
+            let mut r = shifted(&inherited.revoke[p], -1);
+            remove_all(&mut r, &own.grant[p]);
+            for (s, w) in &own.revoke[p] {
+                add(&mut r, *s, *w);
+            }
+            out.grant[p] = g;
+            out.revoke[p] = r;
+        }
+        out
+    }
+
+    /// Ditto's `GrantRevokeIndex.hasPermissions` for one permission.
+    fn allows(&self, subjects: &[u32], perm: u8) -> bool {
+        let p = pidx(perm);
+        match max_weight(&self.grant[p], subjects) {
+            None => false,
+            Some(g) => max_weight(&self.revoke[p], subjects).is_none_or(|r| r < g),
+        }
+    }
+}
+
+/// One node of the trie, carrying the three index variants.
+#[derive(Debug, Clone, Default)]
+struct Node {
+    raw: Index,
+    inherited: Index,
+    up_grant: Index,
+    up_revoke: Index,
+    children: BTreeMap<String, Node>,
+}
+
+impl Node {
+    fn seek_or_create(&mut self, path: &[String]) -> &mut Node {
+        path.iter()
+            .fold(self, |n, k| n.children.entry(k.clone()).or_default())
+    }
+
+    fn close(&mut self, inherited: &Index) {
+        self.inherited = Index::inherit(inherited, &self.raw);
+        let mine = self.inherited.clone();
+        for c in self.children.values_mut() {
+            c.close(&mine);
+        }
+        let mut ug = self.inherited.grant.clone();
+        let mut ur = self.inherited.revoke.clone();
+        for c in self.children.values() {
+            for p in 0..3 {
+                for (s, w) in &c.up_grant.grant[p] {
+                    add(&mut ug[p], *s, w + 1);
+                }
+                for (s, w) in &c.up_revoke.revoke[p] {
+                    add(&mut ur[p], *s, w + 1);
+                }
+            }
+        }
+        let mut ugr = self.inherited.revoke.clone();
+        for p in 0..3 {
+            remove_all(&mut ugr[p], &ug[p]);
+        }
+        self.up_grant = Index {
+            grant: ug,
+            revoke: ugr,
+        };
+        self.up_revoke = Index {
+            grant: self.inherited.grant.clone(),
+            revoke: ur,
+        };
+    }
+}
+
+/// Where a walk along a path stands: a real node, or the index of the deepest node passed
+/// (Ditto's "default trie": inherited grants, no children).
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Node(&'a Node),
+    Leaf(&'a Index),
+}
+
+impl<'a> At<'a> {
+    fn child(self, key: &str) -> At<'a> {
+        match self {
+            At::Node(n) => n
+                .children
+                .get(key)
+                .map(At::Node)
+                .unwrap_or(At::Leaf(&n.inherited)),
+            leaf => leaf,
+        }
+    }
+    fn index(self) -> &'a Index {
+        match self {
+            At::Node(n) => &n.inherited,
+            At::Leaf(i) => i,
+        }
+    }
+}
+
+/// The enforcer of one policy at one instant (expired subjects left out).
+#[derive(Debug, Clone, Default)]
+pub struct Enforcer {
+    root: Node,
+    subjects: Vec<String>,
+}
+
+/// Fields always kept in a thing view for a caller who may read anything of the thing.
+pub const THING_ALLOWLIST: [&str; 5] = [
+    "thingId",
+    "_namespace",
+    "_revision",
+    "_modified",
+    "_created",
+];
+/// Fields always kept in a policy view for a caller who may read anything of the policy.
+pub const POLICY_ALLOWLIST: [&str; 1] = ["policyId"];
+
+impl Enforcer {
+    /// Builds the enforcer from rules at `now` (subjects with `expiry <= now` are ignored); with
+    /// `namespace`, entries restricted to other namespaces are left out.
+    pub fn new(rules: &[Rule], now: i64, namespace: Option<&str>) -> Enforcer {
+        let mut e = Enforcer::default();
+        for r in rules {
+            if let (Some(ns), false) = (namespace, r.namespaces.is_empty()) {
+                if !r.namespaces.iter().any(|p| namespace_matches(p, ns)) {
+                    continue;
+                }
+            }
+            let subs: Vec<u32> = r
+                .subjects
+                .iter()
+                .filter(|s| s.expiry.is_none_or(|x| x > now))
+                .map(|s| e.intern(&s.id))
+                .collect();
+            for res in &r.resources {
+                let mut path = Vec::with_capacity(res.path.len() + 1);
+                path.push(res.rtype.clone());
+                path.extend(res.path.iter().cloned());
+                let node = e.root.seek_or_create(&path);
+                for perm in PERMS {
+                    let p = pidx(perm);
+                    for s in &subs {
+                        if res.grant & perm != 0 {
+                            add(&mut node.raw.grant[p], *s, 0);
+                        }
+                        if res.revoke & perm != 0 {
+                            add(&mut node.raw.revoke[p], *s, 0);
+                        }
+                    }
+                }
+            }
+        }
+        e.root.close(&Index::default());
+        e
+    }
+
+    /// Builds the enforcer directly from policy JSON.
+    pub fn from_policy(policy: &Value, now: i64, namespace: Option<&str>) -> Enforcer {
+        Enforcer::new(&super::model::rules(policy), now, namespace)
+    }
+
+    fn intern(&mut self, s: &str) -> u32 {
+        match self.subjects.iter().position(|x| x == s) {
+            Some(i) => i as u32,
+            None => {
+                self.subjects.push(s.to_owned());
+                (self.subjects.len() - 1) as u32
+            }
+        }
+    }
+
+    /// The subject indexes of an authorization context (unknown subjects are dropped).
+    fn ids(&self, subjects: &[String]) -> Vec<u32> {
+        subjects
+            .iter()
+            .filter_map(|s| self.subjects.iter().position(|x| x == s).map(|i| i as u32))
+            .collect()
+    }
+
+    fn exact(&self, rtype: &str, path: &[String]) -> Option<&Node> {
+        let n = self.root.children.get(rtype)?;
+        path.iter().try_fold(n, |n, k| n.children.get(k))
+    }
+
+    fn least_ancestor(&self, rtype: &str, path: &[String]) -> &Index {
+        let mut at = At::Node(&self.root).child(rtype);
+        for k in path {
+            at = at.child(k);
+        }
+        at.index()
+    }
+
+    /// READ/WRITE/EXECUTE granted at `rtype:path` and not revoked there or anywhere below.
+    pub fn has_unrestricted(
+        &self,
+        subjects: &[String],
+        rtype: &str,
+        path: &[String],
+        perm: u8,
+    ) -> bool {
+        let ids = self.ids(subjects);
+        match self.exact(rtype, path) {
+            Some(n) => n.up_revoke.allows(&ids, perm),
+            None => self.least_ancestor(rtype, path).allows(&ids, perm),
+        }
+    }
+
+    /// Permission granted at `rtype:path` or at some resource below it.
+    pub fn has_partial(&self, subjects: &[String], rtype: &str, path: &[String], perm: u8) -> bool {
+        let ids = self.ids(subjects);
+        match self.exact(rtype, path) {
+            Some(n) => n.up_grant.allows(&ids, perm),
+            None => self.least_ancestor(rtype, path).allows(&ids, perm),
+        }
+    }
+
+    /// The part of `value` (the resource at `rtype:path`) the subjects may READ: scalars need
+    /// READ on their own path, objects keep readable members and are dropped when nothing is
+    /// left (unless READ holds for the object itself). `None` = nothing readable.
+    pub fn view(
+        &self,
+        subjects: &[String],
+        rtype: &str,
+        path: &[String],
+        value: &Value,
+    ) -> Option<Value> {
+        if !self.root.children.contains_key(rtype) {
+            return None;
+        }
+        let ids = self.ids(subjects);
+        let mut at = At::Node(&self.root).child(rtype);
+        for k in path {
+            at = at.child(k);
+        }
+        view_value(at, value, &ids)
+    }
+
+    /// The READ view of a whole entity at `rtype:/` as Ditto builds query responses: the
+    /// filtered object plus the `allowlist` fields when the subjects may read anything of it.
+    /// `None` = not readable at all.
+    pub fn root_view(
+        &self,
+        subjects: &[String],
+        rtype: &str,
+        value: &Value,
+        allowlist: &[&str],
+    ) -> Option<Value> {
+        if !self.has_partial(subjects, rtype, &[], READ) {
+            return None;
+        }
+        let Value::Object(m) = value else {
+            return self.view(subjects, rtype, &[], value);
+        };
+        let ids = self.ids(subjects);
+        let at = At::Node(&self.root).child(rtype);
+        let mut out = Map::new();
+        for (k, v) in m {
+            if allowlist.contains(&k.as_str()) {
+                out.insert(k.clone(), v.clone());
+            } else if let Some(x) = view_value(at.child(k), v, &ids) {
+                out.insert(k.clone(), x);
+            }
+        }
+        Some(Value::Object(out))
+    }
+}
+
+fn view_value(at: At, v: &Value, ids: &[u32]) -> Option<Value> {
+    let permitted = || at.index().allows(ids, READ);
+    match v {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, x) in m {
+                if let Some(y) = view_value(at.child(k), x, ids) {
+                    out.insert(k.clone(), y);
+                }
+            }
+            (!out.is_empty() || permitted()).then_some(Value::Object(out))
+        }
+        Value::Array(a) => {
+            let out: Vec<Value> = a.iter().filter_map(|x| view_value(at, x, ids)).collect();
+            (!out.is_empty() || permitted()).then_some(Value::Array(out))
+        }
+        _ => permitted().then(|| v.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
