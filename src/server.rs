@@ -126,6 +126,11 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
         Ok(a) => a,
         Err(e) => return error_response(&e),
     };
+    // acknowledgement labels this session will send (`declared-acks` query parameter or header)
+    let declared = match crate::ws::declared_acks(&req) {
+        Ok(d) => d,
+        Err(e) => return error_response(&e),
+    };
     let h = req.headers();
     let is_upgrade = h
         .get(UPGRADE)
@@ -170,7 +175,7 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
                 Some(wsc),
             )
             .await;
-            crate::ws::run_session(st2, ws, authenticated).await;
+            crate::ws::run_session(st2, ws, authenticated, declared).await;
         })
         .detach();
     let mut r = Response::new(full(Bytes::new()));
