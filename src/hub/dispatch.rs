@@ -70,9 +70,11 @@ impl Hub {
             }
             _ => {}
         }
+        let smart = topic.criterion == Criterion::Commands(Action::Retrieve)
+            && env.headers.get("live-channel-condition").is_some();
         let kind = match &topic.criterion {
             Criterion::Messages(_) => AckKind::Message,
-            _ if live => AckKind::Live,
+            _ if live || smart => AckKind::Live,
             _ => AckKind::Twin,
         };
         let acks = match AckRequest::resolve(&env.headers, kind, Binding::Ws) {
