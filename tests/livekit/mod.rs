@@ -97,18 +97,29 @@ pub fn ack(
     v
 }
 
-/// Requests waiting for answers / acks, as `/status/health` reports them.
+/// Requests waiting for answers / acks, as `/status/health` reports them (dev user).
 pub async fn pending(addr: SocketAddr) -> u64 {
-    Http::new(addr).get("/status/health").await.json()["pendingRequests"]
+    pending_with(&Http::new(addr)).await
+}
+
+/// Like [`pending`] with the credentials of `http`.
+pub async fn pending_with(http: &Http) -> u64 {
+    let r = http.get("/status/health").await;
+    r.json()["pendingRequests"]
         .as_u64()
-        .expect("pendingRequests in /status/health")
+        .unwrap_or_else(|| panic!("pendingRequests in /status/health: {}", r.text()))
 }
 
 /// Waits until `/status/health` reports no pending request (the table does not leak).
 pub async fn pending_drains(addr: SocketAddr) -> bool {
+    drains(&Http::new(addr)).await
+}
+
+/// Like [`pending_drains`] with the credentials of `http`.
+pub async fn drains(http: &Http) -> bool {
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
-        if pending(addr).await == 0 {
+        if pending_with(http).await == 0 {
             return true;
         }
         smol::Timer::after(Duration::from_millis(20)).await;
