@@ -360,3 +360,85 @@ fn websocket_messages_reach_matching_subscribers_only() {
             .is_none());
     });
 }
+
+/// The two curl examples of the README section "Live commands, messages and acknowledgements",
+/// run verbatim (address substituted) with `bash`, a WS device session answering as shown there.
+#[test]
+fn readme_live_and_message_examples_run_verbatim() {
+    const LIVE: &str = "curl -u ditto:ditto 'http://localhost:8080/api/2/things/org.eclipse.ditto:lamp-1/features/lamp/properties/on?channel=live&timeout=5'";
+    const MESSAGE: &str = "curl -u ditto:ditto -X POST -H 'Content-Type: text/plain' -d 'Hey, how are you?' \\\n  'http://localhost:8080/api/2/things/org.eclipse.ditto:lamp-1/inbox/messages/ask?timeout=10'";
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    assert!(
+        readme.contains(LIVE) && readme.contains(MESSAGE),
+        "README examples changed"
+    );
+    let srv = Server::start();
+    let port = srv.addr.port();
+    let curl = move |cmd: &'static str| {
+        std::thread::spawn(move || {
+            let cmd = cmd.replace("http://localhost:8080", &format!("http://127.0.0.1:{port}"));
+            let full = format!("{cmd} -s -w '\\n%{{http_code}} %{{content_type}}'");
+            let o = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(&full)
+                .output()
+                .expect("bash runs (is curl installed? scripts/test.sh installs it)");
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        })
+    };
+    block_on(async {
+        let mut app = srv.ws().await;
+        let lamp = json!({"features": {"lamp": {"properties": {"on": false}}}});
+        let r = app
+            .request(command(
+                "org.eclipse.ditto:lamp-1",
+                "create",
+                "/",
+                Some(lamp),
+            ))
+            .await;
+        assert_eq!(r["status"], 201);
+        let mut dev = srv.ws().await;
+        dev.control("START-SEND-LIVE-COMMANDS").await;
+        dev.control("START-SEND-MESSAGES?namespaces=org.eclipse.ditto")
+            .await;
+
+        let out = curl(LIVE);
+        let got: Value = serde_json::from_str(&dev.recv_text().await).unwrap();
+        assert_eq!(
+            got["topic"],
+            "org.eclipse.ditto/lamp-1/things/live/commands/retrieve"
+        );
+        assert_eq!(got["headers"]["channel"], "live");
+        assert_eq!(got["headers"]["timeout"], "5");
+        dev.send(&answer(&got, 200, Some(json!(true)), None)).await;
+        let text = smol::unblock(move || out.join().unwrap()).await;
+        assert_eq!(text, "true\n200 application/json");
+
+        let out = curl(MESSAGE);
+        let got: Value = serde_json::from_str(&dev.recv_text().await).unwrap();
+        assert_eq!(
+            got["topic"],
+            "org.eclipse.ditto/lamp-1/things/live/messages/ask"
+        );
+        assert_eq!(got["path"], "/inbox/messages/ask");
+        assert_eq!(got["value"], "Hey, how are you?");
+        assert_eq!(
+            (
+                got["headers"]["content-type"].clone(),
+                got["headers"]["timeout"].clone()
+            ),
+            (json!("text/plain"), json!("10"))
+        );
+        let reply = answer(
+            &got,
+            418,
+            Some(json!("I am a lamp, not a teapot")),
+            Some("text/plain"),
+        );
+        dev.send(&reply).await;
+        let text = smol::unblock(move || out.join().unwrap()).await;
+        assert_eq!(text, "I am a lamp, not a teapot\n418 text/plain");
+    });
+}
