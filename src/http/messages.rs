@@ -4,7 +4,7 @@
 //! 60 s; `0` = fire and forget, 202); the responder's answer is returned as it was given.
 
 use super::live::render_message;
-use super::params::{self, Query};
+use super::params;
 use super::response;
 use super::things::Failure;
 use crate::error::DittoError;
@@ -84,7 +84,6 @@ pub(super) async fn send(
     path: MessagePath,
     claim_route: bool,
     mut headers: Headers,
-    _query: &Query,
 ) -> Result<Response<Body>, Failure> {
     if parts.method != Method::POST {
         let cid = headers.correlation_id().map(str::to_owned);

@@ -3,6 +3,7 @@
 //! (received, weak, timed out, owed by a gone subscriber) and the aggregation of acks into
 //! the one answer a requester gets (acks.md sections 2 and 3).
 
+pub use super::live_errors::*;
 use crate::error::DittoError;
 use crate::protocol::{Channel, Envelope, Headers};
 use serde_json::{Map, Value};
@@ -181,98 +182,6 @@ pub fn custom_labels(h: &Headers) -> Vec<String> {
         .into_iter()
         .filter(|l| !is_built_in(l) && validate_label(l).is_ok())
         .collect()
-}
-
-/// `<n>` with thousands separators, as Ditto (Java's `MessageFormat`) prints milliseconds.
-pub fn thousands(n: u128) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// 408 `command.timeout`.
-pub fn command_timeout(timeout_ms: u64) -> DittoError {
-    DittoError::new(
-        408,
-        "command.timeout",
-        format!(
-            "The Command reached the specified timeout of {}ms.",
-            thousands(timeout_ms.into())
-        ),
-    )
-    .describe("Try increasing the command timeout.")
-}
-
-/// 408 `command.timeout` for a live command / message nobody can answer any more (no
-/// subscriber got it, or every one that got it disconnected): answered at once, not at timeout.
-pub fn no_responder(what: &str) -> DittoError {
-    DittoError::new(
-        408,
-        "command.timeout",
-        format!("No subscriber that could answer the {what} is connected: no response can arrive."),
-    )
-    .describe("Connect a subscriber with READ permission (a device session with START-SEND-LIVE-COMMANDS or START-SEND-MESSAGES) and try again.")
-}
-
-/// 408 `acknowledgement:request.timeout`.
-pub fn ack_timeout(timeout_ms: u64) -> DittoError {
-    DittoError::new(
-        408,
-        "acknowledgement:request.timeout",
-        format!(
-            "The acknowledgement request reached the specified timeout of {}ms.",
-            thousands(timeout_ms.into())
-        ),
-    )
-    .describe(
-        "Try increasing the timeout and make sure that the requested acknowledgement is sent back in time.",
-    )
-}
-
-/// 408 `acknowledgement:request.timeout` for a label nobody can send any more.
-pub fn ack_unanswerable(label: &str) -> DittoError {
-    DittoError::new(
-        408,
-        "acknowledgement:request.timeout",
-        format!("The acknowledgement <{label}> cannot arrive: no connected subscriber declared it, or the one that did disconnected."),
-    )
-    .describe("Connect the subscriber that declares the label (declared-acks) and try again.")
-}
-
-/// 409 `acknowledgement:request.duplicate.correlation-id`.
-pub fn duplicate_correlation_id(cid: &str) -> DittoError {
-    DittoError::new(
-        409,
-        "acknowledgement:request.duplicate.correlation-id",
-        format!("Correlation-id <{cid}> for acknowledgement request was already used very recently."),
-    )
-    .describe("Please provide unique correlation-ids when requesting acknowledgements, at least unique within at least several minutes.")
-}
-
-/// 400 `acknowledgement:label.not.declared`.
-pub fn label_not_declared(label: &str) -> DittoError {
-    DittoError::new(
-        400,
-        "acknowledgement:label.not.declared",
-        format!("Cannot send acknowledgement with label <{label}>, which is not declared."),
-    )
-    .describe("Each connection may only send acknowledgements whose label matches one declared for the connection.")
-}
-
-/// 400 `acknowledgement:ditto.acklabel.forbidden`.
-pub fn built_in_forbidden(label: &str) -> DittoError {
-    DittoError::new(
-        400,
-        "acknowledgement:ditto.acklabel.forbidden",
-        format!("The Ditto internal Acknowledgement label <{label}> is not allowed to be issued externally!"),
-    )
-    .describe("Make sure to not issue an Ditto internal Acknowledgement label.")
 }
 
 /// The weak-ack payload text (Ditto's).

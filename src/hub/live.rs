@@ -7,6 +7,7 @@
 use super::acks::AckRequest;
 use super::events::{event_shape, event_view};
 use super::fanout::Fanout;
+use super::live_errors::{condition_not_allowed, event_not_allowed};
 use super::session::{Outbound, SessionHandle, StreamKind};
 use super::twin::response_envelope;
 use super::waiter::{Plan, Waiter};
@@ -38,26 +39,6 @@ pub enum Smart {
     Live(Box<Waiter>),
     /// nothing to answer (`response-required: false`)
     Nothing,
-}
-
-/// 405 `things:live.channelcondition.notallowed`.
-pub fn condition_not_allowed() -> DittoError {
-    DittoError::new(
-        405,
-        "things:live.channelcondition.notallowed",
-        "The specified 'live-channel-condition' is only allowed to be used for retrieving API calls.",
-    )
-    .describe("For modifying API calls the 'live-channel-condition' cannot be used, please remove the condition.")
-}
-
-/// 403 `things:event.notallowed`.
-fn event_not_allowed(id: &str) -> DittoError {
-    DittoError::new(
-        403,
-        "things:event.notallowed",
-        format!("You are not allowed to send events for the Thing with id '{id}'!"),
-    )
-    .describe("Please make sure that the Thing exists and that you have WRITE permissions on the message resource in the policy of the Thing.")
 }
 
 /// The headers a live signal is delivered with: the sender's, `requested-acks` reduced to the

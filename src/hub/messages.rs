@@ -6,6 +6,7 @@
 use super::acks::AckRequest;
 use super::fanout::Fanout;
 use super::live::delivered_headers;
+pub use super::live_errors::send_not_allowed;
 use super::pending::Matcher;
 use super::session::StreamKind;
 use super::waiter::{Plan, Waiter};
@@ -15,16 +16,6 @@ use crate::policy::{READ, WRITE};
 use crate::protocol::message::{payload_too_large, value_size, MAX_PAYLOAD_BYTES};
 use crate::protocol::{Channel, Criterion, Envelope, MessagePath};
 use serde_json::json;
-
-/// 403 `messages:send.notallowed`.
-pub fn send_not_allowed(id: &str) -> DittoError {
-    DittoError::new(
-        403,
-        "messages:send.notallowed",
-        format!("You are not allowed to send messages for the Thing with id '{id}'!"),
-    )
-    .describe("Please make sure that the Thing exists and that you have WRITE permissions on the message resource in the policy of the Thing.")
-}
 
 /// The message path of a message envelope: `live` channel only, path consistent with the
 /// topic's subject (`protocoladapter:unknown.path` / `unknown.channel` otherwise).

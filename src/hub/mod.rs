@@ -15,6 +15,7 @@ mod correlate;
 pub mod dispatch;
 mod fanout;
 pub mod live;
+pub mod live_errors;
 pub mod messages;
 pub mod pending;
 pub mod waiter;

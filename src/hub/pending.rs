@@ -4,7 +4,8 @@
 //! completed (sent to its waiter), taken at timeout / by a dropped waiter, or dropped with its
 //! requester's session. Sessions that owe something and close resolve their slots at once.
 
-use super::acks::{duplicate_correlation_id, Ack, LIVE_RESPONSE, TWIN_PERSISTED};
+use super::acks::{Ack, LIVE_RESPONSE, TWIN_PERSISTED};
+use super::live_errors::{duplicate_correlation_id, label_not_unique, table_full};
 use crate::error::DittoError;
 use crate::protocol::Envelope;
 use async_channel::Sender;
@@ -83,28 +84,6 @@ pub struct Table {
     declared: HashMap<String, u64>,
     max: usize,
     next_token: u64,
-}
-
-/// 429 `too.many.requests` when the table is full.
-pub fn table_full(max: usize) -> DittoError {
-    DittoError::new(
-        429,
-        "too.many.requests",
-        format!("Too many requests are waiting for responses or acknowledgements (limit {max})."),
-    )
-    .describe("Retry later, or raise limits.max_pending_requests in the configuration.")
-}
-
-/// 409 `acknowledgement:label.not.unique`.
-pub fn label_not_unique() -> DittoError {
-    DittoError::new(
-        409,
-        "acknowledgement:label.not.unique",
-        "One or more declared acknowledgement labels are taken by other subscribers.",
-    )
-    .describe(
-        "Please ensure all other subscribers with the declared acknowledgement labels are offline.",
-    )
 }
 
 impl Table {
