@@ -272,18 +272,8 @@ async fn entry_inner(
     let id = parse_thing_id(&params::decode(id_raw, false)?)?;
     if let Some(target) = super::messages::message_target(rest)? {
         let claim_route = target.is_claim() && !rest.contains("/messages/");
-        return super::messages::send(
-            st,
-            parts,
-            body,
-            who,
-            &id,
-            target,
-            claim_route,
-            headers,
-            &query,
-        )
-        .await;
+        return super::messages::send(st, parts, body, who, &id, target, claim_route, headers)
+            .await;
     }
     let pointer = sub_pointer(rest)?;
     if is_unsupported_sub_path(&pointer) {
