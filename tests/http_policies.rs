@@ -1,4 +1,4 @@
-//! Policies over the HTTP API and SSE with the three-subject table of tests/auth_policies.rs,
+//! Policies over the HTTP API with the three-subject table of tests/auth_policies.rs,
 //! following Ditto's documented rules (spec/policies.md §3: 404 without any READ, 403
 //! `*.notmodifiable` / `things:thing.notdeletable` with READ but without WRITE, READ-filtered
 //! bodies with the allow-list `thingId`; spec/auth.md: subjects are compared as strings, however
@@ -10,7 +10,7 @@
 //!
 //! | request (HTTP, `/api/2/things/ns.auth:lamp1…`)   | owner             | partial                                   | none                               |
 //! |--------------------------------------------------|-------------------|-------------------------------------------|------------------------------------|
-//! | GET ``                                           | 200 full          | 200 `{thingId, features:{lamp}}`          | 404 `things:thing.notfound`         |
+//! | GET (the thing)                                  | 200 full          | 200 `{thingId, features:{lamp}}`          | 404 `things:thing.notfound`         |
 //! | GET `?fields=thingId,attributes,features/lamp/properties` | 200 selected | 200 `{thingId, features:{lamp}}`      | 404 `things:thing.notfound`         |
 //! | GET `?fields=attributes`                         | 200 `{attributes}`| 200 `{}`                                  | 404 `things:thing.notfound`         |
 //! | GET `?fields=thingId,_policy`                    | 200 with policy   | 200 `{thingId}` (no READ on `policy:/`)   | 404 `things:thing.notfound`         |
@@ -23,12 +23,12 @@
 //! | PUT `/features/lamp/properties/on`               | 204               | 403 `things:feature.property.notmodifiable` | 404 `things:feature.property.notfound` |
 //! | PATCH `/features/lamp`                           | 204               | 403 `things:feature.notmodifiable`        | 404 `things:feature.notfound`       |
 //! | PUT `/attributes/location`                       | 204               | 404 `things:attribute.notfound`           | 404 `things:attribute.notfound`     |
-//! | PUT ``  (whole thing)                            | 204               | 403 `things:thing.notmodifiable`          | 404 `things:thing.notfound`         |
-//! | PATCH ``                                         | 204               | 403 `things:thing.notmodifiable`          | 404 `things:thing.notfound`         |
+//! | PUT (the whole thing)                            | 204               | 403 `things:thing.notmodifiable`          | 404 `things:thing.notfound`         |
+//! | PATCH (the thing)                                | 204               | 403 `things:thing.notmodifiable`          | 404 `things:thing.notfound`         |
 //! | PUT `/policyId`                                  | 204               | 404 `things:policyId.notfound`            | 404 `things:policyId.notfound`      |
 //! | DELETE `/features/lamp/properties/on`            | (last)            | 403 `things:feature.property.notmodifiable` | 404 `things:feature.property.notfound` |
 //! | DELETE `/features/door`                          | (last)            | 404 `things:feature.notfound`             | 404 `things:feature.notfound`       |
-//! | DELETE ``                                        | (last) 204        | 403 `things:thing.notdeletable`           | 404 `things:thing.notfound`         |
+//! | DELETE (the thing)                               | (last) 204        | 403 `things:thing.notdeletable`           | 404 `things:thing.notfound`         |
 //! | GET `/api/2/things?ids=lamp1,secret1` (+`fields`)| both              | `[lamp1 filtered]` (`fields=attributes`: `[{}]`) | `[]`                        |
 //! | GET `/api/2/things?namespaces=ns.auth` listing   | both              | `[lamp1 filtered]`                        | `[]`                               |
 //! | … with `option=size(1)`                          | 1 + `next` link   | `[lamp1 filtered]`, no `next`             | `[]`, no `next`                    |
@@ -37,127 +37,16 @@
 //! `X-Ditto-Pre-Authenticated` from a trusted proxy and by a Bearer JWT (`test:<sub>`); the 404
 //! without READ is indistinguishable from the 404 of a thing that does not exist.
 //!
-//! | SSE stream, owner changes over HTTP                   | owner                  | partial                              | none          |
-//! |-------------------------------------------------------|------------------------|--------------------------------------|---------------|
-//! | `/api/2/things?extraFields=attributes/location,features/lamp`: PUT `/attributes/location` | delivered with extra | not delivered | not delivered |
-//! | … PUT `/features/lamp/properties/on`                  | delivered              | `{thingId, features:{lamp}}` (extra: only lamp) | not delivered |
-//! | … PATCH `/` attributes + lamp                         | delivered              | only `features/lamp`                 | not delivered |
-//! | … PUT `/features/door/properties/open`                | delivered              | not delivered                        | not delivered |
-//! | `?fields=thingId,_revision,attributes,features/lamp`  | -                      | `thingId`, `_revision` + lamp only   | -             |
-//! | `/api/2/things/ns.auth:lamp1/features/lamp/properties/on` | -                  | raw values                           | not delivered |
-//!
-//! (none proves "not delivered": READ on `thing:/features/lamp` is granted to it at the end, and
-//! the first event its streams deliver is the one after that grant.)
-//!
-//! | create over HTTP (`PUT /api/2/things/{new id}`)         | owner                       | partial                        |
-//! |---------------------------------------------------------|-----------------------------|--------------------------------|
-//! | inline `_policy`                                        | 201, policy created with the thing ID | -                    |
-//! | `_copyPolicyFrom: <policy id>`                          | 201, copy under the thing ID | 404 `policies:policy.notfound` (no READ on the policy) |
-//! | `_copyPolicyFrom: {{ ref:things/<id>/policyId }}`       | 201, copy                   | 400 `placeholder:placeholder.reference.unknownfield` (thing partly readable, `policyId` not) |
-//! | same reference, requester `none`                        | -                           | 404 `things:thing.notfound`    |
+//! SSE, creation with inline/copied policies and the policy routes: tests/http_policies_sse.rs.
 
 mod authkit;
 mod common;
 
-use authkit::three::{policy, thing_json, THING};
-use authkit::{hs256, jwt_issuers, start, user};
-use common::http::{Http, Resp, Sse};
-use common::{block_on, WAIT};
+use authkit::requester::{server, table_policy, table_thing, As};
+use authkit::three::THING;
+use common::block_on;
+use common::http::Resp;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
-
-/// The server: Basic users, pre-authentication from 127.0.0.1, and the HS256 test issuer.
-fn server() -> authkit::Env {
-    let extra = format!(
-        "[auth]\npre_authenticated = true\ntrusted_proxies = [\"127.0.0.1\"]\n{}",
-        jwt_issuers()
-    );
-    start(&["owner", "partial", "none"], &extra)
-}
-
-/// The table's policy, with the JWT subject `test:partial` next to `nginx:partial`.
-fn table_policy() -> Value {
-    let mut p = policy();
-    p["entries"]["partial"]["subjects"]["test:partial"] = json!({"type": "jwt"});
-    p
-}
-
-fn table_thing() -> Value {
-    let mut t = thing_json();
-    t["_policy"] = table_policy();
-    t
-}
-
-/// A requester: how its requests authenticate.
-struct As {
-    http: Http,
-    extra: Vec<(&'static str, String)>,
-}
-
-impl As {
-    fn basic(addr: SocketAddr, name: &str) -> As {
-        As {
-            http: Http {
-                addr,
-                auth: Some(user(name)),
-            },
-            extra: vec![],
-        }
-    }
-
-    fn jwt(addr: SocketAddr, sub: &str) -> As {
-        As {
-            http: Http {
-                addr,
-                auth: Some(format!("Bearer {}", hs256(sub, 600))),
-            },
-            extra: vec![],
-        }
-    }
-
-    fn pre_authenticated(addr: SocketAddr, subject: &str) -> As {
-        As {
-            http: Http::anonymous(addr),
-            extra: vec![("x-ditto-pre-authenticated", subject.to_owned())],
-        }
-    }
-
-    fn headers(&self) -> Vec<(&str, &str)> {
-        self.extra.iter().map(|(k, v)| (*k, v.as_str())).collect()
-    }
-
-    async fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
-        let mut hs = self.headers();
-        if body.is_some() {
-            let ct = if method == "PATCH" {
-                "application/merge-patch+json"
-            } else {
-                "application/json"
-            };
-            hs.push(("Content-Type", ct));
-        }
-        let b = body.map(Value::to_string);
-        self.http
-            .send(method, path, &hs, b.as_deref().map(str::as_bytes))
-            .await
-    }
-
-    async fn get(&self, path: &str) -> Resp {
-        self.send("GET", path, None).await
-    }
-
-    async fn put(&self, path: &str, body: &Value) -> Resp {
-        self.send("PUT", path, Some(body)).await
-    }
-
-    async fn sse(&self, path: &str) -> Sse {
-        let hs = self.headers();
-        match self.http.sse_with(path, &hs).await {
-            Ok(s) => s,
-            Err(r) => panic!("SSE {path} refused: {} {}", r.status, r.text()),
-        }
-    }
-}
 
 /// An expected answer.
 #[derive(Clone)]
@@ -536,196 +425,5 @@ fn things_over_http_follow_read_and_write_of_the_policy() {
         }
         let r = owner.get(&t).await;
         assert_eq!(r.error(), "things:thing.notfound");
-    });
-}
-
-/// Data of SSE events until (and including) the one that contains `"final"`.
-async fn until_final(s: &mut Sse) -> Vec<Value> {
-    let mut out = vec![];
-    loop {
-        let v = s.next_json(WAIT).await.expect("events up to the final one");
-        let done = v.to_string().contains("\"final\"");
-        out.push(v);
-        if done {
-            return out;
-        }
-    }
-}
-
-#[test]
-fn sse_streams_deliver_only_what_the_subscriber_may_read() {
-    let env = server();
-    let a = env.srv.addr;
-    let owner = As::basic(a, "owner");
-    block_on(async {
-        let t = format!("/api/2/things/{THING}");
-        let r = owner.put(&t, &table_thing()).await;
-        assert_eq!(r.status, 201, "{}", r.text());
-        let all = "/api/2/things?namespaces=ns.auth&extraFields=attributes/location,features/lamp";
-        let mut owner2 = As::basic(a, "owner").sse(all).await;
-        let mut partial = As::basic(a, "partial").sse(all).await;
-        let mut partial_jwt = As::jwt(a, "partial").sse(all).await;
-        let mut partial_pre = As::pre_authenticated(a, "nginx:partial").sse(all).await;
-        let mut none = As::basic(a, "none").sse(all).await;
-        let mut none_jwt = As::jwt(a, "none").sse(all).await;
-        let fields = "/api/2/things?fields=thingId,_revision,attributes,features/lamp";
-        let mut partial_fields = As::basic(a, "partial").sse(fields).await;
-        let on = format!("{t}/features/lamp/properties/on");
-        let mut partial_on = As::basic(a, "partial").sse(&on).await;
-        let mut none_on = As::basic(a, "none").sse(&on).await;
-
-        let changes = [
-            ("PUT", format!("{t}/attributes/location"), json!("hall")),
-            ("PUT", on.clone(), json!(true)),
-            (
-                "PATCH",
-                t.clone(),
-                json!({"attributes": {"location": "attic"}, "features": {"lamp": {"properties": {"on": false}}}}),
-            ),
-            (
-                "PUT",
-                format!("{t}/features/door/properties/open"),
-                json!(false),
-            ),
-        ];
-        for (m, p, v) in &changes {
-            let r = owner.send(m, p, Some(v)).await;
-            assert_eq!(r.status, 204, "{m} {p}: {}", r.text());
-        }
-        // none may read the lamp from now on; the next event is the first it sees
-        let late = json!({"subjects": {"nginx:none": {"type": "t"}, "test:none": {"type": "t"}},
-                          "resources": {"thing:/features/lamp": {"grant": ["READ"], "revoke": []}}});
-        let r = owner
-            .put(&format!("/api/2/policies/{THING}/entries/late"), &late)
-            .await;
-        assert_eq!(r.status, 201, "{}", r.text());
-        let r = owner.put(&on, &json!("final")).await;
-        assert_eq!(r.status, 204);
-
-        let lamp = |on: Value| json!({"lamp": {"properties": {"on": on}}});
-        let owner_view = |loc: &str, on: Value| json!({"thingId": THING, "attributes": {"location": loc}, "features": lamp(on)});
-        let mut door_event = owner_view("attic", json!(false));
-        door_event["features"]["door"] = json!({"properties": {"open": false}});
-        assert_eq!(
-            until_final(&mut owner2).await,
-            vec![
-                owner_view("hall", json!(false)),
-                owner_view("hall", json!(true)),
-                owner_view("attic", json!(false)),
-                door_event,
-                owner_view("attic", json!("final")),
-            ]
-        );
-        let partial_view = |on: Value| json!({"thingId": THING, "features": lamp(on)});
-        let seen = vec![
-            partial_view(json!(true)),
-            partial_view(json!(false)),
-            partial_view(json!("final")),
-        ];
-        for (who, s) in [
-            ("partial", &mut partial),
-            ("partial (JWT)", &mut partial_jwt),
-            ("partial (pre-authenticated)", &mut partial_pre),
-        ] {
-            assert_eq!(until_final(s).await, seen, "{who}");
-        }
-        for (who, s) in [("none", &mut none), ("none (JWT)", &mut none_jwt)] {
-            assert_eq!(
-                until_final(s).await,
-                vec![partial_view(json!("final"))],
-                "{who}"
-            );
-        }
-        let with_rev =
-            |on: Value, rev: u64| json!({"thingId": THING, "_revision": rev, "features": lamp(on)});
-        assert_eq!(
-            until_final(&mut partial_fields).await,
-            vec![
-                with_rev(json!(true), 3),
-                with_rev(json!(false), 4),
-                with_rev(json!("final"), 6)
-            ]
-        );
-        assert_eq!(
-            until_final(&mut partial_on).await,
-            vec![json!(true), json!(false), json!("final")]
-        );
-        assert_eq!(until_final(&mut none_on).await, vec![json!("final")]);
-    });
-}
-
-#[test]
-fn things_created_over_http_with_inline_or_copied_policies() {
-    let env = server();
-    let a = env.srv.addr;
-    let owner = As::basic(a, "owner");
-    let partial = As::basic(a, "partial");
-    let none = As::basic(a, "none");
-    block_on(async {
-        let r = owner
-            .put(&format!("/api/2/things/{THING}"), &table_thing())
-            .await;
-        assert_eq!(r.status, 201, "{}", r.text());
-        assert_eq!(
-            r.json(),
-            json!({"thingId": THING, "policyId": THING, "attributes": {"location": "kitchen"},
-                   "features": {"lamp": {"properties": {"on": false}}, "door": {"properties": {"open": true}}}}),
-            "the created thing, without the inline policy"
-        );
-        let r = owner.get(&format!("/api/2/policies/{THING}")).await;
-        assert_eq!(r.json()["entries"], table_policy()["entries"]);
-
-        let body = |copy: &str| {
-            json!({"_copyPolicyFrom": copy, "attributes": {"a": 1},
-                   "features": {"lamp": {"properties": {"on": true}}}})
-        };
-        let by_ref = format!("{{{{ ref:things/{THING}/policyId }}}}");
-        for (id, copy) in [
-            ("ns.copy:by-id", THING),
-            ("ns.copy:by-ref", by_ref.as_str()),
-        ] {
-            let r = owner.put(&format!("/api/2/things/{id}"), &body(copy)).await;
-            assert_eq!(r.status, 201, "{id}: {}", r.text());
-            assert_eq!(
-                r.json()["policyId"],
-                id,
-                "{id}: a copy under the thing's ID"
-            );
-            assert!(r.json().get("_copyPolicyFrom").is_none());
-            let p = owner.get(&format!("/api/2/policies/{id}")).await;
-            assert_eq!(p.json()["entries"], table_policy()["entries"], "{id}");
-            // the copy is in force: partial reads the lamp only
-            let r = partial.get(&format!("/api/2/things/{id}")).await;
-            assert_eq!(
-                r.json(),
-                json!({"thingId": id, "features": {"lamp": {"properties": {"on": true}}}}),
-                "{id}"
-            );
-        }
-        // partial may not read the policy; it may read the thing but not its policyId
-        let r = partial.put("/api/2/things/ns.copy:p1", &body(THING)).await;
-        assert_eq!(
-            (r.status, r.error().as_str()),
-            (404, "policies:policy.notfound")
-        );
-        let r = partial
-            .put("/api/2/things/ns.copy:p1", &body(&by_ref))
-            .await;
-        assert_eq!(
-            (r.status, r.error().as_str()),
-            (400, "placeholder:placeholder.reference.unknownfield"),
-            "{}",
-            r.text()
-        );
-        let r = none.put("/api/2/things/ns.copy:n1", &body(&by_ref)).await;
-        assert_eq!(
-            (r.status, r.error().as_str()),
-            (404, "things:thing.notfound")
-        );
-        assert_eq!(
-            owner.get("/api/2/things/ns.copy:p1").await.status,
-            404,
-            "nothing was created by the refused requests"
-        );
     });
 }

@@ -178,3 +178,4 @@ pub mod three {
                "features": {"lamp": {"properties": {"on": false}}, "door": {"properties": {"open": true}}}})
     }
 }
+pub mod requester;
