@@ -42,7 +42,7 @@
 mod authkit;
 mod common;
 
-use authkit::requester::{server, table_policy, table_thing, As};
+use authkit::requester::{table_policy, As, Three};
 use authkit::three::THING;
 use common::block_on;
 use common::http::Resp;
@@ -312,16 +312,10 @@ fn next_link(r: &Resp) -> Option<String> {
 
 #[test]
 fn things_over_http_follow_read_and_write_of_the_policy() {
-    let env = server();
-    let a = env.srv.addr;
-    let owner = As::basic(a, "owner");
-    let partial = As::basic(a, "partial");
-    let none = As::basic(a, "none");
+    let three = Three::start();
+    let (a, owner, partial, none) = (three.addr(), &three.owner, &three.partial, &three.none);
     block_on(async {
-        let r = owner
-            .put(&format!("/api/2/things/{THING}"), &table_thing())
-            .await;
-        assert_eq!(r.status, 201, "{}", r.text());
+        three.create_thing().await;
         let r = owner
             .put(
                 "/api/2/things/ns.auth:secret1",
@@ -331,9 +325,9 @@ fn things_over_http_follow_read_and_write_of_the_policy() {
         assert_eq!(r.status, 201, "{}", r.text());
 
         run_rows(&[
-            ("owner", &owner, 0),
-            ("partial", &partial, 1),
-            ("none", &none, 2),
+            ("owner", owner, 0),
+            ("partial", partial, 1),
+            ("none", none, 2),
         ])
         .await;
         // the same subjects authenticated another way get the same answers
@@ -373,10 +367,10 @@ fn things_over_http_follow_read_and_write_of_the_policy() {
         let r = owner.get(&ids).await;
         assert_eq!(r.json()[0], secret);
         assert_eq!(r.json()[1]["attributes"], json!({"location": "kitchen"}));
-        for p in [&partial, &partial_jwt, &partial_pre] {
+        for p in [partial, &partial_jwt, &partial_pre] {
             assert_eq!(p.get(&ids).await.json(), json!([lamp_only]));
         }
-        for n in [&none, &none_jwt] {
+        for n in [none, &none_jwt] {
             assert_eq!(n.get(&ids).await.json(), json!([]));
         }
         let with_fields = format!("{ids}&fields=thingId,features/lamp/properties/on,attributes");

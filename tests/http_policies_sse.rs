@@ -28,7 +28,7 @@
 mod authkit;
 mod common;
 
-use authkit::requester::{server, table_policy, table_thing, As};
+use authkit::requester::{table_policy, As, Three};
 use authkit::three::THING;
 use common::http::Sse;
 use common::{block_on, WAIT};
@@ -49,13 +49,11 @@ async fn until_final(s: &mut Sse) -> Vec<Value> {
 
 #[test]
 fn sse_streams_deliver_only_what_the_subscriber_may_read() {
-    let env = server();
-    let a = env.srv.addr;
-    let owner = As::basic(a, "owner");
+    let three = Three::start();
+    let (a, owner) = (three.addr(), &three.owner);
     block_on(async {
         let t = format!("/api/2/things/{THING}");
-        let r = owner.put(&t, &table_thing()).await;
-        assert_eq!(r.status, 201, "{}", r.text());
+        three.create_thing().await;
         let all = "/api/2/things?namespaces=ns.auth&extraFields=attributes/location,features/lamp";
         let mut owner2 = As::basic(a, "owner").sse(all).await;
         let mut partial = As::basic(a, "partial").sse(all).await;
@@ -151,16 +149,10 @@ fn sse_streams_deliver_only_what_the_subscriber_may_read() {
 
 #[test]
 fn things_created_over_http_with_inline_or_copied_policies() {
-    let env = server();
-    let a = env.srv.addr;
-    let owner = As::basic(a, "owner");
-    let partial = As::basic(a, "partial");
-    let none = As::basic(a, "none");
+    let three = Three::start();
+    let (_a, owner, partial, none) = (three.addr(), &three.owner, &three.partial, &three.none);
     block_on(async {
-        let r = owner
-            .put(&format!("/api/2/things/{THING}"), &table_thing())
-            .await;
-        assert_eq!(r.status, 201, "{}", r.text());
+        let r = three.create_thing().await;
         assert_eq!(
             r.json(),
             json!({"thingId": THING, "policyId": THING, "attributes": {"location": "kitchen"},
@@ -227,10 +219,8 @@ fn things_created_over_http_with_inline_or_copied_policies() {
 
 #[test]
 fn policy_routes_follow_the_shared_http_request_rules() {
-    let env = server();
-    let a = env.srv.addr;
-    let owner = As::basic(a, "owner");
-    let none = As::basic(a, "none");
+    let three = Three::start();
+    let (owner, none) = (&three.owner, &three.none);
     block_on(async {
         let p = "/api/2/policies/ns.p:one";
         let body = table_policy().to_string();

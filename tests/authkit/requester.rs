@@ -101,3 +101,41 @@ impl As {
         }
     }
 }
+
+/// A started [`server`] with the three Basic requesters of the table.
+pub struct Three {
+    pub env: Env,
+    pub owner: As,
+    pub partial: As,
+    pub none: As,
+}
+
+impl Three {
+    pub fn start() -> Three {
+        let env = server();
+        let a = env.srv.addr;
+        Three {
+            owner: As::basic(a, "owner"),
+            partial: As::basic(a, "partial"),
+            none: As::basic(a, "none"),
+            env,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.env.srv.addr
+    }
+
+    /// Creates the table's thing (with [`table_policy`] inline) as the owner; asserts 201.
+    pub async fn create_thing(&self) -> Resp {
+        let r = self
+            .owner
+            .put(
+                &format!("/api/2/things/{}", super::three::THING),
+                &table_thing(),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        r
+    }
+}
