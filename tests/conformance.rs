@@ -49,9 +49,6 @@ const SENTINEL: &str = "conformance:sentinel";
 /// Parallel servers.
 const WORKERS: usize = 6;
 
-const PERMS: &str = "403 needs policy enforcement with a restricted policy (READ without WRITE): \
-                     the policies feature is not built yet";
-
 /// Cases that are not run, and why. Every entry must name an existing case file.
 const SKIPPED: &[(&str, &str)] = &[
     // -- search protocol (search.md): later feature
@@ -64,23 +61,6 @@ const SKIPPED: &[(&str, &str)] = &[
     ("search-failed", "search protocol: not built yet"),
     ("search-request-next", "search protocol: not built yet"),
     ("search-subscribe", "search protocol: not built yet"),
-    // -- _copyPolicyFrom: needs the policies feature
-    (
-        "creatething-copypolicy-by-id",
-        "_copyPolicyFrom needs the policies feature",
-    ),
-    (
-        "creatething-copypolicy-by-thing-reference",
-        "_copyPolicyFrom needs the policies feature",
-    ),
-    (
-        "modifything-copypolicy-by-id",
-        "_copyPolicyFrom needs the policies feature",
-    ),
-    (
-        "modifything-copypolicy-by-thing-reference",
-        "_copyPolicyFrom needs the policies feature",
-    ),
     // -- pre-state that cannot exist
     (
         "modifypolicyid-created",
@@ -88,22 +68,7 @@ const SKIPPED: &[(&str, &str)] = &[
          after creation'), so modify /policyId can never answer 201/created (only API-1 things \
          without policy could)",
     ),
-    // -- error-only cases whose trigger needs features not built yet
-    ("error-things-attribute-notmodifiable", PERMS),
-    ("error-things-attributes-notmodifiable", PERMS),
-    ("error-things-feature-definition-notmodifiable", PERMS),
-    (
-        "error-things-feature-desired-properties-notmodifiable",
-        PERMS,
-    ),
-    ("error-things-feature-desired-property-notmodifiable", PERMS),
-    ("error-things-feature-notmodifiable", PERMS),
-    ("error-things-feature-properties-notmodifiable", PERMS),
-    ("error-things-feature-property-notmodifiable", PERMS),
-    ("error-things-features-notmodifiable", PERMS),
-    ("error-things-policyId-notmodifiable", PERMS),
-    ("error-things-thing-notmodifiable", PERMS),
-    ("error-things-thing-notdeletable", PERMS),
+    // -- error-only cases whose trigger cannot be provoked
     (
         "error-things-thing-toomanymodifyingrequests",
         "429: edgetwin has no limit on in-flight modifications of one thing (no throttling yet)",
@@ -555,6 +520,9 @@ fn command_plan(c: &Case) -> Result<Plan, String> {
 /// Twin command cases that need their own pre-state or expectation (no response in the case,
 /// retrieve-multiple, or the doc command is not valid as printed).
 fn special_command_plan(c: &Case) -> Option<Plan> {
+    if let Some(p) = copy_policy_plan(c) {
+        return Some(p);
+    }
     let cmd = c.command.clone();
     let id = thing_of_topic(cmd["topic"].as_str().unwrap_or_default());
     let ok = |value: Value| {
@@ -761,6 +729,67 @@ fn merge_json(mut a: Value, b: Value) -> Value {
     }
 }
 
+/// Setup of a thing (every resource present) that `nginx:ditto` may read but not write: created
+/// with its default policy, whose entry is then reduced to READ on `thing:/` (a new thing needs
+/// WRITE on `thing:/` from its creator, so the restriction comes second).
+fn read_only_thing(t: &str) -> Vec<Value> {
+    let (ns, name) = t.split_once(':').unwrap();
+    let entry = json!({"subjects": {"nginx:ditto": {"type": "generated"}},
+        "resources": {"thing:/": {"grant": ["READ"], "revoke": []},
+                      "policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}});
+    vec![
+        create(t, base_thing()),
+        json!({"topic": format!("{ns}/{name}/policies/commands/modify"), "headers": {},
+               "path": "/entries/DEFAULT", "value": entry}),
+    ]
+}
+
+/// `_copyPolicyFrom` cases (no response in the case): the source policy exists (implicit
+/// policy of a helper thing; by reference: the referenced thing), the policy ID to be
+/// (`the_policy_id`) does not; create (and modify, which creates) answer 201 with the thing
+/// without `_copyPolicyFrom`, and the `created` event carries the same.
+fn copy_policy_plan(c: &Case) -> Option<Plan> {
+    let by_ref = match c.name.as_str() {
+        "creatething-copypolicy-by-id" | "modifything-copypolicy-by-id" => false,
+        "creatething-copypolicy-by-thing-reference"
+        | "modifything-copypolicy-by-thing-reference" => true,
+        _ => return None,
+    };
+    let mut cmd = c.command.clone();
+    let id = thing_of_topic(cmd["topic"].as_str()?);
+    let copy = cmd["value"]["_copyPolicyFrom"].as_str()?.to_owned();
+    let source = if by_ref {
+        copy.trim_start_matches("{{ ref:things/")
+            .trim_end_matches("/policyId }}")
+            .to_owned()
+    } else {
+        copy.clone()
+    };
+    cmd["value"]["thingId"] = json!(id);
+    let thing = json!({"thingId": id, "policyId": cmd["value"]["policyId"]});
+    let mut response = json!({"topic": cmd["topic"], "headers": {"correlation-id": "<sent>"},
+                              "path": "/", "status": 201, "value": thing});
+    let (ns, name) = id.split_once(':').unwrap();
+    let event = json!({"topic": format!("{ns}/{name}/things/twin/events/created"),
+        "headers": {"correlation-id": "<sent>"}, "path": "/", "value": thing});
+    if response["value"].get("policyId").is_none() {
+        response["value"]["policyId"] = json!(id);
+    }
+    let mut p = Plan::new(cmd, response);
+    p.setup.push(create(&source, json!({})));
+    p.event = Some(event);
+    p.revision = Some(1);
+    p.derived = vec![
+        format!("command value thingId -> {id} (topic's thing; IDs are illustrative)"),
+        format!(
+            "no response in the case: source policy '{source}' set up as the implicit policy of \
+             thing '{source}'; 201 + created event with the thing (policyId as given, \
+             _copyPolicyFrom not part of the thing; spec policies.md §5)"
+        ),
+    ];
+    Some(p)
+}
+
 /// Error-only cases: the command that provokes the error, derived from its code and the spec.
 fn error_plan(c: &Case) -> Result<Plan, String> {
     let topic = c.response["topic"]
@@ -874,6 +903,46 @@ fn error_plan(c: &Case) -> Result<Plan, String> {
         "error-things-thing-conflict" => (vec![create(t, json!({}))], create(t, json!({}))),
         "error-things-thing-notcreatable" => (vec![], create(t, json!({"policyId": POLICY}))),
         "error-things-thing-notfound" => (vec![], retrieve(t, "/")),
+        // 403: READ without WRITE on the addressed resource (policies.md §3 error mapping)
+        name if name.ends_with("-notmodifiable") || name == "error-things-thing-notdeletable" => {
+            let (path, value) = match name {
+                "error-things-attribute-notmodifiable" => ("/attributes/location", json!(1)),
+                "error-things-attributes-notmodifiable" => ("/attributes", json!({})),
+                "error-things-features-notmodifiable" => ("/features", json!({})),
+                "error-things-feature-notmodifiable" => ("/features/accelerometer", json!({})),
+                "error-things-feature-definition-notmodifiable" => (
+                    "/features/accelerometer/definition",
+                    json!(["org.eclipse.ditto:accelerometer:2.0.0"]),
+                ),
+                "error-things-feature-properties-notmodifiable" => {
+                    ("/features/accelerometer/properties", json!({}))
+                }
+                "error-things-feature-property-notmodifiable" => {
+                    ("/features/accelerometer/properties/x", json!(1))
+                }
+                "error-things-feature-desired-properties-notmodifiable" => {
+                    ("/features/accelerometer/desiredProperties", json!({}))
+                }
+                "error-things-feature-desired-property-notmodifiable" => {
+                    ("/features/accelerometer/desiredProperties/x", json!(1))
+                }
+                "error-things-policyId-notmodifiable" => ("/policyId", json!(t)),
+                "error-things-thing-notmodifiable" => ("/", json!({"attributes": {"a": 1}})),
+                "error-things-thing-notdeletable" => ("/", Value::Null),
+                _ => return Err("no trigger for this 403 case".into()),
+            };
+            derived.push(
+                "trigger: the thing's policy is reduced to READ on thing:/ (WRITE kept on policy:/ \
+                 only), then the addressed resource is changed by the same subject"
+                    .into(),
+            );
+            let cmd = if value.is_null() {
+                command(t, "delete", path, None)
+            } else {
+                modify(t, path, value)
+            };
+            (read_only_thing(t), cmd)
+        }
         _ => return Err("error case without trigger and not in SKIPPED".into()),
     };
     let mut response = c.response.clone();

@@ -112,10 +112,11 @@ impl Cursor {
     }
 }
 
-/// One page of IDs of live things in the given namespaces (all if empty), after `after`;
-/// returns the IDs and whether more follow.
+/// One page of IDs of live things `who` may read in the given namespaces (all if empty), after
+/// `after`; returns the IDs and whether more follow.
 fn page_ids(
     st: &State,
+    who: &Requester,
     namespaces: &[String],
     after: Option<&str>,
     size: usize,
@@ -139,7 +140,7 @@ fn page_ids(
                 .map_err(|e| DittoError::internal(format!("store scan failed: {e}")))?;
             let n = batch.len();
             for (k, v) in batch {
-                if ThingState::from_bytes(&v).is_ok_and(|s| !s.deleted) {
+                if ThingState::from_bytes(&v).is_ok_and(|s| st.hub.thing_readable(who, &s)) {
                     if ids.len() == size {
                         return Ok((ids, true));
                     }
@@ -204,7 +205,7 @@ pub(super) fn listing(
         .or(cursor.as_ref().map(|c| c.size))
         .unwrap_or_else(|| opts.page_size());
     let after = cursor.as_ref().map(|c| c.after.as_str());
-    let (ids, more) = page_ids(st, &namespaces, after, size)?;
+    let (ids, more) = page_ids(st, who, &namespaces, after, size)?;
     let items = if ids.is_empty() {
         Value::Array(vec![])
     } else {
