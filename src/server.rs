@@ -98,6 +98,11 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
         Ok(a) => a,
         Err(e) => return response::error(&e, None, None),
     };
+    // acknowledgement labels this session will send (`declared-acks` query parameter or header)
+    let declared = match crate::ws::declared_acks(&req) {
+        Ok(d) => d,
+        Err(e) => return response::error(&e, None, None),
+    };
     let h = req.headers();
     let is_upgrade = h
         .get(UPGRADE)
@@ -144,7 +149,7 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
                 Some(wsc),
             )
             .await;
-            crate::ws::run_session(st2, ws, authenticated).await;
+            crate::ws::run_session(st2, ws, authenticated, declared).await;
         })
         .detach();
     let mut r = response::empty(101);

@@ -10,6 +10,8 @@
 //!   the error code and the spec (table in `error_plan`), then status, code and (where the
 //!   case's message is derivable) message and description are compared.
 //! - RUN, event-only: the event is provoked by a constructed command (`event_only_plan`).
+//! - RUN, live channel (messages, acknowledgements): multi-session plans in `conformance_live`
+//!   (a device / subscriber session receives the case's signal and answers).
 //! - SKIPPED: listed with a reason in `SKIPPED`.
 //!
 //! A case file that is none of these fails the test, as does a `SKIPPED` entry without a file.
@@ -31,6 +33,8 @@
 #![allow(clippy::approx_constant)]
 
 mod common;
+// live channel cases (messages, acks): multi-session plans
+mod conformance_live;
 use common::*;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -47,32 +51,6 @@ const WORKERS: usize = 6;
 
 /// Cases that are not run, and why. Every entry must name an existing case file.
 const SKIPPED: &[(&str, &str)] = &[
-    // -- live messages (live-and-messages.md): later feature
-    (
-        "adaptertest-message-subject-with-slashes",
-        "live messages: not built yet",
-    ),
-    ("message-claim", "live messages (claim): not built yet"),
-    (
-        "message-received-by-subscriber",
-        "live messages: not built yet",
-    ),
-    ("message-to-feature-inbox", "live messages: not built yet"),
-    ("message-to-thing-inbox", "live messages: not built yet"),
-    // -- acknowledgements (acks.md): later feature
-    ("ack-custom-nack", "acknowledgements: not built yet"),
-    ("ack-custom-success", "acknowledgements: not built yet"),
-    ("ack-custom-timeout", "acknowledgements: not built yet"),
-    ("adaptertest-ack-minimal", "acknowledgements: not built yet"),
-    (
-        "adaptertest-acks-aggregated",
-        "acknowledgements: not built yet",
-    ),
-    (
-        "generic-modify-requested-acks",
-        "custom requested-acks need subscriber acks (acks.md), not built yet; the example is \
-         illustrative only (command without value, response without topic)",
-    ),
     // -- search protocol (search.md): later feature
     ("search-cancel", "search protocol: not built yet"),
     ("search-complete", "search protocol: not built yet"),
@@ -213,6 +191,7 @@ impl Plan {
 
 enum Class {
     Run(Box<Plan>),
+    Live(Box<conformance_live::LivePlan>),
     Skip(&'static str),
     Unclassified(String),
 }
@@ -220,6 +199,9 @@ enum Class {
 fn classify(c: &Case) -> Class {
     if let Some((_, why)) = SKIPPED.iter().find(|(n, _)| *n == c.name) {
         return Class::Skip(why);
+    }
+    if let Some(p) = conformance_live::plan(c) {
+        return Class::Live(Box::new(p));
     }
     let res = if c.name.starts_with("error-") && c.command.is_null() {
         error_plan(c)
@@ -1212,13 +1194,11 @@ fn things_conformance() {
             (c, k)
         })
         .collect();
-    let runs: Vec<(usize, &Case, &Plan)> = classified
+    let runs: Vec<(usize, &Case, &Class)> = classified
         .iter()
         .enumerate()
-        .filter_map(|(i, (c, k))| match k {
-            Class::Run(p) => Some((i, c, p.as_ref())),
-            _ => None,
-        })
+        .filter(|(_, (_, k))| matches!(k, Class::Run(_) | Class::Live(_)))
+        .map(|(i, (c, k))| (i, c, k))
         .collect();
 
     let results: Mutex<Vec<Option<Vec<Mismatch>>>> =
@@ -1229,16 +1209,21 @@ fn things_conformance() {
             s.spawn(|| loop {
                 let j = next.fetch_add(1, Ordering::SeqCst);
                 let Some((i, c, p)) = runs.get(j) else { break };
-                let r =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_plan(&c.name, p)))
-                        .unwrap_or_else(|e| {
-                            let msg = e
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_default();
-                            vec![mm("harness", "no panic", format!("panic: {msg}"))]
-                        });
+                let run = || match p {
+                    Class::Run(p) => run_plan(&c.name, p),
+                    Class::Live(p) => conformance_live::run(&c.name, p),
+                    _ => vec![],
+                };
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(
+                    |e| {
+                        let msg = e
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        vec![mm("harness", "no panic", format!("panic: {msg}"))]
+                    },
+                );
                 results.lock().unwrap()[*i] = Some(r);
             });
         }
@@ -1260,7 +1245,7 @@ fn things_conformance() {
                 ));
                 eprintln!("{:<55} UNCLASSIFIED: {why}", c.name);
             }
-            Class::Run(plan) => {
+            Class::Run(_) | Class::Live(_) => {
                 n_run += 1;
                 let ms = results[i].as_ref().expect("every run case has a result");
                 if ms.is_empty() {
@@ -1275,7 +1260,12 @@ fn things_conformance() {
                         ));
                     }
                 }
-                for d in &plan.derived {
+                let derived = match k {
+                    Class::Run(plan) => plan.derived.clone(),
+                    Class::Live(plan) => plan.derived(),
+                    _ => vec![],
+                };
+                for d in &derived {
                     eprintln!("{:<55}   derived: {d}", "");
                 }
             }

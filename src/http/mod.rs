@@ -3,6 +3,9 @@
 //! and method; the handlers turn requests into hub calls (one twin command per request).
 
 pub mod list;
+// live channel, messages, acks over HTTP
+pub mod live;
+pub mod messages;
 pub mod params;
 pub mod policies;
 pub mod response;
@@ -65,7 +68,8 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     match path.as_str() {
         "/status/health" => read_only(response::json(
             200,
-            &json!({"status": "UP", "sessions": st.hub.session_count()}),
+            &json!({"status": "UP", "sessions": st.hub.session_count(),
+                    "pendingRequests": st.hub.pending_count()}),
         )),
         "/api/2/whoami" => read_only(response::with_cid(
             response::json(
