@@ -120,6 +120,8 @@ pub struct Config {
     pub limits: Limits,
     /// authentication beyond Basic users
     pub auth: Auth,
+    /// MQTT device bridge (`[mqtt]`, see README "MQTT devices")
+    pub mqtt: crate::mqtt::config::MqttConfig,
 }
 
 impl Default for Config {
@@ -134,6 +136,7 @@ impl Default for Config {
             users: Vec::new(),
             limits: Limits::default(),
             auth: Auth::default(),
+            mqtt: crate::mqtt::config::MqttConfig::default(),
         }
     }
 }
@@ -196,6 +199,7 @@ impl Config {
         {
             p.push("limits: values must be positive".into());
         }
+        p.extend(self.mqtt.problems());
         p
     }
 
