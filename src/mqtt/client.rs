@@ -132,6 +132,9 @@ impl Conn {
                         );
                         self.eventloop.pending.push_front(Request::Subscribe(sub));
                         subscribed = true;
+                        self.stats.set_subscribed(false);
+                    } else {
+                        self.stats.set_subscribed(true);
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -151,6 +154,7 @@ impl Conn {
                         break; // the hub side is gone
                     }
                 }
+                Ok(Event::Incoming(Packet::SubAck(_))) => self.stats.set_subscribed(true),
                 Ok(Event::Incoming(Packet::Disconnect)) => self.stats.set_connected(false),
                 Ok(_) => {}
                 Err(e) => {
@@ -158,6 +162,7 @@ impl Conn {
                         break;
                     }
                     self.stats.set_connected(false);
+                    self.stats.set_subscribed(false);
                     inc(&self.stats.c.connection_errors);
                     self.stats.set_error(e.to_string());
                     self.stats.warn(

@@ -83,6 +83,7 @@ pub struct Stats {
     /// counters
     pub c: Counters,
     connected: AtomicBool,
+    subscribed: AtomicBool,
     gates: Mutex<[Gate; 4]>,
     last_error: Mutex<Option<String>>,
 }
@@ -96,6 +97,11 @@ impl Stats {
     /// Marks the broker connection up or down.
     pub fn set_connected(&self, up: bool) {
         self.connected.store(up, Ordering::Relaxed);
+    }
+
+    /// Marks the bridge's subscriptions confirmed (SUBACK, or a resumed session) or not.
+    pub fn set_subscribed(&self, yes: bool) {
+        self.subscribed.store(yes, Ordering::Relaxed);
     }
 
     /// True while connected to the broker.
@@ -122,6 +128,10 @@ impl Stats {
         let mut m = self.c.to_json();
         m.insert("broker".into(), broker.into());
         m.insert("connected".into(), self.connected().into());
+        m.insert(
+            "subscribed".into(),
+            self.subscribed.load(Ordering::Relaxed).into(),
+        );
         let err = self
             .last_error
             .lock()
