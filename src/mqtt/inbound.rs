@@ -166,6 +166,10 @@ impl Bridge {
                 );
                 None
             }
+            Inbound::BadTopic(why) => {
+                self.bad(&self.stats.c.unknown_topic, &p.topic, &why);
+                None
+            }
             Inbound::Bad(why) => {
                 self.bad(&self.stats.c.bad_payload, &p.topic, &why);
                 None

@@ -59,6 +59,8 @@ pub enum Inbound {
     Ignored,
     /// no mapping matches the topic
     Unknown,
+    /// the topic names no valid thing (why)
+    BadTopic(String),
     /// a bad topic or payload (why)
     Bad(String),
 }
@@ -247,7 +249,7 @@ impl Mappings {
             format!("{namespace}:{device}")
         };
         if crate::model::parse_thing_id(&thing_id).is_err() {
-            return Err(Inbound::Bad(format!(
+            return Err(Inbound::BadTopic(format!(
                 "'{thing_id}' is not a valid thing id"
             )));
         }

@@ -176,6 +176,22 @@ impl Edge {
         self.server = Edge::launch(self.dir.path(), &self.broker_url);
     }
 
+    /// SIGKILL, replace the config by `toml` (an `[mqtt]` section; the client id is kept, so the
+    /// broker resumes the session) and start again.
+    pub fn reconfigure(&mut self, toml: &str) {
+        self.server.kill9();
+        let path = self.dir.path().join("edgetwin.toml");
+        let old = std::fs::read_to_string(&path).expect("config");
+        let id = old
+            .lines()
+            .find(|l| l.starts_with("client_id"))
+            .expect("client_id line")
+            .to_owned();
+        let new = toml.replacen("[mqtt]", &format!("[mqtt]\n{id}"), 1);
+        std::fs::write(&path, new).expect("write config");
+        self.start_again();
+    }
+
     /// SIGKILL.
     pub fn kill9(&mut self) {
         self.server.kill9();

@@ -178,8 +178,8 @@ fn custom_mappings_and_errors() {
     assert_eq!(t.mapping, "sensors/{thing}/{property}");
     assert_eq!(v["env"]["properties"]["co2"], json!(612));
     assert!(matches!(
-        m.classify("sensors/bad:/x", b"1", "edge"),
-        Inbound::Bad(_) | Inbound::Unknown
+        m.classify("sensors/9bad:x/co2", b"1", "edge"),
+        Inbound::BadTopic(_)
     ));
     let bad = |f: fn(&mut MappingConfig)| {
         let mut c = cfg.mappings[0].clone();
