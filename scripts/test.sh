@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README, CI): installs what the tests need on a fresh Debian box
-# (mosquitto for the MQTT bridge tests, curl for the HTTP doc-example tests), then checks
-# formatting and lints and runs every test.
+# (mosquitto for the MQTT bridge tests, curl for the HTTP doc-example tests, openssl for the
+# MQTT TLS test certificates), then checks formatting and lints and runs every test, and the
+# TLS test again with the optional `mqtt-tls` feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing: ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -25,3 +27,6 @@ echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --no-fail-fast "$@"
+echo "== MQTT over TLS (feature mqtt-tls): clippy and tests/mqtt_tls.rs"
+cargo clippy --features mqtt-tls --all-targets -- -D warnings
+cargo test --features mqtt-tls --test mqtt_tls

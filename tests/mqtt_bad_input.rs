@@ -33,7 +33,10 @@ fn bad_payloads_are_counted_acknowledged_and_answered() {
         ("zigbee2mqtt/dev1", b"42".to_vec()),
         ("zigbee2mqtt/dev1", b"[1,2]".to_vec()),
         ("zigbee2mqtt/dev1", vec![0xff, 0xfe, 0x00]),
-        ("zigbee2mqtt/dev1", format!("{{\"big\":\"{}\"}}", "x".repeat(2000)).into_bytes()),
+        (
+            "zigbee2mqtt/dev1",
+            format!("{{\"big\":\"{}\"}}", "x".repeat(2000)).into_bytes(),
+        ),
         // accepted by the mapping, rejected by the twin (a key with '/')
         ("zigbee2mqtt/dev1", br#"{"a/b":1}"#.to_vec()),
         ("sensors/dev1/temp", vec![0xc3, 0x28]),
@@ -46,7 +49,10 @@ fn bad_payloads_are_counted_acknowledged_and_answered() {
     // passthrough: not JSON, not Ditto Protocol, about another thing, too big
     let ditto = "edgetwin/edge:x/ditto";
     dev.publish(ditto, "{nope");
-    dev.publish(ditto, r#"{"topic":"edge/x/things/twin/commands/retrieve","headers":{"correlation-id":"c-1"}}"#);
+    dev.publish(
+        ditto,
+        r#"{"topic":"edge/x/things/twin/commands/retrieve","headers":{"correlation-id":"c-1"}}"#,
+    );
     dev.publish(ditto, r#"{"topic":"edge/y/things/twin/commands/retrieve","headers":{"correlation-id":"c-2"},"path":"/"}"#);
     dev.publish(ditto, format!("{{\"pad\":\"{}\"}}", "y".repeat(2000)));
     // and still: good telemetry works
@@ -80,7 +86,10 @@ fn bad_payloads_are_counted_acknowledged_and_answered() {
         assert_eq!(s["badPayload"], bad_payloads.len() as u64 + 4, "{s}");
         assert_eq!(s["unknownTopic"], 1, "{s}");
         assert_eq!(s["received"], total, "{s}");
-        let t = Http::new(edge.addr()).get("/api/2/things/edge:dev1").await.json();
+        let t = Http::new(edge.addr())
+            .get("/api/2/things/edge:dev1")
+            .await
+            .json();
         assert_eq!(t["features"]["zigbee"]["properties"], json!({"ok": 1}));
     });
 }
@@ -103,14 +112,23 @@ fn topics_of_an_old_configuration_are_counted_as_unknown() {
         .await;
         let s = wait_status(edge.addr(), |s| s["unknownTopic"] == 1).await;
         assert_eq!(s["telemetry"], 1, "{s}");
-        assert_eq!(Http::new(edge.addr()).get("/api/2/things/edge:plug").await.status, 404);
+        assert_eq!(
+            Http::new(edge.addr())
+                .get("/api/2/things/edge:plug")
+                .await
+                .status,
+            404
+        );
     });
 }
 
 #[test]
 fn a_flood_neither_crashes_nor_blocks_the_bridge() {
     let broker = Broker::start();
-    let edge = Edge::start(&broker.url(), "[mqtt]\npresets = [\"zigbee2mqtt\"]\nqueue = 64\n");
+    let edge = Edge::start(
+        &broker.url(),
+        "[mqtt]\npresets = [\"zigbee2mqtt\"]\nqueue = 64\n",
+    );
     let dev = Device::connect(broker.port, "flood");
     block_on(wait_ready(edge.addr()));
     for i in 0..20_000 {

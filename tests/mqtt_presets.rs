@@ -33,7 +33,10 @@ fn zigbee2mqtt_devices_become_twins_and_get_their_set_commands() {
     let z2m = Device::connect(broker.port, "zigbee2mqtt");
     z2m.subscribe("zigbee2mqtt/+/set");
     block_on(wait_ready(edge.addr()));
-    z2m.publish_retained("zigbee2mqtt/hall_light/availability", r#"{"state":"online"}"#);
+    z2m.publish_retained(
+        "zigbee2mqtt/hall_light/availability",
+        r#"{"state":"online"}"#,
+    );
     z2m.publish(
         "zigbee2mqtt/hall_light",
         r#"{"brightness":254,"color_mode":"color_temp","color_temp":366,"linkquality":105,"state":"ON","update":{"installed_version":16786434,"latest_version":16786434,"state":"idle"}}"#,
@@ -44,11 +47,18 @@ fn zigbee2mqtt_devices_become_twins_and_get_their_set_commands() {
     );
     block_on(async {
         let t = wait_thing(edge.addr(), "home:hall_light", |t| {
-            t["features"]["zigbee"]["properties"]["state"] == "ON" && status(t)["readyUntil"] == ONLINE
+            t["features"]["zigbee"]["properties"]["state"] == "ON"
+                && status(t)["readyUntil"] == ONLINE
         })
         .await;
-        assert_eq!(t["features"]["zigbee"]["properties"]["update"]["state"], "idle");
-        assert_eq!(t["attributes"]["mqtt"], json!({"mapping": "zigbee2mqtt", "device": "hall_light"}));
+        assert_eq!(
+            t["features"]["zigbee"]["properties"]["update"]["state"],
+            "idle"
+        );
+        assert_eq!(
+            t["attributes"]["mqtt"],
+            json!({"mapping": "zigbee2mqtt", "device": "hall_light"})
+        );
         let s = wait_thing(edge.addr(), "home:0x00158d0001a2b3c4", |t| {
             t["features"]["zigbee"]["properties"]["temperature"] == 21.34
         })
@@ -65,15 +75,20 @@ fn zigbee2mqtt_devices_become_twins_and_get_their_set_commands() {
             .await;
         assert!(r.status == 201 || r.status == 204, "{}", r.text());
     });
-    assert_eq!(z2m.json_on("zigbee2mqtt/hall_light/set"), json!({"state": "OFF"}));
+    assert_eq!(
+        z2m.json_on("zigbee2mqtt/hall_light/set"),
+        json!({"state": "OFF"})
+    );
     // a live command on the mapped device: sent to /set, answered by the bridge
     block_on(async {
         let mut app = ws(edge.addr()).await;
         let r = app
-            .request(json!({"topic": "home/hall_light/things/live/commands/merge",
+            .request(
+                json!({"topic": "home/hall_light/things/live/commands/merge",
                             "headers": {"content-type": "application/merge-patch+json"},
                             "path": "/features/zigbee/properties",
-                            "value": {"brightness": 10, "state": "ON"}}))
+                            "value": {"brightness": 10, "state": "ON"}}),
+            )
             .await;
         assert_eq!(r["status"], 204, "{r}");
     });
@@ -81,7 +96,10 @@ fn zigbee2mqtt_devices_become_twins_and_get_their_set_commands() {
         z2m.json_on("zigbee2mqtt/hall_light/set"),
         json!({"brightness": 10, "state": "ON"})
     );
-    z2m.publish("zigbee2mqtt/hall_light/availability", r#"{"state":"offline"}"#);
+    z2m.publish(
+        "zigbee2mqtt/hall_light/availability",
+        r#"{"state":"offline"}"#,
+    );
     block_on(wait_thing(edge.addr(), "home:hall_light", |t| {
         status(t)["readyUntil"].is_string() && status(t)["readyUntil"] != ONLINE
     }));

@@ -239,9 +239,16 @@ impl Mappings {
         self.commands[i].as_ref()
     }
 
-    fn target(&self, mapping: usize, device: &str, namespace: &str) -> Result<Target, Inbound> {
+    /// The target of a capture; `Err(None)` = a `$` attribute to skip, `Err(Some(why))` = not
+    /// a valid thing id.
+    fn target(
+        &self,
+        mapping: usize,
+        device: &str,
+        namespace: &str,
+    ) -> Result<Target, Option<String>> {
         if device.starts_with('$') {
-            return Err(Inbound::Ignored);
+            return Err(None);
         }
         let thing_id = if device.contains(':') {
             device.to_owned()
@@ -249,9 +256,7 @@ impl Mappings {
             format!("{namespace}:{device}")
         };
         if crate::model::parse_thing_id(&thing_id).is_err() {
-            return Err(Inbound::BadTopic(format!(
-                "'{thing_id}' is not a valid thing id"
-            )));
+            return Err(Some(format!("'{thing_id}' is not a valid thing id")));
         }
         Ok(Target {
             thing_id,
@@ -268,7 +273,8 @@ impl Mappings {
             };
             let target = match self.target(a.mapping, c.thing.unwrap_or_default(), namespace) {
                 Ok(t) => t,
-                Err(e) => return e,
+                Err(None) => return Inbound::Ignored,
+                Err(Some(why)) => return Inbound::BadTopic(why),
             };
             let Some(v) = payload_value(payload) else {
                 return Inbound::Bad("availability payload is not UTF-8".into());
@@ -291,7 +297,8 @@ impl Mappings {
             };
             let target = match self.target(r.mapping, c.thing.unwrap_or_default(), namespace) {
                 Ok(t) => t,
-                Err(e) => return e,
+                Err(None) => return Inbound::Ignored,
+                Err(Some(why)) => return Inbound::BadTopic(why),
             };
             return match telemetry(r, &c, payload) {
                 Ok(Some(patch)) => Inbound::Telemetry(target, patch),

@@ -47,6 +47,12 @@ impl Broker {
 
     /// Starts mosquitto on `port`.
     pub fn start_on(port: u16) -> Broker {
+        Broker::start_with(port, |_| String::new())
+    }
+
+    /// Starts mosquitto on `port` with more configuration (e.g. a TLS listener) made from the
+    /// broker's directory.
+    pub fn start_with(port: u16, extra: impl FnOnce(&Path) -> String) -> Broker {
         let dir = tempfile::tempdir().expect("tempdir");
         // mosquitto started as root drops to its own user: let it write its files here
         use std::os::unix::fs::PermissionsExt;
@@ -57,6 +63,7 @@ impl Broker {
             dir.path().display(),
             dir.path().display()
         );
+        let conf = conf + &extra(dir.path());
         std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write conf");
         let mut b = Broker {
             port,
@@ -85,6 +92,11 @@ impl Broker {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The broker's directory (configuration, persistence, log, test certificates).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// `mqtt://127.0.0.1:<port>`.
