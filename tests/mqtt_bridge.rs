@@ -382,3 +382,47 @@ fn mqtt_none_disables_the_bridge_even_with_a_configured_broker() {
         assert_eq!(anon.status, 401);
     });
 }
+
+#[test]
+fn unknown_devices_can_be_ignored_while_known_twins_are_fed() {
+    let broker = Broker::start();
+    let mut edge = Edge::start(
+        &broker.url(),
+        &SENSORS.replace("[mqtt]\n", "[mqtt]\nunknown_devices = \"ignore\"\n"),
+    );
+    let dev = Device::connect(broker.port, "sensors");
+    block_on(async {
+        wait_ready(edge.addr()).await;
+        // a twin made by a user, whose policy lets the bridge write its features
+        let policy = json!({"entries": {
+            "OWNER": {"subjects": {"nginx:ditto": {"type": "user"}},
+                      "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []},
+                                    "policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}},
+            "BRIDGE": {"subjects": {"integration:edgetwin-mqtt": {"type": "bridge"}},
+                       "resources": {"thing:/features": {"grant": ["READ", "WRITE"], "revoke": []}}}}});
+        let r = Http::new(edge.addr())
+            .put("/api/2/things/edge:known", &json!({"_policy": policy}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    });
+    dev.publish_acked("sensors/stranger/temperature", "1");
+    dev.publish_acked("sensors/known/temperature", "2");
+    block_on(async {
+        wait_thing(edge.addr(), "edge:known", |t| {
+            t["features"]["env"]["properties"]["temperature"] == 2
+        })
+        .await;
+        let s = wait_status(edge.addr(), |s| s["acked"] == 2).await;
+        assert_eq!(
+            (s["unknownDevice"].as_u64(), s["created"].as_u64()),
+            (Some(1), Some(0)),
+            "{s}"
+        );
+        let r = Http::new(edge.addr())
+            .get("/api/2/things/edge:stranger")
+            .await;
+        assert_eq!(r.status, 404);
+    });
+    // SIGTERM with the bridge connected: a clean, prompt exit
+    assert!(edge.server.terminate().success());
+}

@@ -218,3 +218,47 @@ fn homie_devices_become_twins_and_get_their_set_topics() {
         status(t)["readyUntil"].is_string() && status(t)["readyUntil"] != ONLINE
     }));
 }
+
+/// The five-line `[mqtt]` block of README "MQTT devices", verbatim (the broker URL comes from
+/// `--mqtt`, which overrides the file), and the zigbee2mqtt flow shown under it.
+#[test]
+fn the_readme_five_line_config_connects_zigbee2mqtt() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("\n## MQTT devices\n")
+        .nth(1)
+        .expect("README section MQTT devices");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("first toml block");
+    assert_eq!(block.lines().count(), 5, "five lines: {block}");
+    let broker = Broker::start();
+    let edge = Edge::start(&broker.url(), block);
+    let z2m = Device::connect(broker.port, "zigbee2mqtt");
+    z2m.subscribe("zigbee2mqtt/+/set");
+    block_on(wait_ready(edge.addr()));
+    z2m.publish(
+        "zigbee2mqtt/hall_light",
+        r#"{"brightness":254,"state":"ON"}"#,
+    );
+    block_on(async {
+        wait_thing(edge.addr(), "home:hall_light", |t| {
+            t["features"]["zigbee"]["properties"]["state"] == "ON"
+        })
+        .await;
+        let r = Http::new(edge.addr())
+            .put(
+                "/api/2/things/home:hall_light/features/zigbee/desiredProperties/state",
+                &json!("OFF"),
+            )
+            .await;
+        assert!(r.status == 201 || r.status == 204, "{}", r.text());
+    });
+    assert_eq!(
+        z2m.json_on("zigbee2mqtt/hall_light/set"),
+        json!({"state": "OFF"})
+    );
+}
