@@ -1,9 +1,7 @@
 //! MQTT bridge benchmark (not a test): telemetry -> twin -> WS event throughput and latency
-//! through edgetwin, printed next to mosquitto's own pub -> sub figures measured in the same
-//! run against the same broker. Starts its own mosquitto (free port, temp dir) and the release
-//! edgetwin binary next to this example (`cargo build --release --bin edgetwin --example
-//! mqtt_bench`), then: `target/release/examples/mqtt_bench [--rounds 3] [--n 20000]
-//! [--samples 1000] [--store sled|redb] [--inflight 20]`; rounds alternate baseline and edgetwin. Figures go to BENCHMARKS.md "MQTT bridge".
+//! through edgetwin next to mosquitto's own pub -> sub, measured in the same run on the same
+//! broker (its own mosquitto; the release edgetwin next to this example). Usage and figures:
+//! BENCHMARKS.md "MQTT bridge".
 
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::Message;

@@ -426,3 +426,42 @@ fn unknown_devices_can_be_ignored_while_known_twins_are_fed() {
     // SIGTERM with the bridge connected: a clean, prompt exit
     assert!(edge.server.terminate().success());
 }
+
+#[test]
+fn broker_credentials_are_used_and_a_refusal_is_reported() {
+    let broker = Broker::start_with(free_port(), |dir| {
+        let file = dir.join("passwd");
+        let ok = std::process::Command::new("mosquitto_passwd")
+            .args(["-b", "-c"])
+            .arg(&file)
+            .args(["edge", "s3cret"])
+            .status()
+            .expect("mosquitto_passwd (package mosquitto)");
+        assert!(ok.success());
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644));
+        format!("allow_anonymous false\npassword_file {}\n", file.display())
+    });
+    let wrong = Edge::start(
+        &broker.url(),
+        "[mqtt]\nusername = \"edge\"\npassword = \"wrong\"\n",
+    );
+    let right = Edge::start(
+        &broker.url(),
+        "[mqtt]\nusername = \"edge\"\npassword = \"s3cret\"\n",
+    );
+    block_on(async {
+        wait_ready(right.addr()).await;
+        let s = wait_status(wrong.addr(), |s| s["connectionErrors"].as_u64() >= Some(2)).await;
+        assert_eq!(s["connects"], 0, "{s}");
+        assert!(
+            s["lastError"].as_str().unwrap_or("").contains("refused"),
+            "{s}"
+        );
+        // HTTP keeps serving on the refused one
+        assert_eq!(
+            Http::new(wrong.addr()).get("/status/health").await.status,
+            200
+        );
+    });
+}
