@@ -465,3 +465,44 @@ fn broker_credentials_are_used_and_a_refusal_is_reported() {
         );
     });
 }
+
+#[test]
+fn live_events_flow_both_ways() {
+    let broker = Broker::start();
+    let edge = Edge::start(&broker.url(), "");
+    let dev = Device::connect(broker.port, "lamp");
+    block_on(async { wait_ready(edge.addr()).await });
+    create_over_mqtt(&dev);
+    block_on(async {
+        let mut app = ws(edge.addr()).await;
+        app.control("START-SEND-LIVE-EVENTS").await;
+        // app -> device
+        app.send(
+            &json!({"topic": "edge.dev/lamp/things/live/events/modified",
+                         "headers": {"correlation-id": "ev-1"},
+                         "path": "/features/lamp/properties/on", "value": true}),
+        )
+        .await;
+        let got = dev.json_on(&format!("edgetwin/{LAMP}/live"));
+        assert_eq!(got["topic"], "edge.dev/lamp/things/live/events/modified");
+        assert_eq!(got["headers"]["correlation-id"], "ev-1");
+        // device -> app
+        dev.publish(
+            &format!("edgetwin/{LAMP}/ditto"),
+            json!({"topic": "edge.dev/lamp/things/live/events/modified",
+                   "headers": {"correlation-id": "ev-2"},
+                   "path": "/features/lamp/properties/on", "value": false})
+            .to_string(),
+        );
+        let e = app.next_event(common::WAIT).await.expect("live event");
+        assert_eq!(e["topic"], "edge.dev/lamp/things/live/events/modified");
+        assert_eq!(
+            (e["headers"]["correlation-id"].as_str(), &e["value"]),
+            (Some("ev-2"), &json!(false))
+        );
+        assert_eq!(
+            e["headers"]["ditto-originator"],
+            "integration:edgetwin-mqtt"
+        );
+    });
+}
