@@ -262,3 +262,41 @@ fn the_readme_five_line_config_connects_zigbee2mqtt() {
         json!({"state": "OFF"})
     );
 }
+
+/// With the broker gone, commands for a mapped device wait in the client queue (`[mqtt] queue`);
+/// once it is full the bridge answers 503 instead of pretending it sent them.
+#[test]
+fn commands_beyond_the_client_queue_are_answered_503_while_the_broker_is_gone() {
+    let mut broker = Broker::start();
+    let edge = Edge::start(
+        &broker.url(),
+        "[mqtt]\npresets = [\"zigbee2mqtt\"]\nqueue = 2\n",
+    );
+    let z2m = Device::connect(broker.port, "zigbee2mqtt");
+    block_on(wait_ready(edge.addr()));
+    z2m.publish_acked("zigbee2mqtt/lamp", r#"{"state":"ON"}"#);
+    block_on(wait_thing(edge.addr(), "edge:lamp", |t| {
+        t["features"]["zigbee"]["properties"]["state"] == "ON"
+    }));
+    drop(z2m);
+    broker.kill9();
+    block_on(async {
+        common::mqtt::wait_status(edge.addr(), |s| s["connected"] == false).await;
+        let mut app = ws(edge.addr()).await;
+        let mut statuses = Vec::new();
+        for i in 0..3 {
+            let r = app
+                .request(json!({"topic": "edge/lamp/things/live/commands/modify",
+                                "headers": {}, "path": "/features/zigbee/properties/brightness",
+                                "value": i}))
+                .await;
+            statuses.push(r["status"].as_u64().unwrap_or(0));
+            if i == 2 {
+                assert_eq!(r["value"]["error"], "mqtt:broker.unavailable", "{r}");
+            }
+        }
+        assert_eq!(statuses, vec![204, 204, 503]);
+        let s = common::mqtt::wait_status(edge.addr(), |s| s["dropped"] == 1).await;
+        assert_eq!(s["published"].as_u64(), Some(2), "{s}");
+    });
+}

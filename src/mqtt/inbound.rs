@@ -109,7 +109,7 @@ pub(super) async fn acker(b: Arc<Bridge>, rx: Receiver<Item>) {
                 (false, Some(f)) => f,
                 _ => r.text,
             };
-            b.publish(r.topic, text.into_bytes());
+            let _ = b.publish(r.topic, text.into_bytes());
         }
         match (ok, item.publish) {
             (true, Some(p)) => unsent.push_back(p),
@@ -286,7 +286,7 @@ impl Bridge {
                     .spawn(async move {
                         let (topic, cid) = (w.topic().clone(), w.correlation_id().to_owned());
                         if let Some(env) = w.wait().await.to_envelope(&topic, &cid) {
-                            b.publish(reply_topic, env.to_text().into_bytes());
+                            let _ = b.publish(reply_topic, env.to_text().into_bytes());
                         }
                     })
                     .detach();

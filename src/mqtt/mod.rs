@@ -211,19 +211,23 @@ impl Bridge {
         }
     }
 
-    /// Publishes QoS 1 (counted; dropped and counted when the client queue is full).
-    fn publish(&self, topic: String, payload: Vec<u8>) {
+    /// Publishes QoS 1 (counted); false if the client queue was full and it was dropped.
+    fn publish(&self, topic: String, payload: Vec<u8>) -> bool {
         match self
             .client
             .try_publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
         {
-            Ok(()) => stats::inc(&self.stats.c.published),
+            Ok(()) => {
+                stats::inc(&self.stats.c.published);
+                true
+            }
             Err(e) => {
                 stats::inc(&self.stats.c.dropped);
                 self.stats.warn(
                     stats::Kind::Dropped,
                     format_args!("outgoing message dropped: {e}"),
                 );
+                false
             }
         }
     }

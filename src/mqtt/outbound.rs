@@ -8,8 +8,11 @@ use super::commands::{command_messages, desired_from, Desired};
 use super::mapping::Command;
 use super::stats::{inc, Kind};
 use super::Bridge;
+use crate::error::DittoError;
 use crate::hub::Outbound;
-use crate::protocol::{Action, Channel, Criterion, Direction, Envelope, EventAction, MessagePath};
+use crate::protocol::{
+    error_envelope, Action, Channel, Criterion, Direction, Envelope, EventAction, MessagePath,
+};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -48,26 +51,38 @@ impl Bridge {
         Some((cmd, device))
     }
 
-    fn send_commands(&self, cmd: &Command, device: &str, desired: &Desired) -> bool {
+    /// Publishes a mapped device's commands: `None` if there were none, else whether every
+    /// one was taken by the client.
+    fn send_commands(&self, cmd: &Command, device: &str, desired: &Desired) -> Option<bool> {
         let msgs = command_messages(cmd, device, desired);
-        let any = !msgs.is_empty();
-        for (topic, payload) in msgs {
-            self.publish(topic, payload);
+        if msgs.is_empty() {
+            return None;
         }
-        any
+        let mut all = true;
+        for (topic, payload) in msgs {
+            all &= self.publish(topic, payload);
+        }
+        Some(all)
     }
 
-    /// The bridge answers a live signal it turned into device commands.
-    fn answer(&self, env: &Envelope, status: u16) {
-        let mut a = Envelope::new(env.topic.clone(), Default::default(), env.path.clone());
-        if let Some(c) = env.headers.correlation_id() {
-            a.headers.insert("correlation-id", c);
+    /// The bridge answers a live signal it turned into device commands: `status` once they
+    /// were published, 503 if the client could not take them.
+    fn answer(&self, env: &Envelope, status: u16, published: bool) {
+        if env.headers.bool("response-required").ok().flatten() == Some(false) {
+            return;
         }
-        a.status = Some(status);
-        let wants = env.headers.bool("response-required").ok().flatten() != Some(false);
-        if wants {
-            self.hub.incoming_answer(Some(self.session().id), a);
-        }
+        let cid = env.headers.correlation_id();
+        let a = if published {
+            let mut a = Envelope::new(env.topic.clone(), Default::default(), env.path.clone());
+            if let Some(c) = cid {
+                a.headers.insert("correlation-id", c);
+            }
+            a.status = Some(status);
+            a
+        } else {
+            error_envelope(Some(&env.topic), cid, &broker_unavailable())
+        };
+        self.hub.incoming_answer(Some(self.session().id), a);
     }
 
     fn forward(&self, text: &str) {
@@ -82,7 +97,7 @@ impl Bridge {
             (Channel::Twin, Criterion::Events(a)) => {
                 if let (Some((cmd, device)), false) = (mapped, *a == EventAction::Deleted) {
                     let d = desired_from(&env.path, env.value.as_ref(), &["desiredProperties"]);
-                    self.send_commands(cmd, device, &d);
+                    let _ = self.send_commands(cmd, device, &d);
                 }
                 return;
             }
@@ -90,8 +105,8 @@ impl Bridge {
                 if let Some((cmd, device)) = mapped {
                     let keys = ["properties", "desiredProperties"];
                     let d = desired_from(&env.path, env.value.as_ref(), &keys);
-                    if self.send_commands(cmd, device, &d) {
-                        return self.answer(&env, 204);
+                    if let Some(ok) = self.send_commands(cmd, device, &d) {
+                        return self.answer(&env, 204, ok);
                     }
                 }
             }
@@ -102,8 +117,8 @@ impl Bridge {
                         let mut props = Map::new();
                         props.insert(p.subject.clone(), env.value.clone().unwrap_or(Value::Null));
                         let d = vec![(feature.unwrap_or_default(), props)];
-                        if self.send_commands(cmd, device, &d) {
-                            return self.answer(&env, 202);
+                        if let Some(ok) = self.send_commands(cmd, device, &d) {
+                            return self.answer(&env, 202, ok);
                         }
                     }
                 }
@@ -112,6 +127,16 @@ impl Bridge {
         }
         env.extra = None;
         let topic = format!("{}/{thing_id}/live", self.cfg.topic_prefix);
-        self.publish(topic, env.to_text().into_bytes());
+        let _ = self.publish(topic, env.to_text().into_bytes());
     }
+}
+
+/// 503 `mqtt:broker.unavailable`: a mapped device's command could not be queued for the broker.
+fn broker_unavailable() -> DittoError {
+    DittoError::new(
+        503,
+        "mqtt:broker.unavailable",
+        "The command could not be handed to the MQTT broker for the device.",
+    )
+    .describe("The broker is unreachable or slow; check /status/mqtt and try again later.")
 }
