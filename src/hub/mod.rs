@@ -7,6 +7,7 @@ pub mod events;
 pub mod ordered;
 pub mod policy;
 mod publisher;
+pub use publisher::Gate;
 pub mod session;
 pub mod twin;
 // ---- live channel, messages and acknowledgements ----
@@ -51,7 +52,7 @@ impl Requester {
 
 pub(crate) struct Inner {
     store: Store,
-    events: publisher::EventQueue,
+    publisher: Arc<publisher::Shared>,
     locks: Vec<Mutex<()>>,
     sessions: RwLock<HashMap<u64, Arc<SessionHandle>>>,
     subscribers: RwLock<HashMap<StreamKind, Vec<Arc<SessionHandle>>>>,
@@ -69,11 +70,11 @@ pub struct Hub {
 impl Hub {
     /// A hub over an open store.
     pub fn new(store: Store) -> Hub {
-        let (tx, rx) = std::sync::mpsc::channel();
+        let events = Arc::new(publisher::Shared::default());
         let hub = Hub {
             inner: Arc::new(Inner {
                 store: store.clone(),
-                events: tx,
+                publisher: events.clone(),
                 locks: (0..LOCK_SHARDS).map(|_| Mutex::new(())).collect(),
                 sessions: RwLock::new(HashMap::new()),
                 subscribers: RwLock::new(HashMap::new()),
@@ -82,7 +83,7 @@ impl Hub {
                 pending: Mutex::new(pending::Table::new(correlate::DEFAULT_MAX_PENDING)),
             }),
         };
-        publisher::start(Arc::downgrade(&hub.inner), store, rx);
+        publisher::start(Arc::downgrade(&hub.inner), store, events);
         hub
     }
 

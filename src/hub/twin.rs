@@ -129,20 +129,21 @@ impl Hub {
                     value: Some(PolicyState::new(policy.clone(), now).to_bytes()),
                 });
             }
-            seq = Some(self.store().submit(ops));
-            if let Some((pid, policy)) = &outcome.policy {
-                self.policy_written(pid, Some(policy));
-            }
-        }
-        if let (Some(ev), Some(state)) = (&outcome.event, &outcome.state) {
-            // Events are visible under the thing's policy after the change (before, for a delete).
-            let new_pid = policy_of(Some(state)).or(old_pid.clone());
-            let ev_enforcer = match (&new_pid, &old_pid) {
-                (Some(n), Some(o)) if n == o => enforcer.clone(),
-                (Some(n), _) => self.enforcer(n, ns, now),
-                (None, _) => None,
-            };
-            self.publish_twin_event(cmd, ev, state, who, seq, ev_enforcer);
+            seq = Some(self.submit_with_event(ops, || {
+                if let Some((pid, policy)) = &outcome.policy {
+                    self.policy_written(pid, Some(policy));
+                }
+                let (ev, state) = (outcome.event.as_ref()?, outcome.state.as_ref()?);
+                // Events are visible under the thing's policy after the change (before, for
+                // a delete).
+                let new_pid = policy_of(Some(state)).or(old_pid.clone());
+                let ev_enforcer = match (&new_pid, &old_pid) {
+                    (Some(n), Some(o)) if n == o => enforcer.clone(),
+                    (Some(n), _) => self.enforcer(n, ns, now),
+                    (None, _) => None,
+                };
+                self.twin_event(cmd, ev, state, who, ev_enforcer)
+            }));
         }
         Ok(TwinDone { outcome, seq })
     }

@@ -104,7 +104,7 @@ pub async fn run_session(
         sender,
         rx,
         session.clone(),
-        st.hub.store().clone(),
+        st.hub.gate(),
         limits.outbound_queue + limits.max_pending_per_session,
     ));
     let who = Requester {

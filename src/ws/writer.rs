@@ -4,8 +4,8 @@
 
 use super::CLOSE_OVERFLOW;
 use crate::hub::ordered::{Next, Ordered};
+use crate::hub::Gate;
 use crate::hub::{Outbound, SessionHandle};
-use crate::store::Store;
 use async_channel::Receiver;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
@@ -23,10 +23,10 @@ pub(super) async fn run(
     mut sender: WebSocketSender<TcpStream>,
     rx: Receiver<Outbound>,
     session: Arc<SessionHandle>,
-    store: Store,
+    gate: Gate,
     max_buffer: usize,
 ) -> Option<WebSocketSender<TcpStream>> {
-    let mut queue = Ordered::new(rx, session.clone(), store, max_buffer);
+    let mut queue = Ordered::new(rx, session.clone(), gate, max_buffer);
     loop {
         if session.overflowed() {
             let reason = "edgetwin: outbound queue overflow, the client does not read fast enough";
