@@ -68,6 +68,15 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a parameter, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// All values of a parameter joined with `,` (Ditto's `parameterList` for `ids`, `fields`).
     pub fn joined(&self, name: &str) -> Option<String> {
         let vals: Vec<&str> = self
@@ -212,7 +221,10 @@ pub fn http_acks(h: &Headers) -> Result<HttpAcks, DittoError> {
     }
     Ok(HttpAcks {
         response_required,
-        persisted: labels.iter().any(|l| l == "twin-persisted"),
+        // the search index is written in the same commit as the twin
+        persisted: labels
+            .iter()
+            .any(|l| l == "twin-persisted" || l == "search-persisted"),
         timeout: Duration::from_millis(timeout_ms),
     })
 }

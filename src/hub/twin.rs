@@ -85,9 +85,12 @@ impl AckRequest {
         })
     }
 
-    /// True if the response waits for durability.
+    /// True if the response waits for durability (the search index is written in the same
+    /// commit as the twin, so `search-persisted` waits for the same thing).
     pub fn wants_persisted(&self) -> bool {
-        self.labels.iter().any(|l| l == "twin-persisted")
+        self.labels
+            .iter()
+            .any(|l| l == "twin-persisted" || l == "search-persisted")
     }
 }
 
@@ -182,6 +185,11 @@ impl Hub {
                 key: id.clone().into_bytes(),
                 value: Some(bytes.clone()),
             }];
+            // search index delta, in the same atomic unit as the thing (src/search)
+            ops.extend(crate::search::index_ops(
+                current.as_ref(),
+                outcome.state.as_ref(),
+            ));
             if let Some((pid, policy)) = &outcome.policy {
                 ops.push(Op {
                     tree: Tree::Policies,

@@ -6,6 +6,7 @@
 //! an invalid token closes the session (Ditto completes the stream without an error frame).
 
 mod control;
+pub mod search;
 mod writer;
 
 use crate::hub::{Outbound, Requester, SessionHandle};
@@ -77,6 +78,8 @@ pub async fn run_session(
         origin: Some(session.id),
     };
     let mut close: Option<(CloseCode, &'static str)> = None;
+    // search subscriptions of this session (ws/search.rs); dropped (cancelled) with the session
+    let mut searches = search::Searches::default();
     loop {
         let next = receiver.next();
         let msg = match expires_at {
@@ -119,9 +122,9 @@ pub async fn run_session(
             }
         }
         match msg {
-            Ok(Message::Text(t)) => on_text(&st, &session, &who, t.as_str()).await,
+            Ok(Message::Text(t)) => on_text(&st, &session, &who, &mut searches, t.as_str()).await,
             Ok(Message::Binary(b)) => match std::str::from_utf8(&b) {
-                Ok(t) => on_text(&st, &session, &who, t).await,
+                Ok(t) => on_text(&st, &session, &who, &mut searches, t).await,
                 Err(_) => {
                     reply_error(
                         &session,
@@ -172,7 +175,13 @@ async fn reply_error(
     session.reply(Outbound::Now(Arc::from(text))).await;
 }
 
-async fn on_text(st: &Arc<State>, session: &Arc<SessionHandle>, who: &Requester, text: &str) {
+async fn on_text(
+    st: &Arc<State>,
+    session: &Arc<SessionHandle>,
+    who: &Requester,
+    searches: &mut search::Searches,
+    text: &str,
+) {
     let max = st.cfg.limits.max_message_kib * 1024;
     if text.len() > max {
         let e = crate::error::DittoError::new(
@@ -195,6 +204,9 @@ async fn on_text(st: &Arc<State>, session: &Arc<SessionHandle>, who: &Requester,
             return;
         }
     };
+    if matches!(env.topic.criterion, crate::protocol::Criterion::Search(_)) {
+        return searches.handle(st, session, who, env).await;
+    }
     if let Some(reply) = st.hub.handle_protocol(who, env).await {
         let text: Arc<str> = Arc::from(reply.envelope.to_text());
         let msg = match reply.after {

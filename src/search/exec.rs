@@ -1,0 +1,618 @@
+//! The query executor: picks the driving source (the most selective indexable conjunct, or one
+//! whose order matches the sort so the scan can stop early), streams its candidates, re-checks
+//! each against the requester's READ view with search semantics, and keeps only a bounded top-k
+//! heap (`size + 1` items) for a sorted page. Memory is independent of the number of twins: at
+//! most `size + 1` things, a few bounded ID sets (`SET_CAP`) and one store batch at a time.
+
+use super::eval;
+use super::index::{entries, Entries};
+use super::keys;
+use super::plan::{self, Range, Source};
+use super::scan::{self, Cand, Flow};
+use crate::engine::{self, ThingState};
+use crate::error::DittoError;
+use crate::hub::{Hub, Requester};
+use crate::model::FieldSelector;
+use crate::policy::{Enforcer, READ, THING_ALLOWLIST};
+use crate::rql::{compare_sort_values, lookup, Env, Query, SortKey};
+use crate::store::Tree;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Counting stops here when choosing a driver; ID sets (intersection, multi-valued and
+/// not-indexed things) hold at most this many IDs.
+pub const SET_CAP: usize = 1024;
+/// Cached enforcers per query.
+const ENFORCER_CACHE: usize = 256;
+
+/// A search, validated and parsed.
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    /// RQL filter (search semantics), `None` = all
+    pub filter: Option<Query>,
+    /// sort keys; empty = `+thingId`; ties always by thingId
+    pub sort: Vec<SortKey>,
+    /// exact namespaces; empty = all
+    pub namespaces: Vec<String>,
+    /// fields of the returned things
+    pub fields: Option<FieldSelector>,
+}
+
+/// Where a page starts: sort-key values (null for absent) and thingId of the previous item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    /// one value per sort key
+    pub values: Vec<Value>,
+    /// thingId
+    pub thing_id: String,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    /// the things, READ-filtered and projected on `fields`
+    pub items: Vec<Value>,
+    /// their thingIds (the items may not show them)
+    pub ids: Vec<String>,
+    /// position of the last item, if more items follow
+    pub more: Option<Position>,
+}
+
+/// 408 `thing-search:query.time.exceeded`.
+pub fn time_exceeded() -> DittoError {
+    DittoError::new(
+        408,
+        "thing-search:query.time.exceeded",
+        "The search query took too long to execute.",
+    )
+    .describe("Narrow the query, e.g. with an indexed filter on attributes or feature properties, or raise the timeout.")
+}
+
+/// The sort order of search results: each key (absent = null), then thingId.
+pub fn compare(sort: &[SortKey], a: (&[Value], &str), b: (&[Value], &str)) -> Ordering {
+    for (i, k) in sort.iter().enumerate() {
+        let o = compare_sort_values(a.0.get(i), b.0.get(i));
+        let o = if k.ascending { o } else { o.reverse() };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.1.cmp(b.1)
+}
+
+/// A matching thing.
+struct Hit {
+    keys: Vec<Value>,
+    id: String,
+    state: ThingState,
+    enforcer: Arc<Enforcer>,
+}
+
+struct Ranked<'s> {
+    sort: &'s [SortKey],
+    hit: Hit,
+}
+
+impl Ord for Ranked<'_> {
+    fn cmp(&self, o: &Self) -> Ordering {
+        compare(
+            self.sort,
+            (&self.hit.keys, &self.hit.id),
+            (&o.hit.keys, &o.hit.id),
+        )
+    }
+}
+impl PartialOrd for Ranked<'_> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl PartialEq for Ranked<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Ranked<'_> {}
+
+/// How the driving source relates to the sort order.
+enum Mode {
+    /// no usable order: every candidate goes through the heap
+    Heap,
+    /// thingId order (sort `+thingId`): stop once the heap is full and IDs pass its worst
+    ById,
+    /// value order of the first sort key's path (ascending): stop once values pass the worst
+    ByPath(Range),
+}
+
+/// What the planner chose.
+struct Chosen {
+    driver: Source,
+    mode: Mode,
+    /// things taken before the scan (multi-valued at the sort path, not indexed)
+    pre: Vec<String>,
+    /// conjunct sources checked by ID (Things/Ids sources, a small index source as a set)
+    checks: Vec<Source>,
+    set: Option<HashSet<String>>,
+}
+
+/// One search over the hub's store on behalf of a requester.
+pub struct Searcher<'a> {
+    hub: &'a Hub,
+    who: &'a Requester,
+    now: i64,
+    deadline: Option<Instant>,
+    enforcers: HashMap<(String, String), Option<(Arc<Enforcer>, bool)>>,
+    steps: u64,
+    /// candidates loaded and checked (diagnostics, benchmarks)
+    pub examined: u64,
+}
+
+fn needs_full_view(spec: &Spec) -> bool {
+    let special = |p: &crate::rql::Property| {
+        matches!(
+            p.root(),
+            "_revision" | "_created" | "_modified" | "_metadata"
+        )
+    };
+    spec.filter
+        .as_ref()
+        .is_some_and(|q| q.properties().iter().any(|p| special(p)))
+        || spec.sort.iter().any(|k| special(&k.prop))
+}
+
+impl<'a> Searcher<'a> {
+    /// A search at `now` (epoch millis) that fails with 408 after `deadline`.
+    pub fn new(hub: &'a Hub, who: &'a Requester, now: i64, deadline: Option<Instant>) -> Self {
+        Searcher {
+            hub,
+            who,
+            now,
+            deadline,
+            enforcers: HashMap::new(),
+            steps: 0,
+            examined: 0,
+        }
+    }
+
+    fn tick(&mut self) -> Result<(), DittoError> {
+        self.steps += 1;
+        if self.steps % 64 == 0 && self.deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(time_exceeded());
+        }
+        Ok(())
+    }
+
+    fn enforcer(&mut self, pid: &str, ns: &str) -> Option<(Arc<Enforcer>, bool)> {
+        let key = (pid.to_owned(), ns.to_owned());
+        if let Some(e) = self.enforcers.get(&key) {
+            return e.clone();
+        }
+        let e = self.hub.enforcer(pid, ns, self.now).map(|e| {
+            let full = e.has_unrestricted(&self.who.subjects, "thing", &[], READ);
+            (e, full)
+        });
+        if self.enforcers.len() >= ENFORCER_CACHE {
+            self.enforcers.clear();
+        }
+        self.enforcers.insert(key, e.clone());
+        e
+    }
+
+    /// Loads and checks one candidate: namespace, READ, filter on the READ view; the sort keys.
+    fn admit(
+        &mut self,
+        spec: &Spec,
+        full: bool,
+        c: &Cand,
+        accept: &dyn Fn(&ThingState) -> bool,
+    ) -> Result<Option<Hit>, DittoError> {
+        self.tick()?;
+        let ns = c.id.split_once(':').map_or("", |(n, _)| n);
+        if !spec.namespaces.is_empty() && !spec.namespaces.iter().any(|n| n == ns) {
+            return Ok(None);
+        }
+        let bytes = match c.bytes {
+            Some(b) => Cow::Borrowed(b),
+            None => match self
+                .hub
+                .store()
+                .get(Tree::Things, c.id.as_bytes())
+                .map_err(scan::store_err)?
+            {
+                Some(b) => Cow::Owned(b),
+                None => return Ok(None),
+            },
+        };
+        self.examined += 1;
+        let Ok(state) = ThingState::from_bytes(&bytes) else {
+            return Ok(None);
+        };
+        if state.deleted || !accept(&state) {
+            return Ok(None);
+        }
+        let Some(pid) = state.thing.get("policyId").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let Some((enforcer, full_read)) = self.enforcer(pid, ns) else {
+            return Ok(None);
+        };
+        let doc: Cow<Value> = if full {
+            Cow::Owned(state.full_view())
+        } else {
+            Cow::Borrowed(&state.thing)
+        };
+        let view: Cow<Value> = if full_read {
+            doc
+        } else {
+            match enforcer.root_view(&self.who.subjects, "thing", &doc, &THING_ALLOWLIST) {
+                Some(v) => Cow::Owned(v),
+                None => return Ok(None),
+            }
+        };
+        let env = Env::at(self.now);
+        if let Some(q) = &spec.filter {
+            if !eval::matches(q, &view, &env) {
+                return Ok(None);
+            }
+        }
+        let keys = spec
+            .sort
+            .iter()
+            .map(|k| {
+                lookup(&view, &k.prop)
+                    .first()
+                    .map(|v| v.clone().into_owned())
+                    .unwrap_or(Value::Null)
+            })
+            .collect();
+        drop(view);
+        Ok(Some(Hit {
+            keys,
+            id: c.id.to_owned(),
+            state,
+            enforcer,
+        }))
+    }
+
+    fn choose(&mut self, spec: &Spec, sorted: bool) -> Result<Chosen, DittoError> {
+        let store = self.hub.store();
+        let mut sources: Vec<Source> = spec
+            .filter
+            .iter()
+            .flat_map(plan::conjuncts)
+            .filter_map(|c| plan::source_for(c, self.now))
+            .collect();
+        if !spec.namespaces.is_empty() {
+            let prefixes = spec.namespaces.iter().map(|n| format!("{n}:")).collect();
+            sources.push(Source::Things {
+                prefixes,
+                lo: None,
+                hi: None,
+            });
+            if let Some(Source::Things { prefixes, .. }) = sources.last_mut() {
+                prefixes.sort();
+                prefixes.dedup();
+            }
+        }
+        let by_id = sorted
+            && spec
+                .sort
+                .first()
+                .is_none_or(|k| k.ascending && k.prop.raw == "thingId");
+        let sort_path = spec
+            .sort
+            .first()
+            .filter(|k| sorted && k.ascending)
+            .and_then(|k| plan::index_path(&k.prop));
+        // counting only matters when there is a choice
+        let mut est = vec![0; sources.len()];
+        if sources.len() > 1 {
+            for (i, s) in sources.iter().enumerate() {
+                est[i] = scan::estimate(store, s, SET_CAP)?;
+            }
+        }
+        let ordered = |s: &Source| -> bool {
+            (by_id && s.ordered_by_id())
+                || matches!(s, Source::Index(r) if Some(r.path.as_str()) == sort_path
+                    && r.kind == keys::VALUE)
+        };
+        let best = (0..sources.len()).min_by_key(|&i| (est[i], sources[i].rank()));
+        let pick = match best {
+            Some(b) if est[b] < SET_CAP || ordered(&sources[b]) => Some(b),
+            Some(b) => (0..sources.len())
+                .find(|&i| ordered(&sources[i]))
+                .or(Some(b)),
+            None => None,
+        };
+        let Some(pick) = pick else {
+            let driver = Source::Things {
+                prefixes: vec![],
+                lo: None,
+                hi: None,
+            };
+            let mode = if by_id { Mode::ById } else { Mode::Heap };
+            return Ok(Chosen {
+                driver,
+                mode,
+                pre: vec![],
+                checks: vec![],
+                set: None,
+            });
+        };
+        let driver = sources.remove(pick);
+        est.remove(pick);
+        let uses_index = contains_index(&driver);
+        let mut pre = Vec::new();
+        let overflow = if uses_index {
+            scan::overflow_ids(store, SET_CAP)?.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut mode = Mode::Heap;
+        if by_id && driver.ordered_by_id() {
+            mode = Mode::ById;
+        } else if let (Source::Index(r), Some(p)) = (&driver, sort_path) {
+            if r.path == p && r.kind == keys::VALUE {
+                if let Some(multi) = scan::multi_ids(store, p, SET_CAP)? {
+                    pre.extend(multi);
+                    mode = Mode::ByPath(r.clone());
+                }
+            }
+        }
+        pre.extend(overflow.iter().cloned());
+        pre.sort();
+        pre.dedup();
+        // ID-level checks of the other conjuncts: free for Things/Ids, a set for one small index source
+        let mut checks = Vec::new();
+        let mut set = None;
+        let mut small: Option<(usize, &Source)> = None;
+        for (i, s) in sources.iter().enumerate() {
+            match s {
+                Source::Things { .. } | Source::Ids(_) => checks.push(s.clone()),
+                _ if est[i] < SET_CAP && small.is_none_or(|(e, _)| est[i] < e) => {
+                    small = Some((est[i], s))
+                }
+                _ => {}
+            }
+        }
+        if let Some((_, s)) = small {
+            let mut ids = HashSet::with_capacity(SET_CAP);
+            scan::scan(store, s, None, None, &mut |c| {
+                ids.insert(c.id.to_owned());
+                Ok(Flow::Go)
+            })?;
+            ids.extend(overflow);
+            set = Some(ids);
+        }
+        Ok(Chosen {
+            driver,
+            mode,
+            pre,
+            checks,
+            set,
+        })
+    }
+
+    /// Streams every matching thing of the plan to `f` (each once); `f` says when to stop.
+    fn run(
+        &mut self,
+        spec: &Spec,
+        plan: &Chosen,
+        after: Option<&Position>,
+        f: &mut dyn FnMut(&mut Self, Hit, Option<&[u8]>) -> Flow,
+    ) -> Result<(), DittoError> {
+        let full = needs_full_view(spec);
+        let yes = |_: &ThingState| true;
+        for id in &plan.pre {
+            let c = Cand {
+                id,
+                key: None,
+                bytes: None,
+                multi: false,
+                branch: 0,
+            };
+            if let Some(hit) = self.admit(spec, full, &c, &yes)? {
+                if f(self, hit, None) == Flow::Stop {
+                    return Ok(());
+                }
+            }
+        }
+        let (after_id, after_key) = match (&plan.mode, after) {
+            (Mode::ById, Some(p)) => (Some(p.thing_id.as_str()), None),
+            (Mode::ByPath(r), Some(p)) => {
+                let mut k = keys::path_prefix(keys::VALUE, &r.path);
+                keys::push_value(&mut k, p.values.first().unwrap_or(&Value::Null));
+                (None, Some(k))
+            }
+            _ => (None, None),
+        };
+        let store = self.hub.store().clone();
+        let by_path = matches!(plan.mode, Mode::ByPath(_));
+        scan::scan(
+            &store,
+            &plan.driver,
+            after_id,
+            after_key.as_deref(),
+            &mut |c| {
+                if plan.pre.binary_search_by(|x| x.as_str().cmp(c.id)).is_ok()
+                    || (by_path && c.multi)
+                    || !plan
+                        .checks
+                        .iter()
+                        .all(|s| scan::emits(s, c.id, &Entries::new()))
+                    || plan.set.as_ref().is_some_and(|s| !s.contains(c.id))
+                {
+                    return Ok(Flow::Go);
+                }
+                let dedupe = c.branch > 0 || (c.multi && !single_value(&plan.driver));
+                let hit = if dedupe {
+                    let accept = |st: &ThingState| first_time(&plan.driver, &c, &entries(st));
+                    self.admit(spec, full, &c, &accept)?
+                } else {
+                    self.admit(spec, full, &c, &|_| true)?
+                };
+                Ok(match hit {
+                    Some(h) => f(self, h, c.key),
+                    None => Flow::Go,
+                })
+            },
+        )?;
+        Ok(())
+    }
+
+    /// One page of `size` things after `after`, in sort order.
+    pub fn page(
+        &mut self,
+        spec: &Spec,
+        after: Option<&Position>,
+        size: usize,
+    ) -> Result<Page, DittoError> {
+        let plan = self.choose(spec, true)?;
+        let k = size + 1;
+        let sort = spec.sort.as_slice();
+        let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(k + 1);
+        let path_range = match &plan.mode {
+            Mode::ByPath(r) => Some(r.clone()),
+            _ => None,
+        };
+        let mode_id = matches!(plan.mode, Mode::ById);
+        self.run(spec, &plan, after, &mut |_, hit, key| {
+            if let Some(p) = after {
+                if compare(sort, (&hit.keys, &hit.id), (&p.values, &p.thing_id))
+                    != Ordering::Greater
+                {
+                    return Flow::Go;
+                }
+            }
+            if heap.len() == k {
+                if let Some(worst) = heap.peek() {
+                    let beyond = if mode_id {
+                        hit.id.as_str() > worst.hit.id.as_str()
+                    } else if let (Some(r), Some(key), Some(v)) =
+                        (&path_range, key, worst.hit.keys.first())
+                    {
+                        r.value_of(key)
+                            .is_some_and(|enc| enc > keys::value_bytes(v).as_slice())
+                    } else {
+                        false
+                    };
+                    if beyond {
+                        return Flow::Stop;
+                    }
+                }
+            }
+            heap.push(Ranked { sort, hit });
+            if heap.len() > k {
+                heap.pop();
+            }
+            Flow::Go
+        })?;
+        let mut hits: Vec<Hit> = heap.into_sorted_vec().into_iter().map(|r| r.hit).collect();
+        let more = if hits.len() > size {
+            hits.truncate(size);
+            hits.last().map(|h| Position {
+                values: h.keys.clone(),
+                thing_id: h.id.clone(),
+            })
+        } else {
+            None
+        };
+        let (mut items, mut ids) = (Vec::with_capacity(size), Vec::with_capacity(size));
+        for h in &hits {
+            if let Some(v) = self.render(spec.fields.as_ref(), h) {
+                items.push(v);
+                ids.push(h.id.clone());
+            }
+        }
+        Ok(Page { items, ids, more })
+    }
+
+    /// Number of matching things the requester may read.
+    pub fn count(&mut self, spec: &Spec) -> Result<u64, DittoError> {
+        let plan = self.choose(spec, false)?;
+        let mut n = 0u64;
+        self.run(spec, &plan, None, &mut |_, _, _| {
+            n += 1;
+            Flow::Go
+        })?;
+        Ok(n)
+    }
+
+    /// The sort-key values a thing has for this requester (resuming after a known thing).
+    pub fn position_of(
+        &mut self,
+        spec: &Spec,
+        thing_id: &str,
+    ) -> Result<Option<Position>, DittoError> {
+        let c = Cand {
+            id: thing_id,
+            key: None,
+            bytes: None,
+            multi: false,
+            branch: 0,
+        };
+        let unfiltered = Spec {
+            filter: None,
+            ..spec.clone()
+        };
+        Ok(self
+            .admit(&unfiltered, needs_full_view(spec), &c, &|_| true)?
+            .map(|h| Position {
+                values: h.keys,
+                thing_id: h.id,
+            }))
+    }
+
+    fn render(&self, fields: Option<&FieldSelector>, h: &Hit) -> Option<Value> {
+        let lookup = |pid: &str| self.hub.load_policy(pid);
+        let things = |tid: &str| self.hub.load_thing(tid).ok().flatten();
+        let ctx = engine::Ctx {
+            now: self.now,
+            subject: self.who.subject(),
+            policy: &lookup,
+            thing: &things,
+            access: Some(engine::enforce::Access {
+                subjects: &self.who.subjects,
+                enforcer: Some(&h.enforcer),
+            }),
+        };
+        engine::read::readable_thing_view(&h.state, fields, &ctx)
+    }
+}
+
+fn contains_index(s: &Source) -> bool {
+    match s {
+        Source::Index(_) => true,
+        Source::Union(parts) => parts.iter().any(contains_index),
+        _ => false,
+    }
+}
+
+fn single_value(s: &Source) -> bool {
+    matches!(s, Source::Index(r) if r.single_value)
+}
+
+/// True if this is the first time the driver yields the thing: no earlier union branch yields
+/// it, and the key is its first key in the branch.
+fn first_time(driver: &Source, c: &Cand, e: &Entries) -> bool {
+    let branch = match driver {
+        Source::Union(parts) => {
+            if parts[..c.branch.min(parts.len())]
+                .iter()
+                .any(|p| scan::emits(p, c.id, e))
+            {
+                return false;
+            }
+            parts.get(c.branch)
+        }
+        other => Some(other),
+    };
+    match (branch, c.key) {
+        (Some(Source::Index(r)), Some(k)) => scan::first_in(r, e) == Some(k),
+        _ => true,
+    }
+}
