@@ -139,13 +139,19 @@ struct Chosen {
     set: Option<HashSet<String>>,
 }
 
+/// An enforcer and whether it grants the requester READ on the whole thing.
+type Readable = (Arc<Enforcer>, bool);
+
+/// Receives each matching thing (and the index key it came from); says when to stop.
+type OnHit<'f> = dyn FnMut(Hit, Option<&[u8]>) -> Flow + 'f;
+
 /// One search over the hub's store on behalf of a requester.
 pub struct Searcher<'a> {
     hub: &'a Hub,
     who: &'a Requester,
     now: i64,
     deadline: Option<Instant>,
-    enforcers: HashMap<(String, String), Option<(Arc<Enforcer>, bool)>>,
+    enforcers: HashMap<(String, String), Option<Readable>>,
     steps: u64,
     /// candidates loaded and checked (diagnostics, benchmarks)
     pub examined: u64,
@@ -180,13 +186,13 @@ impl<'a> Searcher<'a> {
 
     fn tick(&mut self) -> Result<(), DittoError> {
         self.steps += 1;
-        if self.steps % 64 == 0 && self.deadline.is_some_and(|d| Instant::now() > d) {
+        if self.steps.is_multiple_of(64) && self.deadline.is_some_and(|d| Instant::now() > d) {
             return Err(time_exceeded());
         }
         Ok(())
     }
 
-    fn enforcer(&mut self, pid: &str, ns: &str) -> Option<(Arc<Enforcer>, bool)> {
+    fn enforcer(&mut self, pid: &str, ns: &str) -> Option<Readable> {
         let key = (pid.to_owned(), ns.to_owned());
         if let Some(e) = self.enforcers.get(&key) {
             return e.clone();
@@ -403,7 +409,7 @@ impl<'a> Searcher<'a> {
         spec: &Spec,
         plan: &Chosen,
         after: Option<&Position>,
-        f: &mut dyn FnMut(&mut Self, Hit, Option<&[u8]>) -> Flow,
+        f: &mut OnHit,
     ) -> Result<(), DittoError> {
         let full = needs_full_view(spec);
         let yes = |_: &ThingState| true;
@@ -416,7 +422,7 @@ impl<'a> Searcher<'a> {
                 branch: 0,
             };
             if let Some(hit) = self.admit(spec, full, &c, &yes)? {
-                if f(self, hit, None) == Flow::Stop {
+                if f(hit, None) == Flow::Stop {
                     return Ok(());
                 }
             }
@@ -456,7 +462,7 @@ impl<'a> Searcher<'a> {
                     self.admit(spec, full, &c, &|_| true)?
                 };
                 Ok(match hit {
-                    Some(h) => f(self, h, c.key),
+                    Some(h) => f(h, c.key),
                     None => Flow::Go,
                 })
             },
@@ -480,7 +486,7 @@ impl<'a> Searcher<'a> {
             _ => None,
         };
         let mode_id = matches!(plan.mode, Mode::ById);
-        self.run(spec, &plan, after, &mut |_, hit, key| {
+        self.run(spec, &plan, after, &mut |hit, key| {
             if let Some(p) = after {
                 if compare(sort, (&hit.keys, &hit.id), (&p.values, &p.thing_id))
                     != Ordering::Greater
@@ -535,7 +541,7 @@ impl<'a> Searcher<'a> {
     pub fn count(&mut self, spec: &Spec) -> Result<u64, DittoError> {
         let plan = self.choose(spec, false)?;
         let mut n = 0u64;
-        self.run(spec, &plan, None, &mut |_, _, _| {
+        self.run(spec, &plan, None, &mut |_, _| {
             n += 1;
             Flow::Go
         })?;
