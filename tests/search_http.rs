@@ -19,7 +19,8 @@ fn dataset() -> Vec<(&'static str, Value)> {
         ),
         (
             "s.a:t2",
-            json!({"attributes": {"n": 2, "name": "beta", "tags": ["blue"], "on": false},
+            json!({"attributes": {"n": 2, "name": "beta", "tags": ["blue"], "on": false,
+                "levels": [1, 7]},
             "features": {"env": {"properties": {"temp": 22}}}}),
         ),
         (
@@ -146,6 +147,18 @@ fn every_operator_with_search_semantics() {
             ("eq(attributes/on,true)", &["t1", "t4"]),
             ("gt(attributes/on,false)", &["t1", "t4"]),
             ("and(eq(attributes/on,true),gt(attributes/n,5))", &["t4"]),
+            // ranges on one path are intersected; multi-valued things may match with two values
+            ("and(ge(attributes/n,2),lt(attributes/n,4))", &["t2", "t3"]),
+            (
+                "and(gt(attributes/levels,5),lt(attributes/levels,3))",
+                &["t2"],
+            ),
+            (
+                "and(eq(attributes/tags,\"red\"),eq(attributes/tags,\"blue\"))",
+                &["t1"],
+            ),
+            ("and(eq(attributes/n,1),eq(attributes/n,2))", &[]),
+            ("and(gt(attributes/n,1),gt(attributes/n,\"1\"))", &[]),
             (
                 "and(exists(attributes/tags),lt(attributes/n,3),like(attributes/name,\"b*\"))",
                 &["t2"],
@@ -179,6 +192,48 @@ fn every_operator_with_search_semantics() {
             want.sort(); // default order: thingId
             assert_eq!(found(&c, filter).await, want, "{filter}");
         }
+    });
+}
+
+#[test]
+fn things_beyond_the_index_bound_are_still_found() {
+    let srv = Server::start();
+    let c = Http::new(srv.addr);
+    block_on(async {
+        load(&c).await;
+        // more leaves than the index keeps per thing: stored as an overflow marker
+        let mut attrs: serde_json::Map<String, Value> =
+            (0..1100).map(|i| (format!("k{i}"), json!(i))).collect();
+        attrs.insert("n".into(), json!(2.5));
+        attrs.insert("name".into(), json!("alpine"));
+        let r = c
+            .put("/api/2/things/s.a:big", &json!({"attributes": attrs}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert_eq!(found(&c, "eq(attributes/k1099,1099)").await, ["s.a:big"]);
+        assert_eq!(
+            found(&c, "like(attributes/name,\"alp*\")").await,
+            ["s.a:big", "s.a:t1", "s.a:t3"]
+        );
+        let r = c
+            .get(&format!(
+                "/api/2/search/things?filter={}&option={}&fields=thingId",
+                enc("gt(attributes/n,1)"),
+                enc("sort(+attributes/n),size(2)")
+            ))
+            .await;
+        assert_eq!(
+            item_ids(&r.json()["items"]),
+            ["s.a:t2", "s.a:big"],
+            "index-ordered page"
+        );
+        let r = c
+            .get(&format!(
+                "/api/2/search/things/count?filter={}",
+                enc("exists(attributes/k5)")
+            ))
+            .await;
+        assert_eq!(r.text(), "1");
     });
 }
 

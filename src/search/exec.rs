@@ -2,12 +2,14 @@
 //! whose order matches the sort so the scan can stop early), streams its candidates, re-checks
 //! each against the requester's READ view with search semantics, and keeps only a bounded top-k
 //! heap (`size + 1` items) for a sorted page. Memory is independent of the number of twins: at
-//! most `size + 1` things, a few bounded ID sets (`SET_CAP`) and one store batch at a time.
+//! most `size + 1` things, a few bounded ID sets (`choose::SET_CAP`) and one store batch at a
+//! time.
 
+use super::choose::{choose, Chosen, Mode};
 use super::eval;
 use super::index::{entries, Entries};
 use super::keys;
-use super::plan::{self, Range, Source};
+use super::plan::Source;
 use super::scan::{self, Cand, Flow};
 use crate::engine::{self, ThingState};
 use crate::error::DittoError;
@@ -19,13 +21,10 @@ use crate::store::Tree;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Counting stops here when choosing a driver; ID sets (intersection, multi-valued and
-/// not-indexed things) hold at most this many IDs.
-pub const SET_CAP: usize = 1024;
 /// Cached enforcers per query.
 const ENFORCER_CACHE: usize = 256;
 
@@ -118,27 +117,6 @@ impl PartialEq for Ranked<'_> {
 }
 impl Eq for Ranked<'_> {}
 
-/// How the driving source relates to the sort order.
-enum Mode {
-    /// no usable order: every candidate goes through the heap
-    Heap,
-    /// thingId order (sort `+thingId`): stop once the heap is full and IDs pass its worst
-    ById,
-    /// value order of the first sort key's path (ascending): stop once values pass the worst
-    ByPath(Range),
-}
-
-/// What the planner chose.
-struct Chosen {
-    driver: Source,
-    mode: Mode,
-    /// things taken before the scan (multi-valued at the sort path, not indexed)
-    pre: Vec<String>,
-    /// conjunct sources checked by ID (Things/Ids sources, a small index source as a set)
-    checks: Vec<Source>,
-    set: Option<HashSet<String>>,
-}
-
 /// An enforcer and whether it grants the requester READ on the whole thing.
 type Readable = (Arc<Enforcer>, bool);
 
@@ -152,6 +130,8 @@ pub struct Searcher<'a> {
     now: i64,
     deadline: Option<Instant>,
     enforcers: HashMap<(String, String), Option<Readable>>,
+    /// the last one looked up (things of one policy often come in a row)
+    last_enforcer: Option<(String, String, Option<Readable>)>,
     steps: u64,
     /// candidates loaded and checked (diagnostics, benchmarks)
     pub examined: u64,
@@ -179,6 +159,7 @@ impl<'a> Searcher<'a> {
             now,
             deadline,
             enforcers: HashMap::new(),
+            last_enforcer: None,
             steps: 0,
             examined: 0,
         }
@@ -193,6 +174,17 @@ impl<'a> Searcher<'a> {
     }
 
     fn enforcer(&mut self, pid: &str, ns: &str) -> Option<Readable> {
+        if let Some((p, n, e)) = &self.last_enforcer {
+            if p == pid && n == ns {
+                return e.clone();
+            }
+        }
+        let e = self.enforcer_of(pid, ns);
+        self.last_enforcer = Some((pid.to_owned(), ns.to_owned(), e.clone()));
+        e
+    }
+
+    fn enforcer_of(&mut self, pid: &str, ns: &str) -> Option<Readable> {
         let key = (pid.to_owned(), ns.to_owned());
         if let Some(e) = self.enforcers.get(&key) {
             return e.clone();
@@ -284,125 +276,6 @@ impl<'a> Searcher<'a> {
         }))
     }
 
-    fn choose(&mut self, spec: &Spec, sorted: bool) -> Result<Chosen, DittoError> {
-        let store = self.hub.store();
-        let mut sources: Vec<Source> = spec
-            .filter
-            .iter()
-            .flat_map(plan::conjuncts)
-            .filter_map(|c| plan::source_for(c, self.now))
-            .collect();
-        if !spec.namespaces.is_empty() {
-            let prefixes = spec.namespaces.iter().map(|n| format!("{n}:")).collect();
-            sources.push(Source::Things {
-                prefixes,
-                lo: None,
-                hi: None,
-            });
-            if let Some(Source::Things { prefixes, .. }) = sources.last_mut() {
-                prefixes.sort();
-                prefixes.dedup();
-            }
-        }
-        let by_id = sorted
-            && spec
-                .sort
-                .first()
-                .is_none_or(|k| k.ascending && k.prop.raw == "thingId");
-        let sort_path = spec
-            .sort
-            .first()
-            .filter(|k| sorted && k.ascending)
-            .and_then(|k| plan::index_path(&k.prop));
-        // counting only matters when there is a choice
-        let mut est = vec![0; sources.len()];
-        if sources.len() > 1 {
-            for (i, s) in sources.iter().enumerate() {
-                est[i] = scan::estimate(store, s, SET_CAP)?;
-            }
-        }
-        let ordered = |s: &Source| -> bool {
-            (by_id && s.ordered_by_id())
-                || matches!(s, Source::Index(r) if Some(r.path.as_str()) == sort_path
-                    && r.kind == keys::VALUE)
-        };
-        let best = (0..sources.len()).min_by_key(|&i| (est[i], sources[i].rank()));
-        let pick = match best {
-            Some(b) if est[b] < SET_CAP || ordered(&sources[b]) => Some(b),
-            Some(b) => (0..sources.len())
-                .find(|&i| ordered(&sources[i]))
-                .or(Some(b)),
-            None => None,
-        };
-        let Some(pick) = pick else {
-            let driver = Source::Things {
-                prefixes: vec![],
-                lo: None,
-                hi: None,
-            };
-            let mode = if by_id { Mode::ById } else { Mode::Heap };
-            return Ok(Chosen {
-                driver,
-                mode,
-                pre: vec![],
-                checks: vec![],
-                set: None,
-            });
-        };
-        let driver = sources.remove(pick);
-        est.remove(pick);
-        let uses_index = contains_index(&driver);
-        let mut pre = Vec::new();
-        let overflow = if uses_index {
-            scan::overflow_ids(store, SET_CAP)?.unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let mut mode = Mode::Heap;
-        if by_id && driver.ordered_by_id() {
-            mode = Mode::ById;
-        } else if let (Source::Index(r), Some(p)) = (&driver, sort_path) {
-            if r.path == p && r.kind == keys::VALUE {
-                if let Some(multi) = scan::multi_ids(store, p, SET_CAP)? {
-                    pre.extend(multi);
-                    mode = Mode::ByPath(r.clone());
-                }
-            }
-        }
-        pre.extend(overflow.iter().cloned());
-        pre.sort();
-        pre.dedup();
-        // ID-level checks of the other conjuncts: free for Things/Ids, a set for one small index source
-        let mut checks = Vec::new();
-        let mut set = None;
-        let mut small: Option<(usize, &Source)> = None;
-        for (i, s) in sources.iter().enumerate() {
-            match s {
-                Source::Things { .. } | Source::Ids(_) => checks.push(s.clone()),
-                _ if est[i] < SET_CAP && small.is_none_or(|(e, _)| est[i] < e) => {
-                    small = Some((est[i], s))
-                }
-                _ => {}
-            }
-        }
-        if let Some((_, s)) = small {
-            let mut ids = HashSet::with_capacity(SET_CAP);
-            scan::scan(store, s, None, None, &mut |c| {
-                ids.insert(c.id.to_owned());
-                Ok(Flow::Go)
-            })?;
-            ids.extend(overflow);
-            set = Some(ids);
-        }
-        Ok(Chosen {
-            driver,
-            mode,
-            pre,
-            checks,
-            set,
-        })
-    }
-
     /// Streams every matching thing of the plan to `f` (each once); `f` says when to stop.
     fn run(
         &mut self,
@@ -437,7 +310,6 @@ impl<'a> Searcher<'a> {
             _ => (None, None),
         };
         let store = self.hub.store().clone();
-        let by_path = matches!(plan.mode, Mode::ByPath(_));
         scan::scan(
             &store,
             &plan.driver,
@@ -445,7 +317,7 @@ impl<'a> Searcher<'a> {
             after_key.as_deref(),
             &mut |c| {
                 if plan.pre.binary_search_by(|x| x.as_str().cmp(c.id)).is_ok()
-                    || (by_path && c.multi)
+                    || (plan.skip_multi && c.multi)
                     || !plan
                         .checks
                         .iter()
@@ -454,7 +326,8 @@ impl<'a> Searcher<'a> {
                 {
                     return Ok(Flow::Go);
                 }
-                let dedupe = c.branch > 0 || (c.multi && !single_value(&plan.driver));
+                let dedupe =
+                    c.branch > 0 || (c.multi && !plan.skip_multi && !single_value(&plan.driver));
                 let hit = if dedupe {
                     let accept = |st: &ThingState| first_time(&plan.driver, &c, &entries(st));
                     self.admit(spec, full, &c, &accept)?
@@ -477,7 +350,7 @@ impl<'a> Searcher<'a> {
         after: Option<&Position>,
         size: usize,
     ) -> Result<Page, DittoError> {
-        let plan = self.choose(spec, true)?;
+        let plan = choose(self.hub.store(), spec, self.now, true)?;
         let k = size + 1;
         let sort = spec.sort.as_slice();
         let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(k + 1);
@@ -539,7 +412,7 @@ impl<'a> Searcher<'a> {
 
     /// Number of matching things the requester may read.
     pub fn count(&mut self, spec: &Spec) -> Result<u64, DittoError> {
-        let plan = self.choose(spec, false)?;
+        let plan = choose(self.hub.store(), spec, self.now, false)?;
         let mut n = 0u64;
         self.run(spec, &plan, None, &mut |_, _| {
             n += 1;
@@ -587,14 +460,6 @@ impl<'a> Searcher<'a> {
             }),
         };
         engine::read::readable_thing_view(&h.state, fields, &ctx)
-    }
-}
-
-fn contains_index(s: &Source) -> bool {
-    match s {
-        Source::Index(_) => true,
-        Source::Union(parts) => parts.iter().any(contains_index),
-        _ => false,
     }
 }
 

@@ -2,8 +2,9 @@
 //! `index_ops(old, new)` is what the twin write path adds to the SAME store submit as the thing,
 //! so the index is exactly as durable as the twin. Indexed: every scalar leaf under `attributes`
 //! and `features/*/{properties,desiredProperties,definition}` (array elements included, marked
-//! multi-valued), existence of every node there and of `features/<id>`, plus `policyId`,
-//! `definition`, `_revision`, `_created`, `_modified`.
+//! multi-valued) as a value entry, every object/array node there and `features/<id>` as an
+//! existence entry (a scalar's existence is its value entry), plus `policyId`, `definition`,
+//! `_created`, `_modified` (`_revision` changes with every write and is not indexed).
 //!
 //! Bound: a thing yields at most [`MAX_ENTRIES`] entries and no path longer than
 //! [`MAX_PATH_BYTES`]; a thing beyond that is stored as one overflow marker instead (no other
@@ -78,14 +79,15 @@ impl Builder<'_> {
         if self.overflow {
             return;
         }
-        self.exists(path);
         match v {
             Value::Object(m) => {
+                self.exists(path);
                 for (k, c) in m {
                     self.walk(&format!("{path}/{k}"), c, multi);
                 }
             }
             Value::Array(items) => {
+                self.exists(path);
                 self.multi(path);
                 for e in items {
                     self.element(path, e);
@@ -124,13 +126,9 @@ pub fn entries(state: &ThingState) -> Entries {
     };
     for field in ["policyId", "definition"] {
         if let Some(v) = t.get(field) {
-            b.exists(field);
-            if !v.is_object() && !v.is_array() {
-                b.value(field, v, false);
-            }
+            b.walk(field, v, false);
         }
     }
-    b.value("_revision", &Value::from(state.revision), false);
     b.value(
         "_created",
         &Value::String(crate::clock::format_millis(state.created)),
@@ -240,17 +238,19 @@ mod tests {
             vec![FLAG_MULTI]
         );
         for p in [
-            "attributes/a",
             "attributes/tags",
-            "attributes/tags/k",
             "attributes/o",
             "features/f",
             "features/f/properties",
-            "features/f/properties/p",
             "features/f/definition",
-            "policyId",
         ] {
             assert!(has(&keys::path_key(EXISTS, p, "n:t")), "exists {p}");
+        }
+        for p in ["attributes/a", "attributes/tags/k", "policyId"] {
+            assert!(
+                !has(&keys::path_key(EXISTS, p, "n:t")),
+                "scalar {p}: value entry only"
+            );
         }
         for p in [
             "attributes/tags",
@@ -265,14 +265,14 @@ mod tests {
             &json!(null),
             "n:t"
         )));
-        assert!(has(&keys::value_key("_revision", &json!(3), "n:t")));
+        assert!(!has(&keys::value_key("_revision", &json!(3), "n:t")));
         assert!(has(&keys::value_key(
             "_modified",
             &json!("1970-01-01T00:00:01.000Z"),
             "n:t"
         )));
         assert!(!has(&keys::path_key(EXISTS, "features/f/other", "n:t")));
-        assert_eq!(e.len(), 21, "{:#?}", readable(&e));
+        assert_eq!(e.len(), 16, "{:#?}", readable(&e));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! (`plan`), search semantics (`eval`), cursors and request validation; IO parts: the executor
 //! (`exec`, `scan`) and the startup rebuild (`rebuild`). Bindings: `http::search`, `ws::search`.
 
+pub mod choose;
 pub mod cursor;
 pub mod eval;
 pub mod exec;

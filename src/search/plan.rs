@@ -144,7 +144,7 @@ pub fn index_path(p: &Property) -> Option<&str> {
     }
     let s = &p.segments;
     let ok = match s.first().map(String::as_str) {
-        Some("policyId" | "definition" | "_revision" | "_created" | "_modified") => s.len() == 1,
+        Some("policyId" | "definition" | "_created" | "_modified") => s.len() == 1,
         Some("attributes") => s.len() >= 2,
         Some("features") => {
             s.len() >= 2
@@ -229,8 +229,13 @@ fn value_range(path: &str, op: CmpOp, lit: &Literal, now: i64) -> Option<Source>
     Some(Source::Index(r))
 }
 
-fn exists_range(path: &str) -> Source {
-    Source::Index(Range::new(EXISTS, path))
+/// Things with a node at `path`: objects and arrays have an existence entry, scalars a value
+/// entry (of any type).
+fn exists_source(path: &str) -> Source {
+    Source::Union(vec![
+        Source::Index(Range::new(EXISTS, path)),
+        Source::Index(Range::new(VALUE, path)),
+    ])
 }
 
 fn things(prefixes: Vec<String>, lo: Option<IdBound>, hi: Option<IdBound>) -> Source {
@@ -293,7 +298,7 @@ pub fn source_for(q: &Query, now: i64) -> Option<Source> {
                 let path = index_path(prop)?;
                 match op {
                     // search semantics: `ne` needs the field
-                    CmpOp::Ne => Some(exists_range(path)),
+                    CmpOp::Ne => Some(exists_source(path)),
                     _ => value_range(path, *op, value, now),
                 }
             }
@@ -343,7 +348,7 @@ pub fn source_for(q: &Query, now: i64) -> Option<Source> {
                 }
             }
         }
-        Query::Exists(prop) => index_path(prop).map(exists_range),
+        Query::Exists(prop) => index_path(prop).map(exists_source),
         Query::And(qs) => qs
             .iter()
             .filter_map(|q| source_for(q, now))
@@ -356,6 +361,36 @@ pub fn source_for(q: &Query, now: i64) -> Option<Source> {
     }
 }
 
+/// The keys of value range `a` that are also in `b` (same path); `None` if no key can be in both.
+/// Only a driver for things with ONE value at the path: a multi-valued thing may match two
+/// conjuncts with two different values (the caller adds those things separately).
+pub fn intersect(a: &Range, b: &Range) -> Option<Range> {
+    let (long, short) = if a.prefix.len() >= b.prefix.len() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    if a.kind != VALUE
+        || b.kind != VALUE
+        || a.path != b.path
+        || !long.prefix.starts_with(&short.prefix)
+    {
+        return None;
+    }
+    let mut r = long.clone();
+    r.after = a.after.clone().max(b.after.clone());
+    r.end = match (&a.end, &b.end) {
+        (None, e) | (e, None) => e.clone(),
+        (Some((x, xi)), Some((y, yi))) => Some(match x.cmp(y) {
+            Ordering::Less => (x.clone(), *xi),
+            Ordering::Greater => (y.clone(), *yi),
+            Ordering::Equal => (x.clone(), *xi && *yi),
+        }),
+    };
+    r.single_value = a.single_value || b.single_value;
+    Some(r)
+}
+
 /// The top-level conjuncts of a filter (nested `and`s flattened).
 pub fn conjuncts(q: &Query) -> Vec<&Query> {
     match q {
@@ -365,144 +400,4 @@ pub fn conjuncts(q: &Query) -> Vec<&Query> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rql::parse;
-    use serde_json::json;
-
-    fn src(f: &str) -> Option<Source> {
-        source_for(&parse(f).unwrap(), 0)
-    }
-
-    fn range(f: &str) -> Range {
-        match src(f) {
-            Some(Source::Index(r)) => r,
-            other => panic!("{f}: {other:?}"),
-        }
-    }
-
-    fn vkey(path: &str, v: serde_json::Value) -> Vec<u8> {
-        keys::value_key(path, &v, "n:t")
-    }
-
-    #[test]
-    fn ranges_contain_exactly_their_candidates() {
-        let p = "attributes/n";
-        let table: [(&str, &[serde_json::Value], &[serde_json::Value]); 9] = [
-            (
-                "eq(attributes/n,5)",
-                &[json!(5), json!(5.0)],
-                &[json!(6), json!("5"), json!(null)],
-            ),
-            (
-                "gt(attributes/n,5)",
-                &[json!(5.5), json!(1e9)],
-                &[json!(5), json!(4), json!("6"), json!(true)],
-            ),
-            ("ge(attributes/n,5)", &[json!(5), json!(6)], &[json!(4.9)]),
-            (
-                "lt(attributes/n,5)",
-                &[json!(4.9), json!(-1e9)],
-                &[json!(5), json!(null), json!("1")],
-            ),
-            ("le(attributes/n,5)", &[json!(5), json!(-5)], &[json!(5.01)]),
-            (
-                "gt(attributes/n,'b')",
-                &[json!("bb"), json!("c")],
-                &[json!("b"), json!("a"), json!(9)],
-            ),
-            (
-                "like(attributes/n,'ab*')",
-                &[json!("ab"), json!("abc")],
-                &[json!("a"), json!("b"), json!(1)],
-            ),
-            (
-                "ilike(attributes/n,'ab*')",
-                &[json!("AB"), json!("x")],
-                &[json!(1), json!(null)],
-            ),
-            (
-                "eq(attributes/n,null)",
-                &[json!(null)],
-                &[json!(0), json!("")],
-            ),
-        ];
-        for (f, inside, outside) in table {
-            let r = range(f);
-            for v in inside {
-                assert!(r.contains(&vkey(p, v.clone())), "{f} should contain {v}");
-            }
-            for v in outside {
-                assert!(
-                    !r.contains(&vkey(p, v.clone())),
-                    "{f} should not contain {v}"
-                );
-            }
-            assert_eq!(r.thing_id(&vkey(p, inside[0].clone())), Some("n:t"));
-        }
-        assert!(range("eq(attributes/n,5)").single_value);
-        assert!(range("like(attributes/n,'exact')").single_value);
-        assert!(!range("gt(attributes/n,5)").single_value);
-        let big = range("gt(attributes/n,9007199254740993)");
-        assert!(
-            big.contains(&vkey(p, json!(9007199254740992u64))),
-            "not exact: boundary encodings stay candidates"
-        );
-        assert_eq!(src("gt(attributes/n,null)"), Some(Source::empty()));
-    }
-
-    #[test]
-    fn things_ids_exists_and_unions() {
-        assert_eq!(
-            src("eq(thingId,'a:b')"),
-            Some(Source::Ids(vec!["a:b".into()]))
-        );
-        assert_eq!(
-            src("in(thingId,'b:1','a:1','b:1',3)"),
-            Some(Source::Ids(vec!["a:1".into(), "b:1".into()]))
-        );
-        assert_eq!(
-            src("in(_namespace,'b','a')"),
-            Some(things(vec!["a:".into(), "b:".into()], None, None))
-        );
-        assert_eq!(
-            src("like(thingId,'ns:dev*')"),
-            Some(things(vec!["ns:dev".into()], None, None))
-        );
-        assert_eq!(
-            src("ge(thingId,'m')"),
-            Some(things(vec![], Some(("m".into(), true)), None))
-        );
-        let e = range("exists(features/f/properties/x)");
-        assert_eq!(e.kind, EXISTS);
-        assert!(e.contains(&keys::path_key(EXISTS, "features/f/properties/x", "n:t")));
-        assert_eq!(range("ne(attributes/a,1)").kind, EXISTS);
-        assert!(matches!(src("in(attributes/a,1,2)"), Some(Source::Union(v)) if v.len() == 2));
-        assert!(matches!(
-            src("or(eq(attributes/a,1),exists(policyId))"),
-            Some(Source::Union(_))
-        ));
-        for none in [
-            "or(eq(attributes/a,1),not(eq(attributes/b,1)))",
-            "not(eq(attributes/a,1))",
-            "empty(attributes/a)",
-            "exists(thingId)",
-            "eq(features/*/properties/x,1)",
-            "eq(_metadata/attributes/a,1)",
-            "eq(attributes/a,time:now)",
-            "exists(features/*)",
-        ] {
-            assert_eq!(src(none), None, "{none}");
-        }
-        assert_eq!(range("gt(_modified,time:now-1h)").path, "_modified");
-        let a = src("and(exists(attributes/a),eq(attributes/b,1),gt(attributes/c,1))").unwrap();
-        assert!(matches!(a, Source::Index(ref r) if r.single_value && r.path == "attributes/b"));
-        assert_eq!(
-            conjuncts(
-                &parse("and(eq(thingId,'a:b'),and(exists(policyId),exists(definition)))").unwrap()
-            )
-            .len(),
-            3
-        );
-    }
-}
+mod tests;

@@ -4,9 +4,11 @@
 //! authenticated by JWT ends at the token's `exp` (401 `gateway:websocket.session.expired`)
 //! unless `JWT-TOKEN?jwtToken=` brings a valid token for the same subjects; another subject or
 //! an invalid token closes the session (Ditto completes the stream without an error frame).
+//! Search protocol messages go to the session's search subscriptions (`search`).
 
 mod control;
 pub mod search;
+mod search_task;
 mod writer;
 
 use crate::hub::{Outbound, Requester, SessionHandle};

@@ -1,6 +1,6 @@
 //! The search protocol on a WebSocket session (`_/_/things/twin/search/{subscribe,request,
-//! cancel}` -> `created`, `next`, `complete`, `failed`): one task per subscription computes one
-//! page per demanded `next` (demand counts pages), lazily — an invalid filter or option is
+//! cancel}` -> `created`, `next`, `complete`, `failed`): one task per subscription
+//! (`search_task`) computes one page per demanded `next` (demand counts pages), lazily — an invalid filter or option is
 //! reported as `failed` on the first `request`, as in Ditto. Demand <= 0 fails the subscription
 //! (reactive-streams rule 3.9); a subscription without `request` for the idle timeout fails with
 //! `thing-search:subscription.timeout`; unknown IDs get `failed` with
@@ -8,13 +8,13 @@
 //! (requests to it fail with a protocol error). Open subscriptions per session are bounded.
 //! Input that is no search command at all is answered on `_/_/things/search/errors`.
 
+use super::search_task::Task;
 use crate::error::DittoError;
 use crate::hub::{Outbound, Requester, SessionHandle};
 use crate::protocol::{error_envelope, Channel, Criterion, Envelope, Headers, Topic};
-use crate::search::{self, Endpoint, Params, Position, Resolved};
+use crate::search::{self, Endpoint, Params};
 use crate::server::State;
 use event_listener::Event;
-use futures_lite::future;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 /// How long an ended subscription still answers requests with a protocol error (Ditto: 10 s).
 const ZOMBIE_LIFETIME: Duration = Duration::from_secs(10);
 
-const RULE_3_9: &str = "Rule 3.9: While the Subscription is not cancelled, Subscription.request(long n) MUST signal onError with a java.lang.IllegalArgumentException if the argument is <= 0. The cause message SHOULD explain that non-positive request signals are illegal.";
-const RULE_3_9_DESCRIPTION: &str = "The intent of this rule is to prevent faulty implementations to proceed operation without any exceptions being raised. Requesting a negative or 0 number of elements, since requests are additive, most likely to be the result of an erroneous calculation on the behalf of the Subscriber.";
+pub(super) const RULE_3_9: &str = "Rule 3.9: While the Subscription is not cancelled, Subscription.request(long n) MUST signal onError with a java.lang.IllegalArgumentException if the argument is <= 0. The cause message SHOULD explain that non-positive request signals are illegal.";
+pub(super) const RULE_3_9_DESCRIPTION: &str = "The intent of this rule is to prevent faulty implementations to proceed operation without any exceptions being raised. Requesting a negative or 0 number of elements, since requests are additive, most likely to be the result of an erroneous calculation on the behalf of the Subscriber.";
 
-fn protocol_error(message: &str, description: Option<&'static str>) -> DittoError {
+pub(super) fn protocol_error(message: &str, description: Option<&'static str>) -> DittoError {
     let e = DittoError::new(400, "thing-search:subscription.protocol.error", message);
     match description {
         Some(d) => e.describe(d),
@@ -43,7 +43,7 @@ fn not_found(id: &str) -> DittoError {
     )
 }
 
-fn timed_out(id: &str) -> DittoError {
+pub(super) fn timed_out(id: &str) -> DittoError {
     DittoError::new(
         408,
         "thing-search:subscription.timeout",
@@ -53,26 +53,26 @@ fn timed_out(id: &str) -> DittoError {
 
 /// What the reader tells a subscription task.
 #[derive(Default)]
-struct Ctl {
+pub(super) struct Ctl {
     /// pages requested and not yet sent
-    demand: AtomicU64,
+    pub demand: AtomicU64,
     /// a request with demand <= 0 arrived
-    bad_demand: AtomicBool,
-    cancelled: AtomicBool,
+    pub bad_demand: AtomicBool,
+    pub cancelled: AtomicBool,
     /// correlation-id of the latest command (events carry it, as in Ditto)
-    cid: Mutex<Option<String>>,
-    wake: Event,
+    pub cid: Mutex<Option<String>>,
+    pub wake: Event,
 }
 
-struct Slot {
-    ctl: Arc<Ctl>,
+pub(super) struct Slot {
+    pub ctl: Arc<Ctl>,
     /// set when the subscription ended (complete, failed, cancelled)
-    ended: Option<Instant>,
+    pub ended: Option<Instant>,
 }
 
-type Slots = Arc<Mutex<HashMap<String, Slot>>>;
+pub(super) type Slots = Arc<Mutex<HashMap<String, Slot>>>;
 
-fn lock(s: &Slots) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+pub(super) fn lock(s: &Slots) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
     s.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -101,7 +101,7 @@ impl Drop for Searches {
 }
 
 /// A search event envelope (`created`, `next`, `complete`, `failed`).
-fn event(action: &str, cid: Option<&str>, value: Value) -> Arc<str> {
+pub(super) fn event(action: &str, cid: Option<&str>, value: Value) -> Arc<str> {
     let topic = Topic::thing("_", "_", Channel::Twin, Criterion::Search(action.into()));
     let mut h = Headers::new();
     h.insert("content-type", "application/json");
@@ -113,7 +113,7 @@ fn event(action: &str, cid: Option<&str>, value: Value) -> Arc<str> {
     Arc::from(env.to_text())
 }
 
-fn failed(id: &str, cid: Option<&str>, e: &DittoError) -> Arc<str> {
+pub(super) fn failed(id: &str, cid: Option<&str>, e: &DittoError) -> Arc<str> {
     event(
         "failed",
         cid,
@@ -334,132 +334,6 @@ impl Searches {
             slots: self.slots.clone(),
         };
         st.ex.spawn(task.run(resolved)).detach();
-    }
-}
-
-struct Task {
-    st: Arc<State>,
-    session: Arc<SessionHandle>,
-    who: Requester,
-    id: String,
-    ctl: Arc<Ctl>,
-    slots: Slots,
-}
-
-enum Step {
-    Page,
-    Fail(DittoError),
-    End,
-}
-
-impl Task {
-    fn cid(&self) -> Option<String> {
-        self.ctl
-            .cid
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    async fn send(&self, text: Arc<str>) -> bool {
-        !self.ctl.cancelled.load(Ordering::SeqCst) && self.session.reply(Outbound::Now(text)).await
-    }
-
-    /// Waits for something to do: a page to send, a failure to report, or the end.
-    async fn next_step(&self, idle: Duration) -> Step {
-        let mut deadline = Instant::now() + idle;
-        loop {
-            let listener = self.ctl.wake.listen();
-            if self.ctl.cancelled.load(Ordering::SeqCst) {
-                return Step::End;
-            }
-            if self.ctl.bad_demand.load(Ordering::SeqCst) {
-                return Step::Fail(protocol_error(RULE_3_9, Some(RULE_3_9_DESCRIPTION)));
-            }
-            if self.ctl.demand.load(Ordering::SeqCst) > 0 {
-                return Step::Page;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Step::Fail(timed_out(&self.id));
-            }
-            let woke = future::or(
-                async {
-                    listener.await;
-                    true
-                },
-                async {
-                    smol::Timer::after(left).await;
-                    false
-                },
-            )
-            .await;
-            if woke && self.ctl.demand.load(Ordering::SeqCst) == 0 {
-                deadline = Instant::now() + idle; // a request resets the idle timer
-            }
-        }
-    }
-
-    async fn run(self, resolved: Result<Resolved, DittoError>) {
-        let idle = Duration::from_secs(self.st.cfg.search.subscription_idle_timeout_secs);
-        let timeout = Duration::from_secs(self.st.cfg.search.query_timeout_secs);
-        let mut after: Option<Position> = None;
-        loop {
-            let failure = match self.next_step(idle).await {
-                Step::End => break,
-                Step::Fail(e) => Some(e),
-                Step::Page => match &resolved {
-                    Err(e) => Some(e.clone()),
-                    Ok(r) => {
-                        let page = search::page(
-                            self.st.hub.clone(),
-                            self.who.clone(),
-                            r.spec.clone(),
-                            after.take(),
-                            r.size,
-                            timeout,
-                        )
-                        .await;
-                        match page {
-                            Err(e) => Some(e),
-                            Ok(p) => {
-                                let _ = self.ctl.demand.fetch_update(
-                                    Ordering::SeqCst,
-                                    Ordering::SeqCst,
-                                    |d| Some(d.saturating_sub(1)),
-                                );
-                                let cid = self.cid();
-                                if !p.items.is_empty() {
-                                    let v = json!({"subscriptionId": self.id, "items": p.items});
-                                    if !self.send(event("next", cid.as_deref(), v)).await {
-                                        break;
-                                    }
-                                }
-                                match p.more {
-                                    Some(pos) => {
-                                        after = Some(pos);
-                                        continue;
-                                    }
-                                    None => {
-                                        let v = json!({"subscriptionId": self.id});
-                                        self.send(event("complete", cid.as_deref(), v)).await;
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                },
-            };
-            if let Some(e) = failure {
-                let cid = self.cid();
-                self.send(failed(&self.id, cid.as_deref(), &e)).await;
-                break;
-            }
-        }
-        if let Some(s) = lock(&self.slots).get_mut(&self.id) {
-            s.ended.get_or_insert_with(Instant::now);
-        }
     }
 }
 
