@@ -140,6 +140,19 @@ pub(super) fn choose(
             hi: None,
         }));
     }
+    // things not in the index are candidates of every index-driven plan; if there are too many
+    // of them to carry along, the index is not used at all
+    let overflow = if options.iter().any(|o| contains_index(&o.src)) {
+        match scan::overflow_ids(store, SET_CAP)? {
+            Some(ids) => ids,
+            None => {
+                options.retain(|o| !contains_index(&o.src));
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let by_id = sorted
         && spec
             .sort
@@ -189,11 +202,6 @@ pub(super) fn choose(
     let mut pre = driver.extra;
     let mut skip_multi = driver.skip_multi;
     let driver = driver.src;
-    let overflow = if contains_index(&driver) || options.iter().any(|o| contains_index(&o.src)) {
-        scan::overflow_ids(store, SET_CAP)?.unwrap_or_default()
-    } else {
-        Vec::new()
-    };
     let mut mode = Mode::Heap;
     if by_id && driver.ordered_by_id() {
         mode = Mode::ById;
