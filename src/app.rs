@@ -44,8 +44,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let (listener, addr) = smol::block_on(server::bind(cfg.listen))
         .map_err(|e| format!("listen {}: {e}", cfg.listen))?;
     let threads = thread_count(cfg.threads);
+    let hub = Hub::new(store.clone());
+    hub.set_max_pending(cfg.limits.max_pending_requests);
     let st = Arc::new(State {
-        hub: Hub::new(store.clone()),
+        hub,
         auth: Authenticator::new(&cfg),
         cfg,
         ex: ex.clone(),

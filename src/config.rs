@@ -81,6 +81,9 @@ pub struct Limits {
     pub max_pending_per_session: usize,
     /// seconds an HTTP request body may take to arrive completely (slow senders get 408)
     pub body_timeout_secs: u64,
+    /// live commands / messages / requests with custom acks waiting for answers at once (more:
+    /// 429 `too.many.requests`)
+    pub max_pending_requests: usize,
 }
 
 impl Default for Limits {
@@ -90,6 +93,7 @@ impl Default for Limits {
             outbound_queue: 512,
             max_pending_per_session: 1024,
             body_timeout_secs: 30,
+            max_pending_requests: 4096,
         }
     }
 }

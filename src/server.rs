@@ -5,6 +5,7 @@
 use crate::auth::{self, Authenticator};
 use crate::config::Config;
 use crate::error::DittoError;
+use crate::http::response;
 use crate::hub::Hub;
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
 use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -12,8 +13,8 @@ use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE, WWW_AUTHENTICATE};
-use hyper::{Request, Response, StatusCode};
+use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
+use hyper::{Request, Response};
 use smol::net::{TcpListener, TcpStream};
 use smol::Executor;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
@@ -42,34 +43,13 @@ pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).boxed()
 }
 
-/// A JSON response.
-pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
-    let mut r = Response::new(full(body.to_string()));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
-}
-
-/// The Ditto error as an HTTP response.
-pub fn error_response(e: &DittoError) -> Response<Body> {
-    let mut r = json_response(e.status, &e.to_json());
-    if e.status == 401 {
-        r.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"edgetwin\""),
-        );
-    }
-    r
-}
-
 /// The TCP peer of a request (set by the accept loop as a request extension).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
 /// Authenticates a request (argon2 runs off the executor): pre-authentication from a trusted
 /// proxy, `Authorization: Bearer|Basic`, or `?access_token=` on `/ws/2`.
-pub async fn authenticate_full(
+pub async fn authenticate(
     st: &Arc<State>,
     req: &Request<Incoming>,
 ) -> Result<auth::Authenticated, DittoError> {
@@ -104,27 +84,24 @@ pub async fn authenticate_full(
     .await
 }
 
-/// Authenticates a request and returns its subjects (see [`authenticate_full`]).
-pub async fn authenticate(
-    st: &Arc<State>,
-    req: &Request<Incoming>,
-) -> Result<auth::Subjects, DittoError> {
-    authenticate_full(st, req).await.map(|a| a.subjects)
-}
-
 async fn route(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     Ok(match path.as_str() {
-        "/health" => json_response(200, &serde_json::json!({"status": "UP"})),
+        "/health" => response::json(200, &serde_json::json!({"status": "UP"})),
         "/ws/2" => ws_upgrade(st, req).await,
         _ => crate::http::route(st, req).await,
     })
 }
 
 async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
-    let authenticated = match authenticate_full(&st, &req).await {
+    let authenticated = match authenticate(&st, &req).await {
         Ok(a) => a,
-        Err(e) => return error_response(&e),
+        Err(e) => return response::error(&e, None, None),
+    };
+    // acknowledgement labels this session will send (`declared-acks` query parameter or header)
+    let declared = match crate::ws::declared_acks(&req) {
+        Ok(d) => d,
+        Err(e) => return response::error(&e, None, None),
     };
     let h = req.headers();
     let is_upgrade = h
@@ -138,13 +115,15 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
         .get("sec-websocket-key")
         .map(|k| derive_accept_key(k.as_bytes()));
     let (true, Some(accept)) = (is_upgrade, key) else {
-        return error_response(
+        return response::error(
             &DittoError::new(
                 400,
                 "gateway:websocket.upgrade.required",
                 "Expected a WebSocket upgrade request on /ws/2.",
             )
             .describe("Connect with a WebSocket client to ws://<host>/ws/2."),
+            None,
+            None,
         );
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -170,11 +149,10 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
                 Some(wsc),
             )
             .await;
-            crate::ws::run_session(st2, ws, authenticated).await;
+            crate::ws::run_session(st2, ws, authenticated, declared).await;
         })
         .detach();
-    let mut r = Response::new(full(Bytes::new()));
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let mut r = response::empty(101);
     let hs = r.headers_mut();
     hs.insert(UPGRADE, HeaderValue::from_static("websocket"));
     hs.insert(CONNECTION, HeaderValue::from_static("Upgrade"));

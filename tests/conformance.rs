@@ -10,6 +10,8 @@
 //!   the error code and the spec (table in `error_plan`), then status, code and (where the
 //!   case's message is derivable) message and description are compared.
 //! - RUN, event-only: the event is provoked by a constructed command (`event_only_plan`).
+//! - RUN, live channel (messages, acknowledgements): multi-session plans in `conformance_live`
+//!   (a device / subscriber session receives the case's signal and answers).
 //! - SKIPPED: listed with a reason in `SKIPPED`.
 //!
 //! A case file that is none of these fails the test, as does a `SKIPPED` entry without a file.
@@ -31,6 +33,8 @@
 #![allow(clippy::approx_constant)]
 
 mod common;
+// live channel cases (messages, acks): multi-session plans
+mod conformance_live;
 use common::*;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -45,54 +49,8 @@ const SENTINEL: &str = "conformance:sentinel";
 /// Parallel servers.
 const WORKERS: usize = 6;
 
-const PERMS: &str = "403 needs policy enforcement with a restricted policy (READ without WRITE): \
-                     the policies feature is not built yet";
-
 /// Cases that are not run, and why. Every entry must name an existing case file.
 const SKIPPED: &[(&str, &str)] = &[
-    // -- live messages (live-and-messages.md): later feature
-    (
-        "adaptertest-message-subject-with-slashes",
-        "live messages: not built yet",
-    ),
-    ("message-claim", "live messages (claim): not built yet"),
-    (
-        "message-received-by-subscriber",
-        "live messages: not built yet",
-    ),
-    ("message-to-feature-inbox", "live messages: not built yet"),
-    ("message-to-thing-inbox", "live messages: not built yet"),
-    // -- acknowledgements (acks.md): later feature
-    ("ack-custom-nack", "acknowledgements: not built yet"),
-    ("ack-custom-success", "acknowledgements: not built yet"),
-    ("ack-custom-timeout", "acknowledgements: not built yet"),
-    ("adaptertest-ack-minimal", "acknowledgements: not built yet"),
-    (
-        "adaptertest-acks-aggregated",
-        "acknowledgements: not built yet",
-    ),
-    (
-        "generic-modify-requested-acks",
-        "custom requested-acks need subscriber acks (acks.md), not built yet; the example is \
-         illustrative only (command without value, response without topic)",
-    ),
-    // -- _copyPolicyFrom: needs the policies feature
-    (
-        "creatething-copypolicy-by-id",
-        "_copyPolicyFrom needs the policies feature",
-    ),
-    (
-        "creatething-copypolicy-by-thing-reference",
-        "_copyPolicyFrom needs the policies feature",
-    ),
-    (
-        "modifything-copypolicy-by-id",
-        "_copyPolicyFrom needs the policies feature",
-    ),
-    (
-        "modifything-copypolicy-by-thing-reference",
-        "_copyPolicyFrom needs the policies feature",
-    ),
     // -- pre-state that cannot exist
     (
         "modifypolicyid-created",
@@ -100,22 +58,7 @@ const SKIPPED: &[(&str, &str)] = &[
          after creation'), so modify /policyId can never answer 201/created (only API-1 things \
          without policy could)",
     ),
-    // -- error-only cases whose trigger needs features not built yet
-    ("error-things-attribute-notmodifiable", PERMS),
-    ("error-things-attributes-notmodifiable", PERMS),
-    ("error-things-feature-definition-notmodifiable", PERMS),
-    (
-        "error-things-feature-desired-properties-notmodifiable",
-        PERMS,
-    ),
-    ("error-things-feature-desired-property-notmodifiable", PERMS),
-    ("error-things-feature-notmodifiable", PERMS),
-    ("error-things-feature-properties-notmodifiable", PERMS),
-    ("error-things-feature-property-notmodifiable", PERMS),
-    ("error-things-features-notmodifiable", PERMS),
-    ("error-things-policyId-notmodifiable", PERMS),
-    ("error-things-thing-notmodifiable", PERMS),
-    ("error-things-thing-notdeletable", PERMS),
+    // -- error-only cases whose trigger cannot be provoked
     (
         "error-things-thing-toomanymodifyingrequests",
         "429: edgetwin has no limit on in-flight modifications of one thing (no throttling yet)",
@@ -241,6 +184,7 @@ impl Plan {
 
 enum Class {
     Run(Box<Plan>),
+    Live(Box<conformance_live::LivePlan>),
     Skip(&'static str),
     Unclassified(String),
 }
@@ -248,6 +192,9 @@ enum Class {
 fn classify(c: &Case) -> Class {
     if let Some((_, why)) = SKIPPED.iter().find(|(n, _)| *n == c.name) {
         return Class::Skip(why);
+    }
+    if let Some(p) = conformance_live::plan(c) {
+        return Class::Live(Box::new(p));
     }
     let res = if c.name.starts_with("search-") {
         search_plan(c)
@@ -568,6 +515,9 @@ fn command_plan(c: &Case) -> Result<Plan, String> {
 /// Twin command cases that need their own pre-state or expectation (no response in the case,
 /// retrieve-multiple, or the doc command is not valid as printed).
 fn special_command_plan(c: &Case) -> Option<Plan> {
+    if let Some(p) = copy_policy_plan(c) {
+        return Some(p);
+    }
     let cmd = c.command.clone();
     let id = thing_of_topic(cmd["topic"].as_str().unwrap_or_default());
     let ok = |value: Value| {
@@ -774,6 +724,67 @@ fn merge_json(mut a: Value, b: Value) -> Value {
     }
 }
 
+/// Setup of a thing (every resource present) that `nginx:ditto` may read but not write: created
+/// with its default policy, whose entry is then reduced to READ on `thing:/` (a new thing needs
+/// WRITE on `thing:/` from its creator, so the restriction comes second).
+fn read_only_thing(t: &str) -> Vec<Value> {
+    let (ns, name) = t.split_once(':').unwrap();
+    let entry = json!({"subjects": {"nginx:ditto": {"type": "generated"}},
+        "resources": {"thing:/": {"grant": ["READ"], "revoke": []},
+                      "policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}});
+    vec![
+        create(t, base_thing()),
+        json!({"topic": format!("{ns}/{name}/policies/commands/modify"), "headers": {},
+               "path": "/entries/DEFAULT", "value": entry}),
+    ]
+}
+
+/// `_copyPolicyFrom` cases (no response in the case): the source policy exists (implicit
+/// policy of a helper thing; by reference: the referenced thing), the policy ID to be
+/// (`the_policy_id`) does not; create (and modify, which creates) answer 201 with the thing
+/// without `_copyPolicyFrom`, and the `created` event carries the same.
+fn copy_policy_plan(c: &Case) -> Option<Plan> {
+    let by_ref = match c.name.as_str() {
+        "creatething-copypolicy-by-id" | "modifything-copypolicy-by-id" => false,
+        "creatething-copypolicy-by-thing-reference"
+        | "modifything-copypolicy-by-thing-reference" => true,
+        _ => return None,
+    };
+    let mut cmd = c.command.clone();
+    let id = thing_of_topic(cmd["topic"].as_str()?);
+    let copy = cmd["value"]["_copyPolicyFrom"].as_str()?.to_owned();
+    let source = if by_ref {
+        copy.trim_start_matches("{{ ref:things/")
+            .trim_end_matches("/policyId }}")
+            .to_owned()
+    } else {
+        copy.clone()
+    };
+    cmd["value"]["thingId"] = json!(id);
+    let thing = json!({"thingId": id, "policyId": cmd["value"]["policyId"]});
+    let mut response = json!({"topic": cmd["topic"], "headers": {"correlation-id": "<sent>"},
+                              "path": "/", "status": 201, "value": thing});
+    let (ns, name) = id.split_once(':').unwrap();
+    let event = json!({"topic": format!("{ns}/{name}/things/twin/events/created"),
+        "headers": {"correlation-id": "<sent>"}, "path": "/", "value": thing});
+    if response["value"].get("policyId").is_none() {
+        response["value"]["policyId"] = json!(id);
+    }
+    let mut p = Plan::new(cmd, response);
+    p.setup.push(create(&source, json!({})));
+    p.event = Some(event);
+    p.revision = Some(1);
+    p.derived = vec![
+        format!("command value thingId -> {id} (topic's thing; IDs are illustrative)"),
+        format!(
+            "no response in the case: source policy '{source}' set up as the implicit policy of \
+             thing '{source}'; 201 + created event with the thing (policyId as given, \
+             _copyPolicyFrom not part of the thing; spec policies.md §5)"
+        ),
+    ];
+    Some(p)
+}
+
 /// Error-only cases: the command that provokes the error, derived from its code and the spec.
 fn error_plan(c: &Case) -> Result<Plan, String> {
     let topic = c.response["topic"]
@@ -887,6 +898,46 @@ fn error_plan(c: &Case) -> Result<Plan, String> {
         "error-things-thing-conflict" => (vec![create(t, json!({}))], create(t, json!({}))),
         "error-things-thing-notcreatable" => (vec![], create(t, json!({"policyId": POLICY}))),
         "error-things-thing-notfound" => (vec![], retrieve(t, "/")),
+        // 403: READ without WRITE on the addressed resource (policies.md §3 error mapping)
+        name if name.ends_with("-notmodifiable") || name == "error-things-thing-notdeletable" => {
+            let (path, value) = match name {
+                "error-things-attribute-notmodifiable" => ("/attributes/location", json!(1)),
+                "error-things-attributes-notmodifiable" => ("/attributes", json!({})),
+                "error-things-features-notmodifiable" => ("/features", json!({})),
+                "error-things-feature-notmodifiable" => ("/features/accelerometer", json!({})),
+                "error-things-feature-definition-notmodifiable" => (
+                    "/features/accelerometer/definition",
+                    json!(["org.eclipse.ditto:accelerometer:2.0.0"]),
+                ),
+                "error-things-feature-properties-notmodifiable" => {
+                    ("/features/accelerometer/properties", json!({}))
+                }
+                "error-things-feature-property-notmodifiable" => {
+                    ("/features/accelerometer/properties/x", json!(1))
+                }
+                "error-things-feature-desired-properties-notmodifiable" => {
+                    ("/features/accelerometer/desiredProperties", json!({}))
+                }
+                "error-things-feature-desired-property-notmodifiable" => {
+                    ("/features/accelerometer/desiredProperties/x", json!(1))
+                }
+                "error-things-policyId-notmodifiable" => ("/policyId", json!(t)),
+                "error-things-thing-notmodifiable" => ("/", json!({"attributes": {"a": 1}})),
+                "error-things-thing-notdeletable" => ("/", Value::Null),
+                _ => return Err("no trigger for this 403 case".into()),
+            };
+            derived.push(
+                "trigger: the thing's policy is reduced to READ on thing:/ (WRITE kept on policy:/ \
+                 only), then the addressed resource is changed by the same subject"
+                    .into(),
+            );
+            let cmd = if value.is_null() {
+                command(t, "delete", path, None)
+            } else {
+                modify(t, path, value)
+            };
+            (read_only_thing(t), cmd)
+        }
         _ => return Err("error case without trigger and not in SKIPPED".into()),
     };
     let mut response = c.response.clone();
@@ -1141,13 +1192,11 @@ fn things_conformance() {
             (c, k)
         })
         .collect();
-    let runs: Vec<(usize, &Case, &Plan)> = classified
+    let runs: Vec<(usize, &Case, &Class)> = classified
         .iter()
         .enumerate()
-        .filter_map(|(i, (c, k))| match k {
-            Class::Run(p) => Some((i, c, p.as_ref())),
-            _ => None,
-        })
+        .filter(|(_, (_, k))| matches!(k, Class::Run(_) | Class::Live(_)))
+        .map(|(i, (c, k))| (i, c, k))
         .collect();
 
     let results: Mutex<Vec<Option<Vec<Mismatch>>>> =
@@ -1158,16 +1207,21 @@ fn things_conformance() {
             s.spawn(|| loop {
                 let j = next.fetch_add(1, Ordering::SeqCst);
                 let Some((i, c, p)) = runs.get(j) else { break };
-                let r =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_plan(&c.name, p)))
-                        .unwrap_or_else(|e| {
-                            let msg = e
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_default();
-                            vec![mm("harness", "no panic", format!("panic: {msg}"))]
-                        });
+                let run = || match p {
+                    Class::Run(p) => run_plan(&c.name, p),
+                    Class::Live(p) => conformance_live::run(&c.name, p),
+                    _ => vec![],
+                };
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(
+                    |e| {
+                        let msg = e
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        vec![mm("harness", "no panic", format!("panic: {msg}"))]
+                    },
+                );
                 results.lock().unwrap()[*i] = Some(r);
             });
         }
@@ -1189,7 +1243,7 @@ fn things_conformance() {
                 ));
                 eprintln!("{:<55} UNCLASSIFIED: {why}", c.name);
             }
-            Class::Run(plan) => {
+            Class::Run(_) | Class::Live(_) => {
                 n_run += 1;
                 let ms = results[i].as_ref().expect("every run case has a result");
                 if ms.is_empty() {
@@ -1204,7 +1258,12 @@ fn things_conformance() {
                         ));
                     }
                 }
-                for d in &plan.derived {
+                let derived = match k {
+                    Class::Run(plan) => plan.derived.clone(),
+                    Class::Live(plan) => plan.derived(),
+                    _ => vec![],
+                };
+                for d in &derived {
                     eprintln!("{:<55}   derived: {d}", "");
                 }
             }

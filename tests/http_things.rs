@@ -359,6 +359,10 @@ fn routing_media_type_and_input_errors() {
             (400, "things:field.selection.invalid")
         );
         let r = c.get(&format!("{T}/inbox/messages/hello")).await;
-        assert_eq!((r.status, r.error().as_str()), (400, "signal.unsupported"));
+        assert_eq!(
+            (r.status, r.error().as_str(), r.header("allow")),
+            (405, "gateway:method.notallowed", Some("POST")),
+            "messages are sent with POST"
+        );
     });
 }

@@ -45,28 +45,30 @@ pub fn feature_not_found(id: &str, f: &str) -> DittoError {
     .describe("Check if the ID of the Thing and the ID of your requested Feature was correct and you have sufficient permissions.")
 }
 
-/// 403 `*.notmodifiable` for the addressed resource (READ but no WRITE).
+/// 403 `*.notmodifiable` for the addressed resource (READ but no WRITE). The texts are Ditto's
+/// as rendered: its `MessageFormat` templates drop the quotes of `'WRITE'`, and the attribute
+/// template starts with a space.
 pub fn not_modifiable(id: &str, path: &ThingPath) -> DittoError {
     let (code, message, desc): (&str, String, &str) = match path {
-        ThingPath::Root => ("things:thing.notmodifiable", format!("The Thing with ID '{id}' could not be modified as the requester had insufficient permissions ('WRITE' is required)."), DESC_ID),
-        ThingPath::PolicyId => ("things:policyId.notmodifiable", format!("The Policy ID of the Thing with ID '{id}' could not be modified as the requester had insufficient permissions ('WRITE' is required)."), DESC_ID),
-        ThingPath::Definition => ("things:definition.notmodifiable", format!("The Definition on the Thing with ID '{id}' could not be modified as the requester had insufficient permissions ('WRITE' is required)."), DESC_ID),
-        ThingPath::Attributes => ("things:attributes.notmodifiable", format!("The Attributes on the Thing with ID '{id}' could not be modified as the requester had insufficient permissions ('WRITE' is required)."), DESC_ID),
-        ThingPath::Attribute(p) => ("things:attribute.notmodifiable", format!("The Attribute with name '{}' on the Thing with ID '{id}' could not be modified as the requester had insufficient permissions ('WRITE' is required).", ptr(p)), DESC_ID),
-        ThingPath::Features => ("things:features.notmodifiable", format!("The Features on the Thing with ID '{id}' cannot be modified as requester had insufficient permissions to modify it ('WRITE' is required)."), "Check if the ID of the Thing was correct and you have sufficient permissions."),
-        ThingPath::Feature(f) => ("things:feature.notmodifiable", format!("The Feature with ID '{f}' on the Thing with ID '{id}' could not be modified as the requester had insufficient permissions to modify it ('WRITE' is required)."), "Check if the ID of the Thing and the ID of your requested Feature was correct and you have sufficient permissions."),
-        ThingPath::FeatureDefinition(f) => ("things:feature.definition.notmodifiable", format!("The Definition of the Feature with ID '{f}' on the Thing with ID '{id}' cannot be modified as the requester had insufficient permissions to modify it ('WRITE' is required)."), DESC_ID_FEATURE),
-        ThingPath::Properties(f) => ("things:feature.properties.notmodifiable", format!("The Properties of the Feature with ID '{f}' on the Thing with ID '{id}' cannot be modified as the requester had insufficient permissions to modify it ('WRITE' is required)."), DESC_ID_FEATURE),
-        ThingPath::Property(f, p) => ("things:feature.property.notmodifiable", format!("The Property with JSON Pointer '{}' of the Feature with ID '{f}' on the Thing with ID '{id}' could not be modified as the requester had insufficient permissions to modify it ('WRITE' is required).", ptr(p)), "Check if the ID of the Thing, the Feature ID and the key of your requested property was correct and you have sufficient permissions."),
-        ThingPath::DesiredProperties(f) => ("things:feature.desiredProperties.notmodifiable", format!("The desired properties of the Feature with ID '{f}' on the Thing with ID '{id}' cannot be modified as the requester had insufficient permissions to modify it ('WRITE' is required)."), DESC_ID_FEATURE),
-        ThingPath::DesiredProperty(f, p) => ("things:feature.desiredProperty.notmodifiable", format!("The desired property with JSON Pointer '{}' of the Feature with ID '{f}' on the Thing with ID '{id}' could not be modified as the requester had insufficient permissions to modify it ('WRITE' is required).", ptr(p)), "Check if the ID of the Thing, the Feature ID and the key of your requested desired property was correct and you have sufficient permissions."),
+        ThingPath::Root => ("things:thing.notmodifiable", format!("The Thing with ID '{id}' could not be modified as the requester had insufficient permissions (WRITE is required)."), DESC_ID),
+        ThingPath::PolicyId => ("things:policyId.notmodifiable", format!("The Policy ID of the Thing with ID '{id}' could not be modified as the requester had insufficient permissions (WRITE is required)."), DESC_ID),
+        ThingPath::Definition => ("things:definition.notmodifiable", format!("The Definition on the Thing with ID '{id}' could not be modified as the requester had insufficient permissions (WRITE is required)."), DESC_ID),
+        ThingPath::Attributes => ("things:attributes.notmodifiable", format!("The Attributes on the Thing with ID '{id}' could not be modified as the requester had insufficient permissions (WRITE is required)."), DESC_ID),
+        ThingPath::Attribute(p) => ("things:attribute.notmodifiable", format!(" The Attribute with name '{}' on the Thing with ID '{id}' could not be modified as the requester had insufficient permissions (WRITE is required).", ptr(p)), DESC_ID),
+        ThingPath::Features => ("things:features.notmodifiable", format!("The Features on the Thing with ID '{id}' cannot be modified as requester had insufficient permissions to modify it (WRITE is required)."), "Check if the ID of the Thing was correct and you have sufficient permissions."),
+        ThingPath::Feature(f) => ("things:feature.notmodifiable", format!("The Feature with ID '{f}' on the Thing with ID '{id}' could not be modified as the requester had insufficient permissions to modify it (WRITE is required)."), "Check if the ID of the Thing and the ID of your requested Feature was correct and you have sufficient permissions."),
+        ThingPath::FeatureDefinition(f) => ("things:feature.definition.notmodifiable", format!("The Definition of the Feature with ID '{f}' on the Thing with ID '{id}' cannot be modified as the requester had insufficient permissions to modify it (WRITE is required)."), DESC_ID_FEATURE),
+        ThingPath::Properties(f) => ("things:feature.properties.notmodifiable", format!("The Properties of the Feature with ID '{f}' on the Thing with ID '{id}' cannot be modified as the requester had insufficient permissions to modify it (WRITE is required)."), DESC_ID_FEATURE),
+        ThingPath::Property(f, p) => ("things:feature.property.notmodifiable", format!("The Property with JSON Pointer '{}' of the Feature with ID '{f}' on the Thing with ID '{id}' could not be modified as the requester had insufficient permissions to modify it (WRITE is required).", ptr(p)), "Check if the ID of the Thing, the Feature ID and the key of your requested property was correct and you have sufficient permissions."),
+        ThingPath::DesiredProperties(f) => ("things:feature.desiredProperties.notmodifiable", format!("The desired properties of the Feature with ID '{f}' on the Thing with ID '{id}' cannot be modified as the requester had insufficient permissions to modify it (WRITE is required)."), DESC_ID_FEATURE),
+        ThingPath::DesiredProperty(f, p) => ("things:feature.desiredProperty.notmodifiable", format!("The desired property with JSON Pointer '{}' of the Feature with ID '{f}' on the Thing with ID '{id}' could not be modified as the requester had insufficient permissions to modify it (WRITE is required).", ptr(p)), "Check if the ID of the Thing, the Feature ID and the key of your requested desired property was correct and you have sufficient permissions."),
     };
     DittoError::new(403, code, message).describe(desc)
 }
 
 /// 403 `things:thing.notdeletable`.
 pub fn not_deletable(id: &str) -> DittoError {
-    DittoError::new(403, "things:thing.notdeletable", format!("The Thing with ID '{id}' could not be deleted as the requester had insufficient permissions ( 'WRITE' on root resource is required)."))
+    DittoError::new(403, "things:thing.notdeletable", format!("The Thing with ID '{id}' could not be deleted as the requester had insufficient permissions ( WRITE on root resource is required)."))
         .describe(DESC_ID)
 }
 

@@ -32,7 +32,7 @@ fn reference(s: &str) -> Option<Result<String, DittoError>> {
         )
         .describe("Please reference one of the supported entities: 'THINGS'.")));
     };
-    let (id, field) = rest.rsplit_once('/')?;
+    let (id, field) = rest.split_once('/')?;
     if field != "policyId" {
         return Some(Err(unknown_field(field, id)));
     }
@@ -43,7 +43,7 @@ fn unknown_field(field: &str, id: &str) -> DittoError {
     DittoError::new(
         400,
         "placeholder:placeholder.reference.unknownfield",
-        format!("The referenced entity did not contain the expected field: '{field}'."),
+        format!("The referenced entity did not contain the expected field: '/{field}'."),
     )
     .describe(format!(
         "Please verify that you specified a valid field of the referenced entity with id: {id}."
@@ -62,19 +62,27 @@ fn copy_source(spec: &str, ctx: &Ctx) -> Result<Value, DittoError> {
                 .and_then(|t| t.thing.get("policyId"))
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            let readable = match (subjects, &pid) {
-                (None, _) => thing.is_some(),
-                (Some(s), Some(p)) => (ctx.policy)(p).is_some_and(|pol| {
-                    let ns = tid.split_once(':').map(|x| x.0);
-                    let e = Enforcer::from_policy(&pol, ctx.now, ns);
-                    e.has_partial(s, "thing", &["policyId".to_owned()], READ)
-                }),
-                (Some(_), None) => false,
+            // As Ditto resolves it: a RetrieveThing with `fields=policyId` (404 without any READ
+            // on the thing), whose READ-filtered answer must contain the field.
+            let enforcer = pid.as_deref().and_then(|p| (ctx.policy)(p)).map(|pol| {
+                let ns = tid.split_once(':').map(|x| x.0);
+                Enforcer::from_policy(&pol, ctx.now, ns)
+            });
+            let visible = match (subjects, &thing, &enforcer) {
+                (_, None, _) | (Some(_), Some(_), None) => false,
+                (None, Some(_), _) => true,
+                (Some(s), Some(_), Some(e)) => e.has_partial(s, "thing", &[], READ),
             };
-            if !readable {
+            if !visible {
                 return Err(errors::not_found(&tid, &crate::protocol::ThingPath::Root));
             }
-            pid.ok_or_else(|| unknown_field("policyId", &tid))?
+            let field = ["policyId".to_owned()];
+            let readable = match (subjects, &enforcer) {
+                (Some(s), Some(e)) => e.has_unrestricted(s, "thing", &field, READ),
+                _ => true,
+            };
+            pid.filter(|_| readable)
+                .ok_or_else(|| unknown_field("policyId", &tid))?
         }
         None => {
             parse_policy_id(spec)?;

@@ -3,6 +3,9 @@
 //! and method; the handlers turn requests into hub calls (one twin command per request).
 
 pub mod list;
+// live channel, messages, acks over HTTP
+pub mod live;
+pub mod messages;
 pub mod params;
 pub mod policies;
 pub mod response;
@@ -14,7 +17,7 @@ pub mod things;
 
 use crate::hub::Requester;
 use crate::protocol::headers::{too_large, MAX_HEADERS};
-use crate::server::{authenticate, error_response, Body, State};
+use crate::server::{authenticate, Body, State};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::json;
@@ -36,16 +39,16 @@ fn headers_too_large(req: &Request<Incoming>) -> bool {
 /// Serves every path except `/health` and `/ws/2` (which `server::route` owns).
 pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if headers_too_large(&req) {
-        return error_response(&too_large());
+        return response::error(&too_large(), None, None);
     }
     let path = req.uri().path().to_owned();
     let is_api = path == "/status/health" || path.starts_with("/api/");
     if !is_api {
-        return error_response(&response::route_not_found(&path));
+        return response::error(&response::route_not_found(&path), None, None);
     }
     let subjects = match authenticate(&st, &req).await {
-        Ok(s) => s,
-        Err(e) => return error_response(&e),
+        Ok(a) => a.subjects,
+        Err(e) => return response::error(&e, None, None),
     };
     if path == "/api/2/policies" || path.starts_with("/api/2/policies/") {
         return policies::handle_policies_http(&st, req, subjects, &path).await;
@@ -67,7 +70,8 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     match path.as_str() {
         "/status/health" => read_only(response::json(
             200,
-            &json!({"status": "UP", "sessions": st.hub.session_count()}),
+            &json!({"status": "UP", "sessions": st.hub.session_count(),
+                    "pendingRequests": st.hub.pending_count()}),
         )),
         "/api/2/whoami" => read_only(response::with_cid(
             response::json(
@@ -92,7 +96,7 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                     things::entry(&st, parts, body, who, id, sub).await
                 }
             }
-            None => error_response(&response::route_not_found(p)),
+            None => response::error(&response::route_not_found(p), None, None),
         },
     }
 }

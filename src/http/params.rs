@@ -42,9 +42,6 @@ const HEADER_ONLY: &[&str] = &[
     "content-type",
 ];
 
-/// Longest accepted command timeout (Ditto's `command.max-timeout`).
-pub const MAX_TIMEOUT_MS: u64 = 60_000;
-
 /// Decoded query parameters in order (`a=1&b=2`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query(Vec<(String, String)>);
@@ -185,47 +182,22 @@ pub struct HttpAcks {
     pub persisted: bool,
     /// how long to wait for that
     pub timeout: Duration,
+    /// the resolved request (labels: custom acks make the answer an aggregation)
+    pub request: crate::hub::acks::AckRequest,
 }
 
-/// Resolves `timeout`, `response-required` and `requested-acks` with Ditto's HTTP rules:
-/// timeout 0..60 s (400 `gateway:timeout.invalid` outside), `timeout=0` implies no response,
-/// `requested-acks` defaults to `twin-persisted` when a response is required.
+/// Resolves `timeout`, `response-required` and `requested-acks` with Ditto's HTTP rules (the
+/// hub's `AckRequest`, HTTP binding): timeout 0..60 s (400 `gateway:timeout.invalid`
+/// outside), `timeout=0` implies no response, `requested-acks` defaults to `twin-persisted`
+/// when a response is required.
 pub fn http_acks(h: &Headers) -> Result<HttpAcks, DittoError> {
-    let timeout_ms = match h.timeout_ms(u64::MAX)? {
-        Some(ms) if ms > MAX_TIMEOUT_MS => {
-            return Err(DittoError::new(
-                400,
-                "gateway:timeout.invalid",
-                format!(
-                "The timeout <{ms}ms> is not inside its allowed bounds <0ms - {MAX_TIMEOUT_MS}ms>"
-            ),
-            )
-            .describe("Choose a timeout inside the bounds."))
-        }
-        Some(ms) => ms,
-        None => MAX_TIMEOUT_MS,
-    };
-    let response_required = h.bool("response-required")?.unwrap_or(timeout_ms != 0);
-    let labels = match h.list("requested-acks")? {
-        None if response_required && timeout_ms != 0 => vec!["twin-persisted".to_owned()],
-        None => vec![],
-        Some(l) => l.into_iter().filter(|x| x != "live-response").collect(),
-    };
-    if timeout_ms == 0 && (response_required || !labels.is_empty()) {
-        return Err(DittoError::new(
-            400,
-            "header.invalid",
-            "The value '0' of the header 'timeout' is not allowed while 'response-required' is true or acknowledgements are requested.",
-        )
-        .describe("Set 'response-required' to false or use a timeout greater than zero."));
-    }
+    use crate::hub::acks::{AckKind, AckRequest, Binding};
+    let request = AckRequest::resolve(h, AckKind::Twin, Binding::Http)?;
     Ok(HttpAcks {
-        response_required,
-        // the search index is written in the same commit as the twin
-        persisted: labels
-            .iter()
-            .any(|l| l == "twin-persisted" || l == "search-persisted"),
-        timeout: Duration::from_millis(timeout_ms),
+        response_required: request.response_required,
+        persisted: request.wants_persisted(),
+        timeout: Duration::from_millis(request.timeout_ms),
+        request,
     })
 }
 

@@ -1,11 +1,13 @@
-//! HTTP responses of the API: Ditto error bodies (with `correlation-id`, and `ETag` on 412/304),
-//! JSON and empty responses, 404 route-not-found, 405 `gateway:method.notallowed` with `Allow`,
-//! and the absolute `Location` of created resources.
+//! HTTP responses of every route: Ditto error bodies (401 with `WWW-Authenticate`, with
+//! `correlation-id`, and `ETag` on 412/304), JSON and empty responses, 404 route-not-found, 405
+//! `gateway:method.notallowed` with `Allow`, and the absolute `Location` of created resources.
 
 use crate::error::DittoError;
-use crate::server::{error_response, full, json_response, Body};
+use crate::server::{full, Body};
 use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue, ALLOW, ETAG, HOST, LOCATION};
+use hyper::header::{
+    HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, ETAG, HOST, LOCATION, WWW_AUTHENTICATE,
+};
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::Value;
 
@@ -24,26 +26,39 @@ pub fn with_cid(mut r: Response<Body>, cid: Option<&str>) -> Response<Body> {
     r
 }
 
-/// A body-less response.
-pub fn empty(status: u16) -> Response<Body> {
-    let mut r = Response::new(full(Bytes::new()));
+fn with_status(body: Body, status: u16) -> Response<Body> {
+    let mut r = Response::new(body);
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r
 }
 
-/// A JSON response.
-pub fn json(status: u16, v: &Value) -> Response<Body> {
-    json_response(status, v)
+/// A body-less response.
+pub fn empty(status: u16) -> Response<Body> {
+    with_status(full(Bytes::new()), status)
 }
 
-/// The error as Ditto answers it over HTTP; 304 has no body. `etag` is the current entity tag
-/// of the addressed resource (sent with 304 and 412).
+/// A JSON response.
+pub fn json(status: u16, v: &Value) -> Response<Body> {
+    let mut r = with_status(full(v.to_string()), status);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The error as Ditto answers it over HTTP (401 also names the Basic realm); 304 has no body.
+/// `etag` is the current entity tag of the addressed resource (sent with 304 and 412).
 pub fn error(e: &DittoError, cid: Option<&str>, etag: Option<&str>) -> Response<Body> {
     let mut r = if e.status == 304 {
         empty(304)
     } else {
-        error_response(e)
+        json(e.status, &e.to_json())
     };
+    if e.status == 401 {
+        r.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"edgetwin\""),
+        );
+    }
     if let Some(t) = etag.filter(|_| matches!(e.status, 304 | 412)) {
         set(&mut r, ETAG, t);
     }

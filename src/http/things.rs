@@ -67,13 +67,14 @@ pub(super) fn unsupported(what: &str) -> DittoError {
     .describe("Supported are twin commands on things over HTTP, WebSocket and SSE.")
 }
 
-fn check_channel(h: &Headers, id: &str, creating: bool) -> Result<(), DittoError> {
+/// The `channel` of a request: `false` = twin, `true` = live (creating via live: 405).
+fn check_channel(h: &Headers, id: &str, creating: bool) -> Result<bool, DittoError> {
     match h.get_str("channel").as_deref().map(str::trim) {
-        None | Some("twin") => Ok(()),
+        None | Some("twin") => Ok(false),
         Some(c) if c.eq_ignore_ascii_case("live") && creating => {
             Err(engine_errors::live_not_creatable(id))
         }
-        Some(c) if c.eq_ignore_ascii_case("live") => Err(unsupported("The live channel over HTTP")),
+        Some(c) if c.eq_ignore_ascii_case("live") => Ok(true),
         Some(other) => Err(DittoError::header_invalid(
             "channel",
             other,
@@ -97,29 +98,8 @@ fn check_body_thing_id(v: &Value, id: &str, patch: bool) -> Result<(), DittoErro
     }
 }
 
-/// `<n>` with thousands separators, as Ditto formats milliseconds in timeout messages.
-fn thousands(n: u128) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn command_timeout(acks: &HttpAcks) -> DittoError {
-    DittoError::new(
-        408,
-        "command.timeout",
-        format!(
-            "The Command reached the specified timeout of {}ms.",
-            thousands(acks.timeout.as_millis())
-        ),
-    )
-    .describe("Try increasing the command timeout.")
+    crate::hub::acks::command_timeout(acks.timeout.as_millis() as u64)
 }
 
 /// The current ETag of the resource a failed command addresses (for 412/304 responses), read
@@ -139,6 +119,9 @@ pub(super) async fn execute(
     cmd: &ThingCommand,
     acks: &HttpAcks,
 ) -> Result<Response<Body>, Failure> {
+    if acks.request.aggregated() && cmd.action != Action::Retrieve {
+        return super::live::twin_acked(st, who, cmd, &acks.request).await;
+    }
     let work = async {
         let done = st.hub.twin_command(who, cmd).await?;
         if let (true, Some(seq)) = (acks.persisted, done.seq) {
@@ -190,6 +173,7 @@ pub(super) async fn execute(
 
 fn build_command(
     id: &EntityId,
+    channel: Channel,
     action: Action,
     pointer: &str,
     headers: Headers,
@@ -199,7 +183,7 @@ fn build_command(
     let topic = Topic::thing(
         &id.namespace,
         &id.name,
-        Channel::Twin,
+        channel,
         Criterion::Commands(action),
     );
     let mut env = Envelope::new(topic, headers, pointer);
@@ -247,7 +231,7 @@ fn sub_pointer(rest: &str) -> Result<String, DittoError> {
     })
 }
 
-/// True for message, claim and definition-migration sub-paths (not part of this binding yet).
+/// True for definition-migration and other inbox/outbox sub-paths (not part of this binding).
 fn is_unsupported_sub_path(pointer: &str) -> bool {
     let s: Vec<&str> = pointer.split('/').skip(1).collect();
     matches!(
@@ -286,6 +270,11 @@ async fn entry_inner(
     cid: &str,
 ) -> Result<Response<Body>, Failure> {
     let id = parse_thing_id(&params::decode(id_raw, false)?)?;
+    if let Some(target) = super::messages::message_target(rest)? {
+        let claim_route = target.is_claim() && !rest.contains("/messages/");
+        return super::messages::send(st, parts, body, who, &id, target, claim_route, headers)
+            .await;
+    }
     let pointer = sub_pointer(rest)?;
     if is_unsupported_sub_path(&pointer) {
         return Err(unsupported(&format!("The resource '{pointer}'")).into());
@@ -306,8 +295,12 @@ async fn entry_inner(
         ref m => return Ok(response::method_not_allowed(m.as_str(), allowed, Some(cid))),
     };
     let id_text = id.to_string();
-    check_channel(&headers, &id_text, false)?;
-    let acks = params::http_acks(&headers)?;
+    let live = check_channel(&headers, &id_text, false)?;
+    let acks = if live {
+        None
+    } else {
+        Some(params::http_acks(&headers)?)
+    };
     let value = match action {
         Action::Modify | Action::Merge => {
             let v = json_body(st, parts, body, action == Action::Merge).await?;
@@ -321,8 +314,12 @@ async fn entry_inner(
     let fields = (action == Action::Retrieve)
         .then(|| query.joined("fields"))
         .flatten();
-    let cmd = build_command(&id, action, &pointer, headers, value, fields)?;
-    let r = execute(st, who, &cmd, &acks).await?;
+    let channel = if live { Channel::Live } else { Channel::Twin };
+    let cmd = build_command(&id, channel, action, &pointer, headers, value, fields)?;
+    let r = match acks {
+        Some(acks) if !crate::hub::Hub::is_smart(&cmd) => execute(st, who, &cmd, &acks).await?,
+        _ => super::live::live_command(st, who, &cmd).await?,
+    };
     Ok(if r.status() == 201 {
         let url = response::absolute(&parts.headers, parts.uri.path());
         response::with_location(r, &url)
@@ -371,7 +368,7 @@ pub(super) async fn create(
             .describe("To provide your own Thing ID use a PUT request instead.")
             .into());
         }
-        let cmd = build_command(&id, Action::Create, "/", headers, Some(value), None)?;
+        let cmd = build_command(&id, Channel::Twin, Action::Create, "/", headers, Some(value), None)?;
         let r = execute(st, &who, &cmd, &acks).await?;
         let base = parts.uri.path().trim_end_matches('/');
         let url = response::absolute(&parts.headers, &format!("{base}/{id}"));
@@ -395,7 +392,7 @@ mod tests {
         assert_eq!(sub_pointer("/").unwrap(), "/");
         assert_eq!(sub_pointer("/attributes/").unwrap(), "/attributes");
         assert_eq!(sub_pointer("/attributes/a%2Fb").unwrap(), "/attributes/a/b");
-        assert!(is_unsupported_sub_path("/inbox/messages/x"));
+        assert!(is_unsupported_sub_path("/inbox/other"));
         assert!(is_unsupported_sub_path("/features/f/outbox/messages"));
         assert!(is_unsupported_sub_path("/migrateDefinition"));
         assert!(!is_unsupported_sub_path("/attributes/inbox"));
@@ -414,12 +411,5 @@ mod tests {
             check_body_thing_id(&v, "a:b", true).unwrap_err().error,
             "things:id.notdeletable"
         );
-    }
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(60_000), "60,000");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

@@ -1,17 +1,18 @@
 //! Twin event fan-out: builds the event envelope once, then for each subscribed session checks
 //! origin, READ under the thing's policy (the payload and `extra` filtered to what the
 //! subscriber may read; nothing readable = not delivered), namespaces and the RQL filter
-//! (evaluated on the visible data merged with `extra`). Events wait in one central queue until
-//! their write is durable (`hub::publisher`), so per-session queues only hold ready messages.
+//! (evaluated on the visible data merged with `extra`; the rule is `hub::fanout`). Events wait in
+//! one central queue until their write is durable (`hub::publisher`), so per-session queues only
+//! hold ready messages. Events of commands with custom acks carry `requested-acks`.
 
-use super::session::{Outbound, StreamKind};
+use super::fanout::Fanout;
+use super::session::{Outbound, SessionHandle, StreamKind};
 use super::{Hub, Requester};
 use crate::engine::{Event, ThingState};
 use crate::model::pointer;
 use crate::policy::{Enforcer, READ, THING_ALLOWLIST};
 use crate::protocol::{Channel, Criterion, Envelope, Headers, ThingCommand, Topic};
-use crate::rql::Env;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// The event envelope for a change (no `extra`).
@@ -24,6 +25,10 @@ pub fn event_envelope(cmd: &ThingCommand, ev: &Event, who: &Requester) -> Envelo
         headers.insert("content-type", "application/merge-patch+json");
     }
     headers.insert("ditto-originator", who.subject());
+    let custom = super::acks::custom_labels(&cmd.headers);
+    if !custom.is_empty() && cmd.action != crate::protocol::Action::Retrieve {
+        headers.insert("requested-acks", custom);
+    }
     let topic = Topic::thing(
         &cmd.thing_id.namespace,
         &cmd.thing_id.name,
@@ -135,6 +140,8 @@ pub(crate) struct PendingEvent {
     pub timestamp: i64,
     /// the policy the event is visible under
     pub enforcer: Arc<Enforcer>,
+    /// custom acks were requested (the event carries `requested-acks`)
+    pub acks: bool,
 }
 
 impl Hub {
@@ -150,15 +157,24 @@ impl Hub {
         seq: Option<u64>,
         enforcer: Option<Arc<Enforcer>>,
     ) {
-        let Some(enforcer) = enforcer else { return };
+        let env = event_envelope(cmd, ev, who);
+        let acks = env.headers.get("requested-acks").is_some();
+        let Some(enforcer) = enforcer else {
+            // nobody may read it: declared labels are weak-acked, others unanswerable
+            if acks {
+                self.acks_dispatched(env.headers.correlation_id(), &[]);
+            }
+            return;
+        };
         let pending = PendingEvent {
-            env: event_envelope(cmd, ev, who),
+            env,
             thing_id: cmd.thing_id.to_string(),
             namespace: cmd.thing_id.namespace.clone(),
             state: state.clone(),
             origin: who.origin,
             timestamp: ev.timestamp,
             enforcer,
+            acks,
         };
         match seq {
             Some(seq) => self.queue_after_commit(seq, pending),
@@ -166,75 +182,28 @@ impl Hub {
         }
     }
 
-    /// Delivers a durable twin event to every matching `START-SEND-EVENTS` subscriber.
+    /// Delivers a durable twin event to every matching `START-SEND-EVENTS` subscriber; custom
+    /// acks requested for it are then owed by the receivers that declared them (others weak).
     pub(crate) fn fan_out(&self, p: &PendingEvent) {
-        let (env, thing_id, enforcer) = (&p.env, &p.thing_id, &*p.enforcer);
-        let mut plain: Option<Arc<str>> = None;
-        let mut shape: Option<Value> = None;
-        let mut full: Option<Value> = None;
-        let resolve = |pre: &str, n: &str| placeholder(env, thing_id, pre, n);
-        let rql_env = Env {
-            now_millis: p.timestamp,
-            placeholders: Some(&resolve),
-        };
-        self.for_subscribers(StreamKind::Events, |s| {
-            if Some(s.id) == p.origin {
-                return;
-            }
-            let Some(filtered) = event_view(env, enforcer, &s.subjects) else {
-                return;
-            };
-            let seen = filtered.as_ref().unwrap_or(env);
-            let decision = s.with_subscription(StreamKind::Events, |sub| {
-                if !sub.namespace_ok(&p.namespace) {
-                    return None;
-                }
-                let extra = sub.extra.as_ref().and_then(|sel| {
-                    let x = sel.select(full.get_or_insert_with(|| p.state.full_view()));
-                    if enforcer.has_unrestricted(&s.subjects, "thing", &[], READ) {
-                        Some(x)
-                    } else {
-                        enforcer.root_view(&s.subjects, "thing", &x, &THING_ALLOWLIST)
-                    }
-                });
-                if let Some(f) = &sub.filter {
-                    let own;
-                    let base = match &filtered {
-                        Some(fe) => {
-                            own = event_shape(fe, thing_id);
-                            &own
-                        }
-                        None => &*shape.get_or_insert_with(|| event_shape(env, thing_id)),
-                    };
-                    let doc = match &extra {
-                        Some(Value::Object(x)) => merged(x, base),
-                        _ => base.clone(),
-                    };
-                    if !f.matches(&doc, &rql_env) {
-                        return None;
-                    }
-                }
-                Some(extra.filter(|x| x.as_object().is_some_and(|m| !m.is_empty())))
-            });
-            let Some(Some(extra)) = decision else { return };
-            let text = match (extra, &filtered) {
-                (None, None) => plain
-                    .get_or_insert_with(|| Arc::from(env.to_text()))
-                    .clone(),
-                (extra, _) => {
-                    let mut e = seen.clone();
-                    e.extra = extra;
-                    Arc::from(e.to_text())
-                }
-            };
-            s.push(Outbound::Now(text));
+        let (env, thing_id, enforcer) = (&p.env, p.thing_id.as_str(), &*p.enforcer);
+        let out = self.fan_out_to(&Fanout {
+            kind: StreamKind::Events,
+            env,
+            thing_id,
+            namespace: &p.namespace,
+            state: &p.state,
+            enforcer,
+            origin: p.origin,
+            now: p.timestamp,
+            view: &|subjects| event_view(env, enforcer, subjects),
+            shape: &|e| event_shape(e, thing_id),
         });
+        if p.acks {
+            let receivers: Vec<&SessionHandle> = out.iter().map(|(s, _)| &**s).collect();
+            self.acks_dispatched(env.headers.correlation_id(), &receivers);
+        }
+        for (s, text) in out {
+            s.push(Outbound::Now(text));
+        }
     }
-}
-
-/// `extra` with the event data laid over it.
-fn merged(extra: &Map<String, Value>, event: &Value) -> Value {
-    let mut doc = Value::Object(extra.clone());
-    crate::model::merge::merge_patch(&mut doc, event);
-    doc
 }

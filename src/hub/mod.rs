@@ -1,7 +1,7 @@
 //! The hub routes signals between the bindings and the core: twin commands to the engine under
 //! a per-thing lock (one writer per thing, order preserved), writes to the store (group commit),
-//! events to subscribed sessions once durable, and ack semantics (`response-required`,
-//! `twin-persisted`).
+//! events to subscribed sessions once durable, the live channel (live commands, live events,
+//! messages) and the correlation of their answers and acknowledgements.
 
 pub mod events;
 pub mod ordered;
@@ -9,7 +9,19 @@ pub mod policy;
 mod publisher;
 pub mod session;
 pub mod twin;
+// ---- live channel, messages and acknowledgements ----
+pub mod acks;
+mod correlate;
+pub mod dispatch;
+mod fanout;
+pub mod live;
+pub mod live_errors;
+pub mod messages;
+pub mod pending;
+pub mod waiter;
+// ----
 
+pub use dispatch::Answer;
 pub use session::{Outbound, SessionHandle, StreamKind, Subscription};
 pub use twin::{Reply, TwinDone};
 
@@ -45,6 +57,7 @@ pub(crate) struct Inner {
     subscribers: RwLock<HashMap<StreamKind, Vec<Arc<SessionHandle>>>>,
     next_session: AtomicU64,
     policies: policy::Policies,
+    pending: Mutex<pending::Table>,
 }
 
 /// Cheap-to-clone handle on the hub.
@@ -66,6 +79,7 @@ impl Hub {
                 subscribers: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
                 policies: policy::Policies::default(),
+                pending: Mutex::new(pending::Table::new(correlate::DEFAULT_MAX_PENDING)),
             }),
         };
         publisher::start(Arc::downgrade(&hub.inner), store, rx);
@@ -103,7 +117,8 @@ impl Hub {
         (h, rx)
     }
 
-    /// Removes a session and all its subscriptions.
+    /// Removes a session and all its subscriptions; its pending requests are dropped and what
+    /// it owed (live answers, acks) is answered for it at once.
     pub fn close_session(&self, id: u64) {
         if let Some(h) = self
             .inner
@@ -122,6 +137,10 @@ impl Hub {
         for list in subs.values_mut() {
             list.retain(|s| s.id != id);
         }
+        drop(subs);
+        // after the session is marked closed: a concurrent fan-out either sees it closed or
+        // records it before this runs (both under the pending lock, see `acks_dispatched`)
+        self.pending().session_closed(id);
     }
 
     /// Number of open sessions.

@@ -5,9 +5,10 @@
 
 use super::session::{Outbound, StreamKind};
 use super::{Hub, Requester};
+use crate::engine::ThingState;
 use crate::error::DittoError;
 use crate::policy::expiry::{self, Announcement};
-use crate::policy::{command, Enforcer, PolicyCommand, PolicyOutcome, PolicyState};
+use crate::policy::{command, Enforcer, PolicyCommand, PolicyOutcome, PolicyState, READ};
 use crate::protocol::{Criterion, Envelope, Group, Headers, Topic};
 use crate::store::{Op, Tree};
 use serde_json::Value;
@@ -105,6 +106,22 @@ impl Hub {
             cache.insert(key, (until, e.clone()));
         }
         Some(e)
+    }
+
+    /// True if `who` may read (part of) the thing in `state` now: a live thing whose policy
+    /// grants READ somewhere on `thing:` (what a retrieve at `/` needs; listings count only these).
+    pub fn thing_readable(&self, who: &Requester, state: &ThingState) -> bool {
+        let Some(id) = state.thing.get("thingId").and_then(Value::as_str) else {
+            return false;
+        };
+        let ns = id.split_once(':').map_or("", |p| p.0);
+        !state.deleted
+            && state
+                .thing
+                .get("policyId")
+                .and_then(Value::as_str)
+                .and_then(|pid| self.enforcer(pid, ns, crate::clock::now_millis()))
+                .is_some_and(|e| e.has_partial(&who.subjects, "thing", &[], READ))
     }
 
     /// Bookkeeping after a policy was written (`None` = deleted): cache and expiry index.

@@ -137,6 +137,11 @@ impl SessionHandle {
         self.close();
     }
 
+    /// True once the session stopped taking messages (closed or overflowed).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// True once a pushed signal found the queue full.
     pub fn overflowed(&self) -> bool {
         self.overflowed.load(Ordering::SeqCst)

@@ -1,15 +1,14 @@
 //! Twin commands through the hub: per-thing lock, load, `engine::apply`, submit to the store,
-//! publish the event, and answer with Ditto's response envelope. Also retrieve-multiple and
-//! the ack request rules (`response-required`, `requested-acks`, `timeout`).
+//! publish the event, and answer with Ditto's response envelope. Also retrieve-multiple.
+//! (The ack request rules live in `hub::acks`, protocol dispatch in `hub::dispatch`.)
 
+pub use super::acks::AckRequest;
 use super::{Hub, Requester};
 use crate::engine::enforce::Access;
 use crate::engine::{self, Ctx, Outcome, ThingState};
 use crate::error::DittoError;
-use crate::policy::{PolicyCommand, PolicyState};
-use crate::protocol::{
-    error_envelope, Action, Channel, Envelope, Group, Headers, RetrieveThings, Signal, ThingCommand,
-};
+use crate::policy::PolicyState;
+use crate::protocol::{Action, Envelope, Headers, RetrieveThings, ThingCommand};
 use crate::store::{Op, Tree};
 use serde_json::Value;
 use std::sync::Arc;
@@ -30,68 +29,6 @@ pub struct Reply {
     pub envelope: Envelope,
     /// send it only after this store sequence is durable (`twin-persisted`)
     pub after: Option<u64>,
-}
-
-/// The ack-related request headers, resolved with Ditto's defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AckRequest {
-    /// send a response at all
-    pub response_required: bool,
-    /// requested acknowledgement labels
-    pub labels: Vec<String>,
-    /// timeout in ms
-    pub timeout_ms: u64,
-}
-
-impl AckRequest {
-    /// Resolves `response-required`, `requested-acks` and `timeout` for a command on `channel`.
-    pub fn from_headers(h: &Headers, channel: Channel) -> Result<AckRequest, DittoError> {
-        let default_timeout = if channel == Channel::Live {
-            10_000
-        } else {
-            60_000
-        };
-        let timeout_ms = h.timeout_ms(60_000)?.unwrap_or(default_timeout);
-        let response_required = h.bool("response-required")?.unwrap_or(timeout_ms != 0);
-        let builtin = if channel == Channel::Live {
-            "live-response"
-        } else {
-            "twin-persisted"
-        };
-        let labels = match h.list("requested-acks")? {
-            None if response_required && timeout_ms != 0 => vec![builtin.to_owned()],
-            None => vec![],
-            Some(l) => l
-                .into_iter()
-                .filter(|x| match x.as_str() {
-                    "twin-persisted" | "search-persisted" => channel == Channel::Twin,
-                    "live-response" => channel == Channel::Live && response_required,
-                    _ => true,
-                })
-                .collect(),
-        };
-        if !response_required && !labels.is_empty() {
-            return Err(DittoError::new(400, "header.invalid", "For WebSocket, it is forbidden to request acknowledgements while 'response-required' is set to false.")
-                .describe("Please set 'requested-acks' to [] or 'response-required' to true."));
-        }
-        if response_required && timeout_ms == 0 {
-            return Err(DittoError::new(400, "header.invalid", "The value '0' of the header 'timeout' is not allowed while 'response-required' is true.")
-                .describe("Set 'response-required' to false or use a timeout greater than zero."));
-        }
-        Ok(AckRequest {
-            response_required,
-            labels,
-            timeout_ms,
-        })
-    }
-
-    /// True if the response waits for durability (the search index is written in the same
-    /// commit as the twin, so `search-persisted` waits for the same thing).
-    pub fn wants_persisted(&self) -> bool {
-        self.labels
-            .iter()
-            .any(|l| l == "twin-persisted" || l == "search-persisted")
-    }
 }
 
 /// A fresh random correlation-id (UUID v4 format).
@@ -251,83 +188,16 @@ impl Hub {
         }
         Ok(Value::Array(out))
     }
-
-    /// Handles one Ditto Protocol message from a client; `None` = nothing to answer.
-    pub async fn handle_protocol(&self, who: &Requester, mut env: Envelope) -> Option<Reply> {
-        if env.headers.correlation_id().is_none() {
-            env.headers.insert("correlation-id", new_correlation_id());
-        }
-        let cid = env.headers.correlation_id().map(str::to_owned);
-        let topic = env.topic.clone();
-        let fail = |e: &DittoError| {
-            Some(Reply {
-                envelope: error_envelope(Some(&topic), cid.as_deref(), e),
-                after: None,
-            })
-        };
-        let acks = match AckRequest::from_headers(&env.headers, topic.channel) {
-            Ok(a) => a,
-            Err(e) => return fail(&e),
-        };
-        let signal = match Signal::from_envelope(env) {
-            Ok(s) => s,
-            Err(e) => {
-                return if acks.response_required {
-                    fail(&e)
-                } else {
-                    None
-                }
-            }
-        };
-        let result = match signal {
-            Signal::Thing(cmd) if cmd.channel == Channel::Twin => {
-                self.twin_command(who, &cmd).await.map(|done| Reply {
-                    envelope: response_envelope(&cmd, &done.outcome),
-                    after: done.seq.filter(|_| acks.wants_persisted()),
-                })
-            }
-            Signal::RetrieveThings(r) => self.retrieve_things(who, &r).map(|v| {
-                let mut h = Headers::new();
-                if let Some(c) = &cid {
-                    h.insert("correlation-id", c.as_str());
-                }
-                let mut e = Envelope::new(r.topic.clone(), h, "/");
-                e.status = Some(200);
-                e.value = Some(v);
-                Reply {
-                    envelope: e,
-                    after: None,
-                }
-            }),
-            Signal::Other(env) if env.topic.group == Group::Policies => {
-                match PolicyCommand::from_envelope(&env) {
-                    Some(Ok(cmd)) => self.policy_command(who, &cmd).await.map(|done| Reply {
-                        envelope: super::policy::policy_response_envelope(&cmd, &done.outcome),
-                        after: done.seq.filter(|_| acks.wants_persisted()),
-                    }),
-                    Some(Err(e)) => Err(e),
-                    None => Err(unsupported(&topic)),
-                }
-            }
-            _ => Err(unsupported(&topic)),
-        };
-        match result {
-            Ok(r) if acks.response_required => Some(r),
-            Ok(_) => None,
-            Err(e) if acks.response_required => fail(&e),
-            Err(_) => None,
-        }
-    }
 }
 
 /// 400 `signal.unsupported`.
-fn unsupported(topic: &crate::protocol::Topic) -> DittoError {
+pub(crate) fn unsupported(topic: &crate::protocol::Topic) -> DittoError {
     DittoError::new(
         400,
         "signal.unsupported",
         format!("The signal with topic '{topic}' is not supported by this edgetwin version."),
     )
-    .describe("Supported are twin commands of the things group and policy commands.")
+    .describe("Supported are thing commands (twin and live), live events, messages, acknowledgements and policy commands.")
 }
 
 /// Shared text of an envelope (one allocation shared by all receivers).
@@ -338,45 +208,6 @@ pub fn shared_text(env: &Envelope) -> Arc<str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn h(v: Value) -> Headers {
-        Headers::from_map(v.as_object().cloned().unwrap_or_default()).unwrap()
-    }
-
-    #[test]
-    fn ack_defaults_follow_ditto() {
-        let a = AckRequest::from_headers(&h(json!({})), Channel::Twin).unwrap();
-        assert_eq!(
-            (a.response_required, a.labels.clone(), a.timeout_ms),
-            (true, vec!["twin-persisted".to_owned()], 60_000)
-        );
-        let a = AckRequest::from_headers(&h(json!({"response-required": false})), Channel::Twin)
-            .unwrap();
-        assert!(!a.response_required && a.labels.is_empty());
-        let a = AckRequest::from_headers(&h(json!({"timeout": "0"})), Channel::Twin).unwrap();
-        assert!(!a.response_required);
-        let a = AckRequest::from_headers(&h(json!({"requested-acks": []})), Channel::Twin).unwrap();
-        assert!(a.response_required && !a.wants_persisted());
-        let e = AckRequest::from_headers(
-            &h(json!({"response-required": false, "requested-acks": ["twin-persisted"]})),
-            Channel::Twin,
-        )
-        .unwrap_err();
-        assert_eq!(e.error, "header.invalid");
-        let a = AckRequest::from_headers(
-            &h(json!({"requested-acks": ["live-response", "x:y"]})),
-            Channel::Twin,
-        )
-        .unwrap();
-        assert_eq!(a.labels, vec!["x:y".to_owned()]);
-        assert_eq!(
-            AckRequest::from_headers(&h(json!({"timeout": "70s"})), Channel::Twin)
-                .unwrap_err()
-                .error,
-            "timeout.invalid"
-        );
-    }
 
     #[test]
     fn correlation_ids_look_like_uuids() {

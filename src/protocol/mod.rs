@@ -4,11 +4,13 @@
 pub mod control;
 pub mod envelope;
 pub mod headers;
+pub mod message;
 pub mod signal;
 pub mod topic;
 
 pub use control::{parse_control, url_decode, Control, StartParams, StreamKind};
 pub use envelope::{error_envelope, error_topic, Envelope, ParseFailure};
 pub use headers::Headers;
+pub use message::{Direction, MessagePath};
 pub use signal::{unknown_path, RetrieveThings, Signal, ThingCommand, ThingPath};
 pub use topic::{Action, Channel, Criterion, EventAction, Group, Topic};

@@ -11,7 +11,7 @@ pub mod search;
 mod search_task;
 mod writer;
 
-use crate::hub::{Outbound, Requester, SessionHandle};
+use crate::hub::{Answer, Outbound, Requester, SessionHandle};
 use crate::protocol::{error_envelope, parse_control, Control, Envelope};
 use crate::server::State;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -53,11 +53,46 @@ fn refresh(st: &State, subjects: &[String], text: &str) -> Result<Option<i64>, &
     }
 }
 
+/// The labels of `declared-acks` (query parameter or header; JSON array or comma list), each
+/// valid and not built-in (400 otherwise, refused before the upgrade).
+pub fn declared_acks<B>(req: &hyper::Request<B>) -> Result<Vec<String>, crate::error::DittoError> {
+    let mut h = crate::protocol::Headers::new();
+    if let Some(v) = req
+        .headers()
+        .get("declared-acks")
+        .and_then(|v| v.to_str().ok())
+    {
+        h.insert("declared-acks", v);
+    }
+    let query = req
+        .uri()
+        .query()
+        .and_then(crate::protocol::control::parse_query);
+    if let Some((_, v)) = query
+        .into_iter()
+        .flatten()
+        .find(|(k, _)| k == "declared-acks")
+    {
+        h.insert("declared-acks", v);
+    }
+    let labels = h.list("declared-acks")?.unwrap_or_default();
+    for l in &labels {
+        crate::hub::acks::validate_label(l)?;
+        if crate::hub::acks::is_built_in(l) {
+            return Err(crate::hub::acks::built_in_forbidden(l));
+        }
+    }
+    Ok(labels)
+}
+
 /// Runs one session until the client disconnects, the session is closed or its JWT expires.
+/// Labels in `declared` must not be declared by another session (else 409
+/// `acknowledgement:label.not.unique` and the socket closes).
 pub async fn run_session(
     st: Arc<State>,
     ws: WebSocketStream<TcpStream>,
     auth: crate::auth::Authenticated,
+    declared: Vec<String>,
 ) {
     let subjects = auth.subjects;
     let mut expires_at = auth.expires_at;
@@ -82,7 +117,14 @@ pub async fn run_session(
     let mut close: Option<(CloseCode, &'static str)> = None;
     // search subscriptions of this session (ws/search.rs); dropped (cancelled) with the session
     let mut searches = search::Searches::default();
-    loop {
+    if let Err(e) = st.hub.declare_acks(session.id, &declared) {
+        reply_error(&session, None, &e).await;
+        close = Some((
+            CloseCode::Policy,
+            "declared acknowledgement label not unique",
+        ));
+    }
+    while close.is_none() {
         let next = receiver.next();
         let msg = match expires_at {
             None => next.await,
@@ -209,26 +251,44 @@ async fn on_text(
     if matches!(env.topic.criterion, crate::protocol::Criterion::Search(_)) {
         return searches.handle(st, session, who, env).await;
     }
-    if let Some(reply) = st.hub.handle_protocol(who, env).await {
-        let text: Arc<str> = Arc::from(reply.envelope.to_text());
-        let msg = match reply.after {
-            Some(seq) => {
-                let cid = reply.envelope.headers.correlation_id();
-                let err = error_envelope(
-                    Some(&reply.envelope.topic),
-                    cid,
-                    &crate::error::DittoError::unavailable(
-                        &reply.envelope.topic.entity_id().unwrap_or_default(),
-                    ),
-                );
-                Outbound::Durable {
-                    seq,
-                    text,
-                    on_failure: Some(Arc::from(err.to_text())),
-                }
+    match st.hub.handle_protocol(who, env).await {
+        Some(Answer::Now(reply)) => session.reply(outbound(*reply)).await,
+        Some(Answer::Later(waiter)) => {
+            // answered when the live answer / acks arrive or the timeout passes (smol timer)
+            let session = session.clone();
+            st.ex
+                .spawn(async move {
+                    let (topic, cid) = (waiter.topic().clone(), waiter.correlation_id().to_owned());
+                    if let Some(env) = waiter.wait().await.to_envelope(&topic, &cid) {
+                        session.reply(Outbound::Now(Arc::from(env.to_text()))).await;
+                    }
+                })
+                .detach();
+            true
+        }
+        None => true,
+    };
+}
+
+/// The outbound message of a reply: at once, or once its write is durable.
+fn outbound(reply: crate::hub::Reply) -> Outbound {
+    let text: Arc<str> = Arc::from(reply.envelope.to_text());
+    match reply.after {
+        Some(seq) => {
+            let cid = reply.envelope.headers.correlation_id();
+            let err = error_envelope(
+                Some(&reply.envelope.topic),
+                cid,
+                &crate::error::DittoError::unavailable(
+                    &reply.envelope.topic.entity_id().unwrap_or_default(),
+                ),
+            );
+            Outbound::Durable {
+                seq,
+                text,
+                on_failure: Some(Arc::from(err.to_text())),
             }
-            None => Outbound::Now(text),
-        };
-        session.reply(msg).await;
+        }
+        None => Outbound::Now(text),
     }
 }

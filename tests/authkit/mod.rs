@@ -151,3 +151,31 @@ pub fn jwt_issuers() -> String {
         fixture("rs256-jwks.json").display()
     )
 }
+
+/// The three-subject setup of the policy tests (tests/auth_policies.rs, tests/http_policies.rs):
+/// thing [`THING`] whose inline policy gives `nginx:owner` READ+WRITE on `thing:/`, `policy:/`,
+/// `message:/`, `nginx:partial` READ on `thing:/features/lamp` only; `nginx:none` is not in it.
+pub mod three {
+    use serde_json::{json, Value};
+
+    /// The thing of the table.
+    pub const THING: &str = "ns.auth:lamp1";
+
+    /// The policy (without `policyId`: it becomes the thing's).
+    pub fn policy() -> Value {
+        let rw = json!({"grant": ["READ", "WRITE"], "revoke": []});
+        json!({"entries": {
+            "owner": {"subjects": {"nginx:owner": {"type": "test"}},
+                      "resources": {"thing:/": rw, "policy:/": rw, "message:/": rw}},
+            "partial": {"subjects": {"nginx:partial": {"type": "test"}},
+                        "resources": {"thing:/features/lamp": {"grant": ["READ"], "revoke": []}}}
+        }})
+    }
+
+    /// The thing's create payload with the policy inline.
+    pub fn thing_json() -> Value {
+        json!({"_policy": policy(), "attributes": {"location": "kitchen"},
+               "features": {"lamp": {"properties": {"on": false}}, "door": {"properties": {"open": true}}}})
+    }
+}
+pub mod requester;

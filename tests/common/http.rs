@@ -312,7 +312,13 @@ impl Http {
 
     /// Opens an SSE stream (`Accept: text/event-stream`); returns the response head on errors.
     pub async fn sse(&self, path: &str) -> Result<Sse, Resp> {
+        self.sse_with(path, &[]).await
+    }
+
+    /// [`Http::sse`] with extra request headers.
+    pub async fn sse_with(&self, path: &str, headers: &[(&str, &str)]) -> Result<Sse, Resp> {
         let mut hs = vec![("Accept", "text/event-stream")];
+        hs.extend_from_slice(headers);
         if let Some(a) = &self.auth {
             hs.push(("Authorization", a.as_str()));
         }
