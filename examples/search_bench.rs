@@ -3,8 +3,8 @@
 //! queries next to the same queries forced through a full scan of the things (`not(not(..))`
 //! is not indexable), and the peak RSS of the query phase (VmHWM reset via /proc/self/clear_refs).
 //!
-//! `cargo run --release --example search_bench -- [N] [ROUNDS] [sled|redb]` (defaults 100000,
-//! 200, sled).
+//! `cargo run --release --example search_bench -- [N] [ROUNDS] [sled|redb] [own]` (defaults
+//! 100000, 200, sled; `own` = every twin has its own policy instead of one shared policy).
 //! Figures go to BENCHMARKS.md ("## Search").
 
 use edgetwin::engine::ThingState;
@@ -48,12 +48,12 @@ fn du(path: &std::path::Path) -> u64 {
     total
 }
 
-fn thing(i: u64) -> ThingState {
+fn thing(i: u64, own_policy: bool) -> ThingState {
     let temp = 15.0 + ((i * 7919) % 1500) as f64 / 100.0; // 15.00 .. 29.99
     ThingState {
         thing: json!({
             "thingId": format!("bench:t{i:06}"),
-            "policyId": "bench:policy",
+            "policyId": if own_policy { format!("bench:t{i:06}") } else { "bench:policy".to_owned() },
             "attributes": {
                 "serial": format!("SN-{i:06}"),
                 "counter": i,
@@ -121,24 +121,30 @@ fn main() {
         .get(2)
         .map_or(Ok(BackendKind::Sled), |b| b.parse())
         .expect("sled|redb");
+    // "own": every twin has its own policy (Ditto's default for a created thing)
+    let own = args.get(3).is_some_and(|a| a == "own");
     let scan_rounds = (rounds / 10).max(5);
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = Store::open(backend, tmp.path(), 8 * 1024 * 1024).expect("store");
-    let policy = json!({"policyId": "bench:policy", "entries": {"all": {
-        "subjects": {"nginx:bench": {"type": "t"}},
-        "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}});
-    let seq = store.submit(vec![Op::put(
-        Tree::Policies,
-        "bench:policy",
-        PolicyState::new(policy, 0).to_bytes(),
-    )]);
+    let policy = |id: &str| {
+        let p = json!({"policyId": id, "entries": {"all": {
+            "subjects": {"nginx:bench": {"type": "t"}},
+            "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}});
+        Op::put(Tree::Policies, id, PolicyState::new(p, 0).to_bytes())
+    };
+    let seq = store.submit(vec![policy("bench:policy")]);
     smol::block_on(store.durable(seq)).unwrap();
     let t = Instant::now();
     let (mut ops, mut bytes) = (Vec::new(), 0);
     for i in 0..n {
-        let b = thing(i).to_bytes();
+        let b = thing(i, own).to_bytes();
         bytes += b.len();
         ops.push(Op::put(Tree::Things, format!("bench:t{i:06}"), b));
+        if own {
+            let p = policy(&format!("bench:t{i:06}"));
+            bytes += p.value.as_ref().map_or(0, Vec::len);
+            ops.push(p);
+        }
         // small commits: sled 0.34 keeps memory for batches above ~128 KiB (see rebuild.rs)
         if bytes >= 64 * 1024 {
             let seq = store.submit(std::mem::take(&mut ops));
@@ -158,7 +164,7 @@ fn main() {
     let t = Instant::now();
     let mut delta_ops = 0;
     for i in 0..10_000u64.min(n) {
-        let old = thing(i);
+        let old = thing(i, own);
         let mut new = old.clone();
         new.thing["attributes"]["counter"] = json!(i + 1);
         new.revision += 1;
@@ -322,7 +328,12 @@ fn main() {
             sorted_rows.push(i);
         }
     }
-    println!("## search_bench: {n} twins, {backend}, 8 MiB cache, shared policy, {rounds} rounds ({scan_rounds} for full scans)");
+    let policies = if own {
+        "a policy per twin"
+    } else {
+        "one shared policy"
+    };
+    println!("## search_bench: {n} twins, {backend}, 8 MiB cache, {policies}, {rounds} rounds ({scan_rounds} for full scans)");
     println!(
         "load things (no index): {:.2} s, RSS after load {} MiB, after index build {} MiB",
         load.as_secs_f64(),

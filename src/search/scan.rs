@@ -40,12 +40,13 @@ pub type Visit<'v> = dyn FnMut(Cand) -> Result<Flow, DittoError> + 'v;
 
 pub(super) fn store_err(e: crate::store::StoreError) -> DittoError {
     tracing::error!(error = %e, "search: store read failed");
+    // Ditto's search has no own code for this; its gateway answers unreachable services so
     DittoError::new(
         503,
-        "thing-search:search.unavailable",
-        "The search is temporarily unavailable.",
+        "gateway:service.unavailable",
+        "The service you wanted to reach is currently not available.",
     )
-    .describe("The store could not be read; try again later.")
+    .describe("Please contact the service team if this happens again.")
 }
 
 fn id_in(id: &str, lo: &Option<IdBound>, hi: &Option<IdBound>) -> bool {
