@@ -35,6 +35,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let store = Store::open(kind, &cfg.data_dir, cfg.cache_mib * 1024 * 1024)
         .map_err(|e| format!("store: {e}"))?;
     tracing::info!(backend = store.backend_name(), dir = %cfg.data_dir.display(), "store open");
+    // search index: rebuilt from the things if missing or of an old format (src/search)
+    crate::search::ensure_index(&store).map_err(|e| format!("search index: {e}"))?;
     if cfg.dev_user_active() {
         tracing::warn!("development user 'ditto'/'ditto' is active (no users configured, loopback only); configure [[users]] for real use");
     }

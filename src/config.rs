@@ -120,6 +120,8 @@ pub struct Config {
     pub limits: Limits,
     /// authentication beyond Basic users
     pub auth: Auth,
+    /// search (see README "Search")
+    pub search: crate::search::SearchConfig,
 }
 
 impl Default for Config {
@@ -134,6 +136,7 @@ impl Default for Config {
             users: Vec::new(),
             limits: Limits::default(),
             auth: Auth::default(),
+            search: crate::search::SearchConfig::default(),
         }
     }
 }
@@ -196,6 +199,7 @@ impl Config {
         {
             p.push("limits: values must be positive".into());
         }
+        p.extend(self.search.problems());
         p
     }
 

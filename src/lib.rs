@@ -15,6 +15,7 @@ pub mod model;
 pub mod policy;
 pub mod protocol;
 pub mod rql;
+pub mod search;
 pub mod server;
 pub mod store;
 pub mod ws;

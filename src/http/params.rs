@@ -65,6 +65,15 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a parameter, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// All values of a parameter joined with `,` (Ditto's `parameterList` for `ids`, `fields`).
     pub fn joined(&self, name: &str) -> Option<String> {
         let vals: Vec<&str> = self

@@ -122,6 +122,11 @@ impl Hub {
                 key: id.clone().into_bytes(),
                 value: Some(bytes.clone()),
             }];
+            // search index delta, in the same atomic unit as the thing (src/search)
+            ops.extend(crate::search::index_ops(
+                current.as_ref(),
+                outcome.state.as_ref(),
+            ));
             if let Some((pid, policy)) = &outcome.policy {
                 ops.push(Op {
                     tree: Tree::Policies,
