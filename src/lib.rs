@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod hub;
 pub mod model;
+pub mod ops;
 pub mod protocol;
 pub mod rql;
 pub mod server;
