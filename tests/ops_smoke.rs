@@ -63,6 +63,7 @@ async fn retrieve(ws: &mut Ws) -> Value {
 fn serves_ws_and_http_survives_sigterm_and_restarts_with_its_data() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
+    eprintln!("smoke test of {:?}", edgetwin_command());
     let mut srv = Server::start_in(&data, &[]);
     block_on(async {
         let mut ws = srv.ws().await;
