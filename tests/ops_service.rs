@@ -93,25 +93,35 @@ fn no_watchdog_pings_for_another_pid() {
 }
 
 #[test]
-fn logs_plain_text_when_stderr_is_neither_terminal_nor_journal() {
+fn logs_plain_text_with_structured_fields_off_a_terminal() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = edgetwin_command();
     cmd.args(["--listen", "127.0.0.1:0", "--data"])
         .arg(tmp.path().join("data"))
         // a JOURNAL_STREAM that does not name our stderr (a pipe) must be ignored
         .env("JOURNAL_STREAM", "1:1")
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info,edgetwin::hub=debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
-    // wait for startup via the stdout line, then stop and collect stderr
     let mut line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(child.stdout.take().unwrap()),
         &mut line,
     )
     .unwrap();
-    assert!(line.starts_with("edgetwin listening on "), "{line}");
+    let addr = line
+        .trim()
+        .strip_prefix("edgetwin listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    block_on(async {
+        let mut ws = Ws::connect(addr, Some(("ditto", "ditto"))).await.unwrap();
+        let mut c = command("svc:logged", "create", "/", Some(serde_json::json!({})));
+        c["headers"]["correlation-id"] = "cid-42".into();
+        assert_eq!(ws.request(c).await["status"], 201);
+    });
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -125,4 +135,16 @@ fn logs_plain_text_when_stderr_is_neither_terminal_nor_journal() {
         !log.contains('\u{1b}'),
         "no ANSI colours off a terminal: {log:?}"
     );
+    // the twin command's log line carries the fields journald gets as THING, CORRELATION_ID, SUBJECT
+    let cmd_line = log
+        .lines()
+        .find(|l| l.contains("twin command"))
+        .unwrap_or_else(|| panic!("{log}"));
+    for field in [
+        "thing=svc:logged",
+        "correlation_id=\"cid-42\"",
+        "subject=\"nginx:ditto\"",
+    ] {
+        assert!(cmd_line.contains(field), "{field} missing: {cmd_line}");
+    }
 }

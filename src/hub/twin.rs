@@ -162,7 +162,12 @@ impl Hub {
             subject: who.subject(),
             policy: &lookup,
         };
-        let outcome = engine::apply(current.as_ref(), cmd, &ctx)?;
+        let cid = cmd.headers.correlation_id();
+        let outcome = engine::apply(current.as_ref(), cmd, &ctx).inspect_err(|e| {
+            let (status, error) = (e.status, &e.error);
+            tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(), status,
+                %error, "twin command refused");
+        })?;
         let mut seq = None;
         if let Some(bytes) = &outcome.bytes {
             let mut ops = vec![Op {
@@ -182,6 +187,8 @@ impl Hub {
         if let (Some(ev), Some(state)) = (&outcome.event, &outcome.state) {
             self.publish_twin_event(cmd, ev, state, who, seq);
         }
+        tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(),
+            status = outcome.status, seq, "twin command");
         Ok(TwinDone { outcome, seq })
     }
 

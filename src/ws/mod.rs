@@ -36,6 +36,11 @@ pub async fn run_session(st: Arc<State>, ws: WebSocketStream<TcpStream>, subject
         subjects,
         origin: Some(session.id),
     };
+    tracing::debug!(
+        session = session.id,
+        subject = who.subject(),
+        "websocket session opened"
+    );
     let mut close: Option<(CloseCode, &'static str)> = None;
     while let Some(msg) = receiver.next().await {
         match msg {
@@ -71,6 +76,13 @@ pub async fn run_session(st: Arc<State>, ws: WebSocketStream<TcpStream>, subject
         }
     }
     st.hub.close_session(session.id);
+    let reason = close.map(|c| c.1);
+    tracing::debug!(
+        session = session.id,
+        subject = who.subject(),
+        ?reason,
+        "websocket session closed"
+    );
     let mut sender = writer.await;
     if let (Some(s), Some((code, reason))) = (sender.as_mut(), close) {
         let _ = s
