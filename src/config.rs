@@ -193,6 +193,9 @@ impl Config {
                 p.push(format!("users: '{}' password_hash is not an argon2 hash (run `edgetwin hash-password`)", u.name));
             }
         }
+        if let Err(e) = crate::ops::logging::check_level(&self.log_level) {
+            p.push(format!("log_level: {e}"));
+        }
         if self.limits.outbound_queue == 0
             || self.limits.max_message_kib == 0
             || self.limits.body_timeout_secs == 0

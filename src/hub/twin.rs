@@ -114,7 +114,12 @@ impl Hub {
                 enforcer: enforcer.as_deref(),
             }),
         };
-        let outcome = engine::apply(current.as_ref(), cmd, &ctx)?;
+        let cid = cmd.headers.correlation_id();
+        let outcome = engine::apply(current.as_ref(), cmd, &ctx).inspect_err(|e| {
+            let (status, error) = (e.status, &e.error);
+            tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(), status,
+                %error, "twin command refused");
+        })?;
         let mut seq = None;
         if let Some(bytes) = &outcome.bytes {
             let mut ops = vec![Op {
@@ -150,6 +155,8 @@ impl Hub {
                 self.twin_event(cmd, ev, state, who, ev_enforcer)
             }));
         }
+        tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(),
+            status = outcome.status, seq, "twin command");
         Ok(TwinDone { outcome, seq })
     }
 

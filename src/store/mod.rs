@@ -409,6 +409,11 @@ impl Store {
         self.inner.close()
     }
 
+    /// True once a commit failed (fail-stop): only a restart recovers (the watchdog uses this).
+    pub fn is_failed(&self) -> bool {
+        self.inner.shared.lock().failed
+    }
+
     pub fn backend_name(&self) -> &'static str {
         self.inner.shared.backend.name()
     }

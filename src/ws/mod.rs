@@ -114,6 +114,11 @@ pub async fn run_session(
         subjects: subjects.clone(),
         origin: Some(session.id),
     };
+    tracing::debug!(
+        session = session.id,
+        subject = who.subject(),
+        "websocket session opened"
+    );
     let mut close: Option<(CloseCode, &'static str)> = None;
     // search subscriptions of this session (ws/search.rs); dropped (cancelled) with the session
     let mut searches = search::Searches::default();
@@ -198,6 +203,13 @@ pub async fn run_session(
         }
     }
     st.hub.close_session(session.id);
+    let reason = close.map(|c| c.1);
+    tracing::debug!(
+        session = session.id,
+        subject = who.subject(),
+        ?reason,
+        "websocket session closed"
+    );
     let mut sender = writer.await;
     if let (Some(s), Some((code, reason))) = (sender.as_mut(), close) {
         let _ = s
