@@ -110,3 +110,24 @@ pub fn run(o: &Opts) -> Result<(), String> {
     );
     Ok(())
 }
+
+/// Runs `loadgen idle`: holds N idle connections to a running server for a while (for heap
+/// profilers attached to that server).
+pub fn idle(o: &Opts) -> Result<(), String> {
+    let addr: std::net::SocketAddr = o
+        .get("addr", "127.0.0.1:8080".to_string())?
+        .parse()
+        .map_err(|e| format!("--addr: {e}"))?;
+    let n: usize = o.get("conns", 1000)?;
+    let hold: f64 = o.get("hold", 5.0)?;
+    o.check_all_used()?;
+    smol::block_on(async {
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(wsconn::connect(addr).await?);
+        }
+        println!("{n} idle connections open, holding {hold} s");
+        smol::Timer::after(Duration::from_secs_f64(hold)).await;
+        Ok(())
+    })
+}

@@ -23,6 +23,7 @@ const USAGE: &str = "usage: loadgen <command> [--option value ...]
               [--server-bin PATH] [--data-base DIR] [--addr HOST:PORT --pid PID]
   footprint   --store sled|redb --twins N --idle-conns N --payload BYTES
               [--server-bin PATH] [--data-base DIR] [--server-threads N]
+  idle        --addr HOST:PORT --conns N --hold SECS   (hold idle connections open)
   fsync       --n N --size BYTES [--data-base DIR]
   echo-server --threads N";
 
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
     let result = opts::Opts::parse(&args[1..]).and_then(|o| match cmd.as_str() {
         "load" => load::run(&o),
         "footprint" => footprint::run(&o),
+        "idle" => footprint::idle(&o),
         "fsync" => fsync::run(&o),
         "echo-server" => {
             let threads = o.get("threads", 2)?;

@@ -6,7 +6,7 @@ pub mod events;
 pub mod session;
 pub mod twin;
 
-pub use session::{Outbound, SessionHandle, StreamKind, Subscription};
+pub use session::{Outbound, OutboundRx, SessionHandle, StreamKind, Subscription};
 pub use twin::{Reply, TwinDone};
 
 use crate::store::Store;
@@ -80,7 +80,7 @@ impl Hub {
         &self,
         subjects: Arc<[String]>,
         queue: usize,
-    ) -> (Arc<SessionHandle>, async_channel::Receiver<Outbound>) {
+    ) -> (Arc<SessionHandle>, OutboundRx) {
         let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
         let (h, rx) = SessionHandle::new(id, subjects, queue);
         self.inner

@@ -166,6 +166,8 @@ impl Shared {
             };
             let n_units = units.len() as u64;
             let ops: Vec<Op> = units.into_iter().flat_map(|u| u.ops).collect();
+            let n_ops = ops.len();
+            let ops = last_write_per_key(ops);
             // A panicking backend (sled panics on some corruption) must fail the waiters, not
             // strand them: it becomes a commit error (release builds abort on panic anyway).
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.backend.commit(&ops)))
@@ -176,8 +178,8 @@ impl Shared {
                     self.committed_batches.fetch_add(1, Ordering::Relaxed);
                     self.committed_units.fetch_add(n_units, Ordering::Relaxed);
                     self.committed_ops
-                        .fetch_add(ops.len() as u64, Ordering::Relaxed);
-                    self.pending_ops.fetch_sub(ops.len(), Ordering::AcqRel);
+                        .fetch_add(n_ops as u64, Ordering::Relaxed);
+                    self.pending_ops.fetch_sub(n_ops, Ordering::AcqRel);
                     self.committed_seq.store(last, Ordering::Release);
                     self.durable_event.notify(usize::MAX);
                     self.ready_event.notify(usize::MAX);
@@ -469,6 +471,32 @@ impl fmt::Debug for Store {
             .field("stats", &self.stats())
             .finish()
     }
+}
+
+/// The ops of one atomic commit with every write that a later op of the same key overrides
+/// removed (order otherwise kept). The commit is all-or-nothing, so the outcome on disk is the
+/// same; a hot key written 1000 times while the previous fsync ran costs one write, not 1000.
+fn last_write_per_key(ops: Vec<Op>) -> Vec<Op> {
+    if ops.len() < 2 {
+        return ops;
+    }
+    let keep: Vec<bool> = {
+        let mut seen = std::collections::HashSet::with_capacity(ops.len());
+        let mut keep: Vec<bool> = ops
+            .iter()
+            .rev()
+            .map(|op| seen.insert((op.tree, op.key.as_slice())))
+            .collect();
+        keep.reverse();
+        keep
+    };
+    if keep.iter().all(|k| *k) {
+        return ops;
+    }
+    ops.into_iter()
+        .zip(keep)
+        .filter_map(|(op, k)| k.then_some(op))
+        .collect()
 }
 
 fn failed_error(st: &State) -> StoreError {

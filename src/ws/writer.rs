@@ -1,17 +1,17 @@
 //! The writer half of a WS session. Drains the session's outbound queue into a local ordered
 //! buffer (bounded by `max_pending`), sends the ready prefix — a durable reply or event is
-//! ready once its store sequence is on disk — pings after 30 s idle, and closes with 1013
-//! when the session overflowed.
+//! ready once its store sequence is on disk — in one flush, pings after 30 s idle, and closes
+//! with 1013 when the session overflowed.
 
 use super::CLOSE_OVERFLOW;
-use crate::hub::{Outbound, SessionHandle};
+use crate::hub::{Outbound, OutboundRx, SessionHandle};
 use crate::store::Store;
-use async_channel::Receiver;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::WebSocketSender;
 use futures_lite::future;
+use futures_util::SinkExt;
 use smol::net::TcpStream;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -50,7 +50,7 @@ async fn front_text(store: &Store, item: &Outbound) -> Option<Option<Arc<str>>> 
 /// or the socket fails / the session overflowed (returns `None`).
 pub(super) async fn run(
     mut sender: WebSocketSender<TcpStream>,
-    rx: Receiver<Outbound>,
+    rx: OutboundRx,
     session: Arc<SessionHandle>,
     store: Store,
     max_pending: usize,
@@ -77,16 +77,32 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
+        // Queue every ready message, then write them all with one flush (one syscall for a
+        // burst of pipelined replies instead of one per message).
+        let mut fed = false;
         while let Some(front) = pending.front() {
             let Some(text) = front_text(&store, front).await else {
                 break;
             };
             pending.pop_front();
             if let Some(t) = text {
-                if sender.send(Message::text(t.to_string())).await.is_err() {
+                if sender.feed(Message::text(t.to_string())).await.is_err() {
                     return None;
                 }
+                fed = true;
             }
+            if pending.is_empty() {
+                // Pick up what arrived meanwhile so it shares this flush.
+                while let Ok(m) = rx.try_recv() {
+                    pending.push_back(m);
+                    if pending.len() >= max_pending {
+                        break;
+                    }
+                }
+            }
+        }
+        if fed && sender.flush().await.is_err() {
+            return None;
         }
         if !queue_open && pending.is_empty() {
             return Some(sender);
