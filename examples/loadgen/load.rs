@@ -5,7 +5,7 @@
 
 use crate::opts::Opts;
 use crate::procs::{default_edgetwin_bin, Server, TempDir};
-use crate::stats::{cpu_time, format_latency, mib, rss_kib, status_kib, Samples};
+use crate::stats::{cpu_time, format_latency, machine_busy, mib, rss_kib, status_kib, Samples};
 use crate::workload::{put_twin, Mix, Workload};
 use crate::wsconn::{self, Plan};
 use smol::Executor;
@@ -44,6 +44,8 @@ pub struct Outcome {
     pub hwm_kib: u64,
     pub server_cpu: f64,
     pub client_cpu: f64,
+    /// CPU used by everything else on the machine during the window (cores)
+    pub other_cpu: f64,
 }
 
 impl Scenario {
@@ -172,15 +174,17 @@ async fn measure_on(
     let me = std::process::id();
     let cpu_probe = ex.spawn(async move {
         smol::Timer::at(plan.epoch + Duration::from_nanos(plan.from)).await;
-        let (s0, c0) = (cpu_time(pid), cpu_time(me));
+        let (s0, c0, m0) = (cpu_time(pid), cpu_time(me), machine_busy());
         smol::Timer::at(plan.epoch + Duration::from_nanos(plan.until)).await;
-        let (s1, c1) = (cpu_time(pid), cpu_time(me));
+        let (s1, c1, m1) = (cpu_time(pid), cpu_time(me), machine_busy());
         let secs = (plan.until - plan.from) as f64 / 1e9;
         let d = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
             (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64() / secs,
             _ => f64::NAN,
         };
-        (d(s0, s1), d(c0, c1), rss_kib(pid).unwrap_or(0))
+        let (server, client) = (d(s0, s1), d(c0, c1));
+        let others = (d(m0, m1) - server - client).max(0.0);
+        (server, client, others, rss_kib(pid).unwrap_or(0))
     });
     let drivers: Vec<_> = conns
         .into_iter()
@@ -201,6 +205,7 @@ async fn measure_on(
         hwm_kib: 0,
         server_cpu: 0.0,
         client_cpu: 0.0,
+        other_cpu: 0.0,
     };
     let mut answered = 0;
     for d in drivers {
@@ -211,7 +216,7 @@ async fn measure_on(
         o.latency.extend(r.latency);
     }
     o.throughput = answered as f64 / sc.secs;
-    (o.server_cpu, o.client_cpu, o.rss_kib) = cpu_probe.await;
+    (o.server_cpu, o.client_cpu, o.other_cpu, o.rss_kib) = cpu_probe.await;
     // Events trail their responses by at most a commit; give them a moment.
     smol::Timer::after(Duration::from_millis(300)).await;
     drop(sub_stop_tx);
@@ -247,17 +252,18 @@ fn print(name: &str, sc: &Scenario, o: &mut Outcome) {
         f64::NAN
     };
     println!(
-        "  [{name}] server rss {:.1} MiB (peak {:.1} MiB), cpu {:.2} cores = {per_cmd:.1} us/cmd; client cpu {:.2} cores",
+        "  [{name}] server rss {:.1} MiB (peak {:.1} MiB), cpu {:.2} cores = {per_cmd:.1} us/cmd; client cpu {:.2} cores; other processes {:.2} cores",
         mib(o.rss_kib),
         mib(o.hwm_kib),
         o.server_cpu,
-        o.client_cpu
+        o.client_cpu,
+        o.other_cpu
     );
     let p = o.latency.percentiles().unwrap_or([f64::NAN; 3]);
     let e = o.events.percentiles().unwrap_or([f64::NAN; 3]);
     println!(
-        "RESULT label={} target={name} tput={cmds:.0} p50_us={:.0} p99_us={:.0} p999_us={:.0} ev_p50_us={:.0} ev_p99_us={:.0} ev_p999_us={:.0} events={} errors={} rss_kib={} hwm_kib={} server_cores={:.2} us_per_cmd={per_cmd:.1} client_cores={:.2}",
-        sc.label, p[0], p[1], p[2], e[0], e[1], e[2], o.events_received, o.errors, o.rss_kib, o.hwm_kib, o.server_cpu, o.client_cpu
+        "RESULT label={} target={name} tput={cmds:.0} p50_us={:.0} p99_us={:.0} p999_us={:.0} ev_p50_us={:.0} ev_p99_us={:.0} ev_p999_us={:.0} events={} errors={} rss_kib={} hwm_kib={} server_cores={:.2} us_per_cmd={per_cmd:.1} client_cores={:.2} other_cores={:.2}",
+        sc.label, p[0], p[1], p[2], e[0], e[1], e[2], o.events_received, o.errors, o.rss_kib, o.hwm_kib, o.server_cpu, o.client_cpu, o.other_cpu
     );
 }
 

@@ -66,6 +66,27 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// Busy CPU time of the whole machine (all processes, all CPUs) from `/proc/stat`: tells
+/// whether something else ran during a measurement on a shared box.
+pub fn machine_busy() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = text
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait
+    let busy: u64 = f
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    Some(Duration::from_millis(busy * 10))
+}
+
 /// Mebibytes from KiB, for printing.
 pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0

@@ -108,6 +108,9 @@ impl Hub {
         who: &Requester,
         seq: Option<u64>,
     ) {
+        if !self.has_subscribers(StreamKind::Events) {
+            return;
+        }
         let env = event_envelope(cmd, ev, who);
         let thing_id = cmd.thing_id.to_string();
         let mut plain: Option<Arc<str>> = None;

@@ -148,6 +148,16 @@ impl Hub {
         }
     }
 
+    /// True if any session is subscribed to `kind` (lets publishers skip building a signal).
+    pub fn has_subscribers(&self, kind: StreamKind) -> bool {
+        self.inner
+            .subscribers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&kind)
+            .is_some_and(|l| !l.is_empty())
+    }
+
     /// Runs `f` for every session subscribed to `kind` (under a read lock: no awaits inside).
     pub fn for_subscribers(&self, kind: StreamKind, mut f: impl FnMut(&Arc<SessionHandle>)) {
         let subs = self
