@@ -42,6 +42,8 @@ pub fn run(o: &Opts) -> Result<(), String> {
         smol::block_on(populate(s.addr, twins, payload, 2))?;
         populate_secs = t.elapsed().as_secs_f64();
         loaded_kib = rss_kib(s.pid).unwrap_or(0);
+        // Let the server notice the closed connections before it is stopped.
+        std::thread::sleep(Duration::from_millis(300));
         s.stop()?;
         println!(
             "  populate {twins} twins: {populate_secs:.2} s ({:.0} twins/s), rss after {:.1} MiB",
