@@ -58,6 +58,7 @@ load --label persisted_16conn --conns 16 --window 16 --acks persisted --target e
 PEAK=$(grep -o 'RESULT label=modify_4conn target=edgetwin tput=[0-9]*' "$OUT" | grep -o '[0-9]*$' || echo 50000)
 RATE=$((PEAK / 10))
 load --label events_10pct --conns 1 --window 1024 --rate "$RATE" --subscribers 1
+load --label events_10pct_redb --conns 1 --window 1024 --rate "$RATE" --subscribers 1 --store redb --target edgetwin
 load --label events_peak --conns 4 --subscribers 1 --target edgetwin
 # Context: one command at a time (round trip), a mixed workload, 10k twins, the redb backend.
 load --label roundtrip --conns 1 --window 1

@@ -42,7 +42,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
         smol::block_on(populate(s.addr, twins, payload, 2))?;
         populate_secs = t.elapsed().as_secs_f64();
         loaded_kib = rss_kib(s.pid).unwrap_or(0);
-        // Let the server notice the closed connections before it is stopped.
+        // Let the server end the closed sessions, so the stop is a clean shutdown.
         std::thread::sleep(Duration::from_millis(300));
         s.stop()?;
         println!(
