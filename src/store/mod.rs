@@ -1,6 +1,7 @@
 //! The `Store` handle: crash-safe persistence with group commit. `submit` makes ops visible at once
 //! (in-memory overlay) and queues them as one atomic unit; ONE writer thread commits everything
-//! queued in one fsync'd backend commit and wakes `durable()` waiters once per batch.
+//! queued in one fsync'd backend commit (gathering up to 2 ms first while nobody awaits
+//! durability) and wakes `durable()` waiters once per batch.
 //! Failure semantics: fail-stop (see "Failure semantics" below). Backends: sled or redb.
 //!
 //! # Failure semantics
@@ -36,6 +37,13 @@ use overlay::Overlay;
 
 /// Default backpressure bound: submitted-but-uncommitted ops before `ready()` waits.
 pub const DEFAULT_MAX_PENDING_OPS: usize = 65_536;
+
+/// While nobody awaits durability (answers without `twin-persisted`, no durable replies or
+/// events queued), the writer gathers work this long before committing: fewer, larger commits
+/// (a hot key written many times costs one write). A `durable()` caller ends the wait at once.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(2);
+/// ... unless this many ops are already pending.
+const COALESCE_MAX_OPS: usize = 4096;
 
 /// Counters for benchmarks and diagnostics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,6 +86,8 @@ struct Shared {
     durable_event: Event,
     /// Notified when pending ops drop.
     ready_event: Event,
+    /// `durable()` calls currently waiting (changed under the `state` lock).
+    waiters: AtomicUsize,
     committed_batches: AtomicU64,
     committed_units: AtomicU64,
     committed_ops: AtomicU64,
@@ -148,8 +158,21 @@ impl Shared {
         loop {
             let units = {
                 let mut st = self.lock();
+                let mut coalesced = false;
                 loop {
                     if !st.queue.is_empty() {
+                        if !coalesced
+                            && !st.closing
+                            && self.waiters.load(Ordering::Acquire) == 0
+                            && self.pending_ops.load(Ordering::Acquire) < COALESCE_MAX_OPS
+                        {
+                            coalesced = true;
+                            st = match self.work.wait_timeout(st, COALESCE) {
+                                Ok((g, _)) => g,
+                                Err(e) => e.into_inner().0,
+                            };
+                            continue;
+                        }
                         break std::mem::take(&mut st.queue);
                     }
                     if st.closing || st.failed {
@@ -273,6 +296,7 @@ impl Store {
             pending_ops: AtomicUsize::new(0),
             durable_event: Event::new(),
             ready_event: Event::new(),
+            waiters: AtomicUsize::new(0),
             committed_batches: AtomicU64::new(0),
             committed_units: AtomicU64::new(0),
             committed_ops: AtomicU64::new(0),
@@ -378,6 +402,7 @@ impl Store {
             if let Some(r) = sh.outcome(seq) {
                 return r;
             }
+            let _waiting = Waiting::new(sh);
             listener.await;
         }
     }
@@ -470,6 +495,27 @@ impl fmt::Debug for Store {
             .field("backend", &self.backend_name())
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+/// Marks a `durable()` caller as waiting for the writer; wakes a writer that is gathering work.
+struct Waiting<'a>(&'a Shared);
+
+impl<'a> Waiting<'a> {
+    fn new(sh: &'a Shared) -> Waiting<'a> {
+        // Under the lock: the writer either sees the waiter before it starts gathering, or is
+        // already inside `wait_timeout` and gets the notification.
+        let st = sh.lock();
+        sh.waiters.fetch_add(1, Ordering::AcqRel);
+        drop(st);
+        sh.work.notify_one();
+        Waiting(sh)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
