@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECS=5
+SECS=4
 MICRO=1
 for a in "$@"; do
   case "$a" in
