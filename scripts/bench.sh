@@ -59,7 +59,7 @@ PEAK=$(grep -o 'RESULT label=modify_4conn target=edgetwin tput=[0-9]*' "$OUT" | 
 RATE=$((PEAK / 10))
 load --label events_10pct --conns 1 --window 1024 --rate "$RATE" --subscribers 1
 load --label events_10pct_redb --conns 1 --window 1024 --rate "$RATE" --subscribers 1 --store redb --target edgetwin
-load --label events_peak --conns 4 --subscribers 1 --target edgetwin
+load --label events_peak --conns 4 --subscribers 1 --client-threads 2 --target edgetwin
 # Context: one command at a time (round trip), a mixed workload, 10k twins, the redb backend.
 load --label roundtrip --conns 1 --window 1
 load --label mix_4conn --conns 4 --mix modify=60,merge=20,retrieve=20 --payload 256 --target edgetwin

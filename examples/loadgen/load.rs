@@ -46,6 +46,8 @@ pub struct Outcome {
     pub client_cpu: f64,
     /// CPU used by everything else on the machine during the window (cores)
     pub other_cpu: f64,
+    /// subscribers the server closed before the end (too slow: close code 1013)
+    pub subscribers_closed: usize,
 }
 
 impl Scenario {
@@ -206,6 +208,7 @@ async fn measure_on(
         server_cpu: 0.0,
         client_cpu: 0.0,
         other_cpu: 0.0,
+        subscribers_closed: 0,
     };
     let mut answered = 0;
     for d in drivers {
@@ -221,9 +224,10 @@ async fn measure_on(
     smol::Timer::after(Duration::from_millis(300)).await;
     drop(sub_stop_tx);
     for t in sub_tasks {
-        let (lat, n) = t.await;
+        let (lat, n, closed) = t.await;
         o.events.extend(lat);
         o.events_received += n;
+        o.subscribers_closed += usize::from(closed);
     }
     o.hwm_kib = status_kib(pid, "VmHWM").unwrap_or(0);
     Ok(o)
@@ -241,9 +245,17 @@ fn print(name: &str, sc: &Scenario, o: &mut Outcome) {
     );
     if o.events_received > 0 || (name == "edgetwin" && sc.subscribers > 0) {
         println!(
-            "  [{name}] cmd->event    {}  ({} events received)",
+            "  [{name}] cmd->event    {}  ({} events received{})",
             format_latency(&mut o.events),
-            o.events_received
+            o.events_received,
+            if o.subscribers_closed > 0 {
+                format!(
+                    ", {} subscribers closed by the server",
+                    o.subscribers_closed
+                )
+            } else {
+                String::new()
+            }
         );
     }
     let per_cmd = if cmds > 0.0 {
@@ -262,8 +274,8 @@ fn print(name: &str, sc: &Scenario, o: &mut Outcome) {
     let p = o.latency.percentiles().unwrap_or([f64::NAN; 3]);
     let e = o.events.percentiles().unwrap_or([f64::NAN; 3]);
     println!(
-        "RESULT label={} target={name} tput={cmds:.0} p50_us={:.0} p99_us={:.0} p999_us={:.0} ev_p50_us={:.0} ev_p99_us={:.0} ev_p999_us={:.0} events={} errors={} rss_kib={} hwm_kib={} server_cores={:.2} us_per_cmd={per_cmd:.1} client_cores={:.2} other_cores={:.2}",
-        sc.label, p[0], p[1], p[2], e[0], e[1], e[2], o.events_received, o.errors, o.rss_kib, o.hwm_kib, o.server_cpu, o.client_cpu, o.other_cpu
+        "RESULT label={} target={name} tput={cmds:.0} p50_us={:.0} p99_us={:.0} p999_us={:.0} ev_p50_us={:.0} ev_p99_us={:.0} ev_p999_us={:.0} events={} subs_closed={} errors={} rss_kib={} hwm_kib={} server_cores={:.2} us_per_cmd={per_cmd:.1} client_cores={:.2} other_cores={:.2}",
+        sc.label, p[0], p[1], p[2], e[0], e[1], e[2], o.events_received, o.subscribers_closed, o.errors, o.rss_kib, o.hwm_kib, o.server_cpu, o.client_cpu, o.other_cpu
     );
 }
 

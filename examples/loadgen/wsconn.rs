@@ -236,16 +236,21 @@ pub async fn subscribe(addr: SocketAddr) -> Result<Ws, String> {
 }
 
 /// Receives events until `stop` resolves; returns command->event latency of commands sent
-/// inside the window, and the number of events received.
+/// inside the window, the number of events received, and whether the server closed the
+/// subscription first (a subscriber that cannot keep up is closed with 1013).
 pub async fn receive_events(
     mut ws: Ws,
     plan: Plan,
     stop: impl std::future::Future<Output = ()>,
-) -> (Samples, u64) {
+) -> (Samples, u64, bool) {
     let mut lat = Samples::default();
     let mut n = 0u64;
+    let mut closed = false;
     let recv = async {
         while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Close(_) = msg {
+                break;
+            }
             let Message::Text(t) = msg else { continue };
             if !t.contains("/things/twin/events/") {
                 continue;
@@ -257,7 +262,8 @@ pub async fn receive_events(
                 }
             }
         }
+        closed = true;
     };
     future::or(recv, stop).await;
-    (lat, n)
+    (lat, n, closed)
 }
