@@ -14,6 +14,7 @@
 //! restart: reopening replays exactly what was durable. `close()` keeps returning the error.
 
 mod backend;
+mod commit;
 mod overlay;
 mod redb_backend;
 mod sled_backend;
@@ -33,17 +34,11 @@ use std::thread::JoinHandle;
 
 use event_listener::Event;
 
+use commit::{last_write_per_key, Waiting, COALESCE, COALESCE_MAX_OPS};
 use overlay::Overlay;
 
 /// Default backpressure bound: submitted-but-uncommitted ops before `ready()` waits.
 pub const DEFAULT_MAX_PENDING_OPS: usize = 65_536;
-
-/// While nobody awaits durability (answers without `twin-persisted`, no durable replies or
-/// events queued), the writer gathers work this long before committing: fewer, larger commits
-/// (a hot key written many times costs one write). A `durable()` caller ends the wait at once.
-const COALESCE: std::time::Duration = std::time::Duration::from_millis(2);
-/// ... unless this many ops are already pending.
-const COALESCE_MAX_OPS: usize = 4096;
 
 /// Counters for benchmarks and diagnostics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -496,53 +491,6 @@ impl fmt::Debug for Store {
             .field("stats", &self.stats())
             .finish()
     }
-}
-
-/// Marks a `durable()` caller as waiting for the writer; wakes a writer that is gathering work.
-struct Waiting<'a>(&'a Shared);
-
-impl<'a> Waiting<'a> {
-    fn new(sh: &'a Shared) -> Waiting<'a> {
-        // Under the lock: the writer either sees the waiter before it starts gathering, or is
-        // already inside `wait_timeout` and gets the notification.
-        let st = sh.lock();
-        sh.waiters.fetch_add(1, Ordering::AcqRel);
-        drop(st);
-        sh.work.notify_one();
-        Waiting(sh)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// The ops of one atomic commit with every write that a later op of the same key overrides
-/// removed (order otherwise kept). The commit is all-or-nothing, so the outcome on disk is the
-/// same; a hot key written 1000 times while the previous fsync ran costs one write, not 1000.
-fn last_write_per_key(ops: Vec<Op>) -> Vec<Op> {
-    if ops.len() < 2 {
-        return ops;
-    }
-    let keep: Vec<bool> = {
-        let mut seen = std::collections::HashSet::with_capacity(ops.len());
-        let mut keep: Vec<bool> = ops
-            .iter()
-            .rev()
-            .map(|op| seen.insert((op.tree, op.key.as_slice())))
-            .collect();
-        keep.reverse();
-        keep
-    };
-    if keep.iter().all(|k| *k) {
-        return ops;
-    }
-    ops.into_iter()
-        .zip(keep)
-        .filter_map(|(op, k)| k.then_some(op))
-        .collect()
 }
 
 fn failed_error(st: &State) -> StoreError {
