@@ -5,7 +5,9 @@
 
 use crate::opts::Opts;
 use crate::procs::{default_edgetwin_bin, Server, TempDir};
-use crate::stats::{cpu_time, format_latency, machine_busy, mib, rss_kib, status_kib, Samples};
+use crate::stats::{
+    context_switches, cpu_time, format_latency, machine_busy, mib, rss_kib, status_kib, Samples,
+};
 use crate::workload::{put_twin, Mix, Workload};
 use crate::wsconn::{self, Plan};
 use smol::Executor;
@@ -48,6 +50,8 @@ pub struct Outcome {
     pub other_cpu: f64,
     /// subscribers the server closed before the end (too slow: close code 1013)
     pub subscribers_closed: usize,
+    /// server context switches per answered command in the window (hand-offs between threads)
+    pub switches_per_cmd: f64,
 }
 
 impl Scenario {
@@ -177,8 +181,10 @@ async fn measure_on(
     let cpu_probe = ex.spawn(async move {
         smol::Timer::at(plan.epoch + Duration::from_nanos(plan.from)).await;
         let (s0, c0, m0) = (cpu_time(pid), cpu_time(me), machine_busy());
+        let x0 = context_switches(pid).unwrap_or(0);
         smol::Timer::at(plan.epoch + Duration::from_nanos(plan.until)).await;
         let (s1, c1, m1) = (cpu_time(pid), cpu_time(me), machine_busy());
+        let switches = context_switches(pid).unwrap_or(0).saturating_sub(x0);
         let secs = (plan.until - plan.from) as f64 / 1e9;
         let d = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
             (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64() / secs,
@@ -186,7 +192,7 @@ async fn measure_on(
         };
         let (server, client) = (d(s0, s1), d(c0, c1));
         let others = (d(m0, m1) - server - client).max(0.0);
-        (server, client, others, rss_kib(pid).unwrap_or(0))
+        (server, client, others, switches, rss_kib(pid).unwrap_or(0))
     });
     let drivers: Vec<_> = conns
         .into_iter()
@@ -209,6 +215,7 @@ async fn measure_on(
         client_cpu: 0.0,
         other_cpu: 0.0,
         subscribers_closed: 0,
+        switches_per_cmd: 0.0,
     };
     let mut answered = 0;
     for d in drivers {
@@ -219,7 +226,9 @@ async fn measure_on(
         o.latency.extend(r.latency);
     }
     o.throughput = answered as f64 / sc.secs;
-    (o.server_cpu, o.client_cpu, o.other_cpu, o.rss_kib) = cpu_probe.await;
+    let switches;
+    (o.server_cpu, o.client_cpu, o.other_cpu, switches, o.rss_kib) = cpu_probe.await;
+    o.switches_per_cmd = switches as f64 / (answered as f64).max(1.0);
     // Events trail their responses by at most a commit; give them a moment.
     smol::Timer::after(Duration::from_millis(300)).await;
     drop(sub_stop_tx);
@@ -264,18 +273,19 @@ fn print(name: &str, sc: &Scenario, o: &mut Outcome) {
         f64::NAN
     };
     println!(
-        "  [{name}] server rss {:.1} MiB (peak {:.1} MiB), cpu {:.2} cores = {per_cmd:.1} us/cmd; client cpu {:.2} cores; other processes {:.2} cores",
+        "  [{name}] server rss {:.1} MiB (peak {:.1} MiB), cpu {:.2} cores = {per_cmd:.1} us/cmd, {:.3} context switches/cmd; client cpu {:.2} cores; other processes {:.2} cores",
         mib(o.rss_kib),
         mib(o.hwm_kib),
         o.server_cpu,
+        o.switches_per_cmd,
         o.client_cpu,
         o.other_cpu
     );
     let p = o.latency.percentiles().unwrap_or([f64::NAN; 3]);
     let e = o.events.percentiles().unwrap_or([f64::NAN; 3]);
     println!(
-        "RESULT label={} target={name} tput={cmds:.0} p50_us={:.0} p99_us={:.0} p999_us={:.0} ev_p50_us={:.0} ev_p99_us={:.0} ev_p999_us={:.0} events={} subs_closed={} errors={} rss_kib={} hwm_kib={} server_cores={:.2} us_per_cmd={per_cmd:.1} client_cores={:.2} other_cores={:.2}",
-        sc.label, p[0], p[1], p[2], e[0], e[1], e[2], o.events_received, o.subscribers_closed, o.errors, o.rss_kib, o.hwm_kib, o.server_cpu, o.client_cpu, o.other_cpu
+        "RESULT label={} target={name} tput={cmds:.0} p50_us={:.0} p99_us={:.0} p999_us={:.0} ev_p50_us={:.0} ev_p99_us={:.0} ev_p999_us={:.0} events={} subs_closed={} errors={} rss_kib={} hwm_kib={} server_cores={:.2} us_per_cmd={per_cmd:.1} switches_per_cmd={:.3} client_cores={:.2} other_cores={:.2}",
+        sc.label, p[0], p[1], p[2], e[0], e[1], e[2], o.events_received, o.subscribers_closed, o.errors, o.rss_kib, o.hwm_kib, o.server_cpu, o.switches_per_cmd, o.client_cpu, o.other_cpu
     );
 }
 
