@@ -57,7 +57,11 @@ fn subscriber_gets_every_pipelined_event_in_revision_order_and_restart_keeps_the
         let mut ws = s.ws().await;
         for k in 0..3 {
             let r = ws
-                .request(modify(&format!("pipe:e{k}"), "/", json!({"attributes": {}})))
+                .request(modify(
+                    &format!("pipe:e{k}"),
+                    "/",
+                    json!({"attributes": {}}),
+                ))
                 .await;
             assert_eq!(r["status"], 201, "{r}");
         }
