@@ -1,37 +1,7 @@
-//! Commit batching policy of the store writer: how long it gathers work while nobody awaits
-//! durability (`COALESCE`), the guard that marks a `durable()` caller as waiting (and wakes a
-//! gathering writer), and the reduction of a batch to the last write per key.
+//! Commit batching of the store writer: a batch of queued units is reduced to the last write
+//! per key before it goes to the backend as one atomic commit.
 
-use super::{Op, Shared};
-use std::sync::atomic::Ordering;
-
-/// While nobody awaits durability (answers without `twin-persisted`, no durable replies or
-/// events queued), the writer gathers work this long before committing: fewer, larger commits
-/// (a hot key written many times costs one write). A `durable()` caller ends the wait at once.
-pub(super) const COALESCE: std::time::Duration = std::time::Duration::from_millis(2);
-/// ... unless this many ops are already pending.
-pub(super) const COALESCE_MAX_OPS: usize = 4096;
-
-/// Marks a `durable()` caller as waiting for the writer; wakes a writer that is gathering work.
-pub(super) struct Waiting<'a>(&'a Shared);
-
-impl<'a> Waiting<'a> {
-    pub(super) fn new(sh: &'a Shared) -> Waiting<'a> {
-        // Under the lock: the writer either sees the waiter before it starts gathering, or is
-        // already inside `wait_timeout` and gets the notification.
-        let st = sh.lock();
-        sh.waiters.fetch_add(1, Ordering::AcqRel);
-        drop(st);
-        sh.work.notify_one();
-        Waiting(sh)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+use super::Op;
 
 /// The ops of one atomic commit with every write that a later op of the same key overrides
 /// removed (order otherwise kept). The commit is all-or-nothing, so the outcome on disk is the

@@ -1,7 +1,6 @@
 //! The `Store` handle: crash-safe persistence with group commit. `submit` makes ops visible at once
 //! (in-memory overlay) and queues them as one atomic unit; ONE writer thread commits everything
-//! queued in one fsync'd backend commit (gathering up to 2 ms first while nobody awaits
-//! durability) and wakes `durable()` waiters once per batch.
+//! queued in one fsync'd backend commit and wakes `durable()` waiters once per batch.
 //! Failure semantics: fail-stop (see "Failure semantics" below). Backends: sled or redb.
 //!
 //! # Failure semantics
@@ -34,7 +33,7 @@ use std::thread::JoinHandle;
 
 use event_listener::Event;
 
-use commit::{last_write_per_key, Waiting, COALESCE, COALESCE_MAX_OPS};
+use commit::last_write_per_key;
 use overlay::Overlay;
 
 /// Default backpressure bound: submitted-but-uncommitted ops before `ready()` waits.
@@ -81,8 +80,6 @@ struct Shared {
     durable_event: Event,
     /// Notified when pending ops drop.
     ready_event: Event,
-    /// `durable()` calls currently waiting (changed under the `state` lock).
-    waiters: AtomicUsize,
     committed_batches: AtomicU64,
     committed_units: AtomicU64,
     committed_ops: AtomicU64,
@@ -153,21 +150,8 @@ impl Shared {
         loop {
             let units = {
                 let mut st = self.lock();
-                let mut coalesced = false;
                 loop {
                     if !st.queue.is_empty() {
-                        if !coalesced
-                            && !st.closing
-                            && self.waiters.load(Ordering::Acquire) == 0
-                            && self.pending_ops.load(Ordering::Acquire) < COALESCE_MAX_OPS
-                        {
-                            coalesced = true;
-                            st = match self.work.wait_timeout(st, COALESCE) {
-                                Ok((g, _)) => g,
-                                Err(e) => e.into_inner().0,
-                            };
-                            continue;
-                        }
                         break std::mem::take(&mut st.queue);
                     }
                     if st.closing || st.failed {
@@ -291,7 +275,6 @@ impl Store {
             pending_ops: AtomicUsize::new(0),
             durable_event: Event::new(),
             ready_event: Event::new(),
-            waiters: AtomicUsize::new(0),
             committed_batches: AtomicU64::new(0),
             committed_units: AtomicU64::new(0),
             committed_ops: AtomicU64::new(0),
@@ -397,7 +380,6 @@ impl Store {
             if let Some(r) = sh.outcome(seq) {
                 return r;
             }
-            let _waiting = Waiting::new(sh);
             listener.await;
         }
     }
