@@ -157,10 +157,17 @@ impl Hub {
         who: &Requester,
         enforcer: Option<Arc<Enforcer>>,
     ) -> Option<PendingEvent> {
+        let custom_acks = !super::acks::custom_labels(&cmd.headers).is_empty();
+        if !custom_acks && !self.has_subscribers(StreamKind::Events) {
+            // nobody to deliver to and nobody to answer for: skip building the event
+            return None;
+        }
         let env = event_envelope(cmd, ev, who);
         let acks = env.headers.get("requested-acks").is_some();
-        let Some(enforcer) = enforcer else {
-            // nobody may read it: declared labels are weak-acked, others unanswerable
+        let subscribed = self.has_subscribers(StreamKind::Events);
+        let (Some(enforcer), true) = (enforcer, subscribed) else {
+            // nobody may read it (or nobody subscribed): declared labels are weak-acked, others
+            // unanswerable
             if acks {
                 self.acks_dispatched(env.headers.correlation_id(), &[]);
             }

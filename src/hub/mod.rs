@@ -23,7 +23,7 @@ pub mod waiter;
 // ----
 
 pub use dispatch::Answer;
-pub use session::{Outbound, SessionHandle, StreamKind, Subscription};
+pub use session::{Outbound, OutboundRx, SessionHandle, StreamKind, Subscription};
 pub use twin::{Reply, TwinDone};
 
 use crate::store::Store;
@@ -107,7 +107,7 @@ impl Hub {
         subjects: Arc<[String]>,
         queue: usize,
         max_inflight: usize,
-    ) -> (Arc<SessionHandle>, async_channel::Receiver<Outbound>) {
+    ) -> (Arc<SessionHandle>, OutboundRx) {
         let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
         let (h, rx) = SessionHandle::new(id, subjects, queue, max_inflight);
         self.inner
@@ -178,6 +178,16 @@ impl Hub {
         if let Some(list) = subs.get_mut(&kind) {
             list.retain(|s| s.id != session.id);
         }
+    }
+
+    /// True if any session is subscribed to `kind` (lets publishers skip building a signal).
+    pub fn has_subscribers(&self, kind: StreamKind) -> bool {
+        self.inner
+            .subscribers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&kind)
+            .is_some_and(|l| !l.is_empty())
     }
 
     /// Runs `f` for every session subscribed to `kind` (under a read lock: no awaits inside).

@@ -4,8 +4,7 @@
 //! reports idleness for keep-alives, and closes the session when the binding stops reading.
 
 use super::Gate;
-use super::{Outbound, SessionHandle};
-use async_channel::Receiver;
+use super::{Outbound, OutboundRx, SessionHandle};
 use futures_lite::future;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,7 +32,7 @@ enum Wake {
 /// Drains a session queue in order into a local buffer (so the queue keeps room for pushed
 /// events while a reply waits for the disk), bounded by `max_buffer` items.
 pub struct Ordered {
-    rx: Receiver<Outbound>,
+    rx: OutboundRx,
     gate: Gate,
     session: Arc<SessionHandle>,
     pending: VecDeque<Outbound>,
@@ -73,7 +72,7 @@ async fn front_text(gate: &Gate, item: &Outbound) -> Option<Option<Arc<str>>> {
 impl Ordered {
     /// Reads `rx`, the outbound queue of `session`; durable replies pass `gate`.
     pub fn new(
-        rx: Receiver<Outbound>,
+        rx: OutboundRx,
         session: Arc<SessionHandle>,
         gate: Gate,
         max_buffer: usize,
@@ -86,6 +85,23 @@ impl Ordered {
             max_buffer: max_buffer.max(1),
             queue_open: true,
         }
+    }
+
+    /// The next text that is deliverable right now, without waiting (for batching writes).
+    pub async fn next_ready(&mut self) -> Option<Arc<str>> {
+        while let Ok(m) = self.rx.try_recv() {
+            self.pending.push_back(m);
+        }
+        while let Some(front) = self.pending.front() {
+            let text = front_text(&self.gate, front).await?;
+            if let Some(Outbound::Durable { .. }) = self.pending.pop_front() {
+                self.session.reply_sent();
+            }
+            if text.is_some() {
+                return text;
+            }
+        }
+        None
     }
 
     /// The next deliverable text; `Idle` after `idle` with nothing queued; `Closed` once the
