@@ -16,7 +16,12 @@ const HTTP_CHECKS: &[(&str, &str, u16, &str)] = &[
     ("GET", "/health", 200, "\"UP\""),
     ("GET", "/no/such/route", 404, "gateway:route.notfound"),
     ("GET", "/api/2/things/smoke:twin-1/attributes/n", 200, "50"),
-    ("GET", "/api/2/search/things/count?filter=eq(attributes/n,50)", 200, "1"),
+    (
+        "GET",
+        "/api/2/search/things/count?filter=eq(attributes/n,50)",
+        200,
+        "1",
+    ),
     ("GET", "/api/2/whoami", 200, "nginx:ditto"),
 ];
 
