@@ -1,16 +1,34 @@
 //! Process wiring: opens the store, builds the hub and server state, runs the executor on the
-//! configured number of threads, prints the bound address, and shuts down gracefully on
-//! SIGTERM/SIGINT (stop accepting, commit pending writes, close the store).
+//! configured number of threads, prints the bound address, tells systemd READY (and pings its
+//! watchdog from the executor), and shuts down gracefully on SIGTERM/SIGINT (stop accepting,
+//! commit pending writes while replies go out, close the store, exit 0).
 
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::ops::Systemd;
 use crate::server::{self, State};
 use crate::store::{BackendKind, Store};
 use futures_lite::StreamExt;
 use smol::Executor;
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest wait at shutdown for submitted writes to commit while sessions deliver their replies.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// With the listener closed, keeps the executor running until every submitted write is
+/// committed (so durable replies still reach their clients), at most `DRAIN`. Whatever is left
+/// after that is committed by `Store::close`.
+async fn drain(store: &Store) {
+    let until = Instant::now() + DRAIN;
+    while store.stats().pending_ops > 0 && Instant::now() < until {
+        smol::Timer::after(Duration::from_millis(5)).await;
+    }
+    // One more turn so writer tasks woken by the last commit can send their frames.
+    smol::Timer::after(Duration::from_millis(20)).await;
+}
 
 /// Number of executor threads for a config value (0 = CPUs, capped at 4).
 pub fn thread_count(configured: usize) -> usize {
@@ -35,6 +53,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let store = Store::open(kind, &cfg.data_dir, cfg.cache_mib * 1024 * 1024)
         .map_err(|e| format!("store: {e}"))?;
     tracing::info!(backend = store.backend_name(), dir = %cfg.data_dir.display(), "store open");
+    // search index: rebuilt from the things if missing or of an old format (src/search)
+    crate::search::ensure_index(&store).map_err(|e| format!("search index: {e}"))?;
     if cfg.dev_user_active() {
         tracing::warn!("development user 'ditto'/'ditto' is active (no users configured, loopback only); configure [[users]] for real use");
     }
@@ -63,20 +83,31 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 .map_err(|e| format!("spawn thread: {e}"))
         })
         .collect::<Result<_, _>>()?;
-    tracing::info!(%addr, threads, "edgetwin listening");
-    println!("edgetwin listening on {addr}");
-    let _ = std::io::stdout().flush();
     let mut signals =
         async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
             .map_err(|e| format!("signals: {e}"))?;
+    tracing::info!(%addr, threads, "edgetwin listening");
+    println!("edgetwin listening on {addr}");
+    let _ = std::io::stdout().flush();
+    let systemd = Systemd::from_env();
+    systemd.ready(addr);
     smol::block_on(ex.run(async {
         let accept = ex.spawn(server::accept_loop(st.clone(), listener));
         // subject expiry + policy announcements (auth + policies)
         let policy_timer = ex.spawn(st.hub.clone().run_policy_timer());
+        let health = store.clone();
+        let watchdog = systemd.watchdog_task(move || match health.is_failed() {
+            true => Err("store failed (fail-stop); a restart recovers what was durable".into()),
+            false => Ok(()),
+        });
+        let watchdog = watchdog.map(|w| ex.spawn(w));
         let sig = signals.next().await;
         tracing::info!(signal = ?sig, "shutting down");
+        systemd.stopping();
         drop(accept.cancel());
         drop(policy_timer.cancel());
+        drain(&store).await;
+        drop(watchdog);
         st.mqtt.stop();
     }));
     stop_tx.close();

@@ -122,6 +122,8 @@ pub struct Config {
     pub auth: Auth,
     /// MQTT device bridge (`[mqtt]`, see README "MQTT devices")
     pub mqtt: crate::mqtt::config::MqttConfig,
+    /// search (see README "Search")
+    pub search: crate::search::SearchConfig,
 }
 
 impl Default for Config {
@@ -137,6 +139,7 @@ impl Default for Config {
             limits: Limits::default(),
             auth: Auth::default(),
             mqtt: crate::mqtt::config::MqttConfig::default(),
+            search: crate::search::SearchConfig::default(),
         }
     }
 }
@@ -193,6 +196,9 @@ impl Config {
                 p.push(format!("users: '{}' password_hash is not an argon2 hash (run `edgetwin hash-password`)", u.name));
             }
         }
+        if let Err(e) = crate::ops::logging::check_level(&self.log_level) {
+            p.push(format!("log_level: {e}"));
+        }
         if self.limits.outbound_queue == 0
             || self.limits.max_message_kib == 0
             || self.limits.body_timeout_secs == 0
@@ -200,6 +206,7 @@ impl Config {
             p.push("limits: values must be positive".into());
         }
         p.extend(self.mqtt.problems());
+        p.extend(self.search.problems());
         p
     }
 

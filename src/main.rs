@@ -3,6 +3,7 @@
 //! Flags override the config file; no config at all runs with safe loopback defaults.
 
 use edgetwin::config::Config;
+use edgetwin::ops::check::check_text;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
@@ -11,9 +12,43 @@ const USAGE: &str = "usage:
   edgetwin check-config FILE
   edgetwin hash-password [PASSWORD]   (reads the password from stdin if not given)";
 
+/// Reads and checks a config file; on problems, all of them, one per line as `FILE:LINE: ...`.
 fn load(path: &str) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    Config::from_toml(&text).map_err(|e| format!("{path}: {e}"))
+    match check_text(&text) {
+        (Some(cfg), _) => Ok(cfg),
+        (None, problems) => Err(problems
+            .iter()
+            .map(|p| match p.line {
+                Some(l) => format!("{path}:{l}: {}", p.message),
+                None => format!("{path}: {}", p.message),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")),
+    }
+}
+
+/// `edgetwin check-config FILE`: prints every problem (stdout), exit status 1 if any.
+fn check_config(path: Option<&String>) -> ExitCode {
+    let Some(path) = path else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    match load(path) {
+        Ok(_) => {
+            println!("{path}: ok");
+            ExitCode::SUCCESS
+        }
+        Err(list) => {
+            println!("{list}");
+            let n = list.lines().count();
+            eprintln!(
+                "edgetwin: {n} problem{} in {path}",
+                if n == 1 { "" } else { "s" }
+            );
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run(args: &[String]) -> Result<(), String> {
@@ -44,38 +79,14 @@ fn run(args: &[String]) -> Result<(), String> {
             _ => cfg.store = v.to_owned(),
         }
     }
-    init_logging(&cfg.log_level);
+    edgetwin::ops::logging::init(&cfg.log_level);
     edgetwin::app::run(cfg)
-}
-
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("check-config") => match args.get(1) {
-            None => Err(USAGE.to_owned()),
-            Some(path) => load(path).and_then(|c| {
-                let p = c.problems();
-                if p.is_empty() {
-                    println!("{path}: ok");
-                    Ok(())
-                } else {
-                    Err(p
-                        .iter()
-                        .map(|x| format!("{path}: {x}"))
-                        .collect::<Vec<_>>()
-                        .join("\n"))
-                }
-            }),
-        },
+        Some("check-config") => return check_config(args.get(1)),
         Some("hash-password") => {
             let pw = match args.get(1) {
                 Some(p) => p.clone(),

@@ -23,6 +23,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Read buffer of a WebSocket connection (bytes read per syscall; see BENCHMARKS.md).
+const WS_READ_BUFFER: usize = 4 * 1024;
+
 /// Response body type of every route (full bodies and SSE streams).
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -144,9 +147,16 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
             // Frames above our limit get a 413 error; only 4x beyond it the socket is closed (1009).
             wsc.max_message_size = Some(max * 4);
             wsc.max_frame_size = Some(max * 4);
+            // tungstenite zero-fills its whole read buffer (default 128 KiB) on every read, so
+            // that much stays resident per connection; larger frames still grow it on demand.
+            wsc.read_buffer_size = WS_READ_BUFFER;
+            let pre_read = parts.read_buf.to_vec();
+            // `read_buf` points into hyper's 8 KiB read buffer: keeping it would hold that
+            // buffer for the connection's whole life.
+            drop(parts.read_buf);
             let ws = WebSocketStream::from_partially_read(
                 parts.io.into_inner(),
-                parts.read_buf.to_vec(),
+                pre_read,
                 Role::Server,
                 Some(wsc),
             )

@@ -51,16 +51,6 @@ const WORKERS: usize = 6;
 
 /// Cases that are not run, and why. Every entry must name an existing case file.
 const SKIPPED: &[(&str, &str)] = &[
-    // -- search protocol (search.md): later feature
-    ("search-cancel", "search protocol: not built yet"),
-    ("search-complete", "search protocol: not built yet"),
-    (
-        "search-error-option-invalid",
-        "search protocol: not built yet",
-    ),
-    ("search-failed", "search protocol: not built yet"),
-    ("search-request-next", "search protocol: not built yet"),
-    ("search-subscribe", "search protocol: not built yet"),
     // -- pre-state that cannot exist
     (
         "modifypolicyid-created",
@@ -171,6 +161,8 @@ struct Plan {
     error_texts: bool,
     /// what was derived from the spec instead of copied from the case
     derived: Vec<String>,
+    /// a runner of its own (search protocol cases, see `search_plan`)
+    custom: Option<fn(&str, &Plan) -> Vec<Mismatch>>,
 }
 
 impl Plan {
@@ -185,6 +177,7 @@ impl Plan {
             revision: None,
             error_texts: true,
             derived: vec![],
+            custom: None,
         }
     }
 }
@@ -203,7 +196,9 @@ fn classify(c: &Case) -> Class {
     if let Some(p) = conformance_live::plan(c) {
         return Class::Live(Box::new(p));
     }
-    let res = if c.name.starts_with("error-") && c.command.is_null() {
+    let res = if c.name.starts_with("search-") {
+        search_plan(c)
+    } else if c.name.starts_with("error-") && c.command.is_null() {
         error_plan(c)
     } else if c.command.is_null() && !c.event.is_null() {
         event_only_plan(c)
@@ -1105,6 +1100,9 @@ fn compare_envelope(
 }
 
 fn run_plan(name: &str, plan: &Plan) -> Vec<Mismatch> {
+    if let Some(run) = plan.custom {
+        return run(name, plan);
+    }
     let srv = Server::start();
     block_on(async {
         let mut out = vec![];
@@ -1284,4 +1282,178 @@ fn things_conformance() {
         );
     }
     assert!(n_run > 0, "no case was run");
+}
+
+// ------------------------------------------------------------------------------------------
+// Search protocol cases (search.md section 4): run over one WS session each
+// ------------------------------------------------------------------------------------------
+
+const SEARCH: &str = "_/_/things/twin/search/";
+
+/// The plan of a `search-*` case: the case's envelopes, run by `run_search_case`.
+fn search_plan(c: &Case) -> Result<Plan, String> {
+    let mut p = Plan::new(c.command.clone(), c.response.clone());
+    p.event = (!c.event.is_null()).then(|| c.event.clone());
+    p.custom = Some(run_search_case);
+    p.derived.push(
+        "subscriptionId is chosen by the server (search.md section 4: opaque): the case's \
+         \"24601\" is replaced by the one from `created` before comparing"
+            .into(),
+    );
+    match c.name.as_str() {
+        "search-subscribe" | "search-cancel" => {}
+        "search-request-next" => p.derived.push(
+            "pre-state: default:thing1/2 with attributes/temperature 35, subscribed with \
+             filter eq(attributes/temperature,35) and fields thingId,attributes"
+                .into(),
+        ),
+        "search-complete" => p.derived.push(
+            "no command in the case: subscribe (one matching thing), request 1 -> next, then \
+             this complete"
+                .into(),
+        ),
+        "search-failed" => p.derived.push(
+            "no command in the case: subscribe, then request with demand 0 -> this failed".into(),
+        ),
+        "search-error-option-invalid" => {
+            p.derived.push(
+                "no command in the case: a subscribe whose `options` is not a string cannot \
+                 become a search command -> this error on _/_/things/search/errors; the case \
+                 has no message (DOC): status, error and description compared"
+                    .into(),
+            );
+            p.error_texts = false;
+        }
+        other => return Err(format!("unknown search case {other}")),
+    }
+    Ok(p)
+}
+
+fn with_sid(v: &Value, sid: &Value) -> Value {
+    let mut v = v.clone();
+    if v["value"].get("subscriptionId").is_some() {
+        v["value"]["subscriptionId"] = sid.clone();
+    }
+    v
+}
+
+fn search_msg(action: &str, cid: &str, value: Value) -> Value {
+    json!({"topic": format!("{SEARCH}{action}"), "path": "/",
+           "headers": {"correlation-id": cid, "content-type": "application/json"}, "value": value})
+}
+
+fn run_search_case(name: &str, plan: &Plan) -> Vec<Mismatch> {
+    let srv = Server::start();
+    block_on(async {
+        let mut out = vec![];
+        let mut ws = srv.ws().await;
+        for t in ["default:thing1", "default:thing2"] {
+            let r = ws
+                .request(create(t, json!({"attributes": {"temperature": 35}})))
+                .await;
+            if r["status"] != 201 {
+                out.push(mm(format!("setup {t}"), 201, r));
+                return out;
+            }
+        }
+        let cid = format!("conformance-{name}");
+        let subscribe = |cid: &str| {
+            let mut m = search_msg(
+                "subscribe",
+                cid,
+                json!({"filter": "eq(attributes/temperature,35)"}),
+            );
+            m["fields"] = json!("thingId,attributes");
+            m
+        };
+        // the case's own subscribe, or the one its pre-state needs
+        let sub_cid = if name == "search-subscribe" {
+            cid.clone()
+        } else {
+            format!("{cid}-sub")
+        };
+        let mut sub = if name == "search-subscribe" {
+            plan.command.clone()
+        } else {
+            subscribe(&sub_cid)
+        };
+        if name == "search-error-option-invalid" {
+            sub = search_msg("subscribe", &cid, json!({"options": 5}));
+            ws.send(&sub).await;
+            let actual = ws.recv().await;
+            compare_envelope(
+                "response",
+                &plan.response,
+                &actual,
+                &cid,
+                None,
+                plan.error_texts,
+                &mut out,
+            );
+            return out;
+        }
+        sub["headers"]["correlation-id"] = json!(sub_cid);
+        ws.send(&sub).await;
+        let created = ws.recv().await;
+        let sid = created["value"]["subscriptionId"].clone();
+        if sid.as_str().is_none_or(|s| s.is_empty()) {
+            out.push(mm(
+                "created.value.subscriptionId",
+                "a non-empty string",
+                &created,
+            ));
+            return out;
+        }
+        let expect_event = |out: &mut Vec<Mismatch>, actual: &Value, cid: &str| match &plan.event {
+            Some(ev) => compare_envelope(
+                "search-event",
+                &with_sid(ev, &sid),
+                actual,
+                cid,
+                None,
+                true,
+                out,
+            ),
+            None => out.push(mm("event", "none", actual)),
+        };
+        match name {
+            "search-subscribe" => expect_event(&mut out, &created, &cid),
+            "search-request-next" => {
+                let mut cmd = with_sid(&plan.command, &sid);
+                cmd["headers"]["correlation-id"] = json!(cid);
+                ws.send(&cmd).await;
+                let next = ws.recv().await;
+                expect_event(&mut out, &next, &cid);
+            }
+            "search-complete" | "search-failed" => {
+                let demand = if name == "search-failed" { 0 } else { 1 };
+                ws.send(&search_msg(
+                    "request",
+                    &cid,
+                    json!({"subscriptionId": sid, "demand": demand}),
+                ))
+                .await;
+                let mut f = ws.recv().await;
+                if name == "search-complete" && f["topic"] == format!("{SEARCH}next") {
+                    f = ws.recv().await;
+                }
+                expect_event(&mut out, &f, &cid);
+            }
+            "search-cancel" => {
+                let mut cmd = with_sid(&plan.command, &sid);
+                cmd["headers"]["correlation-id"] = json!(cid);
+                ws.send(&cmd).await;
+                // no reply: the next frame is the created of a fresh subscription
+                ws.send(&subscribe("after-cancel")).await;
+                let f = ws.recv().await;
+                if f["headers"]["correlation-id"] != "after-cancel"
+                    || f["topic"] != format!("{SEARCH}created")
+                {
+                    out.push(mm("reply to cancel", "none", f));
+                }
+            }
+            other => out.push(mm("case", "a known search case", other)),
+        }
+        out
+    })
 }

@@ -1,5 +1,5 @@
 //! The HTTP API binding: `/api/2/things` (REST and Server-Sent Events), `/api/2/policies`,
-//! `/api/2/whoami`, `/status/health` and `/status/mqtt`. Authenticates every request, bounds header sizes, and dispatches by path
+//! `/api/2/search/things`, `/api/2/whoami`, `/status/health` and `/status/mqtt`. Authenticates every request, bounds header sizes, and dispatches by path
 //! and method; the handlers turn requests into hub calls (one twin command per request).
 
 pub mod list;
@@ -9,6 +9,8 @@ pub mod messages;
 pub mod params;
 pub mod policies;
 pub mod response;
+pub mod search;
+pub mod search_sse;
 pub mod sse;
 pub mod sse_event;
 pub mod things;
@@ -80,6 +82,11 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             cid.as_deref(),
         )),
         "/api/2/things" | "/api/2/things/" => things_root(&st, parts, body, who).await,
+        // search (src/search)
+        "/api/2/search/things"
+        | "/api/2/search/things/"
+        | "/api/2/search/things/count"
+        | "/api/2/search/things/count/" => search::route(&st, parts, body, who).await,
         p => match p.strip_prefix("/api/2/things/") {
             Some(rest) => {
                 let (id, sub) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -111,7 +118,7 @@ async fn things_root(
             };
             let r = match query.joined("ids") {
                 Some(ids) => list::by_ids(st, &who, &ids, &query, headers),
-                None => list::listing(st, &who, &parts, &query, headers),
+                None => search::listing(st, &who, &parts, &query, &headers).await,
             };
             things::finish(r.map_err(things::Failure::from), &cid)
         }

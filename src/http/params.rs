@@ -65,6 +65,15 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a parameter, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// All values of a parameter joined with `,` (Ditto's `parameterList` for `ids`, `fields`).
     pub fn joined(&self, name: &str) -> Option<String> {
         let vals: Vec<&str> = self
@@ -88,36 +97,7 @@ fn invalid_encoding(s: &str) -> DittoError {
 
 /// Percent-decodes `s` (RFC 3986); with `plus_is_space` a `+` becomes a space (query strings).
 pub fn decode(s: &str, plus_is_space: bool) -> Result<String, DittoError> {
-    if !s.contains(['%', '+']) {
-        return Ok(s.to_owned());
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                let (Some(h), Some(l)) = (
-                    b.get(i + 1).copied().and_then(hex),
-                    b.get(i + 2).copied().and_then(hex),
-                ) else {
-                    return Err(invalid_encoding(s));
-                };
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| invalid_encoding(s))
+    crate::protocol::percent_decode(s, plus_is_space).ok_or_else(|| invalid_encoding(s))
 }
 
 fn duplicate(name: &str, message: String) -> DittoError {

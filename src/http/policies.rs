@@ -104,8 +104,8 @@ async fn policy_request(
     let done = st.hub.policy_command(who, &cmd).await?;
     if let Some(seq) = done.seq {
         st.hub
-            .store()
-            .durable(seq)
+            .gate()
+            .wait(seq)
             .await
             .map_err(|_| crate::policy::errors::unavailable(&id))?;
     }

@@ -189,7 +189,7 @@ pub(super) async fn stream(
     let mut queue = Ordered::new(
         rx,
         session.clone(),
-        st.hub.store().clone(),
+        st.hub.gate(),
         limits.outbound_queue + limits.max_pending_per_session,
     );
     let view = plan.view;

@@ -126,8 +126,8 @@ pub(super) async fn execute(
         let done = st.hub.twin_command(who, cmd).await?;
         if let (true, Some(seq)) = (acks.persisted, done.seq) {
             st.hub
-                .store()
-                .durable(seq)
+                .gate()
+                .wait(seq)
                 .await
                 .map_err(|_| DittoError::unavailable(&cmd.thing_id.to_string()))?;
         }

@@ -145,28 +145,35 @@ pub(crate) struct PendingEvent {
 }
 
 impl Hub {
-    /// Queues a twin event for the subscribers that may READ (part of) it under `enforcer` (no
-    /// enforcer: nobody may). It is delivered once store sequence `seq` is durable, so a
-    /// subscriber never sees a change that a crash could still take back.
-    pub(crate) fn publish_twin_event(
+    /// The pending event of a change, for the subscribers that may READ (part of) it under
+    /// `enforcer` (no enforcer: nobody may, and `None` comes back). It goes into the store
+    /// submit with its write (`Hub::submit_with_event`) and is delivered once that is durable,
+    /// so a subscriber never sees a change that a crash could still take back.
+    pub(crate) fn twin_event(
         &self,
         cmd: &ThingCommand,
         ev: &Event,
         state: &ThingState,
         who: &Requester,
-        seq: Option<u64>,
         enforcer: Option<Arc<Enforcer>>,
-    ) {
+    ) -> Option<PendingEvent> {
+        let custom_acks = !super::acks::custom_labels(&cmd.headers).is_empty();
+        if !custom_acks && !self.has_subscribers(StreamKind::Events) {
+            // nobody to deliver to and nobody to answer for: skip building the event
+            return None;
+        }
         let env = event_envelope(cmd, ev, who);
         let acks = env.headers.get("requested-acks").is_some();
-        let Some(enforcer) = enforcer else {
-            // nobody may read it: declared labels are weak-acked, others unanswerable
+        let subscribed = self.has_subscribers(StreamKind::Events);
+        let (Some(enforcer), true) = (enforcer, subscribed) else {
+            // nobody may read it (or nobody subscribed): declared labels are weak-acked, others
+            // unanswerable
             if acks {
                 self.acks_dispatched(env.headers.correlation_id(), &[]);
             }
-            return;
+            return None;
         };
-        let pending = PendingEvent {
+        Some(PendingEvent {
             env,
             thing_id: cmd.thing_id.to_string(),
             namespace: cmd.thing_id.namespace.clone(),
@@ -175,11 +182,7 @@ impl Hub {
             timestamp: ev.timestamp,
             enforcer,
             acks,
-        };
-        match seq {
-            Some(seq) => self.queue_after_commit(seq, pending),
-            None => self.fan_out(&pending),
-        }
+        })
     }
 
     /// Delivers a durable twin event to every matching `START-SEND-EVENTS` subscriber; custom

@@ -7,6 +7,7 @@ pub mod events;
 pub mod ordered;
 pub mod policy;
 mod publisher;
+pub use publisher::Gate;
 pub mod session;
 pub mod twin;
 // ---- live channel, messages and acknowledgements ----
@@ -22,7 +23,7 @@ pub mod waiter;
 // ----
 
 pub use dispatch::Answer;
-pub use session::{Outbound, SessionHandle, StreamKind, Subscription};
+pub use session::{Outbound, OutboundRx, SessionHandle, StreamKind, Subscription};
 pub use twin::{Reply, TwinDone};
 
 use crate::store::Store;
@@ -51,7 +52,7 @@ impl Requester {
 
 pub(crate) struct Inner {
     store: Store,
-    events: publisher::EventQueue,
+    publisher: Arc<publisher::Shared>,
     locks: Vec<Mutex<()>>,
     sessions: RwLock<HashMap<u64, Arc<SessionHandle>>>,
     subscribers: RwLock<HashMap<StreamKind, Vec<Arc<SessionHandle>>>>,
@@ -69,11 +70,11 @@ pub struct Hub {
 impl Hub {
     /// A hub over an open store.
     pub fn new(store: Store) -> Hub {
-        let (tx, rx) = std::sync::mpsc::channel();
+        let events = Arc::new(publisher::Shared::default());
         let hub = Hub {
             inner: Arc::new(Inner {
                 store: store.clone(),
-                events: tx,
+                publisher: events.clone(),
                 locks: (0..LOCK_SHARDS).map(|_| Mutex::new(())).collect(),
                 sessions: RwLock::new(HashMap::new()),
                 subscribers: RwLock::new(HashMap::new()),
@@ -82,7 +83,7 @@ impl Hub {
                 pending: Mutex::new(pending::Table::new(correlate::DEFAULT_MAX_PENDING)),
             }),
         };
-        publisher::start(Arc::downgrade(&hub.inner), store, rx);
+        publisher::start(Arc::downgrade(&hub.inner), store, events);
         hub
     }
 
@@ -106,7 +107,7 @@ impl Hub {
         subjects: Arc<[String]>,
         queue: usize,
         max_inflight: usize,
-    ) -> (Arc<SessionHandle>, async_channel::Receiver<Outbound>) {
+    ) -> (Arc<SessionHandle>, OutboundRx) {
         let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
         let (h, rx) = SessionHandle::new(id, subjects, queue, max_inflight);
         self.inner
@@ -177,6 +178,16 @@ impl Hub {
         if let Some(list) = subs.get_mut(&kind) {
             list.retain(|s| s.id != session.id);
         }
+    }
+
+    /// True if any session is subscribed to `kind` (lets publishers skip building a signal).
+    pub fn has_subscribers(&self, kind: StreamKind) -> bool {
+        self.inner
+            .subscribers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&kind)
+            .is_some_and(|l| !l.is_empty())
     }
 
     /// Runs `f` for every session subscribed to `kind` (under a read lock: no awaits inside).

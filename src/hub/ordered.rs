@@ -3,9 +3,8 @@
 //! it) until its store sequence is on disk, frees the reply's in-flight slot once it is out,
 //! reports idleness for keep-alives, and closes the session when the binding stops reading.
 
-use super::{Outbound, SessionHandle};
-use crate::store::Store;
-use async_channel::Receiver;
+use super::Gate;
+use super::{Outbound, OutboundRx, SessionHandle};
 use futures_lite::future;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,8 +32,8 @@ enum Wake {
 /// Drains a session queue in order into a local buffer (so the queue keeps room for pushed
 /// events while a reply waits for the disk), bounded by `max_buffer` items.
 pub struct Ordered {
-    rx: Receiver<Outbound>,
-    store: Store,
+    rx: OutboundRx,
+    gate: Gate,
     session: Arc<SessionHandle>,
     pending: VecDeque<Outbound>,
     max_buffer: usize,
@@ -50,7 +49,7 @@ impl Drop for Ordered {
 }
 
 /// What the front of the buffer allows: send this text, drop the item, or wait.
-async fn front_text(store: &Store, item: &Outbound) -> Option<Option<Arc<str>>> {
+async fn front_text(gate: &Gate, item: &Outbound) -> Option<Option<Arc<str>>> {
     match item {
         Outbound::Now(t) => Some(Some(t.clone())),
         Outbound::Durable {
@@ -58,10 +57,10 @@ async fn front_text(store: &Store, item: &Outbound) -> Option<Option<Arc<str>>> 
             text,
             on_failure,
         } => {
-            if store.is_durable(*seq) {
+            if gate.is_open(*seq) {
                 return Some(Some(text.clone()));
             }
-            match future::poll_once(store.durable(*seq)).await {
+            match future::poll_once(gate.wait(*seq)).await {
                 None => None,
                 Some(Ok(())) => Some(Some(text.clone())),
                 Some(Err(_)) => Some(on_failure.clone()),
@@ -71,21 +70,38 @@ async fn front_text(store: &Store, item: &Outbound) -> Option<Option<Arc<str>>> 
 }
 
 impl Ordered {
-    /// Reads `rx`, the outbound queue of `session`, against `store`.
+    /// Reads `rx`, the outbound queue of `session`; durable replies pass `gate`.
     pub fn new(
-        rx: Receiver<Outbound>,
+        rx: OutboundRx,
         session: Arc<SessionHandle>,
-        store: Store,
+        gate: Gate,
         max_buffer: usize,
     ) -> Ordered {
         Ordered {
             rx,
-            store,
+            gate,
             session,
             pending: VecDeque::new(),
             max_buffer: max_buffer.max(1),
             queue_open: true,
         }
+    }
+
+    /// The next text that is deliverable right now, without waiting (for batching writes).
+    pub async fn next_ready(&mut self) -> Option<Arc<str>> {
+        while let Ok(m) = self.rx.try_recv() {
+            self.pending.push_back(m);
+        }
+        while let Some(front) = self.pending.front() {
+            let text = front_text(&self.gate, front).await?;
+            if let Some(Outbound::Durable { .. }) = self.pending.pop_front() {
+                self.session.reply_sent();
+            }
+            if text.is_some() {
+                return text;
+            }
+        }
+        None
     }
 
     /// The next deliverable text; `Idle` after `idle` with nothing queued; `Closed` once the
@@ -101,7 +117,7 @@ impl Ordered {
                 return Next::Overflow;
             }
             while let Some(front) = self.pending.front() {
-                let Some(text) = front_text(&self.store, front).await else {
+                let Some(text) = front_text(&self.gate, front).await else {
                     break;
                 };
                 if let Some(Outbound::Durable { .. }) = self.pending.pop_front() {
@@ -120,7 +136,7 @@ impl Ordered {
                 _ => None,
             };
             let idle_now = self.pending.is_empty();
-            let (rx, store) = (&self.rx, &self.store);
+            let (rx, gate) = (&self.rx, &self.gate);
             let recv = async {
                 if can_recv {
                     Wake::Msg(rx.recv().await.ok())
@@ -131,7 +147,7 @@ impl Ordered {
             let durable = async {
                 match front_seq {
                     Some(seq) => {
-                        let _ = store.durable(seq).await;
+                        let _ = gate.wait(seq).await;
                         Wake::Durable
                     }
                     None => future::pending().await,
@@ -158,7 +174,8 @@ impl Ordered {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{BackendKind, Op, Tree};
+    use crate::hub::Hub;
+    use crate::store::{BackendKind, Op, Store, Tree};
 
     fn text(s: &str) -> Arc<str> {
         Arc::from(s)
@@ -185,7 +202,7 @@ mod tests {
                     .await
             );
             assert!(session.reply(Outbound::Now(text("b"))).await);
-            let mut o = Ordered::new(rx, session.clone(), store.clone(), 4);
+            let mut o = Ordered::new(rx, session.clone(), Hub::new(store.clone()).gate(), 4);
             session.close();
             let idle = Duration::from_secs(30);
             assert_eq!(o.next(idle).await, Next::Send(text("a")));
@@ -201,7 +218,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(BackendKind::Redb, dir.path(), 1 << 20).unwrap();
         let (session, rx) = SessionHandle::new(1, Arc::from(Vec::<String>::new()), 1, 1);
-        let mut o = Ordered::new(rx, session, store.clone(), 1);
+        let mut o = Ordered::new(rx, session, Hub::new(store.clone()).gate(), 1);
         let n = smol::block_on(o.next(Duration::from_millis(10)));
         assert_eq!(n, Next::Idle);
         store.close().unwrap();

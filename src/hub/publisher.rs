@@ -1,29 +1,105 @@
-//! The after-commit publisher: one thread that holds twin events until the store reports
-//! their write durable, then fans them out. One copy per event no matter how many subscribers;
-//! its backlog is bounded by the store's own limit on uncommitted writes (`Store::ready`).
+//! The after-commit publisher and the visibility gate. Twin events wait in one queue (in store
+//! sequence order) until their write is durable, then one thread fans them out — one copy per
+//! event however many subscribers. A reply waits at the gate: its write is durable AND every
+//! event up to it has been handed to the subscribers, so a client that got its answer and then
+//! subscribes never receives that change's event. The backlog is bounded by `Store::ready`.
 
 use super::events::PendingEvent;
 use super::{Hub, Inner};
-use crate::store::Store;
-use std::sync::mpsc::{Receiver, Sender};
-use std::sync::Weak;
+use crate::store::{Op, Store, StoreError};
+use event_listener::Event;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
-/// Sending side kept by the hub.
-pub(crate) type EventQueue = Sender<(u64, PendingEvent)>;
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<(u64, PendingEvent)>,
+    /// the event being fanned out right now
+    in_flight: Option<u64>,
+}
 
-/// Starts the publisher thread for a hub; it ends when the hub is dropped.
-pub(crate) fn start(inner: Weak<Inner>, store: Store, rx: Receiver<(u64, PendingEvent)>) {
+/// State shared by the hub (producers), the publisher thread and the gates.
+#[derive(Default)]
+pub(crate) struct Shared {
+    queue: Mutex<Queue>,
+    work: Condvar,
+    published: Event,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True if no event with a sequence up to `seq` is still waiting or being fanned out.
+    fn settled(&self, seq: u64) -> bool {
+        let q = self.lock();
+        q.in_flight.is_none_or(|s| s > seq) && q.events.front().is_none_or(|(s, _)| *s > seq)
+    }
+}
+
+/// Waits for a write to be durable and its events published; cheap to clone.
+#[derive(Clone)]
+pub struct Gate {
+    store: Store,
+    shared: Arc<Shared>,
+}
+
+impl Gate {
+    /// True if `seq` is durable and every event up to it has been published.
+    pub fn is_open(&self, seq: u64) -> bool {
+        self.store.is_durable(seq) && self.shared.settled(seq)
+    }
+
+    /// Resolves once `seq` is durable and every event up to it has been published, or with the
+    /// store's error if the write failed.
+    pub async fn wait(&self, seq: u64) -> Result<(), StoreError> {
+        self.store.durable(seq).await?;
+        loop {
+            if self.shared.settled(seq) {
+                return Ok(());
+            }
+            let listener = self.shared.published.listen();
+            if self.shared.settled(seq) {
+                return Ok(());
+            }
+            listener.await;
+        }
+    }
+}
+
+/// Starts the publisher thread; it ends once the hub is dropped.
+pub(crate) fn start(inner: Weak<Inner>, store: Store, shared: Arc<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("edgetwin-events".into())
-        .spawn(move || {
-            while let Ok((seq, event)) = rx.recv() {
-                if !store.is_durable(seq) && smol::block_on(store.durable(seq)).is_err() {
-                    // The write failed (store is fail-stop): the change never happened.
-                    continue;
+        .spawn(move || loop {
+            let (seq, event) = {
+                let mut q = shared.lock();
+                loop {
+                    if let Some(next) = q.events.pop_front() {
+                        q.in_flight = Some(next.0);
+                        break next;
+                    }
+                    if inner.strong_count() == 0 {
+                        return;
+                    }
+                    let (g, _) = shared
+                        .work
+                        .wait_timeout(q, Duration::from_secs(1))
+                        .unwrap_or_else(|e| e.into_inner());
+                    q = g;
                 }
-                let Some(inner) = inner.upgrade() else { return };
-                Hub { inner }.fan_out(&event);
+            };
+            // A failed write never happened (the store is fail-stop): drop its event.
+            if store.is_durable(seq) || smol::block_on(store.durable(seq)).is_ok() {
+                match inner.upgrade() {
+                    Some(inner) => Hub { inner }.fan_out(&event),
+                    None => return,
+                }
             }
+            shared.lock().in_flight = None;
+            shared.published.notify(usize::MAX);
         });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the event publisher thread");
@@ -31,10 +107,36 @@ pub(crate) fn start(inner: Weak<Inner>, store: Store, rx: Receiver<(u64, Pending
 }
 
 impl Hub {
-    /// Hands an event to the publisher; delivered once `seq` is durable.
-    pub(crate) fn queue_after_commit(&self, seq: u64, event: PendingEvent) {
-        if self.inner.events.send((seq, event)).is_err() {
-            tracing::error!("event publisher is gone; event dropped");
+    /// The gate replies wait at.
+    pub fn gate(&self) -> Gate {
+        Gate {
+            store: self.store().clone(),
+            shared: self.inner.publisher.clone(),
         }
+    }
+
+    /// Submits a write and, with it, the event it causes (`event` runs right after the submit,
+    /// so it sees the write, e.g. a policy created with the thing): both enter their queues
+    /// under one lock, so events stay in store-sequence order.
+    pub(crate) fn submit_with_event(
+        &self,
+        ops: Vec<Op>,
+        event: impl FnOnce() -> Option<PendingEvent>,
+    ) -> u64 {
+        let shared = &self.inner.publisher;
+        let (seq, queued) = {
+            let mut q = shared.lock();
+            let seq = self.store().submit(ops);
+            let ev = event();
+            let queued = ev.is_some();
+            if let Some(ev) = ev {
+                q.events.push_back((seq, ev));
+            }
+            (seq, queued)
+        };
+        if queued {
+            shared.work.notify_one();
+        }
+        seq
     }
 }

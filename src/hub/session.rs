@@ -1,12 +1,13 @@
 //! A connected session as the hub sees it: its subjects, its bounded outbound queue and its
-//! subscriptions. Replies to the session's own commands wait for queue space and for a free
-//! in-flight slot (backpressure on that client); pushed signals (events) for a subscriber that
-//! let its queue fill up close the session.
+//! subscriptions. Replies to the session's own commands wait for queue space and, when they
+//! wait on the disk, for a free in-flight slot (backpressure on that client); pushed signals
+//! for a subscriber that let its queue fill up close the session. The queue's memory grows with
+//! use (an idle session holds none of its capacity).
 
 use crate::model::FieldSelector;
 pub use crate::protocol::StreamKind;
 use crate::rql::Query;
-use async_channel::{Receiver, Sender, TrySendError};
+use async_channel::{Receiver, RecvError, Sender, TryRecvError};
 use event_listener::Event;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,6 +49,14 @@ impl Subscription {
 /// At most one subscription per stream kind (a second START replaces the first).
 pub type Subscriptions = heapless::Vec<(StreamKind, Subscription), 5>;
 
+/// The capacity bound shared by both ends of a session queue.
+#[derive(Debug)]
+struct Bound {
+    capacity: usize,
+    /// notified whenever the receiver took messages (or the queue closed)
+    space: Event,
+}
+
 /// The hub's view of a session.
 #[derive(Debug)]
 pub struct SessionHandle {
@@ -55,12 +64,56 @@ pub struct SessionHandle {
     pub id: u64,
     /// authorization subjects, the first is the default subject
     pub subjects: Arc<[String]>,
+    // Unbounded channel + explicit capacity: a bounded async-channel allocates (and touches)
+    // all its slots up front, ~28 KiB per session at the default 512 — most of an idle
+    // connection's memory.
     tx: Sender<Outbound>,
+    bound: Arc<Bound>,
     overflowed: AtomicBool,
     subs: Mutex<Subscriptions>,
     inflight: AtomicUsize,
     max_inflight: usize,
     slot_freed: Event,
+}
+
+/// The receiving end of a session's outbound queue (the session's writer).
+#[derive(Debug)]
+pub struct OutboundRx {
+    rx: Receiver<Outbound>,
+    bound: Arc<Bound>,
+}
+
+impl OutboundRx {
+    /// Next message; `Err` once the queue is closed and empty.
+    pub async fn recv(&self) -> Result<Outbound, RecvError> {
+        let m = self.rx.recv().await;
+        self.bound.space.notify(usize::MAX);
+        m
+    }
+
+    /// Next message if one is queued.
+    pub fn try_recv(&self) -> Result<Outbound, TryRecvError> {
+        let m = self.rx.try_recv();
+        if m.is_ok() {
+            self.bound.space.notify(usize::MAX);
+        }
+        m
+    }
+
+    /// True once the session's queue is closed.
+    pub fn is_closed(&self) -> bool {
+        self.rx.is_closed()
+    }
+
+    /// Messages queued.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// True if nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
 }
 
 impl SessionHandle {
@@ -71,49 +124,70 @@ impl SessionHandle {
         subjects: Arc<[String]>,
         capacity: usize,
         max_inflight: usize,
-    ) -> (Arc<SessionHandle>, Receiver<Outbound>) {
-        let (tx, rx) = async_channel::bounded(capacity.max(1));
+    ) -> (Arc<SessionHandle>, OutboundRx) {
+        let (tx, rx) = async_channel::unbounded();
+        let bound = Arc::new(Bound {
+            capacity: capacity.max(1),
+            space: Event::new(),
+        });
         let h = SessionHandle {
             id,
             subjects,
             tx,
+            bound: bound.clone(),
             overflowed: AtomicBool::new(false),
             subs: Mutex::new(Subscriptions::new()),
             inflight: AtomicUsize::new(0),
             max_inflight: max_inflight.max(1),
             slot_freed: Event::new(),
         };
-        (Arc::new(h), rx)
+        (Arc::new(h), OutboundRx { rx, bound })
     }
 
-    /// Queues a reply to the session's own request, waiting for queue space and, for a reply
-    /// that waits on the disk, for an in-flight slot (the writer frees it with `reply_sent`).
+    /// Queues a reply to the session's own request, waiting for space (backpressure) and, for
+    /// a reply that waits on the disk, for an in-flight slot (the writer frees it with
+    /// `reply_sent`). False if the session is closed.
     pub async fn reply(&self, msg: Outbound) -> bool {
-        if matches!(msg, Outbound::Durable { .. }) {
-            loop {
-                if self.tx.is_closed() {
-                    return false;
-                }
-                let n = self.inflight.load(Ordering::Acquire);
-                if n < self.max_inflight {
-                    if self
-                        .inflight
-                        .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok()
-                    {
-                        break;
-                    }
-                    continue;
-                }
-                let listener = self.slot_freed.listen();
-                if self.inflight.load(Ordering::Acquire) < self.max_inflight || self.tx.is_closed()
-                {
-                    continue;
-                }
-                listener.await;
-            }
+        if matches!(msg, Outbound::Durable { .. }) && !self.take_slot().await {
+            return false;
         }
-        self.tx.send(msg).await.is_ok()
+        loop {
+            if self.tx.is_closed() {
+                return false;
+            }
+            if self.tx.len() < self.bound.capacity {
+                return self.tx.try_send(msg).is_ok();
+            }
+            let space = self.bound.space.listen();
+            if self.tx.is_closed() || self.tx.len() < self.bound.capacity {
+                continue;
+            }
+            space.await;
+        }
+    }
+
+    async fn take_slot(&self) -> bool {
+        loop {
+            if self.tx.is_closed() {
+                return false;
+            }
+            let n = self.inflight.load(Ordering::Acquire);
+            if n < self.max_inflight {
+                if self
+                    .inflight
+                    .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return true;
+                }
+                continue;
+            }
+            let listener = self.slot_freed.listen();
+            if self.inflight.load(Ordering::Acquire) < self.max_inflight || self.tx.is_closed() {
+                continue;
+            }
+            listener.await;
+        }
     }
 
     /// The writer sent (or dropped) a durable reply: frees its in-flight slot.
@@ -124,11 +198,13 @@ impl SessionHandle {
 
     /// Queues a pushed signal (event, live command, ...). If the queue is full the session is
     /// marked overflowed and its queue closed: the writer then closes the connection.
+    /// (Concurrent pushes may overshoot the capacity by at most one message each.)
     pub fn push(&self, msg: Outbound) {
-        match self.tx.try_send(msg) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(_)) => self.push_overflow(),
+        if self.tx.len() >= self.bound.capacity {
+            self.push_overflow();
+            return;
         }
+        let _ = self.tx.try_send(msg);
     }
 
     /// Marks the session overflowed and stops its queue (the writer closes the connection).
@@ -147,9 +223,10 @@ impl SessionHandle {
         self.overflowed.load(Ordering::SeqCst)
     }
 
-    /// Stops delivery (session ending) and wakes a reader waiting for an in-flight slot.
+    /// Stops delivery (session ending); wakes a `reply` waiting for space or a slot.
     pub fn close(&self) {
         self.tx.close();
+        self.bound.space.notify(usize::MAX);
         self.slot_freed.notify(usize::MAX);
     }
 
@@ -193,6 +270,30 @@ mod tests {
         assert!(h.overflowed());
         assert!(rx.is_closed());
         assert_eq!(rx.len(), 2, "queued messages are bounded by the capacity");
+    }
+
+    #[test]
+    fn reply_waits_for_space_and_close_releases_it() {
+        let (h, rx) = SessionHandle::new(1, Arc::from(Vec::<String>::new()), 1, 4);
+        assert!(futures_lite::future::block_on(
+            h.reply(Outbound::Now(Arc::from("a")))
+        ));
+        let mut second = Box::pin(h.reply(Outbound::Now(Arc::from("b"))));
+        assert!(
+            futures_lite::future::block_on(futures_lite::future::poll_once(&mut second)).is_none()
+        );
+        assert!(rx.try_recv().is_ok(), "taking a message frees space");
+        assert!(futures_lite::future::block_on(second));
+        assert_eq!(rx.len(), 1);
+        let mut third = Box::pin(h.reply(Outbound::Now(Arc::from("c"))));
+        assert!(
+            futures_lite::future::block_on(futures_lite::future::poll_once(&mut third)).is_none()
+        );
+        h.close();
+        assert!(
+            !futures_lite::future::block_on(third),
+            "a closed session refuses the reply"
+        );
     }
 
     #[test]

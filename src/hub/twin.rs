@@ -114,7 +114,12 @@ impl Hub {
                 enforcer: enforcer.as_deref(),
             }),
         };
-        let outcome = engine::apply(current.as_ref(), cmd, &ctx)?;
+        let cid = cmd.headers.correlation_id();
+        let outcome = engine::apply(current.as_ref(), cmd, &ctx).inspect_err(|e| {
+            let (status, error) = (e.status, &e.error);
+            tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(), status,
+                %error, "twin command refused");
+        })?;
         let mut seq = None;
         if let Some(bytes) = &outcome.bytes {
             let mut ops = vec![Op {
@@ -122,6 +127,11 @@ impl Hub {
                 key: id.clone().into_bytes(),
                 value: Some(bytes.clone()),
             }];
+            // search index delta, in the same atomic unit as the thing (src/search)
+            ops.extend(crate::search::index_ops(
+                current.as_ref(),
+                outcome.state.as_ref(),
+            ));
             if let Some((pid, policy)) = &outcome.policy {
                 ops.push(Op {
                     tree: Tree::Policies,
@@ -129,21 +139,24 @@ impl Hub {
                     value: Some(PolicyState::new(policy.clone(), now).to_bytes()),
                 });
             }
-            seq = Some(self.store().submit(ops));
-            if let Some((pid, policy)) = &outcome.policy {
-                self.policy_written(pid, Some(policy));
-            }
+            seq = Some(self.submit_with_event(ops, || {
+                if let Some((pid, policy)) = &outcome.policy {
+                    self.policy_written(pid, Some(policy));
+                }
+                let (ev, state) = (outcome.event.as_ref()?, outcome.state.as_ref()?);
+                // Events are visible under the thing's policy after the change (before, for
+                // a delete).
+                let new_pid = policy_of(Some(state)).or(old_pid.clone());
+                let ev_enforcer = match (&new_pid, &old_pid) {
+                    (Some(n), Some(o)) if n == o => enforcer.clone(),
+                    (Some(n), _) => self.enforcer(n, ns, now),
+                    (None, _) => None,
+                };
+                self.twin_event(cmd, ev, state, who, ev_enforcer)
+            }));
         }
-        if let (Some(ev), Some(state)) = (&outcome.event, &outcome.state) {
-            // Events are visible under the thing's policy after the change (before, for a delete).
-            let new_pid = policy_of(Some(state)).or(old_pid.clone());
-            let ev_enforcer = match (&new_pid, &old_pid) {
-                (Some(n), Some(o)) if n == o => enforcer.clone(),
-                (Some(n), _) => self.enforcer(n, ns, now),
-                (None, _) => None,
-            };
-            self.publish_twin_event(cmd, ev, state, who, seq, ev_enforcer);
-        }
+        tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(),
+            status = outcome.status, seq, "twin command");
         Ok(TwinDone { outcome, seq })
     }
 

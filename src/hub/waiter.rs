@@ -125,8 +125,8 @@ impl Waiter {
     pub async fn wait(self) -> Finished {
         if let Some((resp, seq)) = &self.plan.twin {
             if let Some(seq) = *seq {
-                let store = self.hub.store().clone();
-                match until(self.deadline, store.durable(seq)).await {
+                let gate = self.hub.gate();
+                match until(self.deadline, gate.wait(seq)).await {
                     Wake::Got(Err(_)) => {
                         let id = self.plan.topic.entity_id().unwrap_or_default();
                         return Finished::Error(DittoError::unavailable(&id));

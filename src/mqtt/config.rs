@@ -195,51 +195,63 @@ impl MqttConfig {
         parse_url(&self.url).ok().flatten()
     }
 
-    /// Semantic problems (one line each, prefixed `mqtt`).
+    /// Semantic problems, one line each, starting with the dotted key (`mqtt.url: ...`) so
+    /// `check-config` can point at its line.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         match parse_url(&self.url) {
-            Err(e) => p.push(format!("mqtt: url '{}': {e}", self.url)),
+            Err(e) => p.push(format!("mqtt.url: '{}': {e}", self.url)),
             Ok(Some(b)) if b.tls && !cfg!(feature = "mqtt-tls") => p.push(format!(
-                "mqtt: url '{}' needs TLS, but this edgetwin was built without the `mqtt-tls` feature",
+                "mqtt.url: '{}' needs TLS, but this edgetwin was built without the `mqtt-tls` feature",
                 self.url
             )),
             _ => {}
         }
         if self.client_id.is_empty() || self.client_id.len() > 256 {
-            p.push("mqtt: client_id must have 1 to 256 characters".into());
+            p.push("mqtt.client_id: must have 1 to 256 characters".into());
         }
         if self.password.is_some() && self.username.is_none() {
-            p.push("mqtt: password needs username".into());
+            p.push("mqtt.password: needs username".into());
         }
         if self.client_cert_file.is_some() != self.client_key_file.is_some() {
-            p.push("mqtt: client_cert_file and client_key_file go together".into());
+            p.push("mqtt.client_cert_file: goes together with client_key_file".into());
         }
         if !is_subject(&self.subject) {
             p.push(format!(
-                "mqtt: subject '{}' must look like 'issuer:subject'",
+                "mqtt.subject: '{}' must look like 'issuer:subject'",
                 self.subject
             ));
         }
         for o in &self.owners {
             if !is_subject(o) {
-                p.push(format!("mqtt: owner '{o}' must look like 'issuer:subject'"));
+                p.push(format!(
+                    "mqtt.owners: '{o}' must look like 'issuer:subject'"
+                ));
             }
         }
         if !crate::model::is_valid_namespace(&self.namespace) {
-            p.push(format!("mqtt: invalid namespace '{}'", self.namespace));
+            p.push(format!(
+                "mqtt.namespace: invalid namespace '{}'",
+                self.namespace
+            ));
         }
         if self.topic_prefix.is_empty() || self.topic_prefix.contains(['+', '#', '/', '\0']) {
             p.push(format!(
-                "mqtt: topic_prefix '{}' must be one non-empty topic level without wildcards",
+                "mqtt.topic_prefix: '{}' must be one non-empty topic level without wildcards",
                 self.topic_prefix
             ));
         }
-        if self.queue == 0 || self.keep_alive_secs == 0 || self.reconnect_max_secs == 0 {
-            p.push("mqtt: queue, keep_alive_secs and reconnect_max_secs must be positive".into());
+        for (k, v) in [
+            ("queue", self.queue as u64),
+            ("keep_alive_secs", self.keep_alive_secs),
+            ("reconnect_max_secs", self.reconnect_max_secs),
+        ] {
+            if v == 0 {
+                p.push(format!("mqtt.{k}: must be positive"));
+            }
         }
         if let Err(e) = super::mapping::Mappings::build(self) {
-            p.push(format!("mqtt: {e}"));
+            p.push(format!("mqtt.{e}"));
         }
         p
     }

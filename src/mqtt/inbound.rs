@@ -104,6 +104,10 @@ pub(super) async fn acker(b: Arc<Bridge>, rx: Receiver<Item>) {
             Some(seq) => b.hub.store().durable(seq).await.is_ok(),
             None => true,
         };
+        if let (true, Some(seq), Some(_)) = (ok, item.done.durable, &item.done.reply) {
+            // as on WS: the reply comes after the change's events were handed to subscribers
+            let _ = b.hub.gate().wait(seq).await;
+        }
         if let Some(r) = item.done.reply {
             let text = match (ok, r.on_failure) {
                 (false, Some(f)) => f,

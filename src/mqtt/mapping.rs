@@ -109,14 +109,15 @@ impl Mappings {
         for p in &cfg.presets {
             all.extend(super::presets::preset(p).ok_or_else(|| {
                 format!(
-                    "unknown preset '{p}' (known: {})",
+                    "presets: unknown preset '{p}' (known: {})",
                     super::presets::NAMES.join(", ")
                 )
             })?);
         }
         let mut m = Mappings::default();
         for (i, c) in all.iter().enumerate() {
-            m.add(c).map_err(|e| format!("mapping {}: {e}", i + 1))?;
+            m.add(c)
+                .map_err(|e| format!("mappings: mapping {}: {e}", i + 1))?;
         }
         Ok(m)
     }

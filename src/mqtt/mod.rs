@@ -35,10 +35,7 @@ pub(crate) struct Bridge {
     cfg: config::MqttConfig,
     mappings: Mappings,
     stats: Arc<Stats>,
-    session: Mutex<(
-        Arc<SessionHandle>,
-        async_channel::Receiver<crate::hub::Outbound>,
-    )>,
+    session: Mutex<Arc<SessionHandle>>,
     seen: Mutex<HashSet<String>>,
     policy: serde_json::Value,
     max_payload: usize,
@@ -112,7 +109,7 @@ pub fn start(
     let stats = Arc::new(Stats::default());
     // rumqttc closes the connection on a bigger packet: leave room above our own limit.
     let link = client::start(m, &broker, filters, max_payload * 4 + 1024, stats.clone())?;
-    let session = open_session(&hub, &m.subject);
+    let (session, session_rx) = open_session(&hub, &m.subject);
     let bridge = Arc::new(Bridge {
         hub,
         client: link.client.clone(),
@@ -129,7 +126,7 @@ pub fn start(
     ex.spawn(inbound::run(bridge.clone(), link.inbound, acks_tx))
         .detach();
     ex.spawn(inbound::acker(bridge.clone(), acks_rx)).detach();
-    ex.spawn(outbound::run(bridge)).detach();
+    ex.spawn(outbound::run(bridge, session_rx)).detach();
     let url = format!(
         "{}://{}:{}",
         if broker.tls { "mqtts" } else { "mqtt" },
@@ -166,13 +163,7 @@ fn mappings_with_status(m: &mut Mappings, prefix: &str) -> Result<(), String> {
 
 /// A hub session for the bridge subject: live commands, live events and messages for the
 /// things it may read, and twin events of mapped devices (for desired properties).
-fn open_session(
-    hub: &Hub,
-    subject: &str,
-) -> (
-    Arc<SessionHandle>,
-    async_channel::Receiver<crate::hub::Outbound>,
-) {
+fn open_session(hub: &Hub, subject: &str) -> (Arc<SessionHandle>, crate::hub::OutboundRx) {
     let (s, rx) = hub.open_session(Arc::from(vec![subject.to_owned()]), SESSION_QUEUE, 1);
     let extra = crate::model::FieldSelector::parse("attributes/mqtt").ok();
     let with_extra = || Subscription {
@@ -199,7 +190,6 @@ impl Bridge {
         self.session
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .0
             .clone()
     }
 

@@ -9,7 +9,7 @@ use super::mapping::Command;
 use super::stats::{inc, Kind};
 use super::Bridge;
 use crate::error::DittoError;
-use crate::hub::Outbound;
+use crate::hub::{Outbound, OutboundRx};
 use crate::protocol::{
     error_envelope, Action, Channel, Criterion, Direction, Envelope, EventAction, MessagePath,
 };
@@ -17,15 +17,15 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// Forwards the session's signals until the bridge ends; reopens an overflowed session.
-pub(super) async fn run(b: Arc<Bridge>) {
+pub(super) async fn run(b: Arc<Bridge>, mut rx: OutboundRx) {
     loop {
-        let (session, rx) = b.session.lock().unwrap_or_else(|e| e.into_inner()).clone();
         while let Ok(out) = rx.recv().await {
             let text = match out {
                 Outbound::Now(t) | Outbound::Durable { text: t, .. } => t,
             };
             b.forward(&text);
         }
+        let session = b.session();
         if !session.overflowed() {
             return;
         }
@@ -37,8 +37,9 @@ pub(super) async fn run(b: Arc<Bridge>) {
             format_args!("bridge session queue overflowed; signals for devices were dropped"),
         );
         b.hub.close_session(session.id);
-        let fresh = super::open_session(&b.hub, &b.cfg.subject);
+        let (fresh, fresh_rx) = super::open_session(&b.hub, &b.cfg.subject);
         *b.session.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        rx = fresh_rx;
     }
 }
 

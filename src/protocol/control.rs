@@ -74,19 +74,25 @@ impl Control {
     }
 }
 
-/// Percent-decodes a query component (`+` is a space, as Java's `URLDecoder` treats it).
-pub fn url_decode(s: &str) -> Option<String> {
+/// Percent-decodes `s` (RFC 3986); with `plus_is_space` a `+` becomes a space (query strings,
+/// as Java's `URLDecoder` treats them). `None` for a broken escape or non-UTF-8 result.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
+    if !s.contains(['%', '+']) {
+        return Some(s.to_owned());
+    }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
             b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                let hex = |c: u8| (c as char).to_digit(16);
+                let h = b.get(i + 1).copied().and_then(hex)?;
+                let l = b.get(i + 2).copied().and_then(hex)?;
+                out.push((h * 16 + l) as u8);
                 i += 3;
             }
-            b'+' => {
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }
@@ -97,6 +103,11 @@ pub fn url_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// Percent-decodes a query component (`+` is a space).
+pub fn url_decode(s: &str) -> Option<String> {
+    percent_decode(s, true)
 }
 
 /// Splits `a=1&b=2` into decoded pairs; `None` if some part cannot be decoded.

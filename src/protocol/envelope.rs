@@ -5,7 +5,8 @@
 use super::headers::Headers;
 use super::topic::{Channel, Criterion, Group, Topic};
 use crate::error::DittoError;
-use serde::Deserialize;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// One Ditto Protocol message.
@@ -196,9 +197,64 @@ impl Envelope {
         Value::Object(m)
     }
 
-    /// Serialized as one JSON text (one WS frame).
+    /// Serialized as one JSON text (one WS frame): the same text as `to_value().to_string()`,
+    /// written straight from the fields (no intermediate `Value` copy of the payload).
     pub fn to_text(&self) -> String {
-        self.to_value().to_string()
+        // Serializing string-keyed maps and `Value`s into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Serializes a `Display` value as a JSON string without an intermediate `String`.
+struct AsStr<'a, T: std::fmt::Display>(&'a T);
+
+impl<T: std::fmt::Display> Serialize for AsStr<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
+    }
+}
+
+struct HeadersSer<'a>(&'a Headers);
+
+impl Serialize for HeadersSer<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0.iter() {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// Field order and presence exactly as `Envelope::to_value`.
+impl Serialize for Envelope {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("topic", &AsStr(&self.topic))?;
+        m.serialize_entry("headers", &HeadersSer(&self.headers))?;
+        m.serialize_entry("path", &self.path)?;
+        if let Some(v) = &self.value {
+            m.serialize_entry("value", v)?;
+        }
+        if let Some(f) = &self.fields {
+            m.serialize_entry("fields", f)?;
+        }
+        if let Some(e) = &self.extra {
+            m.serialize_entry("extra", e)?;
+        }
+        if let Some(st) = self.status {
+            m.serialize_entry("status", &st)?;
+        }
+        if let Some(r) = self.revision {
+            m.serialize_entry("revision", &r)?;
+        }
+        if let Some(t) = &self.timestamp {
+            m.serialize_entry("timestamp", t)?;
+        }
+        if let Some(md) = &self.metadata {
+            m.serialize_entry("metadata", md)?;
+        }
+        m.end()
     }
 }
 
@@ -301,6 +357,22 @@ mod tests {
             error_topic(Some(&s)).to_string(),
             "_/_/things/search/errors"
         );
+    }
+
+    #[test]
+    fn to_text_is_the_text_of_to_value() {
+        let texts = [
+            r#"{"topic":"a/b/things/twin/events/modified","headers":{"correlation-id":"c\"1","X-Case":true,"n":[1,2.5]},"path":"/attributes/x","value":{"z":1,"a":"\u00e9\n"},"extra":{"a":1},"revision":3,"timestamp":"2021-01-18T09:42:12Z","metadata":{"m":null}}"#,
+            r#"{"topic":"a/b/things/twin/commands/retrieve","path":"/","fields":"thingId,_revision","status":200,"value":null}"#,
+            r#"{"topic":"_/_/things/twin/search/subscribe","headers":{},"path":"/"}"#,
+        ];
+        for t in texts {
+            let e = Envelope::parse(t).unwrap();
+            assert_eq!(e.to_text(), e.to_value().to_string(), "{t}");
+        }
+        let err = DittoError::new(404, "things:thing.notfound", "nope").describe("d");
+        let e = error_envelope(None, Some("c"), &err);
+        assert_eq!(e.to_text(), e.to_value().to_string());
     }
 
     #[test]

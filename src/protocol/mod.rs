@@ -8,7 +8,7 @@ pub mod message;
 pub mod signal;
 pub mod topic;
 
-pub use control::{parse_control, url_decode, Control, StartParams, StreamKind};
+pub use control::{parse_control, percent_decode, url_decode, Control, StartParams, StreamKind};
 pub use envelope::{error_envelope, error_topic, Envelope, ParseFailure};
 pub use headers::Headers;
 pub use message::{Direction, MessagePath};

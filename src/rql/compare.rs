@@ -126,6 +126,15 @@ impl LikePattern {
     }
 }
 
+/// `like` / `ilike` of one string against a pattern literal, without the string forms of other
+/// types (the search index matches only strings).
+pub fn like_text(lit: &Literal, text: &str, case_insensitive: bool, env: &Env) -> bool {
+    LikePattern::new(lit, env, case_insensitive).is_some_and(|p| {
+        let text: Vec<char> = text.chars().map(|c| fold_char(c, p.fold)).collect();
+        glob(&p.chars, &text)
+    })
+}
+
 /// The string form a `like` pattern is matched against (Ditto: `String.valueOf`); null has none.
 fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
     match v {

@@ -11,9 +11,11 @@ mod property;
 mod scanner;
 mod time;
 
+pub use compare::like_text;
 pub use eval::lookup;
 pub use options::{
-    compare_for_sort, parse_options, SearchOptions, SortKey, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+    compare_for_sort, compare_sort_values, parse_options, SearchOptions, SortKey,
+    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use parser::{parse, parse_property};
 pub use property::PropertyUse;

@@ -230,6 +230,12 @@ pub fn compare_for_sort(a: &Value, b: &Value, keys: &[SortKey]) -> Ordering {
     id(a).cmp(&id(b))
 }
 
+/// The order of two sort-key values (absent/null < numbers < strings < objects < arrays <
+/// booleans; same-typed values by value), as [`compare_for_sort`] uses it per key.
+pub fn compare_sort_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    sort_cmp(a, b)
+}
+
 fn sort_cmp(a: Option<&Value>, b: Option<&Value>) -> Ordering {
     fn rank(v: Option<&Value>) -> u8 {
         match v {

@@ -13,6 +13,7 @@
 //! restart: reopening replays exactly what was durable. `close()` keeps returning the error.
 
 mod backend;
+mod commit;
 mod overlay;
 mod redb_backend;
 mod sled_backend;
@@ -32,6 +33,7 @@ use std::thread::JoinHandle;
 
 use event_listener::Event;
 
+use commit::last_write_per_key;
 use overlay::Overlay;
 
 /// Default backpressure bound: submitted-but-uncommitted ops before `ready()` waits. It also
@@ -168,6 +170,8 @@ impl Shared {
             };
             let n_units = units.len() as u64;
             let ops: Vec<Op> = units.into_iter().flat_map(|u| u.ops).collect();
+            let n_ops = ops.len();
+            let ops = last_write_per_key(ops);
             // A panicking backend (sled panics on some corruption) must fail the waiters, not
             // strand them: it becomes a commit error (release builds abort on panic anyway).
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.backend.commit(&ops)))
@@ -178,8 +182,8 @@ impl Shared {
                     self.committed_batches.fetch_add(1, Ordering::Relaxed);
                     self.committed_units.fetch_add(n_units, Ordering::Relaxed);
                     self.committed_ops
-                        .fetch_add(ops.len() as u64, Ordering::Relaxed);
-                    self.pending_ops.fetch_sub(ops.len(), Ordering::AcqRel);
+                        .fetch_add(n_ops as u64, Ordering::Relaxed);
+                    self.pending_ops.fetch_sub(n_ops, Ordering::AcqRel);
                     self.committed_seq.store(last, Ordering::Release);
                     self.durable_event.notify(usize::MAX);
                     self.ready_event.notify(usize::MAX);
@@ -413,6 +417,11 @@ impl Store {
     /// error if the store had failed. Drop every clone to release the database files.
     pub fn close(&self) -> Result<(), StoreError> {
         self.inner.close()
+    }
+
+    /// True once a commit failed (fail-stop): only a restart recovers (the watchdog uses this).
+    pub fn is_failed(&self) -> bool {
+        self.inner.shared.lock().failed
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -4,8 +4,11 @@
 //! authenticated by JWT ends at the token's `exp` (401 `gateway:websocket.session.expired`)
 //! unless `JWT-TOKEN?jwtToken=` brings a valid token for the same subjects; another subject or
 //! an invalid token closes the session (Ditto completes the stream without an error frame).
+//! Search protocol messages go to the session's search subscriptions (`search`).
 
 mod control;
+pub mod search;
+mod search_task;
 mod writer;
 
 use crate::hub::{Answer, Outbound, Requester, SessionHandle};
@@ -104,14 +107,21 @@ pub async fn run_session(
         sender,
         rx,
         session.clone(),
-        st.hub.store().clone(),
+        st.hub.gate(),
         limits.outbound_queue + limits.max_pending_per_session,
     ));
     let who = Requester {
         subjects: subjects.clone(),
         origin: Some(session.id),
     };
+    tracing::debug!(
+        session = session.id,
+        subject = who.subject(),
+        "websocket session opened"
+    );
     let mut close: Option<(CloseCode, &'static str)> = None;
+    // search subscriptions of this session (ws/search.rs); dropped (cancelled) with the session
+    let mut searches = search::Searches::default();
     if let Err(e) = st.hub.declare_acks(session.id, &declared) {
         reply_error(&session, None, &e).await;
         close = Some((
@@ -161,9 +171,9 @@ pub async fn run_session(
             }
         }
         match msg {
-            Ok(Message::Text(t)) => on_text(&st, &session, &who, t.as_str()).await,
+            Ok(Message::Text(t)) => on_text(&st, &session, &who, &mut searches, t.as_str()).await,
             Ok(Message::Binary(b)) => match std::str::from_utf8(&b) {
-                Ok(t) => on_text(&st, &session, &who, t).await,
+                Ok(t) => on_text(&st, &session, &who, &mut searches, t).await,
                 Err(_) => {
                     reply_error(
                         &session,
@@ -193,6 +203,13 @@ pub async fn run_session(
         }
     }
     st.hub.close_session(session.id);
+    let reason = close.map(|c| c.1);
+    tracing::debug!(
+        session = session.id,
+        subject = who.subject(),
+        ?reason,
+        "websocket session closed"
+    );
     let mut sender = writer.await;
     if let (Some(s), Some((code, reason))) = (sender.as_mut(), close) {
         let _ = s
@@ -214,7 +231,13 @@ async fn reply_error(
     session.reply(Outbound::Now(Arc::from(text))).await;
 }
 
-async fn on_text(st: &Arc<State>, session: &Arc<SessionHandle>, who: &Requester, text: &str) {
+async fn on_text(
+    st: &Arc<State>,
+    session: &Arc<SessionHandle>,
+    who: &Requester,
+    searches: &mut search::Searches,
+    text: &str,
+) {
     let max = st.cfg.limits.max_message_kib * 1024;
     if text.len() > max {
         let e = crate::error::DittoError::new(
@@ -237,6 +260,9 @@ async fn on_text(st: &Arc<State>, session: &Arc<SessionHandle>, who: &Requester,
             return;
         }
     };
+    if matches!(env.topic.criterion, crate::protocol::Criterion::Search(_)) {
+        return searches.handle(st, session, who, env).await;
+    }
     match st.hub.handle_protocol(who, env).await {
         Some(Answer::Now(reply)) => session.reply(outbound(*reply)).await,
         Some(Answer::Later(waiter)) => {

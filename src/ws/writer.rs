@@ -1,16 +1,17 @@
 //! The writer half of a WS session. Sends the session's outbound queue in order through the
-//! shared `hub::ordered` drain (a durable reply or event goes out once its store sequence is on
-//! disk), pings after 30 s idle, and closes with 1013 when the session overflowed.
+//! shared `hub::ordered` drain (a durable reply goes out once it passed the hub's gate), writes
+//! every ready message with one flush, pings after 30 s idle, and closes with 1013 when the
+//! session overflowed.
 
 use super::CLOSE_OVERFLOW;
 use crate::hub::ordered::{Next, Ordered};
-use crate::hub::{Outbound, SessionHandle};
-use crate::store::Store;
-use async_channel::Receiver;
+use crate::hub::Gate;
+use crate::hub::{OutboundRx, SessionHandle};
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::WebSocketSender;
+use futures_util::SinkExt;
 use smol::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +22,12 @@ const IDLE_PING: Duration = Duration::from_secs(30);
 /// or the socket fails / the session overflowed (returns `None`).
 pub(super) async fn run(
     mut sender: WebSocketSender<TcpStream>,
-    rx: Receiver<Outbound>,
+    rx: OutboundRx,
     session: Arc<SessionHandle>,
-    store: Store,
+    gate: Gate,
     max_buffer: usize,
 ) -> Option<WebSocketSender<TcpStream>> {
-    let mut queue = Ordered::new(rx, session.clone(), store, max_buffer);
+    let mut queue = Ordered::new(rx, session.clone(), gate, max_buffer);
     loop {
         if session.overflowed() {
             let reason = "edgetwin: outbound queue overflow, the client does not read fast enough";
@@ -41,13 +42,32 @@ pub(super) async fn run(
             let _ = sender.close(Some(frame)).await;
             return None;
         }
-        let msg = match queue.next(IDLE_PING).await {
-            Next::Send(t) => Message::text(t.to_string()),
-            Next::Idle => Message::Ping(Default::default()),
+        let first = match queue.next(IDLE_PING).await {
+            Next::Send(t) => t,
+            Next::Idle => {
+                if sender
+                    .send(Message::Ping(Default::default()))
+                    .await
+                    .is_err()
+                {
+                    return None;
+                }
+                continue;
+            }
             Next::Closed | Next::Overflow if session.overflowed() => continue,
             Next::Closed | Next::Overflow => return Some(sender),
         };
-        if sender.send(msg).await.is_err() {
+        // Queue every ready message, then write them all with one flush (one syscall for a
+        // burst of pipelined replies or events instead of one per message).
+        if sender.feed(Message::text(first.to_string())).await.is_err() {
+            return None;
+        }
+        while let Some(t) = queue.next_ready().await {
+            if sender.feed(Message::text(t.to_string())).await.is_err() {
+                return None;
+            }
+        }
+        if sender.flush().await.is_err() {
             return None;
         }
     }

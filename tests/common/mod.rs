@@ -21,6 +21,21 @@ use std::time::Duration;
 /// Default wait for anything expected to arrive.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The command that runs edgetwin: this crate's binary, or `EDGETWIN_BIN` (a cross-built one)
+/// started through `EDGETWIN_RUNNER` (e.g. `qemu-aarch64`) when those are set (cross/test.sh).
+pub fn edgetwin_command() -> Command {
+    let bin =
+        std::env::var("EDGETWIN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_edgetwin").into());
+    match std::env::var("EDGETWIN_RUNNER") {
+        Ok(r) if !r.is_empty() => {
+            let mut c = Command::new(r);
+            c.arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    }
+}
+
 /// A running edgetwin process.
 pub struct Server {
     pub addr: SocketAddr,
@@ -41,7 +56,11 @@ impl Server {
 
     /// Starts edgetwin on `data` with extra arguments.
     pub fn start_in(data: &Path, extra: &[&str]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgetwin"));
+        Server::spawn(edgetwin_command(), data, extra)
+    }
+
+    /// Starts `cmd` (from `edgetwin_command()`, e.g. with extra env) on `data`.
+    pub fn spawn(mut cmd: Command, data: &Path, extra: &[&str]) -> Server {
         cmd.args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra);

@@ -144,3 +144,57 @@ macro_rules! backend_tests {
 }
 
 backend_tests!(on_sled => BackendKind::Sled, on_redb => BackendKind::Redb);
+
+#[test]
+fn one_commit_keeps_only_the_last_write_of_each_key() {
+    let ops = vec![
+        put(Tree::Things, "a", "1"),
+        put(Tree::Policies, "a", "p"),
+        put(Tree::Things, "b", "1"),
+        put(Tree::Things, "a", "2"),
+        del(Tree::Things, "b"),
+        put(Tree::Things, "c", "1"),
+        put(Tree::Things, "a", "3"),
+    ];
+    assert_eq!(
+        last_write_per_key(ops),
+        vec![
+            put(Tree::Policies, "a", "p"),
+            del(Tree::Things, "b"),
+            put(Tree::Things, "c", "1"),
+            put(Tree::Things, "a", "3"),
+        ]
+    );
+    let distinct = vec![put(Tree::Things, "x", "1"), put(Tree::Things, "y", "1")];
+    assert_eq!(last_write_per_key(distinct.clone()), distinct);
+}
+
+#[test]
+fn overwritten_keys_are_durable_with_their_last_value_on_both_backends() {
+    for kind in BackendKind::ALL {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(kind, &dir);
+        let mut last = 0;
+        for i in 0..500 {
+            last = s.submit(vec![put(
+                Tree::Things,
+                &format!("k{}", i % 7),
+                &i.to_string(),
+            )]);
+        }
+        block_on(s.durable(last)).expect("durable");
+        assert_eq!(
+            s.stats().committed_ops,
+            500,
+            "{kind}: every submitted op counted"
+        );
+        assert_eq!(s.stats().pending_ops, 0, "{kind}");
+        s.close().expect("close");
+        drop(s);
+        let s = open(kind, &dir);
+        for k in 0..7 {
+            let want = (0..500).filter(|i| i % 7 == k).max().map(|i| i.to_string());
+            assert_eq!(get_s(&s, Tree::Things, &format!("k{k}")), want, "{kind}");
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! The query executor: picks the driving source (the most selective indexable conjunct, or one
+//! whose order matches the sort so the scan can stop early), streams its candidates, re-checks
+//! each against the requester's READ view with search semantics, and keeps only a bounded top-k
+//! heap (`size + 1` items) for a sorted page. Memory is independent of the number of twins: at
+//! most `size + 1` things, a few bounded ID sets (`choose::SET_CAP`) and one store batch at a
+//! time.
+
+use super::choose::{choose, Chosen, Mode};
+use super::eval;
+use super::index::{entries, Entries};
+use super::keys;
+use super::plan::Source;
+use super::scan::{self, Cand, Flow};
+use crate::engine::{self, ThingState};
+use crate::error::DittoError;
+use crate::hub::{Hub, Requester};
+use crate::model::FieldSelector;
+use crate::policy::{Enforcer, READ, THING_ALLOWLIST};
+use crate::rql::{compare_sort_values, lookup, Env, Query, SortKey};
+use crate::store::Tree;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Cached enforcers per query.
+const ENFORCER_CACHE: usize = 256;
+
+/// A search, validated and parsed.
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    /// RQL filter (search semantics), `None` = all
+    pub filter: Option<Query>,
+    /// sort keys; empty = `+thingId`; ties always by thingId
+    pub sort: Vec<SortKey>,
+    /// exact namespaces; empty = all
+    pub namespaces: Vec<String>,
+    /// fields of the returned things
+    pub fields: Option<FieldSelector>,
+}
+
+/// Where a page starts: sort-key values (null for absent) and thingId of the previous item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    /// one value per sort key
+    pub values: Vec<Value>,
+    /// thingId
+    pub thing_id: String,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    /// the things, READ-filtered and projected on `fields`
+    pub items: Vec<Value>,
+    /// their thingIds (the items may not show them)
+    pub ids: Vec<String>,
+    /// position of the last item, if more items follow
+    pub more: Option<Position>,
+}
+
+/// 408 `thing-search:query.time.exceeded`.
+pub fn time_exceeded() -> DittoError {
+    DittoError::new(
+        408,
+        "thing-search:query.time.exceeded",
+        "The search query took too long to execute.",
+    )
+    .describe("Narrow the query, e.g. with an indexed filter on attributes or feature properties, or raise the timeout.")
+}
+
+/// The sort order of search results: each key (absent = null), then thingId.
+pub fn compare(sort: &[SortKey], a: (&[Value], &str), b: (&[Value], &str)) -> Ordering {
+    for (i, k) in sort.iter().enumerate() {
+        let o = compare_sort_values(a.0.get(i), b.0.get(i));
+        let o = if k.ascending { o } else { o.reverse() };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.1.cmp(b.1)
+}
+
+/// A matching thing.
+struct Hit {
+    keys: Vec<Value>,
+    id: String,
+    state: ThingState,
+    enforcer: Arc<Enforcer>,
+}
+
+struct Ranked<'s> {
+    sort: &'s [SortKey],
+    hit: Hit,
+}
+
+impl Ord for Ranked<'_> {
+    fn cmp(&self, o: &Self) -> Ordering {
+        compare(
+            self.sort,
+            (&self.hit.keys, &self.hit.id),
+            (&o.hit.keys, &o.hit.id),
+        )
+    }
+}
+impl PartialOrd for Ranked<'_> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl PartialEq for Ranked<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Ranked<'_> {}
+
+/// An enforcer and whether it grants the requester READ on the whole thing.
+type Readable = (Arc<Enforcer>, bool);
+
+/// Receives each matching thing (and the index key it came from); says when to stop.
+type OnHit<'f> = dyn FnMut(Hit, Option<&[u8]>) -> Flow + 'f;
+
+/// One search over the hub's store on behalf of a requester.
+pub struct Searcher<'a> {
+    hub: &'a Hub,
+    who: &'a Requester,
+    now: i64,
+    deadline: Option<Instant>,
+    enforcers: HashMap<(String, String), Option<Readable>>,
+    /// the last one looked up (things of one policy often come in a row)
+    last_enforcer: Option<(String, String, Option<Readable>)>,
+    steps: u64,
+    /// candidates loaded and checked (diagnostics, benchmarks)
+    pub examined: u64,
+}
+
+fn needs_full_view(spec: &Spec) -> bool {
+    let special = |p: &crate::rql::Property| {
+        matches!(
+            p.root(),
+            "_revision" | "_created" | "_modified" | "_metadata"
+        )
+    };
+    spec.filter
+        .as_ref()
+        .is_some_and(|q| q.properties().iter().any(|p| special(p)))
+        || spec.sort.iter().any(|k| special(&k.prop))
+}
+
+impl<'a> Searcher<'a> {
+    /// A search at `now` (epoch millis) that fails with 408 after `deadline`.
+    pub fn new(hub: &'a Hub, who: &'a Requester, now: i64, deadline: Option<Instant>) -> Self {
+        Searcher {
+            hub,
+            who,
+            now,
+            deadline,
+            enforcers: HashMap::new(),
+            last_enforcer: None,
+            steps: 0,
+            examined: 0,
+        }
+    }
+
+    fn tick(&mut self) -> Result<(), DittoError> {
+        self.steps += 1;
+        if self.steps.is_multiple_of(64) && self.deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(time_exceeded());
+        }
+        Ok(())
+    }
+
+    fn enforcer(&mut self, pid: &str, ns: &str) -> Option<Readable> {
+        if let Some((p, n, e)) = &self.last_enforcer {
+            if p == pid && n == ns {
+                return e.clone();
+            }
+        }
+        let e = self.enforcer_of(pid, ns);
+        self.last_enforcer = Some((pid.to_owned(), ns.to_owned(), e.clone()));
+        e
+    }
+
+    fn enforcer_of(&mut self, pid: &str, ns: &str) -> Option<Readable> {
+        let key = (pid.to_owned(), ns.to_owned());
+        if let Some(e) = self.enforcers.get(&key) {
+            return e.clone();
+        }
+        let e = self.hub.enforcer(pid, ns, self.now).map(|e| {
+            let full = e.has_unrestricted(&self.who.subjects, "thing", &[], READ);
+            (e, full)
+        });
+        if self.enforcers.len() >= ENFORCER_CACHE {
+            self.enforcers.clear();
+        }
+        self.enforcers.insert(key, e.clone());
+        e
+    }
+
+    /// Loads and checks one candidate: namespace, READ, filter on the READ view; the sort keys.
+    fn admit(
+        &mut self,
+        spec: &Spec,
+        full: bool,
+        c: &Cand,
+        accept: &dyn Fn(&ThingState) -> bool,
+    ) -> Result<Option<Hit>, DittoError> {
+        self.tick()?;
+        let ns = c.id.split_once(':').map_or("", |(n, _)| n);
+        if !spec.namespaces.is_empty() && !spec.namespaces.iter().any(|n| n == ns) {
+            return Ok(None);
+        }
+        let bytes = match c.bytes {
+            Some(b) => Cow::Borrowed(b),
+            None => match self
+                .hub
+                .store()
+                .get(Tree::Things, c.id.as_bytes())
+                .map_err(scan::store_err)?
+            {
+                Some(b) => Cow::Owned(b),
+                None => return Ok(None),
+            },
+        };
+        self.examined += 1;
+        let Ok(state) = ThingState::from_bytes(&bytes) else {
+            return Ok(None);
+        };
+        if state.deleted || !accept(&state) {
+            return Ok(None);
+        }
+        let Some(pid) = state.thing.get("policyId").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let Some((enforcer, full_read)) = self.enforcer(pid, ns) else {
+            return Ok(None);
+        };
+        let doc: Cow<Value> = if full {
+            Cow::Owned(state.full_view())
+        } else {
+            Cow::Borrowed(&state.thing)
+        };
+        let view: Cow<Value> = if full_read {
+            doc
+        } else {
+            match enforcer.root_view(&self.who.subjects, "thing", &doc, &THING_ALLOWLIST) {
+                Some(v) => Cow::Owned(v),
+                None => return Ok(None),
+            }
+        };
+        let env = Env::at(self.now);
+        if let Some(q) = &spec.filter {
+            if !eval::matches(q, &view, &env) {
+                return Ok(None);
+            }
+        }
+        let keys = spec
+            .sort
+            .iter()
+            .map(|k| {
+                lookup(&view, &k.prop)
+                    .first()
+                    .map(|v| v.clone().into_owned())
+                    .unwrap_or(Value::Null)
+            })
+            .collect();
+        drop(view);
+        Ok(Some(Hit {
+            keys,
+            id: c.id.to_owned(),
+            state,
+            enforcer,
+        }))
+    }
+
+    /// Streams every matching thing of the plan to `f` (each once); `f` says when to stop.
+    fn run(
+        &mut self,
+        spec: &Spec,
+        plan: &Chosen,
+        after: Option<&Position>,
+        f: &mut OnHit,
+    ) -> Result<(), DittoError> {
+        let full = needs_full_view(spec);
+        let yes = |_: &ThingState| true;
+        for id in &plan.pre {
+            let c = Cand {
+                id,
+                key: None,
+                bytes: None,
+                multi: false,
+                branch: 0,
+            };
+            if let Some(hit) = self.admit(spec, full, &c, &yes)? {
+                if f(hit, None) == Flow::Stop {
+                    return Ok(());
+                }
+            }
+        }
+        let (after_id, after_key) = match (&plan.mode, after) {
+            (Mode::ById, Some(p)) => (Some(p.thing_id.as_str()), None),
+            (Mode::ByPath(r), Some(p)) => {
+                let mut k = keys::path_prefix(keys::VALUE, &r.path);
+                keys::push_value(&mut k, p.values.first().unwrap_or(&Value::Null));
+                (None, Some(k))
+            }
+            _ => (None, None),
+        };
+        let store = self.hub.store().clone();
+        scan::scan(
+            &store,
+            &plan.driver,
+            after_id,
+            after_key.as_deref(),
+            &mut |c| {
+                if plan.pre.binary_search_by(|x| x.as_str().cmp(c.id)).is_ok()
+                    || (plan.skip_multi && c.multi)
+                    || !plan
+                        .checks
+                        .iter()
+                        .all(|s| scan::emits(s, c.id, &Entries::new()))
+                    || plan.set.as_ref().is_some_and(|s| !s.contains(c.id))
+                {
+                    return Ok(Flow::Go);
+                }
+                let dedupe =
+                    c.branch > 0 || (c.multi && !plan.skip_multi && !single_value(&plan.driver));
+                let hit = if dedupe {
+                    let accept = |st: &ThingState| first_time(&plan.driver, &c, &entries(st));
+                    self.admit(spec, full, &c, &accept)?
+                } else {
+                    self.admit(spec, full, &c, &|_| true)?
+                };
+                Ok(match hit {
+                    Some(h) => f(h, c.key),
+                    None => Flow::Go,
+                })
+            },
+        )?;
+        Ok(())
+    }
+
+    /// One page of `size` things after `after`, in sort order.
+    pub fn page(
+        &mut self,
+        spec: &Spec,
+        after: Option<&Position>,
+        size: usize,
+    ) -> Result<Page, DittoError> {
+        let plan = choose(self.hub.store(), spec, self.now, true)?;
+        let k = size + 1;
+        let sort = spec.sort.as_slice();
+        let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(k + 1);
+        let path_range = match &plan.mode {
+            Mode::ByPath(r) => Some(r.clone()),
+            _ => None,
+        };
+        let mode_id = matches!(plan.mode, Mode::ById);
+        self.run(spec, &plan, after, &mut |hit, key| {
+            if let Some(p) = after {
+                if compare(sort, (&hit.keys, &hit.id), (&p.values, &p.thing_id))
+                    != Ordering::Greater
+                {
+                    return Flow::Go;
+                }
+            }
+            if heap.len() == k {
+                if let Some(worst) = heap.peek() {
+                    let beyond = if mode_id {
+                        hit.id.as_str() > worst.hit.id.as_str()
+                    } else if let (Some(r), Some(key), Some(v)) =
+                        (&path_range, key, worst.hit.keys.first())
+                    {
+                        r.value_of(key)
+                            .is_some_and(|enc| enc > keys::value_bytes(v).as_slice())
+                    } else {
+                        false
+                    };
+                    if beyond {
+                        return Flow::Stop;
+                    }
+                }
+            }
+            heap.push(Ranked { sort, hit });
+            if heap.len() > k {
+                heap.pop();
+            }
+            Flow::Go
+        })?;
+        let mut hits: Vec<Hit> = heap.into_sorted_vec().into_iter().map(|r| r.hit).collect();
+        let more = if hits.len() > size {
+            hits.truncate(size);
+            hits.last().map(|h| Position {
+                values: h.keys.clone(),
+                thing_id: h.id.clone(),
+            })
+        } else {
+            None
+        };
+        let (mut items, mut ids) = (Vec::with_capacity(size), Vec::with_capacity(size));
+        for h in &hits {
+            if let Some(v) = self.render(spec.fields.as_ref(), h) {
+                items.push(v);
+                ids.push(h.id.clone());
+            }
+        }
+        Ok(Page { items, ids, more })
+    }
+
+    /// Number of matching things the requester may read.
+    pub fn count(&mut self, spec: &Spec) -> Result<u64, DittoError> {
+        let plan = choose(self.hub.store(), spec, self.now, false)?;
+        let mut n = 0u64;
+        self.run(spec, &plan, None, &mut |_, _| {
+            n += 1;
+            Flow::Go
+        })?;
+        Ok(n)
+    }
+
+    /// The sort-key values a thing has for this requester (resuming after a known thing).
+    pub fn position_of(
+        &mut self,
+        spec: &Spec,
+        thing_id: &str,
+    ) -> Result<Option<Position>, DittoError> {
+        let c = Cand {
+            id: thing_id,
+            key: None,
+            bytes: None,
+            multi: false,
+            branch: 0,
+        };
+        let unfiltered = Spec {
+            filter: None,
+            ..spec.clone()
+        };
+        Ok(self
+            .admit(&unfiltered, needs_full_view(spec), &c, &|_| true)?
+            .map(|h| Position {
+                values: h.keys,
+                thing_id: h.id,
+            }))
+    }
+
+    fn render(&self, fields: Option<&FieldSelector>, h: &Hit) -> Option<Value> {
+        let lookup = |pid: &str| self.hub.load_policy(pid);
+        let things = |tid: &str| self.hub.load_thing(tid).ok().flatten();
+        let ctx = engine::Ctx {
+            now: self.now,
+            subject: self.who.subject(),
+            policy: &lookup,
+            thing: &things,
+            access: Some(engine::enforce::Access {
+                subjects: &self.who.subjects,
+                enforcer: Some(&h.enforcer),
+            }),
+        };
+        engine::read::readable_thing_view(&h.state, fields, &ctx)
+    }
+}
+
+fn single_value(s: &Source) -> bool {
+    matches!(s, Source::Index(r) if r.single_value)
+}
+
+/// True if this is the first time the driver yields the thing: no earlier union branch yields
+/// it, and the key is its first key in the branch.
+fn first_time(driver: &Source, c: &Cand, e: &Entries) -> bool {
+    let branch = match driver {
+        Source::Union(parts) => {
+            if parts[..c.branch.min(parts.len())]
+                .iter()
+                .any(|p| scan::emits(p, c.id, e))
+            {
+                return false;
+            }
+            parts.get(c.branch)
+        }
+        other => Some(other),
+    };
+    match (branch, c.key) {
+        (Some(Source::Index(r)), Some(k)) => scan::first_in(r, e) == Some(k),
+        _ => true,
+    }
+}

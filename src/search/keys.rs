@@ -1,0 +1,289 @@
+//! Key layout of the search index in `Tree::Index` (pure): an order-preserving, typed encoding
+//! of JSON scalars, escaped+terminated paths, the four entry kinds and their parsing.
+//!
+//! ```text
+//! v | path 00 01 | value | thingId   value entry, one per scalar leaf (array elements included);
+//!                                     stored value = flags (bit 0: the path holds several values)
+//! x | path 00 01 | thingId           the path exists (any value, objects and arrays included)
+//! m | path 00 01 | thingId           the path is multi-valued (an array, or reached through one)
+//! o | thingId                        the thing has too many leaves: not indexed, always a candidate
+//! ```
+//! `value` = type tag (null < number < string < object < array < bool, Ditto's sort rank) plus
+//! payload: numbers as order-preserving f64 bits (int and double compare numerically; integers
+//! beyond 2^53 round, so the index narrows and the evaluator decides), strings as their first
+//! [`MAX_STR_BYTES`] bytes, `00` escaped as `00 FF` and terminated by `00 01`.
+
+use serde_json::{Number, Value};
+
+/// Entry kinds (first key byte).
+pub const VALUE: u8 = b'v';
+/// Existence entries.
+pub const EXISTS: u8 = b'x';
+/// Multi-valued path markers.
+pub const MULTI: u8 = b'm';
+/// Not-indexed things.
+pub const OVERFLOW: u8 = b'o';
+
+/// Type tags, in Ditto's sort rank order.
+pub const TAG_NULL: u8 = 0x10;
+/// numbers
+pub const TAG_NUM: u8 = 0x20;
+/// strings
+pub const TAG_STR: u8 = 0x30;
+/// objects (never stored; only compared)
+pub const TAG_OBJ: u8 = 0x40;
+/// arrays (never stored; only compared)
+pub const TAG_ARR: u8 = 0x50;
+/// booleans
+pub const TAG_BOOL: u8 = 0x60;
+
+/// String bytes kept in a key; longer strings share the entry of their prefix (still in order).
+pub const MAX_STR_BYTES: usize = 128;
+
+/// Flag in the stored value of a `v` entry: the path has several values in this thing.
+pub const FLAG_MULTI: u8 = 1;
+
+/// Integers up to this magnitude are exact as f64.
+const EXACT_F64: f64 = 9_007_199_254_740_992.0;
+
+/// Appends `bytes` with `00` escaped as `00 FF`.
+fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+}
+
+/// Appends escaped `bytes` and the terminator `00 01`.
+fn push_terminated(out: &mut Vec<u8>, bytes: &[u8]) {
+    push_escaped(out, bytes);
+    out.extend_from_slice(&[0, 1]);
+}
+
+/// Order-preserving bytes of a finite f64 (`-0.0` = `0.0`).
+pub fn f64_bytes(f: f64) -> [u8; 8] {
+    let f = if f == 0.0 { 0.0 } else { f };
+    let bits = f.to_bits();
+    let bits = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
+    bits.to_be_bytes()
+}
+
+/// A JSON number as f64 (rounded for big integers); `None` for non-finite.
+pub fn number_f64(n: &Number) -> Option<f64> {
+    if let Some(i) = n.as_i64() {
+        Some(i as f64)
+    } else if let Some(u) = n.as_u64() {
+        Some(u as f64)
+    } else {
+        n.as_f64().filter(|f| f.is_finite())
+    }
+}
+
+/// A number's encoding; `exact` if no other number can share it.
+pub fn push_number(out: &mut Vec<u8>, f: f64) -> bool {
+    out.push(TAG_NUM);
+    out.extend_from_slice(&f64_bytes(f));
+    f.abs() < EXACT_F64
+}
+
+/// A string's encoding; `exact` if it was not truncated.
+pub fn push_str(out: &mut Vec<u8>, s: &str) -> bool {
+    out.push(TAG_STR);
+    let b = s.as_bytes();
+    push_terminated(out, &b[..b.len().min(MAX_STR_BYTES)]);
+    b.len() <= MAX_STR_BYTES
+}
+
+/// The encoding of any JSON value as compared for sorting (objects and arrays by tag only).
+/// Returns whether the encoding identifies the value exactly.
+pub fn push_value(out: &mut Vec<u8>, v: &Value) -> bool {
+    match v {
+        Value::Null => {
+            out.push(TAG_NULL);
+            true
+        }
+        Value::Bool(b) => {
+            out.extend_from_slice(&[TAG_BOOL, u8::from(*b)]);
+            true
+        }
+        Value::Number(n) => push_number(out, number_f64(n).unwrap_or(0.0)),
+        Value::String(s) => push_str(out, s),
+        Value::Object(_) => {
+            out.push(TAG_OBJ);
+            false
+        }
+        Value::Array(_) => {
+            out.push(TAG_ARR);
+            false
+        }
+    }
+}
+
+/// `value` alone (sort comparisons in the executor).
+pub fn value_bytes(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_value(&mut out, v);
+    out
+}
+
+/// The longest string-encoding prefix shared by every string starting with `prefix`.
+pub fn str_prefix(prefix: &str) -> Vec<u8> {
+    let mut out = vec![TAG_STR];
+    let b = prefix.as_bytes();
+    push_escaped(&mut out, &b[..b.len().min(MAX_STR_BYTES)]);
+    out
+}
+
+/// `kind | path 00 01`: the prefix of every entry of a kind on a path.
+pub fn path_prefix(kind: u8, path: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len() + 3);
+    out.push(kind);
+    push_terminated(&mut out, path.as_bytes());
+    out
+}
+
+/// A value entry key.
+pub fn value_key(path: &str, v: &Value, thing_id: &str) -> Vec<u8> {
+    let mut k = path_prefix(VALUE, path);
+    push_value(&mut k, v);
+    k.extend_from_slice(thing_id.as_bytes());
+    k
+}
+
+/// An exists / multi entry key.
+pub fn path_key(kind: u8, path: &str, thing_id: &str) -> Vec<u8> {
+    let mut k = path_prefix(kind, path);
+    k.extend_from_slice(thing_id.as_bytes());
+    k
+}
+
+/// An overflow marker key.
+pub fn overflow_key(thing_id: &str) -> Vec<u8> {
+    let mut k = vec![OVERFLOW];
+    k.extend_from_slice(thing_id.as_bytes());
+    k
+}
+
+/// Length of the value encoding at the start of `b`, if well-formed.
+pub fn value_len(b: &[u8]) -> Option<usize> {
+    match *b.first()? {
+        TAG_NULL | TAG_OBJ | TAG_ARR => Some(1),
+        TAG_BOOL => (b.len() >= 2).then_some(2),
+        TAG_NUM => (b.len() >= 9).then_some(9),
+        TAG_STR => {
+            let mut i = 1;
+            while i + 1 < b.len() {
+                match (b[i], b[i + 1]) {
+                    (0, 1) => return Some(i + 2),
+                    (0, _) => i += 2,
+                    _ => i += 1,
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Splits the part of a value key after its path prefix into (value encoding, thingId).
+pub fn split_value(rest: &[u8]) -> Option<(&[u8], &str)> {
+    let n = value_len(rest)?;
+    let id = std::str::from_utf8(&rest[n..]).ok()?;
+    Some((&rest[..n], id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn enc(v: Value) -> Vec<u8> {
+        value_bytes(&v)
+    }
+
+    #[test]
+    fn numbers_order_across_int_and_double() {
+        let vals = [
+            json!(-1e300),
+            json!(i64::MIN),
+            json!(-7.5),
+            json!(-7),
+            json!(-0.5),
+            json!(0),
+            json!(0.25),
+            json!(7),
+            json!(7.5),
+            json!(u64::MAX),
+            json!(1e300),
+        ];
+        for w in vals.windows(2) {
+            assert!(enc(w[0].clone()) < enc(w[1].clone()), "{} < {}", w[0], w[1]);
+        }
+        assert_eq!(enc(json!(7)), enc(json!(7.0)));
+        assert_eq!(enc(json!(0)), enc(json!(-0.0)));
+    }
+
+    #[test]
+    fn types_rank_like_ditto_sort() {
+        let ranked = [
+            json!(null),
+            json!(-5),
+            json!(""),
+            json!("a"),
+            json!({}),
+            json!([]),
+            json!(false),
+            json!(true),
+        ];
+        for w in ranked.windows(2) {
+            assert!(enc(w[0].clone()) < enc(w[1].clone()), "{} < {}", w[0], w[1]);
+        }
+    }
+
+    #[test]
+    fn strings_order_bytewise_and_escape_nul() {
+        let vals = ["", "\0", "\0\0", "\0a", "a", "a\0", "ab", "b", "é"];
+        for w in vals.windows(2) {
+            assert!(
+                enc(json!(w[0])) < enc(json!(w[1])),
+                "{:?} < {:?}",
+                w[0],
+                w[1]
+            );
+        }
+        let long = "x".repeat(MAX_STR_BYTES + 10);
+        let mut out = Vec::new();
+        assert!(!push_str(&mut out, &long));
+        assert_eq!(out, enc(json!(long[..MAX_STR_BYTES])));
+        assert!(enc(json!("ab")).starts_with(&str_prefix("a")));
+        assert!(!enc(json!("b")).starts_with(&str_prefix("a")));
+    }
+
+    #[test]
+    fn keys_split_back() {
+        for v in [
+            json!(null),
+            json!(true),
+            json!(-3.25),
+            json!("a\0b"),
+            json!(""),
+        ] {
+            let k = value_key("attributes/a\0", &v, "ns:thing");
+            let p = path_prefix(VALUE, "attributes/a\0");
+            assert!(k.starts_with(&p));
+            let (venc, id) = split_value(&k[p.len()..]).unwrap();
+            assert_eq!((venc, id), (value_bytes(&v).as_slice(), "ns:thing"));
+        }
+        assert!(!path_key(EXISTS, "attributes/ab", "n:t")
+            .starts_with(&path_prefix(EXISTS, "attributes/a")));
+        assert_eq!(split_value(&[TAG_STR, b'a']), None);
+        assert_eq!(split_value(&[]), None);
+        assert_eq!(overflow_key("n:t"), b"on:t");
+    }
+}
