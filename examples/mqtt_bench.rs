@@ -124,10 +124,9 @@ fn client(port: u16, id: &str, sub: Option<&str>) -> (Client, mpsc::Receiver<Vec
                     let _ = ready_tx.send(());
                 }
                 Ok(_) => {}
-                Err(e) => {
-                    eprintln!("mqtt client: {e}");
-                    return;
-                }
+                // the broker is stopped at the end of the run; a loss mid-run shows as
+                // "only k of n arrived"
+                Err(_) => return,
             }
         }
     });
