@@ -67,6 +67,14 @@ load --label modify_4conn_10k --conns 4 --twins 10000 --target edgetwin
 load --label modify_4conn_redb --conns 4 --store redb --target edgetwin
 load --label persisted_4conn_redb --conns 4 --acks persisted --store redb --target edgetwin
 
+echo "== MQTT bridge (examples/mqtt_bench: telemetry -> WS event next to mosquitto pub -> sub)"
+if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then
+  cargo build --release --example mqtt_bench 2>&1 | tail -1
+  target/release/examples/mqtt_bench --rounds 3
+else
+  echo "skipped: mosquitto is not installed (scripts/test.sh installs it)"
+fi
+
 echo "== footprint"
 for store in sled redb; do
   $L footprint --store "$store" --twins 0 --idle-conns 1000

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README, CI): installs what the tests need on a fresh Debian box
-# (mosquitto for the MQTT bridge tests, curl for the HTTP doc-example tests), then checks
-# formatting and lints and runs every test.
+# (mosquitto for the MQTT bridge tests, curl for the HTTP doc-example tests, openssl for the
+# MQTT TLS test certificates), then checks formatting and lints and runs every test, and the
+# TLS test again with the optional `mqtt-tls` feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # systemd-analyze checks the service unit offline (tests/ops_systemd.rs); no running systemd needed
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing: ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -27,3 +29,6 @@ echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --no-fail-fast "$@"
+echo "== MQTT over TLS (feature mqtt-tls): clippy and tests/mqtt_tls.rs"
+cargo clippy --features mqtt-tls --all-targets -- -D warnings
+cargo test --features mqtt-tls --test mqtt_tls

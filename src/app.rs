@@ -64,11 +64,14 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let threads = thread_count(cfg.threads);
     let hub = Hub::new(store.clone());
     hub.set_max_pending(cfg.limits.max_pending_requests);
+    // MQTT device bridge: never fails the start because of the broker (it reconnects)
+    let mqtt = crate::mqtt::start(&cfg, hub.clone(), ex.clone())?;
     let st = Arc::new(State {
         hub,
         auth: Authenticator::new(&cfg),
         cfg,
         ex: ex.clone(),
+        mqtt,
     });
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let workers: Vec<_> = (1..threads)
@@ -105,6 +108,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         drop(policy_timer.cancel());
         drain(&store).await;
         drop(watchdog);
+        st.mqtt.stop();
     }));
     stop_tx.close();
     for w in workers {

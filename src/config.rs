@@ -120,6 +120,8 @@ pub struct Config {
     pub limits: Limits,
     /// authentication beyond Basic users
     pub auth: Auth,
+    /// MQTT device bridge (`[mqtt]`, see README "MQTT devices")
+    pub mqtt: crate::mqtt::config::MqttConfig,
     /// search (see README "Search")
     pub search: crate::search::SearchConfig,
 }
@@ -136,6 +138,7 @@ impl Default for Config {
             users: Vec::new(),
             limits: Limits::default(),
             auth: Auth::default(),
+            mqtt: crate::mqtt::config::MqttConfig::default(),
             search: crate::search::SearchConfig::default(),
         }
     }
@@ -202,6 +205,7 @@ impl Config {
         {
             p.push("limits: values must be positive".into());
         }
+        p.extend(self.mqtt.problems());
         p.extend(self.search.problems());
         p
     }

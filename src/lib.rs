@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod model;
+pub mod mqtt;
 pub mod ops;
 pub mod policy;
 pub mod protocol;

@@ -1,5 +1,5 @@
 //! The `edgetwin` command line: `edgetwin [run] [--config FILE] [--listen ADDR:PORT]
-//! [--data DIR] [--store sled|redb]`, `edgetwin check-config FILE`, `edgetwin hash-password`.
+//! [--data DIR] [--store sled|redb] [--mqtt URL|none]`, `edgetwin check-config FILE`, `edgetwin hash-password`.
 //! Flags override the config file; no config at all runs with safe loopback defaults.
 
 use edgetwin::config::Config;
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   edgetwin [run] [--config FILE] [--listen ADDR:PORT] [--data DIR] [--store sled|redb]
+                 [--mqtt mqtt://HOST:PORT|none]
   edgetwin check-config FILE
   edgetwin hash-password [PASSWORD]   (reads the password from stdin if not given)";
 
@@ -62,7 +63,7 @@ fn run(args: &[String]) -> Result<(), String> {
         };
         match a.as_str() {
             "--config" | "-c" => cfg = load(val()?)?,
-            "--listen" | "--data" | "--store" => overrides.push((a.as_str(), val()?)),
+            "--listen" | "--data" | "--store" | "--mqtt" => overrides.push((a.as_str(), val()?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -74,6 +75,7 @@ fn run(args: &[String]) -> Result<(), String> {
         match k {
             "--listen" => cfg.listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?,
             "--data" => cfg.data_dir = v.into(),
+            "--mqtt" => cfg.mqtt.url = v.to_owned(),
             _ => cfg.store = v.to_owned(),
         }
     }

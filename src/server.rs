@@ -39,6 +39,8 @@ pub struct State {
     pub cfg: Config,
     /// the executor all tasks run on
     pub ex: Arc<Executor<'static>>,
+    /// the MQTT device bridge (status, shutdown)
+    pub mqtt: crate::mqtt::Handle,
 }
 
 /// A full body.

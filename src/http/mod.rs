@@ -1,5 +1,5 @@
 //! The HTTP API binding: `/api/2/things` (REST and Server-Sent Events), `/api/2/policies`,
-//! `/api/2/search/things`, `/api/2/whoami` and `/status/health`. Authenticates every request, bounds header sizes, and dispatches by path
+//! `/api/2/search/things`, `/api/2/whoami`, `/status/health` and `/status/mqtt`. Authenticates every request, bounds header sizes, and dispatches by path
 //! and method; the handlers turn requests into hub calls (one twin command per request).
 
 pub mod list;
@@ -42,7 +42,7 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         return response::error(&too_large(), None, None);
     }
     let path = req.uri().path().to_owned();
-    let is_api = path == "/status/health" || path.starts_with("/api/");
+    let is_api = path == "/status/health" || path == "/status/mqtt" || path.starts_with("/api/");
     if !is_api {
         return response::error(&response::route_not_found(&path), None, None);
     }
@@ -71,8 +71,9 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         "/status/health" => read_only(response::json(
             200,
             &json!({"status": "UP", "sessions": st.hub.session_count(),
-                    "pendingRequests": st.hub.pending_count()}),
+                    "pendingRequests": st.hub.pending_count(), "mqtt": st.mqtt.state()}),
         )),
+        "/status/mqtt" => read_only(response::json(200, &st.mqtt.status())),
         "/api/2/whoami" => read_only(response::with_cid(
             response::json(
                 200,

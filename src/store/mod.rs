@@ -386,6 +386,12 @@ impl Store {
         }
     }
 
+    /// The sequence number of the last `submit` (0 before any): waiting for it to be durable
+    /// waits for every write submitted so far (the MQTT bridge acks messages after it).
+    pub fn last_seq(&self) -> u64 {
+        self.inner.shared.lock().last_seq
+    }
+
     pub fn is_durable(&self, seq: u64) -> bool {
         self.inner.shared.committed_seq.load(Ordering::Acquire) >= seq
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod mqtt;
 
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::Message;
@@ -63,6 +64,10 @@ impl Server {
         cmd.args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra);
+        // no broker for tests that do not bring their own (tests/common/mqtt.rs)
+        if !extra.contains(&"--mqtt") {
+            cmd.args(["--mqtt", "none"]);
+        }
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         if std::env::var("RUST_LOG").is_err() {
             cmd.env("RUST_LOG", "error");

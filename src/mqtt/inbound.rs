@@ -1,0 +1,450 @@
+//! Incoming device messages on the hub side, one at a time in arrival order: Ditto Protocol on
+//! `<prefix>/<thingId>/ditto` (handled like a WS message of the bridge subject, replies on
+//! `.../ditto/reply`), mapped telemetry and availability (merged into the twin; devices without
+//! twin created or ignored). The acker then waits, in the same order, until each change is
+//! durable before it publishes the reply and acknowledges the QoS 1 message.
+
+use super::mapping::{connection_status, Inbound, Target, FOREVER};
+use super::stats::{inc, Kind};
+use super::twins;
+use super::Bridge;
+use crate::error::DittoError;
+use crate::hub::Answer;
+use crate::protocol::{error_envelope, Action, Channel, Criterion, Envelope, Group};
+use async_channel::{Receiver, Sender};
+use rumqttc::{Publish, QoS};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A message to publish once the change is durable (`on_failure` if it could not be made so).
+pub(super) struct Reply {
+    topic: String,
+    text: String,
+    on_failure: Option<String>,
+}
+
+/// What handling a message left to do, in order.
+#[derive(Default)]
+pub(super) struct Done {
+    durable: Option<u64>,
+    reply: Option<Reply>,
+}
+
+/// One entry of the acker's queue.
+pub(super) struct Item {
+    done: Done,
+    publish: Option<Publish>,
+}
+
+/// The thing id of a passthrough topic `<prefix>/<thingId>/ditto`.
+fn ditto_thing<'a>(prefix: &str, topic: &'a str) -> Option<&'a str> {
+    let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
+    let id = rest.strip_suffix("/ditto")?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+/// 400 `mqtt:thing.mismatch`: a passthrough message about another thing than its topic names.
+fn mismatch(topic_id: &str, env: &Envelope) -> DittoError {
+    DittoError::new(
+        400,
+        "mqtt:thing.mismatch",
+        format!(
+            "The message on the MQTT topic of thing '{topic_id}' is about '{}'.",
+            env.topic.entity_id().unwrap_or_else(|| "_".into())
+        ),
+    )
+    .describe(
+        "Publish Ditto Protocol messages on <prefix>/<thingId>/ditto of the thing they address.",
+    )
+}
+
+/// Handles incoming messages until the connection thread ends.
+pub(super) async fn run(b: Arc<Bridge>, rx: Receiver<Publish>, acks: Sender<Item>) {
+    while let Ok(p) = rx.recv().await {
+        let done = b.handle(&p).await;
+        let publish = (p.qos != QoS::AtMostOnce).then_some(p);
+        if done.durable.is_none() && done.reply.is_none() && publish.is_none() {
+            continue;
+        }
+        if acks.send(Item { done, publish }).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Publishes replies and acknowledges QoS 1 messages in arrival order, each once its change is
+/// durable. Acks wait in a local queue while the client's request queue is full (never blocking
+/// the pipeline, so the connection thread can always drain it).
+pub(super) async fn acker(b: Arc<Bridge>, rx: Receiver<Item>) {
+    let mut unsent: VecDeque<Publish> = VecDeque::new();
+    loop {
+        while let Some(p) = unsent.front() {
+            if b.client.try_ack(p).is_err() {
+                break;
+            }
+            unsent.pop_front();
+            inc(&b.stats.c.acked);
+        }
+        let item = if unsent.is_empty() {
+            rx.recv().await.ok()
+        } else {
+            let retry = async {
+                smol::Timer::after(Duration::from_millis(5)).await;
+                None
+            };
+            match futures_lite::future::or(async { Some(rx.recv().await.ok()) }, retry).await {
+                Some(i) => i,
+                None => continue,
+            }
+        };
+        let Some(item) = item else { return };
+        let ok = match item.done.durable {
+            Some(seq) => b.hub.store().durable(seq).await.is_ok(),
+            None => true,
+        };
+        if let (true, Some(seq), Some(_)) = (ok, item.done.durable, &item.done.reply) {
+            // as on WS: the reply comes after the change's events were handed to subscribers
+            let _ = b.hub.gate().wait(seq).await;
+        }
+        if let Some(r) = item.done.reply {
+            let text = match (ok, r.on_failure) {
+                (false, Some(f)) => f,
+                _ => r.text,
+            };
+            let _ = b.publish(r.topic, text.into_bytes());
+        }
+        match (ok, item.publish) {
+            (true, Some(p)) => unsent.push_back(p),
+            (false, Some(p)) => b.stats.warn(
+                Kind::Failed,
+                format_args!("change from '{}' not durable; not acknowledged", p.topic),
+            ),
+            _ => {}
+        }
+    }
+}
+
+impl Bridge {
+    fn bad(&self, counter: &std::sync::atomic::AtomicU64, topic: &str, why: &str) {
+        inc(counter);
+        self.stats.warn(
+            Kind::Bad,
+            format_args!("message on '{topic}' skipped: {why}"),
+        );
+    }
+
+    async fn handle(self: &Arc<Self>, p: &Publish) -> Done {
+        let ditto = ditto_thing(&self.cfg.topic_prefix, &p.topic);
+        if p.payload.len() > self.max_payload {
+            self.bad(&self.stats.c.bad_payload, &p.topic, "payload too large");
+            return match ditto {
+                Some(id) => self.reply_error(
+                    id,
+                    None,
+                    None,
+                    &too_large(p.payload.len(), self.max_payload),
+                ),
+                None => Done::default(),
+            };
+        }
+        if let Some(id) = ditto {
+            return self.ditto(id, &p.topic, &p.payload).await;
+        }
+        let durable = match self
+            .mappings
+            .classify(&p.topic, &p.payload, &self.cfg.namespace)
+        {
+            Inbound::Telemetry(t, patch) => self.apply(&t, patch).await,
+            Inbound::Availability(t, online) => self.availability(&t, online).await,
+            Inbound::Ignored => {
+                inc(&self.stats.c.ignored);
+                None
+            }
+            Inbound::Unknown => {
+                self.bad(
+                    &self.stats.c.unknown_topic,
+                    &p.topic,
+                    "no mapping for this topic",
+                );
+                None
+            }
+            Inbound::BadTopic(why) => {
+                self.bad(&self.stats.c.unknown_topic, &p.topic, &why);
+                None
+            }
+            Inbound::Bad(why) => {
+                self.bad(&self.stats.c.bad_payload, &p.topic, &why);
+                None
+            }
+        };
+        Done {
+            durable,
+            reply: None,
+        }
+    }
+
+    fn reply_error(
+        &self,
+        thing_id: &str,
+        topic: Option<&crate::protocol::Topic>,
+        cid: Option<&str>,
+        e: &DittoError,
+    ) -> Done {
+        Done {
+            durable: None,
+            reply: Some(Reply {
+                topic: format!("{}/{thing_id}/ditto/reply", self.cfg.topic_prefix),
+                text: error_envelope(topic, cid, e).to_text(),
+                on_failure: None,
+            }),
+        }
+    }
+
+    /// A Ditto Protocol message from a device.
+    async fn ditto(self: &Arc<Self>, thing_id: &str, mqtt_topic: &str, payload: &[u8]) -> Done {
+        let Ok(text) = std::str::from_utf8(payload) else {
+            self.bad(&self.stats.c.bad_payload, mqtt_topic, "not UTF-8");
+            return self.reply_error(
+                thing_id,
+                None,
+                None,
+                &DittoError::json_invalid("<binary payload>"),
+            );
+        };
+        let mut env = match Envelope::parse(text) {
+            Ok(e) => e,
+            Err(f) => {
+                self.bad(&self.stats.c.bad_payload, mqtt_topic, &f.error.message);
+                return self.reply_error(
+                    thing_id,
+                    f.topic.as_ref(),
+                    f.correlation_id.as_deref(),
+                    &f.error,
+                );
+            }
+        };
+        if env.topic.entity_id().as_deref() != Some(thing_id) {
+            self.bad(
+                &self.stats.c.bad_payload,
+                mqtt_topic,
+                "topic names another thing",
+            );
+            let cid = env.headers.correlation_id().map(str::to_owned);
+            return self.reply_error(
+                thing_id,
+                Some(&env.topic),
+                cid.as_deref(),
+                &mismatch(thing_id, &env),
+            );
+        }
+        let creating = matches!(
+            env.topic.criterion,
+            Criterion::Commands(Action::Create | Action::Modify)
+        );
+        if creating {
+            let exists = self
+                .hub
+                .load_thing(thing_id)
+                .ok()
+                .flatten()
+                .is_some_and(|s| !s.deleted);
+            if twins::needs_bridge_policy(&env, exists) {
+                let mut m = match env.value.take() {
+                    Some(Value::Object(m)) => m,
+                    _ => serde_json::Map::new(),
+                };
+                m.insert("_policy".into(), self.policy.clone());
+                env.value = Some(Value::Object(m));
+                env.headers.insert("allow-policy-lockout", true);
+            }
+        }
+        let writes = env.status.is_none()
+            && (env.topic.group == Group::Policies
+                || env.topic.channel == Channel::Twin
+                    && matches!(env.topic.criterion, Criterion::Commands(a) if a != Action::Retrieve));
+        inc(&self.stats.c.ditto);
+        let answer = self.hub.handle_protocol(&self.requester(), env).await;
+        let mut durable = writes.then(|| self.hub.store().last_seq());
+        let reply_topic = format!("{}/{thing_id}/ditto/reply", self.cfg.topic_prefix);
+        let reply = match answer {
+            None => None,
+            Some(Answer::Now(r)) => {
+                let on_failure = r.after.map(|_| {
+                    let cid = r.envelope.headers.correlation_id();
+                    let id = r.envelope.topic.entity_id().unwrap_or_default();
+                    error_envelope(Some(&r.envelope.topic), cid, &DittoError::unavailable(&id))
+                        .to_text()
+                });
+                durable = durable.max(r.after);
+                Some(Reply {
+                    topic: reply_topic,
+                    text: r.envelope.to_text(),
+                    on_failure,
+                })
+            }
+            Some(Answer::Later(w)) => {
+                let b = self.clone();
+                self.ex
+                    .spawn(async move {
+                        let (topic, cid) = (w.topic().clone(), w.correlation_id().to_owned());
+                        if let Some(env) = w.wait().await.to_envelope(&topic, &cid) {
+                            let _ = b.publish(reply_topic, env.to_text().into_bytes());
+                        }
+                    })
+                    .detach();
+                None
+            }
+        };
+        Done { durable, reply }
+    }
+
+    /// Merges a mapped change into `/features`, creating the twin if needed and allowed.
+    async fn apply(&self, t: &Target, patch: Value) -> Option<u64> {
+        let cmd = match twins::merge(&t.thing_id, "/features", patch) {
+            Ok(c) => c,
+            Err(e) => {
+                self.bad(&self.stats.c.bad_payload, &t.thing_id, &e.message);
+                return None;
+            }
+        };
+        let who = self.requester();
+        match self.hub.twin_command(&who, &cmd).await {
+            Ok(done) => {
+                inc(&self.stats.c.telemetry);
+                let attr = self.remember(t).await;
+                return done.seq.max(attr);
+            }
+            Err(e) if e.status == 404 && !self.exists(&t.thing_id) => {}
+            Err(e) => {
+                self.bad(&self.stats.c.bad_payload, &t.thing_id, &e.message);
+                return None;
+            }
+        }
+        if self.cfg.unknown_devices == super::config::UnknownDevices::Ignore {
+            inc(&self.stats.c.unknown_device);
+            return None;
+        }
+        let attr = twins::mqtt_attribute(&t.mapping, &t.device);
+        match twins::create(&t.thing_id, self.policy.clone(), attr) {
+            Ok(create) => match self.hub.twin_command(&who, &create).await {
+                Ok(_) => {
+                    inc(&self.stats.c.created);
+                    tracing::info!(thing = %t.thing_id, mapping = %t.mapping, "mqtt: twin created for device");
+                    self.seen(&t.thing_id);
+                }
+                Err(e) if e.status == 409 => {}
+                Err(e) => {
+                    self.stats.warn(
+                        Kind::Failed,
+                        format_args!("creating '{}': {}", t.thing_id, e.message),
+                    );
+                    return None;
+                }
+            },
+            Err(e) => {
+                self.bad(&self.stats.c.bad_payload, &t.thing_id, &e.message);
+                return None;
+            }
+        }
+        match self.hub.twin_command(&who, &cmd).await {
+            Ok(done) => {
+                inc(&self.stats.c.telemetry);
+                done.seq
+            }
+            Err(e) => {
+                self.bad(&self.stats.c.bad_payload, &t.thing_id, &e.message);
+                None
+            }
+        }
+    }
+
+    fn exists(&self, id: &str) -> bool {
+        self.hub
+            .load_thing(id)
+            .ok()
+            .flatten()
+            .is_some_and(|s| !s.deleted)
+    }
+
+    /// Marks a thing as checked in this run; true if it was not yet.
+    fn seen(&self, id: &str) -> bool {
+        let mut s = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if s.len() >= super::SEEN_MAX {
+            s.clear();
+        }
+        s.insert(id.to_owned())
+    }
+
+    /// Once per run and thing: writes `attributes/mqtt` if it does not name this mapping and
+    /// device (commands find their way back through it). Best effort.
+    async fn remember(&self, t: &Target) -> Option<u64> {
+        if !self.seen(&t.thing_id) {
+            return None;
+        }
+        let want = twins::mqtt_attribute(&t.mapping, &t.device);
+        let state = self.hub.load_thing(&t.thing_id).ok().flatten()?;
+        if state.thing.pointer("/attributes/mqtt") == Some(&want) {
+            return None;
+        }
+        let cmd = twins::merge(
+            &t.thing_id,
+            "/attributes",
+            serde_json::json!({"mqtt": want}),
+        )
+        .ok()?;
+        match self.hub.twin_command(&self.requester(), &cmd).await {
+            Ok(d) => d.seq,
+            Err(e) => {
+                tracing::debug!(thing = %t.thing_id, error = %e.message, "mqtt: attributes/mqtt not written");
+                None
+            }
+        }
+    }
+
+    /// Online / offline: `ConnectionStatus` (nothing written if it already says so).
+    async fn availability(&self, t: &Target, online: bool) -> Option<u64> {
+        if let Some(state) = self
+            .hub
+            .load_thing(&t.thing_id)
+            .ok()
+            .flatten()
+            .filter(|s| !s.deleted)
+        {
+            let until = state
+                .thing
+                .pointer("/features/ConnectionStatus/properties/status/readyUntil")
+                .and_then(Value::as_str);
+            if online && until == Some(FOREVER) || !online && until.is_some_and(|u| u != FOREVER) {
+                inc(&self.stats.c.ignored);
+                return None;
+            }
+        }
+        let now = crate::clock::format_millis(crate::clock::now_millis());
+        self.apply(t, connection_status(online, &now)).await
+    }
+}
+
+fn too_large(size: usize, max: usize) -> DittoError {
+    DittoError::new(
+        413,
+        "messages:payload.toolarge",
+        format!("The size of the message ({size} bytes) exceeds the maximum allowed size of {max} bytes."),
+    )
+    .describe("Reduce the size of the message or raise limits.max_message_kib in the configuration.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ditto_thing;
+
+    #[test]
+    fn passthrough_topics() {
+        assert_eq!(ditto_thing("edgetwin", "edgetwin/a:b/ditto"), Some("a:b"));
+        assert_eq!(ditto_thing("edgetwin", "edgetwin/a:b/ditto/reply"), None);
+        assert_eq!(ditto_thing("edgetwin", "edgetwin//ditto"), None);
+        assert_eq!(ditto_thing("edgetwin", "edgetwin/x/y/ditto"), None);
+        assert_eq!(ditto_thing("edgetwin", "edgetwinx/a:b/ditto"), None);
+    }
+}
