@@ -87,7 +87,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
             .map_err(|e| format!("signals: {e}"))?;
     tracing::info!(%addr, threads, "edgetwin listening");
-    println!("edgetwin listening on {addr}");
+    let _ = writeln!(std::io::stdout(), "edgetwin listening on {addr}");
     let _ = std::io::stdout().flush();
     let systemd = Systemd::from_env();
     systemd.ready(addr);

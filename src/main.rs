@@ -6,6 +6,20 @@ use edgetwin::config::Config;
 use edgetwin::ops::check::check_text;
 use std::process::ExitCode;
 
+/// `println!` / `eprintln!` that ignore a closed pipe (`edgetwin --help | head` must not panic).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! err {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 const USAGE: &str = "usage:
   edgetwin [run] [--config FILE] [--listen ADDR:PORT] [--data DIR] [--store sled|redb]
                  [--mqtt mqtt://HOST:PORT|none]
@@ -31,18 +45,18 @@ fn load(path: &str) -> Result<Config, String> {
 /// `edgetwin check-config FILE`: prints every problem (stdout), exit status 1 if any.
 fn check_config(path: Option<&String>) -> ExitCode {
     let Some(path) = path else {
-        eprintln!("{USAGE}");
+        err!("{USAGE}");
         return ExitCode::from(2);
     };
     match load(path) {
         Ok(_) => {
-            println!("{path}: ok");
+            out!("{path}: ok");
             ExitCode::SUCCESS
         }
         Err(list) => {
-            println!("{list}");
+            out!("{list}");
             let n = list.lines().count();
-            eprintln!(
+            err!(
                 "edgetwin: {n} problem{} in {path}",
                 if n == 1 { "" } else { "s" }
             );
@@ -65,7 +79,7 @@ fn run(args: &[String]) -> Result<(), String> {
             "--config" | "-c" => cfg = load(val()?)?,
             "--listen" | "--data" | "--store" | "--mqtt" => overrides.push((a.as_str(), val()?)),
             "-h" | "--help" => {
-                println!("{USAGE}");
+                out!("{USAGE}");
                 return Ok(());
             }
             other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
@@ -96,7 +110,7 @@ fn main() -> ExitCode {
                     s.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
-            edgetwin::auth::hash_password(&pw).map(|h| println!("{h}"))
+            edgetwin::auth::hash_password(&pw).map(|h| out!("{h}"))
         }
         Some("run") => run(&args[1..]),
         _ => run(&args),
@@ -104,7 +118,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("edgetwin: {e}");
+            err!("edgetwin: {e}");
             ExitCode::FAILURE
         }
     }
