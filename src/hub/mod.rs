@@ -10,6 +10,7 @@ mod publisher;
 pub use publisher::Gate;
 pub mod session;
 pub mod twin;
+mod twins;
 // ---- live channel, messages and acknowledgements ----
 pub mod acks;
 mod correlate;
@@ -59,6 +60,7 @@ pub(crate) struct Inner {
     next_session: AtomicU64,
     policies: policy::Policies,
     pending: Mutex<pending::Table>,
+    twins: Mutex<twins::Twins>,
 }
 
 /// Cheap-to-clone handle on the hub.
@@ -81,6 +83,7 @@ impl Hub {
                 next_session: AtomicU64::new(1),
                 policies: policy::Policies::default(),
                 pending: Mutex::new(pending::Table::new(correlate::DEFAULT_MAX_PENDING)),
+                twins: Mutex::default(),
             }),
         };
         publisher::start(Arc::downgrade(&hub.inner), store, events);
@@ -93,6 +96,10 @@ impl Hub {
     }
 
     /// The lock serializing all changes of one thing.
+    fn twins(&self) -> std::sync::MutexGuard<'_, twins::Twins> {
+        self.inner.twins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn lock_for(&self, thing_id: &str) -> &Mutex<()> {
         // FNV-1a: cheap and stable; only spreads IDs over shards.
         let h = thing_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

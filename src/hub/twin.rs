@@ -3,12 +3,14 @@
 //! (The ack request rules live in `hub::acks`, protocol dispatch in `hub::dispatch`.)
 
 pub use super::acks::AckRequest;
+use super::twins::Cached;
 use super::{Hub, Requester};
 use crate::engine::enforce::Access;
 use crate::engine::{self, Ctx, Outcome, ThingState};
 use crate::error::DittoError;
 use crate::policy::PolicyState;
 use crate::protocol::{Action, Envelope, Headers, RetrieveThings, ThingCommand};
+use crate::search::index::entries;
 use crate::store::{Op, Tree};
 use serde_json::Value;
 use std::sync::Arc;
@@ -72,6 +74,13 @@ pub fn response_envelope(cmd: &ThingCommand, outcome: &Outcome) -> Envelope {
 impl Hub {
     /// Loads the stored state of a thing (tombstones included).
     pub fn load_thing(&self, id: &str) -> Result<Option<ThingState>, DittoError> {
+        if let Some(c) = self.twins().get(id) {
+            return Ok(Some((*c.state).clone()));
+        }
+        self.read_thing(id)
+    }
+
+    fn read_thing(&self, id: &str) -> Result<Option<ThingState>, DittoError> {
         let bytes = self.store().get(Tree::Things, id.as_bytes()).map_err(|e| {
             tracing::error!(thing = id, error = %e, "store read failed");
             DittoError::unavailable(id)
@@ -91,14 +100,19 @@ impl Hub {
         let now = crate::clock::now_millis();
         let id = cmd.thing_id.to_string();
         let _guard = self.lock_for(&id).lock().unwrap_or_else(|e| e.into_inner());
-        let current = self.load_thing(&id)?;
+        let cached = self.twins().get(&id);
+        let current = match &cached {
+            Some(c) => Some(c.state.clone()),
+            None => self.read_thing(&id)?.map(Arc::new),
+        };
+        let current = current.as_deref();
         let ns = cmd.thing_id.namespace.as_str();
         let policy_of = |s: Option<&ThingState>| {
             s.and_then(|s| s.thing.get("policyId"))
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
-        let old_pid = policy_of(ThingState::live(current.as_ref()));
+        let old_pid = policy_of(ThingState::live(current));
         let enforcer = old_pid
             .as_deref()
             .and_then(|pid| self.enforcer(pid, ns, now));
@@ -115,7 +129,7 @@ impl Hub {
             }),
         };
         let cid = cmd.headers.correlation_id();
-        let outcome = engine::apply(current.as_ref(), cmd, &ctx).inspect_err(|e| {
+        let mut outcome = engine::apply(current, cmd, &ctx).inspect_err(|e| {
             let (status, error) = (e.status, &e.error);
             tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(), status,
                 %error, "twin command refused");
@@ -128,10 +142,12 @@ impl Hub {
                 value: Some(bytes.clone()),
             }];
             // search index delta, in the same atomic unit as the thing (src/search)
-            ops.extend(crate::search::index_ops(
-                current.as_ref(),
-                outcome.state.as_ref(),
-            ));
+            let old_entries = match &cached {
+                Some(c) => c.entries.clone(),
+                None => Arc::new(current.map(entries).unwrap_or_default()),
+            };
+            let new_entries = outcome.state.as_ref().map(entries).unwrap_or_default();
+            ops.extend(crate::search::index::delta(&old_entries, &new_entries));
             if let Some((pid, policy)) = &outcome.policy {
                 ops.push(Op {
                     tree: Tree::Policies,
@@ -154,6 +170,13 @@ impl Hub {
                 };
                 self.twin_event(cmd, ev, state, who, ev_enforcer)
             }));
+            if let Some(state) = outcome.state.take() {
+                let c = Cached {
+                    state: Arc::new(state),
+                    entries: Arc::new(new_entries),
+                };
+                self.twins().put(&id, c, bytes.len());
+            }
         }
         tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(),
             status = outcome.status, seq, "twin command");

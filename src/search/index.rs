@@ -173,6 +173,11 @@ pub fn entries(state: &ThingState) -> Entries {
 pub fn index_ops(old: Option<&ThingState>, new: Option<&ThingState>) -> Vec<Op> {
     let old = old.map(entries).unwrap_or_default();
     let new = new.map(entries).unwrap_or_default();
+    delta(&old, &new)
+}
+
+/// The index writes that turn entries `old` into `new`.
+pub fn delta(old: &Entries, new: &Entries) -> Vec<Op> {
     let mut ops = Vec::new();
     for k in old.keys() {
         if !new.contains_key(k) {
@@ -180,8 +185,8 @@ pub fn index_ops(old: Option<&ThingState>, new: Option<&ThingState>) -> Vec<Op> 
         }
     }
     for (k, v) in new {
-        if old.get(&k) != Some(&v) {
-            ops.push(Op::put(Tree::Index, k, v));
+        if old.get(k) != Some(v) {
+            ops.push(Op::put(Tree::Index, k.clone(), v.clone()));
         }
     }
     ops

@@ -1,0 +1,117 @@
+//! A bounded cache of decoded twins with their search index entries, so that writing a hot twin
+//! neither reads and decodes it from the store nor recomputes the index entries of its old state.
+//! Only `twin_command` fills it, under the twin's lock, right after handing the write to the
+//! store (it is the one writer of `Tree::Things`); eviction is FIFO by an estimate of bytes.
+
+use crate::engine::ThingState;
+use crate::search::index::Entries;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Bytes (estimated) the cache may hold.
+pub const BUDGET_BYTES: usize = 2 * 1024 * 1024;
+
+/// A cached twin: its state (tombstones included) and the index entries of that state.
+#[derive(Clone)]
+pub struct Cached {
+    pub state: Arc<ThingState>,
+    pub entries: Arc<Entries>,
+}
+
+#[derive(Default)]
+pub struct Twins {
+    map: HashMap<String, (Cached, usize)>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
+
+impl Twins {
+    pub fn get(&self, id: &str) -> Option<Cached> {
+        self.map.get(id).map(|(c, _)| c.clone())
+    }
+
+    /// Caches `c` for `id`; `encoded` is the length of the stored form (the size estimate).
+    pub fn put(&mut self, id: &str, c: Cached, encoded: usize) {
+        let size = id.len()
+            + 4 * encoded
+            + c.entries
+                .iter()
+                .map(|(k, v)| 48 + k.len() + v.len())
+                .sum::<usize>();
+        if size > BUDGET_BYTES / 8 {
+            // a huge twin would evict everything else: not cached
+            self.remove(id);
+            return;
+        }
+        match self.map.insert(id.to_owned(), (c, size)) {
+            Some((_, old)) => self.bytes -= old,
+            None => self.order.push_back(id.to_owned()),
+        }
+        self.bytes += size;
+        while self.bytes > BUDGET_BYTES {
+            let Some(first) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, s)) = self.map.remove(&first) {
+                self.bytes -= s;
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some((_, s)) = self.map.remove(id) {
+            self.bytes -= s;
+            self.order.retain(|k| k != id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cached(n: usize) -> Cached {
+        let mut e = Entries::new();
+        e.insert(vec![1; n], vec![0]);
+        Cached {
+            state: Arc::new(ThingState {
+                thing: json!({"thingId": "a:b"}),
+                revision: 1,
+                created: 0,
+                modified: 0,
+                metadata: None,
+                deleted: false,
+            }),
+            entries: Arc::new(e),
+        }
+    }
+
+    #[test]
+    fn evicts_oldest_first_within_the_budget() {
+        let mut t = Twins::default();
+        let each = BUDGET_BYTES / 10;
+        for i in 0..30 {
+            t.put(&format!("n:{i}"), cached(1), each / 4);
+        }
+        assert!(t.bytes <= BUDGET_BYTES);
+        assert!(t.get("n:0").is_none(), "oldest evicted");
+        assert!(t.get("n:29").is_some(), "newest kept");
+        assert_eq!(t.map.len(), t.order.len());
+    }
+
+    #[test]
+    fn replacing_keeps_one_entry_and_huge_twins_are_not_cached() {
+        let mut t = Twins::default();
+        t.put("n:a", cached(1), 100);
+        t.put("n:a", cached(2), 200);
+        assert_eq!((t.map.len(), t.order.len()), (1, 1));
+        assert_eq!(
+            t.get("n:a").unwrap().entries.keys().next().unwrap().len(),
+            2
+        );
+        t.put("n:a", cached(1), BUDGET_BYTES);
+        assert!(t.get("n:a").is_none());
+        assert_eq!((t.bytes, t.order.len()), (0, 0));
+    }
+}
