@@ -160,16 +160,24 @@ fn main() {
     let stats = rebuild::rebuild(&store).expect("rebuild");
     let index_bytes = du(tmp.path()).saturating_sub(things_bytes);
     let rss_index = status("VmRSS:");
-    // per-write cost of the index delta (what the twin write path adds): modify one attribute
+    // per-write cost of the index delta (what the twin write path adds for a cached twin):
+    // modify one attribute
+    let pairs: Vec<_> = (0..10_000u64.min(n))
+        .map(|i| {
+            let old = thing(i, own);
+            let size = edgetwin::search::index::sized_entries(&old).1;
+            let mut new = old.clone();
+            new.thing["attributes"]["counter"] = json!(i + 1);
+            new.revision += 1;
+            new.modified += 1;
+            (old, size, new)
+        })
+        .collect();
     let t = Instant::now();
     let mut delta_ops = 0;
-    for i in 0..10_000u64.min(n) {
-        let old = thing(i, own);
-        let mut new = old.clone();
-        new.thing["attributes"]["counter"] = json!(i + 1);
-        new.revision += 1;
-        new.modified += 1;
-        delta_ops += edgetwin::search::index_ops(Some(&old), Some(&new)).len();
+    for (old, size, new) in &pairs {
+        let (ops, _) = edgetwin::search::delta::write_ops(Some(old), Some(*size), Some(new));
+        delta_ops += ops.len();
     }
     let delta_time = t.elapsed() / 10_000u32.min(n as u32).max(1);
 

@@ -10,7 +10,6 @@ use crate::engine::{self, Ctx, Outcome, ThingState};
 use crate::error::DittoError;
 use crate::policy::PolicyState;
 use crate::protocol::{Action, Envelope, Headers, RetrieveThings, ThingCommand};
-use crate::search::index::entries;
 use crate::store::{Op, Tree};
 use serde_json::Value;
 use std::sync::Arc;
@@ -142,12 +141,12 @@ impl Hub {
                 value: Some(bytes.clone()),
             }];
             // search index delta, in the same atomic unit as the thing (src/search)
-            let old_entries = match &cached {
-                Some(c) => c.entries.clone(),
-                None => Arc::new(current.map(entries).unwrap_or_default()),
-            };
-            let new_entries = outcome.state.as_ref().map(entries).unwrap_or_default();
-            ops.extend(crate::search::index::delta(&old_entries, &new_entries));
+            let (index, size) = crate::search::delta::write_ops(
+                current,
+                cached.as_ref().map(|c| c.size),
+                outcome.state.as_ref(),
+            );
+            ops.extend(index);
             if let Some((pid, policy)) = &outcome.policy {
                 ops.push(Op {
                     tree: Tree::Policies,
@@ -173,7 +172,7 @@ impl Hub {
             if let Some(state) = outcome.state.take() {
                 let c = Cached {
                     state: Arc::new(state),
-                    entries: Arc::new(new_entries),
+                    size,
                 };
                 self.twins().put(&id, c, bytes.len());
             }

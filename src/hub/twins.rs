@@ -1,21 +1,21 @@
-//! A bounded cache of decoded twins with their search index entries, so that writing a hot twin
-//! neither reads and decodes it from the store nor recomputes the index entries of its old state.
+//! A bounded cache of decoded twins (with how each is indexed), so that writing a hot twin
+//! neither reads and decodes it from the store nor rebuilds the index entries of its old state.
 //! Only `twin_command` fills it, under the twin's lock, right after handing the write to the
 //! store (it is the one writer of `Tree::Things`); eviction is FIFO by an estimate of bytes.
 
 use crate::engine::ThingState;
-use crate::search::index::Entries;
+use crate::search::index::Size;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Bytes (estimated) the cache may hold.
 pub const BUDGET_BYTES: usize = 2 * 1024 * 1024;
 
-/// A cached twin: its state (tombstones included) and the index entries of that state.
+/// A cached twin: its state (tombstones included) and how that state is indexed.
 #[derive(Clone)]
 pub struct Cached {
     pub state: Arc<ThingState>,
-    pub entries: Arc<Entries>,
+    pub size: Size,
 }
 
 #[derive(Default)]
@@ -32,12 +32,8 @@ impl Twins {
 
     /// Caches `c` for `id`; `encoded` is the length of the stored form (the size estimate).
     pub fn put(&mut self, id: &str, c: Cached, encoded: usize) {
-        let size = id.len()
-            + 4 * encoded
-            + c.entries
-                .iter()
-                .map(|(k, v)| 48 + k.len() + v.len())
-                .sum::<usize>();
+        // the decoded JSON takes about 4x its text; index entries are no longer kept
+        let size = 64 + id.len() + 4 * encoded;
         if size > BUDGET_BYTES / 8 {
             // a huge twin would evict everything else: not cached
             self.remove(id);
@@ -72,8 +68,6 @@ mod tests {
     use serde_json::json;
 
     fn cached(n: usize) -> Cached {
-        let mut e = Entries::new();
-        e.insert(vec![1; n], vec![0]);
         Cached {
             state: Arc::new(ThingState {
                 thing: json!({"thingId": "a:b"}),
@@ -83,7 +77,7 @@ mod tests {
                 metadata: None,
                 deleted: false,
             }),
-            entries: Arc::new(e),
+            size: Size::Entries(n),
         }
     }
 
@@ -106,10 +100,7 @@ mod tests {
         t.put("n:a", cached(1), 100);
         t.put("n:a", cached(2), 200);
         assert_eq!((t.map.len(), t.order.len()), (1, 1));
-        assert_eq!(
-            t.get("n:a").unwrap().entries.keys().next().unwrap().len(),
-            2
-        );
+        assert_eq!(t.get("n:a").unwrap().size, Size::Entries(2));
         t.put("n:a", cached(1), BUDGET_BYTES);
         assert!(t.get("n:a").is_none());
         assert_eq!((t.bytes, t.order.len()), (0, 0));

@@ -1,5 +1,6 @@
 //! The search index entries of one thing and the delta between two states of it (pure):
-//! `index_ops(old, new)` is what the twin write path adds to the SAME store submit as the thing,
+//! `delta(entries(old), entries(new))` is what the twin write path adds to the SAME store submit
+//! as the thing (computed per changed subtree by `search::delta`),
 //! so the index is exactly as durable as the twin. Indexed: every scalar leaf under `attributes`
 //! and `features/*/{properties,desiredProperties,definition}` (array elements included, marked
 //! multi-valued) as a value entry, every object/array node there and `features/<id>` as an
@@ -24,13 +25,30 @@ pub const MAX_PATH_BYTES: usize = 512;
 /// Index entries of one thing: key -> stored value.
 pub type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
 
-struct Builder<'a> {
-    id: &'a str,
-    out: Entries,
-    overflow: bool,
+/// The parts of a feature that are indexed.
+pub(super) const FEATURE_PARTS: [&str; 3] = ["properties", "desiredProperties", "definition"];
+
+/// How a thing is indexed: its number of entries, or the overflow marker alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    Entries(usize),
+    Overflow,
 }
 
-impl Builder<'_> {
+pub(super) struct Builder<'a> {
+    id: &'a str,
+    pub(super) out: Entries,
+    pub(super) overflow: bool,
+}
+
+impl<'a> Builder<'a> {
+    pub(super) fn new(id: &'a str) -> Self {
+        Builder {
+            id,
+            out: Entries::new(),
+            overflow: false,
+        }
+    }
     fn full(&mut self, path: &str) -> bool {
         if path.len() > MAX_PATH_BYTES || self.out.len() >= MAX_ENTRIES {
             self.overflow = true;
@@ -74,8 +92,27 @@ impl Builder<'_> {
         }
     }
 
+    /// `_created` / `_modified` as their ISO text.
+    pub(super) fn stamp(&mut self, field: &str, millis: i64) {
+        let v = Value::String(crate::clock::format_millis(millis));
+        self.value(field, &v, false);
+    }
+
+    /// Feature `fid`: its existence and its indexed parts.
+    pub(super) fn feature(&mut self, fid: &str, f: &Value) {
+        let base = format!("features/{fid}");
+        self.exists(&base);
+        if let Value::Object(parts) = f {
+            for (k, v) in parts {
+                if FEATURE_PARTS.contains(&k.as_str()) {
+                    self.walk(&format!("{base}/{k}"), v, false);
+                }
+            }
+        }
+    }
+
     /// A node at `path` as RQL's lookup sees it (arrays are walked through transparently).
-    fn walk(&mut self, path: &str, v: &Value, multi: bool) {
+    pub(super) fn walk(&mut self, path: &str, v: &Value, multi: bool) {
         if self.overflow {
             return;
         }
@@ -112,33 +149,26 @@ impl Builder<'_> {
 
 /// The index entries of a live thing (tombstones have none).
 pub fn entries(state: &ThingState) -> Entries {
+    sized_entries(state).0
+}
+
+/// The index entries of a thing and how it is indexed.
+pub fn sized_entries(state: &ThingState) -> (Entries, Size) {
     let t = &state.thing;
     let Some(id) = t.get("thingId").and_then(Value::as_str) else {
-        return Entries::new();
+        return (Entries::new(), Size::Entries(0));
     };
     if state.deleted {
-        return Entries::new();
+        return (Entries::new(), Size::Entries(0));
     }
-    let mut b = Builder {
-        id,
-        out: Entries::new(),
-        overflow: false,
-    };
+    let mut b = Builder::new(id);
     for field in ["policyId", "definition"] {
         if let Some(v) = t.get(field) {
             b.walk(field, v, false);
         }
     }
-    b.value(
-        "_created",
-        &Value::String(crate::clock::format_millis(state.created)),
-        false,
-    );
-    b.value(
-        "_modified",
-        &Value::String(crate::clock::format_millis(state.modified)),
-        false,
-    );
+    b.stamp("_created", state.created);
+    b.stamp("_modified", state.modified);
     if let Some(Value::Object(attrs)) = t.get("attributes") {
         for (k, v) in attrs {
             b.walk(&format!("attributes/{k}"), v, false);
@@ -146,34 +176,16 @@ pub fn entries(state: &ThingState) -> Entries {
     }
     if let Some(Value::Object(features)) = t.get("features") {
         for (fid, f) in features {
-            let base = format!("features/{fid}");
-            b.exists(&base);
-            if let Value::Object(parts) = f {
-                for (k, v) in parts {
-                    if matches!(
-                        k.as_str(),
-                        "properties" | "desiredProperties" | "definition"
-                    ) {
-                        b.walk(&format!("{base}/{k}"), v, false);
-                    }
-                }
-            }
+            b.feature(fid, f);
         }
     }
     if b.overflow {
         let mut only = Entries::new();
         only.insert(keys::overflow_key(id), Vec::new());
-        return only;
+        return (only, Size::Overflow);
     }
-    b.out
-}
-
-/// The index writes that turn the entries of `old` into those of `new` (either may be absent or
-/// a tombstone). Unchanged entries are not rewritten.
-pub fn index_ops(old: Option<&ThingState>, new: Option<&ThingState>) -> Vec<Op> {
-    let old = old.map(entries).unwrap_or_default();
-    let new = new.map(entries).unwrap_or_default();
-    delta(&old, &new)
+    let n = b.out.len();
+    (b.out, Size::Entries(n))
 }
 
 /// The index writes that turn entries `old` into `new`.
@@ -297,6 +309,13 @@ mod tests {
         s.deleted = true;
         assert!(entries(&s).is_empty());
         assert!(entries(&state(json!({"attributes": {"a": 1}}))).is_empty());
+    }
+
+    fn index_ops(old: Option<&ThingState>, new: Option<&ThingState>) -> Vec<Op> {
+        delta(
+            &old.map(entries).unwrap_or_default(),
+            &new.map(entries).unwrap_or_default(),
+        )
     }
 
     #[test]

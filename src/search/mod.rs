@@ -1,11 +1,12 @@
 //! Search: RQL queries over things, answered from an index kept in `Tree::Index` and updated
-//! in the same atomic store submit as the twin change (`index_ops`), so search is exactly as
+//! in the same atomic store submit as the twin change (`delta::write_ops`), so search is exactly as
 //! durable as the twins. Pure parts: key layout (`keys`), index entries (`index`), planner
 //! (`plan`), search semantics (`eval`), cursors and request validation; IO parts: the executor
 //! (`exec`, `scan`) and the startup rebuild (`rebuild`). Bindings: `http::search`, `ws::search`.
 
 pub mod choose;
 pub mod cursor;
+pub mod delta;
 pub mod eval;
 pub mod exec;
 pub mod index;
@@ -16,7 +17,6 @@ pub mod request;
 pub mod scan;
 
 pub use exec::{Page, Position, Searcher, Spec};
-pub use index::index_ops;
 pub use rebuild::ensure_index;
 pub use request::{resolve, Endpoint, Params, Resolved};
 

@@ -1,0 +1,306 @@
+//! The index writes of one twin write, derived from where the twin changed: only subtrees that
+//! differ between the old and the new state become index entries, so writing one attribute of a
+//! twin costs that attribute, not the twin. Always equal to `index::delta(entries(old),
+//! entries(new))` (tested against it on random twins); falls back to it when it cannot be sure.
+
+use super::index::{delta, sized_entries, Builder, Entries, Size, FEATURE_PARTS, MAX_ENTRIES};
+use crate::engine::ThingState;
+use crate::store::Op;
+use serde_json::{Map, Value};
+
+/// Things with more entries than this take the full path (the overflow bound must be exact).
+const SCOPED_MAX: usize = MAX_ENTRIES / 2;
+
+/// The index ops that turn `old` into `new` and how `new` is indexed. `old_size` is how `old` is
+/// indexed, when known (a cached twin); unknown means the full computation.
+pub fn write_ops(
+    old: Option<&ThingState>,
+    old_size: Option<Size>,
+    new: Option<&ThingState>,
+) -> (Vec<Op>, Size) {
+    if let (Some(o), Some(Size::Entries(n)), Some(nw)) = (old, old_size, new) {
+        if let Some(done) = scoped(o, n, nw) {
+            return done;
+        }
+    }
+    let old = old.map(|s| sized_entries(s).0).unwrap_or_default();
+    let (new, size) = new.map_or((Entries::new(), Size::Entries(0)), sized_entries);
+    (delta(&old, &new), size)
+}
+
+struct Diff<'a> {
+    id: &'a str,
+    ops: Vec<Op>,
+    count: usize,
+    unsure: bool,
+}
+
+fn scoped(old: &ThingState, n: usize, new: &ThingState) -> Option<(Vec<Op>, Size)> {
+    let id = old.thing.get("thingId").and_then(Value::as_str)?;
+    let same_id = new.thing.get("thingId").and_then(Value::as_str) == Some(id);
+    if old.deleted || new.deleted || !same_id || n > SCOPED_MAX {
+        return None;
+    }
+    let mut d = Diff {
+        id,
+        ops: Vec::new(),
+        count: n,
+        unsure: false,
+    };
+    let (o, w) = (&old.thing, &new.thing);
+    for field in ["policyId", "definition"] {
+        d.node(field, o.get(field), w.get(field));
+    }
+    for (field, a, b) in [
+        ("_created", old.created, new.created),
+        ("_modified", old.modified, new.modified),
+    ] {
+        if a != b {
+            d.rebuild(Some(a), Some(b), |bld, t| bld.stamp(field, *t));
+        }
+    }
+    let (oa, wa) = (object(o, "attributes"), object(w, "attributes"));
+    for k in union(oa, wa) {
+        d.node(&format!("attributes/{k}"), oa.get(k), wa.get(k));
+    }
+    let (of, wf) = (object(o, "features"), object(w, "features"));
+    for fid in union(of, wf) {
+        d.feature(fid, of.get(fid), wf.get(fid));
+    }
+    (!d.unsure && d.count <= SCOPED_MAX).then_some((d.ops, Size::Entries(d.count)))
+}
+
+impl Diff<'_> {
+    /// A node indexed by `Builder::walk` (objects are walked into, everything else rebuilt).
+    fn node(&mut self, path: &str, old: Option<&Value>, new: Option<&Value>) {
+        if old == new {
+            return;
+        }
+        if let (Some(Value::Object(o)), Some(Value::Object(w))) = (old, new) {
+            // the object's existence entry stays; only changed members matter
+            for k in union(o, w) {
+                self.node(&format!("{path}/{k}"), o.get(k), w.get(k));
+            }
+            return;
+        }
+        self.rebuild(old, new, |b, v| b.walk(path, v, false));
+    }
+
+    fn feature(&mut self, fid: &str, old: Option<&Value>, new: Option<&Value>) {
+        if old == new {
+            return;
+        }
+        if let (Some(Value::Object(o)), Some(Value::Object(w))) = (old, new) {
+            for part in FEATURE_PARTS {
+                self.node(&format!("features/{fid}/{part}"), o.get(part), w.get(part));
+            }
+            return;
+        }
+        self.rebuild(old, new, |b, v| b.feature(fid, v));
+    }
+
+    /// Replaces the entries `build` makes of `old` by those it makes of `new`.
+    fn rebuild<T>(&mut self, old: Option<T>, new: Option<T>, build: impl Fn(&mut Builder, &T)) {
+        let id = self.id;
+        let make = |x: Option<T>| {
+            let mut b = Builder::new(id);
+            if let Some(x) = x {
+                build(&mut b, &x);
+            }
+            b
+        };
+        let (o, w) = (make(old), make(new));
+        if o.overflow || w.overflow {
+            self.unsure = true;
+            return;
+        }
+        self.count = (self.count + w.out.len()).saturating_sub(o.out.len());
+        self.ops.extend(delta(&o.out, &w.out));
+    }
+}
+
+fn object<'v>(thing: &'v Value, field: &str) -> &'v Map<String, Value> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    match thing.get(field) {
+        Some(Value::Object(m)) => m,
+        _ => EMPTY.get_or_init(Map::new),
+    }
+}
+
+/// Keys of `a`, then those of `b` not in `a`.
+fn union<'m>(
+    a: &'m Map<String, Value>,
+    b: &'m Map<String, Value>,
+) -> impl Iterator<Item = &'m String> {
+    a.keys().chain(b.keys().filter(|k| !a.contains_key(*k)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::index::entries;
+    use serde_json::json;
+    use std::collections::BTreeSet;
+
+    fn state(t: Value, modified: i64) -> ThingState {
+        ThingState {
+            thing: t,
+            revision: 1,
+            created: 7,
+            modified,
+            metadata: None,
+            deleted: false,
+        }
+    }
+
+    fn as_set(ops: &[Op]) -> BTreeSet<String> {
+        ops.iter().map(|o| format!("{o:?}")).collect()
+    }
+
+    /// The scoped result equals the full delta (as a set) and reports the new size.
+    fn check(old: &ThingState, new: &ThingState) -> bool {
+        let (full_old, old_size) = sized_entries(old);
+        let (full_new, new_size) = sized_entries(new);
+        let want = as_set(&delta(&full_old, &full_new));
+        let (ops, size) = write_ops(Some(old), Some(old_size), Some(new));
+        assert_eq!(
+            as_set(&ops),
+            want,
+            "old {:#}\nnew {:#}",
+            old.thing,
+            new.thing
+        );
+        assert_eq!(size, new_size);
+        scoped(old, full_old.len(), new).is_some()
+    }
+
+    fn random_value(rng: &mut fastrand::Rng, depth: u32) -> Value {
+        match rng.u32(0..if depth == 0 { 5 } else { 7 }) {
+            0 => Value::Null,
+            1 => json!(rng.bool()),
+            2 => json!(rng.i32(-3..3)),
+            3 => json!(rng.u32(0..3) as f64 / 2.0),
+            4 => json!(["a", "b", "c"][rng.usize(0..3)]),
+            5 => Value::Array(
+                (0..rng.usize(0..3))
+                    .map(|_| random_value(rng, depth - 1))
+                    .collect(),
+            ),
+            _ => Value::Object(
+                (0..rng.usize(0..4))
+                    .map(|_| (format!("k{}", rng.u32(0..4)), random_value(rng, depth - 1)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A random path of the thing (existing or not) under the indexed roots.
+    fn random_path(rng: &mut fastrand::Rng) -> Vec<String> {
+        let mut p = match rng.u32(0..4) {
+            0 => vec!["policyId".to_owned()],
+            1 => vec!["attributes".to_owned()],
+            _ => vec![
+                "features".to_owned(),
+                format!("f{}", rng.u32(0..3)),
+                ["properties", "desiredProperties", "definition", "other"][rng.usize(0..4)]
+                    .to_owned(),
+            ],
+        };
+        for _ in 0..rng.usize(0..3) {
+            p.push(format!("k{}", rng.u32(0..4)));
+        }
+        p
+    }
+
+    fn set(v: &mut Value, path: &[String], new: Option<Value>) {
+        let Some((last, init)) = path.split_last() else {
+            return;
+        };
+        let mut cur = v;
+        for k in init {
+            if !cur.is_object() {
+                *cur = json!({});
+            }
+            cur = cur
+                .as_object_mut()
+                .unwrap()
+                .entry(k.clone())
+                .or_insert_with(|| json!({}));
+        }
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let m = cur.as_object_mut().unwrap();
+        match new {
+            Some(x) => {
+                m.insert(last.clone(), x);
+            }
+            None => {
+                m.remove(last);
+            }
+        }
+    }
+
+    #[test]
+    fn scoped_delta_equals_the_full_delta_on_random_changes() {
+        let mut rng = fastrand::Rng::with_seed(0x5eed);
+        let (mut scoped_runs, mut runs) = (0, 0);
+        for _ in 0..400 {
+            let mut thing = json!({"thingId": "n:t", "policyId": "n:p"});
+            for _ in 0..rng.usize(0..8) {
+                let p = random_path(&mut rng);
+                set(&mut thing, &p, Some(random_value(&mut rng, 3)));
+            }
+            let mut old = state(thing, 1000);
+            for step in 0..8 {
+                let mut new = old.clone();
+                new.modified += rng.i64(0..2);
+                for _ in 0..rng.usize(1..3) {
+                    let p = random_path(&mut rng);
+                    let v = rng.bool().then(|| random_value(&mut rng, 3));
+                    set(&mut new.thing, &p, v);
+                }
+                if step == 7 && rng.bool() {
+                    new.thing["attributes"] = json!("not an object");
+                }
+                runs += 1;
+                scoped_runs += usize::from(check(&old, &new));
+                old = new;
+            }
+        }
+        assert!(
+            scoped_runs * 10 > runs * 9,
+            "{scoped_runs} of {runs} scoped"
+        );
+    }
+
+    #[test]
+    fn one_attribute_changes_only_its_entries() {
+        let old = state(
+            json!({"thingId": "n:t", "attributes": {"a": 1, "b": [1, 2], "o": {"x": "y"}},
+                "features": {"f": {"properties": {"p": 1}}}}),
+            1000,
+        );
+        let mut new = old.clone();
+        new.thing["attributes"]["a"] = json!(2);
+        new.modified = 2000;
+        let (ops, size) = write_ops(Some(&old), Some(sized_entries(&old).1), Some(&new));
+        assert_eq!(ops.len(), 4, "a and _modified: delete + put each: {ops:?}");
+        assert_eq!(size, Size::Entries(entries(&new).len()));
+        assert!(check(&old, &new));
+    }
+
+    #[test]
+    fn overflow_and_unknown_sizes_take_the_full_path() {
+        let old = state(json!({"thingId": "n:t", "attributes": {"a": 1}}), 1);
+        let mut new = old.clone();
+        let long = "x".repeat(super::super::index::MAX_PATH_BYTES + 1);
+        new.thing["attributes"][long] = json!(1);
+        assert!(!check(&old, &new), "a too long path is the overflow marker");
+        let (ops, size) = write_ops(Some(&new), Some(Size::Overflow), Some(&old));
+        assert_eq!(size, Size::Entries(entries(&old).len()));
+        assert_eq!(as_set(&ops), as_set(&delta(&entries(&new), &entries(&old))));
+        let (ops, _) = write_ops(None, None, Some(&old));
+        assert_eq!(ops.len(), entries(&old).len());
+    }
+}
