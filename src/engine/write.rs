@@ -17,6 +17,16 @@ pub fn etag_at(state: &ThingState, path: &ThingPath) -> Option<String> {
     pointer::get(&state.thing, &path.pointer()).map(|v| format!("\"hash:{}\"", value_hash(v)))
 }
 
+/// `if-match` / `if-none-match` of a write against the addressed resource (whose ETag is only
+/// computed when one of them is present).
+fn check_write_etags(state: &ThingState, cmd: &ThingCommand) -> Result<(), DittoError> {
+    let h = &cmd.headers;
+    if h.get("if-match").is_none() && h.get("if-none-match").is_none() {
+        return Ok(());
+    }
+    check_etags(h, etag_at(state, &cmd.path).as_deref(), false)
+}
+
 /// The features a path needs to exist before a modify/delete can address it.
 fn require_feature(state: &ThingState, cmd: &ThingCommand) -> Result<(), DittoError> {
     match &cmd.path {
@@ -239,7 +249,7 @@ pub fn modify(
     if cmd.path == ThingPath::Root {
         validate::thing(&new_value)?;
     }
-    check_etags(&cmd.headers, etag_at(state, &cmd.path).as_deref(), false)?;
+    check_write_etags(state, cmd)?;
     if checks.if_equal != IfEqual::Update && existed {
         let current = pointer::get(&state.thing, &cmd.path.pointer());
         if current == Some(&new_value) {
@@ -305,7 +315,7 @@ pub fn merge(
     }
     crate::model::validate_keys(&patch)?;
     merge::validate_patch_regexes(&patch)?;
-    check_etags(&cmd.headers, etag_at(state, &cmd.path).as_deref(), false)?;
+    check_write_etags(state, cmd)?;
     let current = pointer::get(&state.thing, &ptr);
     if checks.if_equal == IfEqual::SkipMinimizingMerge {
         if let Some(cur) = current {
@@ -361,7 +371,7 @@ pub fn delete(
     if cmd.path != ThingPath::Root && pointer::get(&state.thing, &ptr).is_none() {
         return Err(errors::not_found(&id, &cmd.path));
     }
-    check_etags(&cmd.headers, etag_at(state, &cmd.path).as_deref(), false)?;
+    check_write_etags(state, cmd)?;
     check_condition(checks, state)?;
     let thing = if cmd.path == ThingPath::Root {
         serde_json::json!({"thingId": id})
