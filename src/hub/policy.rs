@@ -1,5 +1,6 @@
-//! Policies in the hub: loading stored policies, a bounded cache of enforcers (invalidated on
-//! every policy write, rebuilt when a subject expires), policy commands under the per-entity
+//! Policies in the hub: loading stored policies, a bounded cache of enforcers per policy
+//! (invalidated on every policy write, rebuilt when a subject expires) whose enforcers are shared
+//! between policies with the same entries (every default policy of one creator), policy commands under the per-entity
 //! lock, and the expiry timer that removes expired subjects and delivers `subjectDeletion`
 //! announcements to `START-SEND-POLICY-ANNOUNCEMENTS` sessions of the affected subjects.
 
@@ -17,8 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Most cached enforcers (the cache is cleared when full).
-const CACHE_MAX: usize = 1024;
+/// Most cached policy IDs (the cache is cleared when full; an entry is an ID and a shared
+/// pointer, ~150 bytes).
+const CACHE_MAX: usize = 8192;
+/// Most distinct enforcers kept for sharing (cleared when full).
+const SHARED_MAX: usize = 256;
 /// Most remembered "announced before expiry" marks (cleared when full: worst case a repeat).
 const ANNOUNCED_MAX: usize = 65_536;
 /// How often the expiry timer looks for due work.
@@ -30,6 +34,8 @@ type CacheKey = (String, String);
 #[derive(Default)]
 pub struct Policies {
     cache: Mutex<HashMap<CacheKey, (i64, Arc<Enforcer>)>>,
+    /// (policy entries as JSON text, namespace) -> enforcer: what an enforcer depends on
+    shared: Mutex<HashMap<CacheKey, (i64, Arc<Enforcer>)>>,
     generation: AtomicU64,
     due: Mutex<BTreeSet<(i64, String)>>,
     due_of: Mutex<HashMap<String, i64>>,
@@ -97,7 +103,7 @@ impl Hub {
         let generation = self.policies().generation.load(Ordering::SeqCst);
         let policy = self.load_policy(policy_id)?;
         let until = expiry::next_due(&policy, &|_, _| true).unwrap_or(i64::MAX);
-        let e = Arc::new(Enforcer::from_policy(&policy, now, Some(namespace)));
+        let e = self.shared_enforcer(&policy, namespace, now, until);
         let mut cache = lock(&self.policies().cache);
         if self.policies().generation.load(Ordering::SeqCst) == generation {
             if cache.len() >= CACHE_MAX {
@@ -106,6 +112,35 @@ impl Hub {
             cache.insert(key, (until, e.clone()));
         }
         Some(e)
+    }
+
+    /// The enforcer of `policy`'s entries, shared with every policy that has the same entries
+    /// (an enforcer depends on nothing else but the namespace and the time, via `until`).
+    fn shared_enforcer(
+        &self,
+        policy: &Value,
+        namespace: &str,
+        now: i64,
+        until: i64,
+    ) -> Arc<Enforcer> {
+        let entries = policy
+            .get("entries")
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let key = (entries, namespace.to_owned());
+        let shared = &self.policies().shared;
+        if let Some((u, e)) = lock(shared).get(&key) {
+            if now < *u {
+                return e.clone();
+            }
+        }
+        let e = Arc::new(Enforcer::from_policy(policy, now, Some(namespace)));
+        let mut shared = lock(shared);
+        if shared.len() >= SHARED_MAX {
+            shared.clear();
+        }
+        shared.insert(key, (until, e.clone()));
+        e
     }
 
     /// True if `who` may read (part of) the thing in `state` now: a live thing whose policy
