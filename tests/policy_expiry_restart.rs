@@ -21,8 +21,10 @@ fn policy(expiry: &str) -> Value {
 async fn temp_subjects(ws: &mut Ws, policy_id: &str) -> Value {
     let (ns, name) = policy_id.split_once(':').expect("namespaced id");
     let r = ws
-        .request(json!({"topic": format!("{ns}/{name}/policies/commands/retrieve"),
-                        "path": "/entries/temp/subjects"}))
+        .request(
+            json!({"topic": format!("{ns}/{name}/policies/commands/retrieve"),
+                        "path": "/entries/temp/subjects"}),
+        )
         .await;
     assert_eq!(r["status"], 200, "{r}");
     r["value"].clone()
@@ -37,13 +39,17 @@ fn expired_subject_is_removed_after_restart(store: &str) {
     block_on(async {
         let mut ws = srv.ws().await;
         let r = ws
-            .request(json!({"topic": "ns.exp/pol1/policies/commands/create", "path": "/",
-                            "value": policy(&expiry)}))
+            .request(
+                json!({"topic": "ns.exp/pol1/policies/commands/create", "path": "/",
+                            "value": policy(&expiry)}),
+            )
             .await;
         assert_eq!(r["status"], 201, "{r}");
         let r = ws
-            .request(json!({"topic": "ns.exp/thing1/things/twin/commands/create", "path": "/",
-                            "value": {"_policy": policy(&expiry)}}))
+            .request(
+                json!({"topic": "ns.exp/thing1/things/twin/commands/create", "path": "/",
+                            "value": {"_policy": policy(&expiry)}}),
+            )
             .await;
         assert_eq!(r["status"], 201, "{r}");
         for id in ["ns.exp:pol1", "ns.exp:thing1"] {
