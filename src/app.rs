@@ -55,6 +55,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
     tracing::info!(backend = store.backend_name(), dir = %cfg.data_dir.display(), "store open");
     // search index: rebuilt from the things if missing or of an old format (src/search)
     crate::search::ensure_index(&store).map_err(|e| format!("search index: {e}"))?;
+    // policy expiry index: built once for data dirs from before it (src/policy/expiry_index.rs)
+    crate::policy::expiry_index::ensure_index(&store)
+        .map_err(|e| format!("policy expiry index: {e}"))?;
     if cfg.dev_user_active() {
         tracing::warn!("development user 'ditto'/'ditto' is active (no users configured, loopback only); configure [[users]] for real use");
     }

@@ -9,6 +9,7 @@ use super::{Hub, Requester};
 use crate::engine::ThingState;
 use crate::error::DittoError;
 use crate::policy::expiry::{self, Announcement};
+use crate::policy::expiry_index;
 use crate::policy::{command, Enforcer, PolicyCommand, PolicyOutcome, PolicyState, READ};
 use crate::protocol::{Criterion, Envelope, Group, Headers, Topic};
 use crate::store::{Op, Tree};
@@ -204,38 +205,51 @@ impl Hub {
             (None, true) => None,
             (None, false) => return Ok(PolicyDone { outcome, seq: None }),
         };
-        let seq = self.store().submit(vec![Op {
+        let mut ops = vec![Op {
             tree: Tree::Policies,
             key: id.as_bytes().to_vec(),
             value,
-        }]);
-        self.policy_written(id, outcome.state.as_ref().map(|s| &s.policy));
+        }];
+        // persisted expiry index, in the same atomic unit (src/policy/expiry_index.rs)
+        let was = current
+            .as_ref()
+            .is_some_and(|s| expiry::has_expiring(&s.policy));
+        let now_policy = outcome.state.as_ref().map(|s| &s.policy);
+        ops.extend(expiry_index::marker_op(id, was, now_policy));
+        let seq = self.store().submit(ops);
+        self.policy_written(id, now_policy);
         Ok(PolicyDone {
             outcome,
             seq: Some(seq),
         })
     }
 
-    /// Indexes the expiries of every stored policy (at start).
+    /// Indexes the expiries of the stored policies with expiring subjects (at start): reads only
+    /// the policies marked in the persisted expiry index, not every policy (that scan kept the
+    /// whole policy tree resident in the store cache).
     pub fn index_policy_expiries(&self) {
         let mut after: Option<Vec<u8>> = None;
         loop {
-            let batch = match self
-                .store()
-                .scan(Tree::Policies, b"", after.as_deref(), 512)
-            {
-                Ok(b) => b,
-                Err(e) => return tracing::error!(error = %e, "policy scan failed"),
-            };
-            if batch.is_empty() {
+            let batch =
+                match self
+                    .store()
+                    .scan(Tree::Meta, expiry_index::PREFIX, after.as_deref(), 256)
+                {
+                    Ok(b) => b,
+                    Err(e) => return tracing::error!(error = %e, "policy expiry index scan failed"),
+                };
+            let Some((last, _)) = batch.last() else {
                 return;
-            }
-            for (k, v) in &batch {
-                if let (Ok(id), Some(s)) = (std::str::from_utf8(k), PolicyState::from_bytes(v)) {
+            };
+            after = Some(last.clone());
+            for (k, _) in &batch {
+                let Some(id) = expiry_index::policy_id(k) else {
+                    continue;
+                };
+                if let Ok(Some(s)) = self.load_policy_state(id) {
                     self.policy_written(id, Some(&s.policy));
                 }
             }
-            after = batch.last().map(|(k, _)| k.clone());
         }
     }
 
@@ -272,6 +286,7 @@ impl Hub {
         let Ok(Some(mut state)) = self.load_policy_state(id) else {
             return;
         };
+        let was = expiry::has_expiring(&state.policy);
         let done = {
             let announced = lock(&self.policies().announced);
             expiry::process(id, &state.policy, now, &|s, at| {
@@ -291,11 +306,13 @@ impl Hub {
             state.policy = p;
             state.revision += 1;
             state.modified = now;
-            self.store().submit(vec![Op {
+            let mut ops = vec![Op {
                 tree: Tree::Policies,
                 key: id.as_bytes().to_vec(),
                 value: Some(state.to_bytes()),
-            }]);
+            }];
+            ops.extend(expiry_index::marker_op(id, was, Some(&state.policy)));
+            self.store().submit(ops);
         }
         self.policy_written(id, Some(&state.policy));
         for a in &done.announcements {

@@ -153,6 +153,12 @@ impl Hub {
                     key: pid.clone().into_bytes(),
                     value: Some(PolicyState::new(policy.clone(), now).to_bytes()),
                 });
+                // a new policy: marked in the expiry index if it has expiring subjects
+                ops.extend(crate::policy::expiry_index::marker_op(
+                    pid,
+                    false,
+                    Some(policy),
+                ));
             }
             seq = Some(self.submit_with_event(ops, || {
                 if let Some((pid, policy)) = &outcome.policy {

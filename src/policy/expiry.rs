@@ -82,6 +82,11 @@ fn expiring(policy: &Value) -> Vec<Sub<'_>> {
     out
 }
 
+/// True if some subject of the policy has an `expiry` (the policy needs the expiry timer).
+pub fn has_expiring(policy: &Value) -> bool {
+    !expiring(policy).is_empty()
+}
+
 /// The next instant (epoch millis) at which something is due for this policy: a removal, or a
 /// `beforeExpiry` announcement not yet sent (`announced(subject, expiry)`).
 pub fn next_due(policy: &Value, announced: &dyn Fn(&str, i64) -> bool) -> Option<i64> {

@@ -6,6 +6,7 @@ pub mod command;
 pub mod enforcer;
 pub mod errors;
 pub mod expiry;
+pub mod expiry_index;
 pub mod model;
 pub mod path;
 mod write;

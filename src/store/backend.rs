@@ -128,6 +128,11 @@ pub trait Backend: Send + Sync + 'static {
     /// apply all ops atomically (all or none after a crash) and make them durable (fsync) before returning
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError>;
     fn name(&self) -> &'static str;
+    /// Called once by `Store::close` after the last commit (not after a failed one): records
+    /// whatever makes the next open cheap. The process may exit without dropping the backend.
+    fn shut_down(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Where a scan starts: at `prefix`, or just after `after` when that lies at/after `prefix`.

@@ -458,7 +458,13 @@ impl Handle {
             }
             let mut st = sh.lock();
             sh.stop(&mut st, StoreError::new("store closed"), false);
+            let failed = st.failed;
             drop(st);
+            if !failed {
+                if let Err(e) = sh.backend.shut_down() {
+                    tracing::warn!(error = %e, "store: clean-shutdown record failed (the next open repairs)");
+                }
+            }
             sh.durable_event.notify(usize::MAX);
             sh.ready_event.notify(usize::MAX);
         }

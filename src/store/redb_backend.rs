@@ -122,6 +122,17 @@ impl Backend for RedbBackend {
         Ok(())
     }
 
+    /// An empty commit with quick-repair on records redb's allocator state, so the next open
+    /// loads it instead of a full repair (which reads and checksums every page, filling the
+    /// page cache: +8 MiB idle RSS at 10k twins). redb records it itself when the `Database` is
+    /// dropped, but edgetwin's process may end without dropping it.
+    fn shut_down(&self) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_quick_repair(true);
+        txn.commit()?;
+        Ok(())
+    }
+
     fn name(&self) -> &'static str {
         "redb"
     }
