@@ -158,7 +158,10 @@ impl Hub {
         enforcer: Option<Arc<Enforcer>>,
     ) -> Option<PendingEvent> {
         let custom_acks = !super::acks::custom_labels(&cmd.headers).is_empty();
-        if !custom_acks && !self.has_subscribers(StreamKind::Events) {
+        let audience = enforcer
+            .as_deref()
+            .is_some_and(|e| self.event_audience(&cmd.thing_id.namespace, who.origin, e));
+        if !custom_acks && !audience {
             // nobody to deliver to and nobody to answer for: skip building the event
             return None;
         }
@@ -183,6 +186,21 @@ impl Hub {
             enforcer,
             acks,
         })
+    }
+
+    /// True if some session other than `origin` subscribed to twin events of `namespace` and
+    /// may READ something of a thing under `enforcer`: the cheap part of the delivery rule
+    /// (`hub::fanout`), checked before an event is built and queued.
+    fn event_audience(&self, namespace: &str, origin: Option<u64>, enforcer: &Enforcer) -> bool {
+        let mut any = false;
+        self.for_subscribers(StreamKind::Events, |s| {
+            any = any
+                || (Some(s.id) != origin
+                    && s.with_subscription(StreamKind::Events, |sub| sub.namespace_ok(namespace))
+                        == Some(true)
+                    && enforcer.has_partial(&s.subjects, "thing", &[], READ));
+        });
+        any
     }
 
     /// Delivers a durable twin event to every matching `START-SEND-EVENTS` subscriber; custom
