@@ -1,12 +1,16 @@
 //! Micro-benchmarks of the hot paths a twin command crosses: envelope parse and serialize,
-//! envelope -> signal, engine apply (modify attribute, merge feature, retrieve), event fan-out
-//! filter (RQL parse and eval), and ThingState encode/decode.
+//! envelope -> signal, engine apply under the thing's default policy (modify attribute, merge
+//! feature, retrieve), the search index delta of a write, event fan-out filter (RQL parse and
+//! eval), and ThingState encode/decode.
 //! Run: `cargo bench --features bench --bench hot_paths`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use edgetwin::engine::enforce::Access;
 use edgetwin::engine::{self, Ctx, ThingState};
+use edgetwin::policy::Enforcer;
 use edgetwin::protocol::{Envelope, Signal, ThingCommand};
 use edgetwin::rql::{self, Env};
+use edgetwin::search::index::sized_entries;
 use serde_json::{json, Value};
 use std::hint::black_box;
 
@@ -60,10 +64,19 @@ fn envelope(c: &mut Criterion) {
 fn apply(c: &mut Criterion) {
     let state = thing();
     let no_policy = |_: &str| -> Option<Value> { None };
+    let no_thing = |_: &str| -> Option<ThingState> { None };
+    let policy = engine::default_policy("bench:t42", "nginx:ditto");
+    let enforcer = Enforcer::from_policy(&policy, 1_700_000_001_000, Some("bench"));
+    let subjects = ["nginx:ditto".to_owned()];
     let ctx = Ctx {
         now: 1_700_000_001_000,
         subject: "nginx:ditto",
         policy: &no_policy,
+        thing: &no_thing,
+        access: Some(Access {
+            subjects: &subjects,
+            enforcer: Some(&enforcer),
+        }),
     };
     for (name, text) in [
         ("engine_apply_modify_attribute", MODIFY),
@@ -75,6 +88,20 @@ fn apply(c: &mut Criterion) {
             b.iter(|| engine::apply(Some(black_box(&state)), black_box(&cmd), &ctx))
         });
     }
+    let modified = engine::apply(Some(&state), &command(MODIFY), &ctx)
+        .expect("modify")
+        .state
+        .expect("new state");
+    let size = sized_entries(&state).1;
+    c.bench_function("search_index_delta_modify_attribute", |b| {
+        b.iter(|| {
+            edgetwin::search::delta::write_ops(
+                Some(black_box(&state)),
+                Some(size),
+                Some(black_box(&modified)),
+            )
+        })
+    });
     let bytes = state.to_bytes();
     c.bench_function("thing_state_decode", |b| {
         b.iter(|| ThingState::from_bytes(black_box(&bytes)))

@@ -84,6 +84,8 @@ done
 
 if [ "$MICRO" = 1 ]; then
   echo "== micro-benchmarks (criterion, bench profile without LTO, own target dir)"
+  # build first, so a broken benchmark fails the script instead of printing nothing
+  CARGO_TARGET_DIR=target/bench cargo bench --features bench --bench hot_paths --no-run 2>&1 | tail -1
   CARGO_TARGET_DIR=target/bench cargo bench --features bench --bench hot_paths -- \
     --warm-up-time 0.5 --measurement-time 1.5 --noplot 2>&1 |
     grep -E '^[a-z_]+ +time:|^[a-z_]+$|^ +time:' || true

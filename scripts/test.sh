@@ -29,6 +29,6 @@ echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --no-fail-fast "$@"
-echo "== MQTT over TLS (feature mqtt-tls): clippy and tests/mqtt_tls.rs"
-cargo clippy --features mqtt-tls --all-targets -- -D warnings
+echo "== features mqtt-tls and bench (criterion micro-benchmarks): clippy; tests/mqtt_tls.rs"
+cargo clippy --features mqtt-tls,bench --all-targets -- -D warnings
 cargo test --features mqtt-tls --test mqtt_tls
