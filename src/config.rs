@@ -90,7 +90,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_kib: 256,
-            outbound_queue: 512,
+            outbound_queue: 4096,
             max_pending_per_session: 1024,
             body_timeout_secs: 30,
             max_pending_requests: 4096,
