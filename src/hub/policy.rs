@@ -1,8 +1,8 @@
 //! Policies in the hub: loading stored policies, a bounded cache of enforcers per policy
-//! (invalidated on every policy write, rebuilt when a subject expires) whose enforcers are shared
-//! between policies with the same entries (every default policy of one creator), policy commands under the per-entity
-//! lock, and the expiry timer that removes expired subjects and delivers `subjectDeletion`
-//! announcements to `START-SEND-POLICY-ANNOUNCEMENTS` sessions of the affected subjects.
+//! (invalidated on every policy write, rebuilt when a subject expires; policies with the same
+//! entries share one enforcer), policy commands under the per-entity lock, and the expiry timer
+//! that removes expired subjects and delivers `subjectDeletion` announcements to
+//! `START-SEND-POLICY-ANNOUNCEMENTS` sessions of the affected subjects.
 
 use super::session::{Outbound, StreamKind};
 use super::{Hub, Requester};
