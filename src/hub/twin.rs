@@ -73,10 +73,19 @@ pub fn response_envelope(cmd: &ThingCommand, outcome: &Outcome) -> Envelope {
 impl Hub {
     /// Loads the stored state of a thing (tombstones included).
     pub fn load_thing(&self, id: &str) -> Result<Option<ThingState>, DittoError> {
-        if let Some(c) = self.twins().get(id) {
+        if let Some(c) = self.cached_twin(id) {
             return Ok(Some((*c.state).clone()));
         }
         self.read_thing(id)
+    }
+
+    /// The cached twin, unless the store stopped (a failed store's reads fail, and the cache may
+    /// hold writes that never became durable).
+    fn cached_twin(&self, id: &str) -> Option<Cached> {
+        if self.store().is_stopped() {
+            return None;
+        }
+        self.twins().get(id)
     }
 
     fn read_thing(&self, id: &str) -> Result<Option<ThingState>, DittoError> {
@@ -99,7 +108,7 @@ impl Hub {
         let now = crate::clock::now_millis();
         let id = cmd.thing_id.to_string();
         let _guard = self.lock_for(&id).lock().unwrap_or_else(|e| e.into_inner());
-        let cached = self.twins().get(&id);
+        let cached = self.cached_twin(&id);
         let current = match &cached {
             Some(c) => Some(c.state.clone()),
             None => self.read_thing(&id)?.map(Arc::new),
@@ -244,6 +253,72 @@ pub fn shared_text(env: &Envelope) -> Arc<str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::protocol::Signal;
+    use crate::store::{Backend, Entries, SledBackend, Store, StoreError};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// sled, with commits that fail once `fail` is set.
+    struct Failing(SledBackend, Arc<AtomicBool>);
+
+    impl Backend for Failing {
+        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(tree, key)
+        }
+        fn scan(
+            &self,
+            tree: Tree,
+            prefix: &[u8],
+            after: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<Entries, StoreError> {
+            self.0.scan(tree, prefix, after, limit)
+        }
+        fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
+            if self.1.load(Ordering::SeqCst) {
+                return Err(StoreError::new("injected"));
+            }
+            self.0.commit(ops)
+        }
+        fn name(&self) -> &'static str {
+            "failing"
+        }
+    }
+
+    fn command(text: &str) -> ThingCommand {
+        match Signal::from_envelope(Envelope::parse(text).unwrap()) {
+            Ok(Signal::Thing(c)) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_store_is_not_hidden_by_the_twin_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicBool::new(false));
+        let sled = SledBackend::open(dir.path(), 1 << 20).unwrap();
+        let store = Store::with_backend(Box::new(Failing(sled, fail.clone())), 64).unwrap();
+        let hub = Hub::new(store.clone());
+        let who = Requester {
+            subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
+            origin: None,
+        };
+        let create = command(
+            r#"{"topic":"n/t/things/twin/commands/create","headers":{},"path":"/","value":{"attributes":{"a":1}}}"#,
+        );
+        let done = smol::block_on(hub.twin_command(&who, &create)).unwrap();
+        smol::block_on(store.durable(done.seq.unwrap())).unwrap();
+        assert!(hub.cached_twin("n:t").is_some(), "written twins are cached");
+        fail.store(true, Ordering::SeqCst);
+        let modify = command(
+            r#"{"topic":"n/t/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":2}"#,
+        );
+        let done = smol::block_on(hub.twin_command(&who, &modify)).unwrap();
+        assert!(smol::block_on(store.durable(done.seq.unwrap())).is_err());
+        // the cache holds the write that never became durable: reads must fail like the store's
+        assert!(hub.load_thing("n:t").is_err());
+        assert!(hub.cached_twin("n:t").is_none());
+    }
 
     #[test]
     fn correlation_ids_look_like_uuids() {

@@ -419,6 +419,12 @@ impl Store {
         self.inner.close()
     }
 
+    /// True once the store failed or was closed (lock-free; `is_failed` tells which). Caches
+    /// above the store stop answering then, so reads fail like `get` does.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.shared.stopped.load(Ordering::Acquire)
+    }
+
     /// True once a commit failed (fail-stop): only a restart recovers (the watchdog uses this).
     pub fn is_failed(&self) -> bool {
         self.inner.shared.lock().failed
