@@ -1,11 +1,13 @@
 //! Server-Sent Events on `GET /api/2/things[/{id}[/{pointer}]]` with `Accept: text/event-stream`:
 //! a hub session subscribed to twin events (`namespaces`, `filter`, `extraFields`, `ids` as an
-//! RQL `in(thingId,..)`), drained in durable order by a task into a streaming body, with
-//! keep-alive comments; the session is closed when the client goes away or stops reading.
+//! RQL `in(thingId,..)`), or to messages for `.../{inbox|outbox}/messages[/{subject}]`
+//! (`sse_messages`), drained in durable order by a task into a streaming body, with keep-alive
+//! comments; the session is closed when the client goes away or stops reading.
 
 use super::params::{self, Query};
 use super::response;
 use super::sse_event::SseView;
+use super::sse_messages::MessageScope;
 use super::things::{finish, request_headers, unsupported, Failure};
 use crate::error::DittoError;
 use crate::hub::ordered::{Next, Ordered};
@@ -48,8 +50,48 @@ pub fn wants_sse(headers: &HeaderMap) -> bool {
 /// What an SSE request subscribes to, validated before the stream starts (errors are plain
 /// HTTP errors then).
 struct Plan {
+    kind: StreamKind,
     sub: Subscription,
-    view: SseView,
+    render: Render,
+}
+
+/// How a stream turns what its session receives into SSE frames.
+enum Render {
+    Events(SseView),
+    Messages(MessageScope),
+}
+
+impl Render {
+    fn frame(&self, env: &Envelope) -> Option<String> {
+        match self {
+            Render::Events(view) => view.render(env).map(|data| format!("data:{data}\n\n")),
+            Render::Messages(scope) => scope.frame(env),
+        }
+    }
+}
+
+/// `in(thingId,<ids>)`
+fn ids_filter(ids: Vec<String>) -> Rql {
+    Rql::In {
+        prop: Property {
+            raw: "thingId".into(),
+            segments: vec!["thingId".into()],
+            placeholder: None,
+        },
+        values: ids.into_iter().map(Literal::Str).collect(),
+    }
+}
+
+fn namespaces(query: &Query) -> Vec<String> {
+    query
+        .get("namespaces")
+        .map(|n| {
+            n.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn plan(query: &Query, thing: Option<(&str, &str)>) -> Result<Plan, DittoError> {
@@ -71,7 +113,19 @@ fn plan(query: &Query, thing: Option<(&str, &str)>) -> Result<Plan, DittoError> 
                 segs.as_slice(),
                 ["inbox" | "outbox", ..] | ["features", _, "inbox" | "outbox", ..]
             ) {
-                return Err(unsupported("Streaming messages over SSE"));
+                let id = parse_thing_id(&params::decode(id, false)?)?.to_string();
+                let scope = MessageScope::parse(&id, &pointer).ok_or_else(|| {
+                    unsupported("Streaming other than messages below inbox/outbox")
+                })?;
+                return Ok(Plan {
+                    kind: StreamKind::Messages,
+                    sub: Subscription {
+                        namespaces: namespaces(query),
+                        filter: Some(ids_filter(vec![id])),
+                        extra: None,
+                    },
+                    render: Render::Messages(scope),
+                });
             }
             (Some(params::decode(id, false)?), Some(p.to_owned()))
         }
@@ -98,34 +152,19 @@ fn plan(query: &Query, thing: Option<(&str, &str)>) -> Result<Plan, DittoError> 
         .map(crate::rql::parse)
         .transpose()
         .map_err(|e| e.to_ditto())?;
-    let by_id = ids.map(|ids| Rql::In {
-        prop: Property {
-            raw: "thingId".into(),
-            segments: vec!["thingId".into()],
-            placeholder: None,
-        },
-        values: ids.into_iter().map(Literal::Str).collect(),
-    });
+    let by_id = ids.map(ids_filter);
     let filter = match (by_id, user) {
         (Some(a), Some(b)) => Some(Rql::And(vec![a, b])),
         (a, b) => a.or(b),
     };
-    let namespaces = query
-        .get("namespaces")
-        .map(|n| {
-            n.split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
     Ok(Plan {
+        kind: StreamKind::Events,
         sub: Subscription {
-            namespaces,
+            namespaces: namespaces(query),
             filter,
             extra,
         },
-        view,
+        render: Render::Events(view),
     })
 }
 
@@ -180,7 +219,7 @@ pub(super) async fn stream(
         limits.outbound_queue,
         limits.max_pending_per_session,
     );
-    st.hub.subscribe(&session, StreamKind::Events, plan.sub);
+    st.hub.subscribe(&session, plan.kind, plan.sub);
     let guard = SessionGuard {
         hub: st.hub.clone(),
         id: session.id,
@@ -192,16 +231,18 @@ pub(super) async fn stream(
         st.hub.gate(),
         limits.outbound_queue + limits.max_pending_per_session,
     );
-    let view = plan.view;
+    let render = plan.render;
     st.ex
         .spawn(async move {
             let _guard = guard;
             while !session.overflowed() {
                 let text = match queue.next(KEEP_ALIVE).await {
-                    Next::Send(t) => match Envelope::parse(&t).ok().and_then(|e| view.render(&e)) {
-                        Some(data) => format!("data:{data}\n\n"),
-                        None => continue,
-                    },
+                    Next::Send(t) => {
+                        match Envelope::parse(&t).ok().and_then(|e| render.frame(&e)) {
+                            Some(frame) => frame,
+                            None => continue,
+                        }
+                    }
                     Next::Idle => ":\n\n".to_owned(),
                     Next::Closed | Next::Overflow => break,
                 };
@@ -268,6 +309,10 @@ mod tests {
         );
         let p = plan(&q(""), Some(("ns:t", "/attributes/location"))).unwrap();
         assert!(matches!(p.sub.filter, Some(Rql::In { .. })));
-        assert!(plan(&q(""), Some(("ns:t", "/inbox/messages"))).is_err());
+        let m = plan(&q("namespaces=ns"), Some(("ns:t", "/inbox/messages/hi"))).unwrap();
+        assert_eq!(m.kind, StreamKind::Messages);
+        assert!(matches!(m.render, Render::Messages(_)));
+        assert!(plan(&q(""), Some(("ns:t", "/inbox/claim"))).is_err());
+        assert!(plan(&q(""), Some(("bad", "/inbox/messages"))).is_err());
     }
 }
