@@ -1,16 +1,16 @@
 //! Policies in the hub: loading stored policies, a bounded cache of enforcers per policy
-//! (invalidated on every policy write, rebuilt when a subject expires; policies with the same
-//! entries share one enforcer), policy commands under the per-entity lock, and the expiry timer
-//! that removes expired subjects and delivers `subjectDeletion` announcements to
-//! `START-SEND-POLICY-ANNOUNCEMENTS` sessions of the affected subjects.
+//! (imports resolved; invalidated when the policy or one it imports is written, rebuilt when a
+//! subject expires; equal entries share one enforcer), policy commands under the per-entity
+//! lock, and the expiry timer that removes expired subjects and delivers `subjectDeletion`
+//! announcements to `START-SEND-POLICY-ANNOUNCEMENTS` sessions of the affected subjects.
 
 use super::session::{Outbound, StreamKind};
 use super::{Hub, Requester};
 use crate::engine::ThingState;
 use crate::error::DittoError;
 use crate::policy::expiry::{self, Announcement};
-use crate::policy::expiry_index;
 use crate::policy::{command, Enforcer, PolicyCommand, PolicyOutcome, PolicyState, READ};
+use crate::policy::{expiry_index, imports};
 use crate::protocol::{Criterion, Envelope, Group, Headers, Topic};
 use crate::store::{Op, Tree};
 use serde_json::Value;
@@ -37,6 +37,8 @@ pub struct Policies {
     cache: Mutex<HashMap<CacheKey, (i64, Arc<Enforcer>)>>,
     /// (policy entries as JSON text, namespace) -> enforcer: what an enforcer depends on
     shared: Mutex<HashMap<CacheKey, (i64, Arc<Enforcer>)>>,
+    /// imported policy ID -> cached policies that import it (their enforcers include its entries)
+    importers: Mutex<HashMap<String, HashSet<String>>>,
     generation: AtomicU64,
     due: Mutex<BTreeSet<(i64, String)>>,
     due_of: Mutex<HashMap<String, i64>>,
@@ -102,13 +104,19 @@ impl Hub {
             }
         }
         let generation = self.policies().generation.load(Ordering::SeqCst);
-        let policy = self.load_policy(policy_id)?;
+        let stored = self.load_policy(policy_id)?;
+        let (policy, imported) = imports::resolve(&stored, &|id| self.load_policy(id));
         let until = expiry::next_due(&policy, &|_, _| true).unwrap_or(i64::MAX);
         let e = self.shared_enforcer(&policy, namespace, now, until);
         let mut cache = lock(&self.policies().cache);
         if self.policies().generation.load(Ordering::SeqCst) == generation {
+            let mut importers = lock(&self.policies().importers);
             if cache.len() >= CACHE_MAX {
                 cache.clear();
+                importers.clear();
+            }
+            for i in imported {
+                importers.entry(i).or_default().insert(policy_id.to_owned());
             }
             cache.insert(key, (until, e.clone()));
         }
@@ -164,7 +172,8 @@ impl Hub {
     pub(crate) fn policy_written(&self, id: &str, policy: Option<&Value>) {
         let p = self.policies();
         p.generation.fetch_add(1, Ordering::SeqCst);
-        lock(&p.cache).retain(|(pid, _), _| pid != id);
+        let importers = lock(&p.importers).remove(id).unwrap_or_default();
+        lock(&p.cache).retain(|(pid, _), _| pid != id && !importers.contains(pid));
         let announced = lock(&p.announced);
         let next = policy.and_then(|v| {
             expiry::next_due(v, &|s, at| {

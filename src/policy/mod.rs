@@ -7,6 +7,7 @@ pub mod enforcer;
 pub mod errors;
 pub mod expiry;
 pub mod expiry_index;
+pub mod imports;
 pub mod model;
 pub mod path;
 mod write;

@@ -1,0 +1,206 @@
+//! Policy imports resolved for enforcement, as Ditto's `PolicyImporter`: every entry of an
+//! imported policy whose `importable` is `implicit` (the default), or `explicit` and listed in the
+//! import's `entries`, joins the importing policy as `imported-<policyId>-<label>` (`never`: not
+//! imported); an import's `transitiveImports` pull the listed imports of the imported policy in
+//! first (under their own labels; cycles skipped, at most 10 deep). A missing policy adds nothing.
+
+use serde_json::{Map, Value};
+
+/// Deepest chain of transitive imports followed (Ditto's limit).
+const MAX_DEPTH: usize = 10;
+
+/// `policy` with the entries of its imports added, and the IDs of every policy that was read to
+/// resolve it (a change to any of them changes the result).
+pub fn resolve(policy: &Value, load: &dyn Fn(&str) -> Option<Value>) -> (Value, Vec<String>) {
+    let Some(imports) = policy.get("imports").and_then(Value::as_object) else {
+        return (policy.clone(), Vec::new());
+    };
+    let mut used = Vec::new();
+    let mut entries = entries_of(policy);
+    let own = policy.get("policyId").and_then(Value::as_str).unwrap_or("");
+    for (id, import) in imports {
+        let Some(imported) = load_once(id, load, &mut used) else {
+            continue;
+        };
+        let visited = vec![own.to_owned(), id.clone()];
+        let available = with_transitive(&imported, import, load, 1, &visited, &mut used);
+        for (label, entry) in importable(available, import) {
+            entries
+                .entry(format!("imported-{id}-{label}"))
+                .or_insert(entry);
+        }
+    }
+    let mut out = policy.clone();
+    out["entries"] = Value::Object(entries);
+    (out, used)
+}
+
+fn entries_of(policy: &Value) -> Map<String, Value> {
+    policy
+        .get("entries")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn load_once(
+    id: &str,
+    load: &dyn Fn(&str) -> Option<Value>,
+    used: &mut Vec<String>,
+) -> Option<Value> {
+    if !used.iter().any(|u| u == id) {
+        used.push(id.to_owned());
+    }
+    load(id)
+}
+
+/// The entries of `imported` plus those of its imports listed in `import.transitiveImports`.
+fn with_transitive(
+    imported: &Value,
+    import: &Value,
+    load: &dyn Fn(&str) -> Option<Value>,
+    depth: usize,
+    visited: &[String],
+    used: &mut Vec<String>,
+) -> Map<String, Value> {
+    let mut entries = entries_of(imported);
+    let transitive: Vec<&str> = import
+        .get("transitiveImports")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(its_imports) = imported.get("imports").and_then(Value::as_object) else {
+        return entries;
+    };
+    if transitive.is_empty() || depth >= MAX_DEPTH {
+        return entries;
+    }
+    for (id, inner) in its_imports {
+        if !transitive.contains(&id.as_str()) || visited.contains(id) {
+            continue;
+        }
+        let Some(next) = load_once(id, load, used) else {
+            continue;
+        };
+        let mut seen = visited.to_vec();
+        seen.push(id.clone());
+        let available = with_transitive(&next, inner, load, depth + 1, &seen, used);
+        for (label, entry) in importable(available, inner) {
+            entries.entry(label).or_insert(entry);
+        }
+    }
+    entries
+}
+
+/// The entries an import takes: `implicit` ones, and `explicit` ones it lists in `entries`.
+fn importable(
+    entries: Map<String, Value>,
+    import: &Value,
+) -> impl Iterator<Item = (String, Value)> + '_ {
+    let listed = |label: &str| {
+        import
+            .get("entries")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|l| l.as_str() == Some(label)))
+    };
+    entries.into_iter().filter(move |(label, e)| {
+        match e
+            .get("importable")
+            .and_then(Value::as_str)
+            .unwrap_or("implicit")
+        {
+            "implicit" => true,
+            "explicit" => listed(label),
+            _ => false,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(subject: &str, importable: Option<&str>) -> Value {
+        let mut e = json!({"subjects": {subject: {"type": "t"}},
+            "resources": {"thing:/": {"grant": ["READ"], "revoke": []}}});
+        if let Some(i) = importable {
+            e["importable"] = json!(i);
+        }
+        e
+    }
+
+    fn store(id: &str) -> Option<Value> {
+        match id {
+            "n:base" => Some(json!({"policyId": "n:base", "entries": {
+                "viewers": entry("u:bob", None),
+                "admins": entry("u:carol", Some("explicit")),
+                "private": entry("u:dave", Some("never"))},
+                "imports": {"n:root": {"transitiveImports": ["n:base"]}}})),
+            "n:root" => Some(json!({"policyId": "n:root", "entries": {
+                "ops": entry("u:erin", None)},
+                "imports": {"n:base": {"transitiveImports": ["n:root"]}}})),
+            _ => None,
+        }
+    }
+
+    fn labels(v: &Value) -> Vec<&str> {
+        let mut l: Vec<&str> = v["entries"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        l.sort();
+        l
+    }
+
+    #[test]
+    fn implicit_and_listed_explicit_entries_are_imported_never_never() {
+        let p = json!({"policyId": "n:thing", "entries": {"owner": entry("u:owner", None)},
+            "imports": {"n:base": {"entries": ["admins"]}, "n:missing": {}}});
+        let (r, used) = resolve(&p, &store);
+        assert_eq!(
+            labels(&r),
+            ["imported-n:base-admins", "imported-n:base-viewers", "owner"]
+        );
+        assert_eq!(
+            r["entries"]["imported-n:base-viewers"],
+            entry("u:bob", None)
+        );
+        assert_eq!(used, ["n:base", "n:missing"]);
+        let (r, _) = resolve(
+            &json!({"policyId": "n:thing", "entries": {}, "imports": {"n:base": {}}}),
+            &store,
+        );
+        assert_eq!(
+            labels(&r),
+            ["imported-n:base-viewers"],
+            "explicit needs listing"
+        );
+    }
+
+    #[test]
+    fn transitive_imports_only_when_listed_and_cycles_end() {
+        let p = |t: Value| {
+            json!({"policyId": "n:thing", "entries": {},
+                "imports": {"n:base": {"transitiveImports": t}}})
+        };
+        let (r, used) = resolve(&p(json!([])), &store);
+        assert_eq!(labels(&r), ["imported-n:base-viewers"]);
+        assert_eq!(used, ["n:base"]);
+        // n:root imports n:base back (cycle): followed once, then skipped
+        let (r, used) = resolve(&p(json!(["n:root"])), &store);
+        assert_eq!(
+            labels(&r),
+            ["imported-n:base-ops", "imported-n:base-viewers"]
+        );
+        assert_eq!(used, ["n:base", "n:root"]);
+    }
+
+    #[test]
+    fn without_imports_the_policy_is_unchanged() {
+        let p = json!({"policyId": "n:p", "entries": {"a": entry("u:a", None)}});
+        assert_eq!(resolve(&p, &store), (p.clone(), vec![]));
+    }
+}
