@@ -42,6 +42,8 @@ pub struct Checks<'a> {
     pub if_equal: IfEqual,
     /// request time (for `time:now` in conditions)
     pub now: i64,
+    /// parsed `merge-thing-patch-conditions` (merge commands only)
+    pub patch_conditions: Option<&'a [super::patch_conditions::PatchCondition]>,
 }
 
 /// Parses the `condition` header (400 `things:condition.invalid` when unparsable).

@@ -1,6 +1,7 @@
 //! Policy enforcement of thing commands (pure): WRITE/READ checks with Ditto's path-specific
 //! errors (404 without READ, 403 `*.notmodifiable` with READ), the merge leaf rule, READ on
-//! `condition` fields, READ-filtered retrieve results, and the checks when a thing is created.
+//! `condition` and `merge-thing-patch-conditions` fields, READ-filtered retrieve results, and
+//! the checks when a thing is created.
 
 use super::{errors, ThingState};
 use crate::error::DittoError;
@@ -53,6 +54,14 @@ fn merge_leaves(path: Vec<String>, v: &Value, out: &mut Vec<Vec<String>>) {
     }
 }
 
+/// True if the requester may READ every (non-placeholder) field an RQL condition references.
+fn condition_readable(e: &Enforcer, subs: &[String], q: &crate::rql::Query) -> bool {
+    q.properties()
+        .iter()
+        .filter(|p| p.placeholder.is_none())
+        .all(|p| e.has_unrestricted(subs, "thing", &p.segments, READ))
+}
+
 /// Authorizes a command on an existing thing.
 pub fn check(state: &ThingState, cmd: &ThingCommand, acc: &Access) -> Result<(), DittoError> {
     let id = cmd.thing_id.to_string();
@@ -100,18 +109,20 @@ pub fn check(state: &ThingState, cmd: &ThingCommand, acc: &Access) -> Result<(),
             errors::not_modifiable(&id, &cmd.path)
         });
     }
+    // READ on every field a `condition` (or, for merges, a `merge-thing-patch-conditions`
+    // condition) references; unparsable ones fail later with their own 400.
+    let mut queries: Vec<crate::rql::Query> = Vec::new();
     if let Some(c) = cmd.headers.get_str("condition") {
-        if let Ok(q) = crate::rql::parse(&c) {
-            let ok = q
-                .properties()
-                .iter()
-                .filter(|p| p.placeholder.is_none())
-                .all(|p| e.has_unrestricted(subs, "thing", &p.segments, READ));
-            if !ok {
-                return Err(DittoError::new(412, "things:condition.failed", "The specified resource in the condition could not be found or the requester had insufficient permissions to access it.")
-                    .describe("Check if you have sufficient permissions to access the specified resource (READ permission is required)."));
-            }
+        queries.extend(crate::rql::parse(&c).ok());
+    }
+    if cmd.action == Action::Merge {
+        if let Ok(Some(pcs)) = super::patch_conditions::parse(&cmd.headers) {
+            queries.extend(pcs.into_iter().map(|pc| pc.query));
         }
+    }
+    if !queries.iter().all(|q| condition_readable(e, subs, q)) {
+        return Err(DittoError::new(412, "things:condition.failed", "The specified resource in the condition could not be found or the requester had insufficient permissions to access it.")
+            .describe("Check if you have sufficient permissions to access the specified resource (READ permission is required)."));
     }
     Ok(())
 }

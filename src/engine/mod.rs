@@ -5,6 +5,7 @@
 pub mod conditions;
 pub mod enforce;
 pub mod errors;
+pub mod patch_conditions;
 mod policy_source;
 pub mod read;
 pub mod validate;
@@ -174,9 +175,15 @@ pub fn apply(
     }
     let condition = conditions::parse_condition(&cmd.headers)?;
     let if_equal = conditions::IfEqual::from_headers(&cmd.headers)?;
-    if cmd.action == Action::Merge {
+    // The header must be a JSON object on any command (Ditto's header validation); its
+    // members are parsed for merges after the content-type check (Ditto's enforcement).
+    patch_conditions::validate(&cmd.headers)?;
+    let patch_conditions = if cmd.action == Action::Merge {
         conditions::check_merge_content_type(&cmd.headers)?;
-    }
+        patch_conditions::parse(&cmd.headers)?
+    } else {
+        None
+    };
     let live = ThingState::live(current);
     let creates = live.is_none()
         && cmd.path == ThingPath::Root
@@ -198,6 +205,7 @@ pub fn apply(
         condition: condition.as_ref(),
         if_equal,
         now: ctx.now,
+        patch_conditions: patch_conditions.as_deref(),
     };
     match cmd.action {
         Action::Retrieve => read::retrieve(state, cmd, &checks, ctx),
@@ -224,3 +232,5 @@ pub fn default_policy(policy_id: &str, subject: &str) -> Value {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_patch_conditions;

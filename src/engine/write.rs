@@ -287,7 +287,37 @@ pub fn modify(
     )
 }
 
-/// Merge (RFC 7396) at any path of an existing thing.
+/// The thing after merging `patch` at the command's path (validated at `/`).
+fn merged_thing(
+    state: &ThingState,
+    cmd: &ThingCommand,
+    patch: &Value,
+) -> Result<Value, DittoError> {
+    let ptr = cmd.path.pointer();
+    let mut thing = state.thing.clone();
+    if patch.is_null() {
+        pointer::remove(&mut thing, &ptr);
+    } else {
+        let mut target = pointer::get(&state.thing, &ptr)
+            .cloned()
+            .unwrap_or(Value::Null);
+        merge::merge_patch(&mut target, patch);
+        if cmd.path == ThingPath::Root {
+            thing = target;
+        } else {
+            validate::value_for(&cmd.path, &target)?;
+            pointer::set(&mut thing, &ptr, target);
+        }
+    }
+    if cmd.path == ThingPath::Root {
+        let m = thing.as_object().cloned().unwrap_or_default();
+        thing = ordered_thing(&cmd.thing_id.to_string(), m);
+        validate::thing(&thing)?;
+    }
+    Ok(thing)
+}
+
+/// Merge (RFC 7396) at any path of an existing thing, after `merge-thing-patch-conditions`.
 pub fn merge(
     state: &ThingState,
     cmd: &ThingCommand,
@@ -322,28 +352,26 @@ pub fn merge(
             patch = merge::minimize_patch(cur, &patch).ok_or_else(errors::equal_skipped)?;
         }
     }
-    let mut thing = state.thing.clone();
-    if patch.is_null() {
-        pointer::remove(&mut thing, &ptr);
-    } else {
-        let mut target = current.cloned().unwrap_or(Value::Null);
-        merge::merge_patch(&mut target, &patch);
-        if cmd.path == ThingPath::Root {
-            thing = target;
+    // `merge-thing-patch-conditions` filter the patch against the current thing; `if-equal:
+    // skip` still compares the unfiltered patch (Ditto checks it before applying the merge).
+    let filtered = checks.patch_conditions.map(|conds| {
+        let env = crate::rql::Env::at(checks.now);
+        super::patch_conditions::filter(&patch, conds, &state.full_view(), &env)
+    });
+    let effective = filtered.as_ref().unwrap_or(&patch);
+    let thing = merged_thing(state, cmd, effective)?;
+    if checks.if_equal == IfEqual::Skip {
+        let unchanged = if *effective == patch {
+            thing == state.thing
         } else {
-            validate::value_for(&cmd.path, &target)?;
-            pointer::set(&mut thing, &ptr, target);
+            merged_thing(state, cmd, &patch).is_ok_and(|t| t == state.thing)
+        };
+        if unchanged {
+            return Err(errors::equal_skipped());
         }
     }
-    if cmd.path == ThingPath::Root {
-        let m = thing.as_object().cloned().unwrap_or_default();
-        thing = ordered_thing(&id, m);
-        validate::thing(&thing)?;
-    }
-    if checks.if_equal == IfEqual::Skip && thing == state.thing {
-        return Err(errors::equal_skipped());
-    }
     check_condition(checks, state)?;
+    let patch = filtered.unwrap_or(patch);
     finish(
         Some(state),
         Change {
