@@ -83,6 +83,53 @@ fn imported_entries_grant_as_their_importable_type_says_and_follow_changes() {
         "never stays never, listed or not"
     );
 
+    // the resolved view shows the imported entries (query or header), without an ETag
+    let view = |q: &str, h: Option<&str>| {
+        let mut hs = vec![("authorization", user("owner"))];
+        if let Some(h) = h {
+            hs.push(("policy-view", h.to_owned()));
+        }
+        http(
+            env.srv.addr,
+            "GET",
+            &format!("/api/2/policies/ns.imp:lamp{q}"),
+            &hs,
+            None,
+        )
+    };
+    let labels = |r: &authkit::Resp| {
+        let mut l: Vec<String> = r.json()["entries"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        l.sort();
+        l
+    };
+    let stored = view("", None);
+    assert_eq!(labels(&stored), ["owner"]);
+    assert!(stored.headers.contains_key("etag"));
+    for r in [
+        view("?policy-view=resolved", None),
+        view("", Some("resolved")),
+    ] {
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            labels(&r),
+            [
+                "imported-ns.imp:shared-admins",
+                "imported-ns.imp:shared-viewers",
+                "owner"
+            ],
+            "never entries stay out; the owner may READ the source entries (policy:/ on shared)"
+        );
+        assert!(!r.headers.contains_key("etag"), "merged view has no ETag");
+    }
+    let bad = view("?policy-view=merged", None);
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"], "policies:view.invalid");
+
     // a change of the imported policy applies at once
     let mut without_bob = shared.clone();
     without_bob["entries"]

@@ -50,6 +50,11 @@ async fn policy_request(
     headers: Headers,
     cid: &str,
 ) -> Result<Response<Body>, DittoError> {
+    let mut headers = headers;
+    if let Some(v) = query.get("policy-view") {
+        // `GET /api/2/policies/{id}?policy-view=resolved` (Ditto takes it as query or header)
+        headers.insert("policy-view", v);
+    }
     let rest = path.strip_prefix("/api/2/policies/").unwrap_or("");
     let (raw_id, sub) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let allowed: &[&str] = if raw_id.is_empty() {

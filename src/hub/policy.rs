@@ -207,7 +207,23 @@ impl Hub {
             .lock_for(&format!("policy:{id}"))
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let current = self.load_policy_state(id)?;
+        let mut current = self.load_policy_state(id)?;
+        let resolved = cmd.action == crate::protocol::Action::Retrieve
+            && imports::wants_resolved(&cmd.headers)?;
+        if resolved {
+            // the merged view: its ETag would only follow this policy's revision, so none is
+            // sent and conditional headers do not apply (as in Ditto)
+            let mut view = cmd.clone();
+            view.headers.remove("if-match");
+            view.headers.remove("if-none-match");
+            if let Some(s) = current.as_mut() {
+                let load = |i: &str| self.load_policy(i);
+                s.policy = imports::resolved_view(&s.policy, &load, Some(&who.subjects), now);
+            }
+            let mut outcome = command::apply(current.as_ref(), &view, now, Some(&who.subjects))?;
+            outcome.etag = None;
+            return Ok(PolicyDone { outcome, seq: None });
+        }
         let outcome = command::apply(current.as_ref(), cmd, now, Some(&who.subjects))?;
         let value = match (&outcome.state, outcome.deleted) {
             (Some(s), _) => Some(s.to_bytes()),

@@ -3,7 +3,11 @@
 //! import's `entries`, joins the importing policy as `imported-<policyId>-<label>` (`never`: not
 //! imported); an import's `transitiveImports` pull the listed imports of the imported policy in
 //! first (under their own labels; cycles skipped, at most 10 deep). A missing policy adds nothing.
+//! Also the `policy-view: resolved` retrieve: that merged policy as a requester may see it.
 
+use super::{Enforcer, READ};
+use crate::error::DittoError;
+use crate::protocol::Headers;
 use serde_json::{Map, Value};
 
 /// Deepest chain of transitive imports followed (Ditto's limit).
@@ -33,6 +37,55 @@ pub fn resolve(policy: &Value, load: &dyn Fn(&str) -> Option<Value>) -> (Value, 
     let mut out = policy.clone();
     out["entries"] = Value::Object(entries);
     (out, used)
+}
+
+/// True if a retrieve asks for `policy-view: resolved` (header or query); `original`, blank or
+/// absent: false; anything else 400 `policies:view.invalid`.
+pub fn wants_resolved(h: &Headers) -> Result<bool, DittoError> {
+    let Some(raw) = h.get_str("policy-view") else {
+        return Ok(false);
+    };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "" | "original" => Ok(false),
+        "resolved" => Ok(true),
+        _ => Err(DittoError::new(
+            400,
+            "policies:view.invalid",
+            format!(
+                "The 'policy-view' parameter has an invalid value: '{raw}'. Valid values: 'original', 'resolved'."
+            ),
+        )
+        .describe("Use 'original' (or omit) for the stored policy, or 'resolved' for the merged view.")),
+    }
+}
+
+/// The resolved policy as `subjects` may see it: imported entries whose source entry they may not
+/// READ in the imported policy are left out (Ditto's `hasSourceSideRead`).
+pub fn resolved_view(
+    policy: &Value,
+    load: &dyn Fn(&str) -> Option<Value>,
+    subjects: Option<&[String]>,
+    now: i64,
+) -> Value {
+    let (mut merged, _) = resolve(policy, load);
+    let (Some(subjects), Some(imports)) =
+        (subjects, policy.get("imports").and_then(Value::as_object))
+    else {
+        return merged;
+    };
+    for id in imports.keys() {
+        let Some(source) = load(id) else { continue };
+        let enforcer = Enforcer::from_policy(&source, now, None);
+        if let Some(entries) = merged["entries"].as_object_mut() {
+            for label in entries_of(&source).keys() {
+                let path = ["entries".to_owned(), label.clone()];
+                if !enforcer.has_partial(subjects, "policy", &path, READ) {
+                    entries.remove(&format!("imported-{id}-{label}"));
+                }
+            }
+        }
+    }
+    merged
 }
 
 fn entries_of(policy: &Value) -> Map<String, Value> {
@@ -196,6 +249,50 @@ mod tests {
             ["imported-n:base-ops", "imported-n:base-viewers"]
         );
         assert_eq!(used, ["n:base", "n:root"]);
+    }
+
+    #[test]
+    fn resolved_view_hides_entries_unreadable_at_the_source() {
+        let mut base = store("n:base").unwrap();
+        base["entries"]["reader"] = json!({"subjects": {"u:me": {"type": "t"}},
+            "resources": {"policy:/entries/viewers": {"grant": ["READ"], "revoke": []}}});
+        let load = |id: &str| {
+            if id == "n:base" {
+                Some(base.clone())
+            } else {
+                store(id)
+            }
+        };
+        let p = json!({"policyId": "n:thing", "entries": {}, "imports": {"n:base": {}}});
+        let me = ["u:me".to_owned()];
+        let v = resolved_view(&p, &load, Some(&me), 0);
+        assert_eq!(
+            labels(&v),
+            ["imported-n:base-viewers"],
+            "reader entry: READ on viewers only"
+        );
+        let v = resolved_view(&p, &load, Some(&["u:other".to_owned()]), 0);
+        assert_eq!(labels(&v), Vec::<&str>::new());
+        let all = resolved_view(&p, &load, None, 0);
+        assert_eq!(
+            labels(&all),
+            ["imported-n:base-reader", "imported-n:base-viewers"]
+        );
+    }
+
+    #[test]
+    fn policy_view_values() {
+        let h = |v: &str| {
+            let mut h = Headers::new();
+            h.insert("Policy-View", v);
+            h
+        };
+        assert!(!wants_resolved(&Headers::new()).unwrap());
+        assert!(!wants_resolved(&h(" Original ")).unwrap());
+        assert!(!wants_resolved(&h("")).unwrap());
+        assert!(wants_resolved(&h("RESOLVED")).unwrap());
+        let e = wants_resolved(&h("merged")).unwrap_err();
+        assert_eq!((e.status, &*e.error), (400, "policies:view.invalid"));
     }
 
     #[test]
