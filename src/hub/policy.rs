@@ -105,7 +105,7 @@ impl Hub {
         }
         let generation = self.policies().generation.load(Ordering::SeqCst);
         let stored = self.load_policy(policy_id)?;
-        let (policy, imported) = imports::resolve(&stored, &|id| self.load_policy(id));
+        let (policy, imported) = imports::resolve(stored, &|id| self.load_policy(id));
         let until = expiry::next_due(&policy, &|_, _| true).unwrap_or(i64::MAX);
         let e = self.shared_enforcer(&policy, namespace, now, until);
         let mut cache = lock(&self.policies().cache);

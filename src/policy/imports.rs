@@ -15,12 +15,12 @@ const MAX_DEPTH: usize = 10;
 
 /// `policy` with the entries of its imports added, and the IDs of every policy that was read to
 /// resolve it (a change to any of them changes the result).
-pub fn resolve(policy: &Value, load: &dyn Fn(&str) -> Option<Value>) -> (Value, Vec<String>) {
+pub fn resolve(policy: Value, load: &dyn Fn(&str) -> Option<Value>) -> (Value, Vec<String>) {
     let Some(imports) = policy.get("imports").and_then(Value::as_object) else {
-        return (policy.clone(), Vec::new());
+        return (policy, Vec::new());
     };
     let mut used = Vec::new();
-    let mut entries = entries_of(policy);
+    let mut entries = entries_of(&policy);
     let own = policy.get("policyId").and_then(Value::as_str).unwrap_or("");
     for (id, import) in imports {
         let Some(imported) = load_once(id, load, &mut used) else {
@@ -34,7 +34,7 @@ pub fn resolve(policy: &Value, load: &dyn Fn(&str) -> Option<Value>) -> (Value, 
                 .or_insert(entry);
         }
     }
-    let mut out = policy.clone();
+    let mut out = policy;
     out["entries"] = Value::Object(entries);
     (out, used)
 }
@@ -67,7 +67,7 @@ pub fn resolved_view(
     subjects: Option<&[String]>,
     now: i64,
 ) -> Value {
-    let (mut merged, _) = resolve(policy, load);
+    let (mut merged, _) = resolve(policy.clone(), load);
     let (Some(subjects), Some(imports)) =
         (subjects, policy.get("imports").and_then(Value::as_object))
     else {
@@ -212,7 +212,7 @@ mod tests {
     fn implicit_and_listed_explicit_entries_are_imported_never_never() {
         let p = json!({"policyId": "n:thing", "entries": {"owner": entry("u:owner", None)},
             "imports": {"n:base": {"entries": ["admins"]}, "n:missing": {}}});
-        let (r, used) = resolve(&p, &store);
+        let (r, used) = resolve(p.clone(), &store);
         assert_eq!(
             labels(&r),
             ["imported-n:base-admins", "imported-n:base-viewers", "owner"]
@@ -223,7 +223,7 @@ mod tests {
         );
         assert_eq!(used, ["n:base", "n:missing"]);
         let (r, _) = resolve(
-            &json!({"policyId": "n:thing", "entries": {}, "imports": {"n:base": {}}}),
+            json!({"policyId": "n:thing", "entries": {}, "imports": {"n:base": {}}}),
             &store,
         );
         assert_eq!(
@@ -239,11 +239,11 @@ mod tests {
             json!({"policyId": "n:thing", "entries": {},
                 "imports": {"n:base": {"transitiveImports": t}}})
         };
-        let (r, used) = resolve(&p(json!([])), &store);
+        let (r, used) = resolve(p(json!([])), &store);
         assert_eq!(labels(&r), ["imported-n:base-viewers"]);
         assert_eq!(used, ["n:base"]);
         // n:root imports n:base back (cycle): followed once, then skipped
-        let (r, used) = resolve(&p(json!(["n:root"])), &store);
+        let (r, used) = resolve(p(json!(["n:root"])), &store);
         assert_eq!(
             labels(&r),
             ["imported-n:base-ops", "imported-n:base-viewers"]
@@ -298,6 +298,6 @@ mod tests {
     #[test]
     fn without_imports_the_policy_is_unchanged() {
         let p = json!({"policyId": "n:p", "entries": {"a": entry("u:a", None)}});
-        assert_eq!(resolve(&p, &store), (p.clone(), vec![]));
+        assert_eq!(resolve(p.clone(), &store), (p.clone(), vec![]));
     }
 }
