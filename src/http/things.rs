@@ -168,6 +168,9 @@ pub(super) async fn execute(
     if let Some(rev) = env.headers.get_str("entity-revision") {
         response::set(&mut r, HeaderName::from_static("entity-revision"), &rev);
     }
+    if let Some(md) = env.headers.get_str("ditto-metadata") {
+        response::set(&mut r, HeaderName::from_static("ditto-metadata"), &md);
+    }
     Ok(r)
 }
 
