@@ -120,8 +120,10 @@ fn metadata_headers_over_http() {
     block_on(async {
         let put = json!([
             {"key": "/features/lamp/properties/color/description", "value": "RGB"},
+            {"key": "/features/lamp/properties/status/description", "value": "Zustand °"},
             {"key": "*/unit", "value": "u"}])
-        .to_string();
+        .to_string()
+        .replace('°', "\\u00b0"); // HTTP header values are ASCII
         let r = c
             .put_with(T, &lamp(), &[("put-metadata", put.as_str())])
             .await;
@@ -145,6 +147,12 @@ fn metadata_headers_over_http() {
                 "r": {"unit": "u"}, "description": "RGB"}}}}})
         );
         assert!(c.get(T).await.header("ditto-metadata").is_none());
+        // non-ASCII metadata arrives as JSON `\u` escapes in the header
+        let p = format!("{T}/features/lamp/properties/status");
+        let r = c.get_with(&p, &[("get-metadata", "description")]).await;
+        let md: Value = serde_json::from_str(r.header("ditto-metadata").expect("ditto-metadata"))
+            .expect("JSON header");
+        assert_eq!(md, json!({"description": "Zustand °"}));
 
         // delete-metadata on a PUT of one property
         let p = format!("{T}/features/lamp/properties/color/r");

@@ -235,9 +235,10 @@ pub fn after_write(
         if let Some(rel) = pointer::get_mut(m, &path) {
             for pat in &list {
                 for p in expand(rel, pat) {
-                    match p.is_empty() {
-                        true => *rel = Value::Object(Map::new()),
-                        false => drop(pointer::remove(rel, &p)),
+                    if p.is_empty() {
+                        *rel = Value::Object(Map::new());
+                    } else {
+                        pointer::remove(rel, &p);
                     }
                 }
             }
