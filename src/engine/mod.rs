@@ -5,6 +5,7 @@
 pub mod conditions;
 pub mod enforce;
 pub mod errors;
+pub mod metadata;
 pub mod patch_conditions;
 mod policy_source;
 pub mod read;
@@ -120,6 +121,8 @@ pub struct Event {
     pub revision: u64,
     /// persistence time (epoch millis)
     pub timestamp: i64,
+    /// metadata written with the change (`put-metadata`), relative to `path`
+    pub metadata: Option<Value>,
 }
 
 /// Result of applying a command.
@@ -139,6 +142,8 @@ pub struct Outcome {
     pub event: Option<Event>,
     /// a policy to create together with the thing: (policy ID, policy JSON)
     pub policy: Option<(String, Value)>,
+    /// the `ditto-metadata` answer to `get-metadata` on a read
+    pub ditto_metadata: Option<Value>,
 }
 
 impl Outcome {
@@ -151,6 +156,7 @@ impl Outcome {
             bytes: None,
             event: None,
             policy: None,
+            ditto_metadata: None,
         }
     }
 }
@@ -173,6 +179,7 @@ pub fn apply(
         )
         .describe("For modifying API calls the 'live-channel-condition' cannot be used, please remove the condition."));
     }
+    metadata::check_headers(&cmd.headers, cmd.action)?;
     let condition = conditions::parse_condition(&cmd.headers)?;
     let if_equal = conditions::IfEqual::from_headers(&cmd.headers)?;
     // The header must be a JSON object on any command (Ditto's header validation); its
@@ -232,5 +239,7 @@ pub fn default_policy(policy_id: &str, subject: &str) -> Value {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_metadata;
 #[cfg(test)]
 mod tests_patch_conditions;

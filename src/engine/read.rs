@@ -93,5 +93,7 @@ pub fn retrieve(
     let etag = etag_at(state, &cmd.path);
     check_etags(&cmd.headers, etag.as_deref(), true)?;
     check_condition(checks, state)?;
-    Ok(Outcome::read(value, etag))
+    let mut out = Outcome::read(value, etag);
+    out.ditto_metadata = super::metadata::for_get(state.metadata.as_ref(), cmd)?;
+    Ok(out)
 }

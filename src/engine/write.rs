@@ -55,6 +55,8 @@ struct Change {
     status: u16,
     action: EventAction,
     event_value: Option<Value>,
+    /// `_metadata` of a created thing's payload
+    inline_metadata: Option<Value>,
 }
 
 /// Builds the outcome of a write: new revision, size check, encoded bytes, event.
@@ -70,14 +72,21 @@ fn finish(
         status,
         action,
         event_value,
+        inline_metadata,
     } = change;
+    let base = match inline_metadata {
+        Some(m) => Some(m),
+        None => prev.filter(|p| !p.deleted).and_then(|p| p.metadata.clone()),
+    };
+    let (metadata, event_metadata) =
+        super::metadata::after_write(base, cmd, action, event_value.as_ref())?;
     let revision = prev.map(|p| p.revision).unwrap_or(0) + 1;
     let state = ThingState {
         thing,
         revision,
         created: created.or(prev.map(|p| p.created)).unwrap_or(ctx.now),
         modified: ctx.now,
-        metadata: prev.filter(|p| !p.deleted).and_then(|p| p.metadata.clone()),
+        metadata,
         deleted: action == EventAction::Deleted && cmd.path == ThingPath::Root,
     };
     let bytes = state.to_bytes();
@@ -100,6 +109,7 @@ fn finish(
         value: event_value,
         revision,
         timestamp: ctx.now,
+        metadata: event_metadata,
     };
     Ok(Outcome {
         status,
@@ -109,6 +119,7 @@ fn finish(
         bytes: Some(bytes),
         event: Some(event),
         policy: None,
+        ditto_metadata: None,
     })
 }
 
@@ -181,6 +192,10 @@ pub fn create(
             .describe("If you want to use an existing Policy, specify it as 'policyId' in the Thing JSON. If you want to create a Thing with inline Policy, no Policy ID is allowed as it will be created with the Thing ID."));
     }
     let copy_from = obj.get("_copyPolicyFrom").cloned();
+    let inline_metadata = obj.get("_metadata").filter(|m| m.is_object()).cloned();
+    if inline_metadata.is_some() && super::metadata::has_put(&cmd.headers) {
+        return Err(super::metadata::not_modifiable());
+    }
     let mut m = clean_thing_payload(cmd, &raw)?;
     let chosen = super::policy_source::choose(cmd, &m, inline_policy, copy_from.as_ref(), ctx)?;
     if let Some(acc) = &ctx.access {
@@ -206,6 +221,7 @@ pub fn create(
             status: 201,
             action: EventAction::Created,
             event_value: Some(thing),
+            inline_metadata,
         },
         cmd,
         ctx,
@@ -281,6 +297,7 @@ pub fn modify(
             status,
             action,
             event_value: Some(event_value),
+            inline_metadata: None,
         },
         cmd,
         ctx,
@@ -380,6 +397,7 @@ pub fn merge(
             status: 204,
             action: EventAction::Merged,
             event_value: Some(patch),
+            inline_metadata: None,
         },
         cmd,
         ctx,
@@ -416,6 +434,7 @@ pub fn delete(
             status: 204,
             action: EventAction::Deleted,
             event_value: None,
+            inline_metadata: None,
         },
         cmd,
         ctx,

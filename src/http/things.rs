@@ -168,6 +168,20 @@ pub(super) async fn execute(
     if let Some(rev) = env.headers.get_str("entity-revision") {
         response::set(&mut r, HeaderName::from_static("entity-revision"), &rev);
     }
+    if let Some(md) = env.headers.get_str("ditto-metadata") {
+        // non-ASCII only occurs inside JSON strings: `\uXXXX` keeps it a valid header value
+        let mut ascii = String::with_capacity(md.len());
+        for c in md.chars() {
+            if c.is_ascii() {
+                ascii.push(c);
+            } else {
+                for u in c.encode_utf16(&mut [0; 2]) {
+                    ascii.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+        }
+        response::set(&mut r, HeaderName::from_static("ditto-metadata"), &ascii);
+    }
     Ok(r)
 }
 

@@ -39,6 +39,7 @@ pub fn event_envelope(cmd: &ThingCommand, ev: &Event, who: &Requester) -> Envelo
     env.value = ev.value.clone();
     env.revision = Some(ev.revision);
     env.timestamp = Some(crate::clock::format_millis(ev.timestamp));
+    env.metadata = ev.metadata.clone();
     env
 }
 
@@ -121,6 +122,8 @@ pub fn event_view(env: &Envelope, e: &Enforcer, subjects: &[String]) -> Option<O
     };
     let mut out = env.clone();
     out.value = value;
+    // metadata is not filtered per path: a partially readable event goes without it
+    out.metadata = None;
     Some(Some(out))
 }
 

@@ -64,6 +64,9 @@ pub fn response_envelope(cmd: &ThingCommand, outcome: &Outcome) -> Envelope {
     {
         headers.insert("entity-revision", s.revision);
     }
+    if let Some(md) = &outcome.ditto_metadata {
+        headers.insert("ditto-metadata", md.clone());
+    }
     let mut env = Envelope::new(cmd.topic.clone(), headers, cmd.raw_path.clone());
     env.status = Some(outcome.status);
     env.value = outcome.value.clone();
