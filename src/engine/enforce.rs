@@ -145,15 +145,37 @@ pub fn filter_retrieve(acc: &Access, cmd: &ThingCommand, value: Value) -> Value 
 }
 
 /// The READ view of a whole thing (with an optional inline `_policy`); `None` = unreadable.
+/// `_metadata` mirrors the thing, so it is filtered as the thing is.
 pub fn root_view(e: &Enforcer, subjects: &[String], mut value: Value) -> Option<Value> {
     let policy = value.as_object_mut().and_then(|m| m.remove("_policy"));
+    let metadata = value.as_object_mut().and_then(|m| m.remove("_metadata"));
     let mut out = e.root_view(subjects, "thing", &value, &THING_ALLOWLIST)?;
     if let (Some(p), Value::Object(m)) = (policy, &mut out) {
         if let Some(p) = e.root_view(subjects, "policy", &p, &POLICY_ALLOWLIST) {
             m.insert("_policy".into(), p);
         }
     }
+    if let (Some(md), Value::Object(m)) = (metadata, &mut out) {
+        if let Some(md) = e.root_view(subjects, "thing", &md, &[]) {
+            m.insert("_metadata".into(), md);
+        }
+    }
     Some(out)
+}
+
+/// Metadata at the retrieved path (`ditto-metadata`) as the requester may READ the thing there.
+pub fn filter_metadata(acc: &Access, cmd: &ThingCommand, md: Value) -> Value {
+    let Some(e) = acc.enforcer else {
+        return md;
+    };
+    let empty = || Value::Object(Default::default());
+    if cmd.path == ThingPath::Root {
+        return e
+            .root_view(acc.subjects, "thing", &md, &[])
+            .unwrap_or_else(empty);
+    }
+    e.view(acc.subjects, "thing", &cmd.path.pointer(), &md)
+        .unwrap_or_else(empty)
 }
 
 /// Checks a thing creation under `policy` (the new or referenced policy): a newly created

@@ -94,6 +94,10 @@ pub fn retrieve(
     check_etags(&cmd.headers, etag.as_deref(), true)?;
     check_condition(checks, state)?;
     let mut out = Outcome::read(value, etag);
-    out.ditto_metadata = super::metadata::for_get(state.metadata.as_ref(), cmd)?;
+    out.ditto_metadata =
+        super::metadata::for_get(state.metadata.as_ref(), cmd)?.map(|md| match &ctx.access {
+            Some(acc) => super::enforce::filter_metadata(acc, cmd, md),
+            None => md,
+        });
     Ok(out)
 }
