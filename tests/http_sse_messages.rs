@@ -12,6 +12,19 @@ use std::time::Duration;
 
 const QUIET: Duration = Duration::from_millis(700);
 
+/// POSTs a message with `timeout=0` (no answer awaited: 202).
+async fn send_fire_and_forget(c: &Http, path: &str, content_type: &str, body: &[u8]) {
+    let r = c
+        .send(
+            "POST",
+            &format!("{path}?timeout=0"),
+            &[("Content-Type", content_type)],
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{path}: {}", r.text());
+}
+
 /// The next non-comment block of a stream.
 async fn next_event(sse: &mut common::http::Sse, wait: Duration) -> Option<String> {
     loop {
@@ -47,15 +60,13 @@ fn messages_sent_over_http_and_ws_arrive_on_the_stream() {
             .expect("feature stream");
 
         // text over HTTP, fire and forget
-        let r = c
-            .send(
-                "POST",
-                &format!("{base}/inbox/messages/brew?timeout=0"),
-                &[("Content-Type", "text/plain")],
-                Some(b"two cups\nstrong"),
-            )
-            .await;
-        assert_eq!(r.status, 202);
+        send_fire_and_forget(
+            &c,
+            &format!("{base}/inbox/messages/brew"),
+            "text/plain",
+            b"two cups\nstrong",
+        )
+        .await;
         for s in [&mut all, &mut brew] {
             assert_eq!(
                 next_event(s, WAIT).await.as_deref(),
@@ -78,43 +89,37 @@ fn messages_sent_over_http_and_ws_arrive_on_the_stream() {
         assert_eq!(next_event(&mut brew, QUIET).await, None, "other subject");
 
         // a feature message reaches the feature stream only; an outbox message neither
-        let r = c
-            .send(
-                "POST",
-                &format!("{base}/features/tank/inbox/messages/refill?timeout=0"),
-                &[("Content-Type", "application/json")],
-                Some(b"{\"litres\":2}"),
-            )
-            .await;
-        assert_eq!(r.status, 202);
+        send_fire_and_forget(
+            &c,
+            &format!("{base}/features/tank/inbox/messages/refill"),
+            "application/json",
+            b"{\"litres\":2}",
+        )
+        .await;
         assert_eq!(
             next_event(&mut tank, WAIT).await.as_deref(),
             Some("event:refill\ndata:{\"litres\":2}")
         );
-        let r = c
-            .send(
-                "POST",
-                &format!("{base}/outbox/messages/done?timeout=0"),
-                &[("Content-Type", "text/plain")],
-                Some(b"ready"),
-            )
-            .await;
-        assert_eq!(r.status, 202);
+        send_fire_and_forget(
+            &c,
+            &format!("{base}/outbox/messages/done"),
+            "text/plain",
+            b"ready",
+        )
+        .await;
         assert_eq!(next_event(&mut all, QUIET).await, None, "thing inbox only");
         assert_eq!(next_event(&mut tank, QUIET).await, None);
         let mut outbox = c
             .sse(&format!("{base}/outbox/messages"))
             .await
             .expect("outbox stream");
-        let r = c
-            .send(
-                "POST",
-                &format!("{base}/outbox/messages/done?timeout=0"),
-                &[("Content-Type", "text/plain")],
-                Some(b"ready"),
-            )
-            .await;
-        assert_eq!(r.status, 202);
+        send_fire_and_forget(
+            &c,
+            &format!("{base}/outbox/messages/done"),
+            "text/plain",
+            b"ready",
+        )
+        .await;
         assert_eq!(
             next_event(&mut outbox, WAIT).await.as_deref(),
             Some("event:done\ndata:ready")
@@ -139,15 +144,13 @@ fn streams_need_read_on_messages_and_a_valid_path() {
             .sse(&format!("{base}/inbox/messages"))
             .await
             .expect("stream");
-        let r = c
-            .send(
-                "POST",
-                &format!("{base}/inbox/messages/x?timeout=0"),
-                &[("Content-Type", "text/plain")],
-                Some(b"secret"),
-            )
-            .await;
-        assert_eq!(r.status, 202);
+        send_fire_and_forget(
+            &c,
+            &format!("{base}/inbox/messages/x"),
+            "text/plain",
+            b"secret",
+        )
+        .await;
         assert_eq!(
             next_event(&mut sse, QUIET).await,
             None,

@@ -4,16 +4,22 @@ use super::*;
 use crate::protocol::{Envelope, Signal};
 use serde_json::json;
 
-const NOW: i64 = 1_610_962_932_000;
+pub(super) const NOW: i64 = 1_610_962_932_000;
 
-fn cmd(v: Value) -> ThingCommand {
+/// A thing command from its protocol JSON.
+pub(super) fn cmd(v: Value) -> ThingCommand {
     match Signal::from_envelope(Envelope::parse(&v.to_string()).unwrap()).unwrap() {
         Signal::Thing(c) => c,
         other => panic!("not a thing command: {other:?}"),
     }
 }
 
-fn run(state: Option<&ThingState>, v: Value) -> Result<Outcome, DittoError> {
+/// Applies the command `v` at `NOW` as `nginx:ditto` with the given access (`None`: trusted).
+pub(super) fn run_as(
+    state: Option<&ThingState>,
+    v: Value,
+    access: Option<enforce::Access>,
+) -> Result<Outcome, DittoError> {
     let none = |_: &str| None;
     apply(
         state,
@@ -23,9 +29,13 @@ fn run(state: Option<&ThingState>, v: Value) -> Result<Outcome, DittoError> {
             subject: "nginx:ditto",
             policy: &none,
             thing: &|_: &str| None,
-            access: None,
+            access,
         },
     )
+}
+
+pub(super) fn run(state: Option<&ThingState>, v: Value) -> Result<Outcome, DittoError> {
+    run_as(state, v, None)
 }
 
 fn with_policy(state: Option<&ThingState>, v: Value) -> Result<Outcome, DittoError> {

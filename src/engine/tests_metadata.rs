@@ -1,30 +1,11 @@
 //! Engine unit tests of the metadata headers: exact keys, `*/leaf` on a merge, metadata dropped
 //! with deleted data, `get-metadata`, `delete-metadata`, and the two 400 errors.
 
+use super::tests::run;
 use super::*;
-use crate::protocol::{Envelope, Signal};
 use serde_json::json;
 
 const CT: &str = "application/merge-patch+json";
-
-fn run(state: Option<&ThingState>, v: Value) -> Result<Outcome, DittoError> {
-    let cmd = match Signal::from_envelope(Envelope::parse(&v.to_string()).unwrap()).unwrap() {
-        Signal::Thing(c) => c,
-        other => panic!("not a thing command: {other:?}"),
-    };
-    let none = |_: &str| None;
-    apply(
-        state,
-        &cmd,
-        &Ctx {
-            now: 1_000,
-            subject: "nginx:ditto",
-            policy: &none,
-            thing: &|_: &str| None,
-            access: None,
-        },
-    )
-}
 
 fn state(metadata: Option<Value>) -> ThingState {
     ThingState {

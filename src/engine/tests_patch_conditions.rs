@@ -1,39 +1,12 @@
 //! Engine unit tests of `merge-thing-patch-conditions`: filtering against the current thing,
 //! relative and nested pointers, the all-filtered event, header/RQL errors and READ checks.
 
+use super::tests::run_as;
 use super::*;
 use crate::policy::Enforcer;
-use crate::protocol::{Envelope, Signal};
 use serde_json::json;
 
-const NOW: i64 = 1_610_962_932_000;
 const CT: &str = "application/merge-patch+json";
-
-fn cmd(v: Value) -> ThingCommand {
-    match Signal::from_envelope(Envelope::parse(&v.to_string()).unwrap()).unwrap() {
-        Signal::Thing(c) => c,
-        other => panic!("not a thing command: {other:?}"),
-    }
-}
-
-fn run_as(
-    state: Option<&ThingState>,
-    v: Value,
-    access: Option<enforce::Access>,
-) -> Result<Outcome, DittoError> {
-    let none = |_: &str| None;
-    apply(
-        state,
-        &cmd(v),
-        &Ctx {
-            now: NOW,
-            subject: "nginx:ditto",
-            policy: &none,
-            thing: &|_: &str| None,
-            access,
-        },
-    )
-}
 
 fn state() -> ThingState {
     ThingState {
