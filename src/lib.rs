@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod bounds;
 pub mod clock;
 pub mod config;
 pub mod engine;

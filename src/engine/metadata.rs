@@ -66,7 +66,7 @@ fn parse_put(h: &Headers) -> Result<Option<Vec<PutEntry>>, DittoError> {
     let list = match raw {
         Value::Array(a) => a,
         Value::String(s) => {
-            parsed = serde_json::from_str::<Value>(s).map_err(|_| bad())?;
+            parsed = crate::bounds::parse_value(s).ok_or_else(bad)?;
             parsed.as_array().ok_or_else(bad)?
         }
         _ => return Err(bad()),

@@ -4,6 +4,7 @@
 
 use super::conditions::{check_condition, check_etags, Checks, IfEqual};
 use super::{errors, validate, Ctx, Event, Outcome, ThingState, MAX_THING_BYTES};
+use crate::bounds::{self, MAX_JSON_DEPTH};
 use crate::error::DittoError;
 use crate::model::{etag::value_hash, merge, pointer};
 use crate::protocol::{Action, EventAction, ThingCommand, ThingPath};
@@ -93,6 +94,7 @@ fn finish(
     if bytes.len() > MAX_THING_BYTES {
         return Err(errors::too_large(bytes.len(), MAX_THING_BYTES));
     }
+    check_depth(prev, &bytes)?;
     let etag = if action == EventAction::Deleted {
         None
     } else {
@@ -121,6 +123,25 @@ fn finish(
         policy: None,
         ditto_metadata: None,
     })
+}
+
+/// 400 `json.invalid` when the thing or its `_metadata` would be nested deeper than
+/// [`MAX_JSON_DEPTH`] (`bytes` wrap both in one object) and deeper than before, so that whatever
+/// is stored stays readable; a thing stored deeper by an older version can still be changed
+/// and have its deep parts deleted.
+fn check_depth(prev: Option<&ThingState>, bytes: &[u8]) -> Result<(), DittoError> {
+    let depth = bounds::text_depth(bytes).saturating_sub(1);
+    if depth <= MAX_JSON_DEPTH {
+        return Ok(());
+    }
+    let before = prev.map_or(0, |p| {
+        let md = p.metadata.as_ref().map_or(0, bounds::value_depth);
+        bounds::value_depth(&p.thing).max(md)
+    });
+    if depth <= before {
+        return Ok(());
+    }
+    Err(bounds::document_too_deep("thing", depth))
 }
 
 /// Strips inline `_` fields from a thing payload and checks `thingId` against the topic.
