@@ -10,6 +10,8 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 pub mod hub;
 pub mod model;

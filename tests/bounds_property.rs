@@ -248,7 +248,7 @@ async fn run_seed(seed: u64, srv: &Server) -> Vec<Value> {
     let json_ct = [("Content-Type", "application/json")];
     let merge_ct = [("Content-Type", "application/merge-patch+json")];
     let (mut accepted, mut refused) = (0, 0);
-    let mut sizes = vec![0; THINGS];
+    let mut sizes = [0; THINGS];
     for op in 0..OPS_PER_SEED {
         let t = g.0.usize(0..THINGS);
         let before = depth(&things[t]);
