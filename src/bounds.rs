@@ -22,6 +22,11 @@ pub const MAX_FRAME_DEPTH: usize = MAX_JSON_DEPTH + 1;
 /// anything.
 pub const MAX_POINTER_SEGMENTS: usize = MAX_JSON_DEPTH;
 
+/// Stack of every thread the gateway starts (executor threads, store writer, event publisher,
+/// MQTT): std's default, pinned so that `RUST_MIN_STACK` cannot lower it. The worst input the
+/// bounds admit needs a fraction of it (`stack_tests`, RELIABILITY.md).
+pub const THREAD_STACK_BYTES: usize = 2 * 1024 * 1024;
+
 /// Deepest nesting of RQL `and`/`or`/`not` (filters, conditions, search).
 pub const MAX_RQL_DEPTH: usize = 100;
 
@@ -73,6 +78,33 @@ pub fn value_depth(v: &Value) -> usize {
         }
     }
     max
+}
+
+/// The least nesting that merging `patch` (RFC 7396) leaves behind: like [`value_depth`],
+/// but `null` object members (deletions) add nothing. Without recursion.
+pub fn merge_depth(patch: &Value) -> usize {
+    let mut max = 0;
+    let mut stack: Vec<(&Value, usize)> = vec![(patch, 0)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Array(_) => max = max.max(d + value_depth(v)),
+            Value::Object(m) => {
+                max = max.max(d + 1);
+                stack.extend(m.values().filter(|x| !x.is_null()).map(|x| (x, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
+/// 400 `json.invalid` before a write is built: a value of `depth` levels written `at` pointer
+/// segments below a document's root nests it at least `at + depth` levels deep.
+pub fn check_write(what: &str, at: usize, depth: usize) -> Result<(), DittoError> {
+    match at + depth {
+        d if d > MAX_JSON_DEPTH => Err(document_too_deep(what, d)),
+        _ => Ok(()),
+    }
 }
 
 /// Why bounded JSON text could not be parsed.
@@ -138,6 +170,9 @@ pub fn pointer_too_long(shown: &str, segments: usize) -> DittoError {
 }
 
 #[cfg(test)]
+mod stack_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -156,6 +191,9 @@ mod tests {
         }
         assert_eq!(value_depth(&json!({"a": {"b": [1, [2, {}]]}})), 5);
         assert_eq!(text_depth(br#"{"a\"[":"\\"}"#), 1);
+        assert_eq!(merge_depth(&json!({"a": {"b": null}, "c": [[1]]})), 3);
+        assert_eq!(merge_depth(&json!({"a": {"b": {"c": null}}})), 3);
+        assert_eq!(merge_depth(&json!(null)), 0);
     }
 
     #[test]

@@ -259,12 +259,16 @@ pub fn after_write(
             pointer::set(&mut put, key, value);
         };
         for e in entries {
+            // refused before a deep tree is built (the thing's own check covers the rest)
+            let depth = crate::bounds::value_depth(&e.value);
             if e.leaf {
                 for mut l in leaves(w, path.is_empty()) {
                     l.extend(e.key.iter().cloned());
+                    crate::bounds::check_write("metadata", path.len() + l.len(), depth)?;
                     write(&l, e.value.clone());
                 }
             } else {
+                crate::bounds::check_write("metadata", path.len() + e.key.len(), depth)?;
                 write(&e.key, e.value);
             }
         }

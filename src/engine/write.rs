@@ -261,6 +261,12 @@ pub fn modify(
 ) -> Result<Outcome, DittoError> {
     let id = cmd.thing_id.to_string();
     let value = value_of(cmd)?;
+    // refused before anything deep is built (the check in `finish` covers the rest)
+    bounds::check_write(
+        "thing",
+        cmd.path.pointer().len(),
+        bounds::value_depth(value),
+    )?;
     if cmd.path != ThingPath::Root {
         validate::value_for(&cmd.path, value)?;
     }
@@ -381,6 +387,7 @@ pub fn merge(
         (ThingPath::Root, _) => return Err(errors::merge_invalid()),
         _ => {}
     }
+    bounds::check_write("thing", ptr.len(), bounds::merge_depth(&patch))?;
     crate::model::validate_keys(&patch)?;
     merge::validate_patch_regexes(&patch)?;
     check_write_etags(state, cmd)?;

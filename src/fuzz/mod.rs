@@ -345,6 +345,14 @@ pub fn targets() -> Vec<Target> {
     ]
 }
 
+/// The verdict of target `name` on `data` (`None`: no such target); used by `fuzz/` (cargo-fuzz).
+pub fn verdict(name: &str, data: &[u8]) -> Option<Verdict> {
+    targets()
+        .iter()
+        .find(|t| t.name == name)
+        .map(|t| (t.run)(data))
+}
+
 /// The seeds of `t`: its own, plus the matching strings of the conformance corpus (a directory
 /// of case files with `command` / `response` / `event` envelopes), if `conformance` exists.
 pub fn seeds(t: &Target, conformance: &Path) -> Vec<Vec<u8>> {

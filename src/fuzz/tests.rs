@@ -26,13 +26,27 @@ fn fuzz(name: &str) {
         }
         return;
     }
+    let seeds = super::seeds(t, &root.join("tests/conformance"));
+    assert!(!seeds.is_empty(), "{name} has seeds");
+    if let Ok(dir) = std::env::var("EDGETWIN_FUZZ_EXPORT") {
+        // seed corpus for cargo-fuzz (scripts/fuzz.sh)
+        let dir = Path::new(&dir).join(name);
+        std::fs::create_dir_all(&dir).expect("export dir");
+        for (i, s) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i}")), s).expect("write seed");
+        }
+        println!(
+            "fuzz {name}: exported {} seeds to {}",
+            seeds.len(),
+            dir.display()
+        );
+        return;
+    }
     let budget = Budget {
         iterations: env_u64("EDGETWIN_FUZZ_ITERS", 2500),
         time: Duration::from_secs(env_u64("EDGETWIN_FUZZ_SECS", 5)),
     };
     let seed = env_u64("EDGETWIN_FUZZ_SEED", 14);
-    let seeds = super::seeds(t, &root.join("tests/conformance"));
-    assert!(!seeds.is_empty(), "{name} has seeds");
     let started = Instant::now();
     let r = run(t, seeds, budget, seed);
     println!(
