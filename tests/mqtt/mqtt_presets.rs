@@ -282,20 +282,30 @@ fn commands_beyond_the_client_queue_are_answered_503_while_the_broker_is_gone() 
     block_on(async {
         common::mqtt::wait_status(edge.addr(), |s| s["connected"] == false).await;
         let mut app = ws(edge.addr()).await;
+        // The client queue holds `queue` (2) requests. Under load it may still hold requests from
+        // before the broker died and rumqttc's event loop may hold one more, so the first 503
+        // comes after 0 to 3 accepted commands; from then on every command is refused.
         let mut statuses = Vec::new();
-        for i in 0..3 {
+        for i in 0..5 {
             let r = app
                 .request(json!({"topic": "edge/lamp/things/live/commands/modify",
                                 "headers": {}, "path": "/features/zigbee/properties/brightness",
                                 "value": i}))
                 .await;
-            statuses.push(r["status"].as_u64().unwrap_or(0));
-            if i == 2 {
+            let status = r["status"].as_u64().unwrap_or(0);
+            if status == 503 {
                 assert_eq!(r["value"]["error"], "mqtt:broker.unavailable", "{r}");
             }
+            statuses.push(status);
         }
-        assert_eq!(statuses, vec![204, 204, 503]);
-        let s = common::mqtt::wait_status(edge.addr(), |s| s["dropped"] == 1).await;
-        assert_eq!(s["published"].as_u64(), Some(2), "{s}");
+        let accepted = statuses.iter().take_while(|s| **s == 204).count();
+        assert!(accepted <= 3 && accepted < statuses.len(), "{statuses:?}");
+        assert!(
+            statuses[accepted..].iter().all(|s| *s == 503),
+            "{statuses:?}"
+        );
+        let refused = (statuses.len() - accepted) as u64;
+        let s = common::mqtt::wait_status(edge.addr(), |s| s["dropped"] == refused).await;
+        assert_eq!(s["published"].as_u64(), Some(accepted as u64), "{s}");
     });
 }
