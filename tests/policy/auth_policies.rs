@@ -83,6 +83,17 @@ fn three_subjects_retrieve_modify_and_delete_as_documented() {
             ))
             .await;
         assert_eq!(r["status"], 201);
+        // the policy over WS as Ditto writes it: `imports` and every entry's `importable`
+        let r = owner
+            .request(json!({"topic": "ns.auth/lamp1/policies/commands/retrieve", "path": "/"}))
+            .await;
+        assert_eq!(r["value"]["imports"], json!({}), "{r}");
+        assert_eq!(r["value"]["entries"], with_defaults(&policy()["entries"]));
+        let r = owner
+            .request(json!({"topic": "ns.auth/lamp1/policies/commands/retrieve",
+                            "path": "/entries/partial"}))
+            .await;
+        assert_eq!(r["value"]["importable"], "implicit", "{r}");
         let lamp = json!({"properties": {"on": false}});
         let full = json!({"thingId": THING, "policyId": THING, "attributes": {"location": "kitchen"},
             "features": {"lamp": lamp, "door": {"properties": {"open": true}}}});
