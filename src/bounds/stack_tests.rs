@@ -155,7 +155,7 @@ fn policy_and_mqtt() {
         .expect("policy")
         .expect("policy");
     let subjects = [SUBJECT.to_owned()];
-    let out = pcmd::apply(None, &pc, 1, Some(&subjects)).expect("policy create");
+    let out = pcmd::apply(None, &pc, 1, Some(&subjects), &|_| None).expect("policy create");
     let bytes = out.state.expect("policy state").to_bytes();
     assert!(PolicyState::from_bytes(&bytes).is_some());
     let cfg = crate::mqtt::config::MqttConfig {

@@ -172,7 +172,7 @@ pub fn policy_command(b: &[u8]) -> Checked {
     let subjects = [SUBJECT.to_owned()];
     let mut accepted = false;
     for current in [Some(&base), None] {
-        let Ok(o) = pcmd::apply(current, &cmd, NOW, Some(&subjects)) else {
+        let Ok(o) = pcmd::apply(current, &cmd, NOW, Some(&subjects), &|_| None) else {
             continue;
         };
         accepted = true;
