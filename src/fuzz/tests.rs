@@ -1,5 +1,5 @@
 //! The fuzz targets as tests: each runs its seeds and a bounded number of mutations in CI
-//! (`EDGETWIN_FUZZ_ITERS`, default 2500, and `EDGETWIN_FUZZ_SECS`, default 5, whichever ends
+//! (`EDGETWIN_FUZZ_ITERS`, default 6000, and `EDGETWIN_FUZZ_SECS`, default 8, whichever ends
 //! first; `EDGETWIN_FUZZ_SEED` picks the mutation sequence). `scripts/fuzz.sh` runs them long.
 //! A failure saves its input under `target/fuzz-failures/` and names the command to replay it
 //! (`EDGETWIN_FUZZ_INPUT=<file>`).
@@ -43,8 +43,8 @@ fn fuzz(name: &str) {
         return;
     }
     let budget = Budget {
-        iterations: env_u64("EDGETWIN_FUZZ_ITERS", 2500),
-        time: Duration::from_secs(env_u64("EDGETWIN_FUZZ_SECS", 5)),
+        iterations: env_u64("EDGETWIN_FUZZ_ITERS", 6000),
+        time: Duration::from_secs(env_u64("EDGETWIN_FUZZ_SECS", 8)),
     };
     let seed = env_u64("EDGETWIN_FUZZ_SEED", 14);
     let started = Instant::now();
