@@ -222,12 +222,7 @@ fn worst_case_inputs_fit_a_quarter_of_the_thread_stack() {
                     lo = mid
                 }
             }
-            let build = if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                "optimized"
-            };
-            println!("stack: the worst case needs at most {hi} KiB ({build} build; threads have {THREAD_STACK_KIB} KiB)");
+            println!("stack: the worst case needs at most {hi} KiB (this build; threads have {THREAD_STACK_KIB} KiB)");
         }
     }
 }

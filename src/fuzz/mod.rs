@@ -426,4 +426,6 @@ fn own_seeds(name: &str) -> &'static [&'static str] {
 }
 
 #[cfg(test)]
+mod regressions;
+#[cfg(test)]
 mod tests;

@@ -138,7 +138,7 @@ pub fn control(b: &[u8]) -> Checked {
         return Ok(Verdict::Rejected);
     };
     if let Some(ack) = c.ack() {
-        let name = s.split('?').next().unwrap_or(s);
+        let name = s.trim_end().split('?').next().unwrap_or(s);
         Verdict::ensure(ack == format!("{name}:ACK"), || format!("ack {ack:?}"))?;
     }
     if let Control::Start(_, p) = &c {
@@ -204,7 +204,9 @@ pub fn ids(b: &[u8]) -> Checked {
         id.namespace(),
         id.name()
     );
-    if let (false, Ok(t)) = (id.name().contains('/'), Topic::parse(&topic)) {
+    // `_` is the topic's placeholder for "no entity", and names may contain `/`
+    let plain = !id.name().contains('/') && id.name() != "_" && id.namespace() != "_";
+    if let (true, Ok(t)) = (plain, Topic::parse(&topic)) {
         Verdict::ensure(t.entity_id().as_deref() == Some(printed.as_str()), || {
             format!("topic {topic:?} names another entity")
         })?;
