@@ -30,9 +30,11 @@ if [ "$engine" = stable ]; then
   for t in "${targets[@]}"; do filters+=("fuzz::tests::$t"); done
   seed="${FUZZ_SEED:-$RANDOM}"
   echo "== stable mutator, $secs s per target, seed $seed, $jobs at a time"
+  mkdir -p target
   EDGETWIN_FUZZ_SECS="$secs" EDGETWIN_FUZZ_ITERS=0 EDGETWIN_FUZZ_SEED="$seed" \
     nice -n 10 cargo test --profile fuzz --lib -- --exact "${filters[@]}" \
-    --nocapture --test-threads="$jobs" 2>&1 | grep -E '^fuzz |panicked|^input:|^saved:|^replay:|test result'
+    --nocapture --test-threads="$jobs" 2>&1 | tee target/fuzz-stable.log |
+    grep -oE 'fuzz [a-z_]+(: [0-9]+ inputs.*| \(seed.*)|panicked.*|^input:.*|^saved:.*|^replay:.*|test result.*'
   exit "${PIPESTATUS[0]}"
 fi
 
