@@ -52,20 +52,14 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Authenticates a request (argon2 runs off the executor): pre-authentication from a trusted
-/// proxy, `Authorization: Bearer|Basic`, or `?access_token=` on `/ws/2`.
+/// Authenticates a request: pre-authentication from a trusted proxy, `Authorization:
+/// Bearer|Basic`, or `?access_token=` on `/ws/2` (HTTP, SSE and WebSocket upgrades alike).
+/// argon2 runs in the bounded verifier pool, never on the executor.
 pub async fn authenticate(
     st: &Arc<State>,
     req: &Request<Incoming>,
 ) -> Result<auth::Authenticated, DittoError> {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let authorization = header("authorization");
-    let pre = header("x-ditto-pre-authenticated");
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let token = (req.uri().path() == "/ws/2")
         .then(|| req.uri().query())
         .flatten()
@@ -75,18 +69,15 @@ pub async fn authenticate(
                 .find(|(k, _)| k == "access_token")
                 .map(|(_, v)| v)
         });
-    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
-    let st = st.clone();
-    smol::unblock(move || {
-        let c = auth::Credentials {
-            authorization: authorization.as_deref(),
-            pre_authenticated: pre.as_deref(),
-            access_token: token.as_deref(),
-            peer,
-        };
-        st.auth.authenticate_request(&c, crate::clock::now_millis())
-    })
-    .await
+    let c = auth::Credentials {
+        authorization: header("authorization"),
+        pre_authenticated: header("x-ditto-pre-authenticated"),
+        access_token: token.as_deref(),
+        peer: req.extensions().get::<PeerAddr>().map(|p| p.0.ip()),
+    };
+    st.auth
+        .authenticate_request(&c, crate::clock::now_millis())
+        .await
 }
 
 async fn route(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
