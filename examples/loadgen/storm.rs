@@ -72,10 +72,17 @@ pub fn run(o: &Opts) -> Result<(), String> {
         }
         None => Command::new(&bin),
     };
-    cmd.args(["run", "--listen", "127.0.0.1:0", "--mqtt", "none", "--config"])
-        .arg(&cfg)
-        .arg("--data")
-        .arg(tmp.0.join("data"));
+    cmd.args([
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--mqtt",
+        "none",
+        "--config",
+    ])
+    .arg(&cfg)
+    .arg("--data")
+    .arg(tmp.0.join("data"));
     let s = Server::spawn(cmd, "edgetwin listening on ")?;
     let (addr, pid) = (s.addr, s.pid);
     let kib = |f: &str| status_kib(pid, f).unwrap_or(0);
@@ -86,14 +93,22 @@ pub fn run(o: &Opts) -> Result<(), String> {
         runner.as_deref().map(|r| format!(" under {r}")).unwrap_or_default()
     );
     let idle = kib("VmRSS");
-    println!("  idle: VmRSS {:.1} MiB, VmHWM {:.1} MiB", mib(idle), mib(kib("VmHWM")));
+    println!(
+        "  idle: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        mib(idle),
+        mib(kib("VmHWM"))
+    );
     let t0 = Instant::now();
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
     let mut sent = 0;
     while sent < attempts {
         let n = concurrency.min(attempts - sent);
         let batch: Vec<_> = (sent..sent + n)
-            .map(|i| std::thread::spawn(move || get(addr, "/api/2/whoami", "alice", &format!("wrong-{i}")).0))
+            .map(|i| {
+                std::thread::spawn(move || {
+                    get(addr, "/api/2/whoami", "alice", &format!("wrong-{i}")).0
+                })
+            })
             .collect();
         for h in batch {
             *statuses.entry(h.join().unwrap_or(0)).or_default() += 1;
@@ -114,7 +129,10 @@ pub fn run(o: &Opts) -> Result<(), String> {
     let auth_stats = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("auth").cloned());
-    println!("  /status/health ({st}): auth {}", auth_stats.map(|a| a.to_string()).unwrap_or("-".into()));
+    println!(
+        "  /status/health ({st}): auth {}",
+        auth_stats.map(|a| a.to_string()).unwrap_or("-".into())
+    );
     if timing > 0 {
         let (mut known, mut unknown) = (Vec::new(), Vec::new());
         let mut codes = BTreeMap::new();

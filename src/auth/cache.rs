@@ -69,7 +69,9 @@ impl Verified {
     pub fn get(&self, key: &[u8; 32], now: i64) -> Option<Authenticated> {
         let mut m = self.lock();
         let a = m.get(key).map(|(a, _)| a.clone())?;
-        if a.expires_at.is_some_and(|exp| now > exp + super::jwt::LEEWAY_MS) {
+        if a.expires_at
+            .is_some_and(|exp| now > exp + super::jwt::LEEWAY_MS)
+        {
             m.remove(key);
             return None;
         }
@@ -84,7 +86,10 @@ impl Verified {
         let seq = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut m = self.lock();
         if !m.contains_key(&key) && m.len() >= self.max {
-            m.retain(|_, (a, _)| !a.expires_at.is_some_and(|exp| now > exp + super::jwt::LEEWAY_MS));
+            m.retain(|_, (a, _)| {
+                !a.expires_at
+                    .is_some_and(|exp| now > exp + super::jwt::LEEWAY_MS)
+            });
             if m.len() >= self.max {
                 let oldest = m.iter().min_by_key(|(_, (_, s))| *s).map(|(k, _)| *k);
                 if let Some(k) = oldest {
@@ -122,14 +127,27 @@ mod tests {
     fn bounded_expiring_and_keyed() {
         let k = Keyed::random();
         let k2 = Keyed::random();
-        assert_ne!(k.digest("basic", &[b"a", b"b"]), k2.digest("basic", &[b"a", b"b"]));
-        assert_ne!(k.digest("basic", &[b"ab", b""]), k.digest("basic", &[b"a", b"b"]));
+        assert_ne!(
+            k.digest("basic", &[b"a", b"b"]),
+            k2.digest("basic", &[b"a", b"b"])
+        );
+        assert_ne!(
+            k.digest("basic", &[b"ab", b""]),
+            k.digest("basic", &[b"a", b"b"])
+        );
         let c = Verified::new(2);
-        let (a, b, x) = (k.digest("t", &[b"a"]), k.digest("t", &[b"b"]), k.digest("t", &[b"x"]));
+        let (a, b, x) = (
+            k.digest("t", &[b"a"]),
+            k.digest("t", &[b"b"]),
+            k.digest("t", &[b"x"]),
+        );
         c.put(a, auth("s:a", Some(1000)), 0);
         c.put(b, auth("s:b", None), 0);
         assert_eq!(c.get(&a, 0).unwrap().subjects[0], "s:a");
-        assert!(c.get(&a, 1000 + super::super::jwt::LEEWAY_MS + 1).is_none(), "expired");
+        assert!(
+            c.get(&a, 1000 + super::super::jwt::LEEWAY_MS + 1).is_none(),
+            "expired"
+        );
         c.put(a, auth("s:a", None), 0);
         c.put(x, auth("s:x", None), 0);
         assert_eq!(c.len(), 2);

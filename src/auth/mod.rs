@@ -309,9 +309,7 @@ mod tests {
             ["nginx:ditto".to_owned()]
         );
         assert_eq!(
-            check(&a, Some(&basic("ditto", "x")))
-                .unwrap_err()
-                .status,
+            check(&a, Some(&basic("ditto", "x"))).unwrap_err().status,
             401
         );
         assert_eq!(

@@ -78,10 +78,7 @@ impl<K: Hash + Eq + Copy> Counters<K> {
     }
 
     fn count(&self, k: &K, now: i64, window: i64) -> Option<Window> {
-        self.map
-            .get(k)
-            .copied()
-            .filter(|w| now - w.start < window)
+        self.map.get(k).copied().filter(|w| now - w.start < window)
     }
 
     /// Adds one failure; returns the window start. When full, expired windows go first, then
@@ -299,8 +296,14 @@ mod tests {
         assert_eq!(r.by, Locked::Pair);
         assert_eq!(r.retry_after_secs, 59);
         assert!(f.reserve(ip("10.0.0.1"), BOB, 2000).is_ok(), "other user");
-        assert!(f.reserve(ip("10.0.0.2"), ALICE, 2000).is_ok(), "other address");
-        assert!(f.reserve(ip("10.0.0.1"), ALICE, 61_000).is_ok(), "window over");
+        assert!(
+            f.reserve(ip("10.0.0.2"), ALICE, 2000).is_ok(),
+            "other address"
+        );
+        assert!(
+            f.reserve(ip("10.0.0.1"), ALICE, 61_000).is_ok(),
+            "window over"
+        );
     }
 
     #[test]
@@ -321,7 +324,10 @@ mod tests {
         for _ in 0..3 {
             f.reserve(a, BOB, 0).unwrap();
         }
-        assert!(f.reserve(a, BOB, 0).is_err(), "refunds never go below the failures");
+        assert!(
+            f.reserve(a, BOB, 0).is_err(),
+            "refunds never go below the failures"
+        );
     }
 
     #[test]
@@ -341,7 +347,8 @@ mod tests {
         assert_eq!(f.reserve(nat, BOB, 0).unwrap_err().by, Locked::Pair);
         // per user, from many addresses
         for i in 0..8u8 {
-            f.reserve(Some(IpAddr::from([10, 1, 0, i])), ALICE, 0).unwrap();
+            f.reserve(Some(IpAddr::from([10, 1, 0, i])), ALICE, 0)
+                .unwrap();
         }
         let r = f.reserve(ip("10.2.0.1"), ALICE, 0).unwrap_err();
         assert_eq!(r.by, Locked::User);
@@ -366,7 +373,10 @@ mod tests {
             address_key(ip("2001:db8:1:2::1")),
             address_key(ip("2001:db8:1:3::1"))
         );
-        assert_eq!(address_key(ip("::ffff:10.0.0.1")), address_key(ip("10.0.0.1")));
+        assert_eq!(
+            address_key(ip("::ffff:10.0.0.1")),
+            address_key(ip("10.0.0.1"))
+        );
     }
 
     #[test]

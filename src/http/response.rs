@@ -6,7 +6,8 @@ use crate::error::DittoError;
 use crate::server::{full, Body};
 use bytes::Bytes;
 use hyper::header::{
-    HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, ETAG, RETRY_AFTER, HOST, LOCATION, WWW_AUTHENTICATE,
+    HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, ETAG, HOST, LOCATION, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::Value;

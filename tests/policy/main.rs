@@ -10,6 +10,7 @@ mod common;
 mod livekit;
 
 mod auth_jwt;
+mod auth_limits;
 mod auth_policies;
 mod conformance_policies;
 mod http_policies;
