@@ -81,7 +81,7 @@ impl Default for Auth {
             max_failed_logins_per_user: 50,
             failed_login_window_secs: 60,
             max_tracked: 4096,
-            verifiers: 2,
+            verifiers: 1,
             verify_queue: 16,
             verified_cache: 256,
             jwt: Vec::new(),
