@@ -1,11 +1,13 @@
 //! The HTTP API binding: `/api/2/things` (REST and Server-Sent Events), `/api/2/policies`,
-//! `/api/2/search/things`, `/api/2/whoami`, `/status/health` and `/status/mqtt`. Authenticates every request, bounds header sizes, and dispatches by path
-//! and method; the handlers turn requests into hub calls (one twin command per request).
+//! `/api/2/search/things`, `/api/2/cloudevents`, `/api/2/whoami`, `/status/health`,
+//! `/status/mqtt`, and the DevOps routes. Authenticates every request, bounds header sizes, and
+//! dispatches by path and method; the handlers turn requests into hub calls.
 
+// CloudEvents HTTP binding carrying Ditto Protocol messages
+pub mod cloudevents;
 // CORS for browser apps on other origins
 pub mod cors;
 // DevOps: log levels at run time, the MQTT bridge as a read-only connection
-pub mod cloudevents;
 pub mod devops;
 pub mod list;
 // live channel, messages, acks over HTTP
