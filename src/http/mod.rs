@@ -1,7 +1,7 @@
 //! The HTTP API binding: `/api/2/things` (REST and Server-Sent Events), `/api/2/policies`,
-//! `/api/2/search/things`, `/api/2/cloudevents`, `/api/2/whoami`, `/status/health`,
-//! `/status/mqtt`, and the DevOps routes. Authenticates every request, bounds header sizes, and
-//! dispatches by path and method; the handlers turn requests into hub calls.
+//! `/api/2/checkPermissions`, `/api/2/search/things`, `/api/2/cloudevents`, `/api/2/whoami`,
+//! `/status/health`, `/status/mqtt`, and the DevOps routes. Authenticates every request, bounds
+//! header sizes, and dispatches by path and method; the handlers turn requests into hub calls.
 
 // CloudEvents HTTP binding carrying Ditto Protocol messages
 pub mod cloudevents;
@@ -96,6 +96,9 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         )),
         "/api/2/things" | "/api/2/things/" => things_root(&st, parts, body, who).await,
         "/api/2/cloudevents" => cloudevents::handle(&st, parts, body, who).await,
+        "/api/2/checkPermissions" | "/api/2/checkPermissions/" => {
+            policies::check_permissions(&st, parts, body, &who).await
+        }
         // search (src/search)
         "/api/2/search/things"
         | "/api/2/search/things/"
