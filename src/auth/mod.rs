@@ -29,6 +29,7 @@ pub struct Authenticator {
     pre_authenticated: bool,
     trusted_proxies: Vec<IpAddr>,
     failures: ratelimit::FailedLogins,
+    devops_users: Vec<String>,
 }
 
 /// What a request presents.
@@ -89,6 +90,7 @@ impl Authenticator {
                 cfg.auth.max_failed_logins,
                 cfg.auth.failed_login_window_secs.saturating_mul(1000) as i64,
             ),
+            devops_users: cfg.auth.devops_users.clone(),
         }
     }
 
@@ -110,7 +112,37 @@ impl Authenticator {
         c: &Credentials,
         now: i64,
     ) -> Result<Authenticated, DittoError> {
-        if let Some(ip) = c.peer {
+        self.limited(c.peer, now, || self.try_mechanisms(c, now))
+    }
+
+    /// Authenticates a DevOps request (`/devops`, `/api/2/connections`): only HTTP Basic of a
+    /// configured user listed in `[auth] devops_users` passes (never the dev user, a token or
+    /// pre-authentication); returns the user name.
+    pub fn authenticate_devops(&self, c: &Credentials, now: i64) -> Result<String, DittoError> {
+        self.limited(c.peer, now, || {
+            let user = c
+                .authorization
+                .and_then(decode_basic)
+                .map(|(u, _)| u)
+                .filter(|u| self.devops_users.contains(u) && self.users.contains_key(u))
+                .ok_or_else(|| {
+                    unauthenticated().describe(
+                        "Only the Basic users listed in [auth] devops_users may use /devops and /api/2/connections.",
+                    )
+                })?;
+            self.basic(c.authorization)?;
+            Ok(user)
+        })
+    }
+
+    /// Runs a credential check under the failed-login limit of the peer address.
+    fn limited<T>(
+        &self,
+        peer: Option<IpAddr>,
+        now: i64,
+        check: impl FnOnce() -> Result<T, DittoError>,
+    ) -> Result<T, DittoError> {
+        if let Some(ip) = peer {
             if self.failures.blocked(ip, now) {
                 return Err(DittoError::new(
                     429,
@@ -123,8 +155,8 @@ impl Authenticator {
                 )));
             }
         }
-        let result = self.try_mechanisms(c, now);
-        if let Some(ip) = c.peer {
+        let result = check();
+        if let Some(ip) = peer {
             match &result {
                 Ok(_) => self.failures.succeeded(ip),
                 Err(e)

@@ -9,6 +9,8 @@ mod common;
 #[path = "../livekit/mod.rs"]
 mod livekit;
 
+mod auth_cors;
+mod auth_devops;
 mod auth_jwt;
 mod auth_policies;
 mod check_permissions;
