@@ -69,6 +69,9 @@ pub struct Auth {
     pub verified_cache: usize,
     /// trusted JWT issuers
     pub jwt: Vec<JwtIssuer>,
+    /// Basic users (from `[[users]]`) allowed on `/devops` and `/api/2/connections`; none by
+    /// default (everyone gets 401 there, the dev user too)
+    pub devops_users: Vec<String>,
 }
 
 impl Default for Auth {
@@ -85,6 +88,7 @@ impl Default for Auth {
             verify_queue: 16,
             verified_cache: 256,
             jwt: Vec::new(),
+            devops_users: Vec::new(),
         }
     }
 }
@@ -144,6 +148,8 @@ pub struct Config {
     pub mqtt: crate::mqtt::config::MqttConfig,
     /// search (see docs/search.md)
     pub search: crate::search::SearchConfig,
+    /// CORS for browser apps on other origins (`[cors]`, off by default)
+    pub cors: crate::http::cors::CorsConfig,
 }
 
 impl Default for Config {
@@ -160,6 +166,7 @@ impl Default for Config {
             auth: Auth::default(),
             mqtt: crate::mqtt::config::MqttConfig::default(),
             search: crate::search::SearchConfig::default(),
+            cors: crate::http::cors::CorsConfig::default(),
         }
     }
 }
@@ -217,6 +224,13 @@ impl Config {
                 p.push(format!("users: '{}' password_hash is not an argon2 hash (run `edgetwin hash-password`)", u.name));
             }
         }
+        for d in &self.auth.devops_users {
+            if !self.users.iter().any(|u| &u.name == d) {
+                p.push(format!(
+                    "auth: devops user '{d}' is not among [[users]] (DevOps users log in with Basic)"
+                ));
+            }
+        }
         if let Err(e) = crate::ops::logging::check_level(&self.log_level) {
             p.push(format!("log_level: {e}"));
         }
@@ -228,6 +242,7 @@ impl Config {
         }
         p.extend(self.mqtt.problems());
         p.extend(self.search.problems());
+        p.extend(self.cors.problems());
         p
     }
 

@@ -31,6 +31,7 @@ pub struct Authenticator {
     trusted_proxies: Vec<IpAddr>,
     failures: ratelimit::FailedLogins,
     verifiers: verifier::Verifiers,
+    devops_users: Vec<String>,
 }
 
 /// What a request presents.
@@ -139,6 +140,7 @@ impl Authenticator {
                 max_tracked: a.max_tracked,
             }),
             verifiers: verifier::Verifiers::new(&users, a.verifiers, a.verify_queue),
+            devops_users: a.devops_users.clone(),
         }
     }
 
@@ -163,6 +165,29 @@ impl Authenticator {
             return self.verify_jwt(token, now);
         }
         self.basic(c.authorization, c.peer, now).await
+    }
+
+    /// Authenticates a DevOps request (`/devops`, `/api/2/connections`): only HTTP Basic of a
+    /// configured user listed in `[auth] devops_users` passes (never the dev user, a token or
+    /// pre-authentication); returns the user name. The password is checked (and counted)
+    /// before the list, so the answer's timing does not tell which names are listed.
+    pub async fn authenticate_devops(
+        &self,
+        c: &Credentials<'_>,
+        now: i64,
+    ) -> Result<String, DittoError> {
+        let refused = || {
+            unauthenticated().describe(
+                "Only the Basic users listed in [auth] devops_users may use /devops and /api/2/connections.",
+            )
+        };
+        let (user, _) = c.authorization.and_then(decode_basic).ok_or_else(refused)?;
+        self.basic(c.authorization, c.peer, now).await?;
+        if self.devops_users.contains(&user) && self.verifiers.is_user(&user) {
+            Ok(user)
+        } else {
+            Err(refused())
+        }
     }
 
     fn pre_authenticated(&self, c: &Credentials) -> Option<Authenticated> {

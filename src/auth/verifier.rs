@@ -188,9 +188,9 @@ impl Verifiers {
         Ok(ok && known.is_some())
     }
 
-    /// True if users are configured (Basic is verified by this pool).
-    pub fn has_users(&self) -> bool {
-        !self.users.is_empty()
+    /// True if `name` is a configured user (with a usable hash).
+    pub fn is_user(&self, name: &str) -> bool {
+        self.users.contains_key(name)
     }
 }
 
