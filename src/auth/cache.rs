@@ -43,6 +43,12 @@ impl Keyed {
     }
 }
 
+/// True if a remembered token has expired at `now` (with the JWT leeway).
+fn expired(a: &Authenticated, now: i64) -> bool {
+    a.expires_at
+        .is_some_and(|exp| now > exp + super::jwt::LEEWAY_MS)
+}
+
 /// Verified credentials by digest.
 pub struct Verified {
     max: usize,
@@ -86,10 +92,7 @@ impl Verified {
         let seq = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut m = self.lock();
         if !m.contains_key(&key) && m.len() >= self.max {
-            m.retain(|_, (a, _)| {
-                !a.expires_at
-                    .is_some_and(|exp| now > exp + super::jwt::LEEWAY_MS)
-            });
+            m.retain(|_, (a, _)| !expired(a, now));
             if m.len() >= self.max {
                 let oldest = m.iter().min_by_key(|(_, (_, s))| *s).map(|(k, _)| *k);
                 if let Some(k) = oldest {
