@@ -163,3 +163,50 @@ pub fn http_request(b: &[u8]) -> Checked {
     }
     Ok(Verdict::Accepted)
 }
+
+/// `name: value` header lines, an empty line, the body: a CloudEvent (binary or structured
+/// mode) is read, validated and its data parsed as an envelope; every refusal is a 4xx, and no
+/// envelope deeper than the frame bound gets through.
+pub fn cloudevents(b: &[u8]) -> Checked {
+    let split = b.windows(2).position(|w| w == b"\n\n");
+    let (head, body) = match split {
+        Some(i) => (&b[..i], &b[i + 2..]),
+        None => (&b[..0], b),
+    };
+    let mut headers = hyper::HeaderMap::new();
+    for l in String::from_utf8_lossy(head).lines() {
+        if let Some((k, v)) = l.split_once(": ") {
+            if let (Ok(k), Ok(v)) = (k.parse::<hyper::header::HeaderName>(), v.parse()) {
+                headers.append(k, v);
+            }
+        }
+    }
+    let client_error = |e: &crate::error::DittoError| -> Result<(), Verdict> {
+        Verdict::ensure((400..500).contains(&e.status), || {
+            format!("{} {}", e.status, e.error)
+        })
+    };
+    let ce = match crate::http::cloudevents::read(&headers, body) {
+        Ok(ce) => ce,
+        Err(e) => {
+            client_error(&e)?;
+            return Ok(Verdict::Rejected);
+        }
+    };
+    let data = match crate::http::cloudevents::validate(&ce) {
+        Ok(d) => d,
+        Err(e) => {
+            client_error(&e)?;
+            return Ok(Verdict::Rejected);
+        }
+    };
+    if let Ok(text) = std::str::from_utf8(data) {
+        if crate::protocol::Envelope::parse(text).is_ok() {
+            let d = bounds::text_depth(data);
+            Verdict::ensure(d <= crate::bounds::MAX_FRAME_DEPTH, || {
+                format!("{d} levels")
+            })?;
+        }
+    }
+    Ok(Verdict::Accepted)
+}

@@ -320,6 +320,21 @@ const HTTP_DICT: &[&str] = &[
     "ns:thing",
 ];
 
+const CE_DICT: &[&str] = &[
+    "ce-specversion: 1.0\n",
+    "ce-id: 1\n",
+    "ce-source: x\n",
+    "ce-type: t\n",
+    "ce-dataschema: ditto:x\n",
+    "content-type: application/json\n",
+    "content-type: application/cloudevents+json\n",
+    "\"specversion\":\"1.0\"",
+    "\"datacontenttype\":\"application/json\"",
+    "\"dataschema\":\"ditto:a\"",
+    "\"data\":",
+    "\n\n",
+];
+
 /// Every target.
 pub fn targets() -> Vec<Target> {
     vec![
@@ -342,6 +357,7 @@ pub fn targets() -> Vec<Target> {
         target!("mqtt_mapping", edge::mqtt_mapping, Own, TOML_DICT),
         target!("config", edge::config, Own, TOML_DICT),
         target!("http_request", edge::http_request, Own, HTTP_DICT),
+        target!("cloudevents", edge::cloudevents, Own, CE_DICT),
     ]
 }
 
@@ -420,6 +436,10 @@ fn own_seeds(name: &str) -> &'static [&'static str] {
         "mqtt_inbound" => &["zigbee2mqtt/lamp\n{\"state\":\"ON\",\"brightness\":3}", "tele/plug/SENSOR\n{\"ENERGY\":{\"Power\":5}}", "homie/dev/node/prop\n42", "zigbee2mqtt/lamp/availability\nonline", "stat/plug/POWER\nON"],
         "mqtt_mapping" => &["[[mqtt.mappings]]\nname = \"m\"\ntopic = \"dev/{thing}/{feature}/{property}\"\npayload = \"value\"\ncommand = \"dev/{thing}/{feature}/{property}/set\"\n", "[mqtt]\npresets = [\"zigbee2mqtt\", \"tasmota\", \"homie\"]\nnamespace = \"home\"\n"],
         "config" => &["listen = \"127.0.0.1:8080\"\nstore = \"redb\"\n[limits]\nmax_message_kib = 256\n[[users]]\nname = \"a\"\npassword_hash = \"$argon2id$x\"\n[search]\nquery_timeout_secs = 5\n", "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\npresets = [\"tasmota\"]\n"],
+        "cloudevents" => &[
+            "ce-specversion: 1.0\nce-id: 1\nce-source: s\nce-type: t\nce-dataschema: ditto:x\ncontent-type: application/json\n\n{\"topic\":\"ns/a/things/twin/commands/modify\",\"headers\":{},\"path\":\"/attributes/x\",\"value\":1}",
+            "content-type: application/cloudevents+json\n\n{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"t\",\"dataschema\":\"ditto:x\",\"datacontenttype\":\"application/json\",\"data\":{\"topic\":\"ns/a/things/twin/commands/retrieve\",\"headers\":{},\"path\":\"/\"}}",
+        ],
         "http_request" => &["GET /api/2/things/ns:a/attributes/x?fields=a,b&timeout=5s\nif-match: \"rev:1\"", "PUT /api/2/things/ns:a/features/f/properties/p?requested-acks=twin-persisted\nput-metadata: [{\"key\":\"/d\",\"value\":1}]", "GET /api/2/search/things?filter=eq(attributes/a,1)&option=sort(-thingId),size(3)&namespaces=ns", "POST /api/2/things/ns:a/inbox/messages/ask?timeout=0", "DELETE /api/2/policies/ns:p/entries/DEFAULT/resources/thing:/a", "GET /api/2/things?ids=ns:a,ns:b&fields=thingId"],
         _ => &[],
     }

@@ -109,6 +109,7 @@ fuzz_tests!(
     mqtt_mapping,
     config,
     http_request,
+    cloudevents,
 );
 
 #[test]
