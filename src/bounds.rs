@@ -137,8 +137,9 @@ pub fn parse_value(text: &str) -> Option<Value> {
     from_slice(text.as_bytes(), MAX_JSON_DEPTH).ok()
 }
 
-/// 400 `json.invalid` for JSON nested too deeply (Ditto answers JSON its parser cannot take,
-/// a `StackOverflowError` included, with `JsonParseException`: `json.invalid`).
+/// 400 `json.invalid` for JSON nested too deeply: Ditto answers JSON its parser cannot take, a
+/// `StackOverflowError` included, with `JsonParseException` (`json.invalid`; see
+/// `org.eclipse.ditto.json.JsonValueParser`).
 pub fn too_deep_json(text: &str, found: usize, bound: usize) -> DittoError {
     DittoError::json_invalid(text).describe(format!(
         "The JSON is nested {found} levels deep; at most {bound} levels are accepted."
@@ -156,7 +157,8 @@ pub fn document_too_deep(what: &str, found: usize) -> DittoError {
     .describe("Reduce the nesting of the value, or write it at a shorter path.")
 }
 
-/// 400 `json.pointer.invalid` for a pointer with more than [`MAX_POINTER_SEGMENTS`] segments.
+/// 400 `json.pointer.invalid` (Ditto's `JsonPointerInvalidException`) for a pointer with more
+/// than [`MAX_POINTER_SEGMENTS`] segments.
 pub fn pointer_too_long(shown: &str, segments: usize) -> DittoError {
     let shown: String = shown.chars().take(200).collect();
     DittoError::new(
