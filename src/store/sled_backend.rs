@@ -54,6 +54,42 @@ fn full_key(tree: Tree, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Space kept free for sled in `<dir>/sled.reserve`: sled 0.34 writes when it opens (segments,
+/// a snapshot), so on a full disk it could not start at all. The file is given up to open it
+/// then, and made again when a later open finds room.
+pub const SLED_RESERVE_FILE: &str = "sled.reserve";
+const SLED_RESERVE_BYTES: u64 = 16 << 20;
+
+/// Opens sled; on a full disk gives up the reserve file and tries once more. Makes the reserve
+/// file when there is room for it (four times its size free).
+fn open_with_reserve(dir: &Path, cache_bytes: u64) -> Result<Open, StoreError> {
+    let reserve = dir.join(SLED_RESERVE_FILE);
+    let open = match open_db(dir, cache_bytes) {
+        Err(e) if e.is_no_space() && reserve.exists() => {
+            tracing::warn!(error = %e, "sled: disk full at open; giving up the reserve file");
+            std::fs::remove_file(&reserve)?;
+            open_db(dir, cache_bytes)?
+        }
+        other => other?,
+    };
+    let room = super::space::free_bytes(dir).unwrap_or(0) > 4 * SLED_RESERVE_BYTES;
+    if !reserve.exists() && room {
+        let made = File::create(&reserve).and_then(|f| {
+            f.set_len(0)?;
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..SLED_RESERVE_BYTES >> 20 {
+                std::io::Write::write_all(&mut &f, &zeros)?;
+            }
+            f.sync_all()
+        });
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&reserve);
+            tracing::warn!(error = %e, "sled: reserve file not made");
+        }
+    }
+    Ok(open)
+}
+
 /// sled's file lock can outlive a dropped `Db` for a moment (its background threads still hold
 /// it), so "could not acquire lock" is retried for up to ~3 s before giving up.
 fn open_db(dir: &Path, cache_bytes: u64) -> Result<Open, StoreError> {
@@ -86,7 +122,7 @@ fn open_db(dir: &Path, cache_bytes: u64) -> Result<Open, StoreError> {
 impl SledBackend {
     /// Opens (or creates) the sled database in `<dir>/sled`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledBackend, StoreError> {
-        let open = open_db(dir, cache_bytes)?;
+        let open = open_with_reserve(dir, cache_bytes)?;
         Ok(SledBackend {
             dir: dir.to_path_buf(),
             cache_bytes,
@@ -204,7 +240,7 @@ impl Backend for SledBackend {
     fn reopen(&self) -> Result<(), StoreError> {
         let mut slot = self.open.write().unwrap_or_else(|e| e.into_inner());
         drop(slot.take());
-        *slot = Some(open_db(&self.dir, self.cache_bytes)?);
+        *slot = Some(open_with_reserve(&self.dir, self.cache_bytes)?);
         Ok(())
     }
 }
