@@ -8,5 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CYCLES=${1:-50}
 cargo build --tests 2>&1 | tail -1
-EDGETWIN_CRASH_CYCLES=$CYCLES cargo test --test persistence crash_loop -- --nocapture --test-threads=1 2>&1 |
+EDGETWIN_CRASH_CYCLES=$CYCLES cargo test --test twin -- persistence::crash_loop --nocapture --test-threads=1 2>&1 |
   grep -E "CRASHLOOP|test result|panicked|FAILED"
