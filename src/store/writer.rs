@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use super::backend::{Op, StoreError, Tree};
 use super::commit::last_write_per_key;
+use super::options::OVERLAY_MAX_BYTES;
 use super::overlay::Overlay;
 use super::wal::{encode_ops, Wal};
-use super::{Options, Shared, OVERLAY_MAX_BYTES};
+use super::{Options, Shared};
 
 /// Key in `Tree::Meta` of the log epoch the backend's last checkpoint started (u64 LE).
 pub const EPOCH_KEY: &[u8] = b"store.wal-epoch";
