@@ -435,7 +435,7 @@ fn own_seeds(name: &str) -> &'static [&'static str] {
         "ids" => &["org.eclipse.ditto:lamp-1", "ns:a/b", "_:x", "a.b.c:d%2F"],
         "mqtt_inbound" => &["zigbee2mqtt/lamp\n{\"state\":\"ON\",\"brightness\":3}", "tele/plug/SENSOR\n{\"ENERGY\":{\"Power\":5}}", "homie/dev/node/prop\n42", "zigbee2mqtt/lamp/availability\nonline", "stat/plug/POWER\nON"],
         "mqtt_mapping" => &["[[mqtt.mappings]]\nname = \"m\"\ntopic = \"dev/{thing}/{feature}/{property}\"\npayload = \"value\"\ncommand = \"dev/{thing}/{feature}/{property}/set\"\n", "[mqtt]\npresets = [\"zigbee2mqtt\", \"tasmota\", \"homie\"]\nnamespace = \"home\"\n"],
-        "config" => &["listen = \"127.0.0.1:8080\"\nstore = \"redb\"\n[limits]\nmax_message_kib = 256\n[[users]]\nname = \"a\"\npassword_hash = \"$argon2id$x\"\n[search]\nquery_timeout_secs = 5\n", "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\npresets = [\"tasmota\"]\n"],
+        "config" => &["listen = \"127.0.0.1:8080\"\n[store]\nbackend = \"redb\"\nflush_interval_ms = 1000\n[limits]\nmax_message_kib = 256\n[[users]]\nname = \"a\"\npassword_hash = \"$argon2id$x\"\n[search]\nquery_timeout_secs = 5\n", "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\npresets = [\"tasmota\"]\n"],
         "cloudevents" => &[
             "ce-specversion: 1.0\nce-id: 1\nce-source: s\nce-type: t\nce-dataschema: ditto:x\ncontent-type: application/json\n\n{\"topic\":\"ns/a/things/twin/commands/modify\",\"headers\":{},\"path\":\"/attributes/x\",\"value\":1}",
             "content-type: application/cloudevents+json\n\n{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"t\",\"dataschema\":\"ditto:x\",\"datacontenttype\":\"application/json\",\"data\":{\"topic\":\"ns/a/things/twin/commands/retrieve\",\"headers\":{},\"path\":\"/\"}}",

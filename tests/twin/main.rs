@@ -8,6 +8,7 @@ mod common;
 mod bounds_depth;
 mod bounds_property;
 mod conformance;
+mod full_disk;
 mod merge_patch_conditions;
 mod metadata;
 mod persistence;
