@@ -41,3 +41,13 @@ fn numbers_read_back_exactly_as_acknowledged() {
         r#"{"S":["+attributes/a"],"V":[23191.0369560260663427772085681939372],"I":"ns:a"}"#,
     );
 }
+
+/// Finding 4 (twin_command, harness): a thing name with a backslash (`\\f...`, valid in Ditto)
+/// broke the harness's own follow-up commands, which were built by pasting text into JSON.
+#[test]
+fn thing_names_with_backslashes_go_through_the_engine() {
+    passes(
+        "twin_command",
+        r#"{"topic":"org.ecl/ipse\\fancy-thing/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":1}"#,
+    );
+}

@@ -103,12 +103,12 @@ fn check_written(o: &engine::Outcome, cmd: &ThingCommand) -> Result<(), Verdict>
     if state.deleted {
         return Ok(());
     }
-    let id = cmd.thing_id.to_string().replacen(':', "/", 1);
-    let read = format!(
-        r#"{{"topic":"{id}/things/twin/commands/retrieve","path":"/","fields":"thingId,attributes,features,_metadata,_revision","headers":{{}}}}"#
-    );
-    let delete =
-        format!(r#"{{"topic":"{id}/things/twin/commands/delete","path":"/","headers":{{}}}}"#);
+    let (ns, name) = (cmd.thing_id.namespace(), cmd.thing_id.name());
+    let topic = |action: &str| format!("{ns}/{name}/things/twin/commands/{action}");
+    let read = json!({"topic": topic("retrieve"), "path": "/", "headers": {},
+                      "fields": "thingId,attributes,features,_metadata,_revision"})
+    .to_string();
+    let delete = json!({"topic": topic("delete"), "path": "/", "headers": {}}).to_string();
     for (text, status) in [(read, 200), (delete, 204)] {
         let c = thing_command(&text)
             .ok_or_else(|| Verdict::Violated(format!("cannot build {text}")))?;
