@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 mod inbound;
 pub mod mapping;
+mod outage;
 mod outbound;
 pub mod pattern;
 pub mod presets;
@@ -64,12 +65,13 @@ impl Handle {
         self.link_stop.is_some()
     }
 
-    /// `connected`, `disconnected` or `disabled` (for `/status/health`).
+    /// `connected`, `waiting` (for the broker: retrying in the background) or `disabled`
+    /// (for `/status/health`).
     pub fn state(&self) -> &'static str {
         match (self.enabled(), self.stats.connected()) {
             (false, _) => "disabled",
             (true, true) => "connected",
-            (true, false) => "disconnected",
+            (true, false) => "waiting",
         }
     }
 
@@ -127,12 +129,7 @@ pub fn start(
         .detach();
     ex.spawn(inbound::acker(bridge.clone(), acks_rx)).detach();
     ex.spawn(outbound::run(bridge, session_rx)).detach();
-    let url = format!(
-        "{}://{}:{}",
-        if broker.tls { "mqtts" } else { "mqtt" },
-        broker.host,
-        broker.port
-    );
+    let url = broker.to_string();
     tracing::info!(broker = %url, client_id = %m.client_id, "mqtt: bridge started");
     Ok(Handle {
         stats,

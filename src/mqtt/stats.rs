@@ -1,6 +1,6 @@
 //! Bridge counters (served at `/status/mqtt`, summarized in `/status/health`) and the bounded
-//! logging of bad input and broker trouble: at most one line per kind every 10 s, carrying the
-//! number of similar lines suppressed since the last one.
+//! logging of bad input: at most one line per kind every 10 s, carrying the number of similar
+//! lines suppressed since the last one (broker outages: `outage.rs`).
 
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,14 +12,12 @@ pub const LOG_EVERY_MS: i64 = 10_000;
 /// Kinds of rate-limited log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// broker connection trouble
-    Broker = 0,
     /// bad payloads and topics
-    Bad = 1,
+    Bad = 0,
     /// dropped messages (full queues)
-    Dropped = 2,
+    Dropped = 1,
     /// twin changes that failed
-    Failed = 3,
+    Failed = 2,
 }
 
 /// When the last line of a kind was logged and how many were suppressed since.
@@ -84,7 +82,7 @@ pub struct Stats {
     pub c: Counters,
     connected: AtomicBool,
     subscribed: AtomicBool,
-    gates: Mutex<[Gate; 4]>,
+    gates: Mutex<[Gate; 3]>,
     last_error: Mutex<Option<String>>,
 }
 

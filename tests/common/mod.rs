@@ -68,8 +68,10 @@ impl Server {
         if !extra.contains(&"--mqtt") {
             cmd.args(["--mqtt", "none"]);
         }
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-        if std::env::var("RUST_LOG").is_err() {
+        // stderr: inherited unless `cmd` redirects it
+        cmd.stdout(Stdio::piped());
+        let own_log = cmd.get_envs().any(|(k, _)| k == "RUST_LOG");
+        if std::env::var("RUST_LOG").is_err() && !own_log {
             cmd.env("RUST_LOG", "error");
         }
         let mut child = cmd.spawn().expect("spawn edgetwin");
