@@ -124,6 +124,8 @@ pub struct Config {
     pub mqtt: crate::mqtt::config::MqttConfig,
     /// search (see README "Search")
     pub search: crate::search::SearchConfig,
+    /// TLS on the listener (`[tls]`: HTTPS and WSS)
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for Config {
@@ -140,6 +142,7 @@ impl Default for Config {
             auth: Auth::default(),
             mqtt: crate::mqtt::config::MqttConfig::default(),
             search: crate::search::SearchConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -207,6 +210,7 @@ impl Config {
         }
         p.extend(self.mqtt.problems());
         p.extend(self.search.problems());
+        p.extend(self.tls.problems());
         p
     }
 

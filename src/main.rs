@@ -43,7 +43,10 @@ keeps its data in ./data and accepts the development user ditto/ditto. Flags ove
                          bound address is printed as `edgetwin listening on ADDR`)
   --data DIR             store directory
   --store sled|redb      store backend of a new data directory
-  --mqtt URL|none        broker of the MQTT device bridge, or `none` to run without it";
+  --mqtt URL|none        broker of the MQTT device bridge, or `none` to run without it
+
+Environment: RUST_LOG (log filter, overrides log_level); EDGETWIN_TLS_KEY_FILE (read instead
+of [tls] key_file; the systemd drop-in of `install.sh --tls` sets it).";
 
 const CHECK_HELP: &str = "usage: edgetwin check-config FILE
 

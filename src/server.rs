@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::error::DittoError;
 use crate::http::response;
 use crate::hub::Hub;
+use crate::tls::Stream;
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
 use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use async_tungstenite::WebSocketStream;
@@ -41,6 +42,8 @@ pub struct State {
     pub ex: Arc<Executor<'static>>,
     /// the MQTT device bridge (status, shutdown)
     pub mqtt: crate::mqtt::Handle,
+    /// TLS on the listener (`[tls]`), if configured
+    pub tls: Option<futures_rustls::TlsAcceptor>,
 }
 
 /// A full body.
@@ -139,7 +142,7 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
                 Ok(u) => u,
                 Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
             };
-            let Ok(parts) = upgraded.downcast::<FuturesIo<TcpStream>>() else {
+            let Ok(parts) = upgraded.downcast::<FuturesIo<Stream>>() else {
                 return tracing::error!("websocket upgrade: unexpected IO type");
             };
             let max = st2.cfg.limits.max_message_kib * 1024;
@@ -176,6 +179,10 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
 
 async fn serve_connection(st: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
     let _ = tcp.set_nodelay(true);
+    // HTTPS/WSS: the TLS handshake first (src/tls.rs)
+    let Some(io) = crate::tls::accept(st.tls.as_ref(), tcp).await else {
+        return;
+    };
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(PeerAddr(peer));
         route(st.clone(), req)
@@ -184,7 +191,7 @@ async fn serve_connection(st: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
         .timer(SmolTimer::new())
         .header_read_timeout(Duration::from_secs(10))
         .max_buf_size(64 * 1024)
-        .serve_connection(FuturesIo::new(tcp), svc)
+        .serve_connection(FuturesIo::new(io), svc)
         .with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "http connection ended with error");
