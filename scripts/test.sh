@@ -2,7 +2,7 @@
 # The one test command (README, CI). On a fresh Debian box it first installs what building and
 # testing need: a C compiler (build-essential: ring, the linker), mosquitto (MQTT bridge tests),
 # curl (the README/docs examples), openssl (test certificates), systemd (systemd-analyze checks
-# the unit offline), and the rustfmt and clippy components; whatever it cannot install it names,
+# the unit offline, tests/ops/ops_systemd.rs), and the rustfmt and clippy components; whatever it cannot install it names,
 # and stops. Then: cargo fmt --check, clippy, every test, and the MQTT TLS test again with the
 # optional `mqtt-tls` feature. A test that cannot run here passes but prints `SKIPPED: reason`;
 # the summary at the end counts and lists those. The full test output is kept in
@@ -95,8 +95,8 @@ set +e
 cargo test --no-fail-fast ${cargo_args[@]+"${cargo_args[@]}"} -- --show-output ${harness_args[@]+"${harness_args[@]}"} 2>&1 | tee -a "$log" | show
 st=${PIPESTATUS[0]}
 [ "$st" -eq 0 ] || status=$st
-echo "== cargo test --features mqtt-tls (tests/mqtt_tls.rs)"
-cargo test --features mqtt-tls --test mqtt_tls -- --show-output 2>&1 | tee -a "$log" | show
+echo "== cargo test --features mqtt-tls (tests/mqtt/mqtt_tls.rs)"
+cargo test --features mqtt-tls --test mqtt -- --show-output mqtt_tls 2>&1 | tee -a "$log" | show
 st=${PIPESTATUS[0]}
 [ "$st" -eq 0 ] || status=$st
 set -e
