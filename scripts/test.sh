@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The one test command (README, CI). On a fresh Debian box it first installs what building and
-# testing need: a C compiler (build-essential: ring, the linker), mosquitto (MQTT bridge tests),
-# curl (the README/docs examples), openssl (test certificates), systemd (systemd-analyze checks
-# the unit offline, tests/ops/ops_systemd.rs), and the rustfmt and clippy components; whatever it cannot install it names,
-# and stops. Then: cargo fmt --check, clippy, every test, and the MQTT TLS test again with the
-# optional `mqtt-tls` feature. A test that cannot run here passes but prints `SKIPPED: reason`;
-# the summary at the end counts and lists those. The full test output is kept in
-# target/test-output.log. Exit status 0 only if every step passed.
+# testing need: a C compiler (build-essential: ring, the linker), mosquitto and its clients (MQTT
+# bridge tests, docs/mqtt.md), curl (README/docs examples), openssl (test certificates), systemd
+# (systemd-analyze checks the unit offline), procps, and the rustfmt and clippy components;
+# whatever it cannot install it names, and stops. Then: cargo fmt --check, clippy, every test,
+# and the MQTT TLS test again with the optional `mqtt-tls` feature. A test that cannot run here
+# passes but prints `SKIPPED: reason`; the summary at the end counts and lists those. The full
+# test output is kept in target/test-output.log. Exit status 0 only if every step passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -17,6 +17,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
   installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
   installed build-essential || missing+=(build-essential)
   command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+  command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)

@@ -1,6 +1,7 @@
 //! The `edgetwin` command line: `edgetwin [run] [--config FILE] [--listen ADDR:PORT]
 //! [--data DIR] [--store sled|redb] [--mqtt URL|none]`, `edgetwin check-config FILE`,
-//! `edgetwin hash-password` (prompt or stdin, never argv), `--version`, `--help` per command.
+//! `edgetwin hash-password` (prompt or stdin, never argv), `edgetwin ws URL` (a WebSocket
+//! client), `--version`, `--help` per command.
 //! Flags override the config file; no config at all runs with safe loopback defaults.
 
 use edgetwin::config::Config;
@@ -29,6 +30,7 @@ usage:
   edgetwin [run] [OPTIONS]      run the gateway (the default command)
   edgetwin check-config FILE    check a config file and print every problem
   edgetwin hash-password        print an argon2 hash for a [[users]] entry
+  edgetwin ws URL               a WebSocket client: stdin lines out, frames printed
   edgetwin COMMAND --help       help on one command
   edgetwin --version            print the version";
 
@@ -59,6 +61,20 @@ Reads a password and prints its argon2 hash for `password_hash` in a [[users]] e
 On a terminal it asks twice without echo; otherwise it reads the first line of stdin:
   printf '%s\\n' \"$PASSWORD\" | edgetwin hash-password
 The password is never taken from the command line, where shell history would keep it.";
+
+const WS_HELP: &str = "usage: edgetwin ws [-u USER[:PASSWORD]] [--cacert FILE] [--wait SECS] URL
+
+A WebSocket client for trying the gateway: sends each line of stdin as a text frame (a Ditto
+Protocol message, or a control message such as START-SEND-EVENTS) and prints each text frame
+it receives on a line of its own. Ends when the server closes the connection, or once stdin
+has ended and no frame arrived for SECS (default 1).
+
+  -u USER[:PASSWORD]   HTTP Basic credentials (asks for the password if it is not given)
+  --cacert FILE        PEM certificate(s) to trust for wss:// (default: the system CAs)
+  --wait SECS          how long to keep printing after stdin ended
+
+example:
+  edgetwin ws -u ditto:ditto ws://localhost:8080/ws/2";
 
 /// True for the help flags.
 fn is_help(a: &str) -> bool {
@@ -175,6 +191,54 @@ fn hash_password(args: &[String]) -> Result<(), String> {
     edgetwin::auth::hash_password(&pw).map(|h| out!("{h}"))
 }
 
+/// `edgetwin ws`: parses its arguments and runs the client.
+fn ws(args: &[String]) -> Result<(), String> {
+    let mut o = edgetwin::ops::ws_client::Options {
+        url: String::new(),
+        user: None,
+        cacert: None,
+        wait: std::time::Duration::from_secs(1),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value\n{WS_HELP}"))
+        };
+        match a.as_str() {
+            "-h" | "--help" => {
+                out!("{WS_HELP}");
+                return Ok(());
+            }
+            "-u" | "--user" => {
+                let v = val()?;
+                o.user = Some(match v.split_once(':') {
+                    Some((u, p)) => (u.to_owned(), p.to_owned()),
+                    None => {
+                        let p = rpassword::prompt_password(format!("Password for {v}: "))
+                            .map_err(|e| e.to_string())?;
+                        (v, p)
+                    }
+                });
+            }
+            "--cacert" => o.cacert = Some(val()?.into()),
+            "--wait" => {
+                let v = val()?;
+                let secs: f64 = v.parse().map_err(|_| format!("--wait {v}: not a number"))?;
+                o.wait = std::time::Duration::try_from_secs_f64(secs)
+                    .map_err(|_| format!("--wait {v}: out of range"))?;
+            }
+            url if o.url.is_empty() && !url.starts_with('-') => o.url = url.to_owned(),
+            other => return Err(format!("unknown argument '{other}'\n{WS_HELP}")),
+        }
+    }
+    if o.url.is_empty() {
+        return Err(format!("a URL is needed\n{WS_HELP}"));
+    }
+    edgetwin::ops::ws_client::run(o)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -191,12 +255,14 @@ fn main() -> ExitCode {
                 Some("run") => out!("{RUN_HELP}"),
                 Some("check-config") => out!("{CHECK_HELP}"),
                 Some("hash-password") => out!("{HASH_HELP}"),
+                Some("ws") => out!("{WS_HELP}"),
                 _ => out!("{USAGE}"),
             }
             Ok(())
         }
         Some("check-config") => return check_config(&args[1..]),
         Some("hash-password") => hash_password(&args[1..]),
+        Some("ws") => ws(&args[1..]),
         Some("run") => run(&args[1..]),
         _ => run(&args),
     };

@@ -336,10 +336,11 @@ fn runs_under_systemd_with_notify_watchdog_journal_and_clean_stop() {
 }
 
 /// The README block marked `<!-- test: systemd -->`, run as printed inside a booted container
-/// with these changes only: `sudo ` is dropped (the test runs as root), the bundle's install.sh
-/// is this repository's with `--bin` the tested binary, port 8080 becomes a free port (the
-/// container shares the host's network), and curl's `-u alice` (which prompts) gets the password;
-/// hash-password reads it from stdin (it prompts on a terminal).
+/// with these changes only: `sudo ` is dropped (the test runs as root), `./systemd/install.sh`
+/// gets `--bin` the tested binary, as does `./target/release/edgetwin` (the container's working
+/// directory is /), port 8080 becomes a free port (the container shares the host's network), and
+/// curl's `-u alice` (which prompts) gets the password; hash-password reads it from stdin (it
+/// prompts on a terminal).
 #[test]
 fn serve_the_network_recipe_runs_as_printed_under_systemd() {
     if let Some(why) = skip_reason() {
@@ -378,7 +379,8 @@ fn serve_the_network_recipe_runs_as_printed_under_systemd() {
     let script = recipe
         .text
         .replace("sudo ", "")
-        .replace("./edgetwin-aarch64/install.sh", &install)
+        .replace("./systemd/install.sh", &install)
+        .replace("./target/release/edgetwin", env!("CARGO_BIN_EXE_edgetwin"))
         .replace(":8080", &format!(":{port}"))
         .replace("-u alice ", "-u alice:s3cret ");
     let (code, out, err) = c.script(&script, "s3cret\n");
