@@ -57,14 +57,21 @@ async fn session(o: Options) -> Result<(), String> {
     let tls = match uri.scheme_str() {
         Some("ws") => false,
         Some("wss") => true,
-        _ => return Err(format!("{}: the URL must start with ws:// or wss://", o.url)),
+        _ => {
+            return Err(format!(
+                "{}: the URL must start with ws:// or wss://",
+                o.url
+            ))
+        }
     };
     let host = uri.host().ok_or_else(|| format!("{}: no host", o.url))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     if let Some((u, p)) = &o.user {
         let v = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-        let v = format!("Basic {v}").parse().map_err(|_| "invalid user name")?;
+        let v = format!("Basic {v}")
+            .parse()
+            .map_err(|_| "invalid user name")?;
         req.headers_mut().insert("authorization", v);
     }
     let tcp = smol::net::TcpStream::connect((host, port))

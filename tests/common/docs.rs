@@ -2,9 +2,11 @@
 //! marked by an HTML comment on the line right above its fence:
 //!   (none)                          run against a started gateway (`sh`), or checked (`toml`)
 //!   `<!-- test: skip REASON -->`    not run; the test prints `SKIPPED: FILE:LINE: REASON`
-//!   `<!-- test: background -->`     started, left running while the next blocks run, then
-//!                                   its output is checked and it is stopped
-//!   `<!-- test: systemd -->`        run by tests/ops_systemd_boot.rs inside a booted systemd
+//!   `<!-- test: background -->`     started and left running while the next blocks run (once
+//!                                   it printed a line, or with `background until TEXT` once
+//!                                   it printed TEXT); its output is checked at the end
+//!   `<!-- test: config -->`         (toml) checked, then the gateway restarts with it
+//!   `<!-- test: systemd -->`        run by tests/ops/ops_systemd_boot.rs inside a booted systemd
 //! Lines starting with `#> ` after a command are output the command must print.
 
 use std::path::{Path, PathBuf};

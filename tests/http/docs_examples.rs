@@ -51,7 +51,8 @@ struct Background {
 /// The directory, gateway, broker and substitutions of one file's run.
 struct Run {
     dir: tempfile::TempDir,
-    _server: Server,
+    server: Server,
+    mqtt_url: String,
     _broker: Option<Broker>,
     subs: Vec<(String, String)>,
     path_env: String,
@@ -89,11 +90,32 @@ impl Run {
         );
         Run {
             dir,
-            _server: server,
+            server,
+            mqtt_url,
             _broker: broker,
             subs,
             path_env,
         }
+    }
+
+    /// Restarts the file's gateway on the same port and data with `b` as its config file.
+    fn reconfigure(&mut self, b: &Block) {
+        let conf = self.dir.path().join("gateway.toml");
+        std::fs::write(&conf, &b.text).expect("write config");
+        self.server.terminate();
+        let listen = format!("127.0.0.1:{}", self.server.addr.port());
+        let conf = conf.to_str().expect("utf-8").to_owned();
+        self.server = Server::start_in(
+            &self.dir.path().join("gateway-data"),
+            &[
+                "--config",
+                &conf,
+                "--listen",
+                &listen,
+                "--mqtt",
+                &self.mqtt_url,
+            ],
+        );
     }
 
     fn script(&self, b: &Block) -> String {
@@ -104,9 +126,11 @@ impl Run {
         s
     }
 
+    /// Runs an already substituted block, with line-buffered output as on a terminal (stdbuf:
+    /// otherwise mosquitto_sub, for one, would hold its lines back).
     fn bash(&self, b: &Block, out: Stdio, err: Stdio) -> Child {
-        Command::new("bash")
-            .args(["-euo", "pipefail", "-c", &self.script(b)])
+        Command::new("stdbuf")
+            .args(["-oL", "-eL", "bash", "-euo", "pipefail", "-c", &b.text])
             .current_dir(self.dir.path())
             .env("PATH", &self.path_env)
             .stdin(Stdio::null())
@@ -126,26 +150,40 @@ fn kill_group(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// True if `line` of the expectation (with `...` as "any text") occurs in one line of `out`,
-/// at or after line `from`; returns the line after the match.
-fn find(out: &[&str], from: usize, expected: &str) -> Option<usize> {
-    let parts: Vec<&str> = expected.split("...").collect();
-    (from..out.len()).find_map(|i| {
-        let mut rest = out[i];
-        for p in &parts {
-            rest = &rest[rest.find(p)? + p.len()..];
+/// Where `expected` (with `...` as any text within a line) first occurs in `out` at or after
+/// byte `from`; returns the end of the match. Outputs are matched as text, not by lines: the
+/// API's JSON bodies end without a newline, so consecutive outputs share a line.
+fn find(out: &str, from: usize, expected: &str) -> Option<usize> {
+    let mut parts = expected.split("...");
+    let first = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.collect();
+    let mut start = from;
+    loop {
+        let at = start + out.get(start..)?.find(first)?;
+        let mut end = at + first.len();
+        let ok = rest.iter().all(|p| {
+            let line_end = out[end..].find('\n').map_or(out.len(), |n| end + n);
+            match out[end..line_end].find(p) {
+                Some(i) => {
+                    end += i + p.len();
+                    true
+                }
+                None => false,
+            }
+        });
+        if ok {
+            return Some(end);
         }
-        Some(i + 1)
-    })
+        start = at + first.len().max(1);
+    }
 }
 
 /// The `#>` lines of `b` that `output` does not show in order.
 fn missing(b: &Block, output: &str) -> Vec<String> {
-    let lines: Vec<&str> = output.lines().collect();
     let mut at = 0;
     let mut miss = Vec::new();
     for e in b.expected() {
-        match find(&lines, at, &e) {
+        match find(output, at, &e) {
             Some(next) => at = next,
             None => miss.push(e),
         }
@@ -153,7 +191,16 @@ fn missing(b: &Block, output: &str) -> Vec<String> {
     miss
 }
 
+/// `b` with the run's substitutions applied (to commands and expected output alike).
+fn substituted(run: &Run, b: &Block) -> Block {
+    Block {
+        text: run.script(b),
+        ..b.clone()
+    }
+}
+
 fn run_foreground(run: &Run, b: &Block) {
+    let b = &substituted(run, b);
     let mut child = run.bash(b, Stdio::piped(), Stdio::piped());
     let (mut so, mut se) = (
         child.stdout.take().expect("stdout"),
@@ -180,10 +227,16 @@ fn run_foreground(run: &Run, b: &Block) {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let (out, err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
-    let script = run.script(b);
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    let script = &b.text;
     let Some(status) = status else {
-        panic!("{}: still running after {BLOCK_TIMEOUT:?}\n{script}\nstdout:\n{out}\nstderr:\n{err}", b.at());
+        panic!(
+            "{}: still running after {BLOCK_TIMEOUT:?}\n{script}\nstdout:\n{out}\nstderr:\n{err}",
+            b.at()
+        );
     };
     assert!(
         status.success(),
@@ -198,25 +251,39 @@ fn run_foreground(run: &Run, b: &Block) {
     );
 }
 
-fn start_background(run: &Run, b: &Block, n: usize) -> Background {
+/// Starts a background block; it is ready once its stdout shows `until`, or without `until`
+/// any line (a gateway its `edgetwin listening on` line, curl's SSE stream its first `:`
+/// comment after a second).
+fn start_background(run: &Run, b: &Block, n: usize, until: Option<&str>) -> Background {
+    let b = &substituted(run, b);
     let out = run.dir.path().join(format!("background-{n}.out"));
-    let file = std::fs::File::create(&out).expect("output file");
-    let err = file.try_clone().expect("clone");
-    let mut child = run.bash(b, Stdio::from(file), Stdio::from(err));
+    let err = run.dir.path().join(format!("background-{n}.err"));
+    let (o, e) = (
+        std::fs::File::create(&out).expect("output file"),
+        std::fs::File::create(err).expect("error file"),
+    );
+    let mut child = run.bash(b, Stdio::from(o), Stdio::from(e));
     let deadline = Instant::now() + BACKGROUND_WAIT;
-    while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) == 0 {
+    let ready = || {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        match until {
+            Some(u) => text.contains(u),
+            None => !text.is_empty(),
+        }
+    };
+    while !ready() {
         if let Some(st) = child.try_wait().expect("wait") {
             panic!(
                 "{}: background block ended ({st}) before printing anything\n{}",
                 b.at(),
-                run.script(b)
+                b.text
             );
         }
         assert!(
             Instant::now() < deadline,
             "{}: background block printed nothing within {BACKGROUND_WAIT:?}\n{}",
             b.at(),
-            run.script(b)
+            b.text
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -274,7 +341,7 @@ fn run_file(file: &str, mqtt: bool) {
     if Command::new("curl").arg("--version").output().is_err() {
         return println!("SKIPPED: curl is not installed (scripts/test.sh installs it)");
     }
-    let run = Run::start(mqtt);
+    let mut run = Run::start(mqtt);
     let mut background = Vec::new();
     for b in docs::blocks(&docs::root().join(file)) {
         let runs = is_shell(&b.lang) || b.lang == "toml";
@@ -284,9 +351,14 @@ fn run_file(file: &str, mqtt: bool) {
                 println!("SKIPPED: {}: {}", b.at(), m["skip".len()..].trim());
             }
             Some("systemd") => {} // tests/ops/ops_systemd_boot.rs
-            Some("background") => {
+            Some(m) if m.starts_with("background") => {
+                let until = m.strip_prefix("background until ").map(str::trim);
                 let n = background.len();
-                background.push(start_background(&run, &b, n));
+                background.push(start_background(&run, &b, n, until));
+            }
+            Some("config") if b.lang == "toml" => {
+                check_toml(&run, &b);
+                run.reconfigure(&b);
             }
             Some(other) => panic!("{}: unknown marker '{other}'", b.at()),
             None if b.lang == "toml" => check_toml(&run, &b),
@@ -309,7 +381,11 @@ fn every_doc_file_has_a_test() {
     // a block with a marker that no runner knows would silently not run
     for b in docs::all_blocks() {
         if let Some(m) = &b.marker {
-            let known = m.starts_with("skip ") || m == "background" || m == "systemd";
+            let known = m.starts_with("skip ")
+                || m == "background"
+                || m.starts_with("background until ")
+                || m == "systemd"
+                || m == "config";
             assert!(known, "{}: unknown marker '{m}'", b.at());
         }
     }
@@ -325,6 +401,14 @@ fn matching_of_expected_output() {
         text: "cmd\n#> {\"a\":1,...}\n#> done\n".into(),
     };
     assert!(missing(&b, "{\"a\":1,\"b\":2}\ndone\n").is_empty());
+    assert!(
+        missing(&b, "{\"a\":1,\"b\":2}done").is_empty(),
+        "outputs share a line"
+    );
+    assert_eq!(
+        missing(&b, "{\"a\":1\n,\"b\":2}\ndone"),
+        vec!["{\"a\":1,...}"]
+    );
     assert_eq!(missing(&b, "done\n{\"a\":1,\"b\":2}\n"), vec!["done"]);
     assert_eq!(missing(&b, "{\"a\":2}\ndone\n"), vec!["{\"a\":1,...}"]);
 }

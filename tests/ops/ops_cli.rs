@@ -1,5 +1,5 @@
 //! The command line as a user meets it: `--version`, `--help` for every subcommand (never
-//! running the command), and `hash-password` reading the password from stdin, never from the
+//! running the command; `edgetwin ws` itself runs in docs_examples and ops_tls), and `hash-password` reading the password from stdin, never from the
 //! command line; the printed hash logs the user in.
 
 use crate::common;
@@ -56,6 +56,7 @@ fn every_subcommand_has_help_and_help_runs_nothing() {
             &["help", "hash-password"][..],
             "usage: edgetwin hash-password",
         ),
+        (&["ws", "--help"][..], "usage: edgetwin ws"),
         (
             &["hash-password", "-h"][..],
             "usage: edgetwin hash-password",
