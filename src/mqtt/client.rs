@@ -156,6 +156,7 @@ impl Conn {
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     inc(&self.stats.c.received);
+                    Stats::stamp(&self.stats.last_received);
                     if p.qos == QoS::AtMostOnce {
                         if let Err(TrySendError::Full(p)) = self.tx.try_send(p) {
                             inc(&self.stats.c.dropped);
@@ -192,22 +193,26 @@ impl Conn {
         tracing::info!("mqtt: connection thread ends");
     }
 
-    /// Logs a failed attempt: the first of an outage at once, then one line per ten minutes.
+    /// Logs a failed attempt: the first of an outage at once, then one line per ten minutes
+    /// (also kept in the connection view's log).
     fn log_failure(&mut self, e: &rumqttc::ConnectionError, backoff: Duration) {
         let b = &self.broker;
-        match self.outage.failed(crate::clock::now_millis()) {
-            Some(Line::First { lost: false }) => tracing::warn!(
-                "mqtt: no broker at {b} ({e}); the device bridge keeps retrying in the background \
+        let now = crate::clock::now_millis();
+        let line = match self.outage.failed(now) {
+            Some(Line::First { lost: false }) => format!(
+                "no broker at {b} ({e}); the device bridge keeps retrying in the background \
                  while HTTP and WebSocket serve (`--mqtt none` or [mqtt] url = \"none\" turns it off)"
             ),
-            Some(Line::First { lost: true }) => tracing::warn!(
-                "mqtt: lost the broker at {b} ({e}); reconnecting in the background"
-            ),
-            Some(Line::Still { attempts, minutes }) => tracing::warn!(
-                "mqtt: still no broker at {b} after {attempts} attempts in {minutes} min ({e})"
-            ),
-            None => tracing::debug!("mqtt: broker at {b}: {e}; retrying in {backoff:?}"),
-        }
+            Some(Line::First { lost: true }) => {
+                format!("lost the broker at {b} ({e}); reconnecting in the background")
+            }
+            Some(Line::Still { attempts, minutes }) => {
+                format!("still no broker at {b} after {attempts} attempts in {minutes} min ({e})")
+            }
+            None => return tracing::debug!("mqtt: broker at {b}: {e}; retrying in {backoff:?}"),
+        };
+        tracing::warn!("mqtt: {line}");
+        self.stats.log(now, Kind::Broker, &line, false);
     }
 
     /// Sleeps in short slices so a stop request is seen quickly.

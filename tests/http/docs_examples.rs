@@ -31,6 +31,7 @@ const FILES: &[(&str, bool)] = &[
     ("docs/auth.md", false),
     ("docs/configuration.md", false),
     ("docs/development.md", false),
+    ("docs/explorer.md", false),
     ("docs/http.md", false),
     ("docs/limits.md", false),
     ("docs/live.md", false),
@@ -439,6 +440,11 @@ fn docs_configuration() {
 #[test]
 fn docs_development() {
     file("docs/development.md");
+}
+
+#[test]
+fn docs_explorer() {
+    file("docs/explorer.md");
 }
 
 #[test]

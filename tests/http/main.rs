@@ -7,6 +7,7 @@ mod common;
 
 mod docs_examples;
 mod http_curl;
+mod http_fidelity;
 mod http_limits;
 mod http_requests;
 mod http_sse;

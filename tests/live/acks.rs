@@ -1,7 +1,8 @@
 //! Acknowledgements end to end: `declared-acks` on the WS connect (unique across sessions),
 //! custom acks from event subscribers aggregated with `twin-persisted`, 424 when an ack fails
 //! or times out, weak acks for declaring subscribers whose filter drops the event, a closing
-//! acking subscriber (answered at once), acks for live commands and messages, HTTP callers
+//! acking subscriber and a label nobody declared (408 `acknowledgement:request.timeout` at the
+//! timeout, as Ditto's aggregator answers), acks for live commands and messages, HTTP callers
 //! with custom acks, and the WS `response-required` rules.
 
 use crate::common;
@@ -174,7 +175,7 @@ fn custom_acks_from_subscribers_are_aggregated() {
 }
 
 #[test]
-fn weak_acks_for_filtered_subscribers_and_fast_answers_for_closed_ones() {
+fn weak_acks_for_filtered_subscribers_and_timeouts_for_what_cannot_arrive() {
     let srv = Server::start();
     block_on(async {
         let mut app = srv.ws().await;
@@ -214,38 +215,62 @@ fn weak_acks_for_filtered_subscribers_and_fast_answers_for_closed_ones() {
             .await
             .is_none());
 
-        // the acking subscriber gets the event and disconnects: answered at once (timeout 60 s)
+        // the acking subscriber gets the event and disconnects: answered at the timeout, not
+        // before (a lower bound only)
         let mut flaky = ws_declaring(&srv, "flaky:ack").await;
         flaky.control("START-SEND-EVENTS").await;
+        let sent = std::time::Instant::now();
         app.send(&with_acks(
             modify(T, "/attributes/rpm", json!(3)),
             "w-2",
             json!(["twin-persisted", "flaky:ack"]),
-            "60s",
+            "1s",
         ))
         .await;
         expect_frame(&mut flaky, "w-2").await;
         drop(flaky);
         let r = expect_frame(&mut app, "w-2").await;
+        assert!(sent.elapsed() >= Duration::from_secs(1), "{r}");
         assert_eq!(r["status"], 424, "{r}");
         assert_eq!(r["value"]["flaky:ack"]["status"], 408);
+        assert_eq!(
+            r["value"]["flaky:ack"]["payload"]["message"],
+            "The acknowledgement request reached the specified timeout of 1,000ms."
+        );
         assert_eq!(r["value"]["twin-persisted"]["status"], 204);
 
-        // a label nobody declared cannot arrive: answered at once too
+        // a label nobody declared: Ditto waits for the timeout too (WS and HTTP at once)
+        let sent = std::time::Instant::now();
+        let http = Http::new(srv.addr);
+        let put = smol::spawn(async move {
+            http.put_with(
+                "/api/2/things/ns.ack:pump/attributes/rpm?requested-acks=nobody:ack&timeout=1",
+                &json!(5),
+                &[("correlation-id", "w-3h")],
+            )
+            .await
+        });
         app.send(&with_acks(
             modify(T, "/attributes/rpm", json!(4)),
             "w-3",
             json!(["nobody:ack"]),
-            "60s",
+            "1s",
         ))
         .await;
         let r = expect_frame(&mut app, "w-3").await;
+        assert!(sent.elapsed() >= Duration::from_secs(1), "{r}");
         assert_eq!(
             (
                 r["status"].clone(),
                 r["value"]["nobody:ack"]["payload"]["error"].clone()
             ),
             (json!(408), json!("acknowledgement:request.timeout"))
+        );
+        let r = put.await;
+        assert!(sent.elapsed() >= Duration::from_secs(1), "{}", r.text());
+        assert_eq!(
+            (r.status, r.json()["nobody:ack"]["payload"]["error"].clone()),
+            (408, json!("acknowledgement:request.timeout"))
         );
 
         // WS rules: acks with response-required=false; a correlation-id still pending

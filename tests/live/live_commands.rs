@@ -1,7 +1,8 @@
 //! The live channel end to end over real sockets with several WS sessions and HTTP callers:
 //! live commands answered by a device session (answers routed by correlation-id, the twin never
 //! touched), 408 and `use-twin`, `live-channel-condition`, HTTP `channel=live`, live events,
-//! a responder that disconnects (the requester is answered at once, not at its timeout),
+//! nobody who can answer (no subscriber, a responder that disconnects): 408 `command.timeout`
+//! only at the timeout, as Ditto's acknowledgement aggregator answers,
 //! duplicate correlation-ids, the pending-request bound, and no leaked table entries.
 
 use crate::common;
@@ -235,44 +236,72 @@ fn no_answer_gives_408_or_the_twin_and_the_live_channel_condition_selects() {
     });
 }
 
+/// Ditto's text for a command timeout of `ms` milliseconds (`MessageFormat` groups thousands).
+fn timeout_text(ms: &str) -> String {
+    format!("The Command reached the specified timeout of {ms}ms.")
+}
+
 #[test]
-fn a_disconnecting_responder_answers_the_requester_at_once() {
+fn nobody_can_answer_waits_for_the_timeout() {
     let srv = Server::start();
     block_on(async {
         let mut app = srv.ws().await;
         assert_eq!(app.request(create(T)).await["status"], 201);
         let mut dev = srv.ws().await;
         dev.control("START-SEND-LIVE-COMMANDS").await;
+        let timeout = Duration::from_secs(2);
 
-        // timeout 60 s; the device takes the command and disconnects without answering: the
-        // requester's answer arrives within WAIT (10 s), so not at its timeout
+        // the device takes the command and disconnects without answering: the requester is
+        // answered at its timeout, not before (a lower bound only: never flaky when slow)
         let mut cmd = live(T, "retrieve", "/", "gone-1", None);
-        cmd["headers"]["timeout"] = json!("60s");
+        cmd["headers"]["timeout"] = json!("2s");
+        let sent = std::time::Instant::now();
         app.send(&cmd).await;
         expect_frame(&mut dev, "gone-1").await;
         drop(dev);
         let r = expect_frame(&mut app, "gone-1").await;
+        assert!(
+            sent.elapsed() >= timeout,
+            "answered before the timeout: {r}"
+        );
         assert_eq!(
             (r["status"].clone(), r["value"]["error"].clone()),
             (json!(408), json!("command.timeout"))
         );
-        assert!(
-            r["value"]["message"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("No subscriber"),
-            "{r}"
-        );
+        assert_eq!(r["value"]["message"], timeout_text("2,000"), "{r}");
 
-        // nobody subscribed at all: answered at once as well (HTTP too)
+        // nobody subscribed at all: the same for a live command over WS and HTTP and for a
+        // message over HTTP (the three at once, timeout 1 s)
+        let timeout = Duration::from_secs(1);
+        let sent = std::time::Instant::now();
+        let http = Http::new(srv.addr);
+        let live_http = {
+            let http = http.clone();
+            smol::spawn(async move {
+                http.get("/api/2/things/ns.live:lamp?channel=live&timeout=1")
+                    .await
+            })
+        };
+        let message_http = smol::spawn(async move {
+            http.send(
+                "POST",
+                "/api/2/things/ns.live:lamp/inbox/messages/hello?timeout=1000ms",
+                &[("Content-Type", "text/plain")],
+                Some(b"anyone?"),
+            )
+            .await
+        });
         let mut cmd = live(T, "retrieve", "/", "gone-2", None);
-        cmd["headers"]["timeout"] = json!("60s");
+        cmd["headers"]["timeout"] = json!("1s");
         let r = app.request(cmd).await;
+        assert!(sent.elapsed() >= timeout, "{r}");
         assert_eq!(r["status"], 408);
-        let r = Http::new(srv.addr)
-            .get("/api/2/things/ns.live:lamp?channel=live&timeout=60")
-            .await;
-        assert_eq!((r.status, r.error().as_str()), (408, "command.timeout"));
+        assert_eq!(r["value"]["message"], timeout_text("1,000"), "{r}");
+        for r in [live_http.await, message_http.await] {
+            assert!(sent.elapsed() >= timeout, "{}", r.text());
+            assert_eq!((r.status, r.error().as_str()), (408, "command.timeout"));
+            assert_eq!(r.json()["message"], timeout_text("1,000"));
+        }
 
         // a requester that disconnects leaves nothing behind
         let mut dev = srv.ws().await;

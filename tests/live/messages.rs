@@ -98,6 +98,50 @@ fn http_messages_are_answered_over_websocket_with_status_payload_and_content_typ
         assert_eq!((r.status, r.json()), (200, json!({"eta": 30})));
         assert_eq!(r.header("content-type"), Some("application/json"));
 
+        // a JSON string both ways (issue 16): `application/json` bodies are parsed, so the
+        // device gets the string itself; its JSON string answer is JSON text on HTTP
+        let req = post(
+            &http,
+            &format!("{base}/inbox/messages/ping"),
+            vec![
+                ("Content-Type", "application/json".into()),
+                ("correlation-id", "m-jstr".into()),
+            ],
+            br#""hello""#.to_vec(),
+        );
+        let got = expect_frame(&mut dev, "m-jstr").await;
+        assert_eq!(got["value"], json!("hello"), "not double-encoded: {got}");
+        dev.send(&answer(
+            &got,
+            200,
+            Some(json!("hello")),
+            Some("application/json"),
+        ))
+        .await;
+        let r = req.await;
+        assert_eq!((r.status, r.text().as_str()), (200, r#""hello""#));
+        assert_eq!(r.json(), json!("hello"));
+        // other JSON types keep a JSON string's raw text (Ditto's interpretAsJsonValue)
+        let req = post(
+            &http,
+            &format!("{base}/inbox/messages/ping"),
+            vec![
+                ("Content-Type", "application/vnd.acme+json".into()),
+                ("correlation-id", "m-vnd".into()),
+            ],
+            br#""hello""#.to_vec(),
+        );
+        let got = expect_frame(&mut dev, "m-vnd").await;
+        assert_eq!(got["value"], json!("\"hello\""));
+        dev.send(&answer(
+            &got,
+            200,
+            Some(json!([1])),
+            Some("application/vnd.acme+json"),
+        ))
+        .await;
+        assert_eq!(req.await.text(), "[1]");
+
         // binary in (base64 in the protocol), binary out
         let raw: Vec<u8> = vec![0, 1, 2, 250, 251, 255];
         let req = post(

@@ -10,9 +10,10 @@
 //! | retrieve `/features`                       | 200 all      | 200 `{lamp}`                          | 404 `features.notfound`    |
 //! | retrieve `/features/door`                  | 200          | 404 `things:feature.notfound`         | 404 `feature.notfound`     |
 //! | retrieve `/attributes`                     | 200          | 404 `things:attributes.notfound`      | 404                        |
-//! | modify `/features/lamp/properties/on`      | 204          | 403 `feature.property.notmodifiable`  | 404 `feature.property.notfound` |
-//! | modify `/attributes/location`              | 204          | 404 `things:attribute.notfound`       | 404 `attribute.notfound`   |
-//! | delete `/`                                 | (not run)    | 403 `things:thing.notdeletable`       | 404 `things:thing.notfound` |
+//! | modify `/features/lamp/properties/on`      | 204          | 403 `feature.property.notmodifiable`  | 403 `feature.property.notmodifiable` |
+//! | modify `/attributes/location`              | 204          | 403 `things:attribute.notmodifiable`  | 403 `attribute.notmodifiable` |
+//! | merge `/features/lamp` (leaf not writable) | -            | 403 `things:thing.notmodifiable`      | -                          |
+//! | delete `/`                                 | (not run)    | 403 `things:thing.notdeletable`       | 403 `things:thing.notdeletable` |
 //! | retrieve-multiple `[lamp1, secret1]`       | both         | `[lamp1 filtered]`                    | `[]`                       |
 //!
 //! | event caused by owner                      | owner2 (other session) | partial                     | none          |
@@ -22,7 +23,11 @@
 //! | merge `/` attributes + lamp                | delivered, full patch  | delivered, only `features/lamp` | not delivered |
 //! | `extra` (attributes/location, features/lamp) | full                 | only `features/lamp`        | -             |
 //!
-//! HTTP: `/api/2/policies/...` GET/PUT/DELETE with the same subjects; `/api/2/whoami`.
+//! A write without WRITE is 403 whatever READ says (Ditto's ThingCommandToModifyExceptionRegistry;
+//! a merge falls back to `things:thing.notmodifiable`); a read without READ is 404.
+//!
+//! HTTP: `/api/2/policies/...` GET/PUT/DELETE with the same subjects (policies as Ditto writes
+//! them: `imports` and each entry's `importable` always present); `/api/2/whoami`.
 
 use crate::authkit;
 use crate::common;
@@ -30,6 +35,17 @@ use authkit::three::{policy, thing_json, THING};
 use authkit::{http, start, user};
 use common::{block_on, command, modify, Ws, WAIT};
 use serde_json::{json, Value};
+
+/// Entries as Ditto serialises them: each with `"importable": "implicit"` unless it has one.
+fn with_defaults(entries: &Value) -> Value {
+    let mut e = entries.clone();
+    for entry in e.as_object_mut().unwrap().values_mut() {
+        if entry.get("importable").is_none() {
+            entry["importable"] = json!("implicit");
+        }
+    }
+    e
+}
 
 async fn ws(env: &authkit::Env, who: &str) -> Ws {
     Ws::connect_with(env.srv.addr, "/ws/2", &[("authorization", user(who))])
@@ -67,6 +83,17 @@ fn three_subjects_retrieve_modify_and_delete_as_documented() {
             ))
             .await;
         assert_eq!(r["status"], 201);
+        // the policy over WS as Ditto writes it: `imports` and every entry's `importable`
+        let r = owner
+            .request(json!({"topic": "ns.auth/lamp1/policies/commands/retrieve", "path": "/"}))
+            .await;
+        assert_eq!(r["value"]["imports"], json!({}), "{r}");
+        assert_eq!(r["value"]["entries"], with_defaults(&policy()["entries"]));
+        let r = owner
+            .request(json!({"topic": "ns.auth/lamp1/policies/commands/retrieve",
+                            "path": "/entries/partial"}))
+            .await;
+        assert_eq!(r["value"]["importable"], "implicit", "{r}");
         let lamp = json!({"properties": {"on": false}});
         let full = json!({"thingId": THING, "policyId": THING, "attributes": {"location": "kitchen"},
             "features": {"lamp": lamp, "door": {"properties": {"open": true}}}});
@@ -120,7 +147,7 @@ fn three_subjects_retrieve_modify_and_delete_as_documented() {
                 [
                     (204, Value::Null),
                     (403, json!("things:feature.property.notmodifiable")),
-                    nf("things:feature.property.notfound"),
+                    (403, json!("things:feature.property.notmodifiable")),
                 ],
             ),
             (
@@ -129,8 +156,8 @@ fn three_subjects_retrieve_modify_and_delete_as_documented() {
                 Some(json!("kitchen")),
                 [
                     (204, Value::Null),
-                    nf("things:attribute.notfound"),
-                    nf("things:attribute.notfound"),
+                    (403, json!("things:attribute.notmodifiable")),
+                    (403, json!("things:attribute.notmodifiable")),
                 ],
             ),
         ];
@@ -158,7 +185,7 @@ fn three_subjects_retrieve_modify_and_delete_as_documented() {
             "partial delete",
         );
         let r = none.request(command(THING, "delete", "/", None)).await;
-        check(&r, 404, &json!("things:thing.notfound"), "none delete");
+        check(&r, 403, &json!("things:thing.notdeletable"), "none delete");
         let multi = json!({"topic": "_/_/things/twin/commands/retrieve", "path": "/",
                            "value": {"thingIds": [THING, "ns.auth:secret1"]}});
         let r = owner.request(multi.clone()).await;
@@ -186,7 +213,7 @@ fn three_subjects_retrieve_modify_and_delete_as_documented() {
         );
         m["headers"]["content-type"] = json!("application/merge-patch+json");
         let r = partial.request(m).await;
-        assert_eq!(r["value"]["error"], "things:feature.notmodifiable", "{r}");
+        assert_eq!(r["value"]["error"], "things:thing.notmodifiable", "{r}");
     });
 }
 
@@ -360,6 +387,12 @@ fn policies_over_http_with_whoami() {
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json()["policyId"], "ns.auth:p1");
     assert_eq!(
+        r.json()["imports"],
+        json!({}),
+        "Ditto always writes imports"
+    );
+    assert_eq!(r.json()["entries"], with_defaults(&p["entries"]));
+    assert_eq!(
         http(
             a,
             "PUT",
@@ -374,8 +407,21 @@ fn policies_over_http_with_whoami() {
     assert_eq!(r.status, 200);
     assert_eq!(
         r.json(),
-        json!({"policyId": "ns.auth:p1", "entries": {"partial": p["entries"]["partial"]}})
+        json!({"policyId": "ns.auth:p1",
+               "entries": {"partial": with_defaults(&p["entries"])["partial"]}}),
+        "imports left out: partial may not READ policy:/imports"
     );
+    let r = http(a, "GET", "/api/2/policies/ns.auth:p1", &h("owner"), None);
+    assert_eq!(r.json()["imports"], json!({}));
+    assert_eq!(r.json()["entries"], with_defaults(&p["entries"]));
+    let r = http(
+        a,
+        "GET",
+        "/api/2/policies/ns.auth:p1/entries/partial/importable",
+        &h("owner"),
+        None,
+    );
+    assert_eq!((r.status, r.json()), (200, json!("implicit")));
     let r = http(a, "GET", "/api/2/policies/ns.auth:p1", &h("none"), None);
     assert_eq!(
         (r.status, r.json()["error"].clone()),
@@ -386,6 +432,17 @@ fn policies_over_http_with_whoami() {
     assert_eq!(
         (r.status, r.json()["error"].clone()),
         (403, json!("policies:subject.notmodifiable"))
+    );
+    // a write without WRITE is 403 also without any READ (Ditto's PolicyCommandEnforcement)
+    let r = http(a, "PUT", sub, &h("none"), Some(r#"{"type":"t"}"#));
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (403, json!("policies:subject.notmodifiable"))
+    );
+    let r = http(a, "DELETE", "/api/2/policies/ns.auth:p1", &h("none"), None);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (403, json!("policies:policy.notmodifiable"))
     );
     let r = http(a, "PUT", sub, &h("owner"), Some(r#"{"type":"t"}"#));
     assert_eq!((r.status, r.json()), (201, json!({"type": "t"})));
@@ -459,7 +516,11 @@ fn created_things_get_inline_copied_or_default_policies() {
         assert_eq!(r["status"], 201, "{r}");
         let r = owner.request(policy_of("ns.auth:copy1")).await;
         assert_eq!(r["value"]["policyId"], "ns.auth:copy1");
-        assert_eq!(r["value"]["_policy"]["entries"], json!(policy()["entries"]));
+        assert_eq!(r["value"]["_policy"]["imports"], json!({}));
+        assert_eq!(
+            r["value"]["_policy"]["entries"],
+            with_defaults(&policy()["entries"])
+        );
         // by reference to another thing's policyId
         let copy = json!({"_copyPolicyFrom": format!("{{{{ ref:things/{THING}/policyId }}}}")});
         let r = owner
@@ -469,7 +530,7 @@ fn created_things_get_inline_copied_or_default_policies() {
         assert_eq!(
             owner.request(policy_of("ns.auth:copy2")).await["value"]["_policy"]["entries"]
                 ["partial"],
-            policy()["entries"]["partial"]
+            with_defaults(&policy()["entries"])["partial"]
         );
         // partial may not read the source policy or the referenced thing's policyId
         let r = partial

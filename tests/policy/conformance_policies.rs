@@ -227,11 +227,19 @@ fn trigger(name: &str) -> Option<(&'static str, Value)> {
 }
 
 /// Drops the harness entries (and `__schemaVersion`) so values compare with the documentation.
+/// Also Ditto's serialisation defaults `"imports": {}` and `"importable": "implicit"`: Ditto
+/// writes them on every policy (`ImmutablePolicy.toJson`, `ImmutablePolicyEntry.toJson`), but
+/// the hand-edited documentation examples leave them out.
 fn clean(v: &Value) -> Value {
+    let default = |k: &str, x: &Value| {
+        (k == "imports" && *x == json!({})) || (k == "importable" && *x == json!("implicit"))
+    };
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
-                .filter(|(k, _)| !k.starts_with("conformance-") && *k != "__schemaVersion")
+                .filter(|(k, x)| {
+                    !k.starts_with("conformance-") && *k != "__schemaVersion" && !default(k, x)
+                })
                 .map(|(k, x)| (k.clone(), clean(x)))
                 .collect(),
         ),

@@ -13,9 +13,9 @@
 //! | send feature message                    | ok    | 403    | 403 (inbox grant does not cover features) | 403 |
 //! | receive messages (START-SEND-MESSAGES)  | yes   | yes    | no (weak ack for its label) | no |
 //! | send claim                              | ok    | ok     | ok     | ok   |
-//! | live modify                             | ok    | 403 `things:attribute.notmodifiable` | 403 | 404 |
+//! | live modify                             | ok    | 403 `things:attribute.notmodifiable` | 403 | 403 |
 //! | receive live commands                   | yes   | yes    | yes    | no   |
-//! | send live event                         | ok    | 403 `things:event.notallowed` | 403 | 404 |
+//! | send live event                         | ok    | 403 `things:event.notallowed` | 403 | 403 |
 
 use crate::authkit;
 use crate::common;
@@ -197,7 +197,11 @@ fn message_and_live_permissions_follow_the_policy() {
                 Some(json!(true)),
             ))
             .await;
-        assert_eq!(code(&r), (404, "things:attribute.notfound".into()), "{r}");
+        assert_eq!(
+            code(&r),
+            (403, "things:attribute.notmodifiable".into()),
+            "no WRITE: 403 whatever READ says (Ditto); {r}"
+        );
         owner
             .send(&live(
                 T,
@@ -223,7 +227,7 @@ fn message_and_live_permissions_follow_the_policy() {
         let r = reader.request(event("p-9")).await;
         assert_eq!(code(&r), (403, "things:event.notallowed".into()), "{r}");
         let r = none.request(event("p-10")).await;
-        assert_eq!(code(&r), (404, "things:thing.notfound".into()), "{r}");
+        assert_eq!(code(&r), (403, "things:event.notallowed".into()), "{r}");
         let http = common::http::Http {
             addr: env.srv.addr,
             auth: Some(user("owner")),

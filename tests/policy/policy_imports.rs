@@ -1,7 +1,9 @@
 //! Policy imports in enforcement, over HTTP with real users: a thing's policy imports a shared
 //! policy; its `implicit` entries apply, `explicit` ones only when the import lists them, `never`
 //! ones not at all; changing the imported policy changes access at once (no stale cache), and
-//! removing the import takes it away.
+//! removing the import takes it away. Policy commands are authorized against the policy with its
+//! imports resolved too (Ditto's PolicyCommandEnforcement): a `policy:/` grant that arrives
+//! through an import lets its subject create, read and change the importing policy.
 
 use crate::authkit;
 use authkit::{http, start, user};
@@ -153,4 +155,87 @@ fn imported_entries_grant_as_their_importable_type_says_and_follow_changes() {
     );
     assert_eq!(get(&env, "carol", THING), 404);
     assert_eq!(get(&env, "owner", THING), 200);
+}
+
+#[test]
+fn policy_commands_see_grants_that_arrive_through_imports() {
+    let env = start(&["owner", "carol", "dave"], "");
+    let a = env.srv.addr;
+    let send = |who: &str, method: &str, path: &str, body: Option<serde_json::Value>| {
+        let b = body.map(|b| b.to_string());
+        http(
+            a,
+            method,
+            path,
+            &[("authorization", user(who))],
+            b.as_deref(),
+        )
+    };
+    // `admins`: carol administrates every policy that imports it (implicitly importable)
+    let admins = json!({"entries": {
+        "owner": {"subjects": {"nginx:owner": {"type": "t"}}, "importable": "never",
+                  "resources": {"policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}},
+        "admins": {"subjects": {"nginx:carol": {"type": "t"}},
+                   "resources": {"policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}});
+    let r = send(
+        "owner",
+        "PUT",
+        "/api/2/policies/ns.imp:admins",
+        Some(admins),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    // carol creates a policy whose only policy WRITE for her comes through the import
+    let dev = json!({"imports": {"ns.imp:admins": {}}, "entries": {
+        "viewers": {"subjects": {"nginx:dave": {"type": "t"}},
+                    "resources": {"thing:/": {"grant": ["READ"], "revoke": []}}}}});
+    let r = send("carol", "PUT", "/api/2/policies/ns.imp:dev", Some(dev));
+    assert_eq!(
+        r.status, 201,
+        "creator's WRITE through the import: {}",
+        r.body
+    );
+    assert_eq!(r.json()["imports"], json!({"ns.imp:admins": {}}));
+    // she reads and changes it
+    let r = send("carol", "GET", "/api/2/policies/ns.imp:dev", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json()["entries"]["viewers"]["importable"],
+        "implicit",
+        "entries as Ditto writes them"
+    );
+    let entry = json!({"subjects": {"nginx:carol": {"type": "t"}},
+                       "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []}}});
+    let r = send(
+        "carol",
+        "PUT",
+        "/api/2/policies/ns.imp:dev/entries/carol",
+        Some(entry.clone()),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    // dave (thing READ only) may neither read nor change it
+    let r = send("dave", "GET", "/api/2/policies/ns.imp:dev", None);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (404, json!("policies:policy.notfound"))
+    );
+    let r = send(
+        "dave",
+        "PUT",
+        "/api/2/policies/ns.imp:dev/entries/dave",
+        Some(entry),
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (403, json!("policies:entry.notmodifiable"))
+    );
+    // carol's grant goes with the imported entry
+    let r = send(
+        "owner",
+        "DELETE",
+        "/api/2/policies/ns.imp:admins/entries/admins",
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = send("carol", "GET", "/api/2/policies/ns.imp:dev", None);
+    assert_eq!(r.status, 404, "imported grant removed: {}", r.body);
 }
