@@ -45,7 +45,7 @@ pub struct State {
     /// the MQTT device bridge (status, shutdown)
     pub mqtt: crate::mqtt::Handle,
     /// TLS on the listener (`[tls]`), if configured
-    pub tls: Option<futures_rustls::TlsAcceptor>,
+    pub tls: Option<crate::tls::Tls>,
 }
 
 /// A full body.

@@ -1,7 +1,8 @@
 //! TLS on the listener (`[tls] cert_file`, `key_file`, or `$EDGETWIN_TLS_KEY_FILE`): HTTPS and
-//! WSS on the same port as plain HTTP would be. Loads the PEM files into a rustls server config (ring provider), and
-//! wraps each accepted TCP stream in a handshake bounded by `HANDSHAKE_TIMEOUT`; everything
-//! above (hyper, the WebSocket upgrade) sees one stream type, plain or TLS.
+//! WSS on the same port as plain HTTP would be. Loads the PEM files into a rustls server config
+//! (ring provider), and wraps each accepted TCP stream in a handshake bounded by
+//! `handshake_timeout_secs`; everything above (hyper, the WebSocket upgrade) sees one stream
+//! type, plain or TLS.
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_rustls::server::TlsStream;
@@ -22,30 +23,49 @@ use std::time::Duration;
 /// stays readable by root only, and check-config, run as root, reads that).
 pub const KEY_FILE_ENV: &str = "EDGETWIN_TLS_KEY_FILE";
 
-/// A client must finish the TLS handshake within this time (else the connection is closed).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// `[tls]`: both files set = HTTPS and WSS only; neither = plain HTTP and WS.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// PEM certificate chain (the server's certificate first)
     pub cert_file: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of that certificate
     pub key_file: Option<PathBuf>,
+    /// a client must finish the TLS handshake within this time, else the connection is closed
+    pub handshake_timeout_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: None,
+            key_file: None,
+            handshake_timeout_secs: 10,
+        }
+    }
+}
+
+/// The listener's TLS: the acceptor and the handshake bound.
+#[derive(Clone)]
+pub struct Tls {
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
 }
 
 impl TlsConfig {
     /// Problems with the settings or the files (each one line, starting with `tls:`).
     pub fn problems(&self) -> Vec<String> {
+        if self.handshake_timeout_secs == 0 {
+            return vec!["tls: handshake_timeout_secs must be positive".into()];
+        }
         match self.acceptor() {
             Ok(_) => Vec::new(),
             Err(e) => vec![format!("tls: {e}")],
         }
     }
 
-    /// The acceptor for these settings; `None` when TLS is off.
-    pub fn acceptor(&self) -> Result<Option<TlsAcceptor>, String> {
+    /// The listener's TLS for these settings; `None` when TLS is off.
+    pub fn acceptor(&self) -> Result<Option<Tls>, String> {
         let key_file = std::env::var_os(KEY_FILE_ENV)
             .map(PathBuf::from)
             .or_else(|| self.key_file.clone());
@@ -74,7 +94,10 @@ impl TlsConfig {
             .map_err(|e| format!("{} and {}: {e}", cert_file.display(), key_file.display()))?;
         // HTTP/1.1 only (hyper's http1 server); WebSocket upgrades are HTTP/1.1 too
         server.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Some(TlsAcceptor::from(Arc::new(server))))
+        Ok(Some(Tls {
+            acceptor: TlsAcceptor::from(Arc::new(server)),
+            handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
+        }))
     }
 }
 
@@ -87,14 +110,14 @@ pub enum Stream {
 }
 
 /// Wraps an accepted TCP stream: as is without TLS, else after a handshake that must finish
-/// within `HANDSHAKE_TIMEOUT` (`None` if it fails or times out; logged at debug).
-pub async fn accept(tls: Option<&TlsAcceptor>, tcp: TcpStream) -> Option<Stream> {
-    let Some(acceptor) = tls else {
+/// within the handshake timeout (`None` if it fails or times out; logged at debug).
+pub async fn accept(tls: Option<&Tls>, tcp: TcpStream) -> Option<Stream> {
+    let Some(tls) = tls else {
         return Some(Stream::Plain(tcp));
     };
-    let handshake = async { Some(acceptor.accept(tcp).await) };
+    let handshake = async { Some(tls.acceptor.accept(tcp).await) };
     let timeout = async {
-        smol::Timer::after(HANDSHAKE_TIMEOUT).await;
+        smol::Timer::after(tls.handshake_timeout).await;
         None
     };
     match futures_lite::future::or(handshake, timeout).await {
@@ -170,7 +193,7 @@ mod tests {
         assert!(TlsConfig::default().problems().is_empty());
         let half = TlsConfig {
             cert_file: Some("/etc/edgetwin/cert.pem".into()),
-            key_file: None,
+            ..TlsConfig::default()
         };
         assert_eq!(
             half.problems(),
@@ -179,6 +202,7 @@ mod tests {
         let missing = TlsConfig {
             cert_file: Some("/nonexistent/cert.pem".into()),
             key_file: Some("/nonexistent/key.pem".into()),
+            ..TlsConfig::default()
         };
         let p = missing.problems();
         assert!(

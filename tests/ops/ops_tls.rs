@@ -28,6 +28,11 @@ fn tools() -> Result<(), String> {
 /// A CA `ca`, a server certificate for localhost / 127.0.0.1 it signed, another CA `other`
 /// and a certificate of `ca` for another name; starts edgetwin with `[tls]` on the server pair.
 fn start(dir: &Path) -> Server {
+    start_with(dir, "")
+}
+
+/// `start` with more `[tls]` settings.
+fn start_with(dir: &Path, more_tls: &str) -> Server {
     certs::ca(dir, "ca");
     certs::ca(dir, "other");
     let (crt, key) = certs::signed(
@@ -46,7 +51,7 @@ fn start(dir: &Path) -> Server {
     std::fs::write(
         &conf,
         format!(
-            "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n{more_tls}",
             crt.display(),
             key.display()
         ),
@@ -320,4 +325,27 @@ fn the_built_in_ws_client_speaks_wss_and_checks_the_certificate() {
     assert_eq!(refused.status.code(), Some(1));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("invalid peer certificate"), "{err}");
+}
+
+/// A client that connects and never starts the handshake is closed after
+/// `handshake_timeout_secs` (1 s here; the test allows 10).
+#[test]
+fn a_client_that_never_starts_the_handshake_is_closed() {
+    if let Err(why) = tools() {
+        return println!("SKIPPED: {why}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start_with(dir.path(), "handshake_timeout_secs = 1\n");
+    block_on(async {
+        let mut tcp = smol::net::TcpStream::connect(srv.addr).await.expect("tcp");
+        let mut buf = Vec::new();
+        let read = async { tcp.read_to_end(&mut buf).await.is_ok() };
+        let closed = futures_lite::future::or(read, async {
+            smol::Timer::after(common::WAIT).await;
+            false
+        })
+        .await;
+        assert!(closed, "still open after {:?}", common::WAIT);
+        assert!(buf.is_empty(), "nothing is sent before a ClientHello");
+    });
 }
