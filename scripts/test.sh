@@ -116,8 +116,8 @@ awk -v secs=$((SECONDS - start)) '
     }
   }
   END {
-    printf "== summary: %d passed (%d of them SKIPPED: could not run here), %d failed, %d ignored; %d min %d s\n",
-      passed, n, failed, ignored, secs / 60, secs % 60
+    printf "== summary: %d passed, %d failed, %d ignored; %d SKIPPED (tests, or parts of tests, that could not run here, listed below); %d min %d s\n",
+      passed, failed, ignored, n, secs / 60, secs % 60
     for (i = 1; i <= n; i++) print "   " skipped[i]
   }
 ' "$log"
