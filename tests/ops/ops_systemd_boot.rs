@@ -80,14 +80,14 @@ fn skip_reason() -> Option<String> {
     if unified_cgroup().is_none() {
         return Some("no cgroup2 hierarchy".into());
     }
-    // in a chroot the kernel refuses the user namespaces DynamicUser needs (the root of PID 1,
-    // as /proc shows it, is then not our root; in a container both are the container's)
-    use std::os::unix::fs::MetadataExt;
-    let id = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
-    if let (Ok(ours), Ok(init)) = (id("/"), id("/proc/1/root")) {
-        if ours != init {
-            return Some("running in a chroot (user namespaces refuse chrooted processes)".into());
-        }
+    // DynamicUser and PrivateUsers need user namespaces; the kernel refuses them to chrooted
+    // processes, for one
+    let userns = Command::new("unshare")
+        .args(["--user", "true"])
+        .stderr(Stdio::null())
+        .status();
+    if !userns.is_ok_and(|s| s.success()) {
+        return Some("no user namespaces here (in a chroot, for one)".into());
     }
     for tool in ["unshare", "nsenter"] {
         if Command::new(tool).arg("--version").output().is_err() {
