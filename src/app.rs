@@ -75,6 +75,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         cfg,
         ex: ex.clone(),
         mqtt,
+        uplink: crate::uplink::Handle::disabled(),
     });
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let workers: Vec<_> = (1..threads)

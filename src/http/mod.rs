@@ -55,7 +55,10 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if devops::owns(&path) {
         return devops::route(&st, req, &path).await;
     }
-    let is_api = path == "/status/health" || path == "/status/mqtt" || path.starts_with("/api/");
+    let is_api = matches!(
+        path.as_str(),
+        "/status/health" | "/status/mqtt" | "/status/uplink"
+    ) || path.starts_with("/api/");
     if !is_api {
         return response::error(&response::route_not_found(&path), None, None);
     }
@@ -84,9 +87,11 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         "/status/health" => read_only(response::json(
             200,
             &json!({"status": "UP", "sessions": st.hub.session_count(),
-                    "pendingRequests": st.hub.pending_count(), "mqtt": st.mqtt.state()}),
+                    "pendingRequests": st.hub.pending_count(), "mqtt": st.mqtt.state(),
+                    "uplink": st.uplink.state()}),
         )),
         "/status/mqtt" => read_only(response::json(200, &st.mqtt.status())),
+        "/status/uplink" => read_only(response::json(200, &st.uplink.status())),
         "/api/2/whoami" => read_only(response::with_cid(
             response::json(
                 200,
