@@ -91,7 +91,7 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                     "uplink": st.uplink.state()}),
         )),
         "/status/mqtt" => read_only(response::json(200, &st.mqtt.status())),
-        "/status/uplink" => read_only(response::json(200, &st.uplink.status())),
+        "/status/uplink" => read_only(response::json(200, &st.uplink.status(parts.uri.query()))),
         "/api/2/whoami" => read_only(response::with_cid(
             response::json(
                 200,

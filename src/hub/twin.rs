@@ -187,6 +187,10 @@ impl Hub {
                 };
                 self.twin_event(cmd, ev, state, who, ev_enforcer)
             }));
+            if let Some(s) = seq {
+                // the uplink learns of the change here (src/uplink/sync.rs)
+                self.thing_changed(&id, s);
+            }
             if let Some(state) = outcome.state.take() {
                 let c = Cached {
                     state: Arc::new(state),

@@ -351,12 +351,13 @@ impl Job {
     }
 }
 
-/// Someone keeps changing the thing: back off like a transient error.
+/// Someone keeps changing the thing (or the cloud hides it: 404 to read, 409 to create):
+/// back off, a bounded number of times.
 fn busy() -> Step {
     Step::Retry {
         status: 409,
         error: "the thing kept changing while it was merged; trying again later".into(),
-        fault: false,
+        fault: true,
     }
 }
 
