@@ -275,7 +275,10 @@ mod tests {
         assert_eq!((d.len(), d.pending()), (1, 0));
         let (_, w) = run(&mut d, Outcome::Interrupted, 0).unwrap();
         assert_eq!((w.cloud, w.cloud_rev), (true, 0));
-        assert!(d.take().is_some(), "interrupted jobs are taken again at once");
+        assert!(
+            d.take().is_some(),
+            "interrupted jobs are taken again at once"
+        );
     }
 
     #[test]

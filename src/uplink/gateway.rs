@@ -47,14 +47,13 @@ async fn send(up: &Shared, link: &Link, cmd: &CloudCmd) -> Result<u16, String> {
         .request(text, &cid)
         .await
         .map_err(|e| format!("{e:?}"))?;
-    Ok(env.status.unwrap_or(500))
-        .and_then(|s| match s < 400 || s == 409 {
-            true => Ok(s),
-            false => {
-                let (s, code, msg) = wire::error_of(&env);
-                Err(format!("{s} {code}: {msg}"))
-            }
-        })
+    Ok(env.status.unwrap_or(500)).and_then(|s| match s < 400 || s == 409 {
+        true => Ok(s),
+        false => {
+            let (s, code, msg) = wire::error_of(&env);
+            Err(format!("{s} {code}: {msg}"))
+        }
+    })
 }
 
 /// Writes the status: the first time in a session the thing is created (with the configured
@@ -127,9 +126,11 @@ mod tests {
             f["properties"]["status"]["readyUntil"],
             "1970-01-01T00:03:00.000Z"
         );
-        assert!(status_patch(None, 1)["features"]["ConnectionStatus"]["properties"]["status"]
-            .get("readySince")
-            .is_none());
+        assert!(
+            status_patch(None, 1)["features"]["ConnectionStatus"]["properties"]["status"]
+                .get("readySince")
+                .is_none()
+        );
         let b = create_body(Some("fleet:edge"), &p);
         assert_eq!(b["policyId"], "fleet:edge");
         assert_eq!(b["features"], p["features"]);

@@ -66,6 +66,7 @@ pub fn deliver(up: &Arc<Shared>, link: &Arc<Link>, mut env: Envelope) {
         .spawn(async move {
             let _permit = permit;
             if let Some(answer) = up.local.deliver(env).await {
+                tracing::debug!(topic = %answer.topic, status = answer.status, "uplink: answer to the cloud: {}", answer.to_text());
                 if link.send(answer.to_text()).await {
                     add(&up.stats.c.answers, 1);
                 }

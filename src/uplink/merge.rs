@@ -41,26 +41,29 @@ pub fn synced_part(thing: &Value) -> Value {
 }
 
 /// Merges the edge's (`local`) and the cloud's version against `base` (`None` = no common
-/// ancestor: every difference counts as changed on both sides). `None` in = absent.
+/// ancestor: every difference counts as changed on both sides).
 pub fn merge3(base: Option<&Value>, local: &Value, cloud: &Value) -> Value {
     let mut path = Vec::new();
+    let base = base.map(Some);
     merge_at(&mut path, base, Some(local), Some(cloud)).unwrap_or(Value::Object(Map::new()))
 }
 
+/// `base`: `None` = no ancestor known; `Some(None)` = the ancestor had nothing here.
 fn merge_at<'a>(
     path: &mut Vec<&'a str>,
-    base: Option<&'a Value>,
+    base: Option<Option<&'a Value>>,
     local: Option<&'a Value>,
     cloud: Option<&'a Value>,
 ) -> Option<Value> {
     if let (Some(Value::Object(l)), Some(Value::Object(c))) = (local, cloud) {
         if path.len() < MAX_DEPTH {
-            let b = base.and_then(Value::as_object);
+            let b = base.map(|b| b.and_then(Value::as_object));
             let mut out = Map::new();
             let keys = l.keys().chain(c.keys().filter(|k| !l.contains_key(*k)));
             for k in keys {
                 path.push(k);
-                let merged = merge_at(path, b.and_then(|b| b.get(k)), l.get(k), c.get(k));
+                let bk = b.map(|b| b.and_then(|b| b.get(k)));
+                let merged = merge_at(path, bk, l.get(k), c.get(k));
                 path.pop();
                 if let Some(v) = merged {
                     out.insert(k.clone(), v);
@@ -75,19 +78,16 @@ fn merge_at<'a>(
 /// The winner of one leaf (or of a subtree that one side replaced or removed as a whole).
 fn pick<'a>(
     path: &[&str],
-    base: Option<&'a Value>,
+    base: Option<Option<&'a Value>>,
     local: Option<&'a Value>,
     cloud: Option<&'a Value>,
 ) -> Option<&'a Value> {
     if local == cloud {
         return local;
     }
-    match (
-        base.is_some() && local == base,
-        base.is_some() && cloud == base,
-    ) {
-        (true, _) => cloud,
-        (_, true) => local,
+    match base {
+        Some(b) if local == b => cloud,
+        Some(b) if cloud == b => local,
         _ => match owner(path) {
             Owner::Edge => local,
             Owner::Cloud => cloud,
@@ -186,6 +186,17 @@ mod tests {
             json!({"features": {}}),
             json!({"features": {"f": {"properties": {"x": 1}, "desiredProperties": {"x": 5}}}}),
             json!({"features": {}}),
+        );
+    }
+
+    #[test]
+    fn a_key_new_on_one_side_is_kept() {
+        let base = json!({"attributes": {"a": 1}});
+        check(
+            Some(base),
+            json!({"attributes": {"a": 1, "e": 1}}),
+            json!({"attributes": {"a": 1, "c": 3}, "features": {"n": {}}}),
+            json!({"attributes": {"a": 1, "e": 1, "c": 3}, "features": {"n": {}}}),
         );
     }
 

@@ -47,9 +47,11 @@ impl Handler for CloudHandler {
             Incoming::Live(env) => super::live::deliver(&self.up, &self.link, *env),
             Incoming::Error(env) => {
                 let (s, code, msg) = wire::error_of(&env);
-                self.up
-                    .stats
-                    .fault(now, Kind::Connection, format_args!("cloud: {s} {code}: {msg}"));
+                self.up.stats.fault(
+                    now,
+                    Kind::Connection,
+                    format_args!("cloud: {s} {code}: {msg}"),
+                );
             }
             Incoming::Malformed(why) => {
                 add(&self.up.stats.c.malformed, 1);
@@ -93,8 +95,11 @@ pub async fn run(up: Arc<Shared>, creds: Credentials) {
                 };
                 if end != End::Local || !up.stopping.load(Ordering::Acquire) {
                     add(&up.stats.c.connection_errors, 1);
-                    up.stats
-                        .fault(now(), Kind::Connection, format_args!("session ended: {why}"));
+                    up.stats.fault(
+                        now(),
+                        Kind::Connection,
+                        format_args!("session ended: {why}"),
+                    );
                 }
             }
             Err(e) => {
@@ -141,7 +146,11 @@ async fn session(
         if exp > 0 && exp <= now() {
             return Err(format!(
                 "the token in {} expired at {}; waiting for a new one",
-                up.cfg.token_file.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+                up.cfg
+                    .token_file
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
                 crate::clock::format_millis(exp)
             ));
         }
@@ -149,7 +158,9 @@ async fn session(
     let (socket, sent) = client::connect(url, &header, tls, timeout, MAX_FRAME)
         .await
         .map_err(|e| match e {
-            ConnectError::Unauthorized(b) => format!("the cloud refused the credentials (401): {b}"),
+            ConnectError::Unauthorized(b) => {
+                format!("the cloud refused the credentials (401): {b}")
+            }
             other => format!("connecting to {}: {other}", url.to_url()),
         })?;
     add(&up.stats.c.sent_bytes, sent);
@@ -225,7 +236,13 @@ async fn subscribe(
             None
         })
         .await
-        .ok_or_else(|| format!("no acknowledgement of {} within {}s", missing.join(", "), timeout.as_secs()))?;
+        .ok_or_else(|| {
+            format!(
+                "no acknowledgement of {} within {}s",
+                missing.join(", "),
+                timeout.as_secs()
+            )
+        })?;
         missing.retain(|m| ack.trim() != format!("{m}:ACK"));
     }
     Ok(())
@@ -273,8 +290,11 @@ async fn sweep(up: Arc<Shared>, link: Arc<Link>) {
         } = match up.local.records_page(after.as_deref(), wire::SWEEP_BATCH) {
             Ok(p) => p,
             Err(e) => {
-                up.stats
-                    .fault(now(), Kind::Local, format_args!("sweep: store read failed: {e}"));
+                up.stats.fault(
+                    now(),
+                    Kind::Local,
+                    format_args!("sweep: store read failed: {e}"),
+                );
                 return;
             }
         };

@@ -93,7 +93,9 @@ impl Shared {
 
     /// True if the thing is mirrored: its namespace is, and it exists here or has a record.
     pub fn tracks(&self, id: &str) -> bool {
-        let ns_ok = id.split_once(':').is_some_and(|(ns, _)| self.cfg.mirrors(ns));
+        let ns_ok = id
+            .split_once(':')
+            .is_some_and(|(ns, _)| self.cfg.mirrors(ns));
         ns_ok
             && (matches!(self.local.thing(id), Ok(Some(_)))
                 || matches!(self.local.record(id), Ok(Some(_))))
@@ -222,14 +224,23 @@ async fn job(up: &Shared, link: &Link, id: &str, work: Work) -> Outcome {
     let (local, rec) = match (up.local.local(id), up.local.record(id)) {
         (Ok(l), Ok(r)) => (l, r),
         (Err(e), _) | (_, Err(crate::store::StoreError(e))) => {
-            up.stats
-                .fault(now(), Kind::Local, format_args!("'{id}': store read failed: {e}"));
+            up.stats.fault(
+                now(),
+                Kind::Local,
+                format_args!("'{id}': store read failed: {e}"),
+            );
             return Outcome::Retry { fault: true };
         }
     };
-    let cloud_changed =
-        work.cloud && (work.cloud_rev == 0 || rec.as_ref().is_none_or(|r| work.cloud_rev > r.cloud_rev));
-    let mut job = Job::new(id, up.cfg.policy_id.as_deref(), local, rec.clone(), cloud_changed);
+    let cloud_changed = work.cloud
+        && (work.cloud_rev == 0 || rec.as_ref().is_none_or(|r| work.cloud_rev > r.cloud_rev));
+    let mut job = Job::new(
+        id,
+        up.cfg.policy_id.as_deref(),
+        local,
+        rec.clone(),
+        cloud_changed,
+    );
     let mut step = job.start();
     loop {
         step = match step {
@@ -318,7 +329,10 @@ async fn cloud(up: &Shared, link: &Link, id: &str, cmd: &CloudCmd) -> Result<Clo
             up.stats.fault(
                 now(),
                 Kind::Connection,
-                format_args!("no answer about '{id}' within {}s", up.cfg.request_timeout_secs),
+                format_args!(
+                    "no answer about '{id}' within {}s",
+                    up.cfg.request_timeout_secs
+                ),
             );
             return Err(Outcome::Retry { fault: false });
         }

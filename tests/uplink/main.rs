@@ -8,4 +8,6 @@ mod common;
 #[path = "../uplinkkit/mod.rs"]
 mod uplinkkit;
 
+mod uplink_down;
 mod uplink_mirror;
+mod uplink_offline;

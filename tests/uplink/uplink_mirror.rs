@@ -13,23 +13,43 @@ fn things_created_changed_and_deleted_locally_are_mirrored_up() {
     let edge = Edge::start(&uplink_toml(&cloud.url()), &[]);
     block_on(async {
         edge.wait_connected().await;
-        let mut ws = Ws::connect(edge.addr(), Some(("ditto", "ditto"))).await.unwrap();
+        let mut ws = Ws::connect(edge.addr(), Some(("ditto", "ditto")))
+            .await
+            .unwrap();
         // create over WS
         let r = ws
-            .request(command("edge:t1", "create", "/", Some(json!({"attributes": {"a": 1, "b": {"c": 2}}}))))
+            .request(command(
+                "edge:t1",
+                "create",
+                "/",
+                Some(json!({"attributes": {"a": 1, "b": {"c": 2}}})),
+            ))
             .await;
         assert_eq!(r["status"], 201, "{r}");
-        let t = wait_thing(cloud.addr(), "edge:t1", CONVERGE, |t| t["attributes"]["a"] == 1).await;
+        let t = wait_thing(cloud.addr(), "edge:t1", CONVERGE, |t| {
+            t["attributes"]["a"] == 1
+        })
+        .await;
         assert_eq!(t["attributes"]["b"], json!({"c": 2}));
         // modify over WS, merge over HTTP
-        ws.request(command("edge:t1", "modify", "/attributes/a", Some(json!(5)))).await;
+        ws.request(command(
+            "edge:t1",
+            "modify",
+            "/attributes/a",
+            Some(json!(5)),
+        ))
+        .await;
         let r = edge.http().patch("/api/2/things/edge:t1", &json!({"attributes": {"b": {"c": null, "d": 3}}, "features": {"f": {"properties": {"x": true}}}})).await;
         assert_eq!(r.status, 204, "{}", r.text());
         let t = wait_thing(cloud.addr(), "edge:t1", CONVERGE, |t| {
             t["attributes"]["a"] == 5 && t["features"]["f"]["properties"]["x"] == true
         })
         .await;
-        assert_eq!(t["attributes"]["b"], json!({"d": 3}), "merge deletes reach the cloud: {t}");
+        assert_eq!(
+            t["attributes"]["b"],
+            json!({"d": 3}),
+            "merge deletes reach the cloud: {t}"
+        );
         // things outside the mirrored namespaces stay local
         let r = edge.http().put("/api/2/things/other:t9", &json!({})).await;
         assert_eq!(r.status, 201);
@@ -40,10 +60,16 @@ fn things_created_changed_and_deleted_locally_are_mirrored_up() {
         let st = edge.status(Some("edge:t1")).await;
         assert_eq!(st["thing"]["cloudRevision"], cloud_rev, "{st}");
         assert_eq!(st["thing"]["dirty"], false);
-        assert_eq!(st["thing"]["syncedLocalRevision"], st["thing"]["localRevision"]);
+        assert_eq!(
+            st["thing"]["syncedLocalRevision"],
+            st["thing"]["localRevision"]
+        );
         assert_eq!(cloud.http().get("/api/2/things/other:t9").await.status, 404);
         // delete
-        assert_eq!(edge.http().delete("/api/2/things/edge:t1").await.status, 204);
+        assert_eq!(
+            edge.http().delete("/api/2/things/edge:t1").await.status,
+            204
+        );
         wait_thing(cloud.addr(), "edge:t1", CONVERGE, |t| t.is_null()).await;
         let s = edge.wait_synced(CONVERGE).await;
         assert!(s["counters"]["created"].as_u64().unwrap() >= 1, "{s}");
@@ -63,7 +89,10 @@ fn the_gateway_twin_shows_the_box_online_and_things_get_the_configured_policy() 
             "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []},
                           "policy:/": {"grant": ["READ", "WRITE"], "revoke": []},
                           "message:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}});
-        let r = cloud.http().put("/api/2/policies/fleet:edge", &policy).await;
+        let r = cloud
+            .http()
+            .put("/api/2/policies/fleet:edge", &policy)
+            .await;
         assert_eq!(r.status, 201, "{}", r.text());
     });
     let toml = format!("{}policy_id = \"fleet:edge\"\n", uplink_toml(&cloud.url()));
@@ -72,12 +101,23 @@ fn the_gateway_twin_shows_the_box_online_and_things_get_the_configured_policy() 
         edge.wait_connected().await;
         let gw = wait_thing(cloud.addr(), "edge:gateway", CONVERGE, |t| !t.is_null()).await;
         let status = &gw["features"]["ConnectionStatus"];
-        assert_eq!(status["definition"][0], "org.eclipse.ditto:ConnectionStatus:1.0.0");
-        let until = status["properties"]["status"]["readyUntil"].as_str().unwrap().to_owned();
-        let since = status["properties"]["status"]["readySince"].as_str().unwrap().to_owned();
+        assert_eq!(
+            status["definition"][0],
+            "org.eclipse.ditto:ConnectionStatus:1.0.0"
+        );
+        let until = status["properties"]["status"]["readyUntil"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let since = status["properties"]["status"]["readySince"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(until > since, "{gw}");
         assert_eq!(gw["policyId"], "fleet:edge");
-        edge.http().put("/api/2/things/edge:p1", &json!({"attributes": {"x": 1}})).await;
+        edge.http()
+            .put("/api/2/things/edge:p1", &json!({"attributes": {"x": 1}}))
+            .await;
         let t = wait_thing(cloud.addr(), "edge:p1", CONVERGE, |t| !t.is_null()).await;
         assert_eq!(t["policyId"], "fleet:edge", "{t}");
         let s = edge.status(None).await;

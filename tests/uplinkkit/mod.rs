@@ -146,7 +146,10 @@ impl Edge {
             if pred(&s) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "uplink status never matched: {s}");
+            assert!(
+                Instant::now() < deadline,
+                "uplink status never matched: {s}"
+            );
             smol::Timer::after(Duration::from_millis(50)).await;
         }
     }
@@ -170,16 +173,30 @@ impl Edge {
 
 /// Polls `GET /api/2/things/{id}` on `addr` until `pred` holds on the body (`Null` for 404);
 /// panics after `wait` with the last body.
-pub async fn wait_thing(addr: SocketAddr, id: &str, wait: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_thing(
+    addr: SocketAddr,
+    id: &str,
+    wait: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
     let http = Http::new(addr);
     let deadline = Instant::now() + wait;
     loop {
         let r = http.get(&format!("/api/2/things/{id}")).await;
-        let v = if r.status == 200 { r.json() } else { Value::Null };
+        let v = if r.status == 200 {
+            r.json()
+        } else {
+            Value::Null
+        };
         if pred(&v) {
             return v;
         }
-        assert!(Instant::now() < deadline, "thing {id} on {addr} never matched: {} {}", r.status, r.text());
+        assert!(
+            Instant::now() < deadline,
+            "thing {id} on {addr} never matched: {} {}",
+            r.status,
+            r.text()
+        );
         smol::Timer::after(Duration::from_millis(50)).await;
     }
 }
@@ -189,7 +206,9 @@ pub async fn revision(addr: SocketAddr, id: &str) -> Option<u64> {
     let r = Http::new(addr)
         .get(&format!("/api/2/things/{id}?fields=_revision"))
         .await;
-    (r.status == 200).then(|| r.json()["_revision"].as_u64()).flatten()
+    (r.status == 200)
+        .then(|| r.json()["_revision"].as_u64())
+        .flatten()
 }
 
 /// A TCP proxy between the edge and the cloud that can stall: while stalled it keeps every
@@ -224,7 +243,12 @@ impl Proxy {
                                 cs.lock().unwrap().push(c);
                             }
                         }
-                        pump(client.try_clone().unwrap(), server.try_clone().unwrap(), st.clone(), sp.clone());
+                        pump(
+                            client.try_clone().unwrap(),
+                            server.try_clone().unwrap(),
+                            st.clone(),
+                            sp.clone(),
+                        );
                         pump(server, client, st.clone(), sp.clone());
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -287,11 +311,69 @@ fn pump(mut from: TcpStream, mut to: TcpStream, stalled: Arc<AtomicBool>, stop: 
                         break;
                     }
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => break,
             }
         }
         let _ = to.shutdown(std::net::Shutdown::Both);
         let _ = from.shutdown(std::net::Shutdown::Both);
     });
+}
+
+/// Sends `cmds` on one WS session without waiting in between, then reads one answer per
+/// command (events skipped); panics on an answer that is an error.
+pub async fn pipeline(ws: &mut crate::common::Ws, cmds: &[Value]) {
+    for c in cmds {
+        ws.send(c).await;
+    }
+    let mut answered = 0;
+    while answered < cmds.len() {
+        let v = ws.recv().await;
+        let topic = v["topic"].as_str().unwrap_or("");
+        if topic.contains("/events/") {
+            continue;
+        }
+        assert!(v["status"].as_u64().unwrap_or(500) < 400, "{v}");
+        answered += 1;
+    }
+}
+
+/// `thingId -> _revision` of `ids` on `addr` (retrieve multiple, 100 at a time).
+pub async fn revisions(addr: SocketAddr, ids: &[String]) -> std::collections::HashMap<String, u64> {
+    let http = Http::new(addr);
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(100) {
+        let r = http
+            .get(&format!(
+                "/api/2/things?ids={}&fields=thingId,_revision",
+                chunk.join(",")
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        for t in r.json().as_array().expect("array") {
+            out.insert(
+                t["thingId"].as_str().expect("id").to_owned(),
+                t["_revision"].as_u64().expect("revision"),
+            );
+        }
+    }
+    out
+}
+
+/// The uplink's local subject (its default).
+pub const UPLINK_SUBJECT: &str = "integration:edgetwin-uplink";
+
+/// An inline policy for local things: the dev user owns them, the uplink may change them and
+/// send them messages (what cloud changes and live commands need, docs/uplink.md).
+pub fn policy_with_uplink() -> Value {
+    let rw = serde_json::json!({"grant": ["READ", "WRITE"], "revoke": []});
+    serde_json::json!({"entries": {
+        "OWNER": {"subjects": {"nginx:ditto": {"type": "owner"}},
+                  "resources": {"thing:/": rw, "policy:/": rw, "message:/": rw}},
+        "UPLINK": {"subjects": {UPLINK_SUBJECT: {"type": "uplink"}},
+                   "resources": {"thing:/": rw, "message:/": rw}}}})
 }
