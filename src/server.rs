@@ -56,7 +56,7 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// The credentials a request presents, owned (to move them off the executor).
+/// The credentials a request presents, owned.
 struct OwnedCredentials {
     authorization: Option<String>,
     pre: Option<String>,
@@ -99,19 +99,17 @@ impl OwnedCredentials {
     }
 }
 
-/// Authenticates a request (argon2 runs off the executor): pre-authentication from a trusted
-/// proxy, `Authorization: Bearer|Basic`, or `?access_token=` on `/ws/2`.
+/// Authenticates a request: pre-authentication from a trusted proxy, `Authorization:
+/// Bearer|Basic`, or `?access_token=` on `/ws/2` (HTTP, SSE and WebSocket upgrades alike).
+/// argon2 runs in the bounded verifier pool (`auth::verifier`), never on the executor.
 pub async fn authenticate(
     st: &Arc<State>,
     req: &Request<Incoming>,
 ) -> Result<auth::Authenticated, DittoError> {
     let c = OwnedCredentials::of(req);
-    let st = st.clone();
-    smol::unblock(move || {
-        st.auth
-            .authenticate_request(&c.borrow(), crate::clock::now_millis())
-    })
-    .await
+    st.auth
+        .authenticate_request(&c.borrow(), crate::clock::now_millis())
+        .await
 }
 
 /// Authenticates a DevOps request: Basic of a user in `[auth] devops_users`; the user name.
@@ -120,12 +118,9 @@ pub async fn authenticate_devops(
     req: &Request<Incoming>,
 ) -> Result<String, DittoError> {
     let c = OwnedCredentials::of(req);
-    let st = st.clone();
-    smol::unblock(move || {
-        st.auth
-            .authenticate_devops(&c.borrow(), crate::clock::now_millis())
-    })
-    .await
+    st.auth
+        .authenticate_devops(&c.borrow(), crate::clock::now_millis())
+        .await
 }
 
 async fn route(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {

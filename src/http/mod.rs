@@ -88,7 +88,7 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             200,
             &json!({"status": "UP", "sessions": st.hub.session_count(),
                     "pendingRequests": st.hub.pending_count(), "mqtt": st.mqtt.state(),
-                    "uplink": st.uplink.state()}),
+                    "uplink": st.uplink.state(), "auth": st.auth.stats()}),
         )),
         "/status/mqtt" => read_only(response::json(200, &st.mqtt.status())),
         "/status/uplink" => read_only(response::json(200, &st.uplink.status(parts.uri.query()))),

@@ -12,6 +12,7 @@ mod livekit;
 mod auth_cors;
 mod auth_devops;
 mod auth_jwt;
+mod auth_limits;
 mod auth_policies;
 mod check_permissions;
 mod conformance_policies;
