@@ -137,6 +137,8 @@ pub struct Job {
     cloud_rev: u64,
     local_patch: Option<Value>,
     stale_rounds: u32,
+    /// created with `policyId` = the thing ID (its earlier implicit policy still exists)
+    reuse_policy: bool,
 }
 
 impl Job {
@@ -160,6 +162,7 @@ impl Job {
             cloud_rev: 0,
             local_patch: None,
             stale_rounds: 0,
+            reuse_policy: false,
         }
     }
 
@@ -223,7 +226,11 @@ impl Job {
             return Step::Clean;
         };
         let mut thing = local.doc.as_object().cloned().unwrap_or_default();
-        if let Some(pid) = &self.policy_id {
+        let pid = match self.reuse_policy {
+            true => Some(&self.thing_id),
+            false => self.policy_id.as_ref(),
+        };
+        if let Some(pid) = pid {
             thing.insert("policyId".into(), Value::String(pid.clone()));
         }
         self.merged = local.doc.clone();
@@ -313,6 +320,16 @@ impl Job {
     fn on_error(&mut self, sent: Sent, status: u16, code: &str, message: String) -> Step {
         let class = classify(status, code);
         match (sent, class) {
+            // created again after a deletion in the cloud: Ditto keeps the deleted thing's
+            // implicit policy (ID = thing ID), so a create without policyId fails; use it
+            (Sent::Create, Class::Refuse)
+                if code == "things:thing.notcreatable"
+                    && self.policy_id.is_none()
+                    && !self.reuse_policy =>
+            {
+                self.reuse_policy = true;
+                self.create()
+            }
             (Sent::Delete, Class::Missing) => Step::Done(None),
             (Sent::Retrieve, Class::Missing) | (Sent::Patch, Class::Missing) => self.create(),
             (Sent::Create | Sent::Patch, Class::Stale) => {

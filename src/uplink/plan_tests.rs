@@ -289,3 +289,30 @@ fn stale_rounds_are_bounded() {
     assert!(matches!(step, Step::Retry { status: 409, .. }), "{step:?}");
     assert!(j.stale_rounds() > MAX_STALE_ROUNDS);
 }
+
+#[test]
+fn a_thing_created_again_reuses_its_implicit_cloud_policy() {
+    let doc = json!({"attributes": {"a": 1}});
+    let mut j = Job::new(
+        "n:t",
+        None,
+        local(4, doc.clone()),
+        rec(3, 9, doc.clone()),
+        true,
+    );
+    assert_eq!(j.start(), Step::Cloud(CloudCmd::Retrieve));
+    assert_eq!(
+        j.on_cloud(err(404, "things:thing.notfound")),
+        Step::Cloud(CloudCmd::Create(doc.clone()))
+    );
+    assert_eq!(
+        j.on_cloud(err(400, "things:thing.notcreatable")),
+        Step::Cloud(CloudCmd::Create(
+            json!({"attributes": {"a": 1}, "policyId": "n:t"})
+        ))
+    );
+    assert!(matches!(
+        j.on_cloud(err(400, "things:thing.notcreatable")),
+        Step::Refused { .. }
+    ));
+}

@@ -9,5 +9,7 @@ mod common;
 mod uplinkkit;
 
 mod uplink_down;
+mod uplink_faults;
+mod uplink_jwt;
 mod uplink_mirror;
 mod uplink_offline;
