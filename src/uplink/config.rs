@@ -326,4 +326,32 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert!(cfg.unwrap().uplink.enabled());
     }
+
+    /// Every TOML block of docs/uplink.md is a valid config (the ten-line setup first).
+    #[test]
+    fn the_documented_configs_pass_check_config() {
+        let doc = include_str!("../../docs/uplink.md");
+        let blocks: Vec<&str> = doc
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect();
+        assert_eq!(blocks.len(), 2);
+        for b in blocks {
+            let (cfg, problems) = crate::ops::check::check_text(b);
+            assert!(problems.is_empty(), "{b}: {problems:?}");
+            assert!(cfg.is_some());
+        }
+        let setup = crate::config::Config::from_toml(
+            doc.split("```toml\n")
+                .nth(1)
+                .unwrap_or_default()
+                .split("```")
+                .next()
+                .unwrap_or_default(),
+        )
+        .unwrap();
+        assert!(setup.uplink.enabled());
+        assert_eq!(setup.uplink.policy_id.as_deref(), Some("fleet:edge"));
+    }
 }
