@@ -125,12 +125,17 @@ fn synced(edge: SocketAddr) -> bool {
 }
 
 async fn ws(addr: SocketAddr) -> Ws {
-    let mut req = format!("ws://{addr}/ws/2").into_client_request().expect("req");
+    let mut req = format!("ws://{addr}/ws/2")
+        .into_client_request()
+        .expect("req");
     let auth = base64::engine::general_purpose::STANDARD.encode("ditto:ditto");
     req.headers_mut()
         .insert("authorization", format!("Basic {auth}").parse().expect("h"));
     let tcp = TcpStream::connect(addr).await.expect("tcp");
-    async_tungstenite::client_async(req, tcp).await.expect("ws").0
+    async_tungstenite::client_async(req, tcp)
+        .await
+        .expect("ws")
+        .0
 }
 
 async fn recv(ws: &mut Ws) -> Value {
@@ -174,25 +179,49 @@ fn sync(bin: &str, n: usize) {
     let cport = free_port();
     let cloud = spawn(bin, cport, "", None);
     let edge = spawn(bin, 0, &uplink(cport), None);
-    wait("connect", Duration::from_secs(30), || status(edge.addr)["connected"] == true);
+    wait("connect", Duration::from_secs(30), || {
+        status(edge.addr)["connected"] == true
+    });
     let t0 = Instant::now();
     smol::block_on(async {
         let mut w = ws(edge.addr).await;
-        pipeline(&mut w, (0..n).map(|i| cmd(i, "create", json!({"attributes": {"v": 0}}))).collect()).await;
+        pipeline(
+            &mut w,
+            (0..n)
+                .map(|i| cmd(i, "create", json!({"attributes": {"v": 0}})))
+                .collect(),
+        )
+        .await;
     });
-    wait("initial sync", Duration::from_secs(600), || synced(edge.addr));
+    wait("initial sync", Duration::from_secs(600), || {
+        synced(edge.addr)
+    });
     let online = t0.elapsed();
     let cloud_dir = kill(cloud);
-    wait("disconnect", Duration::from_secs(30), || status(edge.addr)["connected"] == false);
+    wait("disconnect", Duration::from_secs(30), || {
+        status(edge.addr)["connected"] == false
+    });
     smol::block_on(async {
         let mut w = ws(edge.addr).await;
-        pipeline(&mut w, (0..n).map(|i| cmd(i, "merge", json!({"attributes": {"v": 1, "x": i}}))).collect()).await;
+        pipeline(
+            &mut w,
+            (0..n)
+                .map(|i| cmd(i, "merge", json!({"attributes": {"v": 1, "x": i}})))
+                .collect(),
+        )
+        .await;
     });
-    wait("pending", Duration::from_secs(60), || status(edge.addr)["pending"] == n);
+    wait("pending", Duration::from_secs(60), || {
+        status(edge.addr)["pending"] == n
+    });
     let _cloud = spawn(bin, cport, "", Some(cloud_dir));
     let back = wait("resync", Duration::from_secs(600), || synced(edge.addr));
     let s = status(edge.addr);
-    println!("sync: {n} things created while connected, mirrored in {:.2} s = {:.0} things/s", online.as_secs_f64(), n as f64 / online.as_secs_f64());
+    println!(
+        "sync: {n} things created while connected, mirrored in {:.2} s = {:.0} things/s",
+        online.as_secs_f64(),
+        n as f64 / online.as_secs_f64()
+    );
     println!("sync: {n} things changed offline, cloud back -> all confirmed in {:.2} s = {:.0} things/s (reconnect backoff <= 1 s included)", back.as_secs_f64(), n as f64 / back.as_secs_f64());
     println!("sync: counters {}", s["counters"]);
 }
@@ -212,7 +241,9 @@ async fn round_trips(app: &mut Ws, dev: &mut Ws, k: usize) -> Vec<f64> {
             if got["headers"]["correlation-id"] == cid.as_str() {
                 let a = json!({"topic": got["topic"], "path": got["path"], "status": 200,
                                "headers": {"correlation-id": cid, "content-type": "application/json"}, "value": i});
-                dev.send(Message::text(a.to_string())).await.expect("answer");
+                dev.send(Message::text(a.to_string()))
+                    .await
+                    .expect("answer");
                 break;
             }
         }
@@ -237,20 +268,35 @@ fn live(bin: &str, k: usize) {
     let cport = free_port();
     let cloud = spawn(bin, cport, "", None);
     let edge = spawn(bin, 0, &uplink(cport), None);
-    wait("connect", Duration::from_secs(30), || status(edge.addr)["connected"] == true);
+    wait("connect", Duration::from_secs(30), || {
+        status(edge.addr)["connected"] == true
+    });
     let rw = json!({"grant": ["READ", "WRITE"], "revoke": []});
     let policy = json!({"entries": {
         "OWNER": {"subjects": {"nginx:ditto": {"type": "o"}}, "resources": {"thing:/": rw, "policy:/": rw, "message:/": rw}},
         "UPLINK": {"subjects": {"integration:edgetwin-uplink": {"type": "u"}}, "resources": {"thing:/": rw, "message:/": rw}}}});
     smol::block_on(async {
         let mut dev = ws(edge.addr).await;
-        pipeline(&mut dev, vec![cmd(0, "create", json!({"_policy": policy}))].into_iter().map(|mut c| {
-            c["topic"] = "bench/dev/things/twin/commands/create".into();
-            c
-        }).collect()).await;
-        dev.send(Message::text("START-SEND-MESSAGES")).await.expect("start");
-        while !matches!(dev.next().await, Some(Ok(Message::Text(t))) if t.as_str() == "START-SEND-MESSAGES:ACK") {}
-        wait("mirrored", Duration::from_secs(30), || get(cloud.addr, "/api/2/things/bench:dev")["thingId"] == "bench:dev");
+        pipeline(
+            &mut dev,
+            vec![cmd(0, "create", json!({"_policy": policy}))]
+                .into_iter()
+                .map(|mut c| {
+                    c["topic"] = "bench/dev/things/twin/commands/create".into();
+                    c
+                })
+                .collect(),
+        )
+        .await;
+        dev.send(Message::text("START-SEND-MESSAGES"))
+            .await
+            .expect("start");
+        while !matches!(dev.next().await, Some(Ok(Message::Text(t))) if t.as_str() == "START-SEND-MESSAGES:ACK")
+        {
+        }
+        wait("mirrored", Duration::from_secs(30), || {
+            get(cloud.addr, "/api/2/things/bench:dev")["thingId"] == "bench:dev"
+        });
         let mut direct_app = ws(edge.addr).await;
         let mut cloud_app = ws(cloud.addr).await;
         // warm-up
@@ -259,8 +305,17 @@ fn live(bin: &str, k: usize) {
         let d = round_trips(&mut direct_app, &mut dev, k).await;
         let c = round_trips(&mut cloud_app, &mut dev, k).await;
         println!("live: {k} message round trips answered by a WS device on the edge");
-        println!("live: direct to the edge   p50 {:.2} ms  p99 {:.2} ms", pct(&d, 0.5), pct(&d, 0.99));
-        println!("live: through the cloud    p50 {:.2} ms  p99 {:.2} ms  (ratio p50 {:.2}x)", pct(&c, 0.5), pct(&c, 0.99), pct(&c, 0.5) / pct(&d, 0.5));
+        println!(
+            "live: direct to the edge   p50 {:.2} ms  p99 {:.2} ms",
+            pct(&d, 0.5),
+            pct(&d, 0.99)
+        );
+        println!(
+            "live: through the cloud    p50 {:.2} ms  p99 {:.2} ms  (ratio p50 {:.2}x)",
+            pct(&c, 0.5),
+            pct(&c, 0.99),
+            pct(&c, 0.5) / pct(&d, 0.5)
+        );
     });
 }
 
@@ -280,13 +335,33 @@ fn rss(bin: &str, things: usize, updates: usize, with_uplink: bool) {
     // the cloud's port is never opened: the edge keeps retrying (backoff <= 1 s); the
     // baseline run has no [uplink] at all
     let store = std::env::var("STORE").unwrap_or_else(|_| "sled".into());
-    let toml = format!("store = \"{store}\"\n{}", if with_uplink { uplink(free_port()) } else { String::new() });
+    let toml = format!(
+        "store = \"{store}\"\n{}",
+        if with_uplink {
+            uplink(free_port())
+        } else {
+            String::new()
+        }
+    );
     let edge = spawn(bin, 0, &toml, None);
-    println!("rss: {} the uplink", if with_uplink { "with" } else { "baseline without" });
+    println!(
+        "rss: {} the uplink",
+        if with_uplink {
+            "with"
+        } else {
+            "baseline without"
+        }
+    );
     let pid = edge.child.id();
     smol::block_on(async {
         let mut w = ws(edge.addr).await;
-        pipeline(&mut w, (0..things).map(|i| cmd(i, "create", json!({"attributes": {"v": 0}}))).collect()).await;
+        pipeline(
+            &mut w,
+            (0..things)
+                .map(|i| cmd(i, "create", json!({"attributes": {"v": 0}})))
+                .collect(),
+        )
+        .await;
         let start = rss_kib(pid);
         println!("rss: {things} things, cloud unreachable; RSS after creating them {start} KiB");
         let t0 = Instant::now();
@@ -295,12 +370,27 @@ fn rss(bin: &str, things: usize, updates: usize, with_uplink: bool) {
         let mut last = start;
         for r in 1..=rounds {
             let cmds = (0..per)
-                .map(|u| cmd(u % things, "merge", json!({"attributes": {"v": r * per + u}})))
+                .map(|u| {
+                    cmd(
+                        u % things,
+                        "merge",
+                        json!({"attributes": {"v": r * per + u}}),
+                    )
+                })
                 .collect();
             pipeline(&mut w, cmds).await;
             last = rss_kib(pid);
-            let s = if with_uplink { status(edge.addr) } else { json!({}) };
-            println!("rss: {:>7} updates  RSS {last:>6} KiB  pending {}  connectionErrors {}", r * per, s["pending"], s["counters"]["connectionErrors"]);
+            let s = if with_uplink {
+                status(edge.addr)
+            } else {
+                json!({})
+            };
+            println!(
+                "rss: {:>7} updates  RSS {last:>6} KiB  pending {}  connectionErrors {}",
+                r * per,
+                s["pending"],
+                s["counters"]["connectionErrors"]
+            );
         }
         let secs = t0.elapsed().as_secs_f64();
         println!("rss: {updates} updates in {secs:.1} s ({:.0}/s; = {:.1} h of one update per thing per minute); RSS end/start = {:.2}", updates as f64 / secs, updates as f64 / things as f64 / 60.0, last as f64 / start.max(1) as f64);
