@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Why a thing is in the set, as handed to a job.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Work {
-    /// highest store sequence of a local change (wait for it to be durable first; 0: none)
+    /// highest store sequence of a local change it covers (0: none, or found by the scan)
     pub seq: u64,
     /// a local change waits for the cloud's confirmation
     pub local: bool,

@@ -84,7 +84,8 @@ impl LocalSide {
     }
 
     /// Applies a cloud change locally: a merge at `/` if the revision is still the one merged
-    /// against; answers with the new revision once the change is durable.
+    /// against; answers with the new revision (not waiting for the disk: a change lost to a
+    /// crash is found again by the revision sweep, as the record written after it is lost too).
     pub async fn apply(&self, id: &str, cmd: &LocalCmd) -> LocalReply {
         let tid = parse_thing_id(id).map_err(|e| (e.status, e.message))?;
         let topic = Topic::thing(
@@ -107,13 +108,6 @@ impl LocalSide {
         if status >= 400 {
             let (_, code, message) = super::wire::error_of(&reply.envelope);
             return Err((status, format!("{code}: {message}")));
-        }
-        if let Some(seq) = reply.after {
-            self.hub
-                .gate()
-                .wait(seq)
-                .await
-                .map_err(|e| (503, e.to_string()))?;
         }
         super::wire::revision_of(&reply.envelope.headers)
             .ok_or_else(|| (500, "the local answer has no revision".into()))

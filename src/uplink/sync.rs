@@ -217,10 +217,17 @@ pub async fn run_jobs(up: Arc<Shared>) {
 
 /// Reconciles one thing.
 async fn job(up: &Shared, link: &Link, id: &str, work: Work) -> Outcome {
-    if work.seq > 0 {
-        // never mirror a change that may still be lost (a failed store is fail-stop)
-        let _ = up.local.hub().store().durable(work.seq).await;
-    }
+    // The change is not waited for to be durable (that would force a sync nobody asked for):
+    // the store keeps a prefix of the writes after a crash, so the record this job writes
+    // later is never kept without the change; a change the cloud got but the edge lost comes
+    // back down as a cloud change (the revision sweep after the reconnect finds it).
+    tracing::debug!(
+        thing = id,
+        seq = work.seq,
+        local = work.local,
+        cloud = work.cloud,
+        "uplink: job"
+    );
     let (local, rec) = match (up.local.local(id), up.local.record(id)) {
         (Ok(l), Ok(r)) => (l, r),
         (Err(e), _) | (_, Err(crate::store::StoreError(e))) => {
