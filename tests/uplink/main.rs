@@ -13,3 +13,4 @@ mod uplink_faults;
 mod uplink_jwt;
 mod uplink_mirror;
 mod uplink_offline;
+mod uplink_tls;

@@ -377,3 +377,111 @@ pub fn policy_with_uplink() -> Value {
         "UPLINK": {"subjects": {UPLINK_SUBJECT: {"type": "uplink"}},
                    "resources": {"thing:/": rw, "message:/": rw}}}})
 }
+
+/// A test CA and a certificate it signed for `localhost` / 127.0.0.1, made by `openssl` in
+/// `dir`: `(ca.pem, cloud.pem, cloud.key)`, or why not (the test then prints SKIPPED).
+pub fn certificates(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), String> {
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .map_err(|e| e.to_string())?;
+    const EC: &str = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    let steps = [
+        format!("req -x509 {EC} -subj /CN=uplink-test-ca -days 2 -keyout ca.key -out ca.pem"),
+        format!("req {EC} -subj /CN=localhost -keyout cloud.key -out cloud.csr"),
+        "x509 -req -days 2 -CAcreateserial -in cloud.csr -CA ca.pem -CAkey ca.key \
+         -out cloud.pem -extfile ext.cnf"
+            .to_owned(),
+    ];
+    for args in steps {
+        let out = std::process::Command::new("openssl")
+            .args(args.split_whitespace())
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("openssl not available ({e}); scripts/test.sh installs it"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl {args} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok((
+        dir.join("ca.pem"),
+        dir.join("cloud.pem"),
+        dir.join("cloud.key"),
+    ))
+}
+
+/// A TLS endpoint in front of the cloud (the cloud Ditto's load balancer): accepts `wss://`
+/// with the given certificate and forwards the plain bytes to `target`.
+pub struct TlsFront {
+    pub port: u16,
+    _runner: std::thread::JoinHandle<()>,
+    stop: async_channel::Sender<()>,
+}
+
+impl TlsFront {
+    pub fn start(target: SocketAddr, crt: &Path, key: &Path) -> TlsFront {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(crt)
+            .and_then(|it| it.collect::<Result<_, _>>())
+            .expect("cert");
+        let key = PrivateKeyDer::from_pem_file(key).expect("key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
+        let acceptor = futures_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let runner = std::thread::spawn(move || {
+            let ex = smol::LocalExecutor::new();
+            let accept = async {
+                let listener = smol::Async::new(listener).expect("async listener");
+                loop {
+                    let Ok((tcp, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let acceptor = acceptor.clone();
+                    ex.spawn(async move {
+                        let Ok(tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let Ok(up) = smol::net::TcpStream::connect(target).await else {
+                            return;
+                        };
+                        let (r1, w1) = futures_lite::io::split(tls);
+                        let (r2, w2) = (up.clone(), up);
+                        let _ = futures_lite::future::or(
+                            futures_lite::io::copy(r1, w2),
+                            futures_lite::io::copy(r2, w1),
+                        )
+                        .await;
+                    })
+                    .detach();
+                }
+            };
+            smol::block_on(ex.run(futures_lite::future::or(accept, async {
+                let _ = stopped.recv().await;
+            })));
+        });
+        TlsFront {
+            port,
+            _runner: runner,
+            stop,
+        }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.stop.try_send(());
+    }
+}
