@@ -336,7 +336,7 @@ fn rss(bin: &str, things: usize, updates: usize, with_uplink: bool) {
     // baseline run has no [uplink] at all
     let store = std::env::var("STORE").unwrap_or_else(|_| "sled".into());
     let toml = format!(
-        "store = \"{store}\"\n{}",
+        "[store]\nbackend = \"{store}\"\n{}",
         if with_uplink {
             uplink(free_port())
         } else {

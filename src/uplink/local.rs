@@ -98,6 +98,8 @@ impl LocalSide {
         h.insert("correlation-id", crate::hub::twin::new_correlation_id());
         h.insert("content-type", "application/merge-patch+json");
         h.insert("if-match", rev_tag(cmd.if_match));
+        // nobody waits for the disk (the interval class, no forced sync): see `apply`'s doc
+        h.insert("requested-acks", serde_json::json!([]));
         let mut env = Envelope::new(topic, h, "/");
         env.value = Some(cmd.patch.clone());
         let reply = match self.hub.handle_protocol(&self.who, env).await {

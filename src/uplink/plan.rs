@@ -359,6 +359,12 @@ impl Job {
         match reply {
             Ok(rev) => self.done(self.cloud_rev, rev),
             Err((404 | 412, _)) => Step::Restart,
+            // the store does not take writes now (disk full): later
+            Err((status, error)) if status >= 500 => Step::Retry {
+                status,
+                error,
+                fault: false,
+            },
             Err((status, error)) => Step::Refused {
                 side: Side::Local,
                 status,
