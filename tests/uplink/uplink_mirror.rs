@@ -96,7 +96,7 @@ fn the_gateway_twin_shows_the_box_online_and_things_get_the_configured_policy() 
         assert_eq!(r.status, 201, "{}", r.text());
     });
     let toml = format!("{}policy_id = \"fleet:edge\"\n", uplink_toml(&cloud.url()));
-    let edge = Edge::start(&toml, &[]);
+    let mut edge = Edge::start(&toml, &[]);
     block_on(async {
         edge.wait_connected().await;
         let gw = wait_thing(cloud.addr(), "edge:gateway", CONVERGE, |t| !t.is_null()).await;
@@ -126,5 +126,17 @@ fn the_gateway_twin_shows_the_box_online_and_things_get_the_configured_policy() 
         // health names the uplink state
         let h = edge.http().get("/status/health").await.json();
         assert_eq!(h["uplink"], "connected");
+    });
+    // a clean shutdown tells the cloud the box is gone: readyUntil is now
+    let before_stop = edgetwin::clock::format_millis(edgetwin::clock::now_millis() + 5000);
+    assert!(edge.server.terminate().success());
+    block_on(async {
+        let gw = wait_thing(cloud.addr(), "edge:gateway", CONVERGE, |t| {
+            t["features"]["ConnectionStatus"]["properties"]["status"]["readyUntil"]
+                .as_str()
+                .is_some_and(|u| u < before_stop.as_str())
+        })
+        .await;
+        assert!(gw["features"]["ConnectionStatus"]["properties"]["status"]["readySince"].is_string());
     });
 }
