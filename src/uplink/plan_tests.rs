@@ -259,7 +259,10 @@ fn refusals_retries_and_restarts() {
     j.on_cloud(reply);
     assert_eq!(j.on_local(Err((412, "moved".into()))), Step::Restart);
     assert!(
-        matches!(j.on_local(Err((503, "disk full".into()))), Step::Retry { fault: false, .. }),
+        matches!(
+            j.on_local(Err((503, "disk full".into()))),
+            Step::Retry { fault: false, .. }
+        ),
         "a store that takes no writes now is tried again later"
     );
     let again = json!({"attributes": {"z": 1}, "features": {"f": {"desiredProperties": {"t": 1}}}});

@@ -35,7 +35,7 @@ fn a_renewed_token_file_keeps_the_session_open_past_the_first_tokens_expiry() {
     std::fs::write(&file, token("edge-1", first_exp, "a")).unwrap();
     let toml = format!(
         "[uplink]\nurl = \"{}\"\ntoken_file = \"{}\"\nnamespaces = [\"edge\"]\n\
-         request_timeout_secs = 3\nreconnect_max_secs = 2\n",
+         request_timeout_secs = 10\nreconnect_max_secs = 2\n",
         cloud.url(),
         file.display()
     );

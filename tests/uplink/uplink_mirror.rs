@@ -137,6 +137,8 @@ fn the_gateway_twin_shows_the_box_online_and_things_get_the_configured_policy() 
                 .is_some_and(|u| u < before_stop.as_str())
         })
         .await;
-        assert!(gw["features"]["ConnectionStatus"]["properties"]["status"]["readySince"].is_string());
+        assert!(
+            gw["features"]["ConnectionStatus"]["properties"]["status"]["readySince"].is_string()
+        );
     });
 }
