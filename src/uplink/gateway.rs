@@ -75,7 +75,9 @@ async fn write(up: &Shared, link: &Link, patch: Value, create: bool) -> Result<(
 pub async fn keep_online(up: std::sync::Arc<Shared>, link: std::sync::Arc<Link>) {
     let ttl = Duration::from_secs(up.cfg.status_ttl_secs);
     let mut since = Some(crate::clock::now_millis());
-    while !link.is_closed() {
+    // at shutdown `go_offline` has the last word
+    let stopping = || up.stopping.load(std::sync::atomic::Ordering::Acquire);
+    while !link.is_closed() && !stopping() {
         let now = crate::clock::now_millis();
         let patch = status_patch(since, now + ttl.as_millis() as i64);
         match write(&up, &link, patch, since.is_some()).await {
