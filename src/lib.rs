@@ -21,4 +21,5 @@ pub mod search;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod uplink;
 pub mod ws;

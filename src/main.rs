@@ -1,5 +1,5 @@
 //! The `edgetwin` command line: `edgetwin [run] [--config FILE] [--listen ADDR:PORT]
-//! [--data DIR] [--store sled|redb] [--mqtt URL|none]`, `edgetwin check-config FILE`,
+//! [--data DIR] [--store redb|sled|auto] [--mqtt URL|none]`, `edgetwin check-config FILE`,
 //! `edgetwin hash-password` (prompt or stdin, never argv), `edgetwin ws URL` (a WebSocket
 //! client), `--version`, `--help` per command.
 //! Flags override the config file; no config at all runs with safe loopback defaults.
@@ -35,7 +35,7 @@ usage:
   edgetwin --version            print the version";
 
 const RUN_HELP: &str = "usage: edgetwin [run] [--config FILE] [--listen ADDR:PORT] [--data DIR]
-                      [--store sled|redb] [--mqtt mqtt://HOST:PORT|none]
+                      [--store redb|sled|auto] [--mqtt mqtt://HOST:PORT|none]
 
 Runs the gateway until SIGTERM or SIGINT. With no config file it listens on 127.0.0.1:8080,
 keeps its data in ./data and accepts the development user ditto/ditto. Flags override the file.
@@ -44,7 +44,7 @@ keeps its data in ./data and accepts the development user ditto/ditto. Flags ove
   --listen ADDR:PORT     address for HTTP, WebSocket and SSE; port 0 picks a free port (the
                          bound address is printed as `edgetwin listening on ADDR`)
   --data DIR             store directory
-  --store sled|redb      store backend of a new data directory
+  --store redb|sled|auto store backend (auto: what the data directory has, redb for a new one)
   --mqtt URL|none        broker of the MQTT device bridge, or `none` to run without it
 
 Environment: RUST_LOG (log filter, overrides log_level); EDGETWIN_TLS_KEY_FILE (read instead
@@ -152,7 +152,7 @@ fn run(args: &[String]) -> Result<(), String> {
             "--listen" => cfg.listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?,
             "--data" => cfg.data_dir = v.into(),
             "--mqtt" => cfg.mqtt.url = v.to_owned(),
-            _ => cfg.store = v.to_owned(),
+            _ => cfg.store.backend = v.to_owned(),
         }
     }
     edgetwin::ops::logging::init(&cfg.log_level);

@@ -4,7 +4,7 @@
 
 pub use super::acks::AckRequest;
 use super::twins::Cached;
-use super::{Hub, Requester};
+use super::{Durability, Hub, Requester};
 use crate::engine::enforce::Access;
 use crate::engine::{self, Ctx, Outcome, ThingState};
 use crate::error::DittoError;
@@ -99,14 +99,25 @@ impl Hub {
         bytes.map(|b| ThingState::from_bytes(&b)).transpose()
     }
 
-    /// Applies a twin command: the one write path shared by every binding.
+    /// Applies a twin command: the one write path shared by every binding. `durability` says
+    /// whether the requester waits for the write to be on disk (see `Durability`). Writes are
+    /// refused with 503 while the store does not accept them (disk full).
     pub async fn twin_command(
         &self,
         who: &Requester,
         cmd: &ThingCommand,
+        durability: Durability,
     ) -> Result<TwinDone, DittoError> {
         if cmd.action != Action::Retrieve {
             self.store().ready().await;
+            if let Err(e) = self.store().writable() {
+                return Err(not_writable(
+                    "things",
+                    "thing",
+                    &cmd.thing_id.to_string(),
+                    &e,
+                ));
+            }
         }
         let now = crate::clock::now_millis();
         let id = cmd.thing_id.to_string();
@@ -172,7 +183,7 @@ impl Hub {
                     Some(policy),
                 ));
             }
-            seq = Some(self.submit_with_event(ops, || {
+            seq = Some(self.submit_with_event(ops, durability, || {
                 if let Some((pid, policy)) = &outcome.policy {
                     self.policy_written(pid, Some(policy));
                 }
@@ -193,6 +204,11 @@ impl Hub {
                     size,
                 };
                 self.twins().put(&id, c, bytes.len());
+            }
+            if let Some(s) = seq {
+                // the uplink learns of the change here (src/uplink/sync.rs), once a read of
+                // the thing (cache included) sees it
+                self.thing_changed(&id, s);
             }
         }
         tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(),
@@ -248,6 +264,26 @@ pub(crate) fn unsupported(topic: &crate::protocol::Topic) -> DittoError {
     .describe("Supported are thing commands (twin and live), live events, messages, acknowledgements and policy commands.")
 }
 
+/// 503 `<group>:<entity>.unavailable` for a write the store refuses (disk full, read-only or
+/// failed store): Ditto's answer when its persistence cannot take a change, with the reason.
+pub(crate) fn not_writable(
+    group: &str,
+    entity: &str,
+    id: &str,
+    why: &crate::store::StoreError,
+) -> DittoError {
+    let name = if entity == "thing" { "Thing" } else { "Policy" };
+    DittoError::new(
+        503,
+        format!("{group}:{entity}.unavailable"),
+        format!("The {name} with ID '{id}' cannot be changed now: the gateway's storage refuses writes."),
+    )
+    .describe(format!(
+        "{}. Reads keep working; writes resume by themselves once the storage accepts them again.",
+        why.0
+    ))
+}
+
 /// Shared text of an envelope (one allocation shared by all receivers).
 pub fn shared_text(env: &Envelope) -> Arc<str> {
     Arc::from(env.to_text())
@@ -300,7 +336,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fail = Arc::new(AtomicBool::new(false));
         let sled = SledBackend::open(dir.path(), 1 << 20).unwrap();
-        let store = Store::with_backend(Box::new(Failing(sled, fail.clone())), 64).unwrap();
+        let opts = crate::store::Options {
+            max_pending_ops: 64,
+            ..Default::default()
+        };
+        let store =
+            Store::with_backend(Box::new(Failing(sled, fail.clone())), dir.path(), &opts).unwrap();
         let hub = Hub::new(store.clone());
         let who = Requester {
             subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
@@ -309,18 +350,48 @@ mod tests {
         let create = command(
             r#"{"topic":"n/t/things/twin/commands/create","headers":{},"path":"/","value":{"attributes":{"a":1}}}"#,
         );
-        let done = smol::block_on(hub.twin_command(&who, &create)).unwrap();
+        let done = smol::block_on(hub.twin_command(&who, &create, Durability::Waited)).unwrap();
         smol::block_on(store.durable(done.seq.unwrap())).unwrap();
         assert!(hub.cached_twin("n:t").is_some(), "written twins are cached");
         fail.store(true, Ordering::SeqCst);
         let modify = command(
             r#"{"topic":"n/t/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":2}"#,
         );
-        let done = smol::block_on(hub.twin_command(&who, &modify)).unwrap();
+        let done = smol::block_on(hub.twin_command(&who, &modify, Durability::Interval)).unwrap();
+        // the checkpoint fails: fail-stop, the write never becomes durable
+        assert!(smol::block_on(store.checkpoint()).is_err());
         assert!(smol::block_on(store.durable(done.seq.unwrap())).is_err());
         // the cache holds the write that never became durable: reads must fail like the store's
         assert!(hub.load_thing("n:t").is_err());
         assert!(hub.cached_twin("n:t").is_none());
+    }
+
+    #[test]
+    fn the_change_hook_sees_the_change_it_is_told_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::store::BackendKind::Sled, dir.path(), 1 << 20).unwrap();
+        let hub = Hub::new(store);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (h, s) = (hub.clone(), seen.clone());
+        assert!(hub.on_thing_change(Box::new(move |id, _seq| {
+            let rev = h.load_thing(id).unwrap().map(|t| t.revision);
+            s.lock().unwrap().push(rev);
+        })));
+        assert!(!hub.on_thing_change(Box::new(|_, _| {})), "one hook");
+        let who = Requester {
+            subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
+            origin: None,
+        };
+        let create = command(
+            r#"{"topic":"n/t/things/twin/commands/create","headers":{},"path":"/","value":{}}"#,
+        );
+        smol::block_on(hub.twin_command(&who, &create, Durability::Waited)).unwrap();
+        let modify = command(
+            r#"{"topic":"n/t/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":2}"#,
+        );
+        smol::block_on(hub.twin_command(&who, &modify, Durability::Interval)).unwrap();
+        // a reader woken by the hook (the uplink) must not get the cached state before it
+        assert_eq!(*seen.lock().unwrap(), vec![Some(1), Some(2)]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod disk;
 pub mod docs;
 pub mod http;
 pub mod mqtt;

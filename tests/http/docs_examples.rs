@@ -39,6 +39,7 @@ const FILES: &[(&str, bool)] = &[
     ("docs/raspberry-pi.md", false),
     ("docs/search.md", false),
     ("docs/storage.md", false),
+    ("docs/uplink.md", false),
     ("docs/websocket.md", false),
 ];
 
@@ -480,6 +481,11 @@ fn docs_search() {
 #[test]
 fn docs_storage() {
     file("docs/storage.md");
+}
+
+#[test]
+fn docs_uplink() {
+    file("docs/uplink.md");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 mod common;
 
 mod conformance;
+mod full_disk;
 mod merge_patch_conditions;
 mod metadata;
 mod persistence;
