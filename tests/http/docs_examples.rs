@@ -393,6 +393,41 @@ fn every_doc_file_has_a_test() {
     }
 }
 
+/// Every relative link of README.md and docs/*.md, and every path in backquotes that starts with
+/// `../`, names a file of the repository (nothing outside a clone, like the `../shared/spec/`
+/// the README once pointed to).
+#[test]
+fn every_relative_link_resolves() {
+    let root = docs::root().canonicalize().expect("root");
+    let mut dead = Vec::new();
+    for f in docs::files() {
+        let text = std::fs::read_to_string(&f).expect("read");
+        let base = f.parent().expect("dir");
+        for (n, line) in text.lines().enumerate() {
+            let links = line.split("](").skip(1).filter_map(|p| p.split(')').next());
+            let quoted = line
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|p| p.starts_with("../"));
+            for target in links.chain(quoted) {
+                let path = target.split('#').next().unwrap_or_default();
+                if path.is_empty() || path.contains("://") || path.starts_with("mailto:") {
+                    continue;
+                }
+                let inside = base
+                    .join(path)
+                    .canonicalize()
+                    .is_ok_and(|p| p.starts_with(&root));
+                if !inside {
+                    dead.push(format!("{}:{}: {target}", f.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(dead.is_empty(), "dead links: {dead:#?}");
+}
+
 #[test]
 fn matching_of_expected_output() {
     let b = Block {
