@@ -1,5 +1,6 @@
 //! The storage backend contract: logical key spaces (`Tree`), a write (`Op`), the `Backend` trait
-//! that sled and redb implement (atomic + fsync'd `commit`, ordered prefix `scan`), the shared
+//! that sled and redb implement (atomic + fsync'd `commit`, ordered prefix `scan`, a point-in-time
+//! `View` where the engine has one), the shared
 //! `StoreError`, and `BackendKind` (which engine a data directory uses).
 
 use std::fmt;
@@ -143,6 +144,24 @@ pub trait Backend: Send + Sync + 'static {
     fn reopen(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// A point-in-time view that later commits do not change (redb: an MVCC read
+    /// transaction), or `None` if the engine has none (sled): the store then holds its
+    /// checkpoints while a snapshot is read.
+    fn view(&self) -> Result<Option<Box<dyn View>>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// A consistent read-only view of a backend (see `Backend::view`).
+pub trait View: Send {
+    /// Like `Backend::scan`, of the state when the view was taken.
+    fn scan(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError>;
 }
 
 /// Where a scan starts: at `prefix`, or just after `after` when that lies at/after `prefix`.

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::backend::{Op, StoreError, Tree};
+use super::codec;
 use super::commit::last_write_per_key;
 use super::options::OVERLAY_MAX_BYTES;
 use super::overlay::Overlay;
@@ -96,6 +97,23 @@ impl Shared {
         Ok(wal)
     }
 
+    /// Refuses a data directory of a newer store format; records this one's if it is not yet
+    /// (one commit, once per data directory; skipped while the disk is full).
+    pub(super) fn record_format(&self) -> Result<(), StoreError> {
+        let recorded = self.backend.get(Tree::Meta, codec::FORMAT_KEY)?;
+        if !codec::check_format(recorded.as_deref())? || self.backend.read_only() {
+            return Ok(());
+        }
+        let op = Op::put(Tree::Meta, codec::FORMAT_KEY, [codec::FORMAT]);
+        match self.backend.commit(&[op]) {
+            Err(e) if e.is_no_space() => {
+                tracing::warn!(error = %e, "store: format not recorded (disk full)");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     pub(super) fn writer_loop(&self, mut wal: Wal) {
         loop {
             match self.next_job(&wal) {
@@ -157,7 +175,10 @@ impl Shared {
             }
             let anything = st.overlay.len() > 0 || wal.used() > 0;
             let must = st.closing || st.checkpoint_wanted;
-            let want = overlay_over_bound(&self.opts, &st.overlay) && self.space.ok();
+            // a snapshot on a backend without views holds optional checkpoints
+            let want = overlay_over_bound(&self.opts, &st.overlay)
+                && self.space.ok()
+                && (self.has_views || st.snapshots == 0);
             if anything && (must || want) && (stall_over || st.closing) {
                 let seq = st.last_seq;
                 st.unlogged_since = None;
@@ -225,8 +246,20 @@ impl Shared {
         ops.push(Op::put(Tree::Meta, EPOCH_KEY, epoch.to_le_bytes()));
         // A panicking backend (sled panics on some corruption) must fail the waiters, not
         // strand them: it becomes a commit error (release builds abort on panic anyway).
+        if !self.has_views {
+            // the backend must not change under an open snapshot: wait for it to end
+            let mut st = self.lock();
+            while st.snapshots > 0 {
+                st = self.gate.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            st.committing = true;
+        }
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.backend.commit(&ops)))
             .unwrap_or_else(|_| Err(StoreError::new("backend panicked during commit")));
+        if !self.has_views {
+            self.lock().committing = false;
+            self.gate.notify_all();
+        }
         ops.pop();
         match result {
             Ok(()) => {
