@@ -1,5 +1,6 @@
 //! The `edgetwin` command line: `edgetwin [run] [--config FILE] [--listen ADDR:PORT]
-//! [--data DIR] [--store redb|sled|auto] [--mqtt URL|none]`, `edgetwin check-config FILE`, `edgetwin hash-password`.
+//! [--data DIR] [--store redb|sled|auto] [--mqtt URL|none]`, `edgetwin check-config FILE`,
+//! `edgetwin hash-password`, `edgetwin backup|restore FILE` (src/ops/backup.rs).
 //! Flags override the config file; no config at all runs with safe loopback defaults.
 
 use edgetwin::config::Config;
@@ -24,7 +25,9 @@ const USAGE: &str = "usage:
   edgetwin [run] [--config FILE] [--listen ADDR:PORT] [--data DIR] [--store redb|sled|auto]
                  [--mqtt mqtt://HOST:PORT|none]
   edgetwin check-config FILE
-  edgetwin hash-password [PASSWORD]   (reads the password from stdin if not given)";
+  edgetwin hash-password [PASSWORD]   (reads the password from stdin if not given)
+  edgetwin backup FILE [--config FILE] [--url URL] [--user NAME] [--password-file FILE]
+  edgetwin restore FILE [--config FILE] [--data DIR] [--store redb|sled|auto]";
 
 /// Reads and checks a config file; on problems, all of them, one per line as `FILE:LINE: ...`.
 fn load(path: &str) -> Result<Config, String> {
@@ -112,6 +115,8 @@ fn main() -> ExitCode {
             };
             edgetwin::auth::hash_password(&pw).map(|h| out!("{h}"))
         }
+        Some("backup") => edgetwin::ops::backup::backup_main(&args[1..]),
+        Some("restore") => edgetwin::ops::backup::restore_main(&args[1..]),
         Some("run") => run(&args[1..]),
         _ => run(&args),
     };

@@ -1,7 +1,8 @@
 //! Running as a service: systemd readiness and watchdog (`notify`), log routing to journald or
-//! text (`logging`), and `check-config` (`check`). `Systemd` is what `app::run` talks to; all
-//! of it is a no-op when the process was not started by systemd.
+//! text (`logging`), `check-config` (`check`), `backup`/`restore` (`backup`). `Systemd` is
+//! what `app::run` talks to; all of it is a no-op when the process was not started by systemd.
 
+pub mod backup;
 pub mod check;
 pub mod logging;
 pub mod loglevel;

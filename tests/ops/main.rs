@@ -1,10 +1,13 @@
 //! Black-box tests, one binary: operations: config checks, journald, systemd unit and notify
-//! protocol, smoke test of a built binary.
+//! protocol, smoke test of a built binary, backup and restore.
 //! Each module starts the real edgetwin binary on free ports with a temp data dir.
 
+#[path = "../authkit/mod.rs"]
+mod authkit;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod backup_restore;
 mod ops_config;
 mod ops_journald;
 mod ops_service;
