@@ -243,7 +243,7 @@ fn backup_under_writes_restores_a_consistent_cut(from: &str, to: &str) {
                 // the index agrees: the value finds the thing, the value before it nothing
                 let mine =
                     |v: u64| format!("and(eq(attributes/n,{v}),like(thingId,\"bk:w{w}-*\"))");
-                assert_eq!(search(b.addr, &mine(n)).await, [id.clone()]);
+                assert_eq!(search(b.addr, &mine(n)).await, vec![id.clone()]);
                 if n >= KEYS {
                     let old = search(b.addr, &mine(n - KEYS)).await;
                     assert_eq!(old, Vec::<String>::new(), "{id}");
