@@ -72,12 +72,15 @@ pub fn run(cfg: Config) -> Result<(), String> {
     hub.set_max_pending(cfg.limits.max_pending_requests);
     // MQTT device bridge: never fails the start because of the broker (it reconnects)
     let mqtt = crate::mqtt::start(&cfg, hub.clone(), ex.clone())?;
+    // uplink to a cloud Ditto: never fails the start because of the cloud (it reconnects)
+    let uplink = crate::uplink::start(&cfg, hub.clone(), ex.clone())?;
     let st = Arc::new(State {
         hub,
         auth: Authenticator::new(&cfg),
         cfg,
         ex: ex.clone(),
         mqtt,
+        uplink,
     });
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let workers: Vec<_> = (1..threads)
@@ -114,6 +117,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         drop(accept.cancel());
         drop(policy_timer.cancel());
         drain(&store).await;
+        st.uplink.stop().await;
         drop(watchdog);
         st.mqtt.stop();
     }));

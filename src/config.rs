@@ -151,6 +151,8 @@ pub struct Config {
     pub search: crate::search::SearchConfig,
     /// CORS for browser apps on other origins (`[cors]`, off by default)
     pub cors: crate::http::cors::CorsConfig,
+    /// mirroring into a cloud Ditto (`[uplink]`, off by default; see docs/uplink.md)
+    pub uplink: crate::uplink::config::UplinkConfig,
 }
 
 impl Default for Config {
@@ -168,6 +170,7 @@ impl Default for Config {
             mqtt: crate::mqtt::config::MqttConfig::default(),
             search: crate::search::SearchConfig::default(),
             cors: crate::http::cors::CorsConfig::default(),
+            uplink: crate::uplink::config::UplinkConfig::default(),
         }
     }
 }
@@ -239,6 +242,7 @@ impl Config {
         p.extend(self.mqtt.problems());
         p.extend(self.search.problems());
         p.extend(self.cors.problems());
+        p.extend(self.uplink.problems());
         p
     }
 

@@ -20,4 +20,5 @@ pub mod rql;
 pub mod search;
 pub mod server;
 pub mod store;
+pub mod uplink;
 pub mod ws;

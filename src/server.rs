@@ -43,6 +43,8 @@ pub struct State {
     pub ex: Arc<Executor<'static>>,
     /// the MQTT device bridge (status, shutdown)
     pub mqtt: crate::mqtt::Handle,
+    /// the uplink to a cloud Ditto (status, shutdown)
+    pub uplink: crate::uplink::Handle,
 }
 
 /// A full body.
