@@ -61,6 +61,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // policy expiry index: built once for data dirs from before it (src/policy/expiry_index.rs)
     crate::policy::expiry_index::ensure_index(&store)
         .map_err(|e| format!("policy expiry index: {e}"))?;
+    let tls = cfg.tls.acceptor()?;
+    if tls.is_none() && !cfg.listen.ip().is_loopback() && !cfg.users.is_empty() {
+        tracing::warn!(listen = %cfg.listen, "HTTP Basic passwords cross the network in clear text: configure [tls] (cert_file, key_file)");
+    }
     if cfg.dev_user_active() {
         tracing::warn!("development user 'ditto'/'ditto' is active (no users configured, loopback only); configure [[users]] for real use");
     }
@@ -80,6 +84,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         cfg,
         ex: ex.clone(),
         mqtt,
+        tls,
         uplink,
     });
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
@@ -95,7 +100,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let mut signals =
         async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
             .map_err(|e| format!("signals: {e}"))?;
-    tracing::info!(%addr, threads, "edgetwin listening");
+    tracing::info!(%addr, threads, tls = st.tls.is_some(), "edgetwin listening");
     let _ = writeln!(std::io::stdout(), "edgetwin listening on {addr}");
     let _ = std::io::stdout().flush();
     let systemd = Systemd::from_env();

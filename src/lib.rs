@@ -20,5 +20,6 @@ pub mod rql;
 pub mod search;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod uplink;
 pub mod ws;

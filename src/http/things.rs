@@ -22,15 +22,19 @@ use hyper::{Method, Response};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// A failed request: the error and, for 412/304, the current ETag of the resource.
+/// A failed request: the error and, for 412/304, the current ETag of the resource (boxed:
+/// `Result<_, Failure>` stays small on the success path).
 pub(super) struct Failure {
-    pub error: DittoError,
+    pub error: Box<DittoError>,
     pub etag: Option<String>,
 }
 
 impl From<DittoError> for Failure {
     fn from(error: DittoError) -> Self {
-        Failure { error, etag: None }
+        Failure {
+            error: Box::new(error),
+            etag: None,
+        }
     }
 }
 
@@ -151,7 +155,10 @@ pub(super) async fn execute(
             } else {
                 None
             };
-            return Err(Failure { error, etag });
+            return Err(Failure {
+                error: Box::new(error),
+                etag,
+            });
         }
     };
     if !acks.response_required {

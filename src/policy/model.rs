@@ -194,10 +194,8 @@ pub fn parse_duration_ms(s: &str) -> Option<i64> {
         (n, 3_600_000)
     } else if let Some(n) = s.strip_suffix('m') {
         (n, 60_000)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1000)
     } else {
-        return None;
+        (s.strip_suffix('s')?, 1000)
     };
     let n: i64 = num.parse().ok().filter(|n| *n > 0)?;
     n.checked_mul(mult)

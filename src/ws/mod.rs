@@ -14,12 +14,12 @@ mod writer;
 use crate::hub::{Answer, Outbound, Requester, SessionHandle};
 use crate::protocol::{error_envelope, parse_control, Control, Envelope};
 use crate::server::State;
+use crate::tls::Stream;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketStream;
 use futures_lite::StreamExt;
-use smol::net::TcpStream;
 use std::sync::Arc;
 
 /// Close code sent to a subscriber whose outbound queue overflowed (RFC 6455 "Try Again Later").
@@ -90,7 +90,7 @@ pub fn declared_acks<B>(req: &hyper::Request<B>) -> Result<Vec<String>, crate::e
 /// `acknowledgement:label.not.unique` and the socket closes).
 pub async fn run_session(
     st: Arc<State>,
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Stream>,
     auth: crate::auth::Authenticated,
     declared: Vec<String>,
 ) {

@@ -7,12 +7,12 @@ use super::CLOSE_OVERFLOW;
 use crate::hub::ordered::{Next, Ordered};
 use crate::hub::Gate;
 use crate::hub::{OutboundRx, SessionHandle};
+use crate::tls::Stream;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::WebSocketSender;
 use futures_util::SinkExt;
-use smol::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,12 +21,12 @@ const IDLE_PING: Duration = Duration::from_secs(30);
 /// Runs until the queue is closed and drained (returns the sender for a final close frame),
 /// or the socket fails / the session overflowed (returns `None`).
 pub(super) async fn run(
-    mut sender: WebSocketSender<TcpStream>,
+    mut sender: WebSocketSender<Stream>,
     rx: OutboundRx,
     session: Arc<SessionHandle>,
     gate: Gate,
     max_buffer: usize,
-) -> Option<WebSocketSender<TcpStream>> {
+) -> Option<WebSocketSender<Stream>> {
     let mut queue = Ordered::new(rx, session.clone(), gate, max_buffer);
     loop {
         if session.overflowed() {
