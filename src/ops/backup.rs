@@ -1,6 +1,6 @@
-//! `edgetwin backup FILE` (a client of a running gateway's `GET /devops/backup`: downloads,
-//! checks, then renames into place, so FILE is always a whole backup) and `edgetwin restore
-//! FILE` (loads one into an empty data directory, the gateway stopped). See docs/backup.md.
+//! `edgetwin backup FILE` (a client of a running gateway's `GET /devops/backup` over HTTP or
+//! HTTPS: downloads, checks, then renames into place, so FILE is always a whole backup) and
+//! `edgetwin restore FILE` (loads one into an empty data directory). See docs/backup.md.
 
 use crate::config::Config;
 use crate::store::{backup, BackendKind};
@@ -68,11 +68,14 @@ pub fn backup_main(args: &[String]) -> Result<(), String> {
         println!("{BACKUP_USAGE}");
         return Ok(());
     }
-    let known = ["--config", "--url", "--user", "--password-file"];
+    let known = ["--config", "--url", "--user", "--password-file", "--cacert"];
     let (file, opts) = options(args, &known).map_err(|e| format!("{e}\n{BACKUP_USAGE}"))?;
     let cfg = get(&opts, "--config").map(load_config).transpose()?;
     let url = match (get(&opts, "--url"), &cfg) {
         (Some(u), _) => u.trim_end_matches('/').to_owned(),
+        (None, Some(c)) if c.tls.cert_file.is_some() => {
+            format!("https://localhost:{}", c.listen.port())
+        }
         (None, Some(c)) => {
             let mut a = c.listen;
             if a.ip().is_unspecified() {
@@ -107,7 +110,10 @@ pub fn backup_main(args: &[String]) -> Result<(), String> {
     let target = PathBuf::from(file);
     let partial = partial_name(&target);
     let t = Instant::now();
-    let result = download(&url, &auth, &partial).and_then(|bytes| {
+    let cacert = get(&opts, "--cacert")
+        .map(PathBuf::from)
+        .or_else(|| cfg.as_ref().and_then(|c| c.tls.cert_file.clone()));
+    let result = download(&url, cacert.as_ref(), &auth, &partial).and_then(|bytes| {
         let f = std::fs::File::open(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
         let counts = backup::check(std::io::BufReader::new(f))
             .map_err(|e| format!("the gateway sent no complete backup: {e}"))?;
@@ -155,34 +161,70 @@ fn sync_parent(path: &Path) {
 }
 
 /// GET `{url}/devops/backup` into `into` (synced); the bytes received.
-fn download(url: &str, auth: &str, into: &Path) -> Result<u64, String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        format!("--url {url}: only http:// (for https use curl, see docs/backup.md)")
-    })?;
-    let (authority, prefix) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    let path = format!(
-        "/{}devops/backup",
-        if prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{prefix}/")
-        }
-    );
+fn download(url: &str, cacert: Option<&PathBuf>, auth: &str, into: &Path) -> Result<u64, String> {
+    let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(r), _) => (false, r),
+        (_, Some(r)) => (true, r),
+        _ => return Err(format!("--url {url}: http:// or https:// expected")),
+    };
+    let (authority, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let path = match prefix.trim_end_matches('/') {
+        "" => "/devops/backup".to_owned(),
+        p => format!("/{p}/devops/backup"),
+    };
     let mut out = std::fs::File::create(into).map_err(|e| format!("{}: {e}", into.display()))?;
     let received = smol::block_on(async {
         let tcp = smol::net::TcpStream::connect(authority)
             .await
             .map_err(|e| format!("connect {authority}: {e} (is the gateway running?)"))?;
+        let get = Get {
+            url,
+            authority,
+            path: &path,
+            auth,
+        };
+        if tls {
+            let host = match authority.rsplit_once(':') {
+                Some((h, p)) if p.parse::<u16>().is_ok() => h,
+                _ => authority,
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let io = super::ws_client::connect_tls(host, tcp, cacert).await?;
+            get.into(io, &mut out).await
+        } else {
+            get.into(tcp, &mut out).await
+        }
+    })?;
+    out.sync_all()
+        .map_err(|e| format!("{}: {e}", into.display()))?;
+    Ok(received)
+}
+
+/// One GET of the backup.
+struct Get<'a> {
+    url: &'a str,
+    authority: &'a str,
+    path: &'a str,
+    auth: &'a str,
+}
+
+impl Get<'_> {
+    /// Sends the request over `io` and writes a 200's body into `out`.
+    async fn into<I>(self, io: I, out: &mut std::fs::File) -> Result<u64, String>
+    where
+        I: futures_lite::io::AsyncRead + futures_lite::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let url = self.url;
         let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(tcp))
+            hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(io))
                 .await
                 .map_err(|e| format!("{url}: {e}"))?;
         let driver = smol::spawn(async move {
             let _ = conn.await;
         });
-        let req = Request::get(&path)
-            .header(HOST, authority)
-            .header(AUTHORIZATION, format!("Basic {auth}"))
+        let req = Request::get(self.path)
+            .header(HOST, self.authority)
+            .header(AUTHORIZATION, format!("Basic {}", self.auth))
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
         let resp = sender
@@ -202,7 +244,8 @@ fn download(url: &str, auth: &str, into: &Path) -> Result<u64, String> {
                 }
             }
             return Err(format!(
-                "{url}{path}: {status}: {}",
+                "{url}{}: {status}: {}",
+                self.path,
                 String::from_utf8_lossy(&text).trim()
             ));
         }
@@ -211,16 +254,13 @@ fn download(url: &str, auth: &str, into: &Path) -> Result<u64, String> {
             let frame = frame.map_err(|e| format!("backup stream broken: {e}"))?;
             if let Ok(d) = frame.into_data() {
                 out.write_all(&d)
-                    .map_err(|e| format!("{}: {e}", into.display()))?;
+                    .map_err(|e| format!("writing the backup: {e}"))?;
                 n += d.len() as u64;
             }
         }
         drop(driver);
-        Ok::<_, String>(n)
-    })?;
-    out.sync_all()
-        .map_err(|e| format!("{}: {e}", into.display()))?;
-    Ok(received)
+        Ok(n)
+    }
 }
 
 /// `edgetwin restore FILE ...`

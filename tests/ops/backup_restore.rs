@@ -277,3 +277,79 @@ fn a_backup_of_a_redb_gateway_under_writes_restores_a_consistent_cut_on_sled() {
 fn a_backup_of_a_sled_gateway_under_writes_restores_a_consistent_cut_on_redb() {
     backup_under_writes_restores_a_consistent_cut("sled", "redb");
 }
+
+/// With `[tls]` the listener speaks only HTTPS: `edgetwin backup --config` goes to
+/// `https://localhost:PORT` and checks the certificate (against `--cacert`); a CA it does not
+/// trust is refused and leaves no file.
+#[test]
+fn a_backup_over_https_checks_the_certificate() {
+    if let Err(why) = common::certs::available() {
+        return println!("SKIPPED: {why}");
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    common::certs::ca(dir, "ca");
+    common::certs::ca(dir, "other");
+    let (crt, key) = common::certs::signed(
+        dir,
+        "ca",
+        "server",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+    );
+    let hash = edgetwin::auth::hash_password(PASSWORD).expect("hash");
+    let conf = dir.join("edgetwin.toml");
+    let toml = format!(
+        "[[users]]\nname = \"admin\"\npassword_hash = \"{hash}\"\n[auth]\ndevops_users = [\"admin\"]\n\
+         [tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        crt.display(),
+        key.display()
+    );
+    let conf = conf.to_str().expect("utf8");
+    std::fs::write(conf, toml).expect("config");
+    let srv = Server::start_in(&dir.join("data"), &["--config", conf]);
+    // the config's listen address is not the test's free port: name it, keep the rest
+    let url = format!("https://localhost:{}", srv.addr.port());
+    let file = dir.join("tls.backup");
+    let f = file.to_str().expect("utf8");
+    let ca = dir.join("ca.crt");
+    let other = dir.join("other.crt");
+    let refused = cli(&[
+        "backup",
+        f,
+        "--config",
+        conf,
+        "--url",
+        &url,
+        "--cacert",
+        other.to_str().expect("utf8"),
+    ]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(text(&refused).contains("TLS"), "{}", text(&refused));
+    assert!(!file.exists() && !dir.join("tls.backup.partial").exists());
+    let plain = cli(&[
+        "backup",
+        f,
+        "--config",
+        conf,
+        "--url",
+        &format!("http://{}", srv.addr),
+    ]);
+    assert!(
+        !plain.status.success(),
+        "plain HTTP on the TLS port: {}",
+        text(&plain)
+    );
+    let ok = cli(&[
+        "backup",
+        f,
+        "--config",
+        conf,
+        "--url",
+        &url,
+        "--cacert",
+        ca.to_str().expect("utf8"),
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("0 things"), "{}", text(&ok));
+    assert!(file.exists());
+}
