@@ -129,6 +129,16 @@ pub trait Backend: Send + Sync + 'static {
     /// apply all ops atomically (all or none after a crash) and make them durable (fsync) before
     /// returning (the store calls it for checkpoints only: rarely, with many ops)
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError>;
+    /// `commit` of ops that are all in the write-ahead log of the current epoch (and end with
+    /// the next epoch's key): a crash part-way is repaired by replaying the log, so the engine
+    /// may apply them in parts. sled does (one huge batch holds ~2 KiB of memory per op).
+    fn commit_covered(&self, ops: &[Op]) -> Result<(), StoreError> {
+        self.commit(ops)
+    }
+    /// True if `commit_covered` is worth logging everything before a checkpoint for (sled).
+    fn prefers_covered(&self) -> bool {
+        false
+    }
     fn name(&self) -> &'static str;
     /// Called once by `Store::close` after the last commit (not after a failed one): records
     /// whatever makes the next open cheap. The process may exit without dropping the backend.

@@ -47,6 +47,8 @@ enum Job {
         seq: u64,
         ops: Vec<Op>,
         forced: bool,
+        /// all of it is in the log (see `checkpoint`)
+        covered: bool,
     },
     Exit,
 }
@@ -71,7 +73,7 @@ impl Shared {
         let ops = last_write_per_key(records.into_iter().flat_map(|r| r.ops).collect());
         let mut with_epoch = ops.clone();
         with_epoch.push(Op::put(Tree::Meta, EPOCH_KEY, (epoch + 1).to_le_bytes()));
-        match self.backend.commit(&with_epoch) {
+        match self.backend.commit_covered(&with_epoch) {
             Ok(()) => {
                 wal.reset(epoch + 1);
                 tracing::info!(
@@ -135,18 +137,25 @@ impl Shared {
                             let seq = st.last_seq;
                             (seq, st.overlay.snapshot(seq))
                         };
-                        if self.checkpoint(&mut wal, seq, ops) == Outcome::Failed {
+                        if self.checkpoint(&mut wal, seq, ops, false) == Outcome::Failed {
                             return;
                         }
                     }
                 }
-                Job::Checkpoint { seq, ops, forced } => match self.checkpoint(&mut wal, seq, ops) {
-                    Outcome::Failed => return,
-                    // at close a full disk ends the writer: the log holds everything
-                    Outcome::Stalled if self.lock().closing => return,
-                    Outcome::Done if forced => self.lock().checkpoint_wanted = false,
-                    _ => {}
-                },
+                Job::Checkpoint {
+                    seq,
+                    ops,
+                    forced,
+                    covered,
+                } => {
+                    match self.checkpoint(&mut wal, seq, ops, covered) {
+                        Outcome::Failed => return,
+                        // at close a full disk ends the writer: the log holds everything
+                        Outcome::Stalled if self.lock().closing => return,
+                        Outcome::Done if forced => self.lock().checkpoint_wanted = false,
+                        _ => {}
+                    }
+                }
             }
         }
     }
@@ -182,8 +191,17 @@ impl Shared {
             if anything && (must || want) && (stall_over || st.closing) {
                 let seq = st.last_seq;
                 st.unlogged_since = None;
+                if dirty && self.backend.prefers_covered() {
+                    // log it first: a checkpoint the log covers may be applied in parts (sled)
+                    let logged = st.logged_seq;
+                    return Job::Log {
+                        seq,
+                        ops: st.overlay.take_dirty(seq, logged),
+                    };
+                }
                 return Job::Checkpoint {
                     seq,
+                    covered: !dirty,
                     ops: st.overlay.snapshot(seq),
                     forced: must,
                 };
@@ -240,7 +258,9 @@ impl Shared {
     }
 
     /// Writes `ops` (the overlay up to `seq`) and the next log epoch into the backend.
-    fn checkpoint(&self, wal: &mut Wal, seq: u64, mut ops: Vec<Op>) -> Outcome {
+    /// `covered`: every op is in the log of the current epoch (a crash part-way is repaired by
+    /// replaying it), so the backend may apply them in parts (`Backend::commit_covered`).
+    fn checkpoint(&self, wal: &mut Wal, seq: u64, mut ops: Vec<Op>, covered: bool) -> Outcome {
         let epoch = wal.epoch() + 1;
         let n = ops.len();
         ops.push(Op::put(Tree::Meta, EPOCH_KEY, epoch.to_le_bytes()));
@@ -254,7 +274,11 @@ impl Shared {
             }
             st.committing = true;
         }
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.backend.commit(&ops)))
+        let commit = || match covered {
+            true => self.backend.commit_covered(&ops),
+            false => self.backend.commit(&ops),
+        };
+        let result = std::panic::catch_unwind(AssertUnwindSafe(commit))
             .unwrap_or_else(|_| Err(StoreError::new("backend panicked during commit")));
         if !self.has_views {
             self.lock().committing = false;

@@ -168,6 +168,7 @@ macro_rules! backend_tests {
             #[test] fn backup_restores_the_same_entries() { backup::t_backup_restores_the_same_entries(KIND) }
             #[test] fn damaged_backups_are_refused() { backup::t_damaged_backups_are_refused(KIND) }
             #[test] fn unfinished_restore_is_not_opened() { backup::t_unfinished_restore_is_not_opened(KIND) }
+            #[test] fn a_checkpoint_applied_in_parts_recovers_from_the_log() { backup::t_a_checkpoint_applied_in_parts_recovers_from_the_log(KIND) }
             #[test] fn crash_kill9() {
                 let path = module_path!();
                 let name = format!("{}::crash_kill9", path.split_once("::").map_or(path, |p| p.1));
