@@ -9,7 +9,9 @@
 //! # Crash semantics
 //! A crash (kill -9, power cut) keeps every seq that `durable` confirmed; of the rest it keeps
 //! a prefix: the log is replayed at open, so what is on disk is always the state after some
-//! seq (twins, search index, revisions consistent), at most `flush_interval` behind.
+//! seq (twins, search index, revisions consistent), at most `flush_interval` behind. A backend
+//! that applies a checkpoint in parts (sled) gets only checkpoints the log already holds: a
+//! crash part-way leaves a mix in the backend that the log's replay turns into that state.
 //!
 //! # Failure semantics
 //! Disk full is not a failure: below `min_free_bytes` `writable()` refuses new writes while
