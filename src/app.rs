@@ -93,6 +93,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             let (ex, stop) = (ex.clone(), stop_rx.clone());
             std::thread::Builder::new()
                 .name(format!("edgetwin-{i}"))
+                .stack_size(crate::bounds::THREAD_STACK_BYTES)
                 .spawn(move || smol::block_on(ex.run(stop.recv())))
                 .map_err(|e| format!("spawn thread: {e}"))
         })

@@ -5,10 +5,13 @@
 
 pub mod app;
 pub mod auth;
+pub mod bounds;
 pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 pub mod hub;
 pub mod model;

@@ -39,7 +39,7 @@ impl From<DittoError> for Failure {
 }
 
 /// Query parameters and Ditto headers of a request, with a `correlation-id` (generated if absent).
-pub(super) fn request_headers(parts: &Parts) -> Result<(Query, Headers, String), DittoError> {
+pub(crate) fn request_headers(parts: &Parts) -> Result<(Query, Headers, String), DittoError> {
     let query = Query::parse(parts.uri.query())?;
     let mut headers = params::ditto_headers(&parts.headers, &query)?;
     let cid = match headers.correlation_id() {
@@ -243,7 +243,7 @@ async fn json_body(
 }
 
 /// The pointer a sub-path addresses (`""`/`"/"` = root; one trailing slash is ignored).
-fn sub_pointer(rest: &str) -> Result<String, DittoError> {
+pub(crate) fn sub_pointer(rest: &str) -> Result<String, DittoError> {
     let rest = params::decode(rest, false)?;
     let trimmed = rest.strip_suffix('/').unwrap_or(&rest);
     Ok(if trimmed.is_empty() {

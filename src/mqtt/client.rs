@@ -95,6 +95,7 @@ pub fn start(
     };
     std::thread::Builder::new()
         .name("edgetwin-mqtt".into())
+        .stack_size(crate::bounds::THREAD_STACK_BYTES)
         .spawn(move || conn.run())
         .map_err(|e| format!("mqtt thread: {e}"))?;
     Ok(Link {

@@ -1,10 +1,12 @@
 //! Black-box tests, one binary: the twin channel over /ws/2 and the Ditto conformance corpus,
-//! persistence across restarts, metadata, patch conditions.
+//! persistence across restarts, metadata, patch conditions, depth bounds.
 //! Each module starts the real edgetwin binary on free ports with a temp data dir.
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bounds_depth;
+mod bounds_property;
 mod conformance;
 mod full_disk;
 mod merge_patch_conditions;
