@@ -101,6 +101,18 @@ impl<W: Write> FrameWriter<'_, W> {
 /// Writes a backup of `snap` to `out`, in frames of ~64 KiB (each written with one
 /// `write_all`); memory stays within one frame and one scan batch.
 pub fn write(snap: &Snapshot, created_ms: u64, out: &mut impl Write) -> Result<Counts, StoreError> {
+    let scan = |tree: Tree, after: Option<&[u8]>| snap.scan(tree, after, SCAN);
+    write_from(scan, snap.seq(), created_ms, out)
+}
+
+/// `write` of what `scan(tree, after)` returns: ascending batches of the entries of `tree`
+/// after `after`, a short (or empty) batch at the end; `seq` is the state they are of.
+pub fn write_from(
+    mut scan: impl FnMut(Tree, Option<&[u8]>) -> Result<super::Entries, StoreError>,
+    seq: u64,
+    created_ms: u64,
+    out: &mut impl Write,
+) -> Result<Counts, StoreError> {
     let mut head = Vec::with_capacity(HEADER);
     head.extend_from_slice(MAGIC);
     head.extend_from_slice(&VERSION.to_le_bytes());
@@ -108,7 +120,7 @@ pub fn write(snap: &Snapshot, created_ms: u64, out: &mut impl Write) -> Result<C
     head.extend_from_slice(&crc32fast::hash(&head).to_le_bytes());
     out.write_all(&head).map_err(io("backup write"))?;
     let mut counts = Counts {
-        seq: snap.seq(),
+        seq,
         created_ms,
         ..Counts::default()
     };
@@ -117,12 +129,12 @@ pub fn write(snap: &Snapshot, created_ms: u64, out: &mut impl Write) -> Result<C
     for tree in Tree::ALL {
         let mut after: Option<Vec<u8>> = None;
         loop {
-            let batch = snap.scan(tree, after.as_deref(), SCAN)?;
+            let batch = scan(tree, after.as_deref())?;
             let Some((last, _)) = batch.last() else {
                 break;
             };
             after = Some(last.clone());
-            let full = batch.len() < SCAN;
+            let last_batch = batch.len() < SCAN;
             for (key, value) in batch {
                 if tree == Tree::Meta && key.starts_with(STORE_META) {
                     continue;
@@ -134,7 +146,7 @@ pub fn write(snap: &Snapshot, created_ms: u64, out: &mut impl Write) -> Result<C
                     payload.clear();
                 }
             }
-            if full {
+            if last_batch {
                 break;
             }
         }
@@ -218,8 +230,15 @@ impl<R: Read> Reader<R> {
                 self.number
             )));
         }
-        let mut payload = vec![0u8; len];
-        self.input.read_exact(&mut payload).map_err(truncated)?;
+        // grows with what is there: a damaged length allocates no more than the file holds
+        let mut payload = Vec::new();
+        (&mut self.input)
+            .take(len as u64)
+            .read_to_end(&mut payload)
+            .map_err(truncated)?;
+        if payload.len() != len {
+            return Err(truncated(std::io::ErrorKind::UnexpectedEof.into()));
+        }
         if frame_crc(number, kind, &payload) != crc {
             return Err(StoreError(format!(
                 "backup frame {number}: checksum mismatch"

@@ -45,7 +45,7 @@ const MARKERS: std::ops::RangeInclusive<u8> = 0x00..=0x08;
 const MIN_COMPRESS: usize = 32;
 /// Largest value the decoder produces (far above any document the gateway accepts): a corrupt
 /// length never makes it allocate more.
-const MAX_VALUE: usize = 64 << 20;
+pub const MAX_VALUE: usize = 64 << 20;
 
 /// The dictionary of codec 1: the skeleton of the JSON the store keeps for twins
 /// (`engine::ThingState`) and policies (`policy::command::PolicyState`), as Ditto shapes them.

@@ -24,7 +24,7 @@
 
 mod backend;
 pub mod backup;
-mod codec;
+pub(crate) mod codec;
 mod commit;
 pub mod config;
 mod options;
