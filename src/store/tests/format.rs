@@ -55,9 +55,17 @@ pub(super) fn t_data_written_before_the_codec_opens_unchanged(kind: BackendKind)
         ])
         .expect("commit");
         b.shut_down().expect("shut down");
+        // and a record in its write-ahead log not yet checkpointed (epoch 0: no epoch key)
+        let (mut wal, records) =
+            super::super::wal::Wal::open(dir.path(), opts(NEVER).wal_bytes, 0).expect("wal");
+        assert!(records.is_empty());
+        let mut payload = Vec::new();
+        super::super::wal::encode_ops(&[put(Tree::Things, "logged", TWIN)], &mut payload);
+        wal.append(1, &payload).expect("append");
     }
     let s = open(kind, &dir);
     assert_eq!(get_s(&s, Tree::Things, "old").as_deref(), Some(TWIN));
+    assert_eq!(get_s(&s, Tree::Things, "logged").as_deref(), Some(TWIN));
     let p = get_s(&s, Tree::Policies, "old");
     assert_eq!(p.as_deref(), Some(r#"{"policyId":"ns:old","entries":{}}"#));
     let q = s.submit(vec![put(Tree::Things, "new", TWIN)]);
@@ -66,7 +74,7 @@ pub(super) fn t_data_written_before_the_codec_opens_unchanged(kind: BackendKind)
     drop(s);
     let s = open(kind, &dir);
     let all = s.scan(Tree::Things, b"", None, 10).expect("scan");
-    assert_eq!(keys(&all), ["new", "old"]);
+    assert_eq!(keys(&all), ["logged", "new", "old"]);
     assert!(all.iter().all(|(_, v)| v == TWIN.as_bytes()), "{kind}");
     assert_eq!(
         s.get(Tree::Meta, codec::FORMAT_KEY).expect("get"),
