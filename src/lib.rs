@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod engine;
 pub mod error;
 pub mod http;

@@ -1,9 +1,11 @@
 //! The network shell: one TCP listener, HTTP/1.1 via hyper on smol, WebSocket upgrades on
 //! `/ws/2` handed to async-tungstenite, health endpoints, and the shared server state
-//! (hub, authenticator, config, executor). Owns the accept loop and graceful shutdown.
+//! (hub, authenticator, config, executor). Owns the accept loop: each connection takes a slot
+//! of the connection caps (`conn`) or gets the refusal answer.
 
 use crate::auth::{self, Authenticator};
 use crate::config::Config;
+use crate::conn::Conn;
 use crate::error::DittoError;
 use crate::http::response;
 use crate::hub::Hub;
@@ -15,7 +17,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::{Request, Response};
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpListener;
 use smol::Executor;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 use std::convert::Infallible;
@@ -41,6 +43,8 @@ pub struct State {
     pub ex: Arc<Executor<'static>>,
     /// the MQTT device bridge (status, shutdown)
     pub mqtt: crate::mqtt::Handle,
+    /// open connections and their caps (`src/conn`)
+    pub conns: Arc<crate::conn::Tracker>,
 }
 
 /// A full body.
@@ -139,7 +143,7 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
                 Ok(u) => u,
                 Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
             };
-            let Ok(parts) = upgraded.downcast::<FuturesIo<TcpStream>>() else {
+            let Ok(parts) = upgraded.downcast::<FuturesIo<Conn>>() else {
                 return tracing::error!("websocket upgrade: unexpected IO type");
             };
             let max = st2.cfg.limits.max_message_kib * 1024;
@@ -174,8 +178,8 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
     r
 }
 
-async fn serve_connection(st: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
-    let _ = tcp.set_nodelay(true);
+async fn serve_connection(st: Arc<State>, tcp: Conn, peer: SocketAddr) {
+    let _ = tcp.tcp().set_nodelay(true);
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(PeerAddr(peer));
         route(st.clone(), req)
@@ -191,15 +195,30 @@ async fn serve_connection(st: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
     }
 }
 
-/// Accepts connections until `stop` resolves.
+/// Accepts connections until the task is cancelled; a connection over a cap gets a refusal
+/// (`conn::refuse`) instead of being served.
 pub async fn accept_loop(st: Arc<State>, listener: TcpListener) {
     let mut backoff = Duration::from_millis(10);
+    let limits = &st.cfg.limits;
+    let send_timeout = Duration::from_secs(limits.send_timeout_secs);
+    let close_timeout = Duration::from_secs(limits.close_timeout_secs);
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => {
                 backoff = Duration::from_millis(10);
-                let st2 = st.clone();
-                st.ex.spawn(serve_connection(st2, tcp, peer)).detach();
+                match st.conns.admit(peer.ip()) {
+                    Ok(slot) => {
+                        let conn = Conn::new(tcp, slot, send_timeout);
+                        st.ex
+                            .spawn(serve_connection(st.clone(), conn, peer))
+                            .detach();
+                    }
+                    Err(r) => {
+                        tracing::debug!(%peer, refusal = ?r, "connection refused (cap)");
+                        let refuse = crate::conn::refuse(st.conns.clone(), tcp, r, close_timeout);
+                        st.ex.spawn(refuse).detach();
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed; backing off {:?}", backoff);

@@ -72,7 +72,8 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         "/status/health" => read_only(response::json(
             200,
             &json!({"status": "UP", "sessions": st.hub.session_count(),
-                    "pendingRequests": st.hub.pending_count(), "mqtt": st.mqtt.state()}),
+                    "pendingRequests": st.hub.pending_count(), "mqtt": st.mqtt.state(),
+                    "connections": st.conns.health()}),
         )),
         "/status/mqtt" => read_only(response::json(200, &st.mqtt.status())),
         "/api/2/whoami" => read_only(response::with_cid(

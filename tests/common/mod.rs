@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod mqtt;
+pub mod raw_ws;
 
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::Message;
