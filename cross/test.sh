@@ -2,8 +2,8 @@
 # Tests the cross-built binaries under qemu-user (installed here if missing):
 #   cross/test.sh [--no-unit] [aarch64] [armv7]      (default: aarch64 armv7)
 # For each arch: cross/build.sh builds the release binary; the end-to-end tests
-# (tests/ops_smoke.rs: /ws/2 create + retrieve, HTTP checks, SIGTERM -> exit 0 without losing
-# answered writes, restart with the data; tests/ops_service.rs: READY/WATCHDOG/STOPPING) run
+# (tests/ops/ops_smoke.rs: /ws/2 create + retrieve, HTTP checks, SIGTERM -> exit 0 without losing
+# answered writes, restart with the data; tests/ops/ops_service.rs: READY/WATCHDOG/STOPPING) run
 # against it through qemu (EDGETWIN_BIN + EDGETWIN_RUNNER); then the crate's unit tests run
 # under emulation (cargo's runner from .cargo/config.toml), unless --no-unit.
 set -euo pipefail
@@ -35,7 +35,7 @@ for a in "${arches[@]}"; do
   bash cross/build.sh "$a"
   echo "== $a: end-to-end tests against dist/edgetwin-$a/edgetwin under $qemu"
   EDGETWIN_BIN="$PWD/dist/edgetwin-$a/edgetwin" EDGETWIN_RUNNER="$qemu" \
-    cargo test --locked --test ops_smoke --test ops_service
+    cargo test --locked --test ops -- ops_smoke:: ops_service::
   if [ "$unit" = 1 ]; then
     # crash_kill9 re-executes its own test binary as a child; without binfmt_misc (containers,
     # CI) the kernel cannot start an ARM child, so only that test is left out under emulation.

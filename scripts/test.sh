@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
-# systemd-analyze checks the service unit offline (tests/ops_systemd.rs); no running systemd needed
+# systemd-analyze checks the service unit offline (tests/ops/ops_systemd.rs); no running systemd needed
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -29,6 +29,6 @@ echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --no-fail-fast "$@"
-echo "== features mqtt-tls and bench (criterion micro-benchmarks): clippy; tests/mqtt_tls.rs"
+echo "== features mqtt-tls and bench (criterion micro-benchmarks): clippy; tests/mqtt/mqtt_tls.rs"
 cargo clippy --features mqtt-tls,bench --all-targets -- -D warnings
-cargo test --features mqtt-tls --test mqtt_tls
+cargo test --features mqtt-tls --test mqtt -- mqtt_tls

@@ -16,7 +16,7 @@ pub struct User {
     pub password_hash: String,
 }
 
-// ---- [auth] (authentication beyond Basic users; see README "Authentication and policies") ----
+// ---- [auth] (authentication beyond Basic users; see docs/auth.md) ----
 
 /// One trusted JWT issuer (`[[auth.jwt]]`): tokens whose `iss` matches authenticate as
 /// `<prefix>:<sub>`; verified offline with an HS256 secret, a PEM public key or a JWKS file.
@@ -138,9 +138,9 @@ pub struct Config {
     pub limits: Limits,
     /// authentication beyond Basic users
     pub auth: Auth,
-    /// MQTT device bridge (`[mqtt]`, see README "MQTT devices")
+    /// MQTT device bridge (`[mqtt]`, see docs/mqtt.md)
     pub mqtt: crate::mqtt::config::MqttConfig,
-    /// search (see README "Search")
+    /// search (see docs/search.md)
     pub search: crate::search::SearchConfig,
 }
 

@@ -1,7 +1,7 @@
-//! Policy enforcement of thing commands (pure): WRITE/READ checks with Ditto's path-specific
-//! errors (404 without READ, 403 `*.notmodifiable` with READ), the merge leaf rule, READ on
-//! `condition` and `merge-thing-patch-conditions` fields, READ-filtered retrieve results, and
-//! the checks when a thing is created.
+//! Policy enforcement of thing commands (pure), as Ditto's `ThingCommandEnforcement`: READ on
+//! condition fields first, then READ (reads, 404 without) or WRITE (writes, 403 `*.notmodifiable`
+//! without, whatever READ says) with Ditto's per-command errors, the merge leaf rule,
+//! READ-filtered retrieve results, and the checks when a thing is created.
 
 use super::{errors, ThingState};
 use crate::error::DittoError;
@@ -75,14 +75,24 @@ pub fn check(state: &ThingState, cmd: &ThingCommand, acc: &Access) -> Result<(),
     };
     let subs = acc.subjects;
     let res = cmd.path.pointer();
-    let readable = || e.has_partial(subs, "thing", &res, READ);
-    let allowed = match cmd.action {
-        Action::Retrieve => {
-            if !readable() {
-                return Err(errors::not_found(&id, &cmd.path));
-            }
-            true
+    // Ditto's ThingCommandEnforcement.authorizeByPolicyOrThrow: READ on every field a
+    // `condition` (or, for merges, a `merge-thing-patch-conditions` condition) references is
+    // checked first; unparsable ones fail later with their own 400.
+    let mut queries: Vec<crate::rql::Query> = Vec::new();
+    if let Some(c) = cmd.headers.get_str("condition") {
+        queries.extend(crate::rql::parse(&c).ok());
+    }
+    if cmd.action == Action::Merge {
+        if let Ok(Some(pcs)) = super::patch_conditions::parse(&cmd.headers) {
+            queries.extend(pcs.into_iter().map(|pc| pc.query));
         }
+    }
+    if !queries.iter().all(|q| condition_readable(e, subs, q)) {
+        return Err(DittoError::new(412, "things:condition.failed", "The specified resource in the condition could not be found or the requester had insufficient permissions to access it.")
+            .describe("Check if you have sufficient permissions to access the specified resource (READ permission is required)."));
+    }
+    let allowed = match cmd.action {
+        Action::Retrieve => e.has_partial(subs, "thing", &res, READ),
         Action::Merge => {
             if e.has_unrestricted(subs, "thing", &res, WRITE) {
                 true
@@ -100,31 +110,18 @@ pub fn check(state: &ThingState, cmd: &ThingCommand, acc: &Access) -> Result<(),
         }
         _ => e.has_unrestricted(subs, "thing", &res, WRITE),
     };
-    if !allowed {
-        return Err(if !readable() {
-            errors::not_found(&id, &cmd.path)
-        } else if cmd.action == Action::Delete && cmd.path == ThingPath::Root {
-            errors::not_deletable(&id)
-        } else {
-            errors::not_modifiable(&id, &cmd.path)
-        });
+    if allowed {
+        return Ok(());
     }
-    // READ on every field a `condition` (or, for merges, a `merge-thing-patch-conditions`
-    // condition) references; unparsable ones fail later with their own 400.
-    let mut queries: Vec<crate::rql::Query> = Vec::new();
-    if let Some(c) = cmd.headers.get_str("condition") {
-        queries.extend(crate::rql::parse(&c).ok());
-    }
-    if cmd.action == Action::Merge {
-        if let Ok(Some(pcs)) = super::patch_conditions::parse(&cmd.headers) {
-            queries.extend(pcs.into_iter().map(|pc| pc.query));
-        }
-    }
-    if !queries.iter().all(|q| condition_readable(e, subs, q)) {
-        return Err(DittoError::new(412, "things:condition.failed", "The specified resource in the condition could not be found or the requester had insufficient permissions to access it.")
-            .describe("Check if you have sufficient permissions to access the specified resource (READ permission is required)."));
-    }
-    Ok(())
+    // Ditto's ThingCommandToAccessExceptionRegistry (reads: 404) and
+    // ThingCommandToModifyExceptionRegistry (writes: 403 whatever READ says; a merge has no
+    // entry there and falls back to `things:thing.notmodifiable`)
+    Err(match (cmd.action, &cmd.path) {
+        (Action::Retrieve, p) => errors::not_found(&id, p),
+        (Action::Delete, ThingPath::Root) => errors::not_deletable(&id),
+        (Action::Merge, _) => errors::not_modifiable(&id, &ThingPath::Root),
+        (_, p) => errors::not_modifiable(&id, p),
+    })
 }
 
 /// A retrieve result as the requester may see it. At `/` the thing is filtered with Ditto's
@@ -254,7 +251,8 @@ mod tests {
         );
         assert_eq!(
             err(cmd("modify", "/attributes/serial", Some(json!(1)))).as_deref(),
-            Some("things:attribute.notfound")
+            Some("things:attribute.notmodifiable"),
+            "no WRITE: 403 although READ is revoked too (Ditto)"
         );
         assert_eq!(
             err(cmd("delete", "/", None)).as_deref(),
@@ -275,7 +273,8 @@ mod tests {
                 Some(json!({"a": 1, "serial": 2}))
             ))
             .as_deref(),
-            Some("things:attributes.notmodifiable")
+            Some("things:thing.notmodifiable"),
+            "a merge falls back to the thing's error (Ditto's registry has no MergeThing)"
         );
         assert_eq!(
             err(cmd("retrieve", "/attributes/serial", None)).as_deref(),

@@ -219,7 +219,9 @@ pub fn apply(
         Action::Modify => write::modify(state, cmd, &checks, ctx),
         Action::Merge => write::merge(state, cmd, &checks, ctx),
         Action::Delete => write::delete(state, cmd, &checks, ctx),
-        Action::Create | Action::Migrate => Err(crate::protocol::unknown_path(&cmd.raw_path)),
+        Action::Create | Action::Migrate | Action::CheckPermissions => {
+            Err(crate::protocol::unknown_path(&cmd.raw_path))
+        }
     }
 }
 

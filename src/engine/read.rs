@@ -38,7 +38,7 @@ pub fn thing_view(state: &ThingState, fields: Option<&FieldSelector>, ctx: &Ctx)
             .and_then(Value::as_str)
             .unwrap_or_default();
         if let (Some(p), Value::Object(m)) = ((ctx.policy)(pid), &mut view) {
-            m.insert("_policy".into(), p);
+            m.insert("_policy".into(), crate::policy::json::policy(&p));
         }
     }
     sel.select(&view)

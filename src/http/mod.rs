@@ -1,5 +1,5 @@
 //! The HTTP API binding: `/api/2/things` (REST and Server-Sent Events), `/api/2/policies`,
-//! `/api/2/search/things`, `/api/2/whoami`, `/status/health` and `/status/mqtt`. Authenticates every request, bounds header sizes, and dispatches by path
+//! `/api/2/checkPermissions`, `/api/2/search/things`, `/api/2/whoami`, `/status/health` and `/status/mqtt`. Authenticates every request, bounds header sizes, and dispatches by path
 //! and method; the handlers turn requests into hub calls (one twin command per request).
 
 pub mod list;
@@ -84,6 +84,9 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             cid.as_deref(),
         )),
         "/api/2/things" | "/api/2/things/" => things_root(&st, parts, body, who).await,
+        "/api/2/checkPermissions" | "/api/2/checkPermissions/" => {
+            policies::check_permissions(&st, parts, body, &who).await
+        }
         // search (src/search)
         "/api/2/search/things"
         | "/api/2/search/things/"

@@ -1,6 +1,6 @@
 //! HTTP binding of policies (`/api/2/policies/{policyId}[/entries/...|/imports/...]` with GET,
-//! PUT, DELETE). A thin shell over the shared HTTP helpers: each request becomes a
-//! `PolicyCommand` for the hub, answered after its write is durable.
+//! PUT, DELETE) and `POST /api/2/checkPermissions`. A thin shell over the shared HTTP helpers:
+//! each request becomes a `PolicyCommand` for the hub, answered after its write is durable.
 
 use super::params;
 use super::response;
@@ -126,4 +126,35 @@ async fn policy_request(
         r = response::with_location(r, &response::absolute(&parts.headers, path));
     }
     Ok(r)
+}
+
+/// `POST /api/2/checkPermissions` (Ditto's `CheckPermissionsRoute`): a JSON object of named
+/// checks in, `{name: true|false}` out (200).
+pub async fn check_permissions(
+    st: &State,
+    parts: Parts,
+    body: Incoming,
+    who: &Requester,
+) -> Response<Body> {
+    let (_, _, cid) = match request_headers(&parts) {
+        Ok(x) => x,
+        Err(e) => return response::error(&e, None, None),
+    };
+    if parts.method != Method::POST {
+        return response::method_not_allowed(parts.method.as_str(), &["POST"], Some(&cid));
+    }
+    let r = async {
+        params::require_json(&parts.headers)?;
+        let limits = &st.cfg.limits;
+        let bytes = params::read_body(
+            &parts.headers,
+            body,
+            limits.max_message_kib * 1024,
+            Duration::from_secs(limits.body_timeout_secs),
+        )
+        .await?;
+        let checks = crate::policy::check::parse(&params::parse_json(&bytes)?)?;
+        Ok(response::json(200, &st.hub.check_permissions(who, &checks)))
+    };
+    finish(r.await.map_err(|e: DittoError| Failure::from(e)), &cid)
 }

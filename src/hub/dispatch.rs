@@ -1,7 +1,8 @@
 //! One Ditto Protocol message from a client (WS, later MQTT) through the hub: acks and live
 //! answers are routed to their pending request; twin commands go to the engine (with custom
 //! acks or the smart channel through a waiter); live commands, live events and messages to the
-//! live channel; policy commands to the policy engine. Errors follow `response-required`.
+//! live channel; policy commands to the policy engine, `checkPermissions` to its check.
+//! Errors follow `response-required`.
 
 use super::acks::{AckKind, AckRequest, Binding};
 use super::live::{LiveOptions, Smart};
@@ -39,7 +40,7 @@ impl Hub {
         acks: &AckRequest,
     ) -> Result<Waiter, DittoError> {
         let cid = cmd.headers.correlation_id().unwrap_or_default().to_owned();
-        let plan = Plan::new(cmd.topic.clone(), "command", true);
+        let plan = Plan::new(cmd.topic.clone(), true);
         let mut w = self.register(who, &cid, &acks.labels, None, acks.timeout_ms, plan)?;
         let done = self.twin_command(who, cmd).await?;
         w.set_twin(response_envelope(cmd, &done.outcome), done.seq);
@@ -106,6 +107,9 @@ impl Hub {
             }
             (Criterion::Events(_), Channel::Live) if env.status.is_none() => {
                 return Ok(later(self.live_event(who, &env, acks)?));
+            }
+            (Criterion::Commands(Action::CheckPermissions), _) if env.status.is_none() => {
+                return Ok(Some(now(self.check_permissions_envelope(who, env, cid)?)));
             }
             _ => {}
         }

@@ -183,7 +183,7 @@ impl Hub {
         env.value = cmd.value.clone();
         env.fields = cmd.fields.clone();
         let waiter = if acks.response_required || !acks.labels.is_empty() {
-            let mut plan = Plan::new(cmd.topic.clone(), "live command", acks.aggregated());
+            let mut plan = Plan::new(cmd.topic.clone(), acks.aggregated());
             plan.fallback = opts.fallback;
             plan.extra_headers = opts.extra_headers;
             if cmd.action == Action::Retrieve {
@@ -225,7 +225,7 @@ impl Hub {
     }
 
     /// A live event sent by a device session: the sender needs WRITE on the path (403
-    /// `things:event.notallowed`); delivered to entitled live-event subscribers; never stored.
+    /// `things:event.notallowed` without it); delivered to entitled live-event subscribers; never stored.
     /// Only custom acks are awaited (an event has no response).
     pub fn live_event(
         &self,
@@ -242,12 +242,9 @@ impl Hub {
         let Some(enforcer) = enforcer else {
             return Err(errors::not_found(&id, &ThingPath::Root));
         };
+        // Ditto's LiveSignalEnforcement.enforceLiveEvent: 403 whatever READ says
         if !enforcer.has_unrestricted(&who.subjects, "thing", &path.pointer(), WRITE) {
-            return Err(if enforcer.has_partial(&who.subjects, "thing", &[], READ) {
-                event_not_allowed(&id)
-            } else {
-                errors::not_found(&id, &ThingPath::Root)
-            });
+            return Err(event_not_allowed(&id));
         }
         let custom = acks.custom();
         let mut out = env.clone();
@@ -256,7 +253,7 @@ impl Hub {
             None
         } else {
             let cid = env.headers.correlation_id().unwrap_or_default();
-            let plan = Plan::new(env.topic.clone(), "live event", true);
+            let plan = Plan::new(env.topic.clone(), true);
             Some(self.register(who, cid, &custom, None, acks.timeout_ms, plan)?)
         };
         self.deliver(

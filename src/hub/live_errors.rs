@@ -1,6 +1,6 @@
 //! The errors of the live channel, messages and acknowledgements, with Ditto's codes and texts
-//! (command / ack timeouts with Ditto's thousands separator, answers that cannot arrive any
-//! more, duplicate correlation-ids, a full pending table, label and permission errors).
+//! (command / ack timeouts with Ditto's thousands separator, duplicate correlation-ids, a full
+//! pending table, label and permission errors).
 
 use crate::error::DittoError;
 
@@ -30,17 +30,6 @@ pub fn command_timeout(timeout_ms: u64) -> DittoError {
     .describe("Try increasing the command timeout.")
 }
 
-/// 408 `command.timeout` for a live command / message nobody can answer any more (no
-/// subscriber got it, or every one that got it disconnected): answered at once, not at timeout.
-pub fn no_responder(what: &str) -> DittoError {
-    DittoError::new(
-        408,
-        "command.timeout",
-        format!("No subscriber that could answer the {what} is connected: no response can arrive."),
-    )
-    .describe("Connect a subscriber with READ permission (a device session with START-SEND-LIVE-COMMANDS or START-SEND-MESSAGES) and try again.")
-}
-
 /// 408 `acknowledgement:request.timeout`.
 pub fn ack_timeout(timeout_ms: u64) -> DittoError {
     DittoError::new(
@@ -54,16 +43,6 @@ pub fn ack_timeout(timeout_ms: u64) -> DittoError {
     .describe(
         "Try increasing the timeout and make sure that the requested acknowledgement is sent back in time.",
     )
-}
-
-/// 408 `acknowledgement:request.timeout` for a label nobody can send any more.
-pub fn ack_unanswerable(label: &str) -> DittoError {
-    DittoError::new(
-        408,
-        "acknowledgement:request.timeout",
-        format!("The acknowledgement <{label}> cannot arrive: no connected subscriber declared it, or the one that did disconnected."),
-    )
-    .describe("Connect the subscriber that declares the label (declared-acks) and try again.")
 }
 
 /// 409 `acknowledgement:request.duplicate.correlation-id`.

@@ -94,7 +94,7 @@ impl Hub {
         let mut out = env.clone();
         out.headers = delivered_headers(&env.headers, acks, who);
         let waiter = if acks.response_required || !acks.labels.is_empty() {
-            let plan = Plan::new(env.topic.clone(), "message", acks.aggregated());
+            let plan = Plan::new(env.topic.clone(), acks.aggregated());
             let matcher = acks
                 .response_required
                 .then(|| message_matcher(id.clone(), path.subject.clone()));

@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod ordered;
+mod permissions;
 pub mod policy;
 mod publisher;
 pub use publisher::Gate;

@@ -2,7 +2,8 @@
 //! who owes each of them, plus the labels sessions declared (unique across sessions). Plain data
 //! under one mutex in the hub; bounded (`max` entries); an entry leaves the table exactly once:
 //! completed (sent to its waiter), taken at timeout / by a dropped waiter, or dropped with its
-//! requester's session. Sessions that owe something and close resolve their slots at once.
+//! requester's session. What nobody can send any more (no receiver, a label nobody declared, a
+//! receiver that closed) stays open until the timeout, as in Ditto's acknowledgement aggregator.
 
 use super::acks::{Ack, LIVE_RESPONSE, TWIN_PERSISTED};
 use super::live_errors::{duplicate_correlation_id, label_not_unique, table_full};
@@ -18,8 +19,6 @@ pub enum Resolution {
     Ack(Ack),
     /// the live response / message response
     Answer(Box<Envelope>),
-    /// nobody can send it any more (no receiver / declarer, or it disconnected)
-    Gone,
 }
 
 /// One awaited acknowledgement.
@@ -27,7 +26,7 @@ pub enum Resolution {
 pub enum SlotState {
     /// the signal was not delivered yet (who owes it is unknown)
     Undispatched,
-    /// any of these sessions may send it
+    /// any of these sessions may send it (none: it can only time out)
     Owed(Vec<u64>),
     /// filled by the waiter itself (`twin-persisted` after durability)
     Local,
@@ -190,7 +189,8 @@ impl Table {
 
     /// The signal of `cid` reached `receivers`: `live-response` is owed by them, a custom
     /// label by its declarer if it received the signal, else weak-acked; a label nobody
-    /// declared, or a live answer nobody received, is gone.
+    /// declared, or a live answer nobody received, is owed by nobody and times out (Ditto's
+    /// `AcknowledgementAggregatorActor` waits for the timeout in both cases).
     pub fn dispatched(&mut self, cid: &str, receivers: &[u64]) {
         let declared = &self.declared;
         let Some(e) = self.map.get_mut(cid) else {
@@ -201,14 +201,10 @@ impl Table {
                 continue;
             }
             s.state = if s.label == LIVE_RESPONSE {
-                if receivers.is_empty() {
-                    SlotState::Done(Resolution::Gone)
-                } else {
-                    SlotState::Owed(receivers.to_vec())
-                }
+                SlotState::Owed(receivers.to_vec())
             } else {
                 match declared.get(&s.label) {
-                    None => SlotState::Done(Resolution::Gone),
+                    None => SlotState::Owed(Vec::new()),
                     Some(d) if receivers.contains(d) => SlotState::Owed(vec![*d]),
                     Some(_) => SlotState::Done(Resolution::Ack(Ack::weak(cid))),
                 }
@@ -279,26 +275,16 @@ impl Table {
     }
 
     /// A session ended: its own requests are dropped (nobody to answer), its declared labels
-    /// freed, and what it owed is resolved as gone (its requesters get their answer now).
+    /// freed, and it owes nothing any more (what only it owed times out, as in Ditto).
     pub fn session_closed(&mut self, session: u64) {
         self.declared.retain(|_, s| *s != session);
         self.map.retain(|_, e| e.requester != Some(session));
-        let mut touched = Vec::new();
-        for (cid, e) in &mut self.map {
+        for e in self.map.values_mut() {
             for s in &mut e.slots {
                 if let SlotState::Owed(o) = &mut s.state {
-                    if o.contains(&session) {
-                        o.retain(|x| *x != session);
-                        if o.is_empty() {
-                            s.state = SlotState::Done(Resolution::Gone);
-                        }
-                        touched.push(cid.clone());
-                    }
+                    o.retain(|x| *x != session);
                 }
             }
-        }
-        for cid in touched {
-            self.finish_if_complete(&cid);
         }
     }
 }
@@ -397,7 +383,7 @@ mod tests {
     }
 
     #[test]
-    fn custom_labels_owed_weak_or_gone() {
+    fn custom_labels_owed_weak_or_open_until_timeout() {
         let mut t = Table::new(8);
         t.declare(5, &labels(&["got-it"])).unwrap();
         t.declare(6, &labels(&["filtered"])).unwrap();
@@ -419,30 +405,31 @@ mod tests {
             "not owed by 6"
         );
         assert_eq!(t.ack("c", "got-it", 5, ack(400)), Offer::Accepted);
-        assert_eq!(t.len(), 1, "twin-persisted still open");
         t.fill_local("c", tok, &ack(204));
-        assert!(t.is_empty());
-        let slots = rx.try_recv().unwrap();
-        let states: Vec<_> = slots.iter().map(|s| s.state.clone()).collect();
+        assert_eq!(t.len(), 1, "the undeclared label keeps it open");
+        assert!(rx.try_recv().is_err());
+        let e = t.take("c", tok).expect("taken at the timeout");
+        let states: Vec<_> = e.slots.iter().map(|s| s.state.clone()).collect();
         assert_eq!(states[0], SlotState::Done(Resolution::Ack(ack(204))));
         assert_eq!(states[1], SlotState::Done(Resolution::Ack(ack(400))));
         assert_eq!(states[2], SlotState::Done(Resolution::Ack(Ack::weak("c"))));
-        assert_eq!(states[3], SlotState::Done(Resolution::Gone));
+        assert_eq!(states[3], SlotState::Owed(vec![]), "owed by nobody");
     }
 
     #[test]
-    fn closing_sessions_fail_fast_and_free_everything() {
+    fn closing_sessions_owe_nothing_and_free_everything() {
         let mut t = Table::new(8);
         t.declare(5, &labels(&["l-5"])).unwrap();
         let (tx, rx) = async_channel::bounded(1);
-        t.insert(
-            "owed",
-            Some(1),
-            &labels(&["live-response", "l-5"]),
-            Some(Box::new(|_| Ok(()))),
-            tx,
-        )
-        .unwrap();
+        let tok = t
+            .insert(
+                "owed",
+                Some(1),
+                &labels(&["live-response", "l-5"]),
+                Some(Box::new(|_| Ok(()))),
+                tx,
+            )
+            .unwrap();
         t.dispatched("owed", &[5, 6]);
         let (tx2, rx2) = async_channel::bounded(1);
         t.insert(
@@ -458,13 +445,18 @@ mod tests {
             rx2.try_recv().is_err() && rx2.is_closed(),
             "requester gone: dropped"
         );
-        assert_eq!(t.len(), 1, "live-response still owed by 6");
+        assert_eq!(t.len(), 1);
         assert_eq!(t.declarer("l-5"), None);
+        assert_eq!(
+            t.answer("owed", 5, env(200)),
+            Offer::Ignored,
+            "5 owes nothing"
+        );
         t.session_closed(6);
+        assert_eq!(t.len(), 1, "open until the timeout (Ditto)");
+        assert!(rx.try_recv().is_err());
+        let e = t.take("owed", tok).unwrap();
+        assert!(e.slots.iter().all(|s| s.state == SlotState::Owed(vec![])));
         assert!(t.is_empty(), "nothing leaks");
-        let slots = rx.try_recv().unwrap();
-        assert!(slots
-            .iter()
-            .all(|s| s.state == SlotState::Done(Resolution::Gone)));
     }
 }

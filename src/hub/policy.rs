@@ -220,11 +220,14 @@ impl Hub {
                 let load = |i: &str| self.load_policy(i);
                 s.policy = imports::resolved_view(&s.policy, &load, Some(&who.subjects), now);
             }
-            let mut outcome = command::apply(current.as_ref(), &view, now, Some(&who.subjects))?;
+            let load = |i: &str| self.load_policy(i);
+            let mut outcome =
+                command::apply(current.as_ref(), &view, now, Some(&who.subjects), &load)?;
             outcome.etag = None;
             return Ok(PolicyDone { outcome, seq: None });
         }
-        let outcome = command::apply(current.as_ref(), cmd, now, Some(&who.subjects))?;
+        let load = |i: &str| self.load_policy(i);
+        let outcome = command::apply(current.as_ref(), cmd, now, Some(&who.subjects), &load)?;
         let value = match (&outcome.state, outcome.deleted) {
             (Some(s), _) => Some(s.to_bytes()),
             (None, true) => None,

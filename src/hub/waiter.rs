@@ -5,8 +5,7 @@
 //! removes its entry, so the table never keeps an entry nobody waits for.
 
 use super::acks::{
-    ack_timeout, ack_unanswerable, aggregate_status, aggregate_value, command_timeout,
-    no_responder, Ack, LIVE_RESPONSE,
+    ack_timeout, aggregate_status, aggregate_value, command_timeout, Ack, LIVE_RESPONSE,
 };
 use super::pending::{Resolution, Slot, SlotState};
 use super::Hub;
@@ -23,8 +22,6 @@ pub type AnswerFilter = Box<dyn Fn(Envelope) -> Envelope + Send>;
 pub struct Plan {
     /// the request's topic (error and acks topics derive from it)
     pub topic: Topic,
-    /// what was sent, for error texts (`live command`, `message`, ...)
-    pub what: &'static str,
     /// aggregated acks (else the plain live answer)
     pub aggregated: bool,
     /// the twin response and the store sequence `twin-persisted` waits for
@@ -39,10 +36,9 @@ pub struct Plan {
 
 impl Plan {
     /// A plan with defaults for `topic`.
-    pub fn new(topic: Topic, what: &'static str, aggregated: bool) -> Plan {
+    pub fn new(topic: Topic, aggregated: bool) -> Plan {
         Plan {
             topic,
-            what,
             aggregated,
             twin: None,
             fallback: None,
@@ -169,15 +165,11 @@ impl Waiter {
         env
     }
 
-    fn no_answer(&self, gone: bool, invalid: Option<String>) -> Finished {
+    fn no_answer(&self, invalid: Option<String>) -> Finished {
         if let Some(f) = &self.plan.fallback {
             return Finished::Response(Box::new(f.clone()));
         }
-        let mut e = if gone {
-            no_responder(self.plan.what)
-        } else {
-            command_timeout(self.timeout_ms)
-        };
+        let mut e = command_timeout(self.timeout_ms);
         if let Some(why) = invalid {
             e = e.describe(format!("Received no appropriate live response within the specified timeout. An invalid response was received, though: {why}"));
         }
@@ -191,8 +183,7 @@ impl Waiter {
                 Some(SlotState::Done(Resolution::Answer(env))) => {
                     Finished::Response(Box::new(self.answer(&env)))
                 }
-                Some(SlotState::Done(Resolution::Gone)) => self.no_answer(true, invalid),
-                _ => self.no_answer(false, invalid),
+                _ => self.no_answer(invalid),
             };
         }
         let acks: Vec<(String, Ack)> = slots
@@ -203,15 +194,8 @@ impl Waiter {
                     SlotState::Done(Resolution::Answer(env)) => {
                         Ack::from_envelope(&self.answer(&env))
                     }
-                    SlotState::Done(Resolution::Gone) if s.label == LIVE_RESPONSE => {
-                        Ack::error(&self.cid, &no_responder(self.plan.what))
-                    }
-                    SlotState::Done(Resolution::Gone) => {
-                        Ack::error(&self.cid, &ack_unanswerable(&s.label))
-                    }
-                    _ if s.label == LIVE_RESPONSE => {
-                        Ack::error(&self.cid, &command_timeout(self.timeout_ms))
-                    }
+                    // every label that did not arrive, `live-response` included, as Ditto's
+                    // AcknowledgementAggregator fills it in
                     _ => Ack::error(&self.cid, &ack_timeout(self.timeout_ms)),
                 };
                 (s.label, ack)

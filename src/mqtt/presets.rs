@@ -1,6 +1,6 @@
 //! The built-in device conventions, written in the same form as `[[mqtt.mappings]]` so a user
 //! can copy and adapt one: zigbee2mqtt, Tasmota (default FullTopic `%prefix%/%topic%/`) and
-//! Homie 4. `edgetwin` README "MQTT devices" shows what each produces.
+//! Homie 4. docs/mqtt.md shows what each produces.
 
 use super::config::MappingConfig;
 use serde::Deserialize;

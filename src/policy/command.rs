@@ -4,7 +4,7 @@
 
 use super::enforcer::{Enforcer, POLICY_ALLOWLIST};
 use super::model::{self, READ, WRITE};
-use super::{errors, write, PolicyPath};
+use super::{errors, json, write, PolicyPath};
 use crate::engine::conditions::check_etags;
 use crate::error::DittoError;
 use crate::model::{parse_policy_id, value_hash, FieldSelector};
@@ -60,7 +60,7 @@ impl PolicyCommand {
                     | PolicyPath::Import(_)
                     | PolicyPath::EntryField(_, "references")
             ),
-            Action::Merge | Action::Migrate => {
+            Action::Merge | Action::Migrate | Action::CheckPermissions => {
                 return Err(crate::protocol::topic::unknown_topic(
                     &env.topic.to_string(),
                 ))
@@ -129,9 +129,10 @@ impl PolicyState {
         }
     }
 
-    /// The policy with `_revision`, `_created`, `_modified` (what `fields` selects from).
+    /// The policy as Ditto writes it (see `json`) with `_revision`, `_created`, `_modified`
+    /// (what `fields` selects from).
     pub fn full_view(&self) -> Value {
-        let mut v = self.policy.clone();
+        let mut v = json::policy(&self.policy);
         if let Value::Object(m) = &mut v {
             m.insert("_revision".into(), self.revision.into());
             m.insert(
@@ -177,14 +178,15 @@ fn read_outcome(value: Value, etag: Option<String>) -> PolicyOutcome {
     }
 }
 
-/// The value at `path` of a policy, with Ditto's defaults for absent optional entry fields.
+/// The value at `path` of a policy as Ditto serialises it: with its defaults for absent
+/// optional fields (`imports`, an entry's `importable`, ...; see `json`).
 pub fn value_at(policy: &Value, path: &PolicyPath) -> Option<Value> {
     let entry = |l: &str| policy.get("entries")?.get(l);
     let import = |i: &str| policy.get("imports")?.get(i);
     match path {
-        PolicyPath::Root => Some(policy.clone()),
-        PolicyPath::Entries => policy.get("entries").cloned(),
-        PolicyPath::Entry(l) => entry(l).cloned(),
+        PolicyPath::Root => Some(json::policy(policy)),
+        PolicyPath::Entries => policy.get("entries").map(json::entries),
+        PolicyPath::Entry(l) => entry(l).map(json::entry),
         PolicyPath::EntryField(l, f) => {
             let e = entry(l)?;
             Some(e.get(*f).cloned().unwrap_or_else(|| match *f {
@@ -199,10 +201,9 @@ pub fn value_at(policy: &Value, path: &PolicyPath) -> Option<Value> {
         PolicyPath::Imports => Some(
             policy
                 .get("imports")
-                .cloned()
-                .unwrap_or(Value::Object(Default::default())),
+                .map_or(Value::Object(Default::default()), json::imports),
         ),
-        PolicyPath::Import(i) => import(i).cloned(),
+        PolicyPath::Import(i) => import(i).map(json::import),
         PolicyPath::ImportField(i, f) => {
             Some(import(i)?.get(*f).cloned().unwrap_or(Value::Array(vec![])))
         }
@@ -229,13 +230,32 @@ fn etag_of(state: &PolicyState, path: &PolicyPath) -> Option<String> {
     }
 }
 
+/// A lookup of stored policies by ID (to resolve imports).
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<Value>;
+
+/// The enforcer of `policy` with its imports resolved through `imported`.
+pub fn enforcer_of(policy: &Value, now: i64, imported: Lookup) -> Enforcer {
+    let has_imports = policy
+        .get("imports")
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.is_empty());
+    if has_imports {
+        let (resolved, _) = super::imports::resolve(policy.clone(), imported);
+        Enforcer::from_policy(&resolved, now, None)
+    } else {
+        Enforcer::from_policy(policy, now, None)
+    }
+}
+
 /// Applies a policy command to the current state (`None` = no such policy). `subjects` are the
-/// requester's; `None` = trusted internal caller (no authorization).
+/// requester's; `None` = trusted internal caller (no authorization). `imported` loads the
+/// policies the policy imports (authorization sees their entries, as in Ditto).
 pub fn apply(
     current: Option<&PolicyState>,
     cmd: &PolicyCommand,
     now: i64,
     subjects: Option<&[String]>,
+    imported: Lookup,
 ) -> Result<PolicyOutcome, DittoError> {
     let id = cmd.policy_id.as_str();
     let pre = |e: DittoError| errors::as_policy_precondition(e);
@@ -243,25 +263,23 @@ pub fn apply(
         (Action::Create, Some(_)) => return Err(errors::conflict(id)),
         (Action::Create, None) | (Action::Modify, None) if cmd.path == PolicyPath::Root => {
             check_etags(&cmd.headers, None, false).map_err(pre)?;
-            return write::create(cmd, now, subjects);
+            return write::create(cmd, now, subjects, imported);
         }
         (_, None) => return Err(errors::policy_not_found(id)),
         (_, Some(s)) => s,
     };
-    let enforcer = Enforcer::from_policy(&state.policy, now, None);
+    // Ditto's PolicyCommandEnforcement: the policy with its imports resolved; a read needs
+    // READ somewhere at the path (404 without), a write unrestricted WRITE (403 without,
+    // whatever READ says)
+    let enforcer = enforcer_of(&state.policy, now, imported);
     let res = cmd.path.resource();
     if let Some(subs) = subjects {
-        let readable = enforcer.has_partial(subs, "policy", &res, READ);
         if cmd.action == Action::Retrieve {
-            if !readable {
+            if !enforcer.has_partial(subs, "policy", &res, READ) {
                 return Err(errors::not_found(id, &cmd.path));
             }
         } else if !enforcer.has_unrestricted(subs, "policy", &res, WRITE) {
-            return Err(if readable {
-                errors::not_modifiable(id, &cmd.path)
-            } else {
-                errors::not_found(id, &cmd.path)
-            });
+            return Err(errors::not_modifiable(id, &cmd.path));
         }
     }
     let etag = etag_of(state, &cmd.path);

@@ -2,12 +2,14 @@
 //! filtering of JSON values, the policy command engine (create/modify/retrieve/delete on every
 //! policy path), and subject expiry with `subjectDeletion` announcements.
 
+pub mod check;
 pub mod command;
 pub mod enforcer;
 pub mod errors;
 pub mod expiry;
 pub mod expiry_index;
 pub mod imports;
+pub mod json;
 pub mod model;
 pub mod path;
 mod write;

@@ -3,9 +3,9 @@
 //! lockout rule before it becomes the next revision.
 
 use super::command::{
-    missing, validate_new_policy, value_at, PolicyCommand, PolicyOutcome, PolicyState,
+    enforcer_of, missing, validate_new_policy, value_at, Lookup, PolicyCommand, PolicyOutcome,
+    PolicyState,
 };
-use super::enforcer::Enforcer;
 use super::model::{self, WRITE};
 use super::{errors, PolicyPath};
 use crate::error::DittoError;
@@ -22,12 +22,14 @@ pub fn create(
     cmd: &PolicyCommand,
     now: i64,
     subjects: Option<&[String]>,
+    imported: Lookup,
 ) -> Result<PolicyOutcome, DittoError> {
     let id = cmd.policy_id.as_str();
     let policy = validate_new_policy(id, value_of(cmd)?, now)?;
     if let Some(subs) = subjects {
         let lockout_ok = cmd.headers.bool("allow-policy-lockout")?.unwrap_or(false);
-        let e = Enforcer::from_policy(&policy, now, None);
+        // the new policy with its imports resolved (Ditto's PolicyEnforcerActor for CreatePolicy)
+        let e = enforcer_of(&policy, now, imported);
         if !lockout_ok && !e.has_unrestricted(subs, "policy", &[], WRITE) {
             return Err(errors::not_creatable(id));
         }
@@ -35,7 +37,7 @@ pub fn create(
     let state = PolicyState::new(policy.clone(), now);
     Ok(PolicyOutcome {
         status: 201,
-        value: Some(policy),
+        value: Some(super::json::policy(&policy)),
         etag: Some(state.etag()),
         state: Some(state),
         deleted: false,
@@ -251,7 +253,12 @@ pub fn modify(
         PolicyPath::EntryField(_, "references") => !existed,
         _ => false,
     };
-    let (status, value) = if creates { (201, Some(v)) } else { (204, None) };
+    // 201 answers with the created part as Ditto serialises it (an entry with `importable`)
+    let (status, value) = if creates {
+        (201, value_at(&policy, &cmd.path).or(Some(v)))
+    } else {
+        (204, None)
+    };
     finish(state, cmd, policy, status, value, now)
 }
 

@@ -184,7 +184,10 @@ pub fn payload_kind(content_type: Option<&str>) -> PayloadKind {
 }
 
 /// Raw bytes (an HTTP body) as the protocol `value`; empty = no value. A JSON content-type
-/// with an unparsable body is 400 `json.invalid`; a JSON string stays its raw JSON text.
+/// with an unparsable body is 400 `json.invalid`. `application/json` bodies are parsed as they
+/// are (Ditto's `MessagesRoute` sets the parsed payload); for the other `*+json` types a JSON
+/// string stays its raw JSON text (`MessagePayloadSerializer.interpretAsJsonValue`), so that it
+/// differs from a text payload.
 pub fn value_from_bytes(
     bytes: &[u8],
     content_type: Option<&str>,
@@ -198,8 +201,9 @@ pub fn value_from_bytes(
     Ok(Some(match payload_kind(content_type) {
         PayloadKind::Json => {
             let text = String::from_utf8_lossy(bytes);
+            let plain_json = content_type.is_some_and(|c| media_type(c) == "application/json");
             match serde_json::from_str::<Value>(&text) {
-                Ok(Value::String(_)) => Value::String(text.into_owned()),
+                Ok(Value::String(_)) if !plain_json => Value::String(text.into_owned()),
                 Ok(v) => v,
                 Err(_) => return Err(DittoError::json_invalid(&text)),
             }
@@ -211,12 +215,12 @@ pub fn value_from_bytes(
     }))
 }
 
-/// The protocol `value` as raw bytes (an HTTP response body): JSON serialized (a JSON string
-/// under a JSON content-type is its raw text), text as-is, binary base64-decoded (bytes of the
-/// text if it is no base64).
+/// The protocol `value` as raw bytes (an HTTP response body): under a JSON content-type the
+/// JSON text of the value (a JSON string `"hello"` stays `"hello"`, as Ditto's HTTP answer is
+/// the payload's `toString()`), text as-is, binary base64-decoded (bytes of the text if it is
+/// no base64).
 pub fn value_to_bytes(value: &Value, content_type: Option<&str>) -> Vec<u8> {
     match (payload_kind(content_type), value) {
-        (PayloadKind::Json, Value::String(s)) => s.clone().into_bytes(),
         (PayloadKind::Json, v) => v.to_string().into_bytes(),
         (PayloadKind::Text, Value::String(s)) => s.clone().into_bytes(),
         (PayloadKind::Binary, Value::String(s)) => base64::engine::general_purpose::STANDARD
@@ -303,14 +307,17 @@ mod tests {
             br#"{"a":1}"#
         );
         let s = value_from_bytes(br#""quoted""#, Some("application/json")).unwrap();
+        assert_eq!(s, Some(json!("quoted")), "application/json is parsed");
+        let s = value_from_bytes(br#""quoted""#, Some("application/vnd.x+json")).unwrap();
         assert_eq!(
             s,
             Some(json!("\"quoted\"")),
-            "JSON string keeps its raw text"
+            "another JSON type: a JSON string keeps its raw text"
         );
         assert_eq!(
-            value_to_bytes(&json!("\"quoted\""), Some("application/json")),
-            br#""quoted""#
+            value_to_bytes(&json!("quoted"), Some("application/json")),
+            br#""quoted""#,
+            "a JSON string answer is JSON text"
         );
         let t = value_from_bytes(b"hello", Some("text/plain")).unwrap();
         assert_eq!(t, Some(json!("hello")));

@@ -51,6 +51,8 @@ pub enum Action {
     Delete,
     /// migrate (thing definition migration; answered as unsupported)
     Migrate,
+    /// `checkPermissions` (policies group only: `_/_/policies/commands/checkPermissions`)
+    CheckPermissions,
 }
 
 impl Action {
@@ -62,6 +64,7 @@ impl Action {
             "merge" => Action::Merge,
             "delete" => Action::Delete,
             "migrate" => Action::Migrate,
+            "checkPermissions" => Action::CheckPermissions,
             _ => return None,
         })
     }
@@ -74,6 +77,7 @@ impl Action {
             Action::Merge => "merge",
             Action::Delete => "delete",
             Action::Migrate => "migrate",
+            Action::CheckPermissions => "checkPermissions",
         }
     }
 }
@@ -215,7 +219,13 @@ impl Topic {
             None => (rest, None),
         };
         let criterion = match criterion {
-            "commands" => Criterion::Commands(one(tail).and_then(Action::parse).ok_or_else(err)?),
+            "commands" => {
+                let a = one(tail).and_then(Action::parse).ok_or_else(err)?;
+                if a == Action::CheckPermissions && group != Group::Policies {
+                    return Err(err());
+                }
+                Criterion::Commands(a)
+            }
             "events" => Criterion::Events(one(tail).and_then(EventAction::parse).ok_or_else(err)?),
             "search" if group == Group::Things => {
                 let a = one(tail)
@@ -346,6 +356,10 @@ mod tests {
         rt("a/b/policies/announcements/subjectDeletion");
         rt("a/b/policies/errors");
         rt("a/b/things/twin/streaming/subscribeForPersistedEvents");
+        assert_eq!(
+            rt("_/_/policies/commands/checkPermissions").criterion,
+            Criterion::Commands(Action::CheckPermissions)
+        );
     }
 
     #[test]
@@ -358,6 +372,7 @@ mod tests {
             "a/b/things/twin",
             "a/b/things/twin/commands",
             "a/b/things/twin/commands/frobnicate",
+            "_/_/things/twin/commands/checkPermissions",
             "a/b/things/twin/commands/modify/extra",
             "a/b/things/none/commands/modify",
             "a/b/gadgets/twin/commands/modify",

@@ -152,7 +152,7 @@ pub fn jwt_issuers() -> String {
     )
 }
 
-/// The three-subject setup of the policy tests (tests/auth_policies.rs, tests/http_policies.rs):
+/// The three-subject setup of the policy tests (tests/policy/auth_policies.rs, tests/policy/http_policies.rs):
 /// thing [`THING`] whose inline policy gives `nginx:owner` READ+WRITE on `thing:/`, `policy:/`,
 /// `message:/`, `nginx:partial` READ on `thing:/features/lamp` only; `nginx:none` is not in it.
 pub mod three {

@@ -5,6 +5,16 @@ use serde_json::json;
 
 const NOW: i64 = 1_600_000_000_000;
 
+/// `super::apply` for a policy without stored imports.
+fn apply(
+    c: Option<&PolicyState>,
+    cmd: &PolicyCommand,
+    now: i64,
+    subjects: Option<&[String]>,
+) -> Result<PolicyOutcome, DittoError> {
+    super::apply(c, cmd, now, subjects, &|_| None)
+}
+
 fn cmd(action: &str, path: &str, value: Option<Value>) -> PolicyCommand {
     let mut v =
         json!({"topic": format!("ns/p/policies/commands/{action}"), "headers": {}, "path": path});
@@ -162,5 +172,50 @@ fn reader_sees_filtered_policy_and_cannot_write() {
         Some(&["x:stranger".to_owned()]),
     )
     .unwrap_err();
-    assert_eq!(e.status, 404);
+    assert_eq!(
+        (e.status, e.error.as_ref()),
+        (403, "policies:policy.notmodifiable"),
+        "a write without WRITE is 403 whatever READ says (Ditto)"
+    );
+}
+
+#[test]
+fn authorization_sees_imported_entries() {
+    // `ns:admins` grants nginx:admin READ+WRITE on `policy:/` (implicitly importable)
+    let admins = json!({"policyId": "ns:admins", "entries": {"admin": {
+        "subjects": {"nginx:admin": {"type": "t"}},
+        "resources": {"policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}});
+    let load = |id: &str| (id == "ns:admins").then(|| admins.clone());
+    let p = json!({"imports": {"ns:admins": {}}, "entries": {}});
+    let admin = vec!["nginx:admin".to_owned()];
+    // creating: the creator's WRITE comes through the import
+    let c = cmd("create", "/", Some(p));
+    assert_eq!(
+        super::apply(None, &c, NOW, Some(&admin), &|_| None)
+            .unwrap_err()
+            .error,
+        "policies:policy.notcreatable",
+        "without the imported policy the creator has no WRITE"
+    );
+    let s = super::apply(None, &c, NOW, Some(&admin), &load)
+        .unwrap()
+        .state
+        .unwrap();
+    let get = cmd("retrieve", "/", None);
+    let o = super::apply(Some(&s), &get, NOW, Some(&admin), &load).unwrap();
+    assert_eq!(o.value.unwrap()["imports"], json!({"ns:admins": {}}));
+    let put = cmd(
+        "modify",
+        "/entries/own",
+        Some(json!({"subjects": {"nginx:admin": {"type": "t"}},
+                    "resources": {"thing:/": {"grant": ["READ"], "revoke": []}}})),
+    );
+    assert_eq!(
+        super::apply(Some(&s), &put, NOW, Some(&admin), &load)
+            .unwrap()
+            .status,
+        201
+    );
+    let e = super::apply(Some(&s), &get, NOW, Some(&admin), &|_| None).unwrap_err();
+    assert_eq!(e.status, 404, "no import resolved: nothing readable");
 }
