@@ -102,9 +102,10 @@ impl AsyncWrite for Conn {
         self.watch(cx, r)
     }
 
+    /// A TCP socket has nothing to flush (always ready): not a sign of progress, so the stall
+    /// timer is left alone.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let r = Pin::new(&mut self.tcp).poll_flush(cx);
-        self.watch(cx, r)
+        Pin::new(&mut self.tcp).poll_flush(cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
