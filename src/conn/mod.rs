@@ -40,6 +40,8 @@ pub struct Tracker {
     idle_timeouts: AtomicU64,
     /// refusal answers being written right now (bounded by `refuse`)
     pub(crate) refusing: AtomicUsize,
+    /// refusals are logged at most once per 10 s (with the number suppressed)
+    log_gate: Mutex<crate::mqtt::stats::Gate>,
 }
 
 /// A connection's place in the counts; released when dropped (with the socket).
@@ -111,6 +113,7 @@ impl Tracker {
             send_timeouts: AtomicU64::new(0),
             idle_timeouts: AtomicU64::new(0),
             refusing: AtomicUsize::new(0),
+            log_gate: Mutex::new(Default::default()),
         })
     }
 
@@ -127,7 +130,17 @@ impl Tracker {
             None
         };
         if let Some(r) = refusal {
+            drop(m);
             self.rejected.fetch_add(1, Ordering::Relaxed);
+            let now = crate::clock::now_millis();
+            let gate = self
+                .log_gate
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pass(now);
+            if let Some(suppressed) = gate {
+                tracing::warn!(%ip, cap = ?r, open = self.open(), suppressed, "connection refused: limits.max_connections[_per_address] reached");
+            }
             return Err(r);
         }
         *m.entry(ip).or_insert(0) += 1;
