@@ -41,7 +41,8 @@ pub struct JwtIssuer {
     pub audience: Option<String>,
 }
 
-/// `[auth]`: pre-authentication behind a reverse proxy, JWT issuers, failed-login limits.
+/// `[auth]`: pre-authentication behind a reverse proxy, JWT issuers, failed-login limits and
+/// the password verifier pool (docs: "Login limits").
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Auth {
@@ -49,12 +50,28 @@ pub struct Auth {
     pub pre_authenticated: bool,
     /// peer addresses allowed to send `x-ditto-pre-authenticated`
     pub trusted_proxies: Vec<std::net::IpAddr>,
-    /// failed logins per peer address within `failed_login_window_secs` before 429
+    /// failed logins for one user name from one address per window before 429 (0 = no
+    /// failed-login limits at all)
     pub max_failed_logins: u32,
-    /// window of the failed-login limit, seconds
+    /// failed logins from one address per window, any user names (0 = no ceiling)
+    pub max_failed_logins_per_address: u32,
+    /// failed logins for one user name per window, any addresses (0 = no ceiling)
+    pub max_failed_logins_per_user: u32,
+    /// window of the failed-login limits, seconds
     pub failed_login_window_secs: u64,
+    /// addresses, user names and address+user pairs tracked (each table)
+    pub max_tracked: usize,
+    /// threads verifying passwords (each keeps one argon2 memory block while busy)
+    pub verifiers: usize,
+    /// password verifications waiting for a verifier (more: 429)
+    pub verify_queue: usize,
+    /// verified credentials and tokens remembered (no second argon2 run for them)
+    pub verified_cache: usize,
     /// trusted JWT issuers
     pub jwt: Vec<JwtIssuer>,
+    /// Basic users (from `[[users]]`) allowed on `/devops` and `/api/2/connections`; none by
+    /// default (everyone gets 401 there, the dev user too)
+    pub devops_users: Vec<String>,
 }
 
 impl Default for Auth {
@@ -62,9 +79,16 @@ impl Default for Auth {
         Auth {
             pre_authenticated: false,
             trusted_proxies: Vec::new(),
-            max_failed_logins: 10,
+            max_failed_logins: 5,
+            max_failed_logins_per_address: 20,
+            max_failed_logins_per_user: 50,
             failed_login_window_secs: 60,
+            max_tracked: 4096,
+            verifiers: 1,
+            verify_queue: 16,
+            verified_cache: 256,
             jwt: Vec::new(),
+            devops_users: Vec::new(),
         }
     }
 }
@@ -142,6 +166,8 @@ pub struct Config {
     pub mqtt: crate::mqtt::config::MqttConfig,
     /// search (see docs/search.md)
     pub search: crate::search::SearchConfig,
+    /// CORS for browser apps on other origins (`[cors]`, off by default)
+    pub cors: crate::http::cors::CorsConfig,
 }
 
 impl Default for Config {
@@ -158,6 +184,7 @@ impl Default for Config {
             auth: Auth::default(),
             mqtt: crate::mqtt::config::MqttConfig::default(),
             search: crate::search::SearchConfig::default(),
+            cors: crate::http::cors::CorsConfig::default(),
         }
     }
 }
@@ -192,6 +219,7 @@ impl Config {
                 self.listen
             ));
         }
+        p.extend(crate::auth::config_problems(self));
         if self.auth.pre_authenticated && self.auth.trusted_proxies.is_empty() {
             p.push("auth: pre_authenticated needs trusted_proxies".into());
         }
@@ -214,6 +242,13 @@ impl Config {
                 p.push(format!("users: '{}' password_hash is not an argon2 hash (run `edgetwin hash-password`)", u.name));
             }
         }
+        for d in &self.auth.devops_users {
+            if !self.users.iter().any(|u| &u.name == d) {
+                p.push(format!(
+                    "auth: devops user '{d}' is not among [[users]] (DevOps users log in with Basic)"
+                ));
+            }
+        }
         if let Err(e) = crate::ops::logging::check_level(&self.log_level) {
             p.push(format!("log_level: {e}"));
         }
@@ -230,6 +265,7 @@ impl Config {
         }
         p.extend(self.mqtt.problems());
         p.extend(self.search.problems());
+        p.extend(self.cors.problems());
         p
     }
 

@@ -19,6 +19,9 @@ pub struct DittoError {
     pub description: Option<Cow<'static, str>>,
     /// Link to documentation.
     pub href: Option<Cow<'static, str>>,
+    /// Seconds after which a retry may succeed (429; HTTP `retry-after`, as Ditto's
+    /// `TooManyRequestsException` sets it).
+    pub retry_after: Option<u64>,
 }
 
 impl DittoError {
@@ -34,12 +37,19 @@ impl DittoError {
             message: message.into(),
             description: None,
             href: None,
+            retry_after: None,
         }
     }
 
     /// Adds a description.
     pub fn describe(mut self, description: impl Into<Cow<'static, str>>) -> Self {
         self.description = Some(description.into());
+        self
+    }
+
+    /// Adds a `retry-after` (seconds).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
         self
     }
 
@@ -82,6 +92,7 @@ impl DittoError {
                 .get("href")
                 .and_then(Value::as_str)
                 .map(|s| Cow::Owned(s.to_owned())),
+            retry_after: None,
         })
     }
 

@@ -7,6 +7,8 @@ use crate::auth::{self, Authenticator};
 use crate::config::Config;
 use crate::conn::Conn;
 use crate::error::DittoError;
+use crate::http::cors;
+use crate::http::relaxed::RelaxedIo;
 use crate::http::response;
 use crate::hub::Hub;
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -56,50 +58,91 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Authenticates a request (argon2 runs off the executor): pre-authentication from a trusted
-/// proxy, `Authorization: Bearer|Basic`, or `?access_token=` on `/ws/2`.
+/// The credentials a request presents, owned.
+struct OwnedCredentials {
+    authorization: Option<String>,
+    pre: Option<String>,
+    token: Option<String>,
+    peer: Option<std::net::IpAddr>,
+}
+
+impl OwnedCredentials {
+    fn of(req: &Request<Incoming>) -> OwnedCredentials {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let token = (req.uri().path() == "/ws/2")
+            .then(|| req.uri().query())
+            .flatten()
+            .and_then(crate::protocol::control::parse_query)
+            .and_then(|q| {
+                q.into_iter()
+                    .find(|(k, _)| k == "access_token")
+                    .map(|(_, v)| v)
+            });
+        OwnedCredentials {
+            authorization: header("authorization"),
+            pre: header("x-ditto-pre-authenticated"),
+            token,
+            peer: req.extensions().get::<PeerAddr>().map(|p| p.0.ip()),
+        }
+    }
+
+    fn borrow(&self) -> auth::Credentials<'_> {
+        auth::Credentials {
+            authorization: self.authorization.as_deref(),
+            pre_authenticated: self.pre.as_deref(),
+            access_token: self.token.as_deref(),
+            peer: self.peer,
+        }
+    }
+}
+
+/// Authenticates a request: pre-authentication from a trusted proxy, `Authorization:
+/// Bearer|Basic`, or `?access_token=` on `/ws/2` (HTTP, SSE and WebSocket upgrades alike).
+/// argon2 runs in the bounded verifier pool (`auth::verifier`), never on the executor.
 pub async fn authenticate(
     st: &Arc<State>,
     req: &Request<Incoming>,
 ) -> Result<auth::Authenticated, DittoError> {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let authorization = header("authorization");
-    let pre = header("x-ditto-pre-authenticated");
-    let token = (req.uri().path() == "/ws/2")
-        .then(|| req.uri().query())
-        .flatten()
-        .and_then(crate::protocol::control::parse_query)
-        .and_then(|q| {
-            q.into_iter()
-                .find(|(k, _)| k == "access_token")
-                .map(|(_, v)| v)
-        });
-    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
-    let st = st.clone();
-    smol::unblock(move || {
-        let c = auth::Credentials {
-            authorization: authorization.as_deref(),
-            pre_authenticated: pre.as_deref(),
-            access_token: token.as_deref(),
-            peer,
-        };
-        st.auth.authenticate_request(&c, crate::clock::now_millis())
-    })
-    .await
+    let c = OwnedCredentials::of(req);
+    st.auth
+        .authenticate_request(&c.borrow(), crate::clock::now_millis())
+        .await
+}
+
+/// Authenticates a DevOps request: Basic of a user in `[auth] devops_users`; the user name.
+pub async fn authenticate_devops(
+    st: &Arc<State>,
+    req: &Request<Incoming>,
+) -> Result<String, DittoError> {
+    let c = OwnedCredentials::of(req);
+    st.auth
+        .authenticate_devops(&c.borrow(), crate::clock::now_millis())
+        .await
 }
 
 async fn route(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    // CORS (`[cors]`): preflights before authentication, headers on every answer
+    let origin = st.cfg.cors.allowed(req.headers());
+    if let Some(o) = &origin {
+        if let Some(r) = cors::preflight(req.method(), req.headers(), o) {
+            return Ok(r);
+        }
+    }
     let path = req.uri().path().to_owned();
-    Ok(match path.as_str() {
+    let mut r = match path.as_str() {
         "/health" => response::json(200, &serde_json::json!({"status": "UP"})),
         "/ws/2" => ws_upgrade(st, req).await,
         _ => crate::http::route(st, req).await,
-    })
+    };
+    if let Some(o) = &origin {
+        cors::decorate(&mut r, o);
+    }
+    Ok(r)
 }
 
 async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
@@ -143,7 +186,7 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
                 Ok(u) => u,
                 Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
             };
-            let Ok(parts) = upgraded.downcast::<FuturesIo<Conn>>() else {
+            let Ok(parts) = upgraded.downcast::<FuturesIo<RelaxedIo<Conn>>>() else {
                 return tracing::error!("websocket upgrade: unexpected IO type");
             };
             let max = st2.cfg.limits.max_message_kib * 1024;
@@ -154,17 +197,14 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
             // tungstenite zero-fills its whole read buffer (default 128 KiB) on every read, so
             // that much stays resident per connection; larger frames still grow it on demand.
             wsc.read_buffer_size = WS_READ_BUFFER;
-            let pre_read = parts.read_buf.to_vec();
+            let mut pre_read = parts.read_buf.to_vec();
             // `read_buf` points into hyper's 8 KiB read buffer: keeping it would hold that
             // buffer for the connection's whole life.
             drop(parts.read_buf);
-            let ws = WebSocketStream::from_partially_read(
-                parts.io.into_inner(),
-                pre_read,
-                Role::Server,
-                Some(wsc),
-            )
-            .await;
+            let (tcp, unread) = parts.io.into_inner().into_parts();
+            pre_read.extend_from_slice(&unread);
+            let ws =
+                WebSocketStream::from_partially_read(tcp, pre_read, Role::Server, Some(wsc)).await;
             crate::ws::run_session(st2, ws, authenticated, declared).await;
         })
         .detach();
@@ -188,7 +228,7 @@ async fn serve_connection(st: Arc<State>, tcp: Conn, peer: SocketAddr) {
         .timer(SmolTimer::new())
         .header_read_timeout(Duration::from_secs(10))
         .max_buf_size(64 * 1024)
-        .serve_connection(FuturesIo::new(tcp), svc)
+        .serve_connection(FuturesIo::new(RelaxedIo::new(tcp)), svc)
         .with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "http connection ended with error");

@@ -1,7 +1,8 @@
 //! edgetwin's load generator and footprint meter (`cargo run --release --example loadgen`).
 //! `load` drives pipelined twin commands over N WebSocket connections against the raw echo
 //! baseline and edgetwin in one run; `footprint` measures RSS, cold start and per-connection
-//! memory; `fsync` measures the disk's durability floor; `echo-server` is the baseline itself.
+//! memory; `fsync` measures the disk's durability floor; `login-storm` the peak RSS under failed
+//! logins; `echo-server` is the baseline itself.
 
 mod echo;
 mod footprint;
@@ -10,6 +11,7 @@ mod load;
 mod opts;
 mod procs;
 mod stats;
+mod storm;
 mod workload;
 mod wsconn;
 
@@ -25,6 +27,8 @@ const USAGE: &str = "usage: loadgen <command> [--option value ...]
               [--server-bin PATH] [--data-base DIR] [--server-threads N]
   idle        --addr HOST:PORT --conns N --hold SECS   (hold idle connections open)
   fsync       --n N --size BYTES [--data-base DIR]
+  login-storm --attempts N --concurrency C --timing N --auth-toml 'key = v; key = v'
+              [--server-bin PATH] [--runner qemu-aarch64] [--data-base DIR]
   echo-server --threads N";
 
 fn main() -> ExitCode {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
         "footprint" => footprint::run(&o),
         "idle" => footprint::idle(&o),
         "fsync" => fsync::run(&o),
+        "login-storm" => storm::run(&o),
         "echo-server" => {
             let threads = o.get("threads", 2)?;
             o.check_all_used()?;

@@ -28,7 +28,8 @@ impl Server {
         }
     }
 
-    fn spawn(mut cmd: Command, prefix: &str) -> Result<Server, String> {
+    /// Starts `cmd` and reads its address from the first stdout line after `prefix`.
+    pub fn spawn(mut cmd: Command, prefix: &str) -> Result<Server, String> {
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         if std::env::var("RUST_LOG").is_err() {
             cmd.env("RUST_LOG", "error");

@@ -1,34 +1,37 @@
 //! Authentication: turns request credentials into authorization subjects. In order: Ditto's
 //! `x-ditto-pre-authenticated` (only when enabled and sent by a trusted proxy address), JWT
-//! bearer tokens (`jwt`), HTTP Basic against configured users (argon2, subject `nginx:<user>`)
-//! or the zero-config dev user; failed attempts are limited per peer address (`ratelimit`).
+//! bearer tokens (`jwt`), HTTP Basic against configured users (argon2 in a bounded verifier
+//! pool, `verifier`; subject `nginx:<user>`) or the zero-config dev user. Password attempts are
+//! counted before they are verified (`ratelimit`); verified secrets are remembered (`cache`).
 
+pub mod cache;
 pub mod jwt;
 pub mod ratelimit;
+pub mod verifier;
 
 use crate::config::Config;
 use crate::error::DittoError;
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordHasher};
 use base64::Engine;
-use std::collections::HashMap;
+use ratelimit::{Locked, Refused};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-
-/// Most verified credentials remembered (argon2 is deliberately slow: verify once per secret).
-const CACHE_MAX: usize = 256;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// The authorization subjects of an authenticated request.
 pub type Subjects = Arc<[String]>;
 
 /// Verifies credentials; cheap to share.
 pub struct Authenticator {
-    users: HashMap<String, String>,
     dev_user: bool,
-    verified: Mutex<HashMap<String, Subjects>>,
+    keyed: cache::Keyed,
+    verified: cache::Verified,
     jwt: jwt::JwtVerifier,
     pre_authenticated: bool,
     trusted_proxies: Vec<IpAddr>,
     failures: ratelimit::FailedLogins,
+    verifiers: verifier::Verifiers,
+    devops_users: Vec<String>,
 }
 
 /// What a request presents.
@@ -63,6 +66,32 @@ pub fn unauthenticated() -> DittoError {
     .describe("Check if your credentials were correct.")
 }
 
+/// 401 `gateway:authentication.failed` for a wrong user name or password (the same for both).
+fn credentials_invalid() -> DittoError {
+    DittoError::new(
+        401,
+        "gateway:authentication.failed",
+        "The provided credentials were not valid.",
+    )
+    .describe("Check if your credentials were correct.")
+}
+
+/// 429 `too.many.requests` (Ditto's `TooManyRequestsException`, with `retry-after`).
+fn too_many(why: &str, retry_after_secs: u64) -> DittoError {
+    DittoError::new(429, "too.many.requests", "You made too many requests.")
+        .describe(format!("{why} Try again in {retry_after_secs} seconds."))
+        .retry_after(retry_after_secs)
+}
+
+fn locked(r: Refused) -> DittoError {
+    let why = match r.by {
+        Locked::Pair => "Too many failed logins for this user from this address.",
+        Locked::Address => "Too many failed logins from this address.",
+        Locked::User => "Too many failed logins for this user.",
+    };
+    too_many(why, r.retry_after_secs)
+}
+
 /// Hashes a password as `edgetwin hash-password` prints it (argon2id PHC string).
 pub fn hash_password(password: &str) -> Result<String, String> {
     Argon2::default()
@@ -71,94 +100,60 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-impl Authenticator {
-    /// From the configured users.
-    pub fn new(cfg: &Config) -> Authenticator {
-        Authenticator {
-            users: cfg
-                .users
-                .iter()
-                .map(|u| (u.name.clone(), u.password_hash.clone()))
-                .collect(),
-            dev_user: cfg.dev_user_active(),
-            verified: Mutex::new(HashMap::new()),
-            jwt: jwt::JwtVerifier::new(&cfg.auth.jwt),
-            pre_authenticated: cfg.auth.pre_authenticated,
-            trusted_proxies: cfg.auth.trusted_proxies.clone(),
-            failures: ratelimit::FailedLogins::new(
-                cfg.auth.max_failed_logins,
-                cfg.auth.failed_login_window_secs.saturating_mul(1000) as i64,
-            ),
-        }
+/// Problems of the `[auth]` limits (for `Config::problems`).
+pub fn config_problems(cfg: &Config) -> Vec<String> {
+    let a = &cfg.auth;
+    let mut p = Vec::new();
+    if a.verifiers == 0 || a.verify_queue == 0 {
+        p.push("auth: verifiers and verify_queue must be positive".into());
     }
+    if a.max_tracked < 16 {
+        p.push("auth: max_tracked must be at least 16".into());
+    }
+    if a.failed_login_window_secs == 0 {
+        p.push("auth: failed_login_window_secs must be positive".into());
+    }
+    p
+}
 
-    /// Authenticates an `Authorization` header value (Basic or Bearer). Slow (argon2) on first
-    /// sight of a secret: call from a blocking context or accept a one-off delay.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Subjects, DittoError> {
-        let c = Credentials {
-            authorization,
-            ..Credentials::default()
-        };
-        self.authenticate_request(&c, crate::clock::now_millis())
-            .map(|a| a.subjects)
+impl Authenticator {
+    /// From the configured users; starts the verifier threads if there are users.
+    pub fn new(cfg: &Config) -> Authenticator {
+        let a = &cfg.auth;
+        let users: Vec<(String, String)> = cfg
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), u.password_hash.clone()))
+            .collect();
+        Authenticator {
+            dev_user: cfg.dev_user_active(),
+            keyed: cache::Keyed::random(),
+            verified: cache::Verified::new(a.verified_cache),
+            jwt: jwt::JwtVerifier::new(&a.jwt),
+            pre_authenticated: a.pre_authenticated,
+            trusted_proxies: a.trusted_proxies.clone(),
+            failures: ratelimit::FailedLogins::new(ratelimit::Limits {
+                per_pair: a.max_failed_logins,
+                per_address: a.max_failed_logins_per_address,
+                per_user: a.max_failed_logins_per_user,
+                window_ms: a.failed_login_window_secs.saturating_mul(1000) as i64,
+                max_tracked: a.max_tracked,
+            }),
+            verifiers: verifier::Verifiers::new(&users, a.verifiers, a.verify_queue),
+            devops_users: a.devops_users.clone(),
+        }
     }
 
     /// Authenticates a request at `now` (epoch millis), trying pre-authentication, a bearer
-    /// token and Basic in that order. Failed verifications count against the peer address.
-    pub fn authenticate_request(
+    /// token and Basic in that order. Basic passwords wait for a verifier thread; the future
+    /// never blocks the executor.
+    pub async fn authenticate_request(
         &self,
-        c: &Credentials,
+        c: &Credentials<'_>,
         now: i64,
     ) -> Result<Authenticated, DittoError> {
-        if let Some(ip) = c.peer {
-            if self.failures.blocked(ip, now) {
-                return Err(DittoError::new(
-                    429,
-                    "too.many.requests",
-                    "Too many failed authentication attempts from this address.",
-                )
-                .describe(format!(
-                    "Wait {} seconds before trying again.",
-                    self.failures.window_secs()
-                )));
-            }
-        }
-        let result = self.try_mechanisms(c, now);
-        if let Some(ip) = c.peer {
-            match &result {
-                Ok(_) => self.failures.succeeded(ip),
-                Err(e)
-                    if e.error != "gateway:authentication.failed"
-                        || !e.message.starts_with("No applicable") =>
-                {
-                    self.failures.failed(ip, now)
-                }
-                Err(_) => {}
-            }
-        }
-        result
-    }
-
-    fn try_mechanisms(&self, c: &Credentials, now: i64) -> Result<Authenticated, DittoError> {
-        if let Some(pre) = c.pre_authenticated {
-            let trusted = self.pre_authenticated
-                && c.peer.is_some_and(|ip| self.trusted_proxies.contains(&ip));
-            if trusted {
-                let subjects: Vec<String> = pre
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| s.contains(':'))
-                    .map(str::to_owned)
-                    .collect();
-                if !subjects.is_empty() {
-                    return Ok(Authenticated {
-                        subjects: Arc::from(subjects),
-                        expires_at: None,
-                    });
-                }
-            } else {
-                tracing::debug!(peer = ?c.peer, "ignoring x-ditto-pre-authenticated from an untrusted peer");
-            }
+        if let Some(a) = self.pre_authenticated(c) {
+            return Ok(a);
         }
         let bearer = c
             .authorization
@@ -169,62 +164,131 @@ impl Authenticator {
         if let Some(token) = bearer {
             return self.verify_jwt(token, now);
         }
-        self.basic(c.authorization).map(|subjects| Authenticated {
-            subjects,
+        self.basic(c.authorization, c.peer, now).await
+    }
+
+    /// Authenticates a DevOps request (`/devops`, `/api/2/connections`): only HTTP Basic of a
+    /// configured user listed in `[auth] devops_users` passes (never the dev user, a token or
+    /// pre-authentication); returns the user name. The password is checked (and counted)
+    /// before the list, so the answer's timing does not tell which names are listed.
+    pub async fn authenticate_devops(
+        &self,
+        c: &Credentials<'_>,
+        now: i64,
+    ) -> Result<String, DittoError> {
+        let refused = || {
+            unauthenticated().describe(
+                "Only the Basic users listed in [auth] devops_users may use /devops and /api/2/connections.",
+            )
+        };
+        let (user, _) = c.authorization.and_then(decode_basic).ok_or_else(refused)?;
+        self.basic(c.authorization, c.peer, now).await?;
+        if self.devops_users.contains(&user) && self.verifiers.is_user(&user) {
+            Ok(user)
+        } else {
+            Err(refused())
+        }
+    }
+
+    fn pre_authenticated(&self, c: &Credentials) -> Option<Authenticated> {
+        let pre = c.pre_authenticated?;
+        let trusted =
+            self.pre_authenticated && c.peer.is_some_and(|ip| self.trusted_proxies.contains(&ip));
+        if !trusted {
+            tracing::debug!(peer = ?c.peer, "ignoring x-ditto-pre-authenticated from an untrusted peer");
+            return None;
+        }
+        let subjects: Vec<String> = pre
+            .split(',')
+            .map(str::trim)
+            .filter(|s| s.contains(':'))
+            .map(str::to_owned)
+            .collect();
+        (!subjects.is_empty()).then(|| Authenticated {
+            subjects: Arc::from(subjects),
             expires_at: None,
         })
     }
 
-    /// Verifies a JWT (also for `JWT-TOKEN` refreshes on a WebSocket).
+    /// Verifies a JWT (also for `JWT-TOKEN` refreshes on a WebSocket). Cheap and bounded: the
+    /// token is at most a header long and checked against the issuer's keys only; a verified
+    /// token is remembered until it expires. Tokens cannot be guessed, so failures are not
+    /// counted against the failed-login limits.
     pub fn verify_jwt(&self, token: &str, now: i64) -> Result<Authenticated, DittoError> {
         if self.jwt.is_empty() {
             return Err(unauthenticated());
         }
+        let key = self.keyed.digest("jwt", &[token.trim().as_bytes()]);
+        if let Some(a) = self.verified.get(&key, now) {
+            return Ok(a);
+        }
         let v = self.jwt.verify(token, now)?;
-        Ok(Authenticated {
+        let a = Authenticated {
             subjects: Arc::from(vec![v.subject]),
             expires_at: Some(v.expires_at),
-        })
+        };
+        self.verified.put(key, a.clone(), now);
+        Ok(a)
     }
 
-    fn basic(&self, authorization: Option<&str>) -> Result<Subjects, DittoError> {
+    async fn basic(
+        &self,
+        authorization: Option<&str>,
+        peer: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Authenticated, DittoError> {
         let header = authorization.ok_or_else(unauthenticated)?;
-        if let Some(s) = self
-            .verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(header)
-        {
-            return Ok(s.clone());
-        }
         let (user, password) = decode_basic(header).ok_or_else(unauthenticated)?;
-        let failed = || {
-            DittoError::new(
-                401,
-                "gateway:authentication.failed",
-                "The provided credentials were not valid.",
-            )
-            .describe("Check if your credentials were correct.")
-        };
+        // Counted before anything is checked, the remembered credentials included (else a
+        // locked-out guesser could still test guesses against them for free).
+        let ticket = self
+            .failures
+            .reserve(peer, self.keyed.user(&user), now)
+            .map_err(|r| {
+                self.verifiers.stats.locked.fetch_add(1, Ordering::Relaxed);
+                locked(r)
+            })?;
+        let key = self
+            .keyed
+            .digest("basic", &[user.as_bytes(), password.as_bytes()]);
+        if let Some(a) = self.verified.get(&key, now) {
+            self.failures.succeeded(ticket, now);
+            return Ok(a);
+        }
         let ok = if self.dev_user {
             user == "ditto" && password == "ditto"
         } else {
-            self.users.get(&user).is_some_and(|hash| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), hash.as_str())
-                    .is_ok()
-            })
+            match self.verifiers.verify(&user, &password).await {
+                Ok(ok) => ok,
+                Err(_) => {
+                    self.failures.not_run(ticket);
+                    return Err(too_many(
+                        "Too many logins are being verified at the moment.",
+                        1,
+                    ));
+                }
+            }
         };
         if !ok {
-            return Err(failed());
+            return Err(credentials_invalid());
         }
-        let subjects: Subjects = Arc::from(vec![format!("nginx:{user}")]);
-        let mut cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(header.to_owned(), subjects.clone());
-        Ok(subjects)
+        let a = Authenticated {
+            subjects: Arc::from(vec![format!("nginx:{user}")]),
+            expires_at: None,
+        };
+        self.failures.succeeded(ticket, now);
+        self.verified.put(key, a.clone(), now);
+        Ok(a)
+    }
+
+    /// Counters for `/status/health`: argon2 runs, refusals by a full queue and by a limit.
+    pub fn stats(&self) -> serde_json::Value {
+        let s = &self.verifiers.stats;
+        serde_json::json!({
+            "passwordVerifications": s.verifications.load(Ordering::Relaxed),
+            "refusedBusy": s.busy.load(Ordering::Relaxed),
+            "refusedLocked": s.locked.load(Ordering::Relaxed),
+        })
     }
 }
 
@@ -254,24 +318,30 @@ mod tests {
         )
     }
 
+    fn check(a: &Authenticator, authorization: Option<&str>) -> Result<Subjects, DittoError> {
+        let c = Credentials {
+            authorization,
+            ..Credentials::default()
+        };
+        smol::block_on(a.authenticate_request(&c, crate::clock::now_millis())).map(|a| a.subjects)
+    }
+
     #[test]
     fn dev_user_only_on_loopback_without_users() {
         let a = Authenticator::new(&Config::default());
         assert_eq!(
-            &*a.authenticate(Some(&basic("ditto", "ditto"))).unwrap(),
+            &*check(&a, Some(&basic("ditto", "ditto"))).unwrap(),
             ["nginx:ditto".to_owned()]
         );
         assert_eq!(
-            a.authenticate(Some(&basic("ditto", "x")))
-                .unwrap_err()
-                .status,
+            check(&a, Some(&basic("ditto", "x"))).unwrap_err().status,
             401
         );
         assert_eq!(
-            a.authenticate(None).unwrap_err().error,
+            check(&a, None).unwrap_err().error,
             "gateway:authentication.failed"
         );
-        assert!(a.authenticate(Some("Bearer abc")).is_err());
+        assert!(check(&a, Some("Bearer abc")).is_err());
     }
 
     #[test]
@@ -286,12 +356,12 @@ mod tests {
         };
         let a = Authenticator::new(&cfg);
         assert_eq!(
-            &*a.authenticate(Some(&basic("alice", "s3cret"))).unwrap(),
+            &*check(&a, Some(&basic("alice", "s3cret"))).unwrap(),
             ["nginx:alice".to_owned()]
         );
-        assert!(a.authenticate(Some(&basic("alice", "wrong"))).is_err());
+        assert!(check(&a, Some(&basic("alice", "wrong"))).is_err());
         assert!(
-            a.authenticate(Some(&basic("ditto", "ditto"))).is_err(),
+            check(&a, Some(&basic("ditto", "ditto"))).is_err(),
             "dev user is off when users exist"
         );
     }

@@ -29,7 +29,8 @@ pub fn refusal_error(r: Refusal, max: usize) -> DittoError {
         )
         .describe(format!(
             "The gateway serves at most {max} connections at once (limits.max_connections); try again later."
-        )),
+        ))
+        .retry_after(RETRY_AFTER_SECS),
         Refusal::PerAddress => DittoError::new(
             429,
             "too.many.requests",
@@ -37,19 +38,21 @@ pub fn refusal_error(r: Refusal, max: usize) -> DittoError {
         )
         .describe(format!(
             "At most {max} connections from one address at once (limits.max_connections_per_address); close some or try again later."
-        )),
+        ))
+        .retry_after(RETRY_AFTER_SECS),
     }
 }
 
 fn response(e: &DittoError) -> Vec<u8> {
     let body = e.to_json().to_string();
+    let retry = e.retry_after.unwrap_or(RETRY_AFTER_SECS);
     let reason = if e.status == 503 {
         "Service Unavailable"
     } else {
         "Too Many Requests"
     };
     format!(
-        "HTTP/1.1 {} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: {RETRY_AFTER_SECS}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: {retry}\r\nconnection: close\r\n\r\n{body}",
         e.status,
         body.len()
     )

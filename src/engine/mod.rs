@@ -10,6 +10,7 @@ pub mod patch_conditions;
 mod policy_source;
 pub mod read;
 pub mod validate;
+pub mod wot;
 pub mod write;
 
 use crate::error::DittoError;

@@ -90,6 +90,10 @@ pub fn retrieve(
         Some(acc) => super::enforce::filter_retrieve(acc, cmd, value),
         None => value,
     };
+    if super::wot::requested(&cmd.headers, &cmd.path) {
+        // never the plain JSON: Ditto answers a Thing Description or an error
+        return Err(super::wot::thing_description(state, &cmd.path));
+    }
     let etag = etag_at(state, &cmd.path);
     check_etags(&cmd.headers, etag.as_deref(), true)?;
     check_condition(checks, state)?;

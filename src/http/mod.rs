@@ -1,13 +1,22 @@
 //! The HTTP API binding: `/api/2/things` (REST and Server-Sent Events), `/api/2/policies`,
-//! `/api/2/checkPermissions`, `/api/2/search/things`, `/api/2/whoami`, `/status/health` and `/status/mqtt`. Authenticates every request, bounds header sizes, and dispatches by path
-//! and method; the handlers turn requests into hub calls (one twin command per request).
+//! `/api/2/checkPermissions`, `/api/2/search/things`, `/api/2/cloudevents`, `/api/2/whoami`,
+//! `/status/health`, `/status/mqtt`, and the DevOps routes. Authenticates every request, bounds
+//! header sizes, and dispatches by path and method; the handlers turn requests into hub calls.
 
+// CloudEvents HTTP binding carrying Ditto Protocol messages
+pub mod cloudevents;
+// CORS for browser apps on other origins
+pub mod cors;
+// DevOps: log levels at run time, the MQTT bridge as a read-only connection
+pub mod devops;
 pub mod list;
 // live channel, messages, acks over HTTP
 pub mod live;
 pub mod messages;
 pub mod params;
 pub mod policies;
+// Ditto's relaxed query parsing (a reader in front of hyper)
+pub mod relaxed;
 pub mod response;
 pub mod search;
 pub mod search_sse;
@@ -43,6 +52,9 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         return response::error(&too_large(), None, None);
     }
     let path = req.uri().path().to_owned();
+    if devops::owns(&path) {
+        return devops::route(&st, req, &path).await;
+    }
     let is_api = path == "/status/health" || path == "/status/mqtt" || path.starts_with("/api/");
     if !is_api {
         return response::error(&response::route_not_found(&path), None, None);
@@ -73,7 +85,7 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             200,
             &json!({"status": "UP", "sessions": st.hub.session_count(),
                     "pendingRequests": st.hub.pending_count(), "mqtt": st.mqtt.state(),
-                    "connections": st.conns.health()}),
+                    "auth": st.auth.stats(), "connections": st.conns.health()}),
         )),
         "/status/mqtt" => read_only(response::json(200, &st.mqtt.status())),
         "/api/2/whoami" => read_only(response::with_cid(
@@ -84,6 +96,7 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             cid.as_deref(),
         )),
         "/api/2/things" | "/api/2/things/" => things_root(&st, parts, body, who).await,
+        "/api/2/cloudevents" => cloudevents::handle(&st, parts, body, who).await,
         "/api/2/checkPermissions" | "/api/2/checkPermissions/" => {
             policies::check_permissions(&st, parts, body, &who).await
         }

@@ -40,6 +40,8 @@ const HEADER_ONLY: &[&str] = &[
     "merge-thing-patch-conditions",
     "policy-view",
     "content-type",
+    // `application/td+json` asks for a WoT Thing Description (engine::wot)
+    "accept",
 ];
 
 /// Decoded query parameters in order (`a=1&b=2`).

@@ -6,7 +6,8 @@ use crate::error::DittoError;
 use crate::server::{full, Body};
 use bytes::Bytes;
 use hyper::header::{
-    HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, ETAG, HOST, LOCATION, WWW_AUTHENTICATE,
+    HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, ETAG, HOST, LOCATION, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::Value;
@@ -58,6 +59,9 @@ pub fn error(e: &DittoError, cid: Option<&str>, etag: Option<&str>) -> Response<
             WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"edgetwin\""),
         );
+    }
+    if let Some(secs) = e.retry_after {
+        set(&mut r, RETRY_AFTER, &secs.to_string());
     }
     if let Some(t) = etag.filter(|_| matches!(e.status, 304 | 412)) {
         set(&mut r, ETAG, t);

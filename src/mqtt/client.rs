@@ -139,6 +139,7 @@ impl Conn {
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     inc(&self.stats.c.received);
+                    Stats::stamp(&self.stats.last_received);
                     if p.qos == QoS::AtMostOnce {
                         if let Err(TrySendError::Full(p)) = self.tx.try_send(p) {
                             inc(&self.stats.c.dropped);

@@ -234,6 +234,18 @@ impl Mappings {
         out
     }
 
+    /// The command topic templates of the mappings (deduplicated, in order).
+    pub fn command_topics(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for c in self.commands.iter().flatten() {
+            let t = c.topic.as_str().to_owned();
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
+    }
+
     /// The command route of a mapping.
     pub fn command(&self, mapping: &str) -> Option<&Command> {
         let i = self.names.iter().position(|n| n == mapping)?;

@@ -6,8 +6,10 @@
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod connection;
 mod inbound;
 pub mod mapping;
+pub mod monitor;
 mod outbound;
 pub mod pattern;
 pub mod presets;
@@ -47,6 +49,7 @@ pub struct Handle {
     stats: Arc<Stats>,
     broker: String,
     link_stop: Option<(Arc<std::sync::atomic::AtomicBool>, AsyncClient)>,
+    view: Option<connection::View>,
 }
 
 impl Handle {
@@ -56,7 +59,13 @@ impl Handle {
             stats: Arc::new(Stats::default()),
             broker: "none".into(),
             link_stop: None,
+            view: None,
         }
+    }
+
+    /// The bridge as a read-only Ditto connection (`None` when the bridge is off).
+    pub fn connection(&self) -> Option<(&connection::View, &Stats)> {
+        Some((self.view.as_ref()?, &self.stats))
     }
 
     /// True if the bridge runs.
@@ -105,6 +114,33 @@ pub fn start(
     mappings_with_status(&mut mappings, &m.topic_prefix)?;
     let mut filters = vec![format!("{}/+/ditto", m.topic_prefix)];
     filters.extend(mappings.filters());
+    let mut targets = vec![(
+        format!("{}/{{{{ thing:id }}}}/live", m.topic_prefix),
+        vec![
+            "_/_/things/live/commands",
+            "_/_/things/live/events",
+            "_/_/things/live/messages",
+        ],
+    )];
+    targets.extend(mappings.command_topics().into_iter().map(|t| {
+        (
+            t,
+            vec!["_/_/things/twin/events", "_/_/things/live/commands"],
+        )
+    }));
+    let view = connection::View {
+        uri: format!(
+            "{}://{}:{}",
+            if broker.tls { "ssl" } else { "tcp" },
+            broker.host,
+            broker.port
+        ),
+        client_id: m.client_id.clone(),
+        subject: m.subject.clone(),
+        keep_alive_secs: m.keep_alive_secs,
+        sources: filters.clone(),
+        targets,
+    };
     let max_payload = cfg.limits.max_message_kib * 1024;
     let stats = Arc::new(Stats::default());
     // rumqttc closes the connection on a bigger packet: leave room above our own limit.
@@ -127,6 +163,7 @@ pub fn start(
         .detach();
     ex.spawn(inbound::acker(bridge.clone(), acks_rx)).detach();
     ex.spawn(outbound::run(bridge, session_rx)).detach();
+    ex.spawn(connection::sampler(stats.clone())).detach();
     let url = format!(
         "{}://{}:{}",
         if broker.tls { "mqtts" } else { "mqtt" },
@@ -138,6 +175,7 @@ pub fn start(
         stats,
         broker: url,
         link_stop: Some((link.stop, link.client)),
+        view: Some(view),
     })
 }
 
@@ -209,10 +247,12 @@ impl Bridge {
         {
             Ok(()) => {
                 stats::inc(&self.stats.c.published);
+                Stats::stamp(&self.stats.last_published);
                 true
             }
             Err(e) => {
                 stats::inc(&self.stats.c.dropped);
+                stats::inc(&self.stats.c.dropped_outbound);
                 self.stats.warn(
                     stats::Kind::Dropped,
                     format_args!("outgoing message dropped: {e}"),

@@ -2,8 +2,9 @@
 //! logging of bad input and broker trouble: at most one line per kind every 10 s, carrying the
 //! number of similar lines suppressed since the last one.
 
+use super::monitor::{LogEntry, Monitor};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Minimum time between two log lines of one kind.
@@ -71,11 +72,15 @@ counters! {
     unknown_device => "unknownDevice": "telemetry of devices without twin, ignored by config",
     ignored => "ignored": "messages deliberately skipped (Homie $ attributes, unknown LWT states, repeats)",
     dropped => "dropped": "messages dropped: QoS 0 with the inbound queue full, or outgoing with the client queue full",
+    dropped_outbound => "droppedOutbound": "outgoing messages dropped with the client queue full (part of dropped)",
     published => "published": "messages published to devices (live, replies, commands)",
     connects => "connects": "successful connections to the broker",
     connection_errors => "connectionErrors": "failed connection attempts and lost connections",
     session_restarts => "sessionRestarts": "times the bridge's hub session overflowed and was reopened",
 }
+
+/// Counters the connection metrics report over time windows (`super::connection`).
+pub const WINDOWED: usize = 7;
 
 /// Shared bridge status.
 #[derive(Debug, Default)]
@@ -86,6 +91,14 @@ pub struct Stats {
     subscribed: AtomicBool,
     gates: Mutex<[Gate; 4]>,
     last_error: Mutex<Option<String>>,
+    /// when the broker connection came up (epoch millis, 0 = down)
+    pub connected_since: AtomicI64,
+    /// when the last PUBLISH arrived / was published (epoch millis, 0 = never)
+    pub last_received: AtomicI64,
+    /// when the last message was published
+    pub last_published: AtomicI64,
+    /// windows and log entries of the connection view
+    pub monitor: Mutex<Monitor<WINDOWED>>,
 }
 
 /// Adds one to a counter.
@@ -94,9 +107,43 @@ pub fn inc(c: &AtomicU64) {
 }
 
 impl Stats {
-    /// Marks the broker connection up or down.
+    /// Marks the broker connection up or down (a new connection is logged).
     pub fn set_connected(&self, up: bool) {
-        self.connected.store(up, Ordering::Relaxed);
+        let was = self.connected.swap(up, Ordering::Relaxed);
+        match (was, up) {
+            (false, true) => {
+                let now = crate::clock::now_millis();
+                self.connected_since.store(now, Ordering::Relaxed);
+                self.log(now, Kind::Broker, "connected to the broker", true);
+            }
+            (true, false) => self.connected_since.store(0, Ordering::Relaxed),
+            _ => {}
+        }
+    }
+
+    /// Keeps a connection log entry of `kind`.
+    fn log(&self, at: i64, kind: Kind, message: &str, ok: bool) {
+        let (category, what) = match kind {
+            Kind::Broker => ("connection", "other"),
+            Kind::Bad => ("source", "mapped"),
+            Kind::Dropped => ("connection", "dropped"),
+            Kind::Failed => ("source", "other"),
+        };
+        self.monitor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .log(LogEntry {
+                at,
+                category,
+                kind: what,
+                level: if ok { "success" } else { "failure" },
+                message: message.to_owned(),
+            });
+    }
+
+    /// Stamps `at` with now (for `last_received` / `last_published`).
+    pub fn stamp(at: &AtomicI64) {
+        at.store(crate::clock::now_millis(), Ordering::Relaxed);
     }
 
     /// Marks the bridge's subscriptions confirmed (SUBACK, or a resumed session) or not.
@@ -107,6 +154,19 @@ impl Stats {
     /// True while connected to the broker.
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// True while the bridge's subscriptions are confirmed.
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// The last broker error.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Remembers the last broker error (shown in `/status/mqtt`).
@@ -120,6 +180,11 @@ impl Stats {
         let pass = self.gates.lock().unwrap_or_else(|e| e.into_inner())[kind as usize].pass(now);
         if let Some(suppressed) = pass {
             tracing::warn!(suppressed, "mqtt: {msg}");
+            let text = match suppressed {
+                0 => msg.to_string(),
+                n => format!("{msg} ({n} similar suppressed)"),
+            };
+            self.log(now, kind, &text, false);
         }
     }
 

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{reload, EnvFilter};
 
 /// True if `JOURNAL_STREAM` (`<device>:<inode>`, set by systemd) names this stderr: the check
 /// systemd.exec(5) documents, so a child that inherited the variable but not the stream (or a
@@ -31,33 +31,45 @@ fn stderr_is_journal() -> bool {
 }
 
 /// Installs the global subscriber (a second call is a no-op). `level` is a `RUST_LOG`-style
-/// filter from the config; the `RUST_LOG` environment variable wins over it.
+/// filter from the config; the `RUST_LOG` environment variable wins over it. The filter can be
+/// changed at run time (`super::loglevel`, `PUT /devops/logging`).
 pub fn init(level: &str) {
-    let filter = || {
-        EnvFilter::try_from_default_env()
-            .or_else(|_| EnvFilter::try_new(level))
-            .unwrap_or_else(|_| EnvFilter::new("info"))
-    };
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|d| EnvFilter::try_new(d).is_ok())
+        .unwrap_or_else(|| level.to_owned());
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
     if stderr_is_journal() {
         match tracing_journald::layer() {
             Ok(layer) => {
                 let layer = layer
                     .with_field_prefix(None)
                     .with_syslog_identifier("edgetwin".into());
-                let _ = tracing_subscriber::registry()
-                    .with(filter())
+                if tracing_subscriber::registry()
+                    .with(filter)
                     .with(layer)
-                    .try_init();
+                    .try_init()
+                    .is_ok()
+                {
+                    super::loglevel::install(handle, &directives);
+                }
                 return;
             }
             Err(e) => eprintln!("edgetwin: journald not reachable ({e}); logging to stderr"),
         }
     }
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter())
+    let text = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    if tracing_subscriber::registry()
+        .with(filter)
+        .with(text)
+        .try_init()
+        .is_ok()
+    {
+        super::loglevel::install(handle, &directives);
+    }
 }
 
 /// Checks a config `log_level`: comma-separated directives, each a level (`trace` .. `error`,

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod logging;
+pub mod loglevel;
 pub mod notify;
 
 use notify::Notifier;

@@ -298,7 +298,8 @@ fn whoami_health_and_authentication() {
     let anon = Http::anonymous(srv.addr);
     let wrong = Http {
         addr: srv.addr,
-        auth: Some(basic("ditto", "wrong")),
+        // not `c`'s user: 5 wrong passwords lock that user at this address (docs/auth.md)
+        auth: Some(basic("dittoo", "wrong")),
     };
     block_on(async {
         let r = anon.get("/health").await;

@@ -6,6 +6,7 @@
 mod common;
 
 mod http_curl;
+mod http_fidelity;
 mod http_limits;
 mod http_requests;
 mod http_sse;

@@ -7,6 +7,7 @@ mod common;
 
 mod mqtt_bad_input;
 mod mqtt_bridge;
+mod mqtt_connection;
 mod mqtt_presets;
 mod mqtt_restarts;
 mod mqtt_tls;

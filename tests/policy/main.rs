@@ -9,7 +9,10 @@ mod common;
 #[path = "../livekit/mod.rs"]
 mod livekit;
 
+mod auth_cors;
+mod auth_devops;
 mod auth_jwt;
+mod auth_limits;
 mod auth_policies;
 mod check_permissions;
 mod conformance_policies;
