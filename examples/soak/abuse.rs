@@ -1,7 +1,7 @@
 //! The abusive part of the soak load, one thread, one action every 2 s in turn: WS subscribers
-//! that stop reading and SSE streams nobody reads (at most 6, each held 5 minutes, then
+//! that stop reading and SSE streams nobody reads (at most 6, each held 10 minutes, then
 //! dropped; the gateway closes them first: WS after the idle timeout, as they send no pongs,
-//! SSE once the socket buffers are full and the send timeout passed), reconnect churn (connect, one command, leave politely or abruptly),
+//! SSE once the socket buffers (several MB on loopback) are full and the send timeout passed), reconnect churn (connect, one command, leave politely or abruptly),
 //! and bad frames (bad UTF-8 -> 1007, a 2 MiB frame -> 1009, broken JSON, a partial frame).
 
 use crate::load::{request, sse_open, ws_connect, Ctx};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Most stalled clients held at once.
 const MAX_STALLED: usize = 6;
-const HOLD: Duration = Duration::from_secs(300);
+const HOLD: Duration = Duration::from_secs(600);
 
 fn stalled_ws(ctx: &Ctx) -> TcpStream {
     let mut s = raw_session(ctx.addr);
