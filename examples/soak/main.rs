@@ -87,7 +87,7 @@ fn main() {
         "store = \"{}\"\nlog_level = \"warn\"\n[mqtt]\nclient_id = \"soak-{port}\"\npresets = [\"homie\"]\nnamespace = \"soak\"\n",
         o.store
     );
-    let (edge, addr) = procs::edgetwin(tmp.path(), &toml, mqtt_port);
+    let (mut edge, addr) = procs::edgetwin(tmp.path(), &toml, mqtt_port);
     let pid = edge.0.id();
     let t = Instant::now();
     while mqtt_port.is_some()
@@ -143,8 +143,18 @@ fn main() {
     let mut before = snapshot(&ctx.n);
     let mut last = Instant::now();
     let mut after_warmup: Vec<u64> = Vec::new();
+    let mut died = None;
     while start.elapsed() < total {
         std::thread::sleep(every.min(total.saturating_sub(start.elapsed())));
+        if let Ok(Some(status)) = edge.0.try_wait() {
+            // a crash, or a kill from outside (the machine may be shared): no verdict possible
+            println!(
+                "the gateway exited at t={} s: {status}",
+                start.elapsed().as_secs()
+            );
+            died = Some(status);
+            break;
+        }
         let now = snapshot(&ctx.n);
         let secs = last.elapsed().as_secs_f64();
         last = Instant::now();
@@ -222,7 +232,7 @@ fn main() {
         }
     );
     println!("load average at end: {}", procs::loadavg());
-    let pass = flat && fds_back;
+    let pass = flat && fds_back && died.is_none();
     println!(
         "RESULT soak minutes={} rss_min_mib={:.1} rss_max_mib={:.1} spread_pct={spread:.1} fds_base={base_fds} fds_end={end_fds} verdict={}",
         o.minutes,
