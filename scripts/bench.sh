@@ -75,6 +75,10 @@ else
   echo "skipped: mosquitto is not installed (scripts/test.sh installs it)"
 fi
 
+echo "== flash wear (examples/flash_bench: bytes written per update, per durability class and store)"
+cargo build --release --example flash_bench 2>&1 | tail -1
+target/release/examples/flash_bench --secs "$SECS"
+
 echo "== footprint"
 for store in sled redb; do
   $L footprint --store "$store" --twins 0 --idle-conns 1000
@@ -101,5 +105,5 @@ grep '^RESULT' "$OUT" | while read -r line; do
     "$(echo "$line" | kv ev_p99_us)" "$(echo "$line" | kv rss_kib)" "$(echo "$line" | kv us_per_cmd)" \
     "$(echo "$line" | kv other_cores)"
 done
-grep -E '^(RATIO|FOOTPRINT|FSYNC|BINARY)' "$OUT"
+grep -E '^(RATIO|FOOTPRINT|FSYNC|BINARY|FLASH)' "$OUT"
 echo "log: $OUT"

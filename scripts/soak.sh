@@ -3,7 +3,7 @@
 # CRUD, SSE, MQTT telemetry through a real mosquitto, stalled readers, reconnect churn, bad
 # frames), printing the gateway's RSS and open fds every 30 s and a verdict: RSS flat within
 # 10 % after warm-up, fds back to the baseline once the load stopped (exit 1 otherwise).
-# Usage: scripts/soak.sh [MINUTES] [--sample-secs S] [--warmup-minutes W] [--store sled|redb]
+# Usage: scripts/soak.sh [MINUTES] [--sample-secs S] [--warmup-minutes W] [--store auto|redb|sled]
 #   MINUTES defaults to 30 (warm-up 5); `scripts/soak.sh 3 --sample-secs 10` is a smoke run.
 # Needs mosquitto (apt-get install mosquitto) for the MQTT part (skipped, and said so, without).
 # Runs niced (the machine may be shared); the log is also kept under target/soak-results/.

@@ -8,25 +8,27 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::ops::Systemd;
 use crate::server::{self, State};
-use crate::store::{BackendKind, Store};
+use crate::store::Store;
 use futures_lite::StreamExt;
 use smol::Executor;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest wait at shutdown for submitted writes to commit while sessions deliver their replies.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// With the listener closed, keeps the executor running until every submitted write is
-/// committed (so durable replies still reach their clients), at most `DRAIN`. Whatever is left
-/// after that is committed by `Store::close`.
+/// With the listener closed, keeps the executor running until every submitted write is durable
+/// (so replies waiting for the disk still reach their clients), at most `DRAIN`. Whatever is
+/// left after that is written by `Store::close`.
 async fn drain(store: &Store) {
-    let until = Instant::now() + DRAIN;
-    while store.stats().pending_ops > 0 && Instant::now() < until {
-        smol::Timer::after(Duration::from_millis(5)).await;
-    }
-    // One more turn so writer tasks woken by the last commit can send their frames.
+    let durable = store.durable(store.last_seq());
+    let timeout = async {
+        smol::Timer::after(DRAIN).await;
+        Ok(())
+    };
+    let _ = futures_lite::future::or(durable, timeout).await;
+    // One more turn so writer tasks woken by the last sync can send their frames.
     smol::Timer::after(Duration::from_millis(20)).await;
 }
 
@@ -47,12 +49,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
     if !problems.is_empty() {
         return Err(problems.join("\n"));
     }
-    let kind: BackendKind = cfg.store.parse().map_err(|e| format!("{e}"))?;
+    let kind = cfg.store.resolve(&cfg.data_dir)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("data dir {}: {e}", cfg.data_dir.display()))?;
-    let store = Store::open(kind, &cfg.data_dir, cfg.cache_mib * 1024 * 1024)
-        .map_err(|e| format!("store: {e}"))?;
-    tracing::info!(backend = store.backend_name(), dir = %cfg.data_dir.display(), "store open");
+    let opts = cfg.store.options(cfg.cache_mib * 1024 * 1024);
+    let store = Store::open_with(kind, &cfg.data_dir, &opts).map_err(|e| format!("store: {e}"))?;
+    tracing::info!(backend = store.backend_name(), dir = %cfg.data_dir.display(),
+        flush_interval_ms = cfg.store.flush_interval_ms, "store open");
     // search index: rebuilt from the things if missing or of an old format (src/search)
     crate::search::ensure_index(&store).map_err(|e| format!("search index: {e}"))?;
     // policy expiry index: built once for data dirs from before it (src/policy/expiry_index.rs)
@@ -101,6 +104,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         // subject expiry + policy announcements (auth + policies)
         let policy_timer = ex.spawn(st.hub.clone().run_policy_timer());
         let health = store.clone();
+        // a full disk is no reason to restart (it would not help): only a failed store is
         let watchdog = systemd.watchdog_task(move || match health.is_failed() {
             true => Err("store failed (fail-stop); a restart recovers what was durable".into()),
             false => Ok(()),

@@ -1,5 +1,5 @@
 //! Configuration: a TOML file whose every field has a default that runs out of the box,
-//! overridden by command-line flags. Zero config = 127.0.0.1:8080, `./data`, sled, and the
+//! overridden by command-line flags. Zero config = 127.0.0.1:8080, `./data`, redb, and the
 //! development user `ditto`/`ditto` (only while listening on loopback with no users set).
 
 use serde::Deserialize;
@@ -148,8 +148,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// directory of the embedded store
     pub data_dir: PathBuf,
-    /// store backend: `sled` or `redb`
-    pub store: String,
+    /// the store (`[store]`, or the backend alone as `store = "redb"`)
+    #[serde(deserialize_with = "crate::store::config::deserialize")]
+    pub store: crate::store::StoreConfig,
     /// store cache size in MiB
     pub cache_mib: u64,
     /// executor threads (0 = number of CPUs, at most 4)
@@ -175,7 +176,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
-            store: "sled".into(),
+            store: crate::store::StoreConfig::default(),
             cache_mib: 8,
             threads: 0,
             log_level: "info".into(),
@@ -207,12 +208,7 @@ impl Config {
     /// Semantic checks beyond parsing (each problem one line).
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if self.store.parse::<crate::store::BackendKind>().is_err() {
-            p.push(format!(
-                "store: unknown backend '{}' (use \"sled\" or \"redb\")",
-                self.store
-            ));
-        }
+        p.extend(self.store.problems());
         if !self.listen.ip().is_loopback() && !self.has_credentials() {
             p.push(format!(
                 "listen: {} is not a loopback address, so users must be configured ([[users]], [[auth.jwt]] or [auth] pre_authenticated)",

@@ -1,5 +1,5 @@
 //! The `edgetwin` command line: `edgetwin [run] [--config FILE] [--listen ADDR:PORT]
-//! [--data DIR] [--store sled|redb] [--mqtt URL|none]`, `edgetwin check-config FILE`, `edgetwin hash-password`.
+//! [--data DIR] [--store redb|sled|auto] [--mqtt URL|none]`, `edgetwin check-config FILE`, `edgetwin hash-password`.
 //! Flags override the config file; no config at all runs with safe loopback defaults.
 
 use edgetwin::config::Config;
@@ -21,7 +21,7 @@ macro_rules! err {
 }
 
 const USAGE: &str = "usage:
-  edgetwin [run] [--config FILE] [--listen ADDR:PORT] [--data DIR] [--store sled|redb]
+  edgetwin [run] [--config FILE] [--listen ADDR:PORT] [--data DIR] [--store redb|sled|auto]
                  [--mqtt mqtt://HOST:PORT|none]
   edgetwin check-config FILE
   edgetwin hash-password [PASSWORD]   (reads the password from stdin if not given)";
@@ -90,7 +90,7 @@ fn run(args: &[String]) -> Result<(), String> {
             "--listen" => cfg.listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?,
             "--data" => cfg.data_dir = v.into(),
             "--mqtt" => cfg.mqtt.url = v.to_owned(),
-            _ => cfg.store = v.to_owned(),
+            _ => cfg.store.backend = v.to_owned(),
         }
     }
     edgetwin::ops::logging::init(&cfg.log_level);

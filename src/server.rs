@@ -135,7 +135,7 @@ async fn route(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>,
     }
     let path = req.uri().path().to_owned();
     let mut r = match path.as_str() {
-        "/health" => response::json(200, &serde_json::json!({"status": "UP"})),
+        "/health" => crate::http::health(&st),
         "/ws/2" => ws_upgrade(st, req).await,
         _ => crate::http::route(st, req).await,
     };

@@ -28,7 +28,7 @@ fn opts() -> Result<Opts, String> {
         minutes: 30.0,
         sample_secs: 30,
         warmup_minutes: 5.0,
-        store: "sled".into(),
+        store: "auto".into(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for w in args.chunks(2) {
@@ -41,7 +41,7 @@ fn opts() -> Result<Opts, String> {
             "--store" => o.store = v.to_owned(),
             other => {
                 return Err(format!(
-                    "unknown option {other} (--minutes --sample-secs --warmup-minutes --store)"
+                    "unknown option {other} (--minutes --sample-secs --warmup-minutes --store auto|redb|sled)"
                 ))
             }
         }
@@ -84,10 +84,9 @@ fn main() {
     }
     let mqtt_port = broker.as_ref().map(|_| port);
     let toml = format!(
-        "store = \"{}\"\nlog_level = \"warn\"\n[mqtt]\nclient_id = \"soak-{port}\"\npresets = [\"homie\"]\nnamespace = \"soak\"\n",
-        o.store
+        "log_level = \"warn\"\n[mqtt]\nclient_id = \"soak-{port}\"\npresets = [\"homie\"]\nnamespace = \"soak\"\n"
     );
-    let (mut edge, addr) = procs::edgetwin(tmp.path(), &toml, mqtt_port);
+    let (mut edge, addr) = procs::edgetwin(tmp.path(), &toml, &o.store, mqtt_port);
     let pid = edge.0.id();
     let t = Instant::now();
     while mqtt_port.is_some()

@@ -54,8 +54,8 @@ pub fn mosquitto(dir: &Path, port: u16) -> Option<Proc> {
     Some(Proc(child))
 }
 
-/// The release edgetwin next to this example, with `toml` as its config.
-pub fn edgetwin(dir: &Path, toml: &str, mqtt: Option<u16>) -> (Proc, SocketAddr) {
+/// The release edgetwin next to this example, with `toml` as its config and backend `store`.
+pub fn edgetwin(dir: &Path, toml: &str, store: &str, mqtt: Option<u16>) -> (Proc, SocketAddr) {
     let exe = std::env::current_exe().expect("exe");
     let bin = exe
         .parent()
@@ -74,7 +74,7 @@ pub fn edgetwin(dir: &Path, toml: &str, mqtt: Option<u16>) -> (Proc, SocketAddr)
         .arg(&conf)
         .arg("--data")
         .arg(dir.join("data"))
-        .args(["--mqtt", &mqtt])
+        .args(["--mqtt", &mqtt, "--store", store])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -46,6 +46,30 @@ fn headers_too_large(req: &Request<Incoming>) -> bool {
             > MAX_HEADER_BYTES
 }
 
+/// `/health` (no authentication, Ditto's shape): 200 `{"status":"UP"}`, or 503
+/// `{"status":"DOWN"}` while the store refuses writes (disk full, failed).
+pub fn health(st: &State) -> Response<Body> {
+    match st.hub.store().health().writable {
+        true => response::json(200, &json!({"status": "UP"})),
+        false => response::json(503, &json!({"status": "DOWN"})),
+    }
+}
+
+/// The store part of `/status/health`: `UP`, `DEGRADED` (reads work, writes are refused: disk
+/// full or opened read-only) or `DOWN` (failed: a restart recovers what was durable).
+fn store_status(st: &State) -> (&'static str, serde_json::Value) {
+    let store = st.hub.store();
+    let h = store.health();
+    let status = match (h.writable, store.is_failed()) {
+        (true, _) => "UP",
+        (false, false) => "DEGRADED",
+        (false, true) => "DOWN",
+    };
+    let detail = json!({"status": status, "backend": store.backend_name(), "writable": h.writable,
+        "reason": h.reason, "freeBytes": h.free_bytes});
+    (status, detail)
+}
+
 /// Serves every path except `/health` and `/ws/2` (which `server::route` owns).
 pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if headers_too_large(&req) {
@@ -81,12 +105,16 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         ref m => response::method_not_allowed(m.as_str(), &["GET", "HEAD"], cid.as_deref()),
     };
     match path.as_str() {
-        "/status/health" => read_only(response::json(
-            200,
-            &json!({"status": "UP", "sessions": st.hub.session_count(),
+        "/status/health" => read_only({
+            let (store, detail) = store_status(&st);
+            let status = if store == "UP" { "UP" } else { "DOWN" };
+            response::json(
+                200,
+                &json!({"status": status, "sessions": st.hub.session_count(),
                     "pendingRequests": st.hub.pending_count(), "mqtt": st.mqtt.state(),
-                    "auth": st.auth.stats(), "connections": st.conns.health()}),
-        )),
+                    "auth": st.auth.stats(), "store": detail, "connections": st.conns.health()}),
+            )
+        }),
         "/status/mqtt" => read_only(response::json(200, &st.mqtt.status())),
         "/api/2/whoami" => read_only(response::with_cid(
             response::json(

@@ -8,7 +8,7 @@ use super::response;
 use crate::engine::errors as engine_errors;
 use crate::error::DittoError;
 use crate::hub::twin::{new_correlation_id, response_envelope};
-use crate::hub::Requester;
+use crate::hub::{Durability, Requester};
 use crate::model::{parse_thing_id, EntityId};
 use crate::protocol::{
     Action, Channel, Criterion, Envelope, Headers, Signal, ThingCommand, ThingPath, Topic,
@@ -123,7 +123,8 @@ pub(super) async fn execute(
         return super::live::twin_acked(st, who, cmd, &acks.request).await;
     }
     let work = async {
-        let done = st.hub.twin_command(who, cmd).await?;
+        let durability = Durability::waited_if(acks.persisted);
+        let done = st.hub.twin_command(who, cmd, durability).await?;
         if let (true, Some(seq)) = (acks.persisted, done.seq) {
             st.hub
                 .gate()

@@ -42,7 +42,8 @@ impl Hub {
         let cid = cmd.headers.correlation_id().unwrap_or_default().to_owned();
         let plan = Plan::new(cmd.topic.clone(), true);
         let mut w = self.register(who, &cid, &acks.labels, None, acks.timeout_ms, plan)?;
-        let done = self.twin_command(who, cmd).await?;
+        let durability = super::Durability::waited_if(acks.wants_persisted());
+        let done = self.twin_command(who, cmd, durability).await?;
         w.set_twin(response_envelope(cmd, &done.outcome), done.seq);
         Ok(w)
     }
@@ -131,7 +132,8 @@ impl Hub {
                 Answer::Later(Box::new(self.twin_acked(who, &cmd, acks).await?)),
             )),
             Signal::Thing(cmd) => {
-                let done = self.twin_command(who, &cmd).await?;
+                let durability = super::Durability::waited_if(acks.wants_persisted());
+                let done = self.twin_command(who, &cmd, durability).await?;
                 Ok(Some(Answer::Now(Box::new(Reply {
                     envelope: response_envelope(&cmd, &done.outcome),
                     after: done.seq.filter(|_| acks.wants_persisted()),

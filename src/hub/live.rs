@@ -11,7 +11,7 @@ use super::live_errors::{condition_not_allowed, event_not_allowed};
 use super::session::{Outbound, SessionHandle, StreamKind};
 use super::twin::response_envelope;
 use super::waiter::{Plan, Waiter};
-use super::{Hub, Requester};
+use super::{Durability, Hub, Requester};
 use crate::engine::enforce::{self, Access};
 use crate::engine::{errors, ThingState};
 use crate::error::DittoError;
@@ -299,7 +299,10 @@ impl Hub {
             .get_str("live-channel-condition")
             .map(|c| c.into_owned());
         let twin_cmd = on_channel(cmd, Channel::Twin);
-        let done = self.twin_command(who, &twin_cmd).await?;
+        // a retrieve: writes nothing
+        let done = self
+            .twin_command(who, &twin_cmd, Durability::Interval)
+            .await?;
         let mut twin = response_envelope(&twin_cmd, &done.outcome);
         twin.headers.insert("channel", "twin");
         if let Some(c) = &condition {

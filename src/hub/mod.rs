@@ -35,6 +35,30 @@ use std::sync::{Arc, Mutex, RwLock};
 
 const LOCK_SHARDS: usize = 256;
 
+/// The two durability classes of a write (what the requester waits for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Someone waits for it to be on disk (`twin-persisted` / `search-persisted` requested, the
+    /// default of client commands): answered once synced (group commit), and its event is
+    /// published only then.
+    Waited,
+    /// Nobody waits (`requested-acks: []`, `response-required: false`, MQTT telemetry): on disk
+    /// within `store.flush_interval_ms` together with every other write of that interval, a
+    /// crash loses at most that interval; its event is published at once.
+    Interval,
+}
+
+impl Durability {
+    /// `Waited` if the requester waits for the write to be persisted.
+    pub fn waited_if(persisted: bool) -> Durability {
+        if persisted {
+            Durability::Waited
+        } else {
+            Durability::Interval
+        }
+    }
+}
+
 /// Who sends a request: the authorization subjects and, for a WS session, its id (events caused
 /// by a session are not echoed back to it).
 #[derive(Debug, Clone)]

@@ -200,6 +200,10 @@ impl Hub {
     ) -> Result<PolicyDone, DittoError> {
         if cmd.action != crate::protocol::Action::Retrieve {
             self.store().ready().await;
+            if let Err(e) = self.store().writable() {
+                let id = cmd.policy_id.as_str();
+                return Err(super::twin::not_writable("policies", "policy", id, &e));
+            }
         }
         let now = crate::clock::now_millis();
         let id = cmd.policy_id.as_str();

@@ -1,11 +1,13 @@
-//! The after-commit publisher and the visibility gate. Twin events wait in one queue (in store
-//! sequence order) until their write is durable, then one thread fans them out — one copy per
-//! event however many subscribers. A reply waits at the gate: its write is durable AND every
-//! event up to it has been handed to the subscribers, so a client that got its answer and then
-//! subscribes never receives that change's event. The backlog is bounded by `Store::ready`.
+//! The event publisher and the visibility gate. Twin events wait in one queue (in store sequence
+//! order); one thread fans them out — one copy per event however many subscribers — once their
+//! write is durable (`Durability::Waited`) or at once (`Durability::Interval`: nobody waits for
+//! that write, it becomes durable within the flush interval). A reply waits at the gate: its
+//! write is durable AND every event up to it has been handed to the subscribers, so a client
+//! that got its answer and then subscribes never receives that change's event. The backlog is
+//! bounded by `Store::ready`.
 
 use super::events::PendingEvent;
-use super::{Hub, Inner};
+use super::{Durability, Hub, Inner};
 use crate::store::{Op, Store, StoreError};
 use event_listener::Event;
 use std::collections::VecDeque;
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 #[derive(Default)]
 struct Queue {
-    events: VecDeque<(u64, PendingEvent)>,
+    events: VecDeque<(u64, Durability, PendingEvent)>,
     /// the event being fanned out right now
     in_flight: Option<u64>,
 }
@@ -35,7 +37,7 @@ impl Shared {
     /// True if no event with a sequence up to `seq` is still waiting or being fanned out.
     fn settled(&self, seq: u64) -> bool {
         let q = self.lock();
-        q.in_flight.is_none_or(|s| s > seq) && q.events.front().is_none_or(|(s, _)| *s > seq)
+        q.in_flight.is_none_or(|s| s > seq) && q.events.front().is_none_or(|(s, _, _)| *s > seq)
     }
 }
 
@@ -74,7 +76,7 @@ pub(crate) fn start(inner: Weak<Inner>, store: Store, shared: Arc<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("edgetwin-events".into())
         .spawn(move || loop {
-            let (seq, event) = {
+            let (seq, durability, event) = {
                 let mut q = shared.lock();
                 loop {
                     if let Some(next) = q.events.pop_front() {
@@ -92,7 +94,13 @@ pub(crate) fn start(inner: Weak<Inner>, store: Store, shared: Arc<Shared>) {
                 }
             };
             // A failed write never happened (the store is fail-stop): drop its event.
-            if store.is_durable(seq) || smol::block_on(store.durable(seq)).is_ok() {
+            let publish = match durability {
+                Durability::Interval => !store.is_failed(),
+                Durability::Waited => {
+                    store.is_durable(seq) || smol::block_on(store.durable(seq)).is_ok()
+                }
+            };
+            if publish {
                 match inner.upgrade() {
                     Some(inner) => Hub { inner }.fan_out(&event),
                     None => return,
@@ -121,6 +129,7 @@ impl Hub {
     pub(crate) fn submit_with_event(
         &self,
         ops: Vec<Op>,
+        durability: Durability,
         event: impl FnOnce() -> Option<PendingEvent>,
     ) -> u64 {
         let shared = &self.inner.publisher;
@@ -130,7 +139,7 @@ impl Hub {
             let ev = event();
             let queued = ev.is_some();
             if let Some(ev) = ev {
-                q.events.push_back((seq, ev));
+                q.events.push_back((seq, durability, ev));
             }
             (seq, queued)
         };

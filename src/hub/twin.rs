@@ -4,7 +4,7 @@
 
 pub use super::acks::AckRequest;
 use super::twins::Cached;
-use super::{Hub, Requester};
+use super::{Durability, Hub, Requester};
 use crate::engine::enforce::Access;
 use crate::engine::{self, Ctx, Outcome, ThingState};
 use crate::error::DittoError;
@@ -99,14 +99,25 @@ impl Hub {
         bytes.map(|b| ThingState::from_bytes(&b)).transpose()
     }
 
-    /// Applies a twin command: the one write path shared by every binding.
+    /// Applies a twin command: the one write path shared by every binding. `durability` says
+    /// whether the requester waits for the write to be on disk (see `Durability`). Writes are
+    /// refused with 503 while the store does not accept them (disk full).
     pub async fn twin_command(
         &self,
         who: &Requester,
         cmd: &ThingCommand,
+        durability: Durability,
     ) -> Result<TwinDone, DittoError> {
         if cmd.action != Action::Retrieve {
             self.store().ready().await;
+            if let Err(e) = self.store().writable() {
+                return Err(not_writable(
+                    "things",
+                    "thing",
+                    &cmd.thing_id.to_string(),
+                    &e,
+                ));
+            }
         }
         let now = crate::clock::now_millis();
         let id = cmd.thing_id.to_string();
@@ -172,7 +183,7 @@ impl Hub {
                     Some(policy),
                 ));
             }
-            seq = Some(self.submit_with_event(ops, || {
+            seq = Some(self.submit_with_event(ops, durability, || {
                 if let Some((pid, policy)) = &outcome.policy {
                     self.policy_written(pid, Some(policy));
                 }
@@ -248,6 +259,26 @@ pub(crate) fn unsupported(topic: &crate::protocol::Topic) -> DittoError {
     .describe("Supported are thing commands (twin and live), live events, messages, acknowledgements and policy commands.")
 }
 
+/// 503 `<group>:<entity>.unavailable` for a write the store refuses (disk full, read-only or
+/// failed store): Ditto's answer when its persistence cannot take a change, with the reason.
+pub(crate) fn not_writable(
+    group: &str,
+    entity: &str,
+    id: &str,
+    why: &crate::store::StoreError,
+) -> DittoError {
+    let name = if entity == "thing" { "Thing" } else { "Policy" };
+    DittoError::new(
+        503,
+        format!("{group}:{entity}.unavailable"),
+        format!("The {name} with ID '{id}' cannot be changed now: the gateway's storage refuses writes."),
+    )
+    .describe(format!(
+        "{}. Reads keep working; writes resume by themselves once the storage accepts them again.",
+        why.0
+    ))
+}
+
 /// Shared text of an envelope (one allocation shared by all receivers).
 pub fn shared_text(env: &Envelope) -> Arc<str> {
     Arc::from(env.to_text())
@@ -300,7 +331,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fail = Arc::new(AtomicBool::new(false));
         let sled = SledBackend::open(dir.path(), 1 << 20).unwrap();
-        let store = Store::with_backend(Box::new(Failing(sled, fail.clone())), 64).unwrap();
+        let opts = crate::store::Options {
+            max_pending_ops: 64,
+            ..Default::default()
+        };
+        let store =
+            Store::with_backend(Box::new(Failing(sled, fail.clone())), dir.path(), &opts).unwrap();
         let hub = Hub::new(store.clone());
         let who = Requester {
             subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
@@ -309,14 +345,16 @@ mod tests {
         let create = command(
             r#"{"topic":"n/t/things/twin/commands/create","headers":{},"path":"/","value":{"attributes":{"a":1}}}"#,
         );
-        let done = smol::block_on(hub.twin_command(&who, &create)).unwrap();
+        let done = smol::block_on(hub.twin_command(&who, &create, Durability::Waited)).unwrap();
         smol::block_on(store.durable(done.seq.unwrap())).unwrap();
         assert!(hub.cached_twin("n:t").is_some(), "written twins are cached");
         fail.store(true, Ordering::SeqCst);
         let modify = command(
             r#"{"topic":"n/t/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":2}"#,
         );
-        let done = smol::block_on(hub.twin_command(&who, &modify)).unwrap();
+        let done = smol::block_on(hub.twin_command(&who, &modify, Durability::Interval)).unwrap();
+        // the checkpoint fails: fail-stop, the write never becomes durable
+        assert!(smol::block_on(store.checkpoint()).is_err());
         assert!(smol::block_on(store.durable(done.seq.unwrap())).is_err());
         // the cache holds the write that never became durable: reads must fail like the store's
         assert!(hub.load_thing("n:t").is_err());

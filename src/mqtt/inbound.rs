@@ -1,16 +1,18 @@
 //! Incoming device messages on the hub side, one at a time in arrival order: Ditto Protocol on
 //! `<prefix>/<thingId>/ditto` (handled like a WS message of the bridge subject, replies on
 //! `.../ditto/reply`), mapped telemetry and availability (merged into the twin; devices without
-//! twin created or ignored). The acker then waits, in the same order, until each change is
-//! durable before it publishes the reply and acknowledges the QoS 1 message.
+//! twin created or ignored). The acker then acknowledges each QoS 1 message in the same order
+//! once its change is applied (telemetry is second durability class: on disk within the store's
+//! flush interval), and publishes a reply once the change it answers is as durable as asked.
+//! While the store refuses writes (disk full) telemetry waits, so the broker keeps it.
 
 use super::mapping::{connection_status, Inbound, Target, FOREVER};
 use super::stats::{inc, Kind};
 use super::twins;
 use super::Bridge;
 use crate::error::DittoError;
-use crate::hub::Answer;
-use crate::protocol::{error_envelope, Action, Channel, Criterion, Envelope, Group};
+use crate::hub::{Answer, Durability};
+use crate::protocol::{error_envelope, Action, Criterion, Envelope};
 use async_channel::{Receiver, Sender};
 use rumqttc::{Publish, QoS};
 use serde_json::Value;
@@ -63,6 +65,7 @@ fn mismatch(topic_id: &str, env: &Envelope) -> DittoError {
 /// Handles incoming messages until the connection thread ends.
 pub(super) async fn run(b: Arc<Bridge>, rx: Receiver<Publish>, acks: Sender<Item>) {
     while let Ok(p) = rx.recv().await {
+        b.wait_until_writable(&p.topic).await;
         let done = b.handle(&p).await;
         let publish = (p.qos != QoS::AtMostOnce).then_some(p);
         if done.durable.is_none() && done.reply.is_none() && publish.is_none() {
@@ -75,7 +78,7 @@ pub(super) async fn run(b: Arc<Bridge>, rx: Receiver<Publish>, acks: Sender<Item
 }
 
 /// Publishes replies and acknowledges QoS 1 messages in arrival order, each once its change is
-/// durable. Acks wait in a local queue while the client's request queue is full (never blocking
+/// applied and, for a passthrough command that asked for it, durable. Acks wait in a local queue while the client's request queue is full (never blocking
 /// the pipeline, so the connection thread can always drain it).
 pub(super) async fn acker(b: Arc<Bridge>, rx: Receiver<Item>) {
     let mut unsent: VecDeque<Publish> = VecDeque::new();
@@ -127,6 +130,25 @@ pub(super) async fn acker(b: Arc<Bridge>, rx: Receiver<Item>) {
 }
 
 impl Bridge {
+    /// Holds a mapped message while the store refuses writes (disk full): not acknowledged, the
+    /// broker keeps it and what follows; passthrough messages go on (they get the error).
+    async fn wait_until_writable(&self, topic: &str) {
+        if ditto_thing(&self.cfg.topic_prefix, topic).is_some() {
+            return;
+        }
+        let store = self.hub.store();
+        while let Err(e) = store.writable() {
+            if store.is_stopped() {
+                return;
+            }
+            self.stats.warn(
+                Kind::Failed,
+                format_args!("telemetry held: {e} (the broker keeps the messages)"),
+            );
+            smol::Timer::after(Duration::from_millis(250)).await;
+        }
+    }
+
     fn bad(&self, counter: &std::sync::atomic::AtomicU64, topic: &str, why: &str) {
         inc(counter);
         self.stats.warn(
@@ -152,7 +174,9 @@ impl Bridge {
         if let Some(id) = ditto {
             return self.ditto(id, &p.topic, &p.payload).await;
         }
-        let durable = match self
+        // Telemetry is of the second durability class: its QoS 1 message is acknowledged once
+        // the change is applied, and is on disk within the store's flush interval (README).
+        let _applied = match self
             .mappings
             .classify(&p.topic, &p.payload, &self.cfg.namespace)
         {
@@ -179,10 +203,7 @@ impl Bridge {
                 None
             }
         };
-        Done {
-            durable,
-            reply: None,
-        }
+        Done::default()
     }
 
     fn reply_error(
@@ -260,13 +281,10 @@ impl Bridge {
                 env.headers.insert("allow-policy-lockout", true);
             }
         }
-        let writes = env.status.is_none()
-            && (env.topic.group == Group::Policies
-                || env.topic.channel == Channel::Twin
-                    && matches!(env.topic.criterion, Criterion::Commands(a) if a != Action::Retrieve));
         inc(&self.stats.c.ditto);
         let answer = self.hub.handle_protocol(&self.requester(), env).await;
-        let mut durable = writes.then(|| self.hub.store().last_seq());
+        // the QoS 1 ack waits only for what the reply waits for (the requested acks)
+        let mut durable = None;
         let reply_topic = format!("{}/{thing_id}/ditto/reply", self.cfg.topic_prefix);
         let reply = match answer {
             None => None,
@@ -310,7 +328,11 @@ impl Bridge {
             }
         };
         let who = self.requester();
-        match self.hub.twin_command(&who, &cmd).await {
+        match self
+            .hub
+            .twin_command(&who, &cmd, Durability::Interval)
+            .await
+        {
             Ok(done) => {
                 inc(&self.stats.c.telemetry);
                 let attr = self.remember(t).await;
@@ -328,7 +350,11 @@ impl Bridge {
         }
         let attr = twins::mqtt_attribute(&t.mapping, &t.device);
         match twins::create(&t.thing_id, self.policy.clone(), attr) {
-            Ok(create) => match self.hub.twin_command(&who, &create).await {
+            Ok(create) => match self
+                .hub
+                .twin_command(&who, &create, Durability::Interval)
+                .await
+            {
                 Ok(_) => {
                     inc(&self.stats.c.created);
                     tracing::info!(thing = %t.thing_id, mapping = %t.mapping, "mqtt: twin created for device");
@@ -348,7 +374,11 @@ impl Bridge {
                 return None;
             }
         }
-        match self.hub.twin_command(&who, &cmd).await {
+        match self
+            .hub
+            .twin_command(&who, &cmd, Durability::Interval)
+            .await
+        {
             Ok(done) => {
                 inc(&self.stats.c.telemetry);
                 done.seq
@@ -394,7 +424,11 @@ impl Bridge {
             serde_json::json!({"mqtt": want}),
         )
         .ok()?;
-        match self.hub.twin_command(&self.requester(), &cmd).await {
+        match self
+            .hub
+            .twin_command(&self.requester(), &cmd, Durability::Interval)
+            .await
+        {
             Ok(d) => d.seq,
             Err(e) => {
                 tracing::debug!(thing = %t.thing_id, error = %e.message, "mqtt: attributes/mqtt not written");

@@ -66,7 +66,7 @@ counters! {
     telemetry => "telemetry": "twin changes made from mapped telemetry and availability",
     ditto => "ditto": "Ditto Protocol messages handled (passthrough topic)",
     created => "created": "twins created for unknown devices",
-    acked => "acked": "QoS 1 messages acknowledged after their change was durable",
+    acked => "acked": "QoS 1 messages acknowledged (after their change was applied)",
     bad_payload => "badPayload": "payloads that are not JSON / not the expected type, or rejected by the twin",
     unknown_topic => "unknownTopic": "messages on topics no mapping matches (or invalid thing ids)",
     unknown_device => "unknownDevice": "telemetry of devices without twin, ignored by config",

@@ -125,12 +125,22 @@ pub trait Backend: Send + Sync + 'static {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Entries, StoreError>;
-    /// apply all ops atomically (all or none after a crash) and make them durable (fsync) before returning
+    /// apply all ops atomically (all or none after a crash) and make them durable (fsync) before
+    /// returning (the store calls it for checkpoints only: rarely, with many ops)
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError>;
     fn name(&self) -> &'static str;
     /// Called once by `Store::close` after the last commit (not after a failed one): records
     /// whatever makes the next open cheap. The process may exit without dropping the backend.
     fn shut_down(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// True while the backend was opened read-only (a full disk at start): `commit` fails.
+    fn read_only(&self) -> bool {
+        false
+    }
+    /// After a commit failed for lack of space: reopen read-write from what is on disk, if the
+    /// engine needs that to go on (redb refuses all I/O after a failed write).
+    fn reopen(&self) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -158,6 +168,23 @@ pub struct StoreError(pub String);
 impl StoreError {
     pub fn new(msg: impl Into<String>) -> StoreError {
         StoreError(msg.into())
+    }
+
+    /// `what: error` for an I/O error.
+    pub fn from_io(what: &str, e: std::io::Error) -> StoreError {
+        StoreError(format!("{what}: {e}"))
+    }
+
+    /// True if the error says the disk (or the user's quota) is full: ENOSPC / EDQUOT as both
+    /// engines and std word them. The store then waits for space instead of failing for good.
+    pub fn is_no_space(&self) -> bool {
+        let m = self.0.as_str();
+        m.contains("os error 28")
+            || m.contains("os error 122")
+            || m.contains("No space left")
+            || m.contains("Disk quota exceeded")
+            || m.contains("StorageFull")
+            || m.contains("storage full")
     }
 }
 

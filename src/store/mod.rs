@@ -1,61 +1,63 @@
-//! The `Store` handle: crash-safe persistence with group commit. `submit` makes ops visible at once
-//! (in-memory overlay) and queues them as one atomic unit; ONE writer thread commits everything
-//! queued in one fsync'd backend commit and wakes `durable()` waiters once per batch.
-//! Failure semantics: fail-stop (see "Failure semantics" below). Backends: sled or redb.
+//! The `Store` handle: crash-safe persistence in two durability classes, flash-friendly.
+//! `submit` makes ops visible at once (in-memory overlay) as ONE atomic unit and writes nothing.
+//! `durable(seq)` asks for it: the writer thread appends every write not yet logged as one
+//! record to the write-ahead log and syncs it (group commit: concurrent waiters share a sync).
+//! Writes nobody waits for are logged together at most `flush_interval` after their submit
+//! (rewrites of a key in between cost one write). The log is checkpointed into the backend
+//! (redb or sled) only when it is full, the overlay reaches its bound, or at close.
+//!
+//! # Crash semantics
+//! A crash (kill -9, power cut) keeps every seq that `durable` confirmed; of the rest it keeps
+//! a prefix: the log is replayed at open, so what is on disk is always the state after some
+//! seq (twins, search index, revisions consistent), at most `flush_interval` behind.
 //!
 //! # Failure semantics
-//! The first failed backend commit *poisons* the store: `durable(seq)` returns that error for every
-//! seq of the failed batch and every later seq, `get`/`scan` return it, `submit` still returns a seq
-//! (it must never block or fail) but discards the ops, the overlay and queue are dropped. Why not
-//! drop just the failed batch and carry on: after a failed fsync neither engine says what its
-//! in-memory state holds (sled has already applied the batch to its page cache, redb asks for a
-//! repair), and later units were computed from the failed ones (revisions, indexes). Recovery is a
-//! restart: reopening replays exactly what was durable. `close()` keeps returning the error.
+//! Disk full is not a failure: below `min_free_bytes` `writable()` refuses new writes while
+//! accepted ones are still logged (the log never grows) and checkpointed from the reserve; a
+//! checkpoint that meets ENOSPC anyway is retried (backend reopened) once space is back. Any
+//! other failed log write or checkpoint *poisons* the store (fail-stop): `durable(seq)` fails
+//! for every seq not yet durable, `get`/`scan` fail, `submit` discards. Why not carry on:
+//! after a failed sync neither the kernel nor the engines say what their state holds. A
+//! restart recovers exactly what was durable. `close()` keeps returning the error.
 
 mod backend;
 mod commit;
+pub mod config;
+mod options;
 mod overlay;
 mod redb_backend;
 mod sled_backend;
+mod space;
 #[cfg(test)]
 mod tests;
+mod wal;
+mod writer;
 
 pub use backend::{Backend, BackendKind, Entries, Op, StoreError, Tree};
+pub use config::StoreConfig;
+pub use options::{
+    Health, Options, StoreStats, DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_PENDING_OPS,
+    DEFAULT_MIN_FREE_BYTES,
+};
 pub use redb_backend::{RedbBackend, REDB_FILE};
 pub use sled_backend::SledBackend;
+pub use space::free_bytes;
+pub use wal::{DEFAULT_WAL_BYTES, WAL_FILE};
 
 use std::fmt;
-use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use event_listener::Event;
 
-use commit::last_write_per_key;
 use overlay::Overlay;
-
-/// Default backpressure bound: submitted-but-uncommitted ops before `ready()` waits. It also
-/// bounds the hub's queue of events waiting for durability (one per write), so it is sized for
-/// a Pi: group commits at 100k writes/s and a 5 ms sync hold ~500 ops.
-pub const DEFAULT_MAX_PENDING_OPS: usize = 8_192;
-
-/// Counters for benchmarks and diagnostics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// backend commits (fsyncs) that succeeded
-    pub committed_batches: u64,
-    /// submitted units contained in those commits
-    pub committed_units: u64,
-    /// ops contained in those commits
-    pub committed_ops: u64,
-    /// ops submitted but not yet committed
-    pub pending_ops: usize,
-}
+use space::Space;
 
 /// Cheap-to-clone handle; the writer thread stops on `close` or when the last clone is dropped
-/// (which, like `close`, blocks until the queued units are committed).
+/// (which, like `close`, blocks until the accepted writes are checkpointed).
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Handle>,
@@ -69,43 +71,53 @@ struct Handle {
 
 struct Shared {
     backend: Box<dyn Backend>,
-    max_pending_ops: usize,
+    opts: Options,
+    space: Space,
     state: Mutex<State>,
-    /// The writer sleeps on this while the queue is empty.
+    /// The writer sleeps on this.
     work: Condvar,
-    /// Every seq <= this is durable.
-    committed_seq: AtomicU64,
-    /// Set once no seq above `committed_seq` will ever become durable (failed or closed).
+    /// Every seq <= this is durable (in the log or the backend).
+    durable_seq: AtomicU64,
+    /// Set once no seq above `durable_seq` will ever become durable (failed or closed).
     stopped: AtomicBool,
-    pending_ops: AtomicUsize,
-    /// Notified once per finished commit (and on stop).
+    /// Keys in the overlay.
+    pending: AtomicUsize,
+    /// Notified after every log append and checkpoint (and on stop).
     durable_event: Event,
-    /// Notified when pending ops drop.
+    /// Notified when the overlay shrinks.
     ready_event: Event,
-    committed_batches: AtomicU64,
-    committed_units: AtomicU64,
-    committed_ops: AtomicU64,
+    submitted_units: AtomicU64,
+    wal_appends: AtomicU64,
+    wal_bytes: AtomicU64,
+    wal_ops: AtomicU64,
+    checkpoints: AtomicU64,
+    checkpoint_ops: AtomicU64,
+    /// checkpoint attempts that met a full disk
+    checkpoint_stalls: AtomicU64,
 }
 
 struct State {
     /// Last seq handed out.
     last_seq: u64,
-    /// Latest submitted-but-uncommitted write per key.
+    /// Every seq <= this is in the log or the backend (the writer's view of `durable_seq`).
+    logged_seq: u64,
+    /// Latest write per key not yet checkpointed.
     overlay: Overlay,
-    /// Units waiting for the writer, in seq order.
-    queue: Vec<Unit>,
+    /// When the oldest write not yet logged was submitted.
+    unlogged_since: Option<Instant>,
+    /// Highest seq a `durable` caller waits for.
+    wanted: u64,
     writer_idle: bool,
     /// `close()` was called: no more units are accepted, the writer drains and exits.
     closing: bool,
-    /// Why seqs above `committed_seq` fail once `Shared::stopped` is set.
+    /// `checkpoint()` was called.
+    checkpoint_wanted: bool,
+    /// Why checkpoints are on hold (disk full), and when to try again.
+    stalled: Option<(String, Instant)>,
+    /// Why seqs above `durable_seq` fail once `Shared::stopped` is set.
     stop_reason: Option<StoreError>,
-    /// The stop was a failed commit (reads fail too), not a close.
+    /// The stop was a failure (reads fail too), not a close.
     failed: bool,
-}
-
-struct Unit {
-    seq: u64,
-    ops: Vec<Op>,
 }
 
 impl Shared {
@@ -115,15 +127,15 @@ impl Shared {
 
     /// `Some(result)` once the fate of `seq` is known.
     fn outcome(&self, seq: u64) -> Option<Result<(), StoreError>> {
-        if self.committed_seq.load(Ordering::Acquire) >= seq {
+        if self.durable_seq.load(Ordering::Acquire) >= seq {
             return Some(Ok(()));
         }
         if !self.stopped.load(Ordering::Acquire) {
             return None;
         }
         let st = self.lock();
-        // Re-check: a commit may have finished between the two loads.
-        if self.committed_seq.load(Ordering::Acquire) >= seq {
+        // Re-check: a sync may have finished between the two loads.
+        if self.durable_seq.load(Ordering::Acquire) >= seq {
             return Some(Ok(()));
         }
         Some(Err(st
@@ -132,12 +144,10 @@ impl Shared {
             .unwrap_or_else(|| StoreError::new("store stopped"))))
     }
 
-    /// Fast path for reads: every submitted op is already in the backend (entries the writer has
-    /// not yet dropped from the overlay hold the same values), so the overlay can be skipped.
-    /// `submit` raises `pending_ops` under the lock after recording, so a reader seeing 0 is
-    /// ordered before that submit returns.
+    /// Fast path for reads: nothing is in the overlay, the backend holds everything.
+    /// `submit` raises `pending` under the lock after recording.
     fn nothing_pending(&self) -> bool {
-        self.pending_ops.load(Ordering::Acquire) == 0 && !self.stopped.load(Ordering::Acquire)
+        self.pending.load(Ordering::Acquire) == 0 && !self.stopped.load(Ordering::Acquire)
     }
 
     fn stop(&self, st: &mut State, reason: StoreError, failed: bool) {
@@ -148,88 +158,26 @@ impl Shared {
         self.stopped.store(true, Ordering::Release);
     }
 
-    fn writer_loop(&self) {
-        loop {
-            let units = {
-                let mut st = self.lock();
-                loop {
-                    if !st.queue.is_empty() {
-                        break std::mem::take(&mut st.queue);
-                    }
-                    if st.closing || st.failed {
-                        return;
-                    }
-                    st.writer_idle = true;
-                    st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
-                    st.writer_idle = false;
-                }
-            };
-            let (first, last) = match (units.first(), units.last()) {
-                (Some(f), Some(l)) => (f.seq, l.seq),
-                _ => continue,
-            };
-            let n_units = units.len() as u64;
-            let ops: Vec<Op> = units.into_iter().flat_map(|u| u.ops).collect();
-            let n_ops = ops.len();
-            let ops = last_write_per_key(ops);
-            // A panicking backend (sled panics on some corruption) must fail the waiters, not
-            // strand them: it becomes a commit error (release builds abort on panic anyway).
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.backend.commit(&ops)))
-                .unwrap_or_else(|_| Err(StoreError::new("backend panicked during commit")));
-            match result {
-                Ok(()) => {
-                    // Counters first, so a woken waiter sees consistent stats.
-                    self.committed_batches.fetch_add(1, Ordering::Relaxed);
-                    self.committed_units.fetch_add(n_units, Ordering::Relaxed);
-                    self.committed_ops
-                        .fetch_add(n_ops as u64, Ordering::Relaxed);
-                    self.pending_ops.fetch_sub(n_ops, Ordering::AcqRel);
-                    self.committed_seq.store(last, Ordering::Release);
-                    self.durable_event.notify(usize::MAX);
-                    self.ready_event.notify(usize::MAX);
-                    // In chunks, so a huge batch never holds up `submit` for long.
-                    for chunk in ops.chunks(256) {
-                        self.lock().overlay.remove_committed(chunk, last);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(
-                        backend = self.backend.name(),
-                        first_seq = first,
-                        last_seq = last,
-                        ops = ops.len(),
-                        error = %e,
-                        "store commit failed; store is now failed (fail-stop), restart to recover"
-                    );
-                    let mut st = self.lock();
-                    self.stop(&mut st, e, true);
-                    st.queue = Vec::new();
-                    st.overlay = Default::default();
-                    self.pending_ops.store(0, Ordering::Release);
-                    drop(st);
-                    self.durable_event.notify(usize::MAX);
-                    self.ready_event.notify(usize::MAX);
-                    return;
-                }
-            }
+    fn wake_writer(&self, st: &State) {
+        if st.writer_idle {
+            self.work.notify_one();
         }
     }
 }
 
 impl Store {
-    /// Opens the `kind` store in `dir` (created if missing) with the default backpressure bound.
+    /// Opens the `kind` store in `dir` (created if missing) with default options.
     /// Refuses a directory that holds the other backend's data.
     pub fn open(kind: BackendKind, dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        Self::open_with_max_pending(kind, dir, cache_bytes, DEFAULT_MAX_PENDING_OPS)
+        let opts = Options {
+            cache_bytes,
+            ..Options::default()
+        };
+        Self::open_with(kind, dir, &opts)
     }
 
-    /// `open` with an explicit bound for `ready()` (submitted-but-uncommitted ops).
-    pub fn open_with_max_pending(
-        kind: BackendKind,
-        dir: &Path,
-        cache_bytes: u64,
-        max_pending_ops: usize,
-    ) -> Result<Store, StoreError> {
+    /// `open` with explicit options.
+    pub fn open_with(kind: BackendKind, dir: &Path, opts: &Options) -> Result<Store, StoreError> {
         let sled_dir = dir.join("sled");
         let redb_file = dir.join(REDB_FILE);
         let other = match kind {
@@ -248,43 +196,57 @@ impl Store {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError(format!("cannot create data dir {}: {e}", dir.display())))?;
         let backend: Box<dyn Backend> = match kind {
-            BackendKind::Sled => Box::new(SledBackend::open(dir, cache_bytes)?),
-            BackendKind::Redb => Box::new(RedbBackend::open(dir, cache_bytes)?),
+            BackendKind::Sled => Box::new(SledBackend::open(dir, opts.cache_bytes)?),
+            BackendKind::Redb => Box::new(RedbBackend::open(dir, opts.cache_bytes)?),
         };
-        Self::with_backend(backend, max_pending_ops)
+        Self::with_backend(backend, dir, opts)
     }
 
-    /// Runs the store over any backend (tests use a failing one). Starts the writer thread.
+    /// Runs the store over any backend (tests use failing ones) with its log in `dir`: replays
+    /// the log into the backend, then starts the writer thread.
     pub fn with_backend(
         backend: Box<dyn Backend>,
-        max_pending_ops: usize,
+        dir: &Path,
+        opts: &Options,
     ) -> Result<Store, StoreError> {
+        let mut opts = opts.clone();
+        opts.max_pending_ops = opts.max_pending_ops.max(1);
         let shared = Arc::new(Shared {
             backend,
-            max_pending_ops: max_pending_ops.max(1),
+            space: Space::new(dir.to_path_buf(), opts.min_free_bytes),
+            opts,
             state: Mutex::new(State {
                 last_seq: 0,
+                logged_seq: 0,
                 overlay: Overlay::default(),
-                queue: Vec::new(),
+                unlogged_since: None,
+                wanted: 0,
                 writer_idle: false,
                 closing: false,
+                checkpoint_wanted: false,
+                stalled: None,
                 stop_reason: None,
                 failed: false,
             }),
             work: Condvar::new(),
-            committed_seq: AtomicU64::new(0),
+            durable_seq: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
-            pending_ops: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
             durable_event: Event::new(),
             ready_event: Event::new(),
-            committed_batches: AtomicU64::new(0),
-            committed_units: AtomicU64::new(0),
-            committed_ops: AtomicU64::new(0),
+            submitted_units: AtomicU64::new(0),
+            wal_appends: AtomicU64::new(0),
+            wal_bytes: AtomicU64::new(0),
+            wal_ops: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            checkpoint_ops: AtomicU64::new(0),
+            checkpoint_stalls: AtomicU64::new(0),
         });
+        let wal = shared.recover(dir)?;
         let for_writer = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name(format!("store-writer-{}", shared.backend.name()))
-            .spawn(move || for_writer.writer_loop())
+            .spawn(move || for_writer.writer_loop(wal))
             .map_err(|e| StoreError(format!("cannot start store writer thread: {e}")))?;
         Ok(Store {
             inner: Arc::new(Handle {
@@ -294,7 +256,7 @@ impl Store {
         })
     }
 
-    /// Read-your-writes: the overlay of submitted-but-not-yet-committed ops first, then the backend.
+    /// Read-your-writes: the overlay of writes not yet checkpointed first, then the backend.
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let sh = &self.inner.shared;
         if sh.nothing_pending() {
@@ -328,8 +290,8 @@ impl Store {
         if sh.nothing_pending() {
             return sh.backend.scan(tree, prefix, after, limit);
         }
-        // Overlay first, backend second: an entry committed in between is then seen in at least
-        // one of them (the overlay copy wins; it is the same or newer).
+        // Overlay first, backend second: an entry checkpointed in between is then seen in at
+        // least one of them (the overlay copy wins; it is the same or newer).
         let pending = {
             let st = sh.lock();
             if st.failed {
@@ -347,33 +309,46 @@ impl Store {
         Ok(overlay::merge(pending, base, limit))
     }
 
-    /// Non-blocking, never awaits: makes `ops` visible to get/scan immediately, queues them for the
-    /// writer thread as ONE atomic unit, and returns its sequence number (strictly increasing).
+    /// Non-blocking, never awaits, writes nothing: makes `ops` visible to get/scan immediately
+    /// as ONE atomic unit and returns its sequence number (strictly increasing). It becomes
+    /// durable at most `flush_interval` later, or as soon as someone awaits `durable(seq)`.
     /// After `close()` or a failure the ops are discarded and `durable(seq)` reports why.
     pub fn submit(&self, ops: Vec<Op>) -> u64 {
         let sh = &self.inner.shared;
-        let n = ops.len();
         let mut st = sh.lock();
         st.last_seq += 1;
         let seq = st.last_seq;
         if st.closing || st.failed {
             return seq;
         }
-        st.overlay.record(seq, &ops);
-        st.queue.push(Unit { seq, ops });
-        sh.pending_ops.fetch_add(n, Ordering::AcqRel);
-        let wake = st.writer_idle;
-        drop(st);
-        if wake {
-            sh.work.notify_one();
+        st.overlay.record(seq, ops);
+        sh.pending.store(st.overlay.len(), Ordering::Release);
+        sh.submitted_units.fetch_add(1, Ordering::Relaxed);
+        let first = st.unlogged_since.is_none();
+        if first {
+            st.unlogged_since = Some(Instant::now());
+        }
+        if first || writer::overlay_over_bound(&sh.opts, &st.overlay) {
+            sh.wake_writer(&st);
         }
         seq
     }
 
-    /// Resolves once everything up to and including `seq` is durable, or with the error if the
-    /// commit that contained `seq` failed (or the store was closed before `seq` was queued).
+    /// Resolves once everything up to and including `seq` is durable (asking the writer to
+    /// sync it now: group commit with every other waiter), or with the error if that failed
+    /// (or the store was closed before `seq` was accepted).
     pub async fn durable(&self, seq: u64) -> Result<(), StoreError> {
         let sh = &self.inner.shared;
+        if let Some(r) = sh.outcome(seq) {
+            return r;
+        }
+        {
+            let mut st = sh.lock();
+            if st.wanted < seq {
+                st.wanted = seq;
+                sh.wake_writer(&st);
+            }
+        }
         loop {
             if let Some(r) = sh.outcome(seq) {
                 return r;
@@ -386,21 +361,24 @@ impl Store {
         }
     }
 
-    /// The sequence number of the last `submit` (0 before any): waiting for it to be durable
-    /// waits for every write submitted so far (the MQTT bridge acks messages after it).
+    /// The sequence number of the last `submit` (0 before any).
     pub fn last_seq(&self) -> u64 {
         self.inner.shared.lock().last_seq
     }
 
+    /// True if `seq` is durable (without asking for it).
     pub fn is_durable(&self, seq: u64) -> bool {
-        self.inner.shared.committed_seq.load(Ordering::Acquire) >= seq
+        self.inner.shared.durable_seq.load(Ordering::Acquire) >= seq
     }
 
-    /// Backpressure: resolves when fewer than the configured maximum of submitted-but-uncommitted
-    /// ops are pending; await it BEFORE taking a per-thing lock and calling `submit`.
+    /// Backpressure: resolves when the overlay holds fewer keys than its bound (a checkpoint
+    /// empties it); await it BEFORE taking a per-thing lock and calling `submit`.
     pub async fn ready(&self) {
         let sh = &self.inner.shared;
-        let ok = || sh.pending_ops.load(Ordering::Acquire) < sh.max_pending_ops;
+        let ok = || {
+            sh.pending.load(Ordering::Acquire) < sh.opts.max_pending_ops
+                || sh.stopped.load(Ordering::Acquire)
+        };
         loop {
             if ok() {
                 return;
@@ -413,7 +391,85 @@ impl Store {
         }
     }
 
-    /// Commit everything pending, stop the writer thread, flush. Idempotent. Returns the commit
+    /// `Ok` if new writes are accepted; else why not: the disk is full (below the reserve), the
+    /// backend is read-only (opened on a full disk), or the store failed or was closed.
+    pub fn writable(&self) -> Result<(), StoreError> {
+        let sh = &self.inner.shared;
+        if sh.stopped.load(Ordering::Acquire) {
+            return Err(self
+                .health()
+                .reason
+                .map_or_else(|| StoreError::new("store stopped"), StoreError));
+        }
+        if !sh.space.ok() || sh.backend.read_only() {
+            return Err(StoreError(self.health().reason.unwrap_or_default()));
+        }
+        Ok(())
+    }
+
+    /// What `/status/health` shows.
+    pub fn health(&self) -> Health {
+        let sh = &self.inner.shared;
+        let free = sh.space.free();
+        let mib = |b: u64| b / (1 << 20);
+        let reason = {
+            let st = sh.lock();
+            if st.failed {
+                Some(format!(
+                    "{} (fail-stop; a restart recovers what was durable)",
+                    failed_error(&st)
+                ))
+            } else if st.closing {
+                Some("store closed".into())
+            } else if sh.space.is_full() {
+                Some(format!(
+                    "disk full: {} MiB free on the data directory's file system, below store.min_free_mb = {}",
+                    free.map_or(0, mib),
+                    mib(sh.space.min_free())
+                ))
+            } else if sh.backend.read_only() {
+                Some("the backend was opened read-only (the disk was full at start)".into())
+            } else {
+                st.stalled.as_ref().map(|(why, _)| why.clone())
+            }
+        };
+        Health {
+            writable: reason.is_none(),
+            reason,
+            free_bytes: free,
+        }
+    }
+
+    /// Logs everything accepted and checkpoints it into the backend (the log is empty after).
+    /// For tests and consistent copies; the writer does it by itself when needed.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        let sh = &self.inner.shared;
+        let (seq, done, stalls) = {
+            let mut st = sh.lock();
+            st.checkpoint_wanted = true;
+            sh.wake_writer(&st);
+            (
+                st.last_seq,
+                sh.checkpoints.load(Ordering::Acquire),
+                sh.checkpoint_stalls.load(Ordering::Acquire),
+            )
+        };
+        loop {
+            let listener = sh.durable_event.listen();
+            if sh.checkpoints.load(Ordering::Acquire) > done {
+                return self.durable(seq).await;
+            }
+            if sh.checkpoint_stalls.load(Ordering::Acquire) > stalls {
+                return Err(StoreError(self.health().reason.unwrap_or_default()));
+            }
+            if sh.stopped.load(Ordering::Acquire) {
+                return self.durable(u64::MAX).await;
+            }
+            listener.await;
+        }
+    }
+
+    /// Log and checkpoint everything accepted, stop the writer thread. Idempotent. Returns the
     /// error if the store had failed. Drop every clone to release the database files.
     pub fn close(&self) -> Result<(), StoreError> {
         self.inner.close()
@@ -425,7 +481,7 @@ impl Store {
         self.inner.shared.stopped.load(Ordering::Acquire)
     }
 
-    /// True once a commit failed (fail-stop): only a restart recovers (the watchdog uses this).
+    /// True once a log write or checkpoint failed (fail-stop): only a restart recovers.
     pub fn is_failed(&self) -> bool {
         self.inner.shared.lock().failed
     }
@@ -437,11 +493,15 @@ impl Store {
     /// Figures for benchmarks/diagnostics.
     pub fn stats(&self) -> StoreStats {
         let sh = &self.inner.shared;
+        let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
         StoreStats {
-            committed_batches: sh.committed_batches.load(Ordering::Relaxed),
-            committed_units: sh.committed_units.load(Ordering::Relaxed),
-            committed_ops: sh.committed_ops.load(Ordering::Relaxed),
-            pending_ops: sh.pending_ops.load(Ordering::Relaxed),
+            submitted_units: c(&sh.submitted_units),
+            wal_appends: c(&sh.wal_appends),
+            wal_bytes: c(&sh.wal_bytes),
+            wal_ops: c(&sh.wal_ops),
+            checkpoints: c(&sh.checkpoints),
+            checkpoint_ops: c(&sh.checkpoint_ops),
+            pending_ops: sh.pending.load(Ordering::Relaxed),
         }
     }
 }
@@ -452,8 +512,11 @@ impl Handle {
         // The guard is held through the join, so a concurrent close() returns only once done.
         let mut writer_slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(writer) = writer_slot.take() {
-            sh.lock().closing = true;
-            sh.work.notify_one();
+            {
+                let mut st = sh.lock();
+                st.closing = true;
+                sh.work.notify_one();
+            }
             if writer.join().is_err() {
                 let mut st = sh.lock();
                 sh.stop(

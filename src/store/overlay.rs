@@ -1,6 +1,7 @@
-//! The in-memory overlay of submitted-but-uncommitted writes: latest value (or delete) per key per
-//! `Tree` with the seq that wrote it, point lookups, ordered range snapshots, post-commit cleanup,
-//! and the merge of an overlay snapshot over a backend scan.
+//! The in-memory overlay of writes not yet checkpointed into the backend: latest value (or
+//! delete) per key per `Tree` with the seq that wrote it, the keys changed since the last log
+//! snapshot, point lookups, ordered range snapshots, post-checkpoint cleanup, and the merge of
+//! an overlay snapshot over a backend scan.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -18,6 +19,13 @@ pub(crate) struct Pending {
 #[derive(Default)]
 pub(crate) struct Overlay {
     trees: [BTreeMap<Vec<u8>, Pending>; 5],
+    /// keys changed since the last `take_dirty` (each once)
+    dirty: Vec<(Tree, Vec<u8>)>,
+    /// seq of the last `take_dirty`: a key written at or below it is clean again when rewritten
+    snap_seq: u64,
+    /// keys and values held (the memory bound)
+    bytes: usize,
+    entries: usize,
 }
 
 /// Overlay entries of a scan range; `None` values hide backend entries.
@@ -25,20 +33,96 @@ pub(crate) type PendingEntries = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 impl Overlay {
     /// Records `ops` as written by `seq` (later ops of the same key win).
-    pub(crate) fn record(&mut self, seq: u64, ops: &[Op]) {
+    pub(crate) fn record(&mut self, seq: u64, ops: Vec<Op>) {
         for op in ops {
             let map = &mut self.trees[op.tree.index()];
+            let vlen = op.value.as_ref().map_or(0, Vec::len);
             match map.get_mut(op.key.as_slice()) {
                 Some(p) => {
+                    if p.seq <= self.snap_seq {
+                        self.dirty.push((op.tree, op.key));
+                    }
+                    self.bytes = self.bytes - p.value.as_ref().map_or(0, Vec::len) + vlen;
                     p.seq = seq;
-                    p.value.clone_from(&op.value);
+                    p.value = op.value;
                 }
                 None => {
-                    let value = op.value.clone();
-                    map.insert(op.key.clone(), Pending { seq, value });
+                    self.bytes += op.key.len() + vlen;
+                    self.entries += 1;
+                    self.dirty.push((op.tree, op.key.clone()));
+                    map.insert(
+                        op.key,
+                        Pending {
+                            seq,
+                            value: op.value,
+                        },
+                    );
                 }
             }
         }
+    }
+
+    /// The latest writes of every key changed since the previous call whose seq is above
+    /// `logged` (what the next log record must hold), as of `seq` (the last seq handed out).
+    pub(crate) fn take_dirty(&mut self, seq: u64, logged: u64) -> Vec<Op> {
+        self.snap_seq = seq;
+        let keys = std::mem::take(&mut self.dirty);
+        let mut ops = Vec::with_capacity(keys.len());
+        for (tree, key) in keys {
+            if let Some(p) = self.trees[tree.index()].get(key.as_slice()) {
+                if p.seq > logged {
+                    let value = p.value.clone();
+                    ops.push(Op { tree, key, value });
+                }
+            }
+        }
+        ops
+    }
+
+    /// After a checkpoint that did not happen: every key written after `logged` is dirty again.
+    pub(crate) fn mark_dirty_above(&mut self, logged: u64) {
+        self.dirty.clear();
+        for tree in Tree::ALL {
+            for (k, p) in &self.trees[tree.index()] {
+                if p.seq > logged {
+                    self.dirty.push((tree, k.clone()));
+                }
+            }
+        }
+        self.snap_seq = logged;
+    }
+
+    /// True if a key changed since the last `take_dirty` / `snapshot`.
+    pub(crate) fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Every entry (what a checkpoint writes), as of `seq`; the dirty list is cleared (a
+    /// checkpoint covers it).
+    pub(crate) fn snapshot(&mut self, seq: u64) -> Vec<Op> {
+        self.snap_seq = seq;
+        self.dirty = Vec::new();
+        let mut ops = Vec::with_capacity(self.entries);
+        for tree in Tree::ALL {
+            for (k, p) in &self.trees[tree.index()] {
+                ops.push(Op {
+                    tree,
+                    key: k.clone(),
+                    value: p.value.clone(),
+                });
+            }
+        }
+        ops
+    }
+
+    /// Number of keys held.
+    pub(crate) fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// Bytes of keys and values held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// `Some(value_or_delete)` if `key` has a pending write.
@@ -52,7 +136,10 @@ impl Overlay {
         for op in ops {
             let map = &mut self.trees[op.tree.index()];
             if map.get(op.key.as_slice()).is_some_and(|p| p.seq <= last) {
-                map.remove(op.key.as_slice());
+                if let Some(p) = map.remove(op.key.as_slice()) {
+                    self.bytes -= op.key.len() + p.value.as_ref().map_or(0, Vec::len);
+                    self.entries -= 1;
+                }
             }
         }
     }

@@ -1,11 +1,14 @@
 //! redb 4.x backend: one file `<dir>/edgetwin.redb`, one table per `Tree` (`&[u8] -> &[u8]`), one
-//! write transaction with `Durability::Immediate` per commit (redb's commit is atomic and fsyncs),
-//! reads through a fresh MVCC read transaction each call.
+//! write transaction with `Durability::Immediate` per checkpoint (atomic, fsynced), reads through
+//! a fresh MVCC read transaction each call. Opens read-only on a full disk; reopens after a
+//! failed write (redb refuses all I/O after one).
 
 use std::ops::Bound;
 use std::path::Path;
 
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use std::sync::RwLock;
+
+use redb::{Database, Durability, ReadOnlyDatabase, ReadableDatabase, TableDefinition};
 
 use super::backend::{scan_start, sync_dir, Backend, Entries, Op, StoreError, Tree};
 
@@ -29,30 +32,106 @@ fn table(tree: Tree) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
 }
 
 pub struct RedbBackend {
-    db: Database,
+    path: std::path::PathBuf,
+    cache: usize,
+    /// `None` only between a failed reopen and the next one (reads fail then)
+    db: RwLock<Option<Db>>,
 }
 
-impl RedbBackend {
-    /// Opens (or creates) `<dir>/edgetwin.redb` and makes sure every table exists, so reads never
-    /// see "table does not exist". redb repairs an uncleanly closed file here.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<RedbBackend, StoreError> {
-        let cache = usize::try_from(cache_bytes).unwrap_or(usize::MAX);
-        let db = Database::builder()
-            .set_cache_size(cache)
-            .create(dir.join(REDB_FILE))?;
+enum Db {
+    Rw(Database),
+    /// opened on a full disk: reads only, until `reopen` succeeds
+    Ro(ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        Ok(match self {
+            Db::Rw(d) => d.begin_read()?,
+            Db::Ro(d) => d.begin_read()?,
+        })
+    }
+}
+
+/// Opens `path` read-write (creating it and its tables), or read-only if that fails for lack
+/// of space and the file exists and was left in a consistent state (every checkpoint records
+/// redb's allocator state, so that holds after a crash too).
+fn open_db(path: &Path, cache: usize) -> Result<Db, StoreError> {
+    let rw = Database::builder()
+        .set_cache_size(cache)
+        .create(path)
+        .map_err(StoreError::from)
+        .and_then(|db| {
+            ensure_tables(&db)?;
+            Ok(db)
+        });
+    match rw {
+        Ok(db) => Ok(Db::Rw(db)),
+        Err(e) if e.is_no_space() && path.exists() => {
+            let ro = Database::builder()
+                .set_cache_size(cache)
+                .open_read_only(path)
+                .map_err(|ro| StoreError(format!("{e}; read-only: redb: {ro}")))?;
+            tracing::warn!(error = %e, "redb opened read-only: the disk is full");
+            Ok(Db::Ro(ro))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the tables that do not exist yet (a commit only then), so reads never see "table
+/// does not exist".
+fn ensure_tables(db: &Database) -> Result<(), StoreError> {
+    let missing = {
+        let txn = db.begin_read()?;
+        Tree::ALL
+            .into_iter()
+            .any(|t| txn.open_table(table(t)).is_err())
+    };
+    if missing {
         let txn = db.begin_write()?;
         for tree in Tree::ALL {
             txn.open_table(table(tree))?;
         }
         txn.commit()?;
-        sync_dir(dir)?;
-        Ok(RedbBackend { db })
+    }
+    Ok(())
+}
+
+impl RedbBackend {
+    /// Opens (or creates) `<dir>/edgetwin.redb`; read-only on a full disk (see `open_db`).
+    /// redb repairs an uncleanly closed file here (quickly: checkpoints record its allocator).
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<RedbBackend, StoreError> {
+        let cache = usize::try_from(cache_bytes).unwrap_or(usize::MAX);
+        let path = dir.join(REDB_FILE);
+        let db = open_db(&path, cache)?;
+        if matches!(db, Db::Rw(_)) {
+            sync_dir(dir)?;
+        }
+        Ok(RedbBackend {
+            path,
+            cache,
+            db: RwLock::new(Some(db)),
+        })
+    }
+
+    fn db(&self) -> std::sync::RwLockReadGuard<'_, Option<Db>> {
+        self.db.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
+        match &*self.db() {
+            Some(db) => db.begin_read(),
+            None => Err(StoreError::new(
+                "redb: not open (reopen after a full disk failed)",
+            )),
+        }
     }
 }
 
 impl Backend for RedbBackend {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let t = txn.open_table(table(tree))?;
         Ok(t.get(key)?.map(|v| v.value().to_vec()))
     }
@@ -68,7 +147,7 @@ impl Backend for RedbBackend {
         if limit == 0 {
             return Ok(out);
         }
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let t = txn.open_table(table(tree))?;
         let (start, exclusive) = scan_start(prefix, after);
         let lower = if exclusive {
@@ -94,9 +173,16 @@ impl Backend for RedbBackend {
         if ops.is_empty() {
             return Ok(());
         }
-        let mut txn = self.db.begin_write()?;
+        let guard = self.db();
+        let Some(Db::Rw(db)) = &*guard else {
+            return Err(StoreError::new("redb: read-only (opened on a full disk)"));
+        };
+        let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| StoreError(format!("redb: {e}")))?;
+        // records the allocator state: the next open after a crash needs no full repair (which
+        // reads every page) and can fall back to read-only on a full disk
+        txn.set_quick_repair(true);
         {
             // Open each touched table once; ops stay in order within a table, and tables are
             // disjoint, so per-table application equals sequential application.
@@ -127,9 +213,25 @@ impl Backend for RedbBackend {
     /// page cache: +8 MiB idle RSS at 10k twins). redb records it itself when the `Database` is
     /// dropped, but edgetwin's process may end without dropping it.
     fn shut_down(&self) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_quick_repair(true);
-        txn.commit()?;
+        if let Some(Db::Rw(db)) = &*self.db() {
+            let mut txn = db.begin_write()?;
+            txn.set_quick_repair(true);
+            txn.commit()?;
+        }
+        Ok(())
+    }
+
+    fn read_only(&self) -> bool {
+        !matches!(&*self.db(), Some(Db::Rw(_)))
+    }
+
+    /// Drops the database (redb latches every I/O error: all later calls fail) and opens it
+    /// again from what is on disk: read-write if the disk has room, else read-only.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        drop(slot.take());
+        let db = open_db(&self.path, self.cache)?;
+        *slot = Some(db);
         Ok(())
     }
 

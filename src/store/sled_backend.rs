@@ -2,6 +2,7 @@
 //! 1-byte `Tree` prefix, so a commit is one atomic `apply_batch` + `flush()` + our own fdatasync.
 //! (Measured against a transaction over 5 sled trees: same speed, the fsync dominates; the batch
 //! needs no retry closure.) Background flushing is off: durability comes only from `commit`.
+//! After a failed write (full disk) the database is reopened from what is on disk.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -9,7 +10,7 @@ use std::fs::File;
 use std::io::ErrorKind;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use super::backend::{scan_start, sync_dir, Backend, Entries, Op, StoreError, Tree};
 
@@ -18,13 +19,29 @@ use super::backend::{scan_start, sync_dir, Backend, Entries, Op, StoreError, Tre
 /// the files in `blobs/` (log items over ~128 KiB, e.g. a leaf of 16 values of 8 KiB). That
 /// survives kill -9 but not a power cut, so `commit` also fdatasyncs `db` and new blob files.
 pub struct SledBackend {
+    dir: PathBuf,
+    cache_bytes: u64,
+    /// `None` only between a failed reopen and the next one (reads fail then)
+    open: RwLock<Option<Open>>,
+    blobs_dir: PathBuf,
+    /// Blob files already fsync'd (commit runs on one thread; the mutex is for `Sync`).
+    synced_blobs: Mutex<HashSet<OsString>>,
+}
+
+/// An open database.
+struct Open {
     db: sled::Db,
     tree: sled::Tree,
     /// Our own handle on sled's log file `<dir>/sled/db`; fdatasync acts on the file, not the fd.
     log_file: File,
-    blobs_dir: PathBuf,
-    /// Blob files already fsync'd (commit runs on one thread; the mutex is for `Sync`).
-    synced_blobs: Mutex<HashSet<OsString>>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Err(e) = self.db.flush() {
+            tracing::error!(error = %e, "sled: final flush failed");
+        }
+    }
 }
 
 /// Name of the single sled tree holding every logical tree.
@@ -37,41 +54,91 @@ fn full_key(tree: Tree, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Space kept free for sled in `<dir>/sled.reserve`: sled 0.34 writes when it opens (segments,
+/// a snapshot), so on a full disk it could not start at all. The file is given up to open it
+/// then, and made again when a later open finds room.
+pub const SLED_RESERVE_FILE: &str = "sled.reserve";
+const SLED_RESERVE_BYTES: u64 = 16 << 20;
+
+/// Opens sled; on a full disk gives up the reserve file and tries once more. Makes the reserve
+/// file when there is room for it (four times its size free).
+fn open_with_reserve(dir: &Path, cache_bytes: u64) -> Result<Open, StoreError> {
+    let reserve = dir.join(SLED_RESERVE_FILE);
+    let open = match open_db(dir, cache_bytes) {
+        Err(e) if e.is_no_space() && reserve.exists() => {
+            tracing::warn!(error = %e, "sled: disk full at open; giving up the reserve file");
+            std::fs::remove_file(&reserve)?;
+            open_db(dir, cache_bytes)?
+        }
+        other => other?,
+    };
+    let room = super::space::free_bytes(dir).unwrap_or(0) > 4 * SLED_RESERVE_BYTES;
+    if !reserve.exists() && room {
+        let made = File::create(&reserve).and_then(|f| {
+            f.set_len(0)?;
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..SLED_RESERVE_BYTES >> 20 {
+                std::io::Write::write_all(&mut &f, &zeros)?;
+            }
+            f.sync_all()
+        });
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&reserve);
+            tracing::warn!(error = %e, "sled: reserve file not made");
+        }
+    }
+    Ok(open)
+}
+
+/// sled's file lock can outlive a dropped `Db` for a moment (its background threads still hold
+/// it), so "could not acquire lock" is retried for up to ~3 s before giving up.
+fn open_db(dir: &Path, cache_bytes: u64) -> Result<Open, StoreError> {
+    let config = sled::Config::new()
+        .path(dir.join("sled"))
+        .cache_capacity(cache_bytes)
+        .mode(sled::Mode::LowSpace)
+        .flush_every_ms(None);
+    let mut attempt = 0;
+    let db = loop {
+        match config.open() {
+            Ok(db) => break db,
+            Err(sled::Error::Io(e))
+                if attempt < 30 && e.to_string().contains("could not acquire lock") =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let tree = db.open_tree(DATA_TREE)?;
+    let sled_dir = dir.join("sled");
+    let log_file = File::open(sled_dir.join("db"))?;
+    sync_dir(&sled_dir)?;
+    sync_dir(dir)?;
+    Ok(Open { db, tree, log_file })
+}
+
 impl SledBackend {
     /// Opens (or creates) the sled database in `<dir>/sled`.
-    /// sled's file lock can outlive a dropped `Db` for a moment (its background threads still hold
-    /// it), so "could not acquire lock" is retried for up to ~3 s before giving up.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledBackend, StoreError> {
-        let config = sled::Config::new()
-            .path(dir.join("sled"))
-            .cache_capacity(cache_bytes)
-            .mode(sled::Mode::LowSpace)
-            .flush_every_ms(None);
-        let mut attempt = 0;
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                Err(sled::Error::Io(e))
-                    if attempt < 30 && e.to_string().contains("could not acquire lock") =>
-                {
-                    attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        let tree = db.open_tree(DATA_TREE)?;
-        let sled_dir = dir.join("sled");
-        let log_file = File::open(sled_dir.join("db"))?;
-        sync_dir(&sled_dir)?;
-        sync_dir(dir)?;
+        let open = open_with_reserve(dir, cache_bytes)?;
         Ok(SledBackend {
-            db,
-            tree,
-            log_file,
-            blobs_dir: sled_dir.join("blobs"),
+            dir: dir.to_path_buf(),
+            cache_bytes,
+            open: RwLock::new(Some(open)),
+            blobs_dir: dir.join("sled").join("blobs"),
             synced_blobs: Mutex::new(HashSet::new()),
         })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Open) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        match &*self.open.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(o) => f(o),
+            None => Err(StoreError::new(
+                "sled: not open (reopen after a full disk failed)",
+            )),
+        }
     }
 
     /// fsyncs blob files not synced before (and then the directory). Names of blobs sled has
@@ -107,7 +174,7 @@ impl SledBackend {
 
 impl Backend for SledBackend {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(full_key(tree, key))?.map(|v| v.to_vec()))
+        self.with(|o| Ok(o.tree.get(full_key(tree, key))?.map(|v| v.to_vec())))
     }
 
     fn scan(
@@ -129,17 +196,19 @@ impl Backend for SledBackend {
         } else {
             Bound::Included(start)
         };
-        for item in self.tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
-            let (k, v) = item?;
-            if !k.starts_with(&full_prefix) {
-                break;
+        self.with(|o| {
+            for item in o.tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
+                let (k, v) = item?;
+                if !k.starts_with(&full_prefix) {
+                    break;
+                }
+                out.push((k[1..].to_vec(), v.to_vec()));
+                if out.len() >= limit {
+                    break;
+                }
             }
-            out.push((k[1..].to_vec(), v.to_vec()));
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
@@ -154,22 +223,24 @@ impl Backend for SledBackend {
                 None => batch.remove(k),
             }
         }
-        self.tree.apply_batch(batch)?;
-        self.db.flush()?;
-        self.sync_new_blobs()?;
-        self.log_file.sync_data()?;
-        Ok(())
+        self.with(|o| {
+            o.tree.apply_batch(batch)?;
+            o.db.flush()?;
+            self.sync_new_blobs()?;
+            o.log_file.sync_data()?;
+            Ok(())
+        })
     }
 
     fn name(&self) -> &'static str {
         "sled"
     }
-}
 
-impl Drop for SledBackend {
-    fn drop(&mut self) {
-        if let Err(e) = self.db.flush() {
-            tracing::error!(error = %e, "sled: final flush failed");
-        }
+    /// sled keeps failing after a write error: drop it and open it again from its log.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self.open.write().unwrap_or_else(|e| e.into_inner());
+        drop(slot.take());
+        *slot = Some(open_with_reserve(&self.dir, self.cache_bytes)?);
+        Ok(())
     }
 }

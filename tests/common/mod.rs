@@ -2,6 +2,7 @@
 //! a temp dir, and talks to it over real WebSockets (async-tungstenite client on smol).
 #![allow(dead_code)]
 
+pub mod disk;
 pub mod http;
 pub mod mqtt;
 pub mod raw_ws;

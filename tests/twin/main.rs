@@ -7,6 +7,7 @@ mod common;
 
 mod conformance;
 mod conn_limits;
+mod full_disk;
 mod merge_patch_conditions;
 mod metadata;
 mod persistence;

@@ -27,10 +27,10 @@ pub(super) fn t_get_put_delete(kind: BackendKind) {
     assert_eq!(get_s(&s, Tree::Things, "x"), None);
     assert_eq!(get_s(&s, Tree::Policies, "x").as_deref(), Some("p"));
     let st = s.stats();
-    assert_eq!(
-        (st.committed_units, st.committed_ops, st.pending_ops),
-        (3, 4, 0)
-    );
+    assert_eq!((st.submitted_units, st.pending_ops), (3, 2));
+    block_on(s.checkpoint()).unwrap();
+    assert_eq!(s.stats().pending_ops, 0, "checkpointed");
+    assert_eq!(get_s(&s, Tree::Policies, "x").as_deref(), Some("p"));
     s.close().unwrap();
 }
 
@@ -41,37 +41,52 @@ pub(super) fn t_read_your_writes_before_commit(kind: BackendKind) {
         put(Tree::Things, "k1", "old"),
         put(Tree::Things, "k2", "gone"),
     ]);
-    block_on(s.durable(base)).unwrap();
-    gate.set_open(false);
+    block_on(s.checkpoint()).unwrap();
+    assert!(s.is_durable(base));
     let seq = s.submit(vec![
         put(Tree::Things, "k1", "new"),
         del(Tree::Things, "k2"),
     ]);
     let seq2 = s.submit(vec![put(Tree::Things, "k3", "fresh")]);
-    // Nothing of it is on disk yet, but all of it is visible.
+    // Nothing of it is on disk yet (nobody waits, the interval is long), but all is visible.
     assert!(!s.is_durable(seq) && !s.is_durable(seq2));
-    assert!(block_on(poll_once(s.durable(seq))).is_none());
     assert_eq!(
         gate.inner.get(Tree::Things, b"k1").unwrap(),
         Some(b"old".to_vec())
     );
-    assert_eq!(get_s(&s, Tree::Things, "k1").as_deref(), Some("new"));
-    assert_eq!(get_s(&s, Tree::Things, "k2"), None);
-    assert_eq!(get_s(&s, Tree::Things, "k3").as_deref(), Some("fresh"));
-    let all = s.scan(Tree::Things, b"k", None, 10).unwrap();
-    assert_eq!(keys(&all), ["k1", "k3"]);
-    assert_eq!(all[0].1, b"new");
-    assert!(s.stats().pending_ops >= 3);
-    gate.set_open(true);
+    let check = |s: &Store| {
+        assert_eq!(get_s(s, Tree::Things, "k1").as_deref(), Some("new"));
+        assert_eq!(get_s(s, Tree::Things, "k2"), None);
+        assert_eq!(get_s(s, Tree::Things, "k3").as_deref(), Some("fresh"));
+        let all = s.scan(Tree::Things, b"k", None, 10).unwrap();
+        assert_eq!(keys(&all), ["k1", "k3"]);
+        assert_eq!(all[0].1, b"new");
+    };
+    check(&s);
+    assert_eq!(s.stats().pending_ops, 3);
+    // durable = in the log: the backend still has the old state, reads the new one
     block_on(s.durable(seq2)).unwrap();
     assert!(s.is_durable(seq));
-    assert_eq!(get_s(&s, Tree::Things, "k1").as_deref(), Some("new"));
-    assert_eq!(get_s(&s, Tree::Things, "k2"), None);
+    assert_eq!(s.stats().wal_appends, 1);
     assert_eq!(
-        keys(&s.scan(Tree::Things, b"k", None, 10).unwrap()),
-        ["k1", "k3"]
+        gate.inner.get(Tree::Things, b"k1").unwrap(),
+        Some(b"old".to_vec())
     );
+    check(&s);
+    // a checkpoint moves it into the backend; the overlay empties
+    gate.set_open(false);
+    let s2 = s.clone();
+    let cp = std::thread::spawn(move || block_on(s2.checkpoint()));
+    std::thread::sleep(Duration::from_millis(50));
+    check(&s); // while the checkpoint is in flight
+    gate.set_open(true);
+    cp.join().unwrap().unwrap();
+    check(&s);
     assert_eq!(s.stats().pending_ops, 0);
+    assert_eq!(
+        gate.inner.get(Tree::Things, b"k1").unwrap(),
+        Some(b"new".to_vec())
+    );
 }
 
 pub(super) fn t_scan_prefix_after_limit(kind: BackendKind) {
@@ -127,10 +142,10 @@ impl Rng {
     }
 }
 
-/// Committed + pending (gate closed) random puts/deletes; every scan must equal a BTreeMap model.
+/// Checkpointed + pending random puts/deletes; every scan must equal a BTreeMap model.
 pub(super) fn t_scan_overlay_merge_model(kind: BackendKind) {
     let dir = TempDir::new().unwrap();
-    let (s, gate) = gated_store(kind, &dir, DEFAULT_MAX_PENDING_OPS);
+    let s = open(kind, &dir);
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let key = |rng: &mut Rng| {
@@ -141,7 +156,7 @@ pub(super) fn t_scan_overlay_merge_model(kind: BackendKind) {
         )
     };
     for round in 0..6 {
-        gate.set_open(round % 2 == 0); // odd rounds stay pending while we scan
+        // even rounds end in the backend, odd rounds stay in the overlay while we scan
         let mut last = 0;
         for _ in 0..30 {
             let unit: Vec<Op> = (0..1 + rng.below(3))
@@ -160,7 +175,8 @@ pub(super) fn t_scan_overlay_merge_model(kind: BackendKind) {
             last = s.submit(unit);
         }
         if round % 2 == 0 {
-            block_on(s.durable(last)).unwrap();
+            block_on(s.checkpoint()).unwrap();
+            assert_eq!(s.stats().pending_ops, 0);
         } else {
             assert!(!s.is_durable(last));
         }
@@ -200,20 +216,17 @@ pub(super) fn t_scan_overlay_merge_model(kind: BackendKind) {
             assert_eq!(s.get(Tree::History, k).unwrap().as_ref(), model.get(k));
         }
     }
-    gate.set_open(true);
     s.close().unwrap();
 }
 
 pub(super) fn t_durability_ordering(kind: BackendKind) {
     let dir = TempDir::new().unwrap();
     let (s, gate) = gated_store(kind, &dir, DEFAULT_MAX_PENDING_OPS);
-    gate.set_open(false);
     let seqs: Vec<u64> = (0..50)
         .map(|i| s.submit(vec![put(Tree::Things, &format!("o{i:03}"), "v")]))
         .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
     assert!(seqs.iter().all(|&q| !s.is_durable(q)));
-    gate.set_open(true);
     // Waiting for the LAST seq only: everything below must be durable at that moment.
     block_on(s.durable(seqs[49])).unwrap();
     assert!(seqs.iter().all(|&q| s.is_durable(q)));
@@ -285,11 +298,10 @@ pub(super) fn t_concurrent_submitters_batch(kind: BackendKind) {
     });
     let units = (THREADS * PER_THREAD + TASKS) as u64;
     let st = s.stats();
-    eprintln!("{kind}: {units} units in {} batches", st.committed_batches);
-    assert_eq!(st.committed_units, units);
-    assert_eq!(st.committed_ops, (THREADS * PER_THREAD * 2 + TASKS) as u64);
-    assert_eq!(st.pending_ops, 0);
-    assert!(st.committed_batches < units, "no group commit: {st:?}");
+    eprintln!("{kind}: {units} units in {} log records", st.wal_appends);
+    assert_eq!(st.submitted_units, units);
+    assert_eq!(st.wal_ops, (THREADS * PER_THREAD * 2 + TASKS) as u64);
+    assert!(st.wal_appends < units, "no group commit: {st:?}");
     assert_eq!(
         s.scan(Tree::Things, b"t", None, usize::MAX).unwrap().len(),
         THREADS * PER_THREAD
@@ -385,19 +397,21 @@ pub(super) fn t_refuses_other_backend_dir(kind: BackendKind) {
     drop(open(kind, &dir)); // the right kind still opens
 }
 
+/// A checkpoint failing with an I/O error (not a full disk) poisons the store; what was durable
+/// (in the log) survives a restart, what was not is gone.
 pub(super) fn t_commit_failure_is_fail_stop(kind: BackendKind) {
     let dir = TempDir::new().unwrap();
     let (s, gate) = gated_store(kind, &dir, DEFAULT_MAX_PENDING_OPS);
     let ok = s.submit(vec![put(Tree::Things, "ok", "1")]);
     block_on(s.durable(ok)).unwrap();
-    gate.set_open(false);
     gate.fail.store(true, Ordering::SeqCst);
     let bad1 = s.submit(vec![put(Tree::Things, "bad", "1")]);
     let bad2 = s.submit(vec![put(Tree::Things, "ok", "2")]);
     assert_eq!(get_s(&s, Tree::Things, "ok").as_deref(), Some("2"));
-    gate.set_open(true);
-    let e = block_on(s.durable(bad2)).expect_err("failed commit");
+    let e = block_on(s.checkpoint()).expect_err("failed checkpoint");
     assert!(e.0.contains("injected"), "{e}");
+    assert!(s.is_failed() && !s.health().writable);
+    assert!(block_on(s.durable(bad2)).is_err());
     assert!(block_on(s.durable(bad1)).is_err());
     assert!(block_on(s.durable(ok)).is_ok(), "earlier seqs stay durable");
     assert!(!s.is_durable(bad1));
@@ -406,16 +420,20 @@ pub(super) fn t_commit_failure_is_fail_stop(kind: BackendKind) {
         "failed store refuses reads"
     );
     assert!(s.scan(Tree::Things, b"", None, 10).is_err());
+    assert!(s.writable().is_err());
     let later = s.submit(vec![put(Tree::Things, "later", "1")]);
     assert!(block_on(s.durable(later)).is_err());
     block_on(s.ready()); // never wedges callers
     assert!(s.close().is_err());
     drop((s, gate));
-    let b = raw_backend(kind, dir.path());
-    assert_eq!(b.get(Tree::Things, b"ok").unwrap(), Some(b"1".to_vec()));
-    assert_eq!(b.get(Tree::Things, b"later").unwrap(), None);
+    // the restart replays the log: the durable write is there, the others are not
+    let s = open(kind, &dir);
+    assert_eq!(get_s(&s, Tree::Things, "ok").as_deref(), Some("1"));
+    assert_eq!(get_s(&s, Tree::Things, "bad"), None);
+    assert_eq!(get_s(&s, Tree::Things, "later"), None);
 }
 
+/// `ready()` waits while the overlay holds its bound of keys, until a checkpoint empties it.
 pub(super) fn t_ready_backpressure(kind: BackendKind) {
     let dir = TempDir::new().unwrap();
     let (s, gate) = gated_store(kind, &dir, 4);
@@ -435,15 +453,16 @@ pub(super) fn t_ready_backpressure(kind: BackendKind) {
     std::thread::sleep(Duration::from_millis(100));
     assert!(
         !waiter.is_finished(),
-        "ready() must wait while 4/4 ops are pending"
+        "ready() must wait while 4/4 keys are not checkpointed"
     );
     assert!(block_on(poll_once(s.ready())).is_none());
     released.store(true, Ordering::SeqCst);
     gate.set_open(true);
     assert!(
         waiter.join().unwrap(),
-        "ready() resolved only after the commit"
+        "ready() resolved only after the checkpoint"
     );
+    assert!(s.stats().checkpoints >= 1);
     block_on(s.durable(q)).unwrap();
     block_on(s.ready());
 }

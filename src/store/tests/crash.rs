@@ -1,36 +1,57 @@
-//! kill -9 crash test (re-executes this test binary as the writer child, SIGKILLs it, reopens and
-//! checks every acknowledged unit is present and no unit is torn) and the commits/s benchmark.
+//! kill -9 crash test under mixed load (re-executes this test binary as the writer child,
+//! SIGKILLs it, reopens and checks): every unit acknowledged by `durable()` (first class) is
+//! present; of the units nobody waited for (second class) at most the last flush interval is
+//! missing; what is on disk is a gap-free prefix per writer and no unit is torn.
+//! Also the ignored commits/s benchmark.
 
 use super::*;
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "EDGETWIN_STORE_CRASH_CHILD";
+/// The child's flush interval.
+const INTERVAL: Duration = Duration::from_millis(200);
+/// Allowance on top of the interval for the sync itself and scheduling on a busy machine.
+const SLACK: Duration = Duration::from_millis(800);
+/// Writer threads 0..WAITED wait for each unit; the others never do.
+const WAITED: u32 = 2;
+const THREADS: u32 = 4;
 
-/// Child half of the crash test: 4 writer threads, each unit = 2 numbered keys + an overwritten
-/// `last/<t>`; `ACK` lines go out only after `durable()`. Runs until killed (60 s safety stop).
+fn unit(round: u32, t: u32, i: u32) -> Vec<Op> {
+    let k = format!("{round}/{t}/{i:08}");
+    let v = format!("{k}:{}", "x".repeat(200));
+    vec![
+        put(Tree::Things, &format!("a/{k}"), &v),
+        put(Tree::Index, &format!("b/{k}"), &v),
+        put(Tree::Meta, &format!("last/{round}/{t}"), &i.to_string()),
+    ]
+}
+
+/// Child half: threads 0..WAITED print `ACK t i` after `durable()`, the others print `SUB t i`
+/// right after `submit` (about 1,000 units/s each). Runs until killed (60 s safety stop).
 fn crash_child(kind: BackendKind, dir: &str, round: u32) {
-    let s = Store::open(kind, Path::new(dir), CACHE).expect("child open");
+    let o = opts(INTERVAL);
+    let s = Store::open_with(kind, Path::new(dir), &o).expect("child open");
     let start = Instant::now();
     std::thread::scope(|sc| {
-        for t in 0..4u32 {
+        for t in 0..THREADS {
             let s = s.clone();
             sc.spawn(move || {
                 for i in 0u32.. {
                     if start.elapsed() > Duration::from_secs(60) {
                         return;
                     }
-                    let k = format!("{round}/{t}/{i:08}");
-                    let v = format!("{k}:{}", "x".repeat(200));
-                    let q = s.submit(vec![
-                        put(Tree::Things, &format!("a/{k}"), &v),
-                        put(Tree::Index, &format!("b/{k}"), &v),
-                        put(Tree::Meta, &format!("last/{round}/{t}"), &i.to_string()),
-                    ]);
-                    block_on(s.durable(q)).expect("child durable");
-                    println!("ACK {q} {round} {t} {i}");
+                    let q = s.submit(unit(round, t, i));
+                    if t < WAITED {
+                        block_on(s.durable(q)).expect("child durable");
+                        println!("ACK {t} {i}");
+                    } else {
+                        println!("SUB {t} {i}");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                 }
             });
         }
@@ -56,22 +77,25 @@ pub(super) fn t_crash_kill9(kind: BackendKind, test_name: &str) {
         let reader = std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("ACK ") {
-                    let f: Vec<u32> = rest
-                        .split(' ')
-                        .skip(1)
-                        .map(|x| x.parse().unwrap())
-                        .collect();
-                    if tx.send((f[1], f[2])).is_err() {
+                let f: Vec<&str> = line.split(' ').collect();
+                if f.len() == 3 && (f[0] == "ACK" || f[0] == "SUB") {
+                    let (t, i) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+                    if tx.send((f[0] == "ACK", t, i, Instant::now())).is_err() {
                         break;
                     }
                 }
             }
         });
+        let started = Instant::now();
         let mut acked: Vec<(u32, u32)> = Vec::new();
-        while acked.len() < 300 + 400 * round as usize {
+        // per unwaited writer: (unit, when its line arrived), in order
+        let mut submitted: HashMap<u32, Vec<(u32, Instant)>> = HashMap::new();
+        while acked.len() < 300 + 400 * round as usize
+            || started.elapsed() < Duration::from_millis(1500)
+        {
             match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(a) => acked.push(a),
+                Ok((true, t, i, _)) => acked.push((t, i)),
+                Ok((false, t, i, at)) => submitted.entry(t).or_default().push((i, at)),
                 Err(e) => {
                     let _ = child.kill();
                     panic!("child stalled after {} acks: {e}", acked.len());
@@ -79,10 +103,21 @@ pub(super) fn t_crash_kill9(kind: BackendKind, test_name: &str) {
             }
         }
         child.kill().expect("SIGKILL child");
+        let killed = Instant::now();
         child.wait().expect("reap child");
         reader.join().unwrap();
-        acked.extend(rx.try_iter()); // lines already in the pipe were durable too
+        for (ack, t, i, at) in rx.try_iter() {
+            // lines already in the pipe: acked ones were durable too
+            match ack {
+                true => acked.push((t, i)),
+                false => submitted.entry(t).or_default().push((i, at)),
+            }
+        }
         let s = open(kind, &dir);
+        let present = |t: u32, i: u32| {
+            let k = format!("{round}/{t}/{i:08}");
+            get_s(&s, Tree::Things, &format!("a/{k}")).is_some()
+        };
         for &(t, i) in &acked {
             let k = format!("{round}/{t}/{i:08}");
             let want = format!("{k}:{}", "x".repeat(200));
@@ -97,10 +132,39 @@ pub(super) fn t_crash_kill9(kind: BackendKind, test_name: &str) {
                 "acked b/{k}"
             );
         }
-        for t in 0..4 {
-            let max_acked = acked.iter().filter(|a| a.0 == t).map(|a| a.1).max();
+        // second class: everything submitted more than an interval (+ slack) before the kill
+        let mut lost_recent = 0;
+        for (t, subs) in &submitted {
+            for &(i, at) in subs {
+                if killed.duration_since(at) > INTERVAL + SLACK {
+                    assert!(
+                        present(*t, i),
+                        "{kind}: unwaited {t}/{i} older than an interval lost"
+                    );
+                } else if !present(*t, i) {
+                    lost_recent += 1;
+                }
+            }
+        }
+        // a gap-free prefix per writer, and `last/` agrees with it
+        for t in 0..THREADS {
+            let on_disk = s
+                .scan(
+                    Tree::Things,
+                    format!("a/{round}/{t}/").as_bytes(),
+                    None,
+                    usize::MAX,
+                )
+                .unwrap()
+                .len() as u32;
+            assert!(
+                on_disk == 0 || present(t, on_disk - 1),
+                "{kind}: hole in writer {t}"
+            );
             let last = get_s(&s, Tree::Meta, &format!("last/{round}/{t}"))
                 .map(|v| v.parse::<u32>().unwrap());
+            assert_eq!(last, on_disk.checked_sub(1), "{kind}: last/{round}/{t}");
+            let max_acked = acked.iter().filter(|a| a.0 == t).map(|a| a.1).max();
             assert!(
                 last >= max_acked,
                 "last/{round}/{t}: {last:?} < acked {max_acked:?}"
@@ -116,13 +180,11 @@ pub(super) fn t_crash_kill9(kind: BackendKind, test_name: &str) {
         };
         let a = strip(Tree::Things, "a/");
         assert_eq!(a, strip(Tree::Index, "b/"), "torn unit after crash");
-        let on_disk = a
-            .iter()
-            .filter(|k| k.starts_with(format!("{round}/").as_bytes()))
-            .count();
+        let unwaited: usize = submitted.values().map(Vec::len).sum();
         eprintln!(
-            "{kind} crash round {round}: SIGKILL after {} acked units; {on_disk} units on disk, \
-             every acked unit present, no torn unit",
+            "{kind} crash round {round}: SIGKILL after {} acknowledged and {unwaited} unwaited \
+             units; every acknowledged unit present, {lost_recent} unwaited units of the last \
+             interval lost, none older; gap-free prefix, no torn unit",
             acked.len()
         );
         s.close().unwrap();
@@ -155,7 +217,7 @@ pub(super) fn bench_commits(kind: BackendKind) {
     });
     let con_rate = n as f64 / t.elapsed().as_secs_f64();
     let mid = s.stats();
-    let batches = mid.committed_batches - before.committed_batches;
+    let batches = mid.wal_appends - before.wal_appends;
     // 64 async tasks on one executor thread, each awaiting its own write.
     let t = Instant::now();
     let ex = smol::LocalExecutor::new();
@@ -177,7 +239,7 @@ pub(super) fn bench_commits(kind: BackendKind) {
     }));
     let n64 = (n / 64 * 64) as f64;
     let task_rate = n64 / t.elapsed().as_secs_f64();
-    let task_batches = s.stats().committed_batches - mid.committed_batches;
+    let task_batches = s.stats().wal_appends - mid.wal_appends;
     eprintln!(
         "BENCH {kind}: sequential {seq_rate:.0} durable writes/s (1 commit each); 8 threads {con_rate:.0}/s \
          ({:.1} writes/commit); 64 tasks {task_rate:.0}/s ({:.1} writes/commit)",

@@ -1,18 +1,35 @@
 //! Store tests: every test function runs against both backends (`backend_tests!` makes a module
 //! per backend) on real databases in temp dirs. Helpers and the gated backend live here, cases in
-//! `cases.rs`, the kill -9 crash test and the ignored commits/s benchmark in `crash.rs`.
+//! `cases.rs` and `classes.rs` (durability classes, log, checkpoints), the kill -9 crash test and
+//! the ignored commits/s benchmark in `crash.rs`, full-disk cases on a small tmpfs in `full.rs`.
 
 mod cases;
+mod classes;
 mod crash;
+mod full;
 
+use super::commit::last_write_per_key;
 use super::*;
 use futures_lite::future::block_on;
+use std::time::Duration;
 use tempfile::TempDir;
 
 const CACHE: u64 = 4 << 20;
+/// A flush interval no test waits for: only `durable`, `checkpoint` and `close` write.
+pub(super) const NEVER: Duration = Duration::from_secs(600);
+
+/// Test options: `interval`, no free-space reserve (`full.rs` tests it), small cache.
+pub(super) fn opts(interval: Duration) -> Options {
+    Options {
+        cache_bytes: CACHE,
+        flush_interval: interval,
+        min_free_bytes: 0,
+        ..Options::default()
+    }
+}
 
 pub(super) fn open(kind: BackendKind, dir: &TempDir) -> Store {
-    Store::open(kind, dir.path(), CACHE).expect("open store")
+    Store::open_with(kind, dir.path(), &opts(NEVER)).expect("open store")
 }
 
 pub(super) fn raw_backend(kind: BackendKind, dir: &Path) -> Box<dyn Backend> {
@@ -102,7 +119,12 @@ pub(super) fn gated_store(
     max_pending: usize,
 ) -> (Store, Arc<Gated>) {
     let gate = Gated::new(raw_backend(kind, dir.path()));
-    let store = Store::with_backend(Box::new(GatedRef(gate.clone())), max_pending).expect("store");
+    let o = Options {
+        max_pending_ops: max_pending,
+        ..opts(NEVER)
+    };
+    let store =
+        Store::with_backend(Box::new(GatedRef(gate.clone())), dir.path(), &o).expect("store");
     (store, gate)
 }
 
@@ -131,6 +153,12 @@ macro_rules! backend_tests {
             #[test] fn refuses_other_backend_dir() { cases::t_refuses_other_backend_dir(KIND) }
             #[test] fn commit_failure_is_fail_stop() { cases::t_commit_failure_is_fail_stop(KIND) }
             #[test] fn ready_backpressure() { cases::t_ready_backpressure(KIND) }
+            #[test] fn unwaited_writes_are_logged_after_the_interval() { classes::t_interval(KIND) }
+            #[test] fn waiters_share_one_log_record() { classes::t_group_commit(KIND) }
+            #[test] fn a_full_log_is_checkpointed() { classes::t_full_log(KIND) }
+            #[test] fn a_record_bigger_than_the_log_goes_to_the_backend() { classes::t_huge_record(KIND) }
+            #[test] fn a_full_overlay_is_checkpointed() { classes::t_overlay_bound(KIND) }
+            #[test] fn disk_full_refuses_writes_until_space_is_freed() { full::t_reserve(KIND) }
             #[test] fn crash_kill9() {
                 let path = module_path!();
                 let name = format!("{}::crash_kill9", path.split_once("::").map_or(path, |p| p.1));
@@ -183,11 +211,14 @@ fn overwritten_keys_are_durable_with_their_last_value_on_both_backends() {
             )]);
         }
         block_on(s.durable(last)).expect("durable");
+        let st = s.stats();
+        assert_eq!(st.submitted_units, 500, "{kind}: every unit counted");
         assert_eq!(
-            s.stats().committed_ops,
-            500,
-            "{kind}: every submitted op counted"
+            (st.wal_appends, st.wal_ops, st.pending_ops),
+            (1, 7, 7),
+            "{kind}: 500 writes of 7 keys cost one record of 7 ops"
         );
+        block_on(s.checkpoint()).expect("checkpoint");
         assert_eq!(s.stats().pending_ops, 0, "{kind}");
         s.close().expect("close");
         drop(s);

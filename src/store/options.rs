@@ -1,0 +1,74 @@
+//! What a store is opened with (`Options`, defaults) and what it reports (`StoreStats` for
+//! benchmarks, `Health` for `/status/health`).
+
+use std::time::Duration;
+
+use super::wal::DEFAULT_WAL_BYTES;
+
+/// Default bound of the overlay (keys not yet checkpointed) before `ready()` waits; a
+/// checkpoint starts at half of it. Also bounds the hub's queue of events waiting for
+/// durability (one per write).
+pub const DEFAULT_MAX_PENDING_OPS: usize = 8_192;
+/// Default longest time a write nobody waits for stays only in memory.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(1000);
+/// Default free-space reserve of the data directory's file system.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
+/// Bytes of keys and values the overlay holds before a checkpoint starts.
+pub(super) const OVERLAY_MAX_BYTES: usize = 4 << 20;
+
+/// How a store runs (all have defaults; `config.rs` maps `[store]` onto it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// backend cache
+    pub cache_bytes: u64,
+    /// overlay bound (keys) for `ready()`
+    pub max_pending_ops: usize,
+    /// longest time a write nobody waits for is only in memory
+    pub flush_interval: Duration,
+    /// writes are refused while less is free on the data directory's file system (0 = off)
+    pub min_free_bytes: u64,
+    /// size of a new write-ahead log file
+    pub wal_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cache_bytes: 8 << 20,
+            max_pending_ops: DEFAULT_MAX_PENDING_OPS,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            wal_bytes: DEFAULT_WAL_BYTES,
+        }
+    }
+}
+
+/// Counters for benchmarks and diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// units submitted
+    pub submitted_units: u64,
+    /// log records written and synced
+    pub wal_appends: u64,
+    /// bytes of those records (whole pages)
+    pub wal_bytes: u64,
+    /// ops in those records (a key rewritten within one record counts once)
+    pub wal_ops: u64,
+    /// checkpoints into the backend that succeeded
+    pub checkpoints: u64,
+    /// ops written by those checkpoints
+    pub checkpoint_ops: u64,
+    /// keys not yet checkpointed (the overlay)
+    pub pending_ops: usize,
+}
+
+/// What `/status/health` shows of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// writes are accepted
+    pub writable: bool,
+    /// why not (disk full, read-only backend, failed)
+    pub reason: Option<String>,
+    /// free bytes on the data directory's file system (last measurement)
+    pub free_bytes: Option<u64>,
+}

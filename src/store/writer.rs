@@ -1,0 +1,292 @@
+//! The store's writer thread: decides when to sync (a waiter, the flush interval, close), appends
+//! the writes not yet logged as one log record (group commit), checkpoints the overlay into the
+//! backend when the log or the overlay is full (never on a full disk unless it must), and replays
+//! the log into the backend at open. Disk full stalls checkpoints; other I/O errors are fatal.
+
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::backend::{Op, StoreError, Tree};
+use super::commit::last_write_per_key;
+use super::options::OVERLAY_MAX_BYTES;
+use super::overlay::Overlay;
+use super::wal::{encode_ops, Wal};
+use super::{Options, Shared};
+
+/// Key in `Tree::Meta` of the log epoch the backend's last checkpoint started (u64 LE).
+pub const EPOCH_KEY: &[u8] = b"store.wal-epoch";
+/// Pause before a checkpoint that met a full disk is tried again.
+const STALL_RETRY: Duration = Duration::from_secs(1);
+
+/// True once the overlay should be checkpointed (half the key bound, or its byte bound).
+pub(super) fn overlay_over_bound(opts: &Options, o: &Overlay) -> bool {
+    o.len() >= opts.max_pending_ops / 2 || o.bytes() >= OVERLAY_MAX_BYTES
+}
+
+/// How a checkpoint ended.
+#[derive(PartialEq)]
+enum Outcome {
+    Done,
+    /// the disk was full: tried again later
+    Stalled,
+    /// the store failed (the writer ends)
+    Failed,
+}
+
+enum Job {
+    /// append these writes (everything not yet logged up to `seq`) to the log
+    Log {
+        seq: u64,
+        ops: Vec<Op>,
+    },
+    /// write the whole overlay (the state up to `seq`) into the backend
+    Checkpoint {
+        seq: u64,
+        ops: Vec<Op>,
+        forced: bool,
+    },
+    Exit,
+}
+
+impl Shared {
+    /// Opens the log, replays the records the backend does not hold yet and checkpoints them;
+    /// on a full disk they stay in the overlay (durable in the log) until a checkpoint works.
+    pub(super) fn recover(&self, dir: &Path) -> Result<Wal, StoreError> {
+        let epoch = match self.backend.get(Tree::Meta, EPOCH_KEY)? {
+            Some(v) if v.len() == 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&v);
+                u64::from_le_bytes(b)
+            }
+            _ => 0,
+        };
+        let (mut wal, records) = Wal::open(dir, self.opts.wal_bytes, epoch)?;
+        if records.is_empty() {
+            return Ok(wal);
+        }
+        let n = records.len();
+        let ops = last_write_per_key(records.into_iter().flat_map(|r| r.ops).collect());
+        let mut with_epoch = ops.clone();
+        with_epoch.push(Op::put(Tree::Meta, EPOCH_KEY, (epoch + 1).to_le_bytes()));
+        match self.backend.commit(&with_epoch) {
+            Ok(()) => {
+                wal.reset(epoch + 1);
+                tracing::info!(
+                    records = n,
+                    ops = ops.len(),
+                    "store: write-ahead log replayed"
+                );
+            }
+            Err(e) if e.is_no_space() || self.backend.read_only() => {
+                tracing::warn!(records = n, error = %e, "store: log replayed into memory only (disk full); checkpointed once space is back");
+                let mut st = self.lock();
+                st.overlay.record(0, ops);
+                // seq 0 is durable: nothing of it is logged again
+                let _ = st.overlay.take_dirty(0, 0);
+                st.stalled = Some((
+                    format!("checkpoint waits for disk space: {e}"),
+                    Instant::now(),
+                ));
+                self.pending.store(st.overlay.len(), Ordering::Release);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(wal)
+    }
+
+    pub(super) fn writer_loop(&self, mut wal: Wal) {
+        loop {
+            match self.next_job(&wal) {
+                Job::Exit => return,
+                Job::Log { seq, ops } => {
+                    let mut payload = Vec::new();
+                    encode_ops(&ops, &mut payload);
+                    if ops.is_empty() {
+                        self.logged(seq, 0, 0);
+                    } else if wal.fits(payload.len()) {
+                        match wal.append(seq, &payload) {
+                            Ok(bytes) => self.logged(seq, bytes, ops.len()),
+                            Err(e) => return self.fail(e, "write-ahead log append failed"),
+                        }
+                    } else {
+                        // the log is full: everything goes to the backend instead
+                        let (seq, ops) = {
+                            let mut st = self.lock();
+                            let seq = st.last_seq;
+                            (seq, st.overlay.snapshot(seq))
+                        };
+                        if self.checkpoint(&mut wal, seq, ops) == Outcome::Failed {
+                            return;
+                        }
+                    }
+                }
+                Job::Checkpoint { seq, ops, forced } => match self.checkpoint(&mut wal, seq, ops) {
+                    Outcome::Failed => return,
+                    // at close a full disk ends the writer: the log holds everything
+                    Outcome::Stalled if self.lock().closing => return,
+                    Outcome::Done if forced => self.lock().checkpoint_wanted = false,
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// What to do next; sleeps until there is something.
+    fn next_job(&self, wal: &Wal) -> Job {
+        let mut st = self.lock();
+        loop {
+            if st.failed {
+                return Job::Exit;
+            }
+            let now = Instant::now();
+            let durable = self.durable_seq.load(Ordering::Acquire);
+            let dirty = st.overlay.has_dirty();
+            let waited = st.wanted > durable && st.last_seq > durable;
+            let due = st.unlogged_since.map(|t| t + self.opts.flush_interval);
+            let stall_over = st.stalled.as_ref().is_none_or(|(_, at)| now >= *at);
+            if dirty && (waited || st.closing || due.is_some_and(|d| now >= d)) {
+                let seq = st.last_seq;
+                let logged = st.logged_seq;
+                st.unlogged_since = None;
+                return Job::Log {
+                    seq,
+                    ops: st.overlay.take_dirty(seq, logged),
+                };
+            }
+            let anything = st.overlay.len() > 0 || wal.used() > 0;
+            let must = st.closing || st.checkpoint_wanted;
+            let want = overlay_over_bound(&self.opts, &st.overlay) && self.space.ok();
+            if anything && (must || want) && (stall_over || st.closing) {
+                let seq = st.last_seq;
+                st.unlogged_since = None;
+                return Job::Checkpoint {
+                    seq,
+                    ops: st.overlay.snapshot(seq),
+                    forced: must,
+                };
+            }
+            if st.closing {
+                return Job::Exit;
+            }
+            if st.checkpoint_wanted && !anything {
+                // nothing to write: counts as done
+                st.checkpoint_wanted = false;
+                self.checkpoints.fetch_add(1, Ordering::Release);
+                self.durable_event.notify(usize::MAX);
+                continue;
+            }
+            let wake_at = [
+                due,
+                st.stalled
+                    .as_ref()
+                    .map(|(_, at)| *at)
+                    .filter(|_| !stall_over),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            st.writer_idle = true;
+            st = match wake_at {
+                Some(at) => {
+                    let wait = at
+                        .saturating_duration_since(now)
+                        .max(Duration::from_millis(1));
+                    self.work
+                        .wait_timeout(st, wait)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0)
+                }
+                None => self.work.wait(st).unwrap_or_else(|e| e.into_inner()),
+            };
+            st.writer_idle = false;
+        }
+    }
+
+    /// Everything up to `seq` is in the log now.
+    fn logged(&self, seq: u64, bytes: u64, ops: usize) {
+        if bytes > 0 {
+            self.wal_appends.fetch_add(1, Ordering::Relaxed);
+            self.wal_bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.wal_ops.fetch_add(ops as u64, Ordering::Relaxed);
+        }
+        let mut st = self.lock();
+        st.logged_seq = st.logged_seq.max(seq);
+        self.durable_seq.fetch_max(seq, Ordering::AcqRel);
+        drop(st);
+        self.durable_event.notify(usize::MAX);
+    }
+
+    /// Writes `ops` (the overlay up to `seq`) and the next log epoch into the backend.
+    fn checkpoint(&self, wal: &mut Wal, seq: u64, mut ops: Vec<Op>) -> Outcome {
+        let epoch = wal.epoch() + 1;
+        let n = ops.len();
+        ops.push(Op::put(Tree::Meta, EPOCH_KEY, epoch.to_le_bytes()));
+        // A panicking backend (sled panics on some corruption) must fail the waiters, not
+        // strand them: it becomes a commit error (release builds abort on panic anyway).
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.backend.commit(&ops)))
+            .unwrap_or_else(|_| Err(StoreError::new("backend panicked during commit")));
+        ops.pop();
+        match result {
+            Ok(()) => {
+                wal.reset(epoch);
+                {
+                    let mut st = self.lock();
+                    st.logged_seq = st.logged_seq.max(seq);
+                    st.stalled = None;
+                    self.durable_seq.fetch_max(seq, Ordering::AcqRel);
+                }
+                self.durable_event.notify(usize::MAX);
+                // In chunks, so a big checkpoint never holds up `submit` for long.
+                for chunk in ops.chunks(256) {
+                    let mut st = self.lock();
+                    st.overlay.remove_committed(chunk, seq);
+                    self.pending.store(st.overlay.len(), Ordering::Release);
+                }
+                self.checkpoint_ops.fetch_add(n as u64, Ordering::Relaxed);
+                self.checkpoints.fetch_add(1, Ordering::Release);
+                self.durable_event.notify(usize::MAX);
+                self.ready_event.notify(usize::MAX);
+                Outcome::Done
+            }
+            Err(e) if e.is_no_space() || self.backend.read_only() => {
+                self.checkpoint_stalls.fetch_add(1, Ordering::Release);
+                // redb refuses all I/O after a failed write: reopen it (a no-op for sled)
+                let reopened = self.backend.reopen();
+                tracing::warn!(error = %e, ?reopened, "store: checkpoint stalled (disk full); retried once space is back");
+                let mut st = self.lock();
+                st.stalled = Some((
+                    format!("checkpoint waits for disk space: {e}"),
+                    Instant::now() + STALL_RETRY,
+                ));
+                // the snapshot took the dirty list: what is not logged yet must be again
+                let logged = st.logged_seq;
+                st.overlay.mark_dirty_above(logged);
+                if st.overlay.has_dirty() && st.unlogged_since.is_none() {
+                    st.unlogged_since = Some(Instant::now());
+                }
+                drop(st);
+                self.durable_event.notify(usize::MAX);
+                Outcome::Stalled
+            }
+            Err(e) => {
+                self.fail(e, "store checkpoint failed");
+                Outcome::Failed
+            }
+        }
+    }
+
+    /// Fail-stop: every seq not yet durable fails, reads fail, the overlay is dropped.
+    fn fail(&self, e: StoreError, what: &str) {
+        tracing::error!(backend = self.backend.name(), error = %e,
+            "{what}; store is now failed (fail-stop), restart to recover");
+        let mut st = self.lock();
+        self.stop(&mut st, e, true);
+        st.overlay = Overlay::default();
+        self.pending.store(0, Ordering::Release);
+        drop(st);
+        self.durable_event.notify(usize::MAX);
+        self.ready_event.notify(usize::MAX);
+    }
+}
