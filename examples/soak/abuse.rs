@@ -1,7 +1,7 @@
 //! The abusive part of the soak load, one thread, one action every 2 s in turn: WS subscribers
 //! that stop reading and SSE streams nobody reads (at most 6, each held 10 minutes, then
 //! dropped; the gateway closes them first: WS after the idle timeout, as they send no pongs,
-//! SSE once the socket buffers (several MB on loopback) are full and the send timeout passed), reconnect churn (connect, one command, leave politely or abruptly),
+//! SSE once the socket buffers are full and the send timeout passed), reconnect churn (connect, one command, leave politely or abruptly),
 //! and bad frames (bad UTF-8 -> 1007, a 2 MiB frame -> 1009, broken JSON, a partial frame).
 
 use crate::load::{request, sse_open, ws_connect, Ctx};
@@ -69,7 +69,9 @@ pub fn run(ctx: Arc<Ctx>) {
         let action = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match round % 4 {
             0 if held.len() < MAX_STALLED => held.push((Instant::now(), stalled_ws(&ctx))),
             1 if held.len() < MAX_STALLED => {
-                let path = "/api/2/things?namespaces=soak";
+                // with the twin's attributes, so that its socket buffers (several MB on
+                // loopback) fill within minutes and the send timeout ends it
+                let path = "/api/2/things?namespaces=soak&extraFields=attributes";
                 match sse_open(ctx.addr, path) {
                     Some(s) => held.push((Instant::now(), s)),
                     None => Ctx::count(&ctx.n.errors),
