@@ -3,8 +3,8 @@
 # the systemd unit, the example config and install.sh:
 #   cross/build.sh [aarch64] [armv7] [x86_64]      (default: aarch64 armv7)
 # -> dist/edgetwin-<arch>/ and dist/edgetwin-<arch>.tar.gz; prints stripped sizes.
-# On a fresh Debian box it installs what it needs first: the rustup target and, for armv7,
-# Debian's arm-linux-gnueabihf cross gcc (aarch64 links with rust-lld from rustup).
+# On a fresh Debian box it installs what it needs first: the rustup target and Debian's cross
+# gcc (armv7: the linker and ring's C; aarch64: ring's C only, it links with rust-lld).
 #   aarch64 -> aarch64-unknown-linux-musl     static musl   (64-bit Pi OS, Pi 3/4/5, Zero 2)
 #   armv7   -> armv7-unknown-linux-gnueabihf  static glibc  (32-bit Pi OS armhf, Pi 2/3/4)
 # Linker, runner and flags per target are in .cargo/config.toml.
@@ -45,6 +45,10 @@ setup() {
     rustup target add "$t"
   fi
   case "$1" in
+    aarch64)
+      # a C compiler for ring (TLS); linking stays with rust-lld
+      apt_need gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+      ;;
     armv7)
       # libc6-dev-armhf-cross (the glibc to link statically) is only a Recommends of the gcc
       apt_need gcc-arm-linux-gnueabihf libc6-dev-armhf-cross

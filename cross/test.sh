@@ -40,6 +40,7 @@ for a in "${arches[@]}"; do
     # crash_kill9 re-executes its own test binary as a child; without binfmt_misc (containers,
     # CI) the kernel cannot start an ARM child, so only that test is left out under emulation.
     echo "== $a: unit tests under $qemu"
-    cargo test --locked --lib --target "$t" -- --skip crash_kill9
+    # the fuzz targets (src/fuzz) get 2 s each under emulation (8 s natively)
+    EDGETWIN_FUZZ_SECS=2 cargo test --locked --lib --target "$t" -- --skip crash_kill9
   fi
 done

@@ -61,6 +61,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // policy expiry index: built once for data dirs from before it (src/policy/expiry_index.rs)
     crate::policy::expiry_index::ensure_index(&store)
         .map_err(|e| format!("policy expiry index: {e}"))?;
+    let tls = cfg.tls.acceptor()?;
+    if tls.is_none() && !cfg.listen.ip().is_loopback() && !cfg.users.is_empty() {
+        tracing::warn!(listen = %cfg.listen, "HTTP Basic passwords cross the network in clear text: configure [tls] (cert_file, key_file)");
+    }
     if cfg.dev_user_active() {
         tracing::warn!("development user 'ditto'/'ditto' is active (no users configured, loopback only); configure [[users]] for real use");
     }
@@ -73,6 +77,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // MQTT device bridge: never fails the start because of the broker (it reconnects)
     let mqtt = crate::mqtt::start(&cfg, hub.clone(), ex.clone())?;
     let conns = crate::conn::Tracker::new(&cfg.limits);
+    // uplink to a cloud Ditto: never fails the start because of the cloud (it reconnects)
+    let uplink = crate::uplink::start(&cfg, hub.clone(), ex.clone())?;
     let st = Arc::new(State {
         hub,
         conns,
@@ -80,6 +86,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         cfg,
         ex: ex.clone(),
         mqtt,
+        tls,
+        uplink,
     });
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let workers: Vec<_> = (1..threads)
@@ -87,6 +95,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             let (ex, stop) = (ex.clone(), stop_rx.clone());
             std::thread::Builder::new()
                 .name(format!("edgetwin-{i}"))
+                .stack_size(crate::bounds::THREAD_STACK_BYTES)
                 .spawn(move || smol::block_on(ex.run(stop.recv())))
                 .map_err(|e| format!("spawn thread: {e}"))
         })
@@ -94,7 +103,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let mut signals =
         async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
             .map_err(|e| format!("signals: {e}"))?;
-    tracing::info!(%addr, threads, "edgetwin listening");
+    tracing::info!(%addr, threads, tls = st.tls.is_some(), "edgetwin listening");
     let _ = writeln!(std::io::stdout(), "edgetwin listening on {addr}");
     let _ = std::io::stdout().flush();
     let systemd = Systemd::from_env();
@@ -116,6 +125,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         drop(accept.cancel());
         drop(policy_timer.cancel());
         drain(&store).await;
+        st.uplink.stop().await;
         drop(watchdog);
         st.mqtt.stop();
     }));

@@ -167,8 +167,12 @@ pub struct Config {
     pub mqtt: crate::mqtt::config::MqttConfig,
     /// search (see docs/search.md)
     pub search: crate::search::SearchConfig,
+    /// TLS on the listener (`[tls]`: HTTPS and WSS)
+    pub tls: crate::tls::TlsConfig,
     /// CORS for browser apps on other origins (`[cors]`, off by default)
     pub cors: crate::http::cors::CorsConfig,
+    /// mirroring into a cloud Ditto (`[uplink]`, off by default; see docs/uplink.md)
+    pub uplink: crate::uplink::config::UplinkConfig,
 }
 
 impl Default for Config {
@@ -185,7 +189,9 @@ impl Default for Config {
             auth: Auth::default(),
             mqtt: crate::mqtt::config::MqttConfig::default(),
             search: crate::search::SearchConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
             cors: crate::http::cors::CorsConfig::default(),
+            uplink: crate::uplink::config::UplinkConfig::default(),
         }
     }
 }
@@ -261,7 +267,9 @@ impl Config {
         }
         p.extend(self.mqtt.problems());
         p.extend(self.search.problems());
+        p.extend(self.tls.problems());
         p.extend(self.cors.problems());
+        p.extend(self.uplink.problems());
         p
     }
 

@@ -5,11 +5,14 @@
 
 pub mod app;
 pub mod auth;
+pub mod bounds;
 pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 pub mod hub;
 pub mod model;
@@ -21,4 +24,6 @@ pub mod rql;
 pub mod search;
 pub mod server;
 pub mod store;
+pub mod tls;
+pub mod uplink;
 pub mod ws;

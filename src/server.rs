@@ -11,6 +11,7 @@ use crate::http::cors;
 use crate::http::relaxed::RelaxedIo;
 use crate::http::response;
 use crate::hub::Hub;
+use crate::tls::Stream;
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
 use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use async_tungstenite::WebSocketStream;
@@ -47,6 +48,10 @@ pub struct State {
     pub mqtt: crate::mqtt::Handle,
     /// open connections and their caps (`src/conn`)
     pub conns: Arc<crate::conn::Tracker>,
+    /// TLS on the listener (`[tls]`), if configured
+    pub tls: Option<crate::tls::Tls>,
+    /// the uplink to a cloud Ditto (status, shutdown)
+    pub uplink: crate::uplink::Handle,
 }
 
 /// A full body.
@@ -186,7 +191,7 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
                 Ok(u) => u,
                 Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
             };
-            let Ok(parts) = upgraded.downcast::<FuturesIo<RelaxedIo<Conn>>>() else {
+            let Ok(parts) = upgraded.downcast::<FuturesIo<RelaxedIo<Stream>>>() else {
                 return tracing::error!("websocket upgrade: unexpected IO type");
             };
             let max = st2.cfg.limits.max_message_kib * 1024;
@@ -201,10 +206,10 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
             // `read_buf` points into hyper's 8 KiB read buffer: keeping it would hold that
             // buffer for the connection's whole life.
             drop(parts.read_buf);
-            let (tcp, unread) = parts.io.into_inner().into_parts();
+            let (io, unread) = parts.io.into_inner().into_parts();
             pre_read.extend_from_slice(&unread);
             let ws =
-                WebSocketStream::from_partially_read(tcp, pre_read, Role::Server, Some(wsc)).await;
+                WebSocketStream::from_partially_read(io, pre_read, Role::Server, Some(wsc)).await;
             crate::ws::run_session(st2, ws, authenticated, declared).await;
         })
         .detach();
@@ -220,6 +225,10 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
 
 async fn serve_connection(st: Arc<State>, tcp: Conn, peer: SocketAddr) {
     let _ = tcp.tcp().set_nodelay(true);
+    // HTTPS/WSS: the TLS handshake first (src/tls.rs)
+    let Some(io) = crate::tls::accept(st.tls.as_ref(), tcp).await else {
+        return;
+    };
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(PeerAddr(peer));
         route(st.clone(), req)
@@ -228,7 +237,7 @@ async fn serve_connection(st: Arc<State>, tcp: Conn, peer: SocketAddr) {
         .timer(SmolTimer::new())
         .header_read_timeout(Duration::from_secs(10))
         .max_buf_size(64 * 1024)
-        .serve_connection(FuturesIo::new(RelaxedIo::new(tcp)), svc)
+        .serve_connection(FuturesIo::new(RelaxedIo::new(io)), svc)
         .with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "http connection ended with error");

@@ -122,7 +122,7 @@ fn part(s: &str) -> Result<Value, DittoError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s.trim_end_matches('='))
         .map_err(|_| jwt_invalid())?;
-    serde_json::from_slice(&bytes).map_err(|_| jwt_invalid())
+    crate::bounds::from_slice(&bytes, crate::bounds::MAX_JSON_DEPTH).map_err(|_| jwt_invalid())
 }
 
 impl JwtVerifier {

@@ -66,7 +66,7 @@ fn parse_put(h: &Headers) -> Result<Option<Vec<PutEntry>>, DittoError> {
     let list = match raw {
         Value::Array(a) => a,
         Value::String(s) => {
-            parsed = serde_json::from_str::<Value>(s).map_err(|_| bad())?;
+            parsed = crate::bounds::parse_value(s).ok_or_else(bad)?;
             parsed.as_array().ok_or_else(bad)?
         }
         _ => return Err(bad()),
@@ -259,12 +259,16 @@ pub fn after_write(
             pointer::set(&mut put, key, value);
         };
         for e in entries {
+            // refused before a deep tree is built (the thing's own check covers the rest)
+            let depth = crate::bounds::value_depth(&e.value);
             if e.leaf {
                 for mut l in leaves(w, path.is_empty()) {
                     l.extend(e.key.iter().cloned());
+                    crate::bounds::check_write("metadata", path.len() + l.len(), depth)?;
                     write(&l, e.value.clone());
                 }
             } else {
+                crate::bounds::check_write("metadata", path.len() + e.key.len(), depth)?;
                 write(&e.key, e.value);
             }
         }

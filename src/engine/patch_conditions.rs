@@ -37,8 +37,8 @@ fn header_object(h: &Headers) -> Result<Option<serde_json::Map<String, Value>>, 
     let Some(text) = h.get_str(HEADER) else {
         return Ok(None);
     };
-    match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Object(m)) => Ok(Some(m)),
+    match crate::bounds::parse_value(&text) {
+        Some(Value::Object(m)) => Ok(Some(m)),
         _ => Err(DittoError::header_invalid(HEADER, &text, "JSON object")),
     }
 }

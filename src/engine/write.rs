@@ -4,6 +4,7 @@
 
 use super::conditions::{check_condition, check_etags, Checks, IfEqual};
 use super::{errors, validate, Ctx, Event, Outcome, ThingState, MAX_THING_BYTES};
+use crate::bounds::{self, MAX_JSON_DEPTH};
 use crate::error::DittoError;
 use crate::model::{etag::value_hash, merge, pointer};
 use crate::protocol::{Action, EventAction, ThingCommand, ThingPath};
@@ -93,6 +94,7 @@ fn finish(
     if bytes.len() > MAX_THING_BYTES {
         return Err(errors::too_large(bytes.len(), MAX_THING_BYTES));
     }
+    check_depth(prev, &bytes)?;
     let etag = if action == EventAction::Deleted {
         None
     } else {
@@ -121,6 +123,25 @@ fn finish(
         policy: None,
         ditto_metadata: None,
     })
+}
+
+/// 400 `json.invalid` when the thing or its `_metadata` would be nested deeper than
+/// [`MAX_JSON_DEPTH`] (`bytes` wrap both in one object) and deeper than before, so that whatever
+/// is stored stays readable; a thing stored deeper by an older version can still be changed
+/// and have its deep parts deleted.
+fn check_depth(prev: Option<&ThingState>, bytes: &[u8]) -> Result<(), DittoError> {
+    let depth = bounds::text_depth(bytes).saturating_sub(1);
+    if depth <= MAX_JSON_DEPTH {
+        return Ok(());
+    }
+    let before = prev.map_or(0, |p| {
+        let md = p.metadata.as_ref().map_or(0, bounds::value_depth);
+        bounds::value_depth(&p.thing).max(md)
+    });
+    if depth <= before {
+        return Ok(());
+    }
+    Err(bounds::document_too_deep("thing", depth))
 }
 
 /// Strips inline `_` fields from a thing payload and checks `thingId` against the topic.
@@ -240,6 +261,12 @@ pub fn modify(
 ) -> Result<Outcome, DittoError> {
     let id = cmd.thing_id.to_string();
     let value = value_of(cmd)?;
+    // refused before anything deep is built (the check in `finish` covers the rest)
+    bounds::check_write(
+        "thing",
+        cmd.path.pointer().len(),
+        bounds::value_depth(value),
+    )?;
     if cmd.path != ThingPath::Root {
         validate::value_for(&cmd.path, value)?;
     }
@@ -360,6 +387,7 @@ pub fn merge(
         (ThingPath::Root, _) => return Err(errors::merge_invalid()),
         _ => {}
     }
+    bounds::check_write("thing", ptr.len(), bounds::merge_depth(&patch))?;
     crate::model::validate_keys(&patch)?;
     merge::validate_patch_regexes(&patch)?;
     check_write_etags(state, cmd)?;

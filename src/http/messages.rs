@@ -23,7 +23,7 @@ use hyper::{Method, Response};
 
 /// The message a sub-path addresses: `Ok(None)` = not a message path; `Err` = a message path
 /// with an invalid subject.
-pub(super) fn message_target(rest: &str) -> Result<Option<MessagePath>, DittoError> {
+pub(crate) fn message_target(rest: &str) -> Result<Option<MessagePath>, DittoError> {
     let (feature, tail) = match rest.strip_prefix("/features/") {
         Some(r) => match r.split_once('/') {
             Some((f, t)) => (Some(params::decode(f, false)?), format!("/{t}")),

@@ -79,7 +79,10 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if devops::owns(&path) {
         return devops::route(&st, req, &path).await;
     }
-    let is_api = path == "/status/health" || path == "/status/mqtt" || path.starts_with("/api/");
+    let is_api = matches!(
+        path.as_str(),
+        "/status/health" | "/status/mqtt" | "/status/uplink"
+    ) || path.starts_with("/api/");
     if !is_api {
         return response::error(&response::route_not_found(&path), None, None);
     }
@@ -112,10 +115,11 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 200,
                 &json!({"status": status, "sessions": st.hub.session_count(),
                     "pendingRequests": st.hub.pending_count(), "mqtt": st.mqtt.state(),
-                    "auth": st.auth.stats(), "store": detail, "connections": st.conns.health()}),
+                    "uplink": st.uplink.state(), "auth": st.auth.stats(), "store": detail, "connections": st.conns.health()}),
             )
         }),
         "/status/mqtt" => read_only(response::json(200, &st.mqtt.status())),
+        "/status/uplink" => read_only(response::json(200, &st.uplink.status(parts.uri.query()))),
         "/api/2/whoami" => read_only(response::with_cid(
             response::json(
                 200,

@@ -279,9 +279,16 @@ pub async fn read_body(
 }
 
 /// Parses a JSON body (400 `json.invalid` with Ditto's message otherwise).
+/// A body nested deeper than [`crate::bounds::MAX_JSON_DEPTH`] is `json.invalid` too.
 pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, DittoError> {
-    serde_json::from_slice(body)
-        .map_err(|_| DittoError::json_invalid(&String::from_utf8_lossy(body)))
+    use crate::bounds::{from_slice, too_deep_json, JsonError, MAX_JSON_DEPTH};
+    from_slice(body, MAX_JSON_DEPTH).map_err(|e| {
+        let text = String::from_utf8_lossy(body);
+        match e {
+            JsonError::TooDeep(found, max) => too_deep_json(&text, found, max),
+            JsonError::Parse(_) => DittoError::json_invalid(&text),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The search parameters of a query string or form body.
-pub(super) fn params_of(q: &Query) -> Params {
+pub(crate) fn params_of(q: &Query) -> Params {
     Params {
         filters: q.all("filter").into_iter().map(str::to_owned).collect(),
         options: q.joined("option"),

@@ -22,20 +22,24 @@ use hyper::{Method, Response};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// A failed request: the error and, for 412/304, the current ETag of the resource.
+/// A failed request: the error and, for 412/304, the current ETag of the resource (boxed:
+/// `Result<_, Failure>` stays small on the success path).
 pub(super) struct Failure {
-    pub error: DittoError,
+    pub error: Box<DittoError>,
     pub etag: Option<String>,
 }
 
 impl From<DittoError> for Failure {
     fn from(error: DittoError) -> Self {
-        Failure { error, etag: None }
+        Failure {
+            error: Box::new(error),
+            etag: None,
+        }
     }
 }
 
 /// Query parameters and Ditto headers of a request, with a `correlation-id` (generated if absent).
-pub(super) fn request_headers(parts: &Parts) -> Result<(Query, Headers, String), DittoError> {
+pub(crate) fn request_headers(parts: &Parts) -> Result<(Query, Headers, String), DittoError> {
     let query = Query::parse(parts.uri.query())?;
     let mut headers = params::ditto_headers(&parts.headers, &query)?;
     let cid = match headers.correlation_id() {
@@ -151,7 +155,10 @@ pub(super) async fn execute(
             } else {
                 None
             };
-            return Err(Failure { error, etag });
+            return Err(Failure {
+                error: Box::new(error),
+                etag,
+            });
         }
     };
     if !acks.response_required {
@@ -236,7 +243,7 @@ async fn json_body(
 }
 
 /// The pointer a sub-path addresses (`""`/`"/"` = root; one trailing slash is ignored).
-fn sub_pointer(rest: &str) -> Result<String, DittoError> {
+pub(crate) fn sub_pointer(rest: &str) -> Result<String, DittoError> {
     let rest = params::decode(rest, false)?;
     let trimmed = rest.strip_suffix('/').unwrap_or(&rest);
     Ok(if trimmed.is_empty() {

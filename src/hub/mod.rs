@@ -31,7 +31,7 @@ pub use twin::{Reply, TwinDone};
 use crate::store::Store;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 const LOCK_SHARDS: usize = 256;
 
@@ -58,6 +58,11 @@ impl Durability {
         }
     }
 }
+
+/// Told of every thing write: the thing ID and the store sequence of the write. Called under
+/// the thing's lock right after the submit, once reads (the twin cache too) see the change; it
+/// must return at once (the uplink marks the thing dirty, src/uplink/sync.rs).
+pub type ChangeHook = Box<dyn Fn(&str, u64) + Send + Sync>;
 
 /// Who sends a request: the authorization subjects and, for a WS session, its id (events caused
 /// by a session are not echoed back to it).
@@ -86,6 +91,7 @@ pub(crate) struct Inner {
     policies: policy::Policies,
     pending: Mutex<pending::Table>,
     twins: Mutex<twins::Twins>,
+    change_hook: OnceLock<ChangeHook>,
 }
 
 /// Cheap-to-clone handle on the hub.
@@ -109,6 +115,7 @@ impl Hub {
                 policies: policy::Policies::default(),
                 pending: Mutex::new(pending::Table::new(correlate::DEFAULT_MAX_PENDING)),
                 twins: Mutex::default(),
+                change_hook: OnceLock::new(),
             }),
         };
         publisher::start(Arc::downgrade(&hub.inner), store, events);
@@ -118,6 +125,19 @@ impl Hub {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Installs the hook told of every thing write (at most one; the uplink). False if one
+    /// was installed already.
+    pub fn on_thing_change(&self, hook: ChangeHook) -> bool {
+        self.inner.change_hook.set(hook).is_ok()
+    }
+
+    /// Tells the change hook, if any, that `thing_id` was written by store sequence `seq`.
+    pub(crate) fn thing_changed(&self, thing_id: &str, seq: u64) {
+        if let Some(h) = self.inner.change_hook.get() {
+            h(thing_id, seq);
+        }
     }
 
     /// The lock serializing all changes of one thing.

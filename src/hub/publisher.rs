@@ -75,6 +75,7 @@ impl Gate {
 pub(crate) fn start(inner: Weak<Inner>, store: Store, shared: Arc<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("edgetwin-events".into())
+        .stack_size(crate::bounds::THREAD_STACK_BYTES)
         .spawn(move || loop {
             let (seq, durability, event) = {
                 let mut q = shared.lock();

@@ -205,6 +205,11 @@ impl Hub {
                 };
                 self.twins().put(&id, c, bytes.len());
             }
+            if let Some(s) = seq {
+                // the uplink learns of the change here (src/uplink/sync.rs), once a read of
+                // the thing (cache included) sees it
+                self.thing_changed(&id, s);
+            }
         }
         tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(),
             status = outcome.status, seq, "twin command");
@@ -359,6 +364,34 @@ mod tests {
         // the cache holds the write that never became durable: reads must fail like the store's
         assert!(hub.load_thing("n:t").is_err());
         assert!(hub.cached_twin("n:t").is_none());
+    }
+
+    #[test]
+    fn the_change_hook_sees_the_change_it_is_told_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::store::BackendKind::Sled, dir.path(), 1 << 20).unwrap();
+        let hub = Hub::new(store);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (h, s) = (hub.clone(), seen.clone());
+        assert!(hub.on_thing_change(Box::new(move |id, _seq| {
+            let rev = h.load_thing(id).unwrap().map(|t| t.revision);
+            s.lock().unwrap().push(rev);
+        })));
+        assert!(!hub.on_thing_change(Box::new(|_, _| {})), "one hook");
+        let who = Requester {
+            subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
+            origin: None,
+        };
+        let create = command(
+            r#"{"topic":"n/t/things/twin/commands/create","headers":{},"path":"/","value":{}}"#,
+        );
+        smol::block_on(hub.twin_command(&who, &create, Durability::Waited)).unwrap();
+        let modify = command(
+            r#"{"topic":"n/t/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":2}"#,
+        );
+        smol::block_on(hub.twin_command(&who, &modify, Durability::Interval)).unwrap();
+        // a reader woken by the hook (the uplink) must not get the cached state before it
+        assert_eq!(*seen.lock().unwrap(), vec![Some(1), Some(2)]);
     }
 
     #[test]

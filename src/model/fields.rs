@@ -3,6 +3,7 @@
 //! (`ThingFieldSelector`) and the `select` API projecting a JSON value onto the selected paths
 //! (the projection engine itself lives in `projection.rs`).
 
+use crate::bounds::MAX_POINTER_SEGMENTS;
 use crate::error::DittoError;
 use crate::model::pointer::{format_pointer, parse_pointer};
 use crate::model::projection::project;
@@ -54,6 +55,7 @@ impl FieldSelector {
             has_root_entry: false,
         };
         sel.parse_list(s, &[])?;
+        sel.dedup();
         Ok(sel)
     }
 
@@ -72,15 +74,42 @@ impl FieldSelector {
         for p in pointers {
             sel.push(p);
         }
+        sel.dedup();
         sel
     }
 
     fn push(&mut self, p: Vec<String>) {
         if p.is_empty() {
             self.has_root_entry = true;
-        } else if !self.pointers.contains(&p) {
+        } else {
             self.pointers.push(p);
         }
+    }
+
+    /// Drops repeated pointers, keeping the first of each (linear: a selector of 100k
+    /// `a,a,...` items must not cost 100k^2 comparisons).
+    fn dedup(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        let mut kept = Vec::with_capacity(self.pointers.len());
+        for p in std::mem::take(&mut self.pointers) {
+            if !seen.contains(&p) {
+                seen.insert(p.clone());
+                kept.push(p);
+            }
+        }
+        self.pointers = kept;
+    }
+
+    /// Appends `more` to a group's `prefix`: at most [`MAX_POINTER_SEGMENTS`] segments in all.
+    fn joined(&self, prefix: &[String], more: &str) -> Result<Vec<String>, DittoError> {
+        let more = parse_pointer(more)?;
+        let n = prefix.len() + more.len();
+        if n > MAX_POINTER_SEGMENTS {
+            return Err(crate::bounds::pointer_too_long(&self.raw, n));
+        }
+        let mut path = prefix.to_vec();
+        path.extend(more);
+        Ok(path)
     }
 
     fn parse_list(&mut self, list: &str, prefix: &[String]) -> Result<(), DittoError> {
@@ -101,9 +130,8 @@ impl FieldSelector {
     }
 
     fn parse_item(&mut self, item: &str, prefix: &[String]) -> Result<(), DittoError> {
-        let mut path = prefix.to_vec();
         let Some(open) = item.find('(') else {
-            path.extend(parse_pointer(item)?);
+            let path = self.joined(prefix, item)?;
             self.push(path);
             return Ok(());
         };
@@ -111,7 +139,7 @@ impl FieldSelector {
         if close + 1 != item.len() {
             return Err(selector_invalid(&self.raw));
         }
-        path.extend(parse_pointer(&item[..open])?);
+        let path = self.joined(prefix, &item[..open])?;
         self.parse_list(&item[open + 1..close], &path)
     }
 
@@ -198,7 +226,7 @@ fn selector_invalid(s: &str) -> DittoError {
 }
 
 /// Maximum parenthesis nesting (deeper input is rejected instead of recursing without bound).
-const MAX_NESTING: usize = 32;
+const MAX_NESTING: usize = crate::bounds::MAX_FIELDS_NESTING;
 
 /// Parentheses properly nested (never closing more than opened) and not nested too deeply.
 fn parentheses_balanced(s: &str) -> bool {

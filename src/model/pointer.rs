@@ -3,13 +3,20 @@
 //! address object members (arrays are opaque leaves, no numeric indexes); only `~0` -> `~` is
 //! unescaped (no RFC 6901 `~1`, since keys can never contain `/`).
 
+use crate::bounds::MAX_POINTER_SEGMENTS;
 use crate::error::DittoError;
 use serde_json::{Map, Value};
 
 /// Parses a pointer. The leading `/` is optional; `""` and `"/"` are the root (empty vec); a
 /// trailing `/` is ignored (`/a/b/` = `/a/b`), as in Ditto. Consecutive slashes anywhere are
-/// rejected with 400 `json.pointer.invalid`. `~0` inside a segment decodes to `~`.
+/// rejected with 400 `json.pointer.invalid`, and so are pointers of more than
+/// [`MAX_POINTER_SEGMENTS`] segments (counted before anything is allocated). `~0` inside a
+/// segment decodes to `~`.
 pub fn parse_pointer(s: &str) -> Result<Vec<String>, DittoError> {
+    let segments = s.split('/').filter(|seg| !seg.is_empty()).count();
+    if segments > MAX_POINTER_SEGMENTS {
+        return Err(crate::bounds::pointer_too_long(s, segments));
+    }
     if s.contains("//") {
         return Err(DittoError::new(
             400,
@@ -118,6 +125,17 @@ mod tests {
                 .description
                 .unwrap()
                 .contains("Consecutive slashes in JSON pointers are not supported."));
+        }
+    }
+
+    #[test]
+    fn long_pointers_rejected() {
+        let at = "/a".repeat(MAX_POINTER_SEGMENTS);
+        assert_eq!(p(&at).len(), MAX_POINTER_SEGMENTS);
+        for s in [format!("{at}/a"), "/a".repeat(100_000)] {
+            let e = parse_pointer(&s).unwrap_err();
+            assert_eq!((e.status, &*e.error), (400, "json.pointer.invalid"));
+            assert!(e.message.len() < 300, "the message quotes a prefix only");
         }
     }
 

@@ -4,6 +4,7 @@
 //! new session and reconnects with exponential backoff. The rest talks to it via `AsyncClient`.
 
 use super::config::{BrokerUrl, MqttConfig};
+use super::outage::{Line, Outage};
 use super::stats::{inc, Kind, Stats};
 use async_channel::{Receiver, Sender, TrySendError};
 use rumqttc::{
@@ -82,6 +83,8 @@ pub fn start(
         .build()
         .map_err(|e| format!("mqtt runtime: {e}"))?;
     let conn = Conn {
+        broker: broker.to_string(),
+        outage: Outage::default(),
         eventloop,
         rt,
         tx,
@@ -92,6 +95,7 @@ pub fn start(
     };
     std::thread::Builder::new()
         .name("edgetwin-mqtt".into())
+        .stack_size(crate::bounds::THREAD_STACK_BYTES)
         .spawn(move || conn.run())
         .map_err(|e| format!("mqtt thread: {e}"))?;
     Ok(Link {
@@ -102,6 +106,9 @@ pub fn start(
 }
 
 struct Conn {
+    /// `mqtt[s]://host:port`, for log lines
+    broker: String,
+    outage: Outage,
     eventloop: EventLoop,
     rt: tokio::runtime::Runtime,
     tx: Sender<Publish>,
@@ -121,7 +128,18 @@ impl Conn {
                     backoff = FIRST_BACKOFF;
                     self.stats.set_connected(true);
                     inc(&self.stats.c.connects);
-                    tracing::info!(session_present = ack.session_present, "mqtt: connected");
+                    match self.outage.connected(crate::clock::now_millis()) {
+                        Some((attempts, secs)) => tracing::info!(
+                            session_present = ack.session_present,
+                            "mqtt: connected to {} after {attempts} failed attempts in {secs} s",
+                            self.broker
+                        ),
+                        None => tracing::info!(
+                            session_present = ack.session_present,
+                            "mqtt: connected to {}",
+                            self.broker
+                        ),
+                    }
                     // A resumed session keeps its subscriptions; a new one (or a new process,
                     // whose mappings may have changed) subscribes, ahead of queued requests.
                     if (!ack.session_present || !subscribed) && !self.filters.is_empty() {
@@ -166,10 +184,7 @@ impl Conn {
                     self.stats.set_subscribed(false);
                     inc(&self.stats.c.connection_errors);
                     self.stats.set_error(e.to_string());
-                    self.stats.warn(
-                        Kind::Broker,
-                        format_args!("broker connection: {e}; retrying in {backoff:?} (WS/HTTP keep serving)"),
-                    );
+                    self.log_failure(&e, backoff);
                     self.sleep(backoff);
                     backoff = (backoff * 2).min(self.max_backoff);
                 }
@@ -177,6 +192,28 @@ impl Conn {
         }
         self.stats.set_connected(false);
         tracing::info!("mqtt: connection thread ends");
+    }
+
+    /// Logs a failed attempt: the first of an outage at once, then one line per ten minutes
+    /// (also kept in the connection view's log).
+    fn log_failure(&mut self, e: &rumqttc::ConnectionError, backoff: Duration) {
+        let b = &self.broker;
+        let now = crate::clock::now_millis();
+        let line = match self.outage.failed(now) {
+            Some(Line::First { lost: false }) => format!(
+                "no broker at {b} ({e}); the device bridge keeps retrying in the background \
+                 while HTTP and WebSocket serve (`--mqtt none` or [mqtt] url = \"none\" turns it off)"
+            ),
+            Some(Line::First { lost: true }) => {
+                format!("lost the broker at {b} ({e}); reconnecting in the background")
+            }
+            Some(Line::Still { attempts, minutes }) => {
+                format!("still no broker at {b} after {attempts} attempts in {minutes} min ({e})")
+            }
+            None => return tracing::debug!("mqtt: broker at {b}: {e}; retrying in {backoff:?}"),
+        };
+        tracing::warn!("mqtt: {line}");
+        self.stats.log(now, Kind::Broker, &line, false);
     }
 
     /// Sleeps in short slices so a stop request is seen quickly.

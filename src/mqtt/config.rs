@@ -145,6 +145,13 @@ pub struct BrokerUrl {
     pub tls: bool,
 }
 
+impl std::fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
 /// Parses `mqtt://host[:port]`, `tcp://...` or `mqtts://` / `ssl://` (TLS); `None` for `none`.
 pub fn parse_url(url: &str) -> Result<Option<BrokerUrl>, String> {
     let url = url.trim();

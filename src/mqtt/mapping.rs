@@ -83,10 +83,16 @@ fn lower(v: &Option<Vec<String>>, default: &[&str]) -> Vec<String> {
     }
 }
 
-/// A payload as a JSON value: JSON if it parses, else the trimmed text (`None`: not UTF-8).
+/// A payload as a JSON value: JSON if it parses, else the trimmed text (`None`: not UTF-8, or
+/// JSON nested deeper than [`crate::bounds::MAX_JSON_DEPTH`], which no twin could store).
 pub fn payload_value(payload: &[u8]) -> Option<Value> {
+    use crate::bounds::{from_slice, JsonError, MAX_JSON_DEPTH};
     let text = std::str::from_utf8(payload).ok()?.trim();
-    Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())))
+    match from_slice(text.as_bytes(), MAX_JSON_DEPTH) {
+        Ok(v) => Some(v),
+        Err(JsonError::TooDeep(..)) => None,
+        Err(JsonError::Parse(_)) => Some(Value::String(text.to_owned())),
+    }
 }
 
 /// The `ConnectionStatus` feature change for an availability message at `now` (ISO time).
@@ -290,7 +296,9 @@ impl Mappings {
                 Err(Some(why)) => return Inbound::BadTopic(why),
             };
             let Some(v) = payload_value(payload) else {
-                return Inbound::Bad("availability payload is not UTF-8".into());
+                return Inbound::Bad(
+                    "availability payload is not UTF-8 or nested too deeply".into(),
+                );
             };
             let state = match &v {
                 Value::Object(m) => m.get("state").and_then(Value::as_str).map(str::to_owned),
@@ -330,7 +338,7 @@ fn telemetry(r: &Rule, c: &Captures, payload: &[u8]) -> Result<Option<Value>, St
     if feature.starts_with('$') || property.is_some_and(|p| p.starts_with('$')) {
         return Ok(None);
     }
-    let value = payload_value(payload).ok_or("payload is not UTF-8")?;
+    let value = payload_value(payload).ok_or("payload is not UTF-8 or nested too deeply")?;
     let object = |v: Value| match v {
         Value::Object(m) => Ok(m),
         other => Err(format!(

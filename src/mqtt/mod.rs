@@ -10,6 +10,7 @@ pub mod connection;
 mod inbound;
 pub mod mapping;
 pub mod monitor;
+mod outage;
 mod outbound;
 pub mod pattern;
 pub mod presets;
@@ -73,12 +74,13 @@ impl Handle {
         self.link_stop.is_some()
     }
 
-    /// `connected`, `disconnected` or `disabled` (for `/status/health`).
+    /// `connected`, `waiting` (for the broker: retrying in the background) or `disabled`
+    /// (for `/status/health`).
     pub fn state(&self) -> &'static str {
         match (self.enabled(), self.stats.connected()) {
             (false, _) => "disabled",
             (true, true) => "connected",
-            (true, false) => "disconnected",
+            (true, false) => "waiting",
         }
     }
 
@@ -164,12 +166,7 @@ pub fn start(
     ex.spawn(inbound::acker(bridge.clone(), acks_rx)).detach();
     ex.spawn(outbound::run(bridge, session_rx)).detach();
     ex.spawn(connection::sampler(stats.clone())).detach();
-    let url = format!(
-        "{}://{}:{}",
-        if broker.tls { "mqtts" } else { "mqtt" },
-        broker.host,
-        broker.port
-    );
+    let url = broker.to_string();
     tracing::info!(broker = %url, client_id = %m.client_id, "mqtt: bridge started");
     Ok(Handle {
         stats,

@@ -1,6 +1,6 @@
 //! Bridge counters (served at `/status/mqtt`, summarized in `/status/health`) and the bounded
-//! logging of bad input and broker trouble: at most one line per kind every 10 s, carrying the
-//! number of similar lines suppressed since the last one.
+//! logging of bad input: at most one line per kind every 10 s, carrying the number of similar
+//! lines suppressed since the last one (broker outages are paced by `outage.rs`).
 
 use super::monitor::{LogEntry, Monitor};
 use serde_json::{json, Value};
@@ -13,7 +13,7 @@ pub const LOG_EVERY_MS: i64 = 10_000;
 /// Kinds of rate-limited log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// broker connection trouble
+    /// broker connection (log entries of the connection view; outages: `outage.rs`)
     Broker = 0,
     /// bad payloads and topics
     Bad = 1,
@@ -122,7 +122,7 @@ impl Stats {
     }
 
     /// Keeps a connection log entry of `kind`.
-    fn log(&self, at: i64, kind: Kind, message: &str, ok: bool) {
+    pub(crate) fn log(&self, at: i64, kind: Kind, message: &str, ok: bool) {
         let (category, what) = match kind {
             Kind::Broker => ("connection", "other"),
             Kind::Bad => ("source", "mapped"),

@@ -1,11 +1,12 @@
 //! Running as a service: systemd readiness and watchdog (`notify`), log routing to journald or
-//! text (`logging`), and `check-config` (`check`). `Systemd` is what `app::run` talks to; all
+//! text (`logging`), `check-config` (`check`), and the `edgetwin ws` client (`ws_client`). `Systemd` is what `app::run` talks to; all
 //! of it is a no-op when the process was not started by systemd.
 
 pub mod check;
 pub mod logging;
 pub mod loglevel;
 pub mod notify;
+pub mod ws_client;
 
 use notify::Notifier;
 use std::net::SocketAddr;

@@ -130,12 +130,21 @@ pub fn rule(label: &str, e: &Value) -> Rule {
         .map(|m| {
             m.iter()
                 .filter_map(|(k, r)| {
-                    let (rtype, path) = parse_resource_key(k)?;
+                    let (rtype, mut path) = parse_resource_key(k)?;
+                    let mut grant = bits(r.get("grant"));
+                    let revoke = bits(r.get("revoke"));
+                    // A resource deeper than any document (stored by an older version) would
+                    // make the enforcer's trie that deep: keep it fail-closed at the bound
+                    // (its revokes apply at the deepest allowed level, its grants are dropped).
+                    if path.len() > crate::bounds::MAX_POINTER_SEGMENTS {
+                        path.truncate(crate::bounds::MAX_POINTER_SEGMENTS);
+                        grant = 0;
+                    }
                     Some(ResourceRule {
                         rtype,
                         path,
-                        grant: bits(r.get("grant")),
-                        revoke: bits(r.get("revoke")),
+                        grant,
+                        revoke,
                     })
                 })
                 .collect()
@@ -194,10 +203,8 @@ pub fn parse_duration_ms(s: &str) -> Option<i64> {
         (n, 3_600_000)
     } else if let Some(n) = s.strip_suffix('m') {
         (n, 60_000)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1000)
     } else {
-        return None;
+        (s.strip_suffix('s')?, 1000)
     };
     let n: i64 = num.parse().ok().filter(|n| *n > 0)?;
     n.checked_mul(mult)
@@ -252,10 +259,13 @@ pub fn normalize_subject(id: &str, v: &Value, now: i64) -> Result<Value, DittoEr
 
 /// Validates and normalises one resource (`grant`, `revoke`).
 pub fn normalize_resource(key: &str, v: &Value) -> Result<Value, DittoError> {
-    if parse_resource_key(key).is_none() {
+    let Some((_, path)) = parse_resource_key(key) else {
         return Err(errors::entry_invalid_because(format!(
             "The resource key '{key}' is invalid: it must look like '<type>:/<path>'."
         )));
+    };
+    if path.len() > crate::bounds::MAX_POINTER_SEGMENTS {
+        return Err(crate::bounds::pointer_too_long(key, path.len()));
     }
     let m = v
         .as_object()
@@ -459,11 +469,17 @@ pub fn normalize_policy(id: &str, v: &Value, now: i64) -> Result<Value, DittoErr
     Ok(Value::Object(out))
 }
 
-/// 413 if the policy JSON exceeds [`MAX_POLICY_BYTES`].
+/// 413 if the policy JSON exceeds [`MAX_POLICY_BYTES`]; 400 `json.invalid` if it is nested
+/// deeper than [`crate::bounds::MAX_JSON_DEPTH`] (a subject's free-form fields, written at a deep
+/// path, could otherwise make it unreadable).
 pub fn check_size(_id: &str, policy: &Value) -> Result<(), DittoError> {
-    let n = policy.to_string().len();
-    if n > MAX_POLICY_BYTES {
-        return Err(errors::too_large(n, MAX_POLICY_BYTES));
+    let text = policy.to_string();
+    if text.len() > MAX_POLICY_BYTES {
+        return Err(errors::too_large(text.len(), MAX_POLICY_BYTES));
+    }
+    let depth = crate::bounds::text_depth(text.as_bytes());
+    if depth > crate::bounds::MAX_JSON_DEPTH {
+        return Err(crate::bounds::document_too_deep("policy", depth));
     }
     Ok(())
 }

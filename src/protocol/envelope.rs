@@ -4,6 +4,7 @@
 
 use super::headers::Headers;
 use super::topic::{Channel, Criterion, Group, Topic};
+use crate::bounds::{self, JsonError};
 use crate::error::DittoError;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -83,8 +84,11 @@ impl Envelope {
         if text.trim().is_empty() {
             return Err(fail(DittoError::json_format("Empty json."), None, None));
         }
-        let raw: Raw = match serde_json::from_str(text) {
+        let raw: Raw = match bounds::from_slice(text.as_bytes(), bounds::MAX_FRAME_DEPTH) {
             Ok(r) => r,
+            Err(JsonError::TooDeep(found, max)) => {
+                return Err(fail(bounds::too_deep_json(text, found, max), None, None))
+            }
             Err(e) if e.is_data() => {
                 return Err(fail(
                     DittoError::json_format("The JSON message must be a JSON object."),

@@ -122,8 +122,8 @@ impl Headers {
             Some(v @ Value::String(s)) => {
                 let t = s.trim();
                 if t.starts_with('[') {
-                    match serde_json::from_str::<Value>(t) {
-                        Ok(Value::Array(a)) => from_array(&a, v).map(Some),
+                    match crate::bounds::parse_value(t) {
+                        Some(Value::Array(a)) => from_array(&a, v).map(Some),
                         _ => Err(bad(v)),
                     }
                 } else {

@@ -3,6 +3,7 @@
 //! encoding by content-type (Ditto's `ContentType` rules: JSON as JSON, text as a JSON
 //! string, anything else base64) in both directions between raw bytes and the `value`.
 
+use crate::bounds::{JsonError, MAX_JSON_DEPTH};
 use crate::error::DittoError;
 use base64::Engine;
 use serde_json::Value;
@@ -202,9 +203,12 @@ pub fn value_from_bytes(
         PayloadKind::Json => {
             let text = String::from_utf8_lossy(bytes);
             let plain_json = content_type.is_some_and(|c| media_type(c) == "application/json");
-            match serde_json::from_str::<Value>(&text) {
+            match crate::bounds::from_slice::<Value>(text.as_bytes(), MAX_JSON_DEPTH) {
                 Ok(Value::String(_)) if !plain_json => Value::String(text.into_owned()),
                 Ok(v) => v,
+                Err(JsonError::TooDeep(found, max)) => {
+                    return Err(crate::bounds::too_deep_json(&text, found, max))
+                }
                 Err(_) => return Err(DittoError::json_invalid(&text)),
             }
         }

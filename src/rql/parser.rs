@@ -7,7 +7,7 @@ use super::scanner::Scanner;
 use super::{CmpOp, Property, Query, RqlError};
 
 /// Deepest nesting of `and`/`or`/`not` accepted (keeps recursion bounded on hostile input).
-const MAX_DEPTH: usize = 100;
+const MAX_DEPTH: usize = crate::bounds::MAX_RQL_DEPTH;
 
 /// Parses an RQL filter such as `and(eq(thingId,"ns:a"),gt(attributes/n,4.2))`.
 pub fn parse(input: &str) -> Result<Query, RqlError> {

@@ -63,6 +63,11 @@ pub(crate) fn build(text: &str, usage: PropertyUse) -> Result<Property, String> 
             placeholder: Some((prefix.to_owned(), name.to_owned())),
         });
     }
+    let n = raw.split('/').count();
+    if n > crate::bounds::MAX_POINTER_SEGMENTS {
+        let max = crate::bounds::MAX_POINTER_SEGMENTS;
+        return Err(format!("property with {n} segments (at most {max})"));
+    }
     let segments: Vec<String> = raw.split('/').map(str::to_owned).collect();
     if segments.iter().any(String::is_empty) {
         return Err(format!("empty segment in property '{raw}'"));

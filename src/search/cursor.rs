@@ -88,7 +88,7 @@ impl Cursor {
         let v: Value = B64
             .decode(text.trim())
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| crate::bounds::from_slice(&b, crate::bounds::MAX_JSON_DEPTH).ok())
             .ok_or_else(bad)?;
         let strings = |key: &str| -> Result<Vec<String>, DittoError> {
             match v.get(key) {

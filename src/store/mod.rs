@@ -246,6 +246,7 @@ impl Store {
         let for_writer = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name(format!("store-writer-{}", shared.backend.name()))
+            .stack_size(crate::bounds::THREAD_STACK_BYTES)
             .spawn(move || for_writer.writer_loop(wal))
             .map_err(|e| StoreError(format!("cannot start store writer thread: {e}")))?;
         Ok(Store {

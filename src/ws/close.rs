@@ -6,7 +6,7 @@
 //! whose writes failed or stalled gets no frame (nothing can be written): it is just dropped.
 
 use super::writer::End;
-use crate::conn::Conn;
+use crate::tls::Stream;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::WebSocketSender;
@@ -53,7 +53,7 @@ fn plan(read: &ReadEnd, write: &End) -> Option<Option<CloseFrame>> {
 pub(super) async fn finish(
     session: u64,
     tcp: &TcpStream,
-    mut sender: WebSocketSender<Conn>,
+    mut sender: WebSocketSender<Stream>,
     read: ReadEnd,
     write: End,
     within: Duration,

@@ -12,10 +12,10 @@ pub mod search;
 mod search_task;
 mod writer;
 
-use crate::conn::Conn;
 use crate::hub::{Answer, Outbound, Requester, SessionHandle};
 use crate::protocol::{error_envelope, parse_control, Control, Envelope};
 use crate::server::State;
+use crate::tls::Stream;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::{WebSocketSender, WebSocketStream};
@@ -89,7 +89,7 @@ pub fn declared_acks<B>(req: &hyper::Request<B>) -> Result<Vec<String>, crate::e
 /// What woke the session loop.
 enum Wake {
     Frame(Option<Result<Message, WsError>>),
-    Writer((WebSocketSender<Conn>, writer::End)),
+    Writer((WebSocketSender<Stream>, writer::End)),
     Deadline,
 }
 
@@ -99,7 +99,7 @@ enum Wake {
 /// `acknowledgement:label.not.unique` and the socket closes).
 pub async fn run_session(
     st: Arc<State>,
-    ws: WebSocketStream<Conn>,
+    ws: WebSocketStream<Stream>,
     auth: crate::auth::Authenticated,
     declared: Vec<String>,
 ) {
@@ -107,8 +107,8 @@ pub async fn run_session(
     let mut expires_at = auth.expires_at;
     let limits = &st.cfg.limits;
     let idle = Duration::from_secs(limits.ws_idle_timeout_secs);
-    let tcp = ws.get_ref().tcp().clone();
-    let tracker = ws.get_ref().slot().tracker().clone();
+    let tcp = ws.get_ref().conn().tcp().clone();
+    let tracker = ws.get_ref().conn().slot().tracker().clone();
     let (session, rx) = st.hub.open_session(
         subjects.clone(),
         limits.outbound_queue,

@@ -250,11 +250,7 @@ impl Searches {
                             ctl.bad_demand.store(true, Ordering::SeqCst);
                         } else {
                             let add = demand as u64;
-                            let _ =
-                                ctl.demand
-                                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| {
-                                        Some(d.saturating_add(add))
-                                    });
+                            update(&ctl.demand, |d| d.saturating_add(add));
                         }
                         ctl.wake.notify(usize::MAX);
                     }
@@ -334,6 +330,16 @@ impl Searches {
             slots: self.slots.clone(),
         };
         st.ex.spawn(task.run(resolved)).detach();
+    }
+}
+
+/// `a = f(a)`, atomically. (`AtomicU64::fetch_update` is deprecated from Rust 1.99 on, and its
+/// successor `try_update` is newer than the crate's minimum Rust.)
+pub(super) fn update(a: &AtomicU64, f: impl Fn(u64) -> u64) {
+    let mut cur = a.load(Ordering::SeqCst);
+    while let Err(actual) = a.compare_exchange_weak(cur, f(cur), Ordering::SeqCst, Ordering::SeqCst)
+    {
+        cur = actual;
     }
 }
 

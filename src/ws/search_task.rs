@@ -104,11 +104,7 @@ impl Task {
                         match page {
                             Err(e) => Some(e),
                             Ok(p) => {
-                                let _ = self.ctl.demand.fetch_update(
-                                    Ordering::SeqCst,
-                                    Ordering::SeqCst,
-                                    |d| Some(d.saturating_sub(1)),
-                                );
+                                super::search::update(&self.ctl.demand, |d| d.saturating_sub(1));
                                 let cid = self.cid();
                                 if !p.items.is_empty() {
                                     let v = json!({"subscriptionId": self.id, "items": p.items});

@@ -4,10 +4,10 @@
 //! (the client's pongs keep its session alive: `limits.ws_idle_timeout_secs`). Stops when the
 //! queue is drained, the session overflowed, or a write failed; the session loop closes.
 
-use crate::conn::Conn;
 use crate::hub::ordered::{Next, Ordered};
 use crate::hub::Gate;
 use crate::hub::{OutboundRx, SessionHandle};
+use crate::tls::Stream;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketSender;
 use futures_util::SinkExt;
@@ -28,13 +28,13 @@ pub(super) enum End {
 
 /// Runs until the queue is closed and drained, the session overflowed, or a write fails.
 pub(super) async fn run(
-    mut sender: WebSocketSender<Conn>,
+    mut sender: WebSocketSender<Stream>,
     rx: OutboundRx,
     session: Arc<SessionHandle>,
     gate: Gate,
     max_buffer: usize,
     ping_every: Duration,
-) -> (WebSocketSender<Conn>, End) {
+) -> (WebSocketSender<Stream>, End) {
     let mut queue = Ordered::new(rx, session.clone(), gate, max_buffer);
     let mut last_ping = Instant::now();
     loop {

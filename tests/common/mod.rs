@@ -2,7 +2,9 @@
 //! a temp dir, and talks to it over real WebSockets (async-tungstenite client on smol).
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod disk;
+pub mod docs;
 pub mod http;
 pub mod mqtt;
 pub mod raw_ws;
@@ -70,8 +72,10 @@ impl Server {
         if !extra.contains(&"--mqtt") {
             cmd.args(["--mqtt", "none"]);
         }
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-        if std::env::var("RUST_LOG").is_err() {
+        // stderr: inherited unless `cmd` redirects it
+        cmd.stdout(Stdio::piped());
+        let own_log = cmd.get_envs().any(|(k, _)| k == "RUST_LOG");
+        if std::env::var("RUST_LOG").is_err() && !own_log {
             cmd.env("RUST_LOG", "error");
         }
         let mut child = cmd.spawn().expect("spawn edgetwin");
@@ -124,9 +128,13 @@ impl Drop for Server {
     }
 }
 
+/// The stream under a test WebSocket: plain TCP, or TLS (tests/tls.rs).
+pub trait WsIo: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send {}
+impl<T: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send> WsIo for T {}
+
 /// A test WebSocket client.
 pub struct Ws {
-    pub stream: WebSocketStream<TcpStream>,
+    pub stream: WebSocketStream<Box<dyn WsIo>>,
     next_id: u64,
 }
 
@@ -139,6 +147,11 @@ pub fn basic(user: &str, pass: &str) -> String {
 }
 
 impl Ws {
+    /// A session on an already upgraded stream (e.g. over TLS).
+    pub fn from_stream(stream: WebSocketStream<Box<dyn WsIo>>) -> Ws {
+        Ws { stream, next_id: 0 }
+    }
+
     /// Connects (optionally with Basic credentials); Err carries the HTTP error.
     pub async fn connect(addr: SocketAddr, creds: Option<(&str, &str)>) -> Result<Ws, String> {
         let mut req = format!("ws://{addr}/ws/2")
@@ -149,7 +162,7 @@ impl Ws {
                 .insert("authorization", basic(u, p).parse().map_err(|_| "header")?);
         }
         let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let (stream, _resp) = async_tungstenite::client_async(req, tcp)
+        let (stream, _resp) = async_tungstenite::client_async(req, Box::new(tcp) as Box<dyn WsIo>)
             .await
             .map_err(|e| e.to_string())?;
         Ok(Ws { stream, next_id: 0 })
@@ -172,7 +185,7 @@ impl Ws {
                 .insert(name, v.parse().map_err(|_| "header value")?);
         }
         let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let (stream, _resp) = async_tungstenite::client_async(req, tcp)
+        let (stream, _resp) = async_tungstenite::client_async(req, Box::new(tcp) as Box<dyn WsIo>)
             .await
             .map_err(|e| e.to_string())?;
         Ok(Ws { stream, next_id: 0 })

@@ -298,9 +298,9 @@ fn broker_down_at_start_or_later_keeps_ws_and_http_serving_and_reconnects() {
     block_on(async {
         let s = wait_status(edge.addr(), |s| s["connectionErrors"].as_u64() >= Some(1)).await;
         assert_eq!(s["connected"], false);
-        assert_eq!(s["state"], "disconnected");
+        assert_eq!(s["state"], "waiting");
         let h = Http::new(edge.addr()).get("/status/health").await.json();
-        assert_eq!(h["mqtt"], "disconnected");
+        assert_eq!(h["mqtt"], "waiting");
         let mut app = ws(edge.addr()).await;
         let r = app
             .request(
@@ -504,4 +504,37 @@ fn live_events_flow_both_ways() {
             "integration:edgetwin-mqtt"
         );
     });
+}
+
+#[test]
+fn without_a_broker_the_log_says_so_once_and_health_shows_waiting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("edgetwin.toml");
+    // retry every second, so that many attempts fail within the test
+    std::fs::write(&conf, "[mqtt]\nreconnect_max_secs = 1\n").expect("config");
+    let log = dir.path().join("stderr.log");
+    let mut cmd = common::edgetwin_command();
+    cmd.env("RUST_LOG", "warn")
+        .stderr(std::fs::File::create(&log).expect("log file"));
+    let url = format!("mqtt://127.0.0.1:{}", free_port());
+    let conf = conf.to_str().expect("utf-8");
+    let mut srv = Server::spawn(
+        cmd,
+        &dir.path().join("data"),
+        &["--config", conf, "--mqtt", &url],
+    );
+    block_on(async {
+        // attempts at 0, 0.5, 1.5, 2.5 ... s: 13 failures span more than 10 s
+        wait_status(srv.addr, |s| s["connectionErrors"].as_u64() >= Some(13)).await;
+        let h = Http::new(srv.addr).get("/status/health").await.json();
+        assert_eq!(h["mqtt"], "waiting", "{h}");
+    });
+    srv.terminate();
+    let text = std::fs::read_to_string(&log).expect("log");
+    let mqtt: Vec<&str> = text.lines().filter(|l| l.contains("mqtt")).collect();
+    assert_eq!(mqtt.len(), 1, "one line for the whole outage: {text}");
+    assert!(
+        mqtt[0].contains(&format!("no broker at {url}")) && mqtt[0].contains("--mqtt none"),
+        "{text}"
+    );
 }

@@ -6,83 +6,22 @@
 #[cfg(feature = "mqtt-tls")]
 mod tls {
     use crate::common::block_on;
+    use crate::common::certs;
     use crate::common::mqtt::{
         free_port, wait_ready, wait_status, wait_thing, Broker, Device, Edge,
     };
     use std::path::Path;
-    use std::process::Command;
-
-    fn openssl(dir: &Path, args: &[&str]) {
-        let ok = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl (apt-get install openssl)");
-        assert!(
-            ok.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&ok.stderr)
-        );
-    }
 
     /// A CA, a server certificate for localhost / 127.0.0.1 and a client certificate.
     fn make_certs(dir: &Path) {
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let mut ca = vec!["req", "-x509"];
-        ca.extend(ec);
-        ca.extend([
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-subj",
-            "/CN=edgetwin test CA",
-            "-days",
-            "2",
-        ]);
-        openssl(dir, &ca);
-        // v3 certificates (webpki refuses v1 ones, also for the client's own certificate)
-        std::fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .expect("ext");
-        std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
-        for (name, ext) in [("server", "server.ext"), ("client", "client.ext")] {
-            let mut req = vec!["req"];
-            req.extend(ec);
-            let (key, csr, crt) = (
-                format!("{name}.key"),
-                format!("{name}.csr"),
-                format!("{name}.crt"),
-            );
-            req.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"]);
-            openssl(dir, &req);
-            let sign = vec![
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-extfile",
-                ext,
-            ];
-            openssl(dir, &sign);
-        }
+        certs::ca(dir, "ca");
+        certs::signed(
+            dir,
+            "ca",
+            "server",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        );
+        certs::signed(dir, "ca", "client", "extendedKeyUsage=clientAuth");
         // mosquitto started as root reads them as its own user
         for f in std::fs::read_dir(dir).expect("dir").flatten() {
             use std::os::unix::fs::PermissionsExt;

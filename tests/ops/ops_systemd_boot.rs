@@ -6,8 +6,12 @@
 //! (SIGSTOP: no more watchdog pings) is killed by the watchdog and restarted with its data;
 //! `systemctl stop` ends with exit 0. Needs root and systemd; skipped, saying why, otherwise.
 //! The only change to the shipped unit is a drop-in `WatchdogSec=3s`, to keep the test short.
+//! The README's "serve the network" recipe (the block marked `<!-- test: systemd -->`) runs in
+//! such a container too: install.sh --tls, a user, the listen address, check-config, restart,
+//! and HTTPS with curl.
 
 use crate::common;
+use common::docs;
 use common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -76,6 +80,15 @@ fn skip_reason() -> Option<String> {
     if unified_cgroup().is_none() {
         return Some("no cgroup2 hierarchy".into());
     }
+    // DynamicUser and PrivateUsers need user namespaces; the kernel refuses them to chrooted
+    // processes, for one
+    let userns = Command::new("unshare")
+        .args(["--user", "true"])
+        .stderr(Stdio::null())
+        .status();
+    if !userns.is_ok_and(|s| s.success()) {
+        return Some("no user namespaces here (in a chroot, for one)".into());
+    }
     for tool in ["unshare", "nsenter"] {
         if Command::new(tool).arg("--version").output().is_err() {
             return Some(format!("{tool} is not installed"));
@@ -91,6 +104,12 @@ fn skip_reason() -> Option<String> {
     None
 }
 
+/// A number unique in this process (one cgroup per container when tests run in parallel).
+fn next_id() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The booted container; dropping it kills its PID 1 (and with it everything inside) and
 /// removes its cgroup subtree.
 struct Container {
@@ -102,9 +121,11 @@ struct Container {
 
 impl Container {
     fn boot(config: &str) -> Container {
-        let cgroup = unified_cgroup()
-            .expect("cgroup2")
-            .join(format!("edgetwin-boot-{}", std::process::id()));
+        let cgroup = unified_cgroup().expect("cgroup2").join(format!(
+            "edgetwin-boot-{}-{}",
+            std::process::id(),
+            next_id()
+        ));
         let dir = tempfile::tempdir().expect("tempdir");
         let mut outer = Command::new("bash")
             .args(["-c", OUTER])
@@ -156,6 +177,39 @@ impl Container {
             s == "running" || s == "degraded"
         });
         c
+    }
+
+    /// Runs `bash -euo pipefail -c script` inside the container with `input` on stdin; the
+    /// exit status, stdout and stderr.
+    fn script(&self, script: &str, input: &str) -> (Option<i32>, String, String) {
+        use std::io::Write;
+        let mut child = Command::new("nsenter")
+            .args([
+                "-t",
+                &self.pid1.to_string(),
+                "-m",
+                "-u",
+                "-p",
+                "-i",
+                "-C",
+                "-r",
+                "-w",
+            ])
+            .args(["bash", "-euo", "pipefail", "-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nsenter");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(input.as_bytes());
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Runs a command inside the container; stdout, trimmed.
@@ -288,4 +342,90 @@ fn runs_under_systemd_with_notify_watchdog_journal_and_clean_stop() {
     assert_eq!(c.prop("ActiveState"), "inactive");
     assert_eq!(c.prop("Result"), "success");
     assert_eq!(c.prop("ExecMainStatus"), "0", "exit 0 on SIGTERM");
+}
+
+/// The README block marked `<!-- test: systemd -->`, run as printed inside a booted container
+/// with these changes only: `sudo ` is dropped (the test runs as root), `./systemd/install.sh`
+/// gets `--bin` the tested binary, as does `./target/release/edgetwin` (the container's working
+/// directory is /), port 8080 becomes a free port (the container shares the host's network), and
+/// curl's `-u alice` (which prompts) gets the password; hash-password reads it from stdin (it
+/// prompts on a terminal).
+#[test]
+fn serve_the_network_recipe_runs_as_printed_under_systemd() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED serve_the_network_recipe_runs_as_printed_under_systemd: {why}");
+        return;
+    }
+    let recipe: Vec<docs::Block> = docs::all_blocks()
+        .into_iter()
+        .filter(|b| b.marker.as_deref() == Some("systemd"))
+        .collect();
+    assert_eq!(recipe.len(), 1, "one block marked systemd: {recipe:#?}");
+    let recipe = &recipe[0];
+    assert!(
+        recipe
+            .text
+            .lines()
+            .filter(|l| !l.starts_with("#> "))
+            .count()
+            <= 10,
+        "the recipe stays within ten lines"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = Container::boot("listen = \"127.0.0.1:0\"\ndata_dir = \"/var/lib/edgetwin\"\n");
+    c.wait_for("edgetwin active", Duration::from_secs(30), |c| {
+        c.prop("ActiveState") == "active"
+    });
+    let install = format!(
+        "bash {} --bin {}",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/install.sh"),
+        env!("CARGO_BIN_EXE_edgetwin")
+    );
+    let script = recipe
+        .text
+        .replace("sudo ", "")
+        .replace("./systemd/install.sh", &install)
+        .replace("./target/release/edgetwin", env!("CARGO_BIN_EXE_edgetwin"))
+        .replace(":8080", &format!(":{port}"))
+        .replace("-u alice ", "-u alice:s3cret ");
+    let (code, out, err) = c.script(&script, "s3cret\n");
+    assert_eq!(
+        code,
+        Some(0),
+        "{}: {script}\nstdout: {out}\nstderr: {err}\n{}",
+        recipe.at(),
+        c.run(&[
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "cat",
+            "-n",
+            "30",
+            "-u",
+            "edgetwin"
+        ])
+    );
+    for line in recipe.expected() {
+        assert!(
+            out.contains(&line),
+            "{}: expected {line}\n{out}",
+            recipe.at()
+        );
+    }
+    // the key stays root-only; the service reads systemd's credential copy
+    let mode = c.run(&["stat", "-c", "%a %U", "/etc/edgetwin/tls/key.pem"]);
+    assert_eq!(mode, "600 root");
+    assert_eq!(c.prop("User"), "edgetwin");
+    // the development user is gone once a user exists, and plain HTTP gets no answer
+    let (code, _, _) = c.script(
+        &format!("curl -sf --cacert /etc/edgetwin/tls/cert.pem -u ditto:ditto https://localhost:{port}/api/2/whoami"),
+        "",
+    );
+    assert_eq!(code, Some(22), "ditto/ditto refused (HTTP 401)");
+    let (code, _, _) = c.script(&format!("curl -s http://localhost:{port}/health"), "");
+    assert_ne!(code, Some(0), "no plain HTTP on the TLS port");
 }
