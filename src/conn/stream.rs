@@ -20,7 +20,8 @@ pub struct Conn {
     slot: Slot,
     send_timeout: Duration,
     /// armed when a write found the socket full; cleared by any write that makes progress
-    stall: Option<Timer>,
+    /// (boxed: allocated only while stalled, and it keeps `Conn` small)
+    stall: Option<Box<Timer>>,
 }
 
 impl Conn {
@@ -53,8 +54,8 @@ impl Conn {
         }
         let timer = self
             .stall
-            .get_or_insert_with(|| Timer::after(self.send_timeout));
-        match Pin::new(timer).poll(cx) {
+            .get_or_insert_with(|| Box::new(Timer::after(self.send_timeout)));
+        match Pin::new(timer.as_mut()).poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(_) => {
                 self.stall = None;
