@@ -66,6 +66,7 @@ impl Server {
 
     /// Starts edgetwin on a free loopback port with data in `data` and backend `store`;
     /// `threads` > 0 pins the executor thread count (via a config file in `data`'s parent).
+    /// All load comes from one address: the per-address connection cap is lifted.
     pub fn edgetwin(
         bin: &Path,
         data: &Path,
@@ -75,12 +76,13 @@ impl Server {
         let mut cmd = Command::new(bin);
         cmd.args(["run", "--listen", "127.0.0.1:0", "--store", store, "--data"])
             .arg(data);
-        if threads > 0 {
-            let cfg = data.with_extension("toml");
-            std::fs::write(&cfg, format!("threads = {threads}\n"))
-                .map_err(|e| format!("{}: {e}", cfg.display()))?;
-            cmd.arg("--config").arg(cfg);
-        }
+        let cfg = data.with_extension("toml");
+        std::fs::write(
+            &cfg,
+            format!("threads = {threads}\n[limits]\nmax_connections = 4096\nmax_connections_per_address = 4096\n"),
+        )
+        .map_err(|e| format!("{}: {e}", cfg.display()))?;
+        cmd.arg("--config").arg(cfg);
         Server::spawn(cmd, "edgetwin listening on ")
     }
 
@@ -155,7 +157,7 @@ impl Drop for TempDir {
     }
 }
 
-/// Bytes under a directory.
+/// Bytes under a directory (file lengths).
 pub fn du(dir: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
@@ -164,6 +166,22 @@ pub fn du(dir: &Path) -> u64 {
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => du(&e.path()),
             Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Bytes the files under `dir` occupy on the disk (allocated blocks; a sparse file's holes
+/// count nothing).
+pub fn du_allocated(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => du_allocated(&e.path()),
+            Ok(m) => m.blocks() * 512,
             Err(_) => 0,
         })
         .sum()
