@@ -20,6 +20,7 @@ pub mod ops;
 pub mod policy;
 pub mod protocol;
 pub mod rql;
+pub mod rules;
 pub mod search;
 pub mod server;
 pub mod store;

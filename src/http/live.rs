@@ -7,12 +7,12 @@
 use super::response;
 use super::things::Failure;
 use crate::error::DittoError;
-use crate::hub::acks::{aggregate_value, AckKind, AckRequest, Binding};
 use crate::hub::live::{LiveOptions, Smart};
-use crate::hub::waiter::Finished;
 use crate::hub::{Hub, Requester};
 use crate::protocol::message::value_to_bytes;
 use crate::protocol::{Criterion, Envelope};
+use crate::rules::acks::{aggregate_value, AckKind, AckRequest, Binding};
+use crate::rules::outcome::Finished;
 use crate::server::{full, Body, State};
 use hyper::header::{HeaderName, CONTENT_TYPE, ETAG};
 use hyper::{Response, StatusCode};
@@ -50,7 +50,7 @@ fn pass_headers(mut r: Response<Body>, env: &Envelope) -> Response<Body> {
 /// is required, as Ditto's HTTP layer does).
 fn acks_response(
     status: u16,
-    acks: &[(String, crate::hub::acks::Ack)],
+    acks: &[(String, crate::rules::acks::Ack)],
     response_required: bool,
 ) -> Response<Body> {
     if !response_required {

@@ -8,13 +8,13 @@ use super::params;
 use super::response;
 use super::things::Failure;
 use crate::error::DittoError;
-use crate::hub::acks::{AckKind, AckRequest, Binding};
 use crate::hub::Requester;
 use crate::model::EntityId;
 use crate::protocol::message::{
     payload_too_large, subject_invalid, value_from_bytes, Direction, MessagePath, MAX_PAYLOAD_BYTES,
 };
 use crate::protocol::{Channel, Criterion, Envelope, Headers, Topic};
+use crate::rules::acks::{AckKind, AckRequest, Binding};
 use crate::server::{Body, State};
 use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;

@@ -7,12 +7,13 @@ use super::params::{self, HttpAcks, Query};
 use super::response;
 use crate::engine::errors as engine_errors;
 use crate::error::DittoError;
-use crate::hub::twin::{new_correlation_id, response_envelope};
 use crate::hub::{Durability, Requester};
 use crate::model::{parse_thing_id, EntityId};
+use crate::protocol::headers::new_correlation_id;
 use crate::protocol::{
     Action, Channel, Criterion, Envelope, Headers, Signal, ThingCommand, ThingPath, Topic,
 };
+use crate::rules::responses::response_envelope;
 use crate::server::{Body, State};
 use futures_lite::future;
 use hyper::body::Incoming;
@@ -103,7 +104,7 @@ fn check_body_thing_id(v: &Value, id: &str, patch: bool) -> Result<(), DittoErro
 }
 
 fn command_timeout(acks: &HttpAcks) -> DittoError {
-    crate::hub::acks::command_timeout(acks.timeout.as_millis() as u64)
+    crate::rules::acks::command_timeout(acks.timeout.as_millis() as u64)
 }
 
 /// The current ETag of the resource a failed command addresses (for 412/304 responses), read

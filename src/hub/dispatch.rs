@@ -4,16 +4,18 @@
 //! live channel; policy commands to the policy engine, `checkPermissions` to its check.
 //! Errors follow `response-required`.
 
-use super::acks::{AckKind, AckRequest, Binding};
 use super::live::{LiveOptions, Smart};
-use super::twin::{new_correlation_id, response_envelope, unsupported};
-use super::waiter::{Plan, Waiter};
+use super::waiter::Waiter;
 use super::{Hub, Reply, Requester};
 use crate::error::DittoError;
 use crate::policy::PolicyCommand;
+use crate::protocol::headers::new_correlation_id;
 use crate::protocol::{
     error_envelope, Action, Channel, Criterion, Envelope, Group, Headers, Signal, ThingCommand,
 };
+use crate::rules::acks::{AckKind, AckRequest, Binding};
+use crate::rules::outcome::Plan;
+use crate::rules::responses::{policy_response_envelope, response_envelope, unsupported};
 
 /// What to answer a protocol message with.
 pub enum Answer {
@@ -103,7 +105,7 @@ impl Hub {
         let later = |w: Option<Waiter>| w.map(|w| Answer::Later(Box::new(w)));
         match (&topic.criterion, topic.channel) {
             (Criterion::Messages(_), _) => {
-                let path = super::messages::message_path(&env)?;
+                let path = crate::rules::live::message_path(&env)?;
                 return Ok(later(self.message(who, &env, &path, acks)?));
             }
             (Criterion::Events(_), Channel::Live) if env.status.is_none() => {
@@ -153,7 +155,7 @@ impl Hub {
                     Some(Ok(cmd)) => {
                         let done = self.policy_command(who, &cmd).await?;
                         Ok(Some(Answer::Now(Box::new(Reply {
-                            envelope: super::policy::policy_response_envelope(&cmd, &done.outcome),
+                            envelope: policy_response_envelope(&cmd, &done.outcome),
                             after: done.seq.filter(|_| acks.wants_persisted()),
                         }))))
                     }

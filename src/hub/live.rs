@@ -4,13 +4,8 @@
 //! `START-SEND-LIVE-EVENTS` sessions) and the smart channel selection of retrieves
 //! (`live-channel-condition`, `live-channel-timeout-strategy`). Nothing here touches the store.
 
-use super::acks::AckRequest;
-use super::events::{event_shape, event_view};
-use super::fanout::Fanout;
-use super::live_errors::{condition_not_allowed, event_not_allowed};
 use super::session::{Outbound, SessionHandle, StreamKind};
-use super::twin::response_envelope;
-use super::waiter::{Plan, Waiter};
+use super::waiter::Waiter;
 use super::{Durability, Hub, Requester};
 use crate::engine::enforce::{self, Access};
 use crate::engine::{errors, ThingState};
@@ -18,6 +13,13 @@ use crate::error::DittoError;
 use crate::policy::{Enforcer, READ, WRITE};
 use crate::protocol::{Action, Channel, Criterion, Envelope, Headers, ThingCommand, ThingPath};
 use crate::rql::Env;
+use crate::rules::acks::AckRequest;
+use crate::rules::events::{event_shape, event_view};
+use crate::rules::fanout::Fanout;
+use crate::rules::live::{command_matcher, delivered_headers, on_channel, use_twin};
+use crate::rules::live_errors::{condition_not_allowed, event_not_allowed};
+use crate::rules::outcome::Plan;
+use crate::rules::responses::response_envelope;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -39,75 +41,6 @@ pub enum Smart {
     Live(Box<Waiter>),
     /// nothing to answer (`response-required: false`)
     Nothing,
-}
-
-/// The headers a live signal is delivered with: the sender's, `requested-acks` reduced to the
-/// custom labels, and `ditto-originator`.
-pub(crate) fn delivered_headers(h: &Headers, acks: &AckRequest, who: &Requester) -> Headers {
-    let mut out = h.clone();
-    out.remove("requested-acks");
-    let custom = acks.custom();
-    if !custom.is_empty() {
-        out.insert("requested-acks", custom);
-    }
-    out.insert("ditto-originator", who.subject());
-    out
-}
-
-/// The channel strategy header: `fail` (default) or `use-twin`.
-fn use_twin(h: &Headers) -> Result<Option<bool>, DittoError> {
-    match h.get_str("live-channel-timeout-strategy").as_deref() {
-        None => Ok(None),
-        Some("fail") => Ok(Some(false)),
-        Some("use-twin") => Ok(Some(true)),
-        Some(other) => Err(DittoError::header_invalid(
-            "live-channel-timeout-strategy",
-            other,
-            "live channel timeout strategy (fail or use-twin)",
-        )),
-    }
-}
-
-/// A copy of a command on another channel, without the smart-channel headers.
-fn on_channel(cmd: &ThingCommand, channel: Channel) -> ThingCommand {
-    let mut c = cmd.clone();
-    c.channel = channel;
-    c.topic.channel = channel;
-    c.headers.remove("live-channel-condition");
-    c.headers.remove("channel");
-    c
-}
-
-/// Checks a live answer: same thing, same command type and resource, or an error.
-fn command_matcher(cmd: &ThingCommand) -> super::pending::Matcher {
-    let (id, action, path, topic) = (
-        cmd.thing_id.to_string(),
-        cmd.action,
-        cmd.path.clone(),
-        cmd.topic.to_string(),
-    );
-    Box::new(move |e: &Envelope| {
-        let same_thing = e.topic.entity_id().as_deref() == Some(id.as_str());
-        let ok = same_thing
-            && e.topic.channel == Channel::Live
-            && match &e.topic.criterion {
-                Criterion::Errors => true,
-                Criterion::Commands(a) => {
-                    *a == action && ThingPath::parse(&e.path).ok().flatten().as_ref() == Some(&path)
-                }
-                _ => false,
-            };
-        if ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "Type of live response <{} {}> is not related to type of command <{topic} {}>.",
-                e.topic,
-                e.path,
-                path.to_pointer_string()
-            ))
-        }
-    })
 }
 
 impl Hub {
@@ -177,7 +110,7 @@ impl Hub {
         let cid = cmd.headers.correlation_id().unwrap_or_default().to_owned();
         let mut env = Envelope::new(
             cmd.topic.clone(),
-            delivered_headers(&cmd.headers, acks, who),
+            delivered_headers(&cmd.headers, acks, who.subject()),
             cmd.raw_path.clone(),
         );
         env.value = cmd.value.clone();
@@ -248,7 +181,7 @@ impl Hub {
         }
         let custom = acks.custom();
         let mut out = env.clone();
-        out.headers = delivered_headers(&env.headers, acks, who);
+        out.headers = delivered_headers(&env.headers, acks, who.subject());
         let waiter = if custom.is_empty() {
             None
         } else {

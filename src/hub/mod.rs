@@ -13,21 +13,19 @@ pub mod session;
 pub mod twin;
 mod twins;
 // ---- live channel, messages and acknowledgements ----
-pub mod acks;
 mod correlate;
 pub mod dispatch;
 mod fanout;
 pub mod live;
-pub mod live_errors;
 pub mod messages;
-pub mod pending;
 pub mod waiter;
 // ----
 
 pub use dispatch::Answer;
-pub use session::{Outbound, OutboundRx, SessionHandle, StreamKind, Subscription};
+pub use session::{Outbound, OutboundRx, SessionHandle, StreamKind};
 pub use twin::{Reply, TwinDone};
 
+use crate::rules::fanout::Subscription;
 use crate::store::Store;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,7 +87,7 @@ pub(crate) struct Inner {
     subscribers: RwLock<HashMap<StreamKind, Vec<Arc<SessionHandle>>>>,
     next_session: AtomicU64,
     policies: policy::Policies,
-    pending: Mutex<pending::Table>,
+    pending: Mutex<crate::rules::pending::Table>,
     twins: Mutex<twins::Twins>,
     change_hook: OnceLock<ChangeHook>,
 }
@@ -113,7 +111,9 @@ impl Hub {
                 subscribers: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
                 policies: policy::Policies::default(),
-                pending: Mutex::new(pending::Table::new(correlate::DEFAULT_MAX_PENDING)),
+                pending: Mutex::new(crate::rules::pending::Table::new(
+                    correlate::DEFAULT_MAX_PENDING,
+                )),
                 twins: Mutex::default(),
                 change_hook: OnceLock::new(),
             }),

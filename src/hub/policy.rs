@@ -58,21 +58,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The response envelope of a policy command.
-pub fn policy_response_envelope(cmd: &PolicyCommand, o: &PolicyOutcome) -> Envelope {
-    let mut headers = Headers::new();
-    if let Some(c) = cmd.headers.correlation_id() {
-        headers.insert("correlation-id", c);
-    }
-    if let Some(e) = &o.etag {
-        headers.insert("etag", e.as_str());
-    }
-    let mut env = Envelope::new(cmd.topic.clone(), headers, cmd.raw_path.clone());
-    env.status = Some(o.status);
-    env.value = o.value.clone();
-    env
-}
-
 impl Hub {
     fn policies(&self) -> &Policies {
         &self.inner.policies
@@ -202,7 +187,9 @@ impl Hub {
             self.store().ready().await;
             if let Err(e) = self.store().writable() {
                 let id = cmd.policy_id.as_str();
-                return Err(super::twin::not_writable("policies", "policy", id, &e));
+                return Err(crate::rules::responses::not_writable(
+                    "policies", "policy", id, &e.0,
+                ));
             }
         }
         let now = crate::clock::now_millis();
@@ -363,7 +350,10 @@ impl Hub {
             criterion: Criterion::Announcements("subjectDeletion".into()),
         };
         let mut headers = Headers::new();
-        headers.insert("correlation-id", super::twin::new_correlation_id());
+        headers.insert(
+            "correlation-id",
+            crate::protocol::headers::new_correlation_id(),
+        );
         let mut env = Envelope::new(topic, headers, "/");
         env.value = Some(a.value());
         let text: Arc<str> = Arc::from(env.to_text());

@@ -2,14 +2,14 @@
 //! publish the event, and answer with Ditto's response envelope. Also retrieve-multiple.
 //! (The ack request rules live in `hub::acks`, protocol dispatch in `hub::dispatch`.)
 
-pub use super::acks::AckRequest;
 use super::twins::Cached;
 use super::{Durability, Hub, Requester};
 use crate::engine::enforce::Access;
 use crate::engine::{self, Ctx, Outcome, ThingState};
 use crate::error::DittoError;
 use crate::policy::PolicyState;
-use crate::protocol::{Action, Envelope, Headers, RetrieveThings, ThingCommand};
+use crate::protocol::{Action, Envelope, RetrieveThings, ThingCommand};
+use crate::rules::responses::not_writable;
 use crate::store::{Op, Tree};
 use serde_json::Value;
 use std::sync::Arc;
@@ -30,47 +30,6 @@ pub struct Reply {
     pub envelope: Envelope,
     /// send it only after this store sequence is durable (`twin-persisted`)
     pub after: Option<u64>,
-}
-
-/// A fresh random correlation-id (UUID v4 format).
-pub fn new_correlation_id() -> String {
-    let a = fastrand::u128(..);
-    let b = (a & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-    let h = format!("{b:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
-/// The success response to a thing command: same topic and path, `status`, `value` where the
-/// action returns one, `correlation-id` and `etag` headers.
-pub fn response_envelope(cmd: &ThingCommand, outcome: &Outcome) -> Envelope {
-    let mut headers = Headers::new();
-    if let Some(c) = cmd.headers.correlation_id() {
-        headers.insert("correlation-id", c);
-    }
-    if let Some(e) = &outcome.etag {
-        headers.insert("etag", e.as_str());
-    }
-    if let Some(s) = outcome
-        .state
-        .as_ref()
-        .filter(|_| cmd.action != Action::Retrieve)
-    {
-        headers.insert("entity-revision", s.revision);
-    }
-    if let Some(md) = &outcome.ditto_metadata {
-        headers.insert("ditto-metadata", md.clone());
-    }
-    let mut env = Envelope::new(cmd.topic.clone(), headers, cmd.raw_path.clone());
-    env.status = Some(outcome.status);
-    env.value = outcome.value.clone();
-    env
 }
 
 impl Hub {
@@ -115,7 +74,7 @@ impl Hub {
                     "things",
                     "thing",
                     &cmd.thing_id.to_string(),
-                    &e,
+                    &e.0,
                 ));
             }
         }
@@ -254,41 +213,6 @@ impl Hub {
     }
 }
 
-/// 400 `signal.unsupported`.
-pub(crate) fn unsupported(topic: &crate::protocol::Topic) -> DittoError {
-    DittoError::new(
-        400,
-        "signal.unsupported",
-        format!("The signal with topic '{topic}' is not supported by this edgetwin version."),
-    )
-    .describe("Supported are thing commands (twin and live), live events, messages, acknowledgements and policy commands.")
-}
-
-/// 503 `<group>:<entity>.unavailable` for a write the store refuses (disk full, read-only or
-/// failed store): Ditto's answer when its persistence cannot take a change, with the reason.
-pub(crate) fn not_writable(
-    group: &str,
-    entity: &str,
-    id: &str,
-    why: &crate::store::StoreError,
-) -> DittoError {
-    let name = if entity == "thing" { "Thing" } else { "Policy" };
-    DittoError::new(
-        503,
-        format!("{group}:{entity}.unavailable"),
-        format!("The {name} with ID '{id}' cannot be changed now: the gateway's storage refuses writes."),
-    )
-    .describe(format!(
-        "{}. Reads keep working; writes resume by themselves once the storage accepts them again.",
-        why.0
-    ))
-}
-
-/// Shared text of an envelope (one allocation shared by all receivers).
-pub fn shared_text(env: &Envelope) -> Arc<str> {
-    Arc::from(env.to_text())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,13 +316,5 @@ mod tests {
         smol::block_on(hub.twin_command(&who, &modify, Durability::Interval)).unwrap();
         // a reader woken by the hook (the uplink) must not get the cached state before it
         assert_eq!(*seen.lock().unwrap(), vec![Some(1), Some(2)]);
-    }
-
-    #[test]
-    fn correlation_ids_look_like_uuids() {
-        let c = new_correlation_id();
-        assert_eq!(c.len(), 36);
-        assert_eq!(&c[14..15], "4");
-        assert_ne!(c, new_correlation_id());
     }
 }

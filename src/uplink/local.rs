@@ -95,7 +95,10 @@ impl LocalSide {
             Criterion::Commands(Action::Merge),
         );
         let mut h = Headers::new();
-        h.insert("correlation-id", crate::hub::twin::new_correlation_id());
+        h.insert(
+            "correlation-id",
+            crate::protocol::headers::new_correlation_id(),
+        );
         h.insert("content-type", "application/merge-patch+json");
         h.insert("if-match", rev_tag(cmd.if_match));
         // nobody waits for the disk (the interval class, no forced sync): see `apply`'s doc

@@ -3,9 +3,10 @@
 //! filter is answered with a 400 error and no ACK, leaving the previous subscription in place.
 
 use crate::error::DittoError;
-use crate::hub::{Outbound, SessionHandle, Subscription};
+use crate::hub::{Outbound, SessionHandle};
 use crate::model::FieldSelector;
 use crate::protocol::{error_envelope, Control};
+use crate::rules::fanout::Subscription;
 use crate::server::State;
 use std::sync::Arc;
 

@@ -77,9 +77,9 @@ pub fn declared_acks<B>(req: &hyper::Request<B>) -> Result<Vec<String>, crate::e
     }
     let labels = h.list("declared-acks")?.unwrap_or_default();
     for l in &labels {
-        crate::hub::acks::validate_label(l)?;
-        if crate::hub::acks::is_built_in(l) {
-            return Err(crate::hub::acks::built_in_forbidden(l));
+        crate::rules::acks::validate_label(l)?;
+        if crate::rules::acks::is_built_in(l) {
+            return Err(crate::rules::acks::built_in_forbidden(l));
         }
     }
     Ok(labels)
