@@ -12,7 +12,7 @@ use crate::rules::acks::{
 use crate::rules::outcome::Plan;
 use crate::rules::pending::{Matcher, Table};
 use std::sync::MutexGuard;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Default bound of the pending-request table.
 pub const DEFAULT_MAX_PENDING: usize = 4096;
@@ -88,7 +88,7 @@ impl Hub {
             cid: cid.to_owned(),
             token,
             rx,
-            deadline: Instant::now() + Duration::from_millis(timeout_ms),
+            deadline: self.clock().instant() + Duration::from_millis(timeout_ms),
             timeout_ms,
             plan,
         })

@@ -97,7 +97,7 @@ impl Hub {
         if cmd.headers.get("live-channel-condition").is_some() && cmd.action != Action::Retrieve {
             return Err(condition_not_allowed());
         }
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let (state, enforcer) = self.live_target(&id, &cmd.thing_id.namespace, now)?;
         let acc = Access {
             subjects: &who.subjects,
@@ -170,7 +170,7 @@ impl Hub {
         let thing_id = crate::model::parse_thing_id(&id)?;
         let path =
             ThingPath::parse(&env.path)?.ok_or_else(|| crate::protocol::unknown_path(&env.path))?;
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let (state, enforcer) = self.live_target(&id, &thing_id.namespace, now)?;
         let Some(enforcer) = enforcer else {
             return Err(errors::not_found(&id, &ThingPath::Root));
@@ -271,7 +271,7 @@ impl Hub {
         rql: &str,
     ) -> Result<bool, DittoError> {
         let q = crate::rql::parse(rql).map_err(|e| e.to_condition_error())?;
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let id = thing_id.to_string();
         let (state, enforcer) = self.live_target(&id, &thing_id.namespace, now)?;
         let readable = enforcer.is_some_and(|e| {

@@ -36,7 +36,7 @@ impl Hub {
                 return Err(payload_too_large(size));
             }
         }
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let (state, enforcer) = self.live_target(&id, &thing_id.namespace, now)?;
         let Some(enforcer) = enforcer else {
             return Err(crate::engine::errors::not_found(

@@ -20,11 +20,14 @@ pub mod live;
 pub mod messages;
 pub mod waiter;
 // ----
+#[cfg(test)]
+mod sim_tests;
 
 pub use dispatch::Answer;
 pub use session::{Outbound, OutboundRx, SessionHandle, StreamKind};
 pub use twin::{Reply, TwinDone};
 
+use crate::clock::{Clock, WallClock};
 use crate::rules::fanout::Subscription;
 use crate::store::Store;
 use std::collections::HashMap;
@@ -90,6 +93,7 @@ pub(crate) struct Inner {
     pending: Mutex<crate::rules::pending::Table>,
     twins: Mutex<twins::Twins>,
     change_hook: OnceLock<ChangeHook>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Cheap-to-clone handle on the hub.
@@ -99,8 +103,13 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub over an open store.
+    /// A hub over an open store, on the system clock.
     pub fn new(store: Store) -> Hub {
+        Hub::with_clock(store, Arc::new(WallClock))
+    }
+
+    /// A hub over an open store whose time (timestamps, expiries, timeouts) comes from `clock`.
+    pub fn with_clock(store: Store, clock: Arc<dyn Clock>) -> Hub {
         let events = Arc::new(publisher::Shared::default());
         let hub = Hub {
             inner: Arc::new(Inner {
@@ -116,6 +125,7 @@ impl Hub {
                 )),
                 twins: Mutex::default(),
                 change_hook: OnceLock::new(),
+                clock,
             }),
         };
         publisher::start(Arc::downgrade(&hub.inner), store, events);
@@ -125,6 +135,16 @@ impl Hub {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The hub's clock.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
+    }
+
+    /// Now, in epoch millis (the one time read of a request).
+    pub fn now(&self) -> i64 {
+        self.inner.clock.now_millis()
     }
 
     /// Installs the hook told of every thing write (at most one; the uplink). False if one

@@ -29,7 +29,7 @@ impl Hub {
                 by_policy.entry(pid).or_default().push(i);
             }
         }
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let load = |id: &str| self.load_policy(id);
         let mut verdicts = vec![false; checks.len()];
         for (pid, idx) in by_policy {

@@ -149,7 +149,7 @@ impl Hub {
                 .thing
                 .get("policyId")
                 .and_then(Value::as_str)
-                .and_then(|pid| self.enforcer(pid, ns, crate::clock::now_millis()))
+                .and_then(|pid| self.enforcer(pid, ns, self.now()))
                 .is_some_and(|e| e.has_partial(&who.subjects, "thing", &[], READ))
     }
 
@@ -192,7 +192,7 @@ impl Hub {
                 ));
             }
         }
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let id = cmd.policy_id.as_str();
         let _guard = self
             .lock_for(&format!("policy:{id}"))
@@ -272,28 +272,35 @@ impl Hub {
         }
     }
 
-    /// Runs the expiry timer forever (spawn it on the executor).
+    /// Runs the expiry timer forever (spawn it on the executor): every `TICK` of the hub's
+    /// clock, `expire_due`.
     pub async fn run_policy_timer(self) {
         self.index_policy_expiries();
         loop {
-            smol::Timer::after(TICK).await;
-            let now = crate::clock::now_millis();
-            loop {
-                let next = {
-                    let mut due = lock(&self.policies().due);
-                    match due.first().cloned() {
-                        Some((at, id)) if at <= now => {
-                            due.remove(&(at, id.clone()));
-                            lock(&self.policies().due_of).remove(&id);
-                            Some(id)
-                        }
-                        _ => None,
+            let clock = self.clock();
+            clock.sleep_until(clock.instant() + TICK).await;
+            self.expire_due().await;
+        }
+    }
+
+    /// Removes the expired subjects and delivers the announcements that are due now.
+    pub async fn expire_due(&self) {
+        let now = self.now();
+        loop {
+            let next = {
+                let mut due = lock(&self.policies().due);
+                match due.first().cloned() {
+                    Some((at, id)) if at <= now => {
+                        due.remove(&(at, id.clone()));
+                        lock(&self.policies().due_of).remove(&id);
+                        Some(id)
                     }
-                };
-                let Some(id) = next else { break };
-                self.store().ready().await;
-                self.expire_policy(&id, now);
-            }
+                    _ => None,
+                }
+            };
+            let Some(id) = next else { break };
+            self.store().ready().await;
+            self.expire_policy(&id, now);
         }
     }
 

@@ -78,7 +78,7 @@ impl Hub {
                 ));
             }
         }
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let id = cmd.thing_id.to_string();
         let _guard = self.lock_for(&id).lock().unwrap_or_else(|e| e.into_inner());
         let cached = self.cached_twin(&id);
@@ -184,7 +184,7 @@ impl Hub {
         let fields = engine::read::parse_fields(r.fields.as_deref(), true)?;
         let lookup = |pid: &str| self.load_policy(pid);
         let things = |tid: &str| self.load_thing(tid).ok().flatten();
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let mut out = Vec::with_capacity(r.thing_ids.len());
         for id in &r.thing_ids {
             let Some(state) = self.load_thing(&id.to_string())?.filter(|s| !s.deleted) else {

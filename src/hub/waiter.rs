@@ -1,9 +1,11 @@
-//! The awaiting side of a pending request, the same for every binding: waits (smol timer, no
-//! thread) until the table completes the entry, the deadline passes, or the requester is gone,
-//! then lets its plan (`rules::outcome`) turn the resolved slots into what the requester gets. Dropping a waiter
-//! removes its entry, so the table never keeps an entry nobody waits for.
+//! The awaiting side of a pending request, the same for every binding: waits (a timer of the
+//! hub's clock, no thread) until the table completes the entry, the deadline passes, or the
+//! requester is gone, then lets its plan (`rules::outcome`) turn the resolved slots into what
+//! the requester gets. Dropping a waiter removes its entry, so the table never keeps an entry
+//! nobody waits for.
 
 use super::Hub;
+use crate::clock::Clock;
 use crate::error::DittoError;
 use crate::protocol::{Envelope, Topic};
 use crate::rules::acks::Ack;
@@ -35,9 +37,14 @@ enum Wake<T> {
     Timeout,
 }
 
-async fn until<T>(deadline: Instant, f: impl std::future::Future<Output = T>) -> Wake<T> {
+async fn until<T>(
+    clock: &dyn Clock,
+    deadline: Instant,
+    f: impl std::future::Future<Output = T>,
+) -> Wake<T> {
+    let sleep = clock.sleep_until(deadline);
     let timer = async {
-        smol::Timer::at(deadline).await;
+        sleep.await;
         Wake::Timeout
     };
     future::or(async { Wake::Got(f.await) }, timer).await
@@ -69,7 +76,7 @@ impl Waiter {
         if let Some((resp, seq)) = &self.plan.twin {
             if let Some(seq) = *seq {
                 let gate = self.hub.gate();
-                match until(self.deadline, gate.wait(seq)).await {
+                match until(self.hub.clock(), self.deadline, gate.wait(seq)).await {
                     Wake::Got(Err(_)) => {
                         let id = self.plan.topic.entity_id().unwrap_or_default();
                         return Finished::Error(DittoError::unavailable(&id));
@@ -77,12 +84,12 @@ impl Waiter {
                     Wake::Got(Ok(())) | Wake::Timeout => {}
                 }
             }
-            if self.deadline > Instant::now() {
+            if self.deadline > self.hub.clock().instant() {
                 let ack = Ack::from_envelope(resp);
                 self.hub.pending().fill_local(&self.cid, self.token, &ack);
             }
         }
-        let (slots, invalid) = match until(self.deadline, self.rx.recv()).await {
+        let (slots, invalid) = match until(self.hub.clock(), self.deadline, self.rx.recv()).await {
             Wake::Got(Ok(slots)) => (slots, None),
             Wake::Got(Err(_)) => return Finished::Nothing,
             Wake::Timeout => {
