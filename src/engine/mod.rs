@@ -95,16 +95,40 @@ impl ThingState {
     }
 }
 
+/// Reads of other stored entities the core needs: policies by ID (existence checks, `fields=
+/// _policy`, `_copyPolicyFrom`, imports) and things by ID (`_copyPolicyFrom: {{ ref:things/<id>/
+/// policyId }}`). A failed read is an error (503), never "not found" (raft-rs's `Storage`).
+pub trait Lookup {
+    /// The stored state of a thing (tombstones included).
+    fn thing(&self, id: &str) -> Result<Option<ThingState>, DittoError>;
+    /// The stored JSON of a policy.
+    fn policy(&self, id: &str) -> Result<Option<Value>, DittoError>;
+}
+
+/// A `Lookup` over two plain functions that cannot fail (tests, benchmarks, fuzzing).
+pub struct FnLookup<T, P>(pub T, pub P);
+
+impl<T, P> Lookup for FnLookup<T, P>
+where
+    T: Fn(&str) -> Option<ThingState>,
+    P: Fn(&str) -> Option<Value>,
+{
+    fn thing(&self, id: &str) -> Result<Option<ThingState>, DittoError> {
+        Ok((self.0)(id))
+    }
+    fn policy(&self, id: &str) -> Result<Option<Value>, DittoError> {
+        Ok((self.1)(id))
+    }
+}
+
 /// What the engine needs from outside, passed in by the caller.
 pub struct Ctx<'a> {
     /// the request time (epoch millis)
     pub now: i64,
     /// the requester's first authorization subject (owner of a default policy)
     pub subject: &'a str,
-    /// stored policy by ID (existence checks, `fields=_policy`, `_copyPolicyFrom`)
-    pub policy: &'a dyn Fn(&str) -> Option<Value>,
-    /// stored thing by ID (`_copyPolicyFrom: {{ ref:things/<id>/policyId }}`)
-    pub thing: &'a dyn Fn(&str) -> Option<ThingState>,
+    /// reads of other stored entities
+    pub lookup: &'a dyn Lookup,
     /// the requester's authorization; `None` = trusted internal caller (no policy checks)
     pub access: Option<enforce::Access<'a>>,
 }

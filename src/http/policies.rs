@@ -154,7 +154,10 @@ pub async fn check_permissions(
         )
         .await?;
         let checks = crate::policy::check::parse(&params::parse_json(&bytes)?)?;
-        Ok(response::json(200, &st.hub.check_permissions(who, &checks)))
+        Ok(response::json(
+            200,
+            &st.hub.check_permissions(who, &checks)?,
+        ))
     };
     finish(r.await.map_err(|e: DittoError| Failure::from(e)), &cid)
 }

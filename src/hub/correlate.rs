@@ -100,7 +100,7 @@ impl Hub {
         let Criterion::Acks(Some(label)) = &env.topic.criterion else {
             return Err(crate::rules::responses::unsupported(&env.topic));
         };
-        let weak = env.headers.bool("ditto-weak-ack").ok().flatten() == Some(true);
+        let weak = matches!(env.headers.bool("ditto-weak-ack"), Ok(Some(true)));
         if weak && is_built_in(label) {
             return Ok(());
         }

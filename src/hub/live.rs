@@ -55,11 +55,10 @@ impl Hub {
             .load_thing(id)?
             .filter(|s| !s.deleted)
             .ok_or_else(|| errors::not_found(id, &ThingPath::Root))?;
-        let enforcer = state
-            .thing
-            .get("policyId")
-            .and_then(Value::as_str)
-            .and_then(|pid| self.enforcer(pid, namespace, now));
+        let enforcer = match state.thing.get("policyId").and_then(Value::as_str) {
+            Some(pid) => self.enforcer(pid, namespace, now)?,
+            None => None,
+        };
         Ok((state, enforcer))
     }
 

@@ -17,6 +17,8 @@ mod correlate;
 pub mod dispatch;
 mod fanout;
 pub mod live;
+mod lookup;
+pub use lookup::HubLookup;
 pub mod messages;
 pub mod waiter;
 // ----

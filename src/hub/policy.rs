@@ -6,11 +6,11 @@
 
 use super::session::{Outbound, StreamKind};
 use super::{Hub, Requester};
-use crate::engine::ThingState;
 use crate::error::DittoError;
+use crate::policy::apply::apply;
 use crate::policy::expiry::{self, Announcement};
-use crate::policy::{command, Enforcer, PolicyCommand, PolicyOutcome, PolicyState, READ};
 use crate::policy::{expiry_index, imports};
+use crate::policy::{Enforcer, PolicyCommand, PolicyOutcome, PolicyState};
 use crate::protocol::{Criterion, Envelope, Group, Headers, Topic};
 use crate::store::{Op, Tree};
 use serde_json::Value;
@@ -76,21 +76,29 @@ impl Hub {
     }
 
     /// Loads a stored policy's JSON.
-    pub fn load_policy(&self, id: &str) -> Option<Value> {
-        self.load_policy_state(id).ok().flatten().map(|s| s.policy)
+    pub fn load_policy(&self, id: &str) -> Result<Option<Value>, DittoError> {
+        Ok(self.load_policy_state(id)?.map(|s| s.policy))
     }
 
-    /// The enforcer of a policy for things in `namespace` at `now` (cached).
-    pub fn enforcer(&self, policy_id: &str, namespace: &str, now: i64) -> Option<Arc<Enforcer>> {
+    /// The enforcer of a policy for things in `namespace` at `now` (cached); `None` if there is
+    /// no such policy, an error if it cannot be read.
+    pub fn enforcer(
+        &self,
+        policy_id: &str,
+        namespace: &str,
+        now: i64,
+    ) -> Result<Option<Arc<Enforcer>>, DittoError> {
         let key = (policy_id.to_owned(), namespace.to_owned());
         if let Some((until, e)) = lock(&self.policies().cache).get(&key) {
             if now < *until {
-                return Some(e.clone());
+                return Ok(Some(e.clone()));
             }
         }
         let generation = self.policies().generation.load(Ordering::SeqCst);
-        let stored = self.load_policy(policy_id)?;
-        let (policy, imported) = imports::resolve(stored, &|id| self.load_policy(id));
+        let Some(stored) = self.load_policy(policy_id)? else {
+            return Ok(None);
+        };
+        let (policy, imported) = imports::resolve(stored, &|id| self.load_policy(id))?;
         let until = expiry::next_due(&policy, &|_, _| true).unwrap_or(i64::MAX);
         let e = self.shared_enforcer(&policy, namespace, now, until);
         let mut cache = lock(&self.policies().cache);
@@ -105,7 +113,7 @@ impl Hub {
             }
             cache.insert(key, (until, e.clone()));
         }
-        Some(e)
+        Ok(Some(e))
     }
 
     /// The enforcer of `policy`'s entries, shared with every policy that has the same entries
@@ -135,22 +143,6 @@ impl Hub {
         }
         shared.insert(key, (until, e.clone()));
         e
-    }
-
-    /// True if `who` may read (part of) the thing in `state` now: a live thing whose policy
-    /// grants READ somewhere on `thing:` (what a retrieve at `/` needs; listings count only these).
-    pub fn thing_readable(&self, who: &Requester, state: &ThingState) -> bool {
-        let Some(id) = state.thing.get("thingId").and_then(Value::as_str) else {
-            return false;
-        };
-        let ns = id.split_once(':').map_or("", |p| p.0);
-        !state.deleted
-            && state
-                .thing
-                .get("policyId")
-                .and_then(Value::as_str)
-                .and_then(|pid| self.enforcer(pid, ns, self.now()))
-                .is_some_and(|e| e.has_partial(&who.subjects, "thing", &[], READ))
     }
 
     /// Bookkeeping after a policy was written (`None` = deleted): cache and expiry index.
@@ -207,18 +199,16 @@ impl Hub {
             let mut view = cmd.clone();
             view.headers.remove("if-match");
             view.headers.remove("if-none-match");
-            if let Some(s) = current.as_mut() {
-                let load = |i: &str| self.load_policy(i);
-                s.policy = imports::resolved_view(&s.policy, &load, Some(&who.subjects), now);
-            }
             let load = |i: &str| self.load_policy(i);
-            let mut outcome =
-                command::apply(current.as_ref(), &view, now, Some(&who.subjects), &load)?;
+            if let Some(s) = current.as_mut() {
+                s.policy = imports::resolved_view(&s.policy, &load, Some(&who.subjects), now)?;
+            }
+            let mut outcome = apply(current.as_ref(), &view, now, Some(&who.subjects), &load)?;
             outcome.etag = None;
             return Ok(PolicyDone { outcome, seq: None });
         }
         let load = |i: &str| self.load_policy(i);
-        let outcome = command::apply(current.as_ref(), cmd, now, Some(&who.subjects), &load)?;
+        let outcome = apply(current.as_ref(), cmd, now, Some(&who.subjects), &load)?;
         let value = match (&outcome.state, outcome.deleted) {
             (Some(s), _) => Some(s.to_bytes()),
             (None, true) => None,
@@ -265,8 +255,11 @@ impl Hub {
                 let Some(id) = expiry_index::policy_id(k) else {
                     continue;
                 };
-                if let Ok(Some(s)) = self.load_policy_state(id) {
-                    self.policy_written(id, Some(&s.policy));
+                match self.load_policy_state(id) {
+                    Ok(Some(s)) => self.policy_written(id, Some(&s.policy)),
+                    Ok(None) => {}
+                    // logged by the read; the policy is indexed when it is written next
+                    Err(_) => {}
                 }
             }
         }
@@ -309,8 +302,10 @@ impl Hub {
             .lock_for(&format!("policy:{id}"))
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let Ok(Some(mut state)) = self.load_policy_state(id) else {
-            return;
+        let mut state = match self.load_policy_state(id) {
+            Ok(Some(s)) => s,
+            // a failed read is logged by the read (a failed store is fail-stop)
+            Ok(None) | Err(_) => return,
         };
         let was = expiry::has_expiring(&state.policy);
         let done = {

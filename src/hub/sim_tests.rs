@@ -150,8 +150,14 @@ fn the_expiry_timer_runs_on_the_hubs_clock() {
     let mut timer = Box::pin(hub.clone().run_policy_timer());
     for _ in 0..4 {
         assert!(block_on(poll_once(&mut timer)).is_none());
-        let temp = stored(&hub).pointer("/entries/temp/subjects/nginx:temp").cloned();
-        assert!(temp.is_some(), "still there at {}", clock.now_millis() - START);
+        let temp = stored(&hub)
+            .pointer("/entries/temp/subjects/nginx:temp")
+            .cloned();
+        assert!(
+            temp.is_some(),
+            "still there at {}",
+            clock.now_millis() - START
+        );
         clock.advance(500);
     }
     assert!(block_on(poll_once(&mut timer)).is_none());

@@ -2,6 +2,7 @@
 //! publish the event, and answer with Ditto's response envelope. Also retrieve-multiple.
 //! (The ack request rules live in `hub::acks`, protocol dispatch in `hub::dispatch`.)
 
+use super::lookup::HubLookup;
 use super::twins::Cached;
 use super::{Durability, Hub, Requester};
 use crate::engine::enforce::Access;
@@ -94,16 +95,14 @@ impl Hub {
                 .map(str::to_owned)
         };
         let old_pid = policy_of(ThingState::live(current));
-        let enforcer = old_pid
-            .as_deref()
-            .and_then(|pid| self.enforcer(pid, ns, now));
-        let lookup = |pid: &str| self.load_policy(pid);
-        let things = |tid: &str| self.load_thing(tid).ok().flatten();
+        let enforcer = match old_pid.as_deref() {
+            Some(pid) => self.enforcer(pid, ns, now)?,
+            None => None,
+        };
         let ctx = Ctx {
             now,
             subject: who.subject(),
-            policy: &lookup,
-            thing: &things,
+            lookup: &HubLookup(self),
             access: Some(Access {
                 subjects: &who.subjects,
                 enforcer: enforcer.as_deref(),
@@ -152,7 +151,15 @@ impl Hub {
                 let new_pid = policy_of(Some(state)).or(old_pid.clone());
                 let ev_enforcer = match (&new_pid, &old_pid) {
                     (Some(n), Some(o)) if n == o => enforcer.clone(),
-                    (Some(n), _) => self.enforcer(n, ns, now),
+                    (Some(n), _) => match self.enforcer(n, ns, now) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            // the write is done; its event has no audience it could be
+                            // checked against (the store failed: fail-stop)
+                            tracing::error!(thing = %id, error = %e, "event not published");
+                            None
+                        }
+                    },
                     (None, _) => None,
                 };
                 self.twin_event(cmd, ev, state, who, ev_enforcer)
@@ -182,30 +189,26 @@ impl Hub {
         r: &RetrieveThings,
     ) -> Result<Value, DittoError> {
         let fields = engine::read::parse_fields(r.fields.as_deref(), true)?;
-        let lookup = |pid: &str| self.load_policy(pid);
-        let things = |tid: &str| self.load_thing(tid).ok().flatten();
         let now = self.now();
         let mut out = Vec::with_capacity(r.thing_ids.len());
         for id in &r.thing_ids {
             let Some(state) = self.load_thing(&id.to_string())?.filter(|s| !s.deleted) else {
                 continue;
             };
-            let enforcer = state
-                .thing
-                .get("policyId")
-                .and_then(Value::as_str)
-                .and_then(|pid| self.enforcer(pid, &id.namespace, now));
+            let enforcer = match state.thing.get("policyId").and_then(Value::as_str) {
+                Some(pid) => self.enforcer(pid, &id.namespace, now)?,
+                None => None,
+            };
             let ctx = Ctx {
                 now,
                 subject: who.subject(),
-                policy: &lookup,
-                thing: &things,
+                lookup: &HubLookup(self),
                 access: Some(Access {
                     subjects: &who.subjects,
                     enforcer: enforcer.as_deref(),
                 }),
             };
-            if let Some(v) = engine::read::readable_thing_view(&state, fields.as_ref(), &ctx) {
+            if let Some(v) = engine::read::readable_thing_view(&state, fields.as_ref(), &ctx)? {
                 out.push(v);
             }
         }
@@ -246,6 +249,66 @@ mod tests {
         fn name(&self) -> &'static str {
             "failing"
         }
+    }
+
+    /// sled, with reads of policies that fail once `fail` is set.
+    struct FailingPolicyReads(SledBackend, Arc<AtomicBool>);
+
+    impl Backend for FailingPolicyReads {
+        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            if tree == Tree::Policies && self.1.load(Ordering::SeqCst) {
+                return Err(StoreError::new("injected read failure"));
+            }
+            self.0.get(tree, key)
+        }
+        fn scan(
+            &self,
+            tree: Tree,
+            prefix: &[u8],
+            after: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<Entries, StoreError> {
+            self.0.scan(tree, prefix, after, limit)
+        }
+        fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
+            self.0.commit(ops)
+        }
+        fn name(&self) -> &'static str {
+            "failing-policy-reads"
+        }
+    }
+
+    #[test]
+    fn a_failed_policy_read_is_an_error_not_a_missing_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicBool::new(false));
+        let sled = SledBackend::open(dir.path(), 1 << 20).unwrap();
+        let backend = Box::new(FailingPolicyReads(sled, fail.clone()));
+        let store =
+            Store::with_backend(backend, dir.path(), &crate::store::Options::default()).unwrap();
+        let hub = Hub::new(store.clone());
+        let who = Requester {
+            subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
+            origin: None,
+        };
+        let create = command(
+            r#"{"topic":"n/t1/things/twin/commands/create","headers":{},"path":"/","value":{}}"#,
+        );
+        let done = smol::block_on(hub.twin_command(&who, &create, Durability::Waited)).unwrap();
+        smol::block_on(store.durable(done.seq.unwrap())).unwrap();
+        smol::block_on(store.checkpoint()).unwrap();
+        fail.store(true, Ordering::SeqCst);
+        // the policy n:t1 exists, but cannot be read: 503, not "the policy does not exist"
+        let with_policy = command(
+            r#"{"topic":"n/t2/things/twin/commands/create","headers":{},"path":"/","value":{"policyId":"n:t1"}}"#,
+        );
+        let e =
+            smol::block_on(hub.twin_command(&who, &with_policy, Durability::Waited)).unwrap_err();
+        assert_eq!((e.status, &*e.error), (503, "policies:policy.unavailable"));
+        fail.store(false, Ordering::SeqCst);
+        let done =
+            smol::block_on(hub.twin_command(&who, &with_policy, Durability::Waited)).unwrap();
+        assert_eq!(done.outcome.status, 201);
     }
 
     fn command(text: &str) -> ThingCommand {
