@@ -9,9 +9,12 @@ pub mod metadata;
 pub mod patch_conditions;
 mod policy_source;
 pub mod read;
+pub mod ready;
 pub mod validate;
 pub mod wot;
 pub mod write;
+
+pub use ready::{ready, Durability, Ready};
 
 use crate::error::DittoError;
 use crate::protocol::{Action, Channel, EventAction, ThingCommand, ThingPath};

@@ -6,8 +6,9 @@
 use super::params::{self, HttpAcks, Query};
 use super::response;
 use crate::engine::errors as engine_errors;
+use crate::engine::Durability;
 use crate::error::DittoError;
-use crate::hub::{Durability, Requester};
+use crate::hub::Requester;
 use crate::model::{parse_thing_id, EntityId};
 use crate::protocol::headers::new_correlation_id;
 use crate::protocol::{

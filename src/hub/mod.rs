@@ -30,6 +30,7 @@ pub use session::{Outbound, OutboundRx, SessionHandle, StreamKind};
 pub use twin::{Reply, TwinDone};
 
 use crate::clock::{Clock, WallClock};
+use crate::engine::Durability;
 use crate::rules::fanout::Subscription;
 use crate::store::Store;
 use std::collections::HashMap;
@@ -37,30 +38,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 const LOCK_SHARDS: usize = 256;
-
-/// The two durability classes of a write (what the requester waits for).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Someone waits for it to be on disk (`twin-persisted` / `search-persisted` requested, the
-    /// default of client commands): answered once synced (group commit), and its event is
-    /// published only then.
-    Waited,
-    /// Nobody waits (`requested-acks: []`, `response-required: false`, MQTT telemetry): on disk
-    /// within `store.flush_interval_ms` together with every other write of that interval, a
-    /// crash loses at most that interval; its event is published at once.
-    Interval,
-}
-
-impl Durability {
-    /// `Waited` if the requester waits for the write to be persisted.
-    pub fn waited_if(persisted: bool) -> Durability {
-        if persisted {
-            Durability::Waited
-        } else {
-            Durability::Interval
-        }
-    }
-}
 
 /// Told of every thing write: the thing ID and the store sequence of the write. Called under
 /// the thing's lock right after the submit, once reads (the twin cache too) see the change; it

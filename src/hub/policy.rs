@@ -12,7 +12,7 @@ use crate::policy::expiry::{self, Announcement};
 use crate::policy::{expiry_index, imports};
 use crate::policy::{Enforcer, PolicyCommand, PolicyOutcome, PolicyState};
 use crate::protocol::{Criterion, Envelope, Group, Headers, Topic};
-use crate::store::{Op, Tree};
+use crate::store::Tree;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -209,22 +209,13 @@ impl Hub {
         }
         let load = |i: &str| self.load_policy(i);
         let outcome = apply(current.as_ref(), cmd, now, Some(&who.subjects), &load)?;
-        let value = match (&outcome.state, outcome.deleted) {
-            (Some(s), _) => Some(s.to_bytes()),
-            (None, true) => None,
-            (None, false) => return Ok(PolicyDone { outcome, seq: None }),
-        };
-        let mut ops = vec![Op {
-            tree: Tree::Policies,
-            key: id.as_bytes().to_vec(),
-            value,
-        }];
-        // persisted expiry index, in the same atomic unit (src/policy/expiry_index.rs)
-        let was = current
-            .as_ref()
-            .is_some_and(|s| expiry::has_expiring(&s.policy));
+        if outcome.state.is_none() && !outcome.deleted {
+            return Ok(PolicyDone { outcome, seq: None });
+        }
+        // the policy and its expiry marker, one atomic unit (src/policy/ready.rs)
+        let before = current.as_ref().map(|s| &s.policy);
+        let ops = crate::policy::ready::write_ops(id, before, outcome.state.as_ref());
         let now_policy = outcome.state.as_ref().map(|s| &s.policy);
-        ops.extend(expiry_index::marker_op(id, was, now_policy));
         let seq = self.store().submit(ops);
         self.policy_written(id, now_policy);
         Ok(PolicyDone {
@@ -307,7 +298,7 @@ impl Hub {
             // a failed read is logged by the read (a failed store is fail-stop)
             Ok(None) | Err(_) => return,
         };
-        let was = expiry::has_expiring(&state.policy);
+        let before = state.policy.clone();
         let done = {
             let announced = lock(&self.policies().announced);
             expiry::process(id, &state.policy, now, &|s, at| {
@@ -327,12 +318,7 @@ impl Hub {
             state.policy = p;
             state.revision += 1;
             state.modified = now;
-            let mut ops = vec![Op {
-                tree: Tree::Policies,
-                key: id.as_bytes().to_vec(),
-                value: Some(state.to_bytes()),
-            }];
-            ops.extend(expiry_index::marker_op(id, was, Some(&state.policy)));
+            let ops = crate::policy::ready::write_ops(id, Some(&before), Some(&state));
             self.store().submit(ops);
         }
         self.policy_written(id, Some(&state.policy));

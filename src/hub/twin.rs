@@ -8,10 +8,9 @@ use super::{Durability, Hub, Requester};
 use crate::engine::enforce::Access;
 use crate::engine::{self, Ctx, Outcome, ThingState};
 use crate::error::DittoError;
-use crate::policy::PolicyState;
 use crate::protocol::{Action, Envelope, RetrieveThings, ThingCommand};
 use crate::rules::responses::not_writable;
-use crate::store::{Op, Tree};
+use crate::store::Tree;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -114,40 +113,12 @@ impl Hub {
             tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(), status,
                 %error, "twin command refused");
         })?;
-        let mut seq = None;
-        if let Some(bytes) = &outcome.bytes {
-            let mut ops = vec![Op {
-                tree: Tree::Things,
-                key: id.clone().into_bytes(),
-                value: Some(bytes.clone()),
-            }];
-            // search index delta, in the same atomic unit as the thing (src/search)
-            let (index, size) = crate::search::delta::write_ops(
-                current,
-                cached.as_ref().map(|c| c.size),
-                outcome.state.as_ref(),
-            );
-            ops.extend(index);
-            if let Some((pid, policy)) = &outcome.policy {
-                ops.push(Op {
-                    tree: Tree::Policies,
-                    key: pid.clone().into_bytes(),
-                    value: Some(PolicyState::new(policy.clone(), now).to_bytes()),
-                });
-                // a new policy: marked in the expiry index if it has expiring subjects
-                ops.extend(crate::policy::expiry_index::marker_op(
-                    pid,
-                    false,
-                    Some(policy),
-                ));
-            }
-            seq = Some(self.submit_with_event(ops, durability, || {
-                if let Some((pid, policy)) = &outcome.policy {
-                    self.policy_written(pid, Some(policy));
-                }
-                let (ev, state) = (outcome.event.as_ref()?, outcome.state.as_ref()?);
-                // Events are visible under the thing's policy after the change (before, for
-                // a delete).
+        let size = cached.as_ref().map(|c| c.size);
+        let ready = engine::ready(&id, current, size, &mut outcome, now, durability);
+        let seq = ready.map(|r| {
+            self.persist(r, |state, event| {
+                // Events are visible under the thing's policy after the change (before, for a
+                // delete).
                 let new_pid = policy_of(Some(state)).or(old_pid.clone());
                 let ev_enforcer = match (&new_pid, &old_pid) {
                     (Some(n), Some(o)) if n == o => enforcer.clone(),
@@ -162,24 +133,38 @@ impl Hub {
                     },
                     (None, _) => None,
                 };
-                self.twin_event(cmd, ev, state, who, ev_enforcer)
-            }));
-            if let Some(state) = outcome.state.take() {
-                let c = Cached {
-                    state: Arc::new(state),
-                    size,
-                };
-                self.twins().put(&id, c, bytes.len());
-            }
-            if let Some(s) = seq {
-                // the uplink learns of the change here (src/uplink/sync.rs), once a read of
-                // the thing (cache included) sees it
-                self.thing_changed(&id, s);
-            }
-        }
+                self.twin_event(cmd, event, state, who, ev_enforcer)
+            })
+        });
         tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(),
             status = outcome.status, seq, "twin command");
         Ok(TwinDone { outcome, seq })
+    }
+
+    /// Submits a twin write as the core built it (under the thing's lock) and returns its store
+    /// sequence: its ops and its event (`event` decides who may see it) enter their queues
+    /// together, the policy cache learns of a policy created with the thing, the twin cache
+    /// takes the new state, and then the change hook is told.
+    fn persist(
+        &self,
+        r: engine::Ready,
+        event: impl FnOnce(&ThingState, &engine::Event) -> Option<super::events::PendingEvent>,
+    ) -> u64 {
+        let seq = self.submit_with_event(r.ops, r.durability, || {
+            if let Some((pid, policy)) = &r.policy {
+                self.policy_written(pid, Some(policy));
+            }
+            event(&r.state, r.event.as_ref()?)
+        });
+        let cached = Cached {
+            state: Arc::new(r.state),
+            size: r.size,
+        };
+        self.twins().put(&r.thing_id, cached, r.encoded_len);
+        // the uplink learns of the change here (src/uplink/sync.rs), once a read of the thing
+        // (cache included) sees it
+        self.thing_changed(&r.thing_id, seq);
+        seq
     }
 
     /// Retrieve multiple things: the readable ones, in request order.
@@ -221,7 +206,7 @@ mod tests {
     use super::*;
 
     use crate::protocol::Signal;
-    use crate::store::{Backend, Entries, SledBackend, Store, StoreError};
+    use crate::store::{Backend, Entries, Op, SledBackend, Store, StoreError};
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// sled, with commits that fail once `fail` is set.

@@ -13,6 +13,7 @@ pub mod imports;
 pub mod json;
 pub mod model;
 pub mod path;
+pub mod ready;
 mod write;
 
 pub use command::{PolicyCommand, PolicyOutcome, PolicyState};
