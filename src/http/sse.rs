@@ -10,7 +10,7 @@ use super::sse_event::SseView;
 use super::sse_messages::MessageScope;
 use super::things::{finish, request_headers, unsupported, Failure};
 use crate::error::DittoError;
-use crate::hub::ordered::{Next, Ordered};
+use crate::hub::bus::ordered::{Next, Ordered};
 use crate::hub::{Hub, Requester, SessionHandle, StreamKind};
 use crate::model::{parse_thing_id, FieldSelector};
 use crate::protocol::Envelope;

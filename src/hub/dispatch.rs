@@ -5,7 +5,7 @@
 //! Errors follow `response-required`.
 
 use super::live::{LiveOptions, Smart};
-use super::waiter::Waiter;
+use super::Waiter;
 use super::{Hub, Reply, Requester};
 use crate::error::DittoError;
 use crate::policy::PolicyCommand;
@@ -44,7 +44,7 @@ impl Hub {
         let cid = cmd.headers.correlation_id().unwrap_or_default().to_owned();
         let plan = Plan::new(cmd.topic.clone(), true);
         let mut w = self.register(who, &cid, &acks.labels, None, acks.timeout_ms, plan)?;
-        let durability = super::Durability::waited_if(acks.wants_persisted());
+        let durability = crate::engine::Durability::waited_if(acks.wants_persisted());
         let done = self.twin_command(who, cmd, durability).await?;
         w.set_twin(response_envelope(cmd, &done.outcome), done.seq);
         Ok(w)
@@ -134,7 +134,7 @@ impl Hub {
                 Answer::Later(Box::new(self.twin_acked(who, &cmd, acks).await?)),
             )),
             Signal::Thing(cmd) => {
-                let durability = super::Durability::waited_if(acks.wants_persisted());
+                let durability = crate::engine::Durability::waited_if(acks.wants_persisted());
                 let done = self.twin_command(who, &cmd, durability).await?;
                 Ok(Some(Answer::Now(Box::new(Reply {
                     envelope: response_envelope(&cmd, &done.outcome),

@@ -1,10 +1,10 @@
 //! The writer half of a WS session. Sends the session's outbound queue in order through the
-//! shared `hub::ordered` drain (a durable reply goes out once it passed the hub's gate), writes
+//! shared `hub::bus::ordered` drain (a durable reply goes out once it passed the hub's gate), writes
 //! every ready message with one flush, pings after 30 s idle, and closes with 1013 when the
 //! session overflowed.
 
 use super::CLOSE_OVERFLOW;
-use crate::hub::ordered::{Next, Ordered};
+use crate::hub::bus::ordered::{Next, Ordered};
 use crate::hub::Gate;
 use crate::hub::{OutboundRx, SessionHandle};
 use crate::tls::Stream;

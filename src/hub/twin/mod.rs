@@ -1,16 +1,20 @@
 //! Twin commands through the hub: per-thing lock, load, `engine::apply`, submit to the store,
 //! publish the event, and answer with Ditto's response envelope. Also retrieve-multiple.
-//! (The ack request rules live in `hub::acks`, protocol dispatch in `hub::dispatch`.)
+//! The twin cache is `cache`; the write itself is built by `engine::ready`, protocol dispatch
+//! is `hub::dispatch`.
+
+pub(super) mod cache;
 
 use super::lookup::HubLookup;
-use super::twins::Cached;
-use super::{Durability, Hub, Requester};
+use super::{Hub, Requester};
 use crate::engine::enforce::Access;
+use crate::engine::Durability;
 use crate::engine::{self, Ctx, Outcome, ThingState};
 use crate::error::DittoError;
 use crate::protocol::{Action, Envelope, RetrieveThings, ThingCommand};
 use crate::rules::responses::not_writable;
 use crate::store::Tree;
+use cache::Cached;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -33,6 +37,11 @@ pub struct Reply {
 }
 
 impl Hub {
+    /// The twin cache (lock order: a leaf, nothing is taken under it).
+    fn twins(&self) -> std::sync::MutexGuard<'_, cache::Twins> {
+        self.inner.twins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Loads the stored state of a thing (tombstones included).
     pub fn load_thing(&self, id: &str) -> Result<Option<ThingState>, DittoError> {
         if let Some(c) = self.cached_twin(id) {
@@ -148,7 +157,7 @@ impl Hub {
     fn persist(
         &self,
         r: engine::Ready,
-        event: impl FnOnce(&ThingState, &engine::Event) -> Option<super::events::PendingEvent>,
+        event: impl FnOnce(&ThingState, &engine::Event) -> Option<super::bus::events::PendingEvent>,
     ) -> u64 {
         let seq = self.submit_with_event(r.ops, r.durability, || {
             if let Some((pid, policy)) = &r.policy {

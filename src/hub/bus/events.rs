@@ -2,12 +2,12 @@
 //! origin, READ under the thing's policy (the payload and `extra` filtered to what the
 //! subscriber may read; nothing readable = not delivered), namespaces and the RQL filter
 //! (evaluated on the visible data merged with `extra`; the rule is `rules::fanout`). Events wait in
-//! one central queue until their write is durable (`hub::publisher`), so per-session queues only
+//! one central queue until their write is durable (`hub::bus::publisher`), so per-session queues only
 //! hold ready messages. Events of commands with custom acks carry `requested-acks`.
 
 use super::session::{Outbound, SessionHandle, StreamKind};
-use super::{Hub, Requester};
 use crate::engine::{Event, ThingState};
+use crate::hub::{Hub, Requester};
 use crate::policy::{Enforcer, READ};
 use crate::protocol::{Envelope, ThingCommand};
 use crate::rules::acks::custom_labels;
@@ -81,7 +81,7 @@ impl Hub {
 
     /// True if some session other than `origin` subscribed to twin events of `namespace` and
     /// may READ something of a thing under `enforcer`: the cheap part of the delivery rule
-    /// (`hub::fanout`), checked before an event is built and queued.
+    /// (`hub::bus::fanout`), checked before an event is built and queued.
     fn event_audience(&self, namespace: &str, origin: Option<u64>, enforcer: &Enforcer) -> bool {
         let mut any = false;
         self.for_subscribers(StreamKind::Events, |s| {

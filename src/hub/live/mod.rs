@@ -4,10 +4,14 @@
 //! `START-SEND-LIVE-EVENTS` sessions) and the smart channel selection of retrieves
 //! (`live-channel-condition`, `live-channel-timeout-strategy`). Nothing here touches the store.
 
-use super::session::{Outbound, SessionHandle, StreamKind};
-use super::waiter::Waiter;
-use super::{Durability, Hub, Requester};
+pub(super) mod correlate;
+pub mod messages;
+pub mod waiter;
+
+use super::bus::session::{Outbound, SessionHandle, StreamKind};
+use super::{Hub, Requester};
 use crate::engine::enforce::{self, Access};
+use crate::engine::Durability;
 use crate::engine::{errors, ThingState};
 use crate::error::DittoError;
 use crate::policy::{Enforcer, READ, WRITE};
@@ -22,6 +26,7 @@ use crate::rules::outcome::Plan;
 use crate::rules::responses::response_envelope;
 use serde_json::Value;
 use std::sync::Arc;
+use waiter::Waiter;
 
 /// The smart-channel parts of a live command: the twin answer used on timeout and the headers
 /// added to the live answer.

@@ -4,7 +4,9 @@
 //! lock, and the expiry timer that removes expired subjects and delivers `subjectDeletion`
 //! announcements to `START-SEND-POLICY-ANNOUNCEMENTS` sessions of the affected subjects.
 
-use super::session::{Outbound, StreamKind};
+mod permissions;
+
+use super::bus::session::{Outbound, StreamKind};
 use super::{Hub, Requester};
 use crate::error::DittoError;
 use crate::policy::apply::apply;

@@ -3,10 +3,10 @@
 //! message goes to `START-SEND-MESSAGES` sessions with READ on `message:<path>`, never stored;
 //! the first answer of a receiver (status, payload, content-type) goes back to the sender.
 
-use super::session::StreamKind;
 use super::waiter::Waiter;
 use super::{Hub, Requester};
 use crate::error::DittoError;
+use crate::hub::StreamKind;
 use crate::policy::{READ, WRITE};
 use crate::protocol::message::{payload_too_large, value_size, MAX_PAYLOAD_BYTES};
 use crate::protocol::{Envelope, MessagePath};
