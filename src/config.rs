@@ -6,6 +6,8 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use crate::auth::jwt::JwtIssuer;
+
 /// A Basic-auth user (subject `nginx:<name>`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -17,29 +19,6 @@ pub struct User {
 }
 
 // ---- [auth] (authentication beyond Basic users; see docs/auth.md) ----
-
-/// One trusted JWT issuer (`[[auth.jwt]]`): tokens whose `iss` matches authenticate as
-/// `<prefix>:<sub>`; verified offline with an HS256 secret, a PEM public key or a JWKS file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct JwtIssuer {
-    /// expected `iss` claim (without scheme, `https://` is also accepted, as in Ditto)
-    pub issuer: String,
-    /// subject prefix (`<prefix>:<sub>`)
-    pub prefix: String,
-    /// HS256 shared secret
-    #[serde(default)]
-    pub secret: Option<String>,
-    /// PEM file with an RSA (RS256) or P-256 (ES256) public key
-    #[serde(default)]
-    pub public_key_file: Option<PathBuf>,
-    /// JWKS file (`{"keys": [...]}`) with RSA / EC P-256 / oct keys
-    #[serde(default)]
-    pub jwks_file: Option<PathBuf>,
-    /// required `aud`, if set
-    #[serde(default)]
-    pub audience: Option<String>,
-}
 
 /// `[auth]`: pre-authentication behind a reverse proxy, JWT issuers, failed-login limits and
 /// the password verifier pool (docs: "Login limits").
@@ -72,6 +51,23 @@ pub struct Auth {
     /// Basic users (from `[[users]]`) allowed on `/devops` and `/api/2/connections`; none by
     /// default (everyone gets 401 there, the dev user too)
     pub devops_users: Vec<String>,
+}
+
+impl Auth {
+    /// Problems of the `[auth]` limits.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.verifiers == 0 || self.verify_queue == 0 {
+            p.push("auth: verifiers and verify_queue must be positive".into());
+        }
+        if self.max_tracked < 16 {
+            p.push("auth: max_tracked must be at least 16".into());
+        }
+        if self.failed_login_window_secs == 0 {
+            p.push("auth: failed_login_window_secs must be positive".into());
+        }
+        p
+    }
 }
 
 impl Default for Auth {
@@ -203,7 +199,7 @@ impl Config {
                 self.listen
             ));
         }
-        p.extend(crate::auth::config_problems(self));
+        p.extend(self.auth.problems());
         if self.auth.pre_authenticated && self.auth.trusted_proxies.is_empty() {
             p.push("auth: pre_authenticated needs trusted_proxies".into());
         }

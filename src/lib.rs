@@ -23,6 +23,7 @@ pub mod rql;
 pub mod rules;
 pub mod search;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod tls;
 pub mod uplink;

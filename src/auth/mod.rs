@@ -100,22 +100,6 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Problems of the `[auth]` limits (for `Config::problems`).
-pub fn config_problems(cfg: &Config) -> Vec<String> {
-    let a = &cfg.auth;
-    let mut p = Vec::new();
-    if a.verifiers == 0 || a.verify_queue == 0 {
-        p.push("auth: verifiers and verify_queue must be positive".into());
-    }
-    if a.max_tracked < 16 {
-        p.push("auth: max_tracked must be at least 16".into());
-    }
-    if a.failed_login_window_secs == 0 {
-        p.push("auth: failed_login_window_secs must be positive".into());
-    }
-    p
-}
-
 impl Authenticator {
     /// From the configured users; starts the verifier threads if there are users.
     pub fn new(cfg: &Config) -> Authenticator {

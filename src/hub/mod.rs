@@ -5,20 +5,25 @@
 
 // sessions, subscriptions, event publishing and fan-out
 pub mod bus;
-pub mod dispatch;
+pub mod door;
+// answers into outbound messages: the one step every binding uses
+pub mod answer;
 // live commands, live events, messages: correlation of answers and acks, timeouts
 pub mod live;
 mod lookup;
 // the policy cache, policy commands, subject expiry
+#[cfg(test)]
+mod door_tests;
 pub mod policy;
 #[cfg(test)]
 mod sim_tests;
 // twin commands: the write path and the twin cache
 pub mod twin;
 
+pub use answer::{Late, Outgoing};
 pub use bus::publisher::Gate;
 pub use bus::session::{Outbound, OutboundRx, SessionHandle, StreamKind};
-pub use dispatch::Answer;
+pub use door::Answer;
 pub use live::waiter::Waiter;
 pub use lookup::HubLookup;
 pub use twin::{Reply, TwinDone};

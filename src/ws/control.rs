@@ -7,7 +7,7 @@ use crate::hub::{Outbound, SessionHandle};
 use crate::model::FieldSelector;
 use crate::protocol::{error_envelope, Control};
 use crate::rules::fanout::Subscription;
-use crate::server::State;
+use crate::state::State;
 use std::sync::Arc;
 
 async fn send(session: &SessionHandle, text: String) {

@@ -19,7 +19,7 @@ use serde_json::json;
 
 impl Hub {
     /// Sends a message; returns the waiter for the answer / acks (`None`: fire and forget).
-    pub fn message(
+    pub(in crate::hub) fn message(
         &self,
         who: &Requester,
         env: &Envelope,

@@ -85,7 +85,7 @@ impl Hub {
     /// A live command: authorized as the twin command would be, delivered to the entitled
     /// live-command subscribers; returns the waiter for the answer / acks (`None`: nothing is
     /// awaited).
-    pub fn live_command(
+    pub(in crate::hub) fn live_command(
         &self,
         who: &Requester,
         cmd: &ThingCommand,
@@ -164,7 +164,7 @@ impl Hub {
     /// A live event sent by a device session: the sender needs WRITE on the path (403
     /// `things:event.notallowed` without it); delivered to entitled live-event subscribers; never stored.
     /// Only custom acks are awaited (an event has no response).
-    pub fn live_event(
+    pub(in crate::hub) fn live_event(
         &self,
         who: &Requester,
         env: &Envelope,
@@ -212,7 +212,7 @@ impl Hub {
     }
 
     /// True if a retrieve goes through the smart channel selection.
-    pub fn is_smart(cmd: &ThingCommand) -> bool {
+    pub(in crate::hub) fn is_smart(cmd: &ThingCommand) -> bool {
         cmd.action == Action::Retrieve
             && match cmd.channel {
                 Channel::Live => cmd.headers.get("live-channel-timeout-strategy").is_some(),
@@ -224,7 +224,7 @@ impl Hub {
     /// with `live-channel-condition` the live retrieve is sent only if the RQL matches the twin
     /// (else the twin answer, `live-channel-condition-matched: false`); on no live answer
     /// `use-twin` answers from the twin, `fail` with 408.
-    pub async fn smart_retrieve(
+    pub(in crate::hub) async fn smart_retrieve(
         &self,
         who: &Requester,
         cmd: &ThingCommand,

@@ -172,7 +172,7 @@ impl Hub {
     }
 
     /// Applies a policy command (the one write path of policies for every binding).
-    pub async fn policy_command(
+    pub(in crate::hub) async fn policy_command(
         &self,
         who: &Requester,
         cmd: &PolicyCommand,

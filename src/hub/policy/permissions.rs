@@ -49,7 +49,7 @@ impl Hub {
     /// The Ditto Protocol `_/_/policies/commands/checkPermissions` (value: the checks; a value
     /// that is no object counts as no checks, as Ditto's mapping strategy does): the answer on
     /// the same topic with status 200 and the verdicts as value.
-    pub fn check_permissions_envelope(
+    pub(in crate::hub) fn check_permissions_envelope(
         &self,
         who: &Requester,
         env: Envelope,

@@ -1,7 +1,7 @@
 //! Twin commands through the hub: per-thing lock, load, `engine::apply`, submit to the store,
 //! publish the event, and answer with Ditto's response envelope. Also retrieve-multiple.
-//! The twin cache is `cache`; the write itself is built by `engine::ready`, protocol dispatch
-//! is `hub::dispatch`.
+//! The twin cache is `cache`; the write itself is built by `engine::ready`, every request
+//! enters through `hub::door`.
 
 pub(super) mod cache;
 
@@ -27,13 +27,15 @@ pub struct TwinDone {
     pub seq: Option<u64>,
 }
 
-/// What to send back to a protocol client (WS, MQTT passthrough).
+/// An answer ready now (`hub::Answer::Now`).
 #[derive(Debug, Clone)]
 pub struct Reply {
     /// the response or error envelope
     pub envelope: Envelope,
     /// send it only after this store sequence is durable (`twin-persisted`)
     pub after: Option<u64>,
+    /// the store sequence of the write, whether or not the answer waits for it
+    pub seq: Option<u64>,
 }
 
 impl Hub {
@@ -70,7 +72,7 @@ impl Hub {
     /// Applies a twin command: the one write path shared by every binding. `durability` says
     /// whether the requester waits for the write to be on disk (see `Durability`). Writes are
     /// refused with 503 while the store does not accept them (disk full).
-    pub async fn twin_command(
+    pub(in crate::hub) async fn twin_command(
         &self,
         who: &Requester,
         cmd: &ThingCommand,
@@ -177,7 +179,7 @@ impl Hub {
     }
 
     /// Retrieve multiple things: the readable ones, in request order.
-    pub fn retrieve_things(
+    pub(in crate::hub) fn retrieve_things(
         &self,
         who: &Requester,
         r: &RetrieveThings,
