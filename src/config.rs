@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use crate::auth::jwt::JwtIssuer;
+pub use crate::limits::Limits;
 
 /// A Basic-auth user (subject `nginx:<name>`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -85,35 +86,6 @@ impl Default for Auth {
             verified_cache: 256,
             jwt: Vec::new(),
             devops_users: Vec::new(),
-        }
-    }
-}
-
-/// Limits that bound memory per connection and per request.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// largest WS text frame / HTTP body processed, in KiB (bigger: 413 error)
-    pub max_message_kib: usize,
-    /// outbound queue per WS session (messages); a subscriber that lets it fill up is closed
-    pub outbound_queue: usize,
-    /// most replies of one session waiting for durability at once (more: reading pauses)
-    pub max_pending_per_session: usize,
-    /// seconds an HTTP request body may take to arrive completely (slow senders get 408)
-    pub body_timeout_secs: u64,
-    /// live commands / messages / requests with custom acks waiting for answers at once (more:
-    /// 429 `too.many.requests`)
-    pub max_pending_requests: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_message_kib: 256,
-            outbound_queue: 4096,
-            max_pending_per_session: 1024,
-            body_timeout_secs: 30,
-            max_pending_requests: 4096,
         }
     }
 }
@@ -235,6 +207,11 @@ impl Config {
         if self.limits.outbound_queue == 0
             || self.limits.max_message_kib == 0
             || self.limits.body_timeout_secs == 0
+            || self.limits.max_connections == 0
+            || self.limits.max_connections_per_address == 0
+            || self.limits.send_timeout_secs == 0
+            || self.limits.ws_idle_timeout_secs == 0
+            || self.limits.close_timeout_secs == 0
         {
             p.push("limits: values must be positive".into());
         }

@@ -8,12 +8,14 @@ pub mod auth;
 pub mod bounds;
 pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod engine;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod model;
 pub mod mqtt;
 pub mod ops;

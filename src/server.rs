@@ -1,7 +1,9 @@
 //! The network shell: one TCP listener, HTTP/1.1 via hyper on smol, WebSocket upgrades on
 //! `/ws/2` handed to async-tungstenite, and the routing of a request to its binding (`http`,
-//! `ws`). Owns the accept loop and graceful shutdown; what bindings share is in `state`.
+//! `ws`). Owns the accept loop: each connection takes a slot of the connection caps (`conn`)
+//! or gets the refusal answer. What bindings share (`State`, authentication) is in `state`.
 
+use crate::conn::Conn;
 use crate::error::DittoError;
 use crate::http::body::Body;
 use crate::http::cors;
@@ -15,7 +17,7 @@ use async_tungstenite::WebSocketStream;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::{Request, Response};
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpListener;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -118,8 +120,8 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
     r
 }
 
-async fn serve_connection(st: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
-    let _ = tcp.set_nodelay(true);
+async fn serve_connection(st: Arc<State>, tcp: Conn, peer: SocketAddr) {
+    let _ = tcp.tcp().set_nodelay(true);
     // HTTPS/WSS: the TLS handshake first (src/tls.rs)
     let Some(io) = crate::tls::accept(st.tls.as_ref(), tcp).await else {
         return;
@@ -139,15 +141,30 @@ async fn serve_connection(st: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
     }
 }
 
-/// Accepts connections until `stop` resolves.
+/// Accepts connections until the task is cancelled; a connection over a cap gets a refusal
+/// (`conn::refuse`) instead of being served.
 pub async fn accept_loop(st: Arc<State>, listener: TcpListener) {
     let mut backoff = Duration::from_millis(10);
+    let limits = &st.cfg.limits;
+    let send_timeout = Duration::from_secs(limits.send_timeout_secs);
+    let close_timeout = Duration::from_secs(limits.close_timeout_secs);
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => {
                 backoff = Duration::from_millis(10);
-                let st2 = st.clone();
-                st.ex.spawn(serve_connection(st2, tcp, peer)).detach();
+                match st.conns.admit(peer.ip()) {
+                    Ok(slot) => {
+                        let conn = Conn::new(tcp, slot, send_timeout);
+                        st.ex
+                            .spawn(serve_connection(st.clone(), conn, peer))
+                            .detach();
+                    }
+                    Err(r) => {
+                        tracing::debug!(%peer, refusal = ?r, "connection refused (cap)");
+                        let refuse = crate::conn::refuse(st.conns.clone(), tcp, r, close_timeout);
+                        st.ex.spawn(refuse).detach();
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed; backing off {:?}", backoff);

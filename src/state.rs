@@ -24,6 +24,8 @@ pub struct State {
     pub ex: Arc<Executor<'static>>,
     /// the MQTT device bridge (status, shutdown)
     pub mqtt: crate::mqtt::Handle,
+    /// open connections and their caps (`src/conn`)
+    pub conns: Arc<crate::conn::Tracker>,
     /// TLS on the listener (`[tls]`), if configured
     pub tls: Option<crate::tls::Tls>,
     /// the uplink to a cloud Ditto (status, shutdown)
