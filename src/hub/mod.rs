@@ -1,24 +1,31 @@
-//! The hub routes signals between the bindings and the core, split by job: twin commands to
-//! the engine under a per-thing lock and its write to the store (`twin`), policies (`policy`),
-//! the live channel and the correlation of answers and acks (`live`), sessions and event
-//! fan-out (`bus`). The protocol rules it applies live in `rules`; the lock order is below.
+//! The hub routes signals between the bindings and the core. Every binding enters through
+//! one door (`door`: `Hub::call`, `Hub::handle_protocol`) and sends what one step makes of the
+//! answer (`answer`). Behind the door it is split by job: twin commands and their writes
+//! (`twin`), policies (`policy`), the live channel and the correlation of answers and acks
+//! (`live`), sessions and event fan-out (`bus`). The rules it applies live in `rules`; the
+//! lock order is written on `Inner` below.
+
+// the one door and the answer step
+pub mod answer;
+pub mod door;
 
 // sessions, subscriptions, event publishing and fan-out
 pub mod bus;
-pub mod door;
-// answers into outbound messages: the one step every binding uses
-pub mod answer;
+
 // live commands, live events, messages: correlation of answers and acks, timeouts
 pub mod live;
-mod lookup;
+
 // the policy cache, policy commands, subject expiry
+pub mod policy;
+
+// twin commands: the write path and the twin cache; the engine's reads
+mod lookup;
+pub mod twin;
+
 #[cfg(test)]
 mod door_tests;
-pub mod policy;
 #[cfg(test)]
 mod sim_tests;
-// twin commands: the write path and the twin cache
-pub mod twin;
 
 pub use answer::{Late, Outgoing};
 pub use bus::publisher::Gate;
