@@ -8,6 +8,9 @@ pub mod cache;
 pub mod jwt;
 pub mod ratelimit;
 pub mod verifier;
+mod who;
+
+pub use who::{Authenticated, Subjects};
 
 use crate::config::Config;
 use crate::error::DittoError;
@@ -17,9 +20,6 @@ use ratelimit::{Locked, Refused};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// The authorization subjects of an authenticated request.
-pub type Subjects = Arc<[String]>;
 
 /// Verifies credentials; cheap to share.
 pub struct Authenticator {
@@ -45,15 +45,6 @@ pub struct Credentials<'a> {
     pub access_token: Option<&'a str>,
     /// the TCP peer address
     pub peer: Option<IpAddr>,
-}
-
-/// An authenticated requester.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Authenticated {
-    /// authorization subjects, first = default subject
-    pub subjects: Subjects,
-    /// end of validity (JWT `exp`, epoch millis); `None` = no expiry
-    pub expires_at: Option<i64>,
 }
 
 /// 401 `gateway:authentication.failed`.
