@@ -15,7 +15,7 @@ use super::prune::{self, Keep};
 use super::scan::{self, Cand, Flow};
 use crate::engine::{self, ThingState};
 use crate::error::DittoError;
-use crate::hub::{Hub, Requester};
+use crate::hub::{Hub, HubLookup, Requester};
 use crate::model::FieldSelector;
 use crate::policy::{Enforcer, THING_ALLOWLIST};
 use crate::rql::{compare_sort_values, lookup, Env, Query, SortKey};
@@ -196,7 +196,7 @@ impl<'a> Searcher<'a> {
         };
         self.examined += 1;
         if let (Some(keep), None, false) = (&self.counting, accept, full) {
-            if let Some(done) = self.count_pruned(spec, c.id, ns, &bytes, keep.clone()) {
+            if let Some(done) = self.count_pruned(spec, c.id, ns, &bytes, keep.clone())? {
                 return Ok(done);
             }
         }
@@ -209,7 +209,8 @@ impl<'a> Searcher<'a> {
         let Some(pid) = state.thing.get("policyId").and_then(Value::as_str) else {
             return Ok(None);
         };
-        let Some((enforcer, full_read)) = self.enforcers.get(self.hub, self.who, pid, ns, self.now)
+        let Some((enforcer, full_read)) =
+            self.enforcers.get(self.hub, self.who, pid, ns, self.now)?
         else {
             return Ok(None);
         };
@@ -261,25 +262,27 @@ impl<'a> Searcher<'a> {
         ns: &str,
         bytes: &[u8],
         keep: Arc<Keep>,
-    ) -> Option<Option<Hit>> {
-        let (thing, deleted) = prune::decode(bytes, &keep)?;
+    ) -> Result<Option<Option<Hit>>, DittoError> {
+        let Some((thing, deleted)) = prune::decode(bytes, &keep) else {
+            return Ok(None);
+        };
         if deleted {
-            return Some(None);
+            return Ok(Some(None));
         }
         let Some(pid) = thing.get("policyId").and_then(Value::as_str) else {
-            return Some(None);
+            return Ok(Some(None));
         };
-        let (enforcer, full_read) = match self.enforcers.get(self.hub, self.who, pid, ns, self.now)
-        {
-            Some(e) => e,
-            None => return Some(None),
+        let Some((enforcer, full_read)) =
+            self.enforcers.get(self.hub, self.who, pid, ns, self.now)?
+        else {
+            return Ok(Some(None));
         };
         if !full_read {
-            return None;
+            return Ok(None);
         }
         if let Some(q) = &spec.filter {
             if !eval::matches(q, &thing, &Env::at(self.now)) {
-                return Some(None);
+                return Ok(Some(None));
             }
         }
         let state = ThingState {
@@ -290,12 +293,12 @@ impl<'a> Searcher<'a> {
             metadata: None,
             deleted,
         };
-        Some(Some(Hit {
+        Ok(Some(Some(Hit {
             keys: Vec::new(),
             id: id.to_owned(),
             state,
             enforcer,
-        }))
+        })))
     }
 
     /// Streams every matching thing of the plan to `f` (each once); `f` says when to stop.
@@ -423,7 +426,7 @@ impl<'a> Searcher<'a> {
         };
         let (mut items, mut ids) = (Vec::with_capacity(size), Vec::with_capacity(size));
         for h in &hits {
-            if let Some(v) = self.render(spec.fields.as_ref(), h) {
+            if let Some(v) = self.render(spec.fields.as_ref(), h)? {
                 items.push(v);
                 ids.push(h.id.clone());
             }
@@ -470,14 +473,11 @@ impl<'a> Searcher<'a> {
             }))
     }
 
-    fn render(&self, fields: Option<&FieldSelector>, h: &Hit) -> Option<Value> {
-        let lookup = |pid: &str| self.hub.load_policy(pid);
-        let things = |tid: &str| self.hub.load_thing(tid).ok().flatten();
+    fn render(&self, fields: Option<&FieldSelector>, h: &Hit) -> Result<Option<Value>, DittoError> {
         let ctx = engine::Ctx {
             now: self.now,
             subject: self.who.subject(),
-            policy: &lookup,
-            thing: &things,
+            lookup: &HubLookup(self.hub),
             access: Some(engine::enforce::Access {
                 subjects: &self.who.subjects,
                 enforcer: Some(&h.enforcer),
