@@ -9,6 +9,7 @@ pub mod metadata;
 pub mod patch_conditions;
 mod policy_source;
 pub mod read;
+pub mod replay;
 pub mod validate;
 pub mod wot;
 pub mod write;

@@ -115,7 +115,8 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 200,
                 &json!({"status": status, "sessions": st.hub.session_count(),
                     "pendingRequests": st.hub.pending_count(), "mqtt": st.mqtt.state(),
-                    "uplink": st.uplink.state(), "auth": st.auth.stats(), "store": detail}),
+                    "uplink": st.uplink.state(), "auth": st.auth.stats(), "store": detail,
+                    "history": st.hub.history().map_or(json!({"enabled": false}), |h| h.health())}),
             )
         }),
         "/status/mqtt" => read_only(response::json(200, &st.mqtt.status())),

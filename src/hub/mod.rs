@@ -4,6 +4,7 @@
 //! messages) and the correlation of their answers and acknowledgements.
 
 pub mod events;
+pub mod history;
 pub mod ordered;
 mod permissions;
 pub mod policy;
@@ -92,6 +93,7 @@ pub(crate) struct Inner {
     pending: Mutex<pending::Table>,
     twins: Mutex<twins::Twins>,
     change_hook: OnceLock<ChangeHook>,
+    history: OnceLock<Arc<crate::history::History>>,
 }
 
 /// Cheap-to-clone handle on the hub.
@@ -116,6 +118,7 @@ impl Hub {
                 pending: Mutex::new(pending::Table::new(correlate::DEFAULT_MAX_PENDING)),
                 twins: Mutex::default(),
                 change_hook: OnceLock::new(),
+                history: OnceLock::new(),
             }),
         };
         publisher::start(Arc::downgrade(&hub.inner), store, events);
@@ -131,6 +134,16 @@ impl Hub {
     /// was installed already.
     pub fn on_thing_change(&self, hook: ChangeHook) -> bool {
         self.inner.change_hook.set(hook).is_ok()
+    }
+
+    /// Keeps history of things and policies from now on (at most once; `app` at start).
+    pub fn set_history(&self, history: Arc<crate::history::History>) -> bool {
+        self.inner.history.set(history).is_ok()
+    }
+
+    /// The history, if it is kept.
+    pub fn history(&self) -> Option<&Arc<crate::history::History>> {
+        self.inner.history.get().filter(|h| h.enabled())
     }
 
     /// Tells the change hook, if any, that `thing_id` was written by store sequence `seq`.
