@@ -146,6 +146,9 @@ pub struct Outcome {
     pub policy: Option<(String, Value)>,
     /// the `ditto-metadata` answer to `get-metadata` on a read
     pub ditto_metadata: Option<Value>,
+    /// a retrieve of a past state: the headers kept with the event that made it
+    /// (`historical-headers`, src/history)
+    pub historical_headers: Option<Value>,
 }
 
 impl Outcome {
@@ -159,6 +162,7 @@ impl Outcome {
             event: None,
             policy: None,
             ditto_metadata: None,
+            historical_headers: None,
         }
     }
 }

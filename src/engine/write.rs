@@ -122,6 +122,7 @@ fn finish(
         event: Some(event),
         policy: None,
         ditto_metadata: None,
+        historical_headers: None,
     })
 }
 

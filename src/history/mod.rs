@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod keys;
+pub mod events;
 mod log;
 mod read;
 pub mod record;

@@ -99,7 +99,7 @@ impl History {
 
     /// The last kept revision below `current` whose event is strictly before `t` (binary
     /// search over the kept, contiguous revisions).
-    fn last_before(
+    pub(super) fn last_before(
         &self,
         kind: Kind,
         id: &str,

@@ -22,6 +22,7 @@ pub mod search;
 pub mod search_sse;
 pub mod sse;
 pub mod sse_event;
+pub mod sse_history;
 pub mod sse_messages;
 pub mod things;
 

@@ -5,6 +5,8 @@
 
 pub mod events;
 pub mod history;
+pub mod history_read;
+pub mod history_stream;
 pub mod ordered;
 mod permissions;
 pub mod policy;

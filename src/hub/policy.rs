@@ -212,6 +212,9 @@ impl Hub {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let mut current = self.load_policy_state(id)?;
+        if let Some(past) = self.policy_retrieve_in_past(who, cmd, current.as_ref(), now)? {
+            current = Some(past);
+        }
         let resolved = cmd.action == crate::protocol::Action::Retrieve
             && imports::wants_resolved(&cmd.headers)?;
         if resolved {

@@ -67,6 +67,9 @@ pub fn response_envelope(cmd: &ThingCommand, outcome: &Outcome) -> Envelope {
     if let Some(md) = &outcome.ditto_metadata {
         headers.insert("ditto-metadata", md.clone());
     }
+    if let Some(h) = &outcome.historical_headers {
+        headers.insert("historical-headers", h.clone());
+    }
     let mut env = Envelope::new(cmd.topic.clone(), headers, cmd.raw_path.clone());
     env.status = Some(outcome.status);
     env.value = outcome.value.clone();
@@ -151,11 +154,17 @@ impl Hub {
             }),
         };
         let cid = cmd.headers.correlation_id();
-        let mut outcome = engine::apply(current, cmd, &ctx).inspect_err(|e| {
+        // a retrieve of a past state answers from history, READ under today's policy
+        let past = self.retrieve_in_past(cmd, ThingState::live(current), now)?;
+        let answered = past.as_ref().map_or(current, |p| Some(&p.0));
+        let mut outcome = engine::apply(answered, cmd, &ctx).inspect_err(|e| {
             let (status, error) = (e.status, &e.error);
             tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(), status,
                 %error, "twin command refused");
         })?;
+        if let Some((_, headers)) = past {
+            outcome.historical_headers = headers;
+        }
         let mut seq = None;
         if let Some(bytes) = &outcome.bytes {
             let mut ops = vec![Op {
