@@ -5,8 +5,8 @@
 //! revisions per entity and total bytes drops the oldest history first.
 
 pub mod config;
-pub mod keys;
 pub mod events;
+pub mod keys;
 mod log;
 mod read;
 pub mod record;

@@ -89,7 +89,8 @@ impl Hub {
     ) -> Result<Persisted, DittoError> {
         let key = id.to_string();
         let now = crate::clock::now_millis();
-        let not_found = || crate::engine::errors::not_found(&key, &crate::protocol::ThingPath::Root);
+        let not_found =
+            || crate::engine::errors::not_found(&key, &crate::protocol::ThingPath::Root);
         let state: ThingState = self
             .load_thing(&key)?
             .filter(|s| !s.deleted)

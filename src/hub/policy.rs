@@ -285,7 +285,7 @@ impl Hub {
     }
 
     /// The history ops of a policy change (none when history is off).
-    fn policy_history_ops(
+    pub(crate) fn policy_history_ops(
         &self,
         id: &str,
         state: &PolicyState,

@@ -203,11 +203,13 @@ impl Hub {
                 })?);
             }
             if let Some((pid, policy)) = &outcome.policy {
+                let state = PolicyState::new(policy.clone(), now);
                 ops.push(Op {
                     tree: Tree::Policies,
                     key: pid.clone().into_bytes(),
-                    value: Some(PolicyState::new(policy.clone(), now).to_bytes()),
+                    value: Some(state.to_bytes()),
                 });
+                ops.extend(self.created_policy_history(pid, &state, cmd, who)?);
                 // a new policy: marked in the expiry index if it has expiring subjects
                 ops.extend(crate::policy::expiry_index::marker_op(
                     pid,
