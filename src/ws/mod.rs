@@ -7,6 +7,7 @@
 //! Search protocol messages go to the session's search subscriptions (`search`).
 
 mod control;
+mod persisted;
 pub mod search;
 mod search_task;
 mod writer;
@@ -262,6 +263,12 @@ async fn on_text(
     };
     if matches!(env.topic.criterion, crate::protocol::Criterion::Search(_)) {
         return searches.handle(st, session, who, env).await;
+    }
+    if matches!(
+        env.topic.criterion,
+        crate::protocol::Criterion::Streaming(_)
+    ) {
+        return searches.persisted.handle(st, session, who, env).await;
     }
     match st.hub.handle_protocol(who, env).await {
         Some(Answer::Now(reply)) => session.reply(outbound(*reply)).await,
