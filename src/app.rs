@@ -78,10 +78,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let retention = hub.start_history(cfg.history.clone())?;
     // MQTT device bridge: never fails the start because of the broker (it reconnects)
     let mqtt = crate::mqtt::start(&cfg, hub.clone(), ex.clone())?;
+    let conns = crate::conn::Tracker::new(&cfg.limits);
     // uplink to a cloud Ditto: never fails the start because of the cloud (it reconnects)
     let uplink = crate::uplink::start(&cfg, hub.clone(), ex.clone())?;
     let st = Arc::new(State {
         hub,
+        conns,
         auth: Authenticator::new(&cfg),
         cfg,
         ex: ex.clone(),

@@ -108,6 +108,19 @@ pub struct Limits {
     /// live commands / messages / requests with custom acks waiting for answers at once (more:
     /// 429 `too.many.requests`)
     pub max_pending_requests: usize,
+    /// open TCP connections (HTTP, WebSocket, SSE) in total; more: 503 and closed (`src/conn`)
+    pub max_connections: usize,
+    /// open TCP connections from one peer address; more: 429 and closed
+    pub max_connections_per_address: usize,
+    /// seconds a write to a client may make no progress (a client that stopped reading) before
+    /// its connection is dropped (WS, SSE, HTTP responses)
+    pub send_timeout_secs: u64,
+    /// seconds without a complete frame from a WS client before it is closed (1001); the server
+    /// pings every third of it, so a live client's pongs keep it open
+    pub ws_idle_timeout_secs: u64,
+    /// seconds a closing handshake may take (our Close frame out, the peer's reply in); also
+    /// bounds the refusal answer of a connection over a cap
+    pub close_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -118,6 +131,11 @@ impl Default for Limits {
             max_pending_per_session: 1024,
             body_timeout_secs: 30,
             max_pending_requests: 4096,
+            max_connections: 1024,
+            max_connections_per_address: 128,
+            send_timeout_secs: 30,
+            ws_idle_timeout_secs: 90,
+            close_timeout_secs: 5,
         }
     }
 }
@@ -242,6 +260,11 @@ impl Config {
         if self.limits.outbound_queue == 0
             || self.limits.max_message_kib == 0
             || self.limits.body_timeout_secs == 0
+            || self.limits.max_connections == 0
+            || self.limits.max_connections_per_address == 0
+            || self.limits.send_timeout_secs == 0
+            || self.limits.ws_idle_timeout_secs == 0
+            || self.limits.close_timeout_secs == 0
         {
             p.push("limits: values must be positive".into());
         }

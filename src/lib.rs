@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bounds;
 pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod engine;
 pub mod error;
 #[doc(hidden)]

@@ -1,9 +1,11 @@
 //! The network shell: one TCP listener, HTTP/1.1 via hyper on smol, WebSocket upgrades on
 //! `/ws/2` handed to async-tungstenite, health endpoints, and the shared server state
-//! (hub, authenticator, config, executor). Owns the accept loop and graceful shutdown.
+//! (hub, authenticator, config, executor). Owns the accept loop: each connection takes a slot
+//! of the connection caps (`conn`) or gets the refusal answer.
 
 use crate::auth::{self, Authenticator};
 use crate::config::Config;
+use crate::conn::Conn;
 use crate::error::DittoError;
 use crate::http::cors;
 use crate::http::relaxed::RelaxedIo;
@@ -18,7 +20,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::{Request, Response};
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpListener;
 use smol::Executor;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 use std::convert::Infallible;
@@ -44,6 +46,8 @@ pub struct State {
     pub ex: Arc<Executor<'static>>,
     /// the MQTT device bridge (status, shutdown)
     pub mqtt: crate::mqtt::Handle,
+    /// open connections and their caps (`src/conn`)
+    pub conns: Arc<crate::conn::Tracker>,
     /// TLS on the listener (`[tls]`), if configured
     pub tls: Option<crate::tls::Tls>,
     /// the uplink to a cloud Ditto (status, shutdown)
@@ -219,8 +223,8 @@ async fn ws_upgrade(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body
     r
 }
 
-async fn serve_connection(st: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
-    let _ = tcp.set_nodelay(true);
+async fn serve_connection(st: Arc<State>, tcp: Conn, peer: SocketAddr) {
+    let _ = tcp.tcp().set_nodelay(true);
     // HTTPS/WSS: the TLS handshake first (src/tls.rs)
     let Some(io) = crate::tls::accept(st.tls.as_ref(), tcp).await else {
         return;
@@ -240,15 +244,30 @@ async fn serve_connection(st: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
     }
 }
 
-/// Accepts connections until `stop` resolves.
+/// Accepts connections until the task is cancelled; a connection over a cap gets a refusal
+/// (`conn::refuse`) instead of being served.
 pub async fn accept_loop(st: Arc<State>, listener: TcpListener) {
     let mut backoff = Duration::from_millis(10);
+    let limits = &st.cfg.limits;
+    let send_timeout = Duration::from_secs(limits.send_timeout_secs);
+    let close_timeout = Duration::from_secs(limits.close_timeout_secs);
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => {
                 backoff = Duration::from_millis(10);
-                let st2 = st.clone();
-                st.ex.spawn(serve_connection(st2, tcp, peer)).detach();
+                match st.conns.admit(peer.ip()) {
+                    Ok(slot) => {
+                        let conn = Conn::new(tcp, slot, send_timeout);
+                        st.ex
+                            .spawn(serve_connection(st.clone(), conn, peer))
+                            .detach();
+                    }
+                    Err(r) => {
+                        tracing::debug!(%peer, refusal = ?r, "connection refused (cap)");
+                        let refuse = crate::conn::refuse(st.conns.clone(), tcp, r, close_timeout);
+                        st.ex.spawn(refuse).detach();
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed; backing off {:?}", backoff);

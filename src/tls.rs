@@ -1,16 +1,16 @@
 //! TLS on the listener (`[tls] cert_file`, `key_file`, or `$EDGETWIN_TLS_KEY_FILE`): HTTPS and
 //! WSS on the same port as plain HTTP would be. Loads the PEM files into a rustls server config
-//! (ring provider), and wraps each accepted TCP stream in a handshake bounded by
-//! `handshake_timeout_secs`; everything above (hyper, the WebSocket upgrade) sees one stream
-//! type, plain or TLS.
+//! (ring provider), and wraps each accepted connection (`conn::Conn`: the TCP socket with its
+//! slot and send timeout) in a handshake bounded by `handshake_timeout_secs`; everything above
+//! (hyper, the WebSocket upgrade) sees one stream type, plain or TLS.
 
+use crate::conn::Conn;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
-use smol::net::TcpStream;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -104,14 +104,24 @@ impl TlsConfig {
 /// An accepted connection: plain TCP, or TLS over TCP.
 pub enum Stream {
     /// plain HTTP / WS
-    Plain(TcpStream),
+    Plain(Conn),
     /// HTTPS / WSS
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<Conn>>),
+}
+
+impl Stream {
+    /// The connection below (plain or under TLS).
+    pub fn conn(&self) -> &Conn {
+        match self {
+            Stream::Plain(c) => c,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
 }
 
 /// Wraps an accepted TCP stream: as is without TLS, else after a handshake that must finish
 /// within the handshake timeout (`None` if it fails or times out; logged at debug).
-pub async fn accept(tls: Option<&Tls>, tcp: TcpStream) -> Option<Stream> {
+pub async fn accept(tls: Option<&Tls>, tcp: Conn) -> Option<Stream> {
     let Some(tls) = tls else {
         return Some(Stream::Plain(tcp));
     };

@@ -66,6 +66,7 @@ impl Server {
 
     /// Starts edgetwin on a free loopback port with data in `data` and backend `store`;
     /// `threads` > 0 pins the executor thread count (via a config file in `data`'s parent).
+    /// All load comes from one address: the per-address connection cap is lifted.
     pub fn edgetwin(
         bin: &Path,
         data: &Path,
@@ -75,12 +76,13 @@ impl Server {
         let mut cmd = Command::new(bin);
         cmd.args(["run", "--listen", "127.0.0.1:0", "--store", store, "--data"])
             .arg(data);
-        if threads > 0 {
-            let cfg = data.with_extension("toml");
-            std::fs::write(&cfg, format!("threads = {threads}\n"))
-                .map_err(|e| format!("{}: {e}", cfg.display()))?;
-            cmd.arg("--config").arg(cfg);
-        }
+        let cfg = data.with_extension("toml");
+        std::fs::write(
+            &cfg,
+            format!("threads = {threads}\n[limits]\nmax_connections = 4096\nmax_connections_per_address = 4096\n"),
+        )
+        .map_err(|e| format!("{}: {e}", cfg.display()))?;
+        cmd.arg("--config").arg(cfg);
         Server::spawn(cmd, "edgetwin listening on ")
     }
 

@@ -117,6 +117,7 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 &json!({"status": status, "sessions": st.hub.session_count(),
                     "pendingRequests": st.hub.pending_count(), "mqtt": st.mqtt.state(),
                     "uplink": st.uplink.state(), "auth": st.auth.stats(), "store": detail,
+                    "connections": st.conns.health(),
                     "history": st.hub.history().map_or(json!({"enabled": false}), |h| h.health())}),
             )
         }),

@@ -3,7 +3,7 @@
 //! requested sort order, then ends the response. `Last-Event-ID: <thingId>` resumes strictly
 //! after that thing. The server pages internally (bounded memory) and the body channel is
 //! bounded, so a slow reader slows the query down (TCP flow control), and a reader that takes
-//! nothing for `SEND_STALL` is dropped. An error inside the stream is one `data:` error event.
+//! nothing for `limits.send_timeout_secs` is dropped. An error inside the stream is one `data:` error event.
 
 use super::response;
 use super::search::{params_of, query_timeout};
@@ -12,7 +12,6 @@ use crate::hub::Requester;
 use crate::search::{self, Endpoint};
 use crate::server::{Body, State};
 use bytes::Bytes;
-use futures_lite::future;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -20,24 +19,18 @@ use hyper::http::request::Parts;
 use hyper::Response;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Things fetched per internal page.
 const STREAM_PAGE: usize = 100;
 /// Frames buffered between the query task and the connection.
 const BODY_FRAMES: usize = 16;
-/// A client that does not take a single frame for this long is disconnected.
-const SEND_STALL: Duration = Duration::from_secs(60);
 
 type Tx = async_channel::Sender<Result<Frame<Bytes>, Infallible>>;
 
+/// Sends a frame unless the client is gone (one that stops reading is dropped after
+/// `limits.send_timeout_secs` without write progress, `conn::stream`, and this send fails).
 async fn send(tx: &Tx, text: String) -> bool {
-    let sent = async { tx.send(Ok(Frame::data(Bytes::from(text)))).await.is_ok() };
-    let stalled = async {
-        smol::Timer::after(SEND_STALL).await;
-        false
-    };
-    future::or(sent, stalled).await
+    tx.send(Ok(Frame::data(Bytes::from(text)))).await.is_ok()
 }
 
 /// Opens the stream (errors before the first byte are plain HTTP errors).

@@ -29,8 +29,6 @@ use std::time::Duration;
 
 /// Keep-alive comment after this long without an event (Ditto sends a heartbeat after 1 s).
 const KEEP_ALIVE: Duration = Duration::from_secs(1);
-/// A client that does not take a single frame for this long is disconnected.
-const SEND_STALL: Duration = Duration::from_secs(60);
 /// Frames buffered between the session task and the HTTP connection.
 const BODY_FRAMES: usize = 16;
 
@@ -173,15 +171,16 @@ impl Drop for SessionGuard {
 
 type Tx = async_channel::Sender<Result<Frame<Bytes>, Infallible>>;
 
-/// Sends a frame unless the client is gone, has not taken a frame for `SEND_STALL`, or its
-/// session overflowed meanwhile (checked every `KEEP_ALIVE` while the send waits).
+/// Sends a frame unless the client is gone or its session overflowed meanwhile (checked every
+/// `KEEP_ALIVE` while the send waits). A client that stops reading makes the connection's
+/// writes stall: after `limits.send_timeout_secs` the connection ends (`conn::stream`), its
+/// body with it, and this send fails.
 async fn send(tx: &Tx, session: &SessionHandle, text: String) -> bool {
     let sent = async { tx.send(Ok(Frame::data(Bytes::from(text)))).await.is_ok() };
     let stalled = async {
-        let since = std::time::Instant::now();
         loop {
             smol::Timer::after(KEEP_ALIVE).await;
-            if session.overflowed() || since.elapsed() >= SEND_STALL {
+            if session.overflowed() {
                 return false;
             }
         }

@@ -6,6 +6,7 @@
 //! an invalid token closes the session (Ditto completes the stream without an error frame).
 //! Search protocol messages go to the session's search subscriptions (`search`).
 
+mod close;
 mod control;
 mod persisted;
 pub mod search;
@@ -17,14 +18,14 @@ use crate::protocol::{error_envelope, parse_control, Control, Envelope};
 use crate::server::State;
 use crate::tls::Stream;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
-use async_tungstenite::WebSocketStream;
-use futures_lite::StreamExt;
+use async_tungstenite::{WebSocketSender, WebSocketStream};
+use close::ReadEnd;
+use futures_lite::{future, StreamExt};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// Close code sent to a subscriber whose outbound queue overflowed (RFC 6455 "Try Again Later").
-pub const CLOSE_OVERFLOW: u16 = 1013;
+pub use close::CLOSE_OVERFLOW;
 
 /// 401 `gateway:websocket.session.expired`.
 pub fn session_expired() -> crate::error::DittoError {
@@ -86,7 +87,15 @@ pub fn declared_acks<B>(req: &hyper::Request<B>) -> Result<Vec<String>, crate::e
     Ok(labels)
 }
 
-/// Runs one session until the client disconnects, the session is closed or its JWT expires.
+/// What woke the session loop.
+enum Wake {
+    Frame(Option<Result<Message, WsError>>),
+    Writer((WebSocketSender<Stream>, writer::End)),
+    Deadline,
+}
+
+/// Runs one session until the client disconnects or closes, the session is closed (bad frame,
+/// overflow, JWT expiry, no frame for `limits.ws_idle_timeout_secs`), or a write fails.
 /// Labels in `declared` must not be declared by another session (else 409
 /// `acknowledgement:label.not.unique` and the socket closes).
 pub async fn run_session(
@@ -98,18 +107,22 @@ pub async fn run_session(
     let subjects = auth.subjects;
     let mut expires_at = auth.expires_at;
     let limits = &st.cfg.limits;
+    let idle = Duration::from_secs(limits.ws_idle_timeout_secs);
+    let tcp = ws.get_ref().conn().tcp().clone();
+    let tracker = ws.get_ref().conn().slot().tracker().clone();
     let (session, rx) = st.hub.open_session(
         subjects.clone(),
         limits.outbound_queue,
         limits.max_pending_per_session,
     );
     let (sender, mut receiver) = ws.split();
-    let writer = st.ex.spawn(writer::run(
+    let mut writer = st.ex.spawn(writer::run(
         sender,
         rx,
         session.clone(),
         st.hub.gate(),
         limits.outbound_queue + limits.max_pending_per_session,
+        idle / 3,
     ));
     let who = Requester {
         subjects: subjects.clone(),
@@ -120,37 +133,59 @@ pub async fn run_session(
         subject = who.subject(),
         "websocket session opened"
     );
-    let mut close: Option<(CloseCode, &'static str)> = None;
+    let mut end: Option<ReadEnd> = None;
+    let mut written = None;
     // search subscriptions of this session (ws/search.rs); dropped (cancelled) with the session
     let mut searches = search::Searches::default();
     if let Err(e) = st.hub.declare_acks(session.id, &declared) {
         reply_error(&session, None, &e).await;
-        close = Some((
+        end = Some(ReadEnd::Close(
             CloseCode::Policy,
             "declared acknowledgement label not unique",
         ));
     }
-    while close.is_none() {
-        let next = receiver.next();
-        let msg = match expires_at {
-            None => next.await,
-            Some(at) => {
-                let left = (at - crate::clock::now_millis()).max(0) as u64;
-                let timer = async {
-                    smol::Timer::after(std::time::Duration::from_millis(left)).await;
-                    None
-                };
-                match futures_lite::future::or(async { Some(next.await) }, timer).await {
-                    Some(m) => m,
-                    None => {
-                        reply_error(&session, None, &session_expired()).await;
-                        close = Some((CloseCode::Policy, "JWT expired"));
-                        break;
-                    }
+    let mut last_frame = Instant::now();
+    while end.is_none() {
+        // the next deadline: the JWT's expiry or the idle timeout, whichever comes first
+        let idle_left = idle.saturating_sub(last_frame.elapsed());
+        let left = match expires_at {
+            Some(at) => idle_left.min(Duration::from_millis(
+                (at - crate::clock::now_millis()).max(0) as u64,
+            )),
+            None => idle_left,
+        };
+        let frame = async { Wake::Frame(receiver.next().await) };
+        let wrote = async { Wake::Writer((&mut writer).await) };
+        let timer = async {
+            smol::Timer::after(left).await;
+            Wake::Deadline
+        };
+        let msg = match future::or(frame, future::or(wrote, timer)).await {
+            Wake::Frame(m) => m,
+            Wake::Writer(w) => {
+                written = Some(w);
+                end = Some(ReadEnd::Writer);
+                break;
+            }
+            Wake::Deadline => {
+                if expires_at.is_some_and(|at| at <= crate::clock::now_millis()) {
+                    reply_error(&session, None, &session_expired()).await;
+                    end = Some(ReadEnd::Close(CloseCode::Policy, "JWT expired"));
+                } else if last_frame.elapsed() >= idle {
+                    tracker.count_idle_timeout();
+                    end = Some(ReadEnd::Close(
+                        CloseCode::Away,
+                        "no complete frame within limits.ws_idle_timeout_secs",
+                    ));
                 }
+                continue;
             }
         };
-        let Some(msg) = msg else { break };
+        let Some(msg) = msg else {
+            end = Some(ReadEnd::Gone);
+            break;
+        };
+        last_frame = Instant::now();
         if let Ok(Message::Text(t)) = &msg {
             if t.as_str().starts_with("JWT-TOKEN") {
                 if expires_at.is_none() {
@@ -164,8 +199,7 @@ pub async fn run_session(
                             reason,
                             "closing session on JWT-TOKEN"
                         );
-                        close = Some((CloseCode::Normal, "JWT-TOKEN refused"));
-                        break;
+                        end = Some(ReadEnd::Close(CloseCode::Normal, "JWT-TOKEN refused"));
                     }
                 }
                 continue;
@@ -184,42 +218,39 @@ pub async fn run_session(
                     .await
                 }
             },
-            Ok(Message::Close(_)) => break,
+            Ok(Message::Close(_)) => end = Some(ReadEnd::PeerClose),
             Ok(_) => {}
             Err(WsError::Capacity(_)) => {
-                close = Some((CloseCode::Size, "message too big"));
-                break;
+                end = Some(ReadEnd::Close(CloseCode::Size, "message too big"))
             }
             Err(WsError::Utf8(_)) => {
-                close = Some((CloseCode::Invalid, "text frame is not valid UTF-8"));
-                break;
+                end = Some(ReadEnd::Close(
+                    CloseCode::Invalid,
+                    "text frame is not valid UTF-8",
+                ))
             }
             Err(e) => {
                 tracing::debug!(session = session.id, error = %e, "websocket read ended");
-                break;
+                end = Some(ReadEnd::Gone);
             }
-        }
-        if session.overflowed() {
-            break;
         }
     }
     st.hub.close_session(session.id);
-    let reason = close.map(|c| c.1);
+    let read = end.unwrap_or(ReadEnd::Gone);
     tracing::debug!(
         session = session.id,
         subject = who.subject(),
-        ?reason,
+        ?read,
         "websocket session closed"
     );
-    let mut sender = writer.await;
-    if let (Some(s), Some((code, reason))) = (sender.as_mut(), close) {
-        let _ = s
-            .close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            }))
-            .await;
-    }
+    // the writer sends what is still queued (bounded by the send timeout), then hands back
+    let (sender, write) = match written {
+        Some(w) => w,
+        None => writer.await,
+    };
+    drop(receiver);
+    let within = Duration::from_secs(limits.close_timeout_secs);
+    close::finish(session.id, &tcp, sender, read, write, within).await;
 }
 
 async fn reply_error(

@@ -1,74 +1,78 @@
 //! The writer half of a WS session. Sends the session's outbound queue in order through the
 //! shared `hub::ordered` drain (a durable reply goes out once it passed the hub's gate), writes
-//! every ready message with one flush, pings after 30 s idle, and closes with 1013 when the
-//! session overflowed.
+//! every ready message with one flush, and pings every `ping_every` whether or not it is busy
+//! (the client's pongs keep its session alive: `limits.ws_idle_timeout_secs`). Stops when the
+//! queue is drained, the session overflowed, or a write failed; the session loop closes.
 
-use super::CLOSE_OVERFLOW;
 use crate::hub::ordered::{Next, Ordered};
 use crate::hub::Gate;
 use crate::hub::{OutboundRx, SessionHandle};
 use crate::tls::Stream;
-use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::protocol::CloseFrame;
-use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketSender;
 use futures_util::SinkExt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-const IDLE_PING: Duration = Duration::from_secs(30);
+/// How the writer ended (the sender is handed back for the closing handshake).
+#[derive(Debug)]
+pub(super) enum End {
+    /// the queue was closed and everything in it was sent
+    Drained,
+    /// a pushed signal found the queue full: the client does not read fast enough (1013)
+    Overflow,
+    /// a write failed: the socket is gone, made no progress for `limits.send_timeout_secs`, or
+    /// the client's Close frame arrived (no data frames after it)
+    Failed(WsError),
+}
 
-/// Runs until the queue is closed and drained (returns the sender for a final close frame),
-/// or the socket fails / the session overflowed (returns `None`).
+/// Runs until the queue is closed and drained, the session overflowed, or a write fails.
 pub(super) async fn run(
     mut sender: WebSocketSender<Stream>,
     rx: OutboundRx,
     session: Arc<SessionHandle>,
     gate: Gate,
     max_buffer: usize,
-) -> Option<WebSocketSender<Stream>> {
+    ping_every: Duration,
+) -> (WebSocketSender<Stream>, End) {
     let mut queue = Ordered::new(rx, session.clone(), gate, max_buffer);
+    let mut last_ping = Instant::now();
     loop {
         if session.overflowed() {
-            let reason = "edgetwin: outbound queue overflow, the client does not read fast enough";
-            let frame = CloseFrame {
-                code: CloseCode::from(CLOSE_OVERFLOW),
-                reason: reason.into(),
-            };
-            tracing::warn!(
-                session = session.id,
-                "closing slow subscriber (queue overflow)"
-            );
-            let _ = sender.close(Some(frame)).await;
-            return None;
+            return (sender, End::Overflow);
         }
-        let first = match queue.next(IDLE_PING).await {
+        let until_ping = ping_every.saturating_sub(last_ping.elapsed());
+        let first = match queue.next(until_ping.max(Duration::from_millis(1))).await {
             Next::Send(t) => t,
             Next::Idle => {
-                if sender
-                    .send(Message::Ping(Default::default()))
-                    .await
-                    .is_err()
-                {
-                    return None;
+                last_ping = Instant::now();
+                if let Err(e) = sender.send(Message::Ping(Default::default())).await {
+                    return (sender, End::Failed(e));
                 }
                 continue;
             }
             Next::Closed | Next::Overflow if session.overflowed() => continue,
-            Next::Closed | Next::Overflow => return Some(sender),
+            Next::Closed | Next::Overflow => return (sender, End::Drained),
         };
         // Queue every ready message, then write them all with one flush (one syscall for a
         // burst of pipelined replies or events instead of one per message).
-        if sender.feed(Message::text(first.to_string())).await.is_err() {
-            return None;
+        if let Err(e) = sender.feed(Message::text(first.to_string())).await {
+            return (sender, End::Failed(e));
         }
         while let Some(t) = queue.next_ready().await {
-            if sender.feed(Message::text(t.to_string())).await.is_err() {
-                return None;
+            if let Err(e) = sender.feed(Message::text(t.to_string())).await {
+                return (sender, End::Failed(e));
             }
         }
-        if sender.flush().await.is_err() {
-            return None;
+        // A busy session pings too: its client may only read, and its pongs prove it is alive.
+        if last_ping.elapsed() >= ping_every {
+            last_ping = Instant::now();
+            if let Err(e) = sender.feed(Message::Ping(Default::default())).await {
+                return (sender, End::Failed(e));
+            }
+        }
+        if let Err(e) = sender.flush().await {
+            return (sender, End::Failed(e));
         }
     }
 }

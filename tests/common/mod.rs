@@ -7,6 +7,7 @@ pub mod disk;
 pub mod docs;
 pub mod http;
 pub mod mqtt;
+pub mod raw_ws;
 
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::Message;

@@ -3,9 +3,9 @@
 //! sessions and the stored data stay intact.
 
 use crate::common;
+use common::raw_ws::{close_code, raw_session, send_frame};
 use common::*;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
 
 fn err(v: &Value) -> (u64, String, String) {
     (
@@ -99,71 +99,6 @@ fn each_bad_frame_gets_its_ditto_error() {
             (Some("/attributes/v"), &json!(2))
         );
     });
-}
-
-/// Hand-made WebSocket client: handshake, then raw frames the library would refuse to send.
-fn raw_session(addr: std::net::SocketAddr) -> std::net::TcpStream {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    write!(
-        s,
-        "GET /ws/2 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: {}\r\n\r\n",
-        basic("ditto", "ditto")
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
-    assert!(
-        String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    s
-}
-
-fn send_frame(s: &mut std::net::TcpStream, opcode: u8, payload: &[u8]) {
-    let mut f = vec![0x80 | opcode];
-    let len = payload.len();
-    if len < 126 {
-        f.push(0x80 | len as u8);
-    } else if len < 65536 {
-        f.push(0x80 | 126);
-        f.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        f.push(0x80 | 127);
-        f.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    let mask = [1u8, 2, 3, 4];
-    f.extend_from_slice(&mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    let _ = s.write_all(&f);
-}
-
-/// Reads frames until a close frame; returns its code.
-fn close_code(s: &mut std::net::TcpStream) -> Option<u16> {
-    loop {
-        let mut h = [0u8; 2];
-        s.read_exact(&mut h).ok()?;
-        let mut len = (h[1] & 0x7f) as usize;
-        if len == 126 {
-            let mut l = [0u8; 2];
-            s.read_exact(&mut l).ok()?;
-            len = u16::from_be_bytes(l) as usize;
-        } else if len == 127 {
-            let mut l = [0u8; 8];
-            s.read_exact(&mut l).ok()?;
-            len = u64::from_be_bytes(l) as usize;
-        }
-        let mut p = vec![0u8; len];
-        s.read_exact(&mut p).ok()?;
-        if h[0] & 0x0f == 0x8 {
-            return p.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
-        }
-    }
 }
 
 #[test]
