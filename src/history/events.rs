@@ -9,14 +9,13 @@ use super::record::Record;
 use crate::store::StoreError;
 
 impl History {
-    /// Up to `limit` kept events of `kind id` with revisions in `from..=to` (`current`: the
+    /// Up to `limit` kept events of `kind id` with revisions in `revs` (`current`: the
     /// entity's revision now; `now`: epoch millis).
     pub fn events(
         &self,
         kind: Kind,
         id: &str,
-        from: u64,
-        to: u64,
+        revs: std::ops::RangeInclusive<u64>,
         current: u64,
         now: i64,
         limit: usize,
@@ -27,7 +26,7 @@ impl History {
             0 => 1,
             m => current.saturating_sub(m - 1).max(1),
         };
-        let from = from.max(lowest);
+        let (from, to) = (revs.start().max(&lowest).to_owned(), *revs.end());
         if from > to || limit == 0 {
             return Ok(Vec::new());
         }

@@ -157,8 +157,7 @@ impl Persisted {
             .events(
                 Kind::Thing,
                 &key,
-                self.next,
-                self.last,
+                self.next..=self.last,
                 self.current,
                 now,
                 PAGE,
