@@ -52,7 +52,16 @@ struct Rig {
 fn rig(history: Option<(HistoryConfig, u64)>) -> Rig {
     let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into()))
         .expect("temp dir");
-    let store = Store::open(BackendKind::Redb, dir.path(), 8 << 20).expect("store");
+    // BENCH_PENDING: the store's overlay key bound (a checkpoint starts at half of it)
+    let opts = edgetwin::store::Options {
+        cache_bytes: 8 << 20,
+        max_pending_ops: std::env::var("BENCH_PENDING")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(edgetwin::store::DEFAULT_MAX_PENDING_OPS),
+        ..Default::default()
+    };
+    let store = Store::open_with(BackendKind::Redb, dir.path(), &opts).expect("store");
     let hub = Hub::new(store.clone());
     let history = history.map(|(cfg, every)| {
         let h = Arc::new(History::with_snapshots(cfg, store.clone(), every));
@@ -139,6 +148,7 @@ fn main() {
     let max_revisions = arg("--max-revisions", 1000);
     let every = arg("--every", edgetwin::history::SNAPSHOT_EVERY);
     let twins = 100;
+    let only_bytes = args.iter().any(|a| a == "--bytes-only");
     println!(
         "## bytes written per update ({updates} updates of 100 twins, a sync per 300, redb)\n"
     );
@@ -175,6 +185,9 @@ fn main() {
             (*file as f64 - off_file as f64) / events,
             h["bytes"].as_f64().unwrap_or(0.0) / events,
         );
+    }
+    if only_bytes {
+        return;
     }
     println!("\n## at-historical-revision, one thing with 10,000 events\n");
     println!("| snapshot every | history KiB | mean µs | max µs | ratio to a plain retrieve |");

@@ -29,7 +29,7 @@ impl Default for HistoryConfig {
             enabled: true,
             max_age_secs: DEFAULT_MAX_AGE_SECS,
             max_revisions: 10_000,
-            max_mb: 256,
+            max_mb: 64,
             headers_to_persist: Vec::new(),
         }
     }
