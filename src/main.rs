@@ -1,7 +1,7 @@
 //! The `edgetwin` command line: `edgetwin [run] [--config FILE] [--listen ADDR:PORT]
 //! [--data DIR] [--store redb|sled|auto] [--mqtt URL|none]`, `edgetwin check-config FILE`,
 //! `edgetwin hash-password` (prompt or stdin, never argv), `edgetwin ws URL` (a WebSocket
-//! client), `--version`, `--help` per command.
+//! client), `edgetwin backup|restore FILE` (src/ops/backup.rs), `--version`, `--help` per command.
 //! Flags override the config file; no config at all runs with safe loopback defaults.
 
 use edgetwin::config::Config;
@@ -31,6 +31,8 @@ usage:
   edgetwin check-config FILE    check a config file and print every problem
   edgetwin hash-password        print an argon2 hash for a [[users]] entry
   edgetwin ws URL               a WebSocket client: stdin lines out, frames printed
+  edgetwin backup FILE          a consistent backup of a running gateway (docs/backup.md)
+  edgetwin restore FILE         load a backup into an empty data directory
   edgetwin COMMAND --help       help on one command
   edgetwin --version            print the version";
 
@@ -256,6 +258,8 @@ fn main() -> ExitCode {
                 Some("check-config") => out!("{CHECK_HELP}"),
                 Some("hash-password") => out!("{HASH_HELP}"),
                 Some("ws") => out!("{WS_HELP}"),
+                Some("backup") => out!("{}", edgetwin::ops::backup::BACKUP_USAGE),
+                Some("restore") => out!("{}", edgetwin::ops::backup::RESTORE_USAGE),
                 _ => out!("{USAGE}"),
             }
             Ok(())
@@ -263,6 +267,8 @@ fn main() -> ExitCode {
         Some("check-config") => return check_config(&args[1..]),
         Some("hash-password") => hash_password(&args[1..]),
         Some("ws") => ws(&args[1..]),
+        Some("backup") => edgetwin::ops::backup::backup_main(&args[1..]),
+        Some("restore") => edgetwin::ops::backup::restore_main(&args[1..]),
         Some("run") => run(&args[1..]),
         _ => run(&args),
     };

@@ -4,7 +4,7 @@
 
 use crate::load::populate;
 use crate::opts::Opts;
-use crate::procs::{default_edgetwin_bin, du, Server, TempDir};
+use crate::procs::{default_edgetwin_bin, du, du_allocated, Server, TempDir};
 use crate::stats::{mib, rss_kib};
 use crate::wsconn;
 use async_tungstenite::tungstenite::Message;
@@ -103,10 +103,14 @@ pub fn run(o: &Opts) -> Result<(), String> {
         drop(conns);
     }
     drop(s);
-    let disk = du(&data);
-    println!("  disk {:.1} MiB", disk as f64 / 1048576.0);
+    let (disk, alloc) = (du(&data), du_allocated(&data));
     println!(
-        "FOOTPRINT label={label} store={store} twins={twins} populate_s={populate_secs:.2} loaded_rss_kib={loaded_kib} listen_ms={:.1} first_ms={:.1} idle_rss_kib={idle} idle_conns={idle_conns} kib_per_conn={per_conn:.1} disk_bytes={disk}",
+        "  disk {:.1} MiB (file lengths), {:.1} MiB allocated on the disk",
+        disk as f64 / 1048576.0,
+        alloc as f64 / 1048576.0
+    );
+    println!(
+        "FOOTPRINT label={label} store={store} twins={twins} populate_s={populate_secs:.2} loaded_rss_kib={loaded_kib} listen_ms={:.1} first_ms={:.1} idle_rss_kib={idle} idle_conns={idle_conns} kib_per_conn={per_conn:.1} disk_bytes={disk} disk_alloc_bytes={alloc}",
         listen_ms,
         first.as_secs_f64() * 1e3
     );

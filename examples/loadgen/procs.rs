@@ -157,7 +157,7 @@ impl Drop for TempDir {
     }
 }
 
-/// Bytes under a directory.
+/// Bytes under a directory (file lengths).
 pub fn du(dir: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
@@ -166,6 +166,22 @@ pub fn du(dir: &Path) -> u64 {
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => du(&e.path()),
             Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Bytes the files under `dir` occupy on the disk (allocated blocks; a sparse file's holes
+/// count nothing).
+pub fn du_allocated(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => du_allocated(&e.path()),
+            Ok(m) => m.blocks() * 512,
             Err(_) => 0,
         })
         .sum()

@@ -6,6 +6,7 @@
 mod driver;
 mod edge;
 mod protocol;
+mod store;
 mod twin;
 
 pub use driver::{run, show, Budget, Failure, Report};
@@ -358,6 +359,8 @@ pub fn targets() -> Vec<Target> {
         target!("config", edge::config, Own, TOML_DICT),
         target!("http_request", edge::http_request, Own, HTTP_DICT),
         target!("cloudevents", edge::cloudevents, Own, CE_DICT),
+        target!("backup_file", store::backup_file, Own, &[]),
+        target!("stored_value", store::stored_value, Values, JSON_DICT),
     ]
 }
 
@@ -440,6 +443,8 @@ fn own_seeds(name: &str) -> &'static [&'static str] {
             "ce-specversion: 1.0\nce-id: 1\nce-source: s\nce-type: t\nce-dataschema: ditto:x\ncontent-type: application/json\n\n{\"topic\":\"ns/a/things/twin/commands/modify\",\"headers\":{},\"path\":\"/attributes/x\",\"value\":1}",
             "content-type: application/cloudevents+json\n\n{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"t\",\"dataschema\":\"ditto:x\",\"datacontenttype\":\"application/json\",\"data\":{\"topic\":\"ns/a/things/twin/commands/retrieve\",\"headers\":{},\"path\":\"/\"}}",
         ],
+        "backup_file" => &["", "\u{0}\u{10}\u{0}X", "\u{1}\u{40}\u{0}", "\u{2}x"],
+        "stored_value" => &["{\"t\":{\"thingId\":\"a:b\"},\"r\":1,\"c\":17,\"m\":17}", "\u{5}\u{50}{\"t\":", "\u{14}\u{30}{\"t\u{7}\u{0}\u{23}\u{0}\u{0}", "\u{0}{}", "\u{2}"],
         "http_request" => &["GET /api/2/things/ns:a/attributes/x?fields=a,b&timeout=5s\nif-match: \"rev:1\"", "PUT /api/2/things/ns:a/features/f/properties/p?requested-acks=twin-persisted\nput-metadata: [{\"key\":\"/d\",\"value\":1}]", "GET /api/2/search/things?filter=eq(attributes/a,1)&option=sort(-thingId),size(3)&namespaces=ns", "POST /api/2/things/ns:a/inbox/messages/ask?timeout=0", "DELETE /api/2/policies/ns:p/entries/DEFAULT/resources/thing:/a", "GET /api/2/things?ids=ns:a,ns:b&fields=thingId"],
         _ => &[],
     }

@@ -110,6 +110,8 @@ fuzz_tests!(
     config,
     http_request,
     cloudevents,
+    backup_file,
+    stored_value,
 );
 
 #[test]

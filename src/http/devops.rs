@@ -1,7 +1,8 @@
 //! The DevOps routes, for the Basic users of `[auth] devops_users` only (401 for everyone
 //! else): `GET/PUT /devops/logging[/edgetwin[/1]]` (log levels at run time, in the shape of
-//! Ditto's `DevOpsRoute`: service `edgetwin`, instance `1`) and the read-only connections API
-//! `/api/2/connections` showing the MQTT bridge (Ditto's `ConnectionsRoute`).
+//! Ditto's `DevOpsRoute`: service `edgetwin`, instance `1`), `GET /devops/backup` (a backup of
+//! the store, `backup.rs`) and the read-only connections API `/api/2/connections` showing the
+//! MQTT bridge (Ditto's `ConnectionsRoute`).
 
 use super::params::{self, Query};
 use super::response;
@@ -42,6 +43,10 @@ pub async fn route(st: &Arc<State>, req: Request<Incoming>, path: &str) -> Respo
     }
     let r = match path.strip_prefix("/api/2/connections") {
         Some(rest) => connections(st, req, rest).await,
+        None if path == "/devops/backup" => match *req.method() {
+            Method::GET => super::backup::stream(st.hub.store()).await,
+            ref m => Ok(not_allowed(m, "GET", None)),
+        },
         None => logging(st, req, path).await,
     };
     match r {

@@ -4,6 +4,7 @@
 //! header sizes, and dispatches by path and method; the handlers turn requests into hub calls.
 
 // CloudEvents HTTP binding carrying Ditto Protocol messages
+pub mod backup;
 pub mod cloudevents;
 // CORS for browser apps on other origins
 pub mod cors;

@@ -1,7 +1,9 @@
 //! Running as a service: systemd readiness and watchdog (`notify`), log routing to journald or
-//! text (`logging`), `check-config` (`check`), and the `edgetwin ws` client (`ws_client`). `Systemd` is what `app::run` talks to; all
-//! of it is a no-op when the process was not started by systemd.
+//! text (`logging`), `check-config` (`check`), the `edgetwin ws` client (`ws_client`) and
+//! `edgetwin backup`/`restore` (`backup`). `Systemd` is what `app::run` talks to; all of it is
+//! a no-op when the process was not started by systemd.
 
+pub mod backup;
 pub mod check;
 pub mod logging;
 pub mod loglevel;

@@ -161,7 +161,7 @@ fn refused(e: WsError) -> String {
     }
 }
 
-async fn connect_tls(
+pub(crate) async fn connect_tls(
     host: &str,
     tcp: smol::net::TcpStream,
     cacert: Option<&PathBuf>,

@@ -1,5 +1,6 @@
 //! The storage backend contract: logical key spaces (`Tree`), a write (`Op`), the `Backend` trait
-//! that sled and redb implement (atomic + fsync'd `commit`, ordered prefix `scan`), the shared
+//! that sled and redb implement (atomic + fsync'd `commit`, ordered prefix `scan`, a point-in-time
+//! `View` where the engine has one), the shared
 //! `StoreError`, and `BackendKind` (which engine a data directory uses).
 
 use std::fmt;
@@ -128,6 +129,16 @@ pub trait Backend: Send + Sync + 'static {
     /// apply all ops atomically (all or none after a crash) and make them durable (fsync) before
     /// returning (the store calls it for checkpoints only: rarely, with many ops)
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError>;
+    /// `commit` of ops that are all in the write-ahead log of the current epoch (and end with
+    /// the next epoch's key): a crash part-way is repaired by replaying the log, so the engine
+    /// may apply them in parts. sled does (one huge batch holds ~2 KiB of memory per op).
+    fn commit_covered(&self, ops: &[Op]) -> Result<(), StoreError> {
+        self.commit(ops)
+    }
+    /// True if `commit_covered` is worth logging everything before a checkpoint for (sled).
+    fn prefers_covered(&self) -> bool {
+        false
+    }
     fn name(&self) -> &'static str;
     /// Called once by `Store::close` after the last commit (not after a failed one): records
     /// whatever makes the next open cheap. The process may exit without dropping the backend.
@@ -143,6 +154,24 @@ pub trait Backend: Send + Sync + 'static {
     fn reopen(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// A point-in-time view that later commits do not change (redb: an MVCC read
+    /// transaction), or `None` if the engine has none (sled): the store then holds its
+    /// checkpoints while a snapshot is read.
+    fn view(&self) -> Result<Option<Box<dyn View>>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// A consistent read-only view of a backend (see `Backend::view`).
+pub trait View: Send {
+    /// Like `Backend::scan`, of the state when the view was taken.
+    fn scan(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError>;
 }
 
 /// Where a scan starts: at `prefix`, or just after `after` when that lies at/after `prefix`.

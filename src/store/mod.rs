@@ -9,7 +9,9 @@
 //! # Crash semantics
 //! A crash (kill -9, power cut) keeps every seq that `durable` confirmed; of the rest it keeps
 //! a prefix: the log is replayed at open, so what is on disk is always the state after some
-//! seq (twins, search index, revisions consistent), at most `flush_interval` behind.
+//! seq (twins, search index, revisions consistent), at most `flush_interval` behind. A backend
+//! that applies a checkpoint in parts (sled) gets only checkpoints the log already holds: a
+//! crash part-way leaves a mix in the backend that the log's replay turns into that state.
 //!
 //! # Failure semantics
 //! Disk full is not a failure: below `min_free_bytes` `writable()` refuses new writes while
@@ -21,19 +23,23 @@
 //! restart recovers exactly what was durable. `close()` keeps returning the error.
 
 mod backend;
+pub mod backup;
+pub(crate) mod codec;
 mod commit;
 pub mod config;
 mod options;
 mod overlay;
 mod redb_backend;
 mod sled_backend;
+mod snapshot;
 mod space;
 #[cfg(test)]
 mod tests;
 mod wal;
 mod writer;
 
-pub use backend::{Backend, BackendKind, Entries, Op, StoreError, Tree};
+pub use backend::{Backend, BackendKind, Entries, Op, StoreError, Tree, View};
+pub use backup::RESTORE_MARKER;
 pub use config::StoreConfig;
 pub use options::{
     Health, Options, StoreStats, DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_PENDING_OPS,
@@ -41,6 +47,7 @@ pub use options::{
 };
 pub use redb_backend::{RedbBackend, REDB_FILE};
 pub use sled_backend::SledBackend;
+pub use snapshot::Snapshot;
 pub use space::free_bytes;
 pub use wal::{DEFAULT_WAL_BYTES, WAL_FILE};
 
@@ -71,11 +78,15 @@ struct Handle {
 
 struct Shared {
     backend: Box<dyn Backend>,
+    /// the backend has point-in-time views; else snapshots hold checkpoints (`gate`)
+    has_views: bool,
     opts: Options,
     space: Space,
     state: Mutex<State>,
     /// The writer sleeps on this.
     work: Condvar,
+    /// Notified when the last gated snapshot ends or a checkpoint's commit ends.
+    gate: Condvar,
     /// Every seq <= this is durable (in the log or the backend).
     durable_seq: AtomicU64,
     /// Set once no seq above `durable_seq` will ever become durable (failed or closed).
@@ -118,6 +129,10 @@ struct State {
     stop_reason: Option<StoreError>,
     /// The stop was a failure (reads fail too), not a close.
     failed: bool,
+    /// Snapshots open on a backend without views: checkpoints wait for them.
+    snapshots: usize,
+    /// A checkpoint is committing into the backend.
+    committing: bool,
 }
 
 impl Shared {
@@ -178,6 +193,18 @@ impl Store {
 
     /// `open` with explicit options.
     pub fn open_with(kind: BackendKind, dir: &Path, opts: &Options) -> Result<Store, StoreError> {
+        if dir.join(RESTORE_MARKER).exists() {
+            return Err(StoreError(format!(
+                "a restore into {} did not finish ({RESTORE_MARKER} is there): empty the \
+                 directory and run `edgetwin restore` again",
+                dir.display()
+            )));
+        }
+        Self::open_unchecked(kind, dir, opts)
+    }
+
+    /// `open_with` without the check for an unfinished restore (the restore itself opens so).
+    fn open_unchecked(kind: BackendKind, dir: &Path, opts: &Options) -> Result<Store, StoreError> {
         let sled_dir = dir.join("sled");
         let redb_file = dir.join(REDB_FILE);
         let other = match kind {
@@ -211,8 +238,10 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let mut opts = opts.clone();
         opts.max_pending_ops = opts.max_pending_ops.max(1);
+        let has_views = backend.view()?.is_some();
         let shared = Arc::new(Shared {
             backend,
+            has_views,
             space: Space::new(dir.to_path_buf(), opts.min_free_bytes),
             opts,
             state: Mutex::new(State {
@@ -227,8 +256,11 @@ impl Store {
                 stalled: None,
                 stop_reason: None,
                 failed: false,
+                snapshots: 0,
+                committing: false,
             }),
             work: Condvar::new(),
+            gate: Condvar::new(),
             durable_seq: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             pending: AtomicUsize::new(0),
@@ -243,25 +275,27 @@ impl Store {
             checkpoint_stalls: AtomicU64::new(0),
         });
         let wal = shared.recover(dir)?;
+        shared.record_format()?;
         let for_writer = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name(format!("store-writer-{}", shared.backend.name()))
             .stack_size(crate::bounds::THREAD_STACK_BYTES)
             .spawn(move || for_writer.writer_loop(wal))
             .map_err(|e| StoreError(format!("cannot start store writer thread: {e}")))?;
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Handle {
                 shared,
                 writer: Mutex::new(Some(writer)),
             }),
-        })
+        };
+        Ok(store)
     }
 
     /// Read-your-writes: the overlay of writes not yet checkpointed first, then the backend.
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let sh = &self.inner.shared;
         if sh.nothing_pending() {
-            return sh.backend.get(tree, key);
+            return codec::decode_value(tree, sh.backend.get(tree, key)?);
         }
         {
             let st = sh.lock();
@@ -269,10 +303,12 @@ impl Store {
                 return Err(failed_error(&st));
             }
             if let Some(v) = st.overlay.get(tree, key) {
-                return Ok(v.clone());
+                let v = v.clone();
+                drop(st);
+                return codec::decode_value(tree, v);
             }
         }
-        sh.backend.get(tree, key)
+        codec::decode_value(tree, sh.backend.get(tree, key)?)
     }
 
     /// Like `Backend::scan` but merged with the overlay (pending puts visible, pending deletes hidden).
@@ -289,7 +325,7 @@ impl Store {
         }
         let sh = &self.inner.shared;
         if sh.nothing_pending() {
-            return sh.backend.scan(tree, prefix, after, limit);
+            return codec::decode_entries(tree, sh.backend.scan(tree, prefix, after, limit)?);
         }
         // Overlay first, backend second: an entry checkpointed in between is then seen in at
         // least one of them (the overlay copy wins; it is the same or newer).
@@ -301,13 +337,13 @@ impl Store {
             st.overlay.range(tree, prefix, after, limit)
         };
         if pending.is_empty() {
-            return sh.backend.scan(tree, prefix, after, limit);
+            return codec::decode_entries(tree, sh.backend.scan(tree, prefix, after, limit)?);
         }
         // At most `pending.len()` backend entries are shadowed, so this many always suffice.
         let base = sh
             .backend
             .scan(tree, prefix, after, limit.saturating_add(pending.len()))?;
-        Ok(overlay::merge(pending, base, limit))
+        codec::decode_entries(tree, overlay::merge(pending, base, limit))
     }
 
     /// Non-blocking, never awaits, writes nothing: makes `ops` visible to get/scan immediately
@@ -315,6 +351,7 @@ impl Store {
     /// durable at most `flush_interval` later, or as soon as someone awaits `durable(seq)`.
     /// After `close()` or a failure the ops are discarded and `durable(seq)` reports why.
     pub fn submit(&self, ops: Vec<Op>) -> u64 {
+        let ops = codec::encode_ops(ops);
         let sh = &self.inner.shared;
         let mut st = sh.lock();
         st.last_seq += 1;
@@ -392,55 +429,6 @@ impl Store {
         }
     }
 
-    /// `Ok` if new writes are accepted; else why not: the disk is full (below the reserve), the
-    /// backend is read-only (opened on a full disk), or the store failed or was closed.
-    pub fn writable(&self) -> Result<(), StoreError> {
-        let sh = &self.inner.shared;
-        if sh.stopped.load(Ordering::Acquire) {
-            return Err(self
-                .health()
-                .reason
-                .map_or_else(|| StoreError::new("store stopped"), StoreError));
-        }
-        if !sh.space.ok() || sh.backend.read_only() {
-            return Err(StoreError(self.health().reason.unwrap_or_default()));
-        }
-        Ok(())
-    }
-
-    /// What `/status/health` shows.
-    pub fn health(&self) -> Health {
-        let sh = &self.inner.shared;
-        let free = sh.space.free();
-        let mib = |b: u64| b / (1 << 20);
-        let reason = {
-            let st = sh.lock();
-            if st.failed {
-                Some(format!(
-                    "{} (fail-stop; a restart recovers what was durable)",
-                    failed_error(&st)
-                ))
-            } else if st.closing {
-                Some("store closed".into())
-            } else if sh.space.is_full() {
-                Some(format!(
-                    "disk full: {} MiB free on the data directory's file system, below store.min_free_mb = {}",
-                    free.map_or(0, mib),
-                    mib(sh.space.min_free())
-                ))
-            } else if sh.backend.read_only() {
-                Some("the backend was opened read-only (the disk was full at start)".into())
-            } else {
-                st.stalled.as_ref().map(|(why, _)| why.clone())
-            }
-        };
-        Health {
-            writable: reason.is_none(),
-            reason,
-            free_bytes: free,
-        }
-    }
-
     /// Logs everything accepted and checkpoints it into the backend (the log is empty after).
     /// For tests and consistent copies; the writer does it by itself when needed.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
@@ -489,21 +477,6 @@ impl Store {
 
     pub fn backend_name(&self) -> &'static str {
         self.inner.shared.backend.name()
-    }
-
-    /// Figures for benchmarks/diagnostics.
-    pub fn stats(&self) -> StoreStats {
-        let sh = &self.inner.shared;
-        let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        StoreStats {
-            submitted_units: c(&sh.submitted_units),
-            wal_appends: c(&sh.wal_appends),
-            wal_bytes: c(&sh.wal_bytes),
-            wal_ops: c(&sh.wal_ops),
-            checkpoints: c(&sh.checkpoints),
-            checkpoint_ops: c(&sh.checkpoint_ops),
-            pending_ops: sh.pending.load(Ordering::Relaxed),
-        }
     }
 }
 

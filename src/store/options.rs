@@ -1,9 +1,13 @@
 //! What a store is opened with (`Options`, defaults) and what it reports (`StoreStats` for
-//! benchmarks, `Health` for `/status/health`).
+//! benchmarks, `Health` for `/status/health`, `writable` for the write paths).
 
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::backend::StoreError;
 use super::wal::DEFAULT_WAL_BYTES;
+use super::{failed_error, Store};
 
 /// Default bound of the overlay (keys not yet checkpointed) before `ready()` waits; a
 /// checkpoint starts at half of it. Also bounds the hub's queue of events waiting for
@@ -73,4 +77,70 @@ pub struct Health {
     pub reason: Option<String>,
     /// free bytes on the data directory's file system (last measurement)
     pub free_bytes: Option<u64>,
+}
+
+impl Store {
+    /// `Ok` if new writes are accepted; else why not: the disk is full (below the reserve), the
+    /// backend is read-only (opened on a full disk), or the store failed or was closed.
+    pub fn writable(&self) -> Result<(), StoreError> {
+        let sh = &self.inner.shared;
+        if sh.stopped.load(Ordering::Acquire) {
+            return Err(self
+                .health()
+                .reason
+                .map_or_else(|| StoreError::new("store stopped"), StoreError));
+        }
+        if !sh.space.ok() || sh.backend.read_only() {
+            return Err(StoreError(self.health().reason.unwrap_or_default()));
+        }
+        Ok(())
+    }
+
+    /// What `/status/health` shows.
+    pub fn health(&self) -> Health {
+        let sh = &self.inner.shared;
+        let free = sh.space.free();
+        let mib = |b: u64| b / (1 << 20);
+        let reason = {
+            let st = sh.lock();
+            if st.failed {
+                Some(format!(
+                    "{} (fail-stop; a restart recovers what was durable)",
+                    failed_error(&st)
+                ))
+            } else if st.closing {
+                Some("store closed".into())
+            } else if sh.space.is_full() {
+                Some(format!(
+                    "disk full: {} MiB free on the data directory's file system, below store.min_free_mb = {}",
+                    free.map_or(0, mib),
+                    mib(sh.space.min_free())
+                ))
+            } else if sh.backend.read_only() {
+                Some("the backend was opened read-only (the disk was full at start)".into())
+            } else {
+                st.stalled.as_ref().map(|(why, _)| why.clone())
+            }
+        };
+        Health {
+            writable: reason.is_none(),
+            reason,
+            free_bytes: free,
+        }
+    }
+
+    /// Figures for benchmarks/diagnostics.
+    pub fn stats(&self) -> StoreStats {
+        let sh = &self.inner.shared;
+        let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StoreStats {
+            submitted_units: c(&sh.submitted_units),
+            wal_appends: c(&sh.wal_appends),
+            wal_bytes: c(&sh.wal_bytes),
+            wal_ops: c(&sh.wal_ops),
+            checkpoints: c(&sh.checkpoints),
+            checkpoint_ops: c(&sh.checkpoint_ops),
+            pending_ops: sh.pending.load(Ordering::Relaxed),
+        }
+    }
 }

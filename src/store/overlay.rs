@@ -9,6 +9,7 @@ use std::ops::Bound;
 use super::backend::{scan_start, Entries, Op, Tree};
 
 /// Latest pending write of one key.
+#[derive(Clone)]
 pub(crate) struct Pending {
     pub(crate) seq: u64,
     /// `None` = pending delete.
@@ -113,6 +114,17 @@ impl Overlay {
             }
         }
         ops
+    }
+
+    /// A copy of the entries (for a snapshot; nothing is dirty in it).
+    pub(crate) fn copy(&self) -> Overlay {
+        Overlay {
+            trees: self.trees.clone(),
+            dirty: Vec::new(),
+            snap_seq: self.snap_seq,
+            bytes: self.bytes,
+            entries: self.entries,
+        }
     }
 
     /// Number of keys held.

@@ -1,7 +1,7 @@
 //! redb 4.x backend: one file `<dir>/edgetwin.redb`, one table per `Tree` (`&[u8] -> &[u8]`), one
 //! write transaction with `Durability::Immediate` per checkpoint (atomic, fsynced), reads through
-//! a fresh MVCC read transaction each call. Opens read-only on a full disk; reopens after a
-//! failed write (redb refuses all I/O after one).
+//! a fresh MVCC read transaction each call (one held for a `View`). Opens read-only on a full
+//! disk; reopens after a failed write (redb refuses all I/O after one).
 
 use std::ops::Bound;
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::sync::RwLock;
 
 use redb::{Database, Durability, ReadOnlyDatabase, ReadableDatabase, TableDefinition};
 
-use super::backend::{scan_start, sync_dir, Backend, Entries, Op, StoreError, Tree};
+use super::backend::{scan_start, sync_dir, Backend, Entries, Op, StoreError, Tree, View};
 
 /// File name of the database inside the data directory.
 pub const REDB_FILE: &str = "edgetwin.redb";
@@ -129,6 +129,48 @@ impl RedbBackend {
     }
 }
 
+/// `Backend::scan` within one read transaction.
+fn scan_in(
+    txn: &redb::ReadTransaction,
+    tree: Tree,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Entries, StoreError> {
+    let mut out = Vec::new();
+    let t = txn.open_table(table(tree))?;
+    let (start, exclusive) = scan_start(prefix, after);
+    let lower = if exclusive {
+        Bound::Excluded(start)
+    } else {
+        Bound::Included(start)
+    };
+    for item in t.range::<&[u8]>((lower, Bound::Unbounded))? {
+        let (k, v) = item?;
+        let k = k.value();
+        if !k.starts_with(prefix) || out.len() >= limit {
+            break;
+        }
+        out.push((k.to_vec(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
+/// A point-in-time view: one read transaction.
+struct RedbView(redb::ReadTransaction);
+
+impl View for RedbView {
+    fn scan(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        scan_in(&self.0, tree, prefix, after, limit)
+    }
+}
+
 impl Backend for RedbBackend {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.read_txn()?;
@@ -143,30 +185,15 @@ impl Backend for RedbBackend {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Entries, StoreError> {
-        let mut out = Vec::new();
         if limit == 0 {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        let txn = self.read_txn()?;
-        let t = txn.open_table(table(tree))?;
-        let (start, exclusive) = scan_start(prefix, after);
-        let lower = if exclusive {
-            Bound::Excluded(start)
-        } else {
-            Bound::Included(start)
-        };
-        for item in t.range::<&[u8]>((lower, Bound::Unbounded))? {
-            let (k, v) = item?;
-            let k = k.value();
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.push((k.to_vec(), v.value().to_vec()));
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        scan_in(&self.read_txn()?, tree, prefix, after, limit)
+    }
+
+    /// A read transaction: redb keeps what it sees until it is dropped (MVCC).
+    fn view(&self) -> Result<Option<Box<dyn View>>, StoreError> {
+        Ok(Some(Box::new(RedbView(self.read_txn()?))))
     }
 
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
 //! sled 0.34 backend: one `sled::Db` in `<dir>/sled`, all logical trees in ONE sled tree with a
-//! 1-byte `Tree` prefix, so a commit is one atomic `apply_batch` + `flush()` + our own fdatasync.
+//! 1-byte `Tree` prefix, so a commit is one atomic `apply_batch` + `flush()` + our own fdatasync
+//! (a checkpoint the log covers: batches of 256, see `commit_covered`).
 //! (Measured against a transaction over 5 sled trees: same speed, the fsync dominates; the batch
 //! needs no retry closure.) Background flushing is off: durability comes only from `commit`.
 //! After a failed write (full disk) the database is reopened from what is on disk.
@@ -172,6 +173,36 @@ impl SledBackend {
     }
 }
 
+/// Ops per sled batch of a checkpoint the log covers (`commit_covered`).
+const COVERED_BATCH: usize = 256;
+
+impl SledBackend {
+    /// Applies `ops` in batches of at most `per_batch` (atomic only within one), then makes
+    /// them durable.
+    fn apply(&self, ops: &[Op], per_batch: usize) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.with(|o| {
+            for part in ops.chunks(per_batch) {
+                let mut batch = sled::Batch::default();
+                for op in part {
+                    let k = full_key(op.tree, &op.key);
+                    match &op.value {
+                        Some(v) => batch.insert(k, v.as_slice()),
+                        None => batch.remove(k),
+                    }
+                }
+                o.tree.apply_batch(batch)?;
+            }
+            o.db.flush()?;
+            self.sync_new_blobs()?;
+            o.log_file.sync_data()?;
+            Ok(())
+        })
+    }
+}
+
 impl Backend for SledBackend {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.with(|o| Ok(o.tree.get(full_key(tree, key))?.map(|v| v.to_vec())))
@@ -212,24 +243,17 @@ impl Backend for SledBackend {
     }
 
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
-        if ops.is_empty() {
-            return Ok(());
-        }
-        let mut batch = sled::Batch::default();
-        for op in ops {
-            let k = full_key(op.tree, &op.key);
-            match &op.value {
-                Some(v) => batch.insert(k, v.as_slice()),
-                None => batch.remove(k),
-            }
-        }
-        self.with(|o| {
-            o.tree.apply_batch(batch)?;
-            o.db.flush()?;
-            self.sync_new_blobs()?;
-            o.log_file.sync_data()?;
-            Ok(())
-        })
+        self.apply(ops, usize::MAX)
+    }
+
+    /// In batches of `COVERED_BATCH`: sled keeps what a batch replaces until the batch ends, so
+    /// one checkpoint of 4,096 keys as one batch left ~230 MiB RSS after 100k keys (256: 36 MiB).
+    fn commit_covered(&self, ops: &[Op]) -> Result<(), StoreError> {
+        self.apply(ops, COVERED_BATCH)
+    }
+
+    fn prefers_covered(&self) -> bool {
+        true
     }
 
     fn name(&self) -> &'static str {

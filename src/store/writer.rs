@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::backend::{Op, StoreError, Tree};
+use super::codec;
 use super::commit::last_write_per_key;
 use super::options::OVERLAY_MAX_BYTES;
 use super::overlay::Overlay;
@@ -46,6 +47,8 @@ enum Job {
         seq: u64,
         ops: Vec<Op>,
         forced: bool,
+        /// all of it is in the log (see `checkpoint`)
+        covered: bool,
     },
     Exit,
 }
@@ -70,7 +73,7 @@ impl Shared {
         let ops = last_write_per_key(records.into_iter().flat_map(|r| r.ops).collect());
         let mut with_epoch = ops.clone();
         with_epoch.push(Op::put(Tree::Meta, EPOCH_KEY, (epoch + 1).to_le_bytes()));
-        match self.backend.commit(&with_epoch) {
+        match self.backend.commit_covered(&with_epoch) {
             Ok(()) => {
                 wal.reset(epoch + 1);
                 tracing::info!(
@@ -96,6 +99,23 @@ impl Shared {
         Ok(wal)
     }
 
+    /// Refuses a data directory of a newer store format; records this one's if it is not yet
+    /// (one commit, once per data directory; skipped while the disk is full).
+    pub(super) fn record_format(&self) -> Result<(), StoreError> {
+        let recorded = self.backend.get(Tree::Meta, codec::FORMAT_KEY)?;
+        if !codec::check_format(recorded.as_deref())? || self.backend.read_only() {
+            return Ok(());
+        }
+        let op = Op::put(Tree::Meta, codec::FORMAT_KEY, [codec::FORMAT]);
+        match self.backend.commit(&[op]) {
+            Err(e) if e.is_no_space() => {
+                tracing::warn!(error = %e, "store: format not recorded (disk full)");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     pub(super) fn writer_loop(&self, mut wal: Wal) {
         loop {
             match self.next_job(&wal) {
@@ -117,18 +137,25 @@ impl Shared {
                             let seq = st.last_seq;
                             (seq, st.overlay.snapshot(seq))
                         };
-                        if self.checkpoint(&mut wal, seq, ops) == Outcome::Failed {
+                        if self.checkpoint(&mut wal, seq, ops, false) == Outcome::Failed {
                             return;
                         }
                     }
                 }
-                Job::Checkpoint { seq, ops, forced } => match self.checkpoint(&mut wal, seq, ops) {
-                    Outcome::Failed => return,
-                    // at close a full disk ends the writer: the log holds everything
-                    Outcome::Stalled if self.lock().closing => return,
-                    Outcome::Done if forced => self.lock().checkpoint_wanted = false,
-                    _ => {}
-                },
+                Job::Checkpoint {
+                    seq,
+                    ops,
+                    forced,
+                    covered,
+                } => {
+                    match self.checkpoint(&mut wal, seq, ops, covered) {
+                        Outcome::Failed => return,
+                        // at close a full disk ends the writer: the log holds everything
+                        Outcome::Stalled if self.lock().closing => return,
+                        Outcome::Done if forced => self.lock().checkpoint_wanted = false,
+                        _ => {}
+                    }
+                }
             }
         }
     }
@@ -157,12 +184,24 @@ impl Shared {
             }
             let anything = st.overlay.len() > 0 || wal.used() > 0;
             let must = st.closing || st.checkpoint_wanted;
-            let want = overlay_over_bound(&self.opts, &st.overlay) && self.space.ok();
+            // a snapshot on a backend without views holds optional checkpoints
+            let want = overlay_over_bound(&self.opts, &st.overlay)
+                && self.space.ok()
+                && (self.has_views || st.snapshots == 0);
             if anything && (must || want) && (stall_over || st.closing) {
                 let seq = st.last_seq;
                 st.unlogged_since = None;
+                if dirty && self.backend.prefers_covered() {
+                    // log it first: a checkpoint the log covers may be applied in parts (sled)
+                    let logged = st.logged_seq;
+                    return Job::Log {
+                        seq,
+                        ops: st.overlay.take_dirty(seq, logged),
+                    };
+                }
                 return Job::Checkpoint {
                     seq,
+                    covered: !dirty,
                     ops: st.overlay.snapshot(seq),
                     forced: must,
                 };
@@ -219,14 +258,32 @@ impl Shared {
     }
 
     /// Writes `ops` (the overlay up to `seq`) and the next log epoch into the backend.
-    fn checkpoint(&self, wal: &mut Wal, seq: u64, mut ops: Vec<Op>) -> Outcome {
+    /// `covered`: every op is in the log of the current epoch (a crash part-way is repaired by
+    /// replaying it), so the backend may apply them in parts (`Backend::commit_covered`).
+    fn checkpoint(&self, wal: &mut Wal, seq: u64, mut ops: Vec<Op>, covered: bool) -> Outcome {
         let epoch = wal.epoch() + 1;
         let n = ops.len();
         ops.push(Op::put(Tree::Meta, EPOCH_KEY, epoch.to_le_bytes()));
         // A panicking backend (sled panics on some corruption) must fail the waiters, not
         // strand them: it becomes a commit error (release builds abort on panic anyway).
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.backend.commit(&ops)))
+        if !self.has_views {
+            // the backend must not change under an open snapshot: wait for it to end
+            let mut st = self.lock();
+            while st.snapshots > 0 {
+                st = self.gate.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            st.committing = true;
+        }
+        let commit = || match covered {
+            true => self.backend.commit_covered(&ops),
+            false => self.backend.commit(&ops),
+        };
+        let result = std::panic::catch_unwind(AssertUnwindSafe(commit))
             .unwrap_or_else(|_| Err(StoreError::new("backend panicked during commit")));
+        if !self.has_views {
+            self.lock().committing = false;
+            self.gate.notify_all();
+        }
         ops.pop();
         match result {
             Ok(()) => {

@@ -29,6 +29,7 @@ const BACKGROUND_WAIT: Duration = Duration::from_secs(15);
 const FILES: &[(&str, bool)] = &[
     ("README.md", false),
     ("docs/auth.md", false),
+    ("docs/backup.md", false),
     ("docs/configuration.md", false),
     ("docs/development.md", false),
     ("docs/explorer.md", false),
@@ -467,6 +468,11 @@ fn readme() {
 #[test]
 fn docs_auth() {
     file("docs/auth.md");
+}
+
+#[test]
+fn docs_backup() {
+    file("docs/backup.md");
 }
 
 #[test]

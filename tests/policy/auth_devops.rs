@@ -103,7 +103,7 @@ fn only_devops_users_get_in_and_the_log_level_changes_at_run_time() {
             vec![("authorization", basic("admin", "wrong"))],
         ),
     ] {
-        for path in ["/devops/logging", "/api/2/connections"] {
+        for path in ["/devops/logging", "/devops/backup", "/api/2/connections"] {
             let r = http(a, "GET", path, &creds, None);
             assert_eq!(r.status, 401, "{who} on {path}: {}", r.body);
             assert_eq!(r.json()["error"], "gateway:authentication.failed");

@@ -108,7 +108,10 @@ pub(super) fn t_reserve(kind: BackendKind) {
         last = s.submit(vec![put(
             Tree::Things,
             &format!("n{i:03}"),
-            &"v".repeat(2000),
+            // incompressible: the store compresses documents
+            &(0..2000)
+                .map(|_| fastrand::alphanumeric())
+                .collect::<String>(),
         )]);
     }
     block_on(s.durable(last)).unwrap(); // in the pre-allocated log

@@ -1,11 +1,13 @@
-//! Store tests: every test function runs against both backends (`backend_tests!` makes a module
-//! per backend) on real databases in temp dirs. Helpers and the gated backend live here, cases in
-//! `cases.rs` and `classes.rs` (durability classes, log, checkpoints), the kill -9 crash test and
-//! the ignored commits/s benchmark in `crash.rs`, full-disk cases on a small tmpfs in `full.rs`.
+//! Store tests, each on both backends (`backend_tests!`), real databases in temp dirs: helpers
+//! and the gated backend here; cases in `cases.rs`, `classes.rs` (durability classes, log,
+//! checkpoints), `crash.rs` (kill -9, commits/s benchmark), `full.rs` (full disk on a tmpfs),
+//! `format.rs` (stored form of values), `backup.rs` (snapshots, backup and restore).
 
+mod backup;
 mod cases;
 mod classes;
 mod crash;
+mod format;
 mod full;
 
 use super::commit::last_write_per_key;
@@ -159,6 +161,14 @@ macro_rules! backend_tests {
             #[test] fn a_record_bigger_than_the_log_goes_to_the_backend() { classes::t_huge_record(KIND) }
             #[test] fn a_full_overlay_is_checkpointed() { classes::t_overlay_bound(KIND) }
             #[test] fn disk_full_refuses_writes_until_space_is_freed() { full::t_reserve(KIND) }
+            #[test] fn documents_are_compressed_on_disk() { format::t_documents_are_compressed_on_disk(KIND) }
+            #[test] fn data_written_before_the_codec_opens_unchanged() { format::t_data_written_before_the_codec_opens_unchanged(KIND) }
+            #[test] fn newer_format_is_refused() { format::t_newer_format_is_refused(KIND) }
+            #[test] fn snapshot_is_a_cut() { backup::t_snapshot_is_a_cut(KIND) }
+            #[test] fn backup_restores_the_same_entries() { backup::t_backup_restores_the_same_entries(KIND) }
+            #[test] fn damaged_backups_are_refused() { backup::t_damaged_backups_are_refused(KIND) }
+            #[test] fn unfinished_restore_is_not_opened() { backup::t_unfinished_restore_is_not_opened(KIND) }
+            #[test] fn a_checkpoint_applied_in_parts_recovers_from_the_log() { backup::t_a_checkpoint_applied_in_parts_recovers_from_the_log(KIND) }
             #[test] fn crash_kill9() {
                 let path = module_path!();
                 let name = format!("{}::crash_kill9", path.split_once("::").map_or(path, |p| p.1));
