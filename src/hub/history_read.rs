@@ -79,27 +79,6 @@ pub(crate) fn historical_headers(hub: &Hub, record: &Record) -> Option<Value> {
 }
 
 impl Hub {
-    /// The history ops of a policy created with its thing (src/history).
-    pub(crate) fn created_policy_history(
-        &self,
-        id: &str,
-        state: &PolicyState,
-        cmd: &crate::protocol::ThingCommand,
-        who: &super::Requester,
-    ) -> Result<Vec<crate::store::Op>, DittoError> {
-        let Some(h) = self.history() else {
-            return Ok(Vec::new());
-        };
-        let headers = crate::history::record::persisted_headers(
-            &h.config().headers_to_persist,
-            &cmd.headers,
-            who.subject(),
-        );
-        let value = Some(crate::policy::json::policy(&state.policy));
-        let created = crate::protocol::EventAction::Created;
-        self.policy_history_ops(id, state, created, "/", value, Some(headers))
-    }
-
     /// For a thing retrieve with `at-historical-*` headers on the live thing `cur`: the past
     /// state to answer from and its `historical-headers` (`None`: answer from `cur`).
     pub(crate) fn retrieve_in_past(

@@ -7,6 +7,7 @@ pub mod events;
 pub mod history;
 pub mod history_read;
 pub mod history_stream;
+mod history_write;
 pub mod ordered;
 mod permissions;
 pub mod policy;

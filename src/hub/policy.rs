@@ -11,7 +11,7 @@ use crate::error::DittoError;
 use crate::policy::expiry::{self, Announcement};
 use crate::policy::{command, Enforcer, PolicyCommand, PolicyOutcome, PolicyState, READ};
 use crate::policy::{expiry_index, imports};
-use crate::protocol::{Criterion, Envelope, EventAction, Group, Headers, Topic};
+use crate::protocol::{Criterion, Envelope, Group, Headers, Topic};
 use crate::store::{Op, Tree};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -251,72 +251,13 @@ impl Hub {
             .is_some_and(|s| expiry::has_expiring(&s.policy));
         let now_policy = outcome.state.as_ref().map(|s| &s.policy);
         ops.extend(expiry_index::marker_op(id, was, now_policy));
-        if let Some(state) = &outcome.state {
-            let action = match (outcome.status, current.is_some()) {
-                (201, _) | (_, false) => EventAction::Created,
-                _ if cmd.action == crate::protocol::Action::Delete => EventAction::Deleted,
-                _ => EventAction::Modified,
-            };
-            let value = (action != EventAction::Deleted)
-                .then(|| command::value_at(&state.policy, &cmd.path))
-                .flatten();
-            let headers = self.history().map(|h| {
-                crate::history::record::persisted_headers(
-                    &h.config().headers_to_persist,
-                    &cmd.headers,
-                    who.subject(),
-                )
-            });
-            ops.extend(self.policy_history_ops(
-                id,
-                state,
-                action,
-                &cmd.raw_path,
-                value,
-                headers,
-            )?);
-        }
+        // the change's history, in the same atomic unit (src/hub/history_write.rs)
+        ops.extend(self.policy_history_of(who, cmd, current.is_some(), &outcome)?);
         let seq = self.store().submit(ops);
         self.policy_written(id, now_policy);
         Ok(PolicyDone {
             outcome,
             seq: Some(seq),
-        })
-    }
-
-    /// The history ops of a policy change (none when history is off).
-    pub(crate) fn policy_history_ops(
-        &self,
-        id: &str,
-        state: &PolicyState,
-        action: EventAction,
-        path: &str,
-        value: Option<Value>,
-        headers: Option<serde_json::Map<String, Value>>,
-    ) -> Result<Vec<Op>, DittoError> {
-        let Some(h) = self.history() else {
-            return Ok(Vec::new());
-        };
-        let record = crate::history::Record {
-            action,
-            timestamp: state.modified,
-            path: path.to_owned(),
-            value,
-            metadata: None,
-            full_metadata: None,
-            headers: headers.unwrap_or_default(),
-        };
-        let bytes = state.to_bytes();
-        let change = crate::history::Change {
-            kind: crate::history::Kind::Policy,
-            id,
-            revision: state.revision,
-            record,
-            state: &bytes,
-        };
-        h.ops(change).map_err(|e| {
-            tracing::error!(policy = id, error = %e, "history read failed");
-            crate::policy::errors::unavailable(id)
         })
     }
 
@@ -408,12 +349,9 @@ impl Hub {
                 value: Some(state.to_bytes()),
             }];
             ops.extend(expiry_index::marker_op(id, was, Some(&state.policy)));
-            let value = Some(crate::policy::json::policy(&state.policy));
-            match self.policy_history_ops(id, &state, EventAction::Modified, "/", value, None) {
-                Ok(h) => ops.extend(h),
-                Err(e) => {
-                    return tracing::error!(policy = id, error = %e.message, "history read failed")
-                }
+            match self.expired_subjects_history(id, &state) {
+                Some(h) => ops.extend(h),
+                None => return,
             }
             self.store().submit(ops);
         }

@@ -179,29 +179,8 @@ impl Hub {
                 outcome.state.as_ref(),
             );
             ops.extend(index);
-            // the change's history, in the same atomic unit (src/history)
-            if let (Some(h), Some(ev), Some(state)) =
-                (self.history(), &outcome.event, &outcome.state)
-            {
-                let headers = crate::history::record::persisted_headers(
-                    &h.config().headers_to_persist,
-                    &cmd.headers,
-                    who.subject(),
-                );
-                let record =
-                    crate::history::Record::of_thing_event(ev, state.metadata.as_ref(), headers);
-                let change = crate::history::Change {
-                    kind: crate::history::Kind::Thing,
-                    id: &id,
-                    revision: ev.revision,
-                    record,
-                    state: bytes,
-                };
-                ops.extend(h.ops(change).map_err(|e| {
-                    tracing::error!(thing = %id, error = %e, "history read failed");
-                    DittoError::unavailable(&id)
-                })?);
-            }
+            // the change's history, in the same atomic unit (src/hub/history_write.rs)
+            ops.extend(self.thing_history_ops(cmd, who, &outcome, bytes)?);
             if let Some((pid, policy)) = &outcome.policy {
                 let state = PolicyState::new(policy.clone(), now);
                 ops.push(Op {
