@@ -372,3 +372,27 @@ fn metadata_and_merges_come_back_exactly() {
         }
     }
 }
+
+/// History adds a new key per change; the store's overlay key bound must not start a
+/// checkpoint every few thousand changes (at 8,192 keys it did: 838 instead of 408 bytes
+/// written per update, BENCHMARKS.md "History"). 9,000 changes, each after `ready()` as the
+/// hub does: with the old bound `ready()` itself waits for a checkpoint.
+#[test]
+fn new_history_keys_alone_do_not_start_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(BackendKind::Redb, dir.path(), 1 << 20).unwrap();
+    let before = store.stats().checkpoints;
+    let mut seq = 0;
+    for i in 0..9_000u32 {
+        smol::block_on(store.ready());
+        let key = crate::history::keys::event(Kind::Thing, "ns:t", u64::from(i) + 1);
+        seq = store.submit(vec![crate::store::Op::put(
+            crate::store::Tree::History,
+            key,
+            vec![7u8; 40],
+        )]);
+    }
+    smol::block_on(store.durable(seq)).unwrap();
+    assert_eq!(store.stats().checkpoints, before, "{:?}", store.stats());
+    assert_eq!(store.stats().pending_ops, 9_000);
+}
