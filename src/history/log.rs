@@ -133,7 +133,8 @@ impl History {
         let event = Op::put(Tree::History, keys::event(kind, id, rev), record.encode());
         let mut added = op_bytes(&event);
         ops.push(event);
-        if starts_run || rev % every == 0 {
+        // a creation at `/` is its own snapshot (read.rs `base_at`)
+        if (starts_run || rev % every == 0) && !record.self_contained() {
             let snap = Op::put(Tree::History, keys::snapshot(kind, id, rev), state);
             added += op_bytes(&snap);
             ops.push(snap);

@@ -152,6 +152,57 @@ impl History {
         Ok(Found::Past(state, Box::new(record)))
     }
 
+    /// The thing at `rev` from what is kept there alone: its snapshot, or a creation at `/`
+    /// replayed onto nothing (`None`: neither is kept).
+    pub(super) fn thing_base(&self, id: &str, rev: u64) -> Result<Option<ThingState>, StoreError> {
+        let bad = || corrupt(Kind::Thing, id, rev);
+        if let Some(b) = self.get(&keys::snapshot(Kind::Thing, id, rev))? {
+            return ThingState::from_bytes(&b).map(Some).map_err(|_| bad());
+        }
+        let Some(r) = self
+            .event_at(Kind::Thing, id, rev)?
+            .as_deref()
+            .and_then(Record::decode)
+        else {
+            return Ok(None);
+        };
+        if !r.self_contained() {
+            return Ok(None);
+        }
+        let step = Step {
+            action: r.action,
+            path: &r.path,
+            value: r.value.as_ref(),
+            full_metadata: r.full_metadata.as_ref(),
+            revision: rev,
+            timestamp: r.timestamp,
+        };
+        replay::apply(None, id, &step).map(Some).map_err(|_| bad())
+    }
+
+    /// The policy at `rev` from what is kept there: its snapshot, or its creation's value.
+    pub(super) fn policy_base(
+        &self,
+        id: &str,
+        rev: u64,
+    ) -> Result<Option<PolicyState>, StoreError> {
+        if let Some(b) = self.get(&keys::snapshot(Kind::Policy, id, rev))? {
+            return Ok(PolicyState::from_bytes(&b));
+        }
+        let r = self
+            .event_at(Kind::Policy, id, rev)?
+            .as_deref()
+            .and_then(Record::decode);
+        Ok(r.filter(Record::self_contained).and_then(|r| {
+            Some(PolicyState {
+                policy: r.value?,
+                revision: rev,
+                created: r.timestamp,
+                modified: r.timestamp,
+            })
+        }))
+    }
+
     /// The thing at kept revision `rev` and the event that made it.
     pub(super) fn rebuild_thing(
         &self,
@@ -164,7 +215,7 @@ impl History {
         let m = rev / every * every;
         let near = match m {
             0 => None,
-            m => self.get(&keys::snapshot(kind, id, m))?.map(|b| (m, b)),
+            m => self.thing_base(id, m)?.map(|b| (m, b)),
         };
         let (base_rev, base) = match near {
             Some(x) => x,
@@ -173,11 +224,10 @@ impl History {
                     .first_kept(kind, id)?
                     .filter(|o| *o <= rev)
                     .ok_or_else(bad)?;
-                let b = self.get(&keys::snapshot(kind, id, o))?.ok_or_else(bad)?;
-                (o, b)
+                (o, self.thing_base(id, o)?.ok_or_else(bad)?)
             }
         };
-        let mut state = ThingState::from_bytes(&base).map_err(|_| bad())?;
+        let mut state = base;
         let mut last = self
             .event_at(kind, id, base_rev)?
             .as_deref()
@@ -234,11 +284,7 @@ impl History {
             Ok(Some(r)) => r,
         };
         let bad = || corrupt(Kind::Policy, id, rev);
-        let snap = self.get(&keys::snapshot(Kind::Policy, id, rev))?;
-        let state = snap
-            .as_deref()
-            .and_then(PolicyState::from_bytes)
-            .ok_or_else(bad)?;
+        let state = self.policy_base(id, rev)?.ok_or_else(bad)?;
         let record = self
             .event_at(Kind::Policy, id, rev)?
             .as_deref()

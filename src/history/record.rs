@@ -128,6 +128,12 @@ pub fn persisted_headers(
 }
 
 impl Record {
+    /// True for a creation at `/` carrying the whole entity: the state after it needs no
+    /// snapshot (a thing replays it onto nothing, a policy is its value).
+    pub fn self_contained(&self) -> bool {
+        self.action == EventAction::Created && self.path == "/" && self.value.is_some()
+    }
+
     /// The record of a thing event (`full_metadata`: the thing's `_metadata` after it).
     pub fn of_thing_event(
         ev: &crate::engine::Event,

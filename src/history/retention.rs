@@ -147,7 +147,11 @@ impl History {
             Drop::Expired(_) => last_old,
             Drop::Before(_) => first_new,
         };
-        if self.get(&keys::snapshot(kind, id, keep))?.is_none() {
+        let based = match kind {
+            Kind::Thing => self.thing_base(id, keep)?.is_some(),
+            Kind::Policy => self.policy_base(id, keep)?.is_some(),
+        };
+        if !based {
             if kind == Kind::Policy {
                 return Err(StoreError(format!(
                     "history: policy {id} has no snapshot at {keep}"

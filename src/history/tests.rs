@@ -396,3 +396,26 @@ fn new_history_keys_alone_do_not_start_checkpoints() {
     assert_eq!(store.stats().checkpoints, before, "{:?}", store.stats());
     assert_eq!(store.stats().pending_ops, 9_000);
 }
+
+/// A creation at `/` carries the whole thing: no snapshot is written for it (a twin created
+/// with history on costs its event only), and the state at it is still answered.
+#[test]
+fn a_creation_is_its_own_snapshot() {
+    let mut r = rig(cfg());
+    r.run(create(), T0);
+    r.set(2, T0 + 1);
+    let snaps = r
+        .store
+        .scan(
+            crate::store::Tree::History,
+            &keys::snapshots_of(Kind::Thing, "ns:t"),
+            None,
+            10,
+        )
+        .unwrap();
+    assert!(snaps.is_empty(), "{snaps:?}");
+    match r.at(At::Revision(1), T0 + 10) {
+        Found::Past(s, _) => assert_eq!(s, r.states[0]),
+        other => panic!("{other:?}"),
+    }
+}
