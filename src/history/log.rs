@@ -6,7 +6,7 @@
 use super::config::HistoryConfig;
 use super::keys::{self, Kind};
 use super::record::Record;
-use crate::store::{Op, Store, StoreError, Tree};
+use crate::store::{codec, Op, Store, StoreError, Tree};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -87,12 +87,29 @@ impl History {
         }
     }
 
+    /// A value as written (values are stored in the store's codec: LZ4 against Ditto's JSON
+    /// skeleton, `store::codec`).
     pub(super) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.store.get(Tree::History, key).map_err(err)
+        let stored = self.store.get(Tree::History, key).map_err(err)?;
+        stored.map(codec::decode).transpose().map_err(err)
     }
 
-    /// Keys and values with `prefix` after `after`, at most `limit`.
+    /// Keys and values (as written) with `prefix` after `after`, at most `limit`.
     pub(super) fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<crate::store::Entries, StoreError> {
+        let raw = self.scan_raw(prefix, after, limit)?;
+        raw.into_iter()
+            .map(|(k, v)| codec::decode(v).map(|v| (k, v)))
+            .collect::<Result<_, _>>()
+            .map_err(err)
+    }
+
+    /// As `scan`, values as stored (what the byte counts count).
+    pub(super) fn scan_raw(
         &self,
         prefix: &[u8],
         after: Option<&[u8]>,
@@ -130,12 +147,20 @@ impl History {
             self.drop_below(kind, id, u64::MAX, &mut ops)?;
         }
         let ts = record.timestamp;
-        let event = Op::put(Tree::History, keys::event(kind, id, rev), record.encode());
+        let event = Op::put(
+            Tree::History,
+            keys::event(kind, id, rev),
+            codec::encode(record.encode()),
+        );
         let mut added = op_bytes(&event);
         ops.push(event);
         // a creation at `/` is its own snapshot (read.rs `base_at`)
         if (starts_run || rev % every == 0) && !record.self_contained() {
-            let snap = Op::put(Tree::History, keys::snapshot(kind, id, rev), state);
+            let snap = Op::put(
+                Tree::History,
+                keys::snapshot(kind, id, rev),
+                codec::encode(state.to_vec()),
+            );
             added += op_bytes(&snap);
             ops.push(snap);
         }
@@ -192,7 +217,7 @@ impl History {
         ] {
             let mut after: Option<Vec<u8>> = None;
             'pages: loop {
-                let page = self.scan(&prefix, after.as_deref(), PAGE)?;
+                let page = self.scan_raw(&prefix, after.as_deref(), PAGE)?;
                 let full = page.len() == PAGE;
                 for (k, v) in page {
                     if keys::revision(&k).is_none_or(|r| r >= below) {

@@ -40,7 +40,7 @@ impl History {
         for prefix in [&b"e"[..], &b"s"[..]] {
             let mut after: Option<Vec<u8>> = None;
             loop {
-                let page = self.scan(prefix, after.as_deref(), 1024)?;
+                let page = self.scan_raw(prefix, after.as_deref(), 1024)?;
                 let full = page.len() == 1024;
                 for (k, v) in &page {
                     bytes += (k.len() + v.len()) as i64;
@@ -161,7 +161,7 @@ impl History {
             let snap = Op::put(
                 Tree::History,
                 keys::snapshot(kind, id, keep),
-                state.to_bytes(),
+                crate::store::codec::encode(state.to_bytes()),
             );
             self.account(op_bytes(&snap), 0);
             ops.push(snap);
