@@ -71,8 +71,7 @@ fn apply(c: &mut Criterion) {
     let ctx = Ctx {
         now: 1_700_000_001_000,
         subject: "nginx:ditto",
-        policy: &no_policy,
-        thing: &no_thing,
+        lookup: &engine::FnLookup(no_thing, no_policy),
         access: Some(Access {
             subjects: &subjects,
             enforcer: Some(&enforcer),

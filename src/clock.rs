@@ -1,8 +1,108 @@
-//! Time as data: the core never reads the clock itself; shells call `now_millis()` once per
-//! request and pass the value in. This module also formats and parses ISO-8601 UTC instants
-//! (`2021-01-18T09:42:12.345Z`) without a date-time dependency.
+//! Time as data: the core never reads the clock itself; the shells ask a `Clock` (the system's,
+//! or a simulated one in tests) once per request and pass the value in, and wait on its timers.
+//! This module also formats and parses ISO-8601 UTC instants (`2021-01-18T09:42:12.345Z`)
+//! without a date-time dependency.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use event_listener::Event;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A timer of a `Clock`.
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Where the hub gets the time: wall time for timestamps and expiries, monotonic instants for
+/// deadlines, and timers on those instants.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_millis(&self) -> i64;
+    /// A monotonic instant (deadlines).
+    fn instant(&self) -> Instant;
+    /// Resolves once `instant()` reaches `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> Sleep;
+}
+
+/// The system clock and smol's timers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WallClock;
+
+impl Clock for WallClock {
+    fn now_millis(&self) -> i64 {
+        now_millis()
+    }
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        Box::pin(async move {
+            smol::Timer::at(deadline).await;
+        })
+    }
+}
+
+/// Simulated time for tests: stands still until `advance`d; its timers fire then, without
+/// sleeping (quinn-proto's tests drive time the same way).
+#[derive(Clone)]
+pub struct SimClock(Arc<Sim>);
+
+struct Sim {
+    start_millis: i64,
+    base: Instant,
+    elapsed_ms: AtomicU64,
+    moved: Event,
+}
+
+impl SimClock {
+    /// A clock standing at `start_millis` (epoch millis).
+    pub fn new(start_millis: i64) -> SimClock {
+        SimClock(Arc::new(Sim {
+            start_millis,
+            base: Instant::now(),
+            elapsed_ms: AtomicU64::new(0),
+            moved: Event::new(),
+        }))
+    }
+
+    /// Moves time forward by `ms` and fires the timers that are due.
+    pub fn advance(&self, ms: u64) {
+        self.0.elapsed_ms.fetch_add(ms, Ordering::SeqCst);
+        self.0.moved.notify(usize::MAX);
+    }
+
+    /// Moves time forward to `millis` (epoch millis; never backwards).
+    pub fn advance_to(&self, millis: i64) {
+        let d = millis - self.now_millis();
+        if d > 0 {
+            self.advance(d as u64);
+        }
+    }
+}
+
+impl Clock for SimClock {
+    fn now_millis(&self) -> i64 {
+        self.0.start_millis + self.0.elapsed_ms.load(Ordering::SeqCst) as i64
+    }
+    fn instant(&self) -> Instant {
+        self.0.base + Duration::from_millis(self.0.elapsed_ms.load(Ordering::SeqCst))
+    }
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        let me = self.clone();
+        Box::pin(async move {
+            loop {
+                if me.instant() >= deadline {
+                    return;
+                }
+                let moved = me.0.moved.listen();
+                if me.instant() >= deadline {
+                    return;
+                }
+                moved.await;
+            }
+        })
+    }
+}
 
 /// Milliseconds since the Unix epoch, read from the system clock (shells only).
 pub fn now_millis() -> i64 {
@@ -109,6 +209,22 @@ pub fn parse_iso(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn simulated_timers_fire_when_time_is_advanced() {
+        let c = SimClock::new(1_000);
+        let mut t = c.sleep_until(c.instant() + Duration::from_millis(500));
+        let poll =
+            |t: &mut Sleep| futures_lite::future::block_on(futures_lite::future::poll_once(t));
+        assert!(poll(&mut t).is_none());
+        c.advance(499);
+        assert!(poll(&mut t).is_none(), "not yet due");
+        c.advance(1);
+        assert!(poll(&mut t).is_some());
+        assert_eq!(c.now_millis(), 1_500);
+        c.advance_to(1_200);
+        assert_eq!(c.now_millis(), 1_500, "never backwards");
+    }
 
     #[test]
     fn formats_known_instants() {

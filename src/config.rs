@@ -6,6 +6,9 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use crate::auth::jwt::JwtIssuer;
+pub use crate::limits::Limits;
+
 /// A Basic-auth user (subject `nginx:<name>`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -17,29 +20,6 @@ pub struct User {
 }
 
 // ---- [auth] (authentication beyond Basic users; see docs/auth.md) ----
-
-/// One trusted JWT issuer (`[[auth.jwt]]`): tokens whose `iss` matches authenticate as
-/// `<prefix>:<sub>`; verified offline with an HS256 secret, a PEM public key or a JWKS file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct JwtIssuer {
-    /// expected `iss` claim (without scheme, `https://` is also accepted, as in Ditto)
-    pub issuer: String,
-    /// subject prefix (`<prefix>:<sub>`)
-    pub prefix: String,
-    /// HS256 shared secret
-    #[serde(default)]
-    pub secret: Option<String>,
-    /// PEM file with an RSA (RS256) or P-256 (ES256) public key
-    #[serde(default)]
-    pub public_key_file: Option<PathBuf>,
-    /// JWKS file (`{"keys": [...]}`) with RSA / EC P-256 / oct keys
-    #[serde(default)]
-    pub jwks_file: Option<PathBuf>,
-    /// required `aud`, if set
-    #[serde(default)]
-    pub audience: Option<String>,
-}
 
 /// `[auth]`: pre-authentication behind a reverse proxy, JWT issuers, failed-login limits and
 /// the password verifier pool (docs: "Login limits").
@@ -74,6 +54,23 @@ pub struct Auth {
     pub devops_users: Vec<String>,
 }
 
+impl Auth {
+    /// Problems of the `[auth]` limits.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.verifiers == 0 || self.verify_queue == 0 {
+            p.push("auth: verifiers and verify_queue must be positive".into());
+        }
+        if self.max_tracked < 16 {
+            p.push("auth: max_tracked must be at least 16".into());
+        }
+        if self.failed_login_window_secs == 0 {
+            p.push("auth: failed_login_window_secs must be positive".into());
+        }
+        p
+    }
+}
+
 impl Default for Auth {
     fn default() -> Self {
         Auth {
@@ -89,53 +86,6 @@ impl Default for Auth {
             verified_cache: 256,
             jwt: Vec::new(),
             devops_users: Vec::new(),
-        }
-    }
-}
-
-/// Limits that bound memory per connection and per request.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// largest WS text frame / HTTP body processed, in KiB (bigger: 413 error)
-    pub max_message_kib: usize,
-    /// outbound queue per WS session (messages); a subscriber that lets it fill up is closed
-    pub outbound_queue: usize,
-    /// most replies of one session waiting for durability at once (more: reading pauses)
-    pub max_pending_per_session: usize,
-    /// seconds an HTTP request body may take to arrive completely (slow senders get 408)
-    pub body_timeout_secs: u64,
-    /// live commands / messages / requests with custom acks waiting for answers at once (more:
-    /// 429 `too.many.requests`)
-    pub max_pending_requests: usize,
-    /// open TCP connections (HTTP, WebSocket, SSE) in total; more: 503 and closed (`src/conn`)
-    pub max_connections: usize,
-    /// open TCP connections from one peer address; more: 429 and closed
-    pub max_connections_per_address: usize,
-    /// seconds a write to a client may make no progress (a client that stopped reading) before
-    /// its connection is dropped (WS, SSE, HTTP responses)
-    pub send_timeout_secs: u64,
-    /// seconds without a complete frame from a WS client before it is closed (1001); the server
-    /// pings every third of it, so a live client's pongs keep it open
-    pub ws_idle_timeout_secs: u64,
-    /// seconds a closing handshake may take (our Close frame out, the peer's reply in); also
-    /// bounds the refusal answer of a connection over a cap
-    pub close_timeout_secs: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_message_kib: 256,
-            outbound_queue: 4096,
-            max_pending_per_session: 1024,
-            body_timeout_secs: 30,
-            max_pending_requests: 4096,
-            max_connections: 1024,
-            max_connections_per_address: 128,
-            send_timeout_secs: 30,
-            ws_idle_timeout_secs: 90,
-            close_timeout_secs: 5,
         }
     }
 }
@@ -224,7 +174,7 @@ impl Config {
                 self.listen
             ));
         }
-        p.extend(crate::auth::config_problems(self));
+        p.extend(self.auth.problems());
         if self.auth.pre_authenticated && self.auth.trusted_proxies.is_empty() {
             p.push("auth: pre_authenticated needs trusted_proxies".into());
         }

@@ -1,27 +1,23 @@
 //! The network shell: one TCP listener, HTTP/1.1 via hyper on smol, WebSocket upgrades on
-//! `/ws/2` handed to async-tungstenite, health endpoints, and the shared server state
-//! (hub, authenticator, config, executor). Owns the accept loop: each connection takes a slot
-//! of the connection caps (`conn`) or gets the refusal answer.
+//! `/ws/2` handed to async-tungstenite, and the routing of a request to its binding (`http`,
+//! `ws`). Owns the accept loop: each connection takes a slot of the connection caps (`conn`)
+//! or gets the refusal answer. What bindings share (`State`, authentication) is in `state`.
 
-use crate::auth::{self, Authenticator};
-use crate::config::Config;
 use crate::conn::Conn;
 use crate::error::DittoError;
+use crate::http::body::Body;
 use crate::http::cors;
 use crate::http::relaxed::RelaxedIo;
 use crate::http::response;
-use crate::hub::Hub;
+use crate::state::{authenticate, PeerAddr, State};
 use crate::tls::Stream;
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
 use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use async_tungstenite::WebSocketStream;
-use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::{Request, Response};
 use smol::net::TcpListener;
-use smol::Executor;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,105 +26,6 @@ use std::time::Duration;
 
 /// Read buffer of a WebSocket connection (bytes read per syscall; see BENCHMARKS.md).
 const WS_READ_BUFFER: usize = 4 * 1024;
-
-/// Response body type of every route (full bodies and SSE streams).
-pub type Body = BoxBody<Bytes, Infallible>;
-
-/// Everything a request handler needs.
-pub struct State {
-    /// routing and the store
-    pub hub: Hub,
-    /// credential checks
-    pub auth: Authenticator,
-    /// effective configuration
-    pub cfg: Config,
-    /// the executor all tasks run on
-    pub ex: Arc<Executor<'static>>,
-    /// the MQTT device bridge (status, shutdown)
-    pub mqtt: crate::mqtt::Handle,
-    /// open connections and their caps (`src/conn`)
-    pub conns: Arc<crate::conn::Tracker>,
-    /// TLS on the listener (`[tls]`), if configured
-    pub tls: Option<crate::tls::Tls>,
-    /// the uplink to a cloud Ditto (status, shutdown)
-    pub uplink: crate::uplink::Handle,
-}
-
-/// A full body.
-pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).boxed()
-}
-
-/// The TCP peer of a request (set by the accept loop as a request extension).
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
-
-/// The credentials a request presents, owned.
-struct OwnedCredentials {
-    authorization: Option<String>,
-    pre: Option<String>,
-    token: Option<String>,
-    peer: Option<std::net::IpAddr>,
-}
-
-impl OwnedCredentials {
-    fn of(req: &Request<Incoming>) -> OwnedCredentials {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let token = (req.uri().path() == "/ws/2")
-            .then(|| req.uri().query())
-            .flatten()
-            .and_then(crate::protocol::control::parse_query)
-            .and_then(|q| {
-                q.into_iter()
-                    .find(|(k, _)| k == "access_token")
-                    .map(|(_, v)| v)
-            });
-        OwnedCredentials {
-            authorization: header("authorization"),
-            pre: header("x-ditto-pre-authenticated"),
-            token,
-            peer: req.extensions().get::<PeerAddr>().map(|p| p.0.ip()),
-        }
-    }
-
-    fn borrow(&self) -> auth::Credentials<'_> {
-        auth::Credentials {
-            authorization: self.authorization.as_deref(),
-            pre_authenticated: self.pre.as_deref(),
-            access_token: self.token.as_deref(),
-            peer: self.peer,
-        }
-    }
-}
-
-/// Authenticates a request: pre-authentication from a trusted proxy, `Authorization:
-/// Bearer|Basic`, or `?access_token=` on `/ws/2` (HTTP, SSE and WebSocket upgrades alike).
-/// argon2 runs in the bounded verifier pool (`auth::verifier`), never on the executor.
-pub async fn authenticate(
-    st: &Arc<State>,
-    req: &Request<Incoming>,
-) -> Result<auth::Authenticated, DittoError> {
-    let c = OwnedCredentials::of(req);
-    st.auth
-        .authenticate_request(&c.borrow(), crate::clock::now_millis())
-        .await
-}
-
-/// Authenticates a DevOps request: Basic of a user in `[auth] devops_users`; the user name.
-pub async fn authenticate_devops(
-    st: &Arc<State>,
-    req: &Request<Incoming>,
-) -> Result<String, DittoError> {
-    let c = OwnedCredentials::of(req);
-    st.auth
-        .authenticate_devops(&c.borrow(), crate::clock::now_millis())
-        .await
-}
 
 async fn route(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     // CORS (`[cors]`): preflights before authentication, headers on every answer

@@ -3,7 +3,7 @@
 //! memory, and nobody can compute a key offline), bounded in entries, each valid until its
 //! token expires; when full, expired entries go first, then the oldest.
 
-use super::Authenticated;
+use super::who::Authenticated;
 use blake2::{Blake2b256, Digest};
 use std::collections::HashMap;
 use std::sync::Mutex;

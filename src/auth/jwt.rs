@@ -3,12 +3,36 @@
 //! prefix makes the subject `<prefix>:<sub>`; `exp` (required) and `nbf` are checked here with a
 //! 10 s leeway as in Ditto; `alg: none` and every other algorithm are refused.
 
-use crate::config::JwtIssuer;
 use crate::error::DittoError;
 use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
 use serde_json::Value;
+use std::path::PathBuf;
+
+/// One trusted JWT issuer (`[[auth.jwt]]`): tokens whose `iss` matches authenticate as
+/// `<prefix>:<sub>`; verified offline with an HS256 secret, a PEM public key or a JWKS file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtIssuer {
+    /// expected `iss` claim (without scheme, `https://` is also accepted, as in Ditto)
+    pub issuer: String,
+    /// subject prefix (`<prefix>:<sub>`)
+    pub prefix: String,
+    /// HS256 shared secret
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// PEM file with an RSA (RS256) or P-256 (ES256) public key
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
+    /// JWKS file (`{"keys": [...]}`) with RSA / EC P-256 / oct keys
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// required `aud`, if set
+    #[serde(default)]
+    pub audience: Option<String>,
+}
 
 /// Clock skew tolerated for `exp` / `nbf` (Ditto's default).
 pub const LEEWAY_MS: i64 = 10_000;

@@ -8,6 +8,9 @@ pub mod cache;
 pub mod jwt;
 pub mod ratelimit;
 pub mod verifier;
+mod who;
+
+pub use who::{Authenticated, Subjects};
 
 use crate::config::Config;
 use crate::error::DittoError;
@@ -17,9 +20,6 @@ use ratelimit::{Locked, Refused};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// The authorization subjects of an authenticated request.
-pub type Subjects = Arc<[String]>;
 
 /// Verifies credentials; cheap to share.
 pub struct Authenticator {
@@ -45,15 +45,6 @@ pub struct Credentials<'a> {
     pub access_token: Option<&'a str>,
     /// the TCP peer address
     pub peer: Option<IpAddr>,
-}
-
-/// An authenticated requester.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Authenticated {
-    /// authorization subjects, first = default subject
-    pub subjects: Subjects,
-    /// end of validity (JWT `exp`, epoch millis); `None` = no expiry
-    pub expires_at: Option<i64>,
 }
 
 /// 401 `gateway:authentication.failed`.
@@ -98,22 +89,6 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| e.to_string())
-}
-
-/// Problems of the `[auth]` limits (for `Config::problems`).
-pub fn config_problems(cfg: &Config) -> Vec<String> {
-    let a = &cfg.auth;
-    let mut p = Vec::new();
-    if a.verifiers == 0 || a.verify_queue == 0 {
-        p.push("auth: verifiers and verify_queue must be positive".into());
-    }
-    if a.max_tracked < 16 {
-        p.push("auth: max_tracked must be at least 16".into());
-    }
-    if a.failed_login_window_secs == 0 {
-        p.push("auth: failed_login_window_secs must be positive".into());
-    }
-    p
 }
 
 impl Authenticator {

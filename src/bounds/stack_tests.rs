@@ -7,7 +7,7 @@
 use super::*;
 use crate::engine::{self, enforce::Access, Ctx, ThingState};
 use crate::model::FieldSelector;
-use crate::policy::{command as pcmd, Enforcer, PolicyCommand, PolicyState};
+use crate::policy::{Enforcer, PolicyCommand, PolicyState};
 use crate::protocol::{Envelope, Signal, ThingCommand};
 use std::process::Command;
 
@@ -62,8 +62,7 @@ fn apply(
     let ctx = Ctx {
         now: 1,
         subject: SUBJECT,
-        policy: &lookup_policy,
-        thing: &no_thing,
+        lookup: &engine::FnLookup(no_thing, lookup_policy),
         access,
     };
     engine::apply(state, &cmd(text), &ctx)
@@ -155,7 +154,8 @@ fn policy_and_mqtt() {
         .expect("policy")
         .expect("policy");
     let subjects = [SUBJECT.to_owned()];
-    let out = pcmd::apply(None, &pc, 1, Some(&subjects), &|_| None).expect("policy create");
+    let out = crate::policy::apply::apply(None, &pc, 1, Some(&subjects), &|_| Ok(None))
+        .expect("policy create");
     let bytes = out.state.expect("policy state").to_bytes();
     assert!(PolicyState::from_bytes(&bytes).is_some());
     let cfg = crate::mqtt::config::MqttConfig {

@@ -9,7 +9,7 @@ pub mod stream;
 pub use refuse::refuse;
 pub use stream::Conn;
 
-use crate::config::Limits;
+use crate::limits::Limits;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -9,90 +9,46 @@ pub mod metadata;
 pub mod patch_conditions;
 mod policy_source;
 pub mod read;
+pub mod ready;
 pub mod replay;
+pub mod state;
 pub mod validate;
 pub mod wot;
 pub mod write;
 
+pub use ready::{ready, Durability, Ready};
+pub use state::ThingState;
+
 use crate::error::DittoError;
 use crate::protocol::{Action, Channel, EventAction, ThingCommand, ThingPath};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Largest thing (serialized JSON) the engine accepts, as Ditto's default (100 kB).
 pub const MAX_THING_BYTES: usize = 100 * 1024;
 
-/// A thing as persisted: its JSON plus the read-only fields. A deleted thing stays as a tombstone
-/// so that its revision keeps counting when it is created again (as in Ditto).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ThingState {
-    /// the thing JSON (`thingId`, `policyId`, `definition`, `attributes`, `features`)
-    #[serde(rename = "t")]
-    pub thing: Value,
-    /// revision of the last change
-    #[serde(rename = "r")]
-    pub revision: u64,
-    /// creation time, epoch millis
-    #[serde(rename = "c")]
-    pub created: i64,
-    /// last modification time, epoch millis
-    #[serde(rename = "m")]
-    pub modified: i64,
-    /// `_metadata`
-    #[serde(rename = "md", default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
-    /// tombstone marker
-    #[serde(rename = "d", default, skip_serializing_if = "std::ops::Not::not")]
-    pub deleted: bool,
+/// Reads of other stored entities the core needs: policies by ID (existence checks, `fields=
+/// _policy`, `_copyPolicyFrom`, imports) and things by ID (`_copyPolicyFrom: {{ ref:things/<id>/
+/// policyId }}`). A failed read is an error (503), never "not found" (raft-rs's `Storage`).
+pub trait Lookup {
+    /// The stored state of a thing (tombstones included).
+    fn thing(&self, id: &str) -> Result<Option<ThingState>, DittoError>;
+    /// The stored JSON of a policy.
+    fn policy(&self, id: &str) -> Result<Option<Value>, DittoError>;
 }
 
-impl ThingState {
-    /// Decodes stored bytes.
-    pub fn from_bytes(b: &[u8]) -> Result<ThingState, DittoError> {
-        serde_json::from_slice(b)
-            .map_err(|e| DittoError::internal(format!("corrupt stored thing: {e}")))
-    }
+/// A `Lookup` over two plain functions that cannot fail (tests, benchmarks, fuzzing).
+pub struct FnLookup<T, P>(pub T, pub P);
 
-    /// Encodes for the store.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        // Serializing a Value-based struct cannot fail (no non-string map keys).
-        serde_json::to_vec(self).unwrap_or_default()
+impl<T, P> Lookup for FnLookup<T, P>
+where
+    T: Fn(&str) -> Option<ThingState>,
+    P: Fn(&str) -> Option<Value>,
+{
+    fn thing(&self, id: &str) -> Result<Option<ThingState>, DittoError> {
+        Ok((self.0)(id))
     }
-
-    /// The live (not deleted) state, if any.
-    pub fn live(state: Option<&ThingState>) -> Option<&ThingState> {
-        state.filter(|s| !s.deleted)
-    }
-
-    /// The thing JSON with the read-only fields added (`_namespace`, `_revision`, `_created`,
-    /// `_modified`, `_metadata`): what `fields` selectors and RQL conditions see.
-    pub fn full_view(&self) -> Value {
-        let mut m = self.thing.as_object().cloned().unwrap_or_default();
-        if let Some(ns) = m
-            .get("thingId")
-            .and_then(Value::as_str)
-            .and_then(|id| id.split_once(':'))
-        {
-            m.insert("_namespace".into(), Value::String(ns.0.to_owned()));
-        }
-        m.insert("_revision".into(), self.revision.into());
-        m.insert(
-            "_created".into(),
-            crate::clock::format_millis(self.created).into(),
-        );
-        m.insert(
-            "_modified".into(),
-            crate::clock::format_millis(self.modified).into(),
-        );
-        if let Some(md) = &self.metadata {
-            m.insert("_metadata".into(), md.clone());
-        }
-        Value::Object(m)
-    }
-
-    /// `"rev:<n>"`.
-    pub fn etag(&self) -> String {
-        format!("\"rev:{}\"", self.revision)
+    fn policy(&self, id: &str) -> Result<Option<Value>, DittoError> {
+        Ok((self.1)(id))
     }
 }
 
@@ -102,10 +58,8 @@ pub struct Ctx<'a> {
     pub now: i64,
     /// the requester's first authorization subject (owner of a default policy)
     pub subject: &'a str,
-    /// stored policy by ID (existence checks, `fields=_policy`, `_copyPolicyFrom`)
-    pub policy: &'a dyn Fn(&str) -> Option<Value>,
-    /// stored thing by ID (`_copyPolicyFrom: {{ ref:things/<id>/policyId }}`)
-    pub thing: &'a dyn Fn(&str) -> Option<ThingState>,
+    /// reads of other stored entities
+    pub lookup: &'a dyn Lookup,
     /// the requester's authorization; `None` = trusted internal caller (no policy checks)
     pub access: Option<enforce::Access<'a>>,
 }

@@ -56,7 +56,7 @@ fn copy_source(spec: &str, ctx: &Ctx) -> Result<Value, DittoError> {
     let source_id = match reference(spec) {
         Some(r) => {
             let tid = r?;
-            let thing = (ctx.thing)(&tid).filter(|t| !t.deleted);
+            let thing = ctx.lookup.thing(&tid)?.filter(|t| !t.deleted);
             let pid = thing
                 .as_ref()
                 .and_then(|t| t.thing.get("policyId"))
@@ -64,7 +64,11 @@ fn copy_source(spec: &str, ctx: &Ctx) -> Result<Value, DittoError> {
                 .map(str::to_owned);
             // As Ditto resolves it: a RetrieveThing with `fields=policyId` (404 without any READ
             // on the thing), whose READ-filtered answer must contain the field.
-            let enforcer = pid.as_deref().and_then(|p| (ctx.policy)(p)).map(|pol| {
+            let policy = match pid.as_deref() {
+                Some(p) => ctx.lookup.policy(p)?,
+                None => None,
+            };
+            let enforcer = policy.map(|pol| {
                 let ns = tid.split_once(':').map(|x| x.0);
                 Enforcer::from_policy(&pol, ctx.now, ns)
             });
@@ -89,8 +93,10 @@ fn copy_source(spec: &str, ctx: &Ctx) -> Result<Value, DittoError> {
             spec.to_owned()
         }
     };
-    let src =
-        (ctx.policy)(&source_id).ok_or_else(|| policy::errors::policy_not_found(&source_id))?;
+    let src = ctx
+        .lookup
+        .policy(&source_id)?
+        .ok_or_else(|| policy::errors::policy_not_found(&source_id))?;
     match subjects {
         None => Ok(src),
         Some(s) => Enforcer::from_policy(&src, ctx.now, None)
@@ -139,7 +145,10 @@ pub fn choose(
         }
         (id.clone(), p)
     } else if let Some(pid) = explicit {
-        let policy = (ctx.policy)(&pid).ok_or_else(|| errors::policy_missing(&id, &pid))?;
+        let policy = ctx
+            .lookup
+            .policy(&pid)?
+            .ok_or_else(|| errors::policy_missing(&id, &pid))?;
         return Ok(Chosen {
             policy_id: pid,
             new_policy: None,
@@ -148,7 +157,7 @@ pub fn choose(
     } else {
         (id.clone(), default_policy(&id, ctx.subject))
     };
-    if (ctx.policy)(&pid).is_some() {
+    if ctx.lookup.policy(&pid)?.is_some() {
         return Err(errors::implicit_policy_failed(&id, &pid));
     }
     let mut candidate = candidate;

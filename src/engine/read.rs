@@ -26,9 +26,13 @@ pub fn parse_fields(
 }
 
 /// The thing as a retrieve at `/` returns it, after `fields`.
-pub fn thing_view(state: &ThingState, fields: Option<&FieldSelector>, ctx: &Ctx) -> Value {
+pub fn thing_view(
+    state: &ThingState,
+    fields: Option<&FieldSelector>,
+    ctx: &Ctx,
+) -> Result<Value, DittoError> {
     let Some(sel) = fields else {
-        return state.thing.clone();
+        return Ok(state.thing.clone());
     };
     let mut view = state.full_view();
     if sel.roots().any(|r| r == "_policy") {
@@ -37,11 +41,11 @@ pub fn thing_view(state: &ThingState, fields: Option<&FieldSelector>, ctx: &Ctx)
             .get("policyId")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if let (Some(p), Value::Object(m)) = ((ctx.policy)(pid), &mut view) {
+        if let (Some(p), Value::Object(m)) = (ctx.lookup.policy(pid)?, &mut view) {
             m.insert("_policy".into(), crate::policy::json::policy(&p));
         }
     }
-    sel.select(&view)
+    Ok(sel.select(&view))
 }
 
 /// The thing as retrieve-multiple returns it to the requester (`None` = not readable).
@@ -49,14 +53,14 @@ pub fn readable_thing_view(
     state: &ThingState,
     fields: Option<&FieldSelector>,
     ctx: &Ctx,
-) -> Option<Value> {
-    let v = thing_view(state, fields, ctx);
-    match &ctx.access {
+) -> Result<Option<Value>, DittoError> {
+    let v = thing_view(state, fields, ctx)?;
+    Ok(match &ctx.access {
         None => Some(v),
         Some(acc) => acc
             .enforcer
             .and_then(|e| super::enforce::root_view(e, acc.subjects, v)),
-    }
+    })
 }
 
 /// RetrieveThing and all sub-resource retrieves.
@@ -77,7 +81,7 @@ pub fn retrieve(
         }
     }
     let value = if at_root {
-        thing_view(state, fields.as_ref(), ctx)
+        thing_view(state, fields.as_ref(), ctx)?
     } else {
         let v = pointer::get(&state.thing, &cmd.path.pointer())
             .ok_or_else(|| errors::not_found(&id, &cmd.path))?;

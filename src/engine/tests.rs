@@ -20,15 +20,13 @@ pub(super) fn run_as(
     v: Value,
     access: Option<enforce::Access>,
 ) -> Result<Outcome, DittoError> {
-    let none = |_: &str| None;
     apply(
         state,
         &cmd(v),
         &Ctx {
             now: NOW,
             subject: "nginx:ditto",
-            policy: &none,
-            thing: &|_: &str| None,
+            lookup: &FnLookup(|_: &str| None, |_: &str| None),
             access,
         },
     )
@@ -46,8 +44,7 @@ fn with_policy(state: Option<&ThingState>, v: Value) -> Result<Outcome, DittoErr
         &Ctx {
             now: NOW,
             subject: "nginx:ditto",
-            policy: &some,
-            thing: &|_: &str| None,
+            lookup: &FnLookup(|_: &str| None, some),
             access: None,
         },
     )

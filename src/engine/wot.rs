@@ -3,7 +3,7 @@
 //! so it answers what Ditto 3.x (`DefaultWotThingDescriptionGenerator`) answers when it cannot
 //! build one: no or no URL definition 404 `wot:definition.invalid`, else 421 `wot:tm.notfound`.
 
-use super::ThingState;
+use super::state::ThingState;
 use crate::error::DittoError;
 use crate::model::pointer;
 use crate::protocol::{Headers, ThingPath};

@@ -6,7 +6,7 @@ use super::{Checked, Verdict};
 use crate::bounds::{self, MAX_JSON_DEPTH, MAX_POINTER_SEGMENTS};
 use crate::engine::{self, enforce::Access, Ctx, ThingState, MAX_THING_BYTES};
 use crate::model::{merge_patch, minimize_patch, validate_patch_regexes, FieldSelector};
-use crate::policy::{command as pcmd, Enforcer, PolicyCommand, PolicyState};
+use crate::policy::{Enforcer, PolicyCommand, PolicyState};
 use crate::protocol::{Action, Envelope, Signal, ThingCommand};
 use crate::rql::{self, Env};
 use crate::search::cursor::Cursor;
@@ -71,12 +71,23 @@ fn enforcer() -> &'static Enforcer {
     E.get_or_init(|| Enforcer::from_policy(&policy(), NOW, Some("ns")))
 }
 
+/// Every policy lookup finds `policy()`; no thing is found.
+struct Fixed;
+
+impl engine::Lookup for Fixed {
+    fn thing(&self, _: &str) -> Result<Option<ThingState>, crate::error::DittoError> {
+        Ok(None)
+    }
+    fn policy(&self, _: &str) -> Result<Option<Value>, crate::error::DittoError> {
+        Ok(Some(policy()))
+    }
+}
+
 fn ctx(access: Option<Access<'_>>) -> Ctx<'_> {
     Ctx {
         now: NOW,
         subject: SUBJECT,
-        policy: &|_| Some(policy()),
-        thing: &|_| None,
+        lookup: &Fixed,
         access,
     }
 }
@@ -172,7 +183,8 @@ pub fn policy_command(b: &[u8]) -> Checked {
     let subjects = [SUBJECT.to_owned()];
     let mut accepted = false;
     for current in [Some(&base), None] {
-        let Ok(o) = pcmd::apply(current, &cmd, NOW, Some(&subjects), &|_| None) else {
+        let Ok(o) = crate::policy::apply::apply(current, &cmd, NOW, Some(&subjects), &|_| Ok(None))
+        else {
             continue;
         };
         accepted = true;

@@ -4,7 +4,7 @@
 //! small bounded channel, so memory stays bounded whatever the store's size.
 
 use crate::error::DittoError;
-use crate::server::Body;
+use crate::http::body::Body;
 use crate::store::{backup, Store};
 use bytes::Bytes;
 use futures_lite::future;

@@ -6,9 +6,10 @@
 use super::params::{self, Query};
 use super::response;
 use crate::error::DittoError;
-use crate::hub::{Answer, Requester};
+use crate::http::body::Body;
+use crate::hub::Requester;
 use crate::protocol::{Action, Channel, Criterion, Envelope, Group};
-use crate::server::{Body, State};
+use crate::state::State;
 use base64::Engine;
 use hyper::body::Incoming;
 use hyper::http::request::Parts;
@@ -227,22 +228,8 @@ pub async fn handle(
 
 /// Runs the message through the hub: `None` on success, else the failure's status and body.
 async fn answer(st: &Arc<State>, who: &Requester, env: Envelope) -> Option<(u16, Value)> {
-    let reply = match st.hub.handle_protocol(who, env).await? {
-        Answer::Now(reply) => {
-            if let Some(seq) = reply.after {
-                if st.hub.gate().wait(seq).await.is_err() {
-                    let id = reply.envelope.topic.entity_id().unwrap_or_default();
-                    let e = DittoError::unavailable(&id);
-                    return Some((e.status, e.to_json()));
-                }
-            }
-            reply.envelope
-        }
-        Answer::Later(waiter) => {
-            let (topic, cid) = (waiter.topic().clone(), waiter.correlation_id().to_owned());
-            waiter.wait().await.to_envelope(&topic, &cid)?
-        }
-    };
+    let reply = st.hub.handle_protocol(who, env).await?;
+    let reply = reply.settle_envelope(&st.hub).await?;
     match reply.status {
         Some(s) if s >= 400 => Some((s, reply.value.unwrap_or(Value::Object(Map::new())))),
         _ => None,

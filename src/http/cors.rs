@@ -3,7 +3,7 @@
 //! preflights answered before authentication with the requested headers echoed, and the
 //! allowed origin, credentials and exposed headers on every answer, errors included.
 
-use crate::server::Body;
+use crate::http::body::Body;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ORIGIN, VARY};
 use hyper::{Method, Response};
 use serde::Deserialize;

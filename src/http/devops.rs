@@ -7,10 +7,11 @@
 use super::params::{self, Query};
 use super::response;
 use crate::error::DittoError;
+use crate::http::body::Body;
 use crate::model::FieldSelector;
 use crate::mqtt::connection::CONNECTION_ID;
 use crate::ops::loglevel;
-use crate::server::{authenticate_devops, Body, State};
+use crate::state::{authenticate_devops, State};
 use hyper::body::Incoming;
 use hyper::header::ALLOW;
 use hyper::{Method, Request, Response};

@@ -4,15 +4,18 @@
 use super::params::Query;
 use super::response;
 use crate::error::DittoError;
+use crate::http::body::Body;
 use crate::hub::Requester;
 use crate::model::parse_thing_id;
 use crate::protocol::{Action, Channel, Criterion, Envelope, Headers, Signal, Topic};
-use crate::server::{Body, State};
+use crate::rules::acks::AckRequest;
+use crate::rules::outcome::Finished;
+use crate::state::State;
 use hyper::Response;
 use serde_json::{json, Value};
 
 /// Retrieves things by ID (`ids=a,b` or repeated `ids`), in request order.
-pub(super) fn by_ids(
+pub(super) async fn by_ids(
     st: &State,
     who: &Requester,
     ids: &str,
@@ -24,12 +27,12 @@ pub(super) fn by_ids(
         .map(|s| parse_thing_id(s).map(|id| id.to_string()))
         .collect::<Result<_, _>>()?;
     let fields = query.joined("fields");
-    let things = retrieve(st, who, &thing_ids, fields.as_deref(), headers)?;
+    let things = retrieve(st, who, &thing_ids, fields.as_deref(), headers).await?;
     Ok(response::json(200, &things))
 }
 
-/// The retrieve-multiple command through the hub (the same path the WebSocket uses).
-fn retrieve(
+/// The retrieve-multiple command through the hub's door (the same path the WebSocket uses).
+async fn retrieve(
     st: &State,
     who: &Requester,
     ids: &[String],
@@ -45,8 +48,20 @@ fn retrieve(
     let mut env = Envelope::new(topic, headers, "/");
     env.value = Some(json!({ "thingIds": ids }));
     env.fields = fields.map(str::to_owned);
-    let Signal::RetrieveThings(r) = Signal::from_envelope(env)? else {
+    let signal @ Signal::RetrieveThings(_) = Signal::from_envelope(env)? else {
         return Err(DittoError::internal("retrieve things did not parse"));
     };
-    st.hub.retrieve_things(who, &r)
+    let answer = st.hub.call(who, signal, &AckRequest::durable()).await?;
+    match answer {
+        Some(a) => match a.settle(&st.hub).await {
+            Finished::Response(env) => Ok(env.value.unwrap_or(Value::Null)),
+            Finished::Error(e) => Err(e),
+            _ => Err(DittoError::internal(
+                "retrieve things ended without an answer",
+            )),
+        },
+        None => Err(DittoError::internal(
+            "retrieve things ended without an answer",
+        )),
+    }
 }

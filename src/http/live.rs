@@ -7,13 +7,13 @@
 use super::response;
 use super::things::Failure;
 use crate::error::DittoError;
-use crate::hub::acks::{aggregate_value, AckKind, AckRequest, Binding};
-use crate::hub::live::{LiveOptions, Smart};
-use crate::hub::waiter::Finished;
-use crate::hub::{Hub, Requester};
+use crate::http::body::{full, Body};
+use crate::hub::Requester;
 use crate::protocol::message::value_to_bytes;
-use crate::protocol::{Criterion, Envelope};
-use crate::server::{full, Body, State};
+use crate::protocol::{Criterion, Envelope, Signal};
+use crate::rules::acks::{aggregate_value, AckKind, AckRequest, Binding};
+use crate::rules::outcome::Finished;
+use crate::state::State;
 use hyper::header::{HeaderName, CONTENT_TYPE, ETAG};
 use hyper::{Response, StatusCode};
 
@@ -50,7 +50,7 @@ fn pass_headers(mut r: Response<Body>, env: &Envelope) -> Response<Body> {
 /// is required, as Ditto's HTTP layer does).
 fn acks_response(
     status: u16,
-    acks: &[(String, crate::hub::acks::Ack)],
+    acks: &[(String, crate::rules::acks::Ack)],
     response_required: bool,
 ) -> Response<Body> {
     if !response_required {
@@ -114,36 +114,19 @@ pub(super) fn render_message(f: Finished, response_required: bool) -> Response<B
     r
 }
 
-/// A thing command on the live channel (or a smart-channel retrieve) over HTTP.
+/// A thing command on the live channel (or a smart-channel retrieve) over HTTP: through the
+/// hub's door, answered when the device (or the twin) answered, 202 if nothing will.
 pub(super) async fn live_command(
     st: &State,
     who: &Requester,
-    cmd: &crate::protocol::ThingCommand,
+    cmd: crate::protocol::ThingCommand,
 ) -> Result<Response<Body>, Failure> {
     let acks = AckRequest::resolve(&cmd.headers, AckKind::Live, Binding::Http)?;
-    let waiter = if Hub::is_smart(cmd) {
-        match st.hub.smart_retrieve(who, cmd, &acks).await? {
-            Smart::Twin(env) => return Ok(render_command(Finished::Response(env), true)),
-            Smart::Live(w) => Some(*w),
-            Smart::Nothing => None,
-        }
-    } else {
-        st.hub
-            .live_command(who, cmd, &acks, LiveOptions::default())?
-    };
-    let Some(w) = waiter else {
-        return Ok(response::empty(202));
-    };
-    Ok(render_command(w.wait().await, acks.response_required))
-}
-
-/// A twin write with custom acks over HTTP: the aggregated acks.
-pub(super) async fn twin_acked(
-    st: &State,
-    who: &Requester,
-    cmd: &crate::protocol::ThingCommand,
-    acks: &AckRequest,
-) -> Result<Response<Body>, Failure> {
-    let w = st.hub.twin_acked(who, cmd, acks).await?;
-    Ok(render_command(w.wait().await, acks.response_required))
+    match st.hub.call(who, Signal::Thing(cmd), &acks).await? {
+        None => Ok(response::empty(202)),
+        Some(answer) => Ok(render_command(
+            answer.settle(&st.hub).await,
+            acks.response_required,
+        )),
+    }
 }

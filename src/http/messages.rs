@@ -8,14 +8,15 @@ use super::params;
 use super::response;
 use super::things::Failure;
 use crate::error::DittoError;
-use crate::hub::acks::{AckKind, AckRequest, Binding};
+use crate::http::body::Body;
 use crate::hub::Requester;
 use crate::model::EntityId;
 use crate::protocol::message::{
     payload_too_large, subject_invalid, value_from_bytes, Direction, MessagePath, MAX_PAYLOAD_BYTES,
 };
-use crate::protocol::{Channel, Criterion, Envelope, Headers, Topic};
-use crate::server::{Body, State};
+use crate::protocol::{Channel, Criterion, Envelope, Headers, Signal, Topic};
+use crate::rules::acks::{AckKind, AckRequest, Binding};
+use crate::state::State;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;
 use hyper::http::request::Parts;
@@ -135,9 +136,12 @@ pub(super) async fn send(
     );
     let mut env = Envelope::new(topic, headers, path.to_path());
     env.value = value;
-    match st.hub.message(who, &env, &path, &acks)? {
+    match st.hub.call(who, Signal::Other(env), &acks).await? {
         None => Ok(response::empty(202)),
-        Some(w) => Ok(render_message(w.wait().await, acks.response_required)),
+        Some(a) => Ok(render_message(
+            a.settle(&st.hub).await,
+            acks.response_required,
+        )),
     }
 }
 

@@ -5,6 +5,7 @@
 
 // CloudEvents HTTP binding carrying Ditto Protocol messages
 pub mod backup;
+pub mod body;
 pub mod cloudevents;
 // CORS for browser apps on other origins
 pub mod cors;
@@ -27,9 +28,10 @@ pub mod sse_history;
 pub mod sse_messages;
 pub mod things;
 
+use crate::http::body::Body;
 use crate::hub::Requester;
 use crate::protocol::headers::{too_large, MAX_HEADERS};
-use crate::server::{authenticate, Body, State};
+use crate::state::{authenticate, State};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::json;
@@ -171,7 +173,7 @@ async fn things_root(
                 Err(e) => return response::error(&e, None, None),
             };
             let r = match query.joined("ids") {
-                Some(ids) => list::by_ids(st, &who, &ids, &query, headers),
+                Some(ids) => list::by_ids(st, &who, &ids, &query, headers).await,
                 None => search::listing(st, &who, &parts, &query, &headers).await,
             };
             things::finish(r.map_err(things::Failure::from), &cid)

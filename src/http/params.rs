@@ -156,7 +156,7 @@ pub struct HttpAcks {
     /// how long to wait for that
     pub timeout: Duration,
     /// the resolved request (labels: custom acks make the answer an aggregation)
-    pub request: crate::hub::acks::AckRequest,
+    pub request: crate::rules::acks::AckRequest,
 }
 
 /// Resolves `timeout`, `response-required` and `requested-acks` with Ditto's HTTP rules (the
@@ -164,7 +164,7 @@ pub struct HttpAcks {
 /// outside), `timeout=0` implies no response, `requested-acks` defaults to `twin-persisted`
 /// when a response is required.
 pub fn http_acks(h: &Headers) -> Result<HttpAcks, DittoError> {
-    use crate::hub::acks::{AckKind, AckRequest, Binding};
+    use crate::rules::acks::{AckKind, AckRequest, Binding};
     let request = AckRequest::resolve(h, AckKind::Twin, Binding::Http)?;
     Ok(HttpAcks {
         response_required: request.response_required,

@@ -7,11 +7,13 @@ use super::response;
 use super::things::{finish, request_headers, Failure};
 use crate::auth::Subjects;
 use crate::error::DittoError;
+use crate::http::body::Body;
 use crate::hub::Requester;
 use crate::model::parse_policy_id;
-use crate::policy::PolicyCommand;
-use crate::protocol::{Action, Channel, Criterion, Envelope, Group, Headers, Topic};
-use crate::server::{Body, State};
+use crate::protocol::{Action, Channel, Criterion, Envelope, Group, Headers, Signal, Topic};
+use crate::rules::acks::AckRequest;
+use crate::rules::outcome::Finished;
+use crate::state::State;
 use hyper::body::Incoming;
 use hyper::header::ETAG;
 use hyper::http::request::Parts;
@@ -104,25 +106,32 @@ async fn policy_request(
     let mut env = Envelope::new(topic, headers, sub);
     env.value = value;
     env.fields = query.joined("fields");
-    let cmd = PolicyCommand::from_envelope(&env)
-        .unwrap_or_else(|| Err(crate::protocol::unknown_path(&env.path)))?;
-    let done = st.hub.policy_command(who, &cmd).await?;
-    if let Some(seq) = done.seq {
-        st.hub
-            .gate()
-            .wait(seq)
-            .await
-            .map_err(|_| crate::policy::errors::unavailable(&id))?;
-    }
-    let o = done.outcome;
-    let mut r = match &o.value {
-        Some(v) if o.status != 204 => response::json(o.status, v),
-        _ => response::empty(o.status),
+    let acks = AckRequest::durable();
+    let env = match st.hub.call(who, Signal::Other(env), &acks).await? {
+        Some(a) => match a.settle(&st.hub).await {
+            Finished::Response(env) => env,
+            Finished::Error(e) => return Err(e),
+            _ => {
+                return Err(DittoError::internal(
+                    "a policy command ended without an answer",
+                ))
+            }
+        },
+        None => {
+            return Err(DittoError::internal(
+                "a policy command ended without an answer",
+            ))
+        }
     };
-    if let Some(e) = &o.etag {
-        response::set(&mut r, ETAG, e);
+    let status = env.status.unwrap_or(200);
+    let mut r = match &env.value {
+        Some(v) if status != 204 => response::json(status, v),
+        _ => response::empty(status),
+    };
+    if let Some(e) = env.headers.get_str("etag") {
+        response::set(&mut r, ETAG, &e);
     }
-    if o.status == 201 {
+    if status == 201 {
         r = response::with_location(r, &response::absolute(&parts.headers, path));
     }
     Ok(r)
@@ -154,7 +163,10 @@ pub async fn check_permissions(
         )
         .await?;
         let checks = crate::policy::check::parse(&params::parse_json(&bytes)?)?;
-        Ok(response::json(200, &st.hub.check_permissions(who, &checks)))
+        Ok(response::json(
+            200,
+            &st.hub.check_permissions(who, &checks)?,
+        ))
     };
     finish(r.await.map_err(|e: DittoError| Failure::from(e)), &cid)
 }

@@ -3,7 +3,7 @@
 //! `gateway:method.notallowed` with `Allow`, and the absolute `Location` of created resources.
 
 use crate::error::DittoError;
-use crate::server::{full, Body};
+use crate::http::body::{full, Body};
 use bytes::Bytes;
 use hyper::header::{
     HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, ETAG, HOST, LOCATION, RETRY_AFTER,

@@ -8,9 +8,10 @@
 use super::response;
 use super::search::{params_of, query_timeout};
 use super::things::{finish, request_headers, Failure};
+use crate::http::body::Body;
 use crate::hub::Requester;
 use crate::search::{self, Endpoint};
-use crate::server::{Body, State};
+use crate::state::State;
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;

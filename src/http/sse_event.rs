@@ -4,9 +4,9 @@
 //! `fields` projection (with `_context`), or the raw value at a JSON pointer.
 
 use crate::error::DittoError;
-use crate::hub::events::event_shape;
 use crate::model::{merge::strip_nulls, parse_pointer, pointer, FieldSelector};
 use crate::protocol::{Criterion, Envelope, EventAction};
+use crate::rules::events::event_shape;
 use serde_json::{json, Map, Value};
 
 /// How a stream presents events (fixed per SSE connection).

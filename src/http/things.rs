@@ -7,13 +7,16 @@ use super::params::{self, HttpAcks, Query};
 use super::response;
 use crate::engine::errors as engine_errors;
 use crate::error::DittoError;
-use crate::hub::twin::{new_correlation_id, response_envelope};
-use crate::hub::{Durability, Requester};
+use crate::http::body::Body;
+use crate::hub::{Answer, Requester};
 use crate::model::{parse_thing_id, EntityId};
+use crate::protocol::headers::new_correlation_id;
 use crate::protocol::{
     Action, Channel, Criterion, Envelope, Headers, Signal, ThingCommand, ThingPath, Topic,
 };
-use crate::server::{Body, State};
+use crate::rules::acks::AckKind;
+use crate::rules::outcome::Finished;
+use crate::state::State;
 use futures_lite::future;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, ETAG};
@@ -103,7 +106,7 @@ fn check_body_thing_id(v: &Value, id: &str, patch: bool) -> Result<(), DittoErro
 }
 
 fn command_timeout(acks: &HttpAcks) -> DittoError {
-    crate::hub::acks::command_timeout(acks.timeout.as_millis() as u64)
+    crate::rules::acks::command_timeout(acks.timeout.as_millis() as u64)
 }
 
 /// The current ETag of the resource a failed command addresses (for 412/304 responses), read
@@ -115,7 +118,8 @@ fn current_etag(st: &State, cmd: &ThingCommand) -> Option<String> {
         .flatten()
 }
 
-/// Runs one twin command, waits for durability as requested (bounded by `timeout`), and
+/// Runs one twin command through the hub's door, waits for what its answer waits for
+/// (durability as requested, bounded by `timeout`; custom acks through their waiter) and
 /// answers with status, body, `ETag` and `entity-revision`; 202 when no response is required.
 pub(super) async fn execute(
     st: &State,
@@ -123,20 +127,24 @@ pub(super) async fn execute(
     cmd: &ThingCommand,
     acks: &HttpAcks,
 ) -> Result<Response<Body>, Failure> {
-    if acks.request.aggregated() && cmd.action != Action::Retrieve {
-        return super::live::twin_acked(st, who, cmd, &acks.request).await;
-    }
     let work = async {
-        let durability = Durability::waited_if(acks.persisted);
-        let done = st.hub.twin_command(who, cmd, durability).await?;
-        if let (true, Some(seq)) = (acks.persisted, done.seq) {
-            st.hub
-                .gate()
-                .wait(seq)
-                .await
-                .map_err(|_| DittoError::unavailable(&cmd.thing_id.to_string()))?;
+        match st
+            .hub
+            .call(who, Signal::Thing(cmd.clone()), &acks.request)
+            .await?
+        {
+            Some(Answer::Now(reply)) => match Answer::Now(reply).settle(&st.hub).await {
+                Finished::Response(env) => Ok(Ok(env)),
+                Finished::Error(e) => Err(e),
+                _ => Err(DittoError::internal(
+                    "a twin command ended without an answer",
+                )),
+            },
+            Some(later) => Ok(Err(later)),
+            None => Err(DittoError::internal(
+                "a twin command ended without an answer",
+            )),
         }
-        Ok::<_, DittoError>(done)
     };
     let limit = async {
         if acks.timeout.is_zero() {
@@ -146,9 +154,14 @@ pub(super) async fn execute(
             None
         }
     };
-    let done = match future::or(async { Some(work.await) }, limit).await {
+    let env = match future::or(async { Some(work.await) }, limit).await {
         None => return Err(command_timeout(acks).into()),
-        Some(Ok(done)) => done,
+        Some(Ok(Ok(env))) => env,
+        // custom acks: the aggregation, when the waiter finished
+        Some(Ok(Err(later))) => {
+            let f = later.settle(&st.hub).await;
+            return Ok(super::live::render_command(f, acks.response_required));
+        }
         Some(Err(error)) => {
             let etag = if matches!(error.status, 304 | 412) {
                 current_etag(st, cmd)
@@ -164,12 +177,10 @@ pub(super) async fn execute(
     if !acks.response_required {
         return Ok(response::empty(202));
     }
-    let out = &done.outcome;
-    let mut r = match (&out.value, out.status) {
+    let mut r = match (&env.value, env.status.unwrap_or(200)) {
         (Some(v), s) if s != 204 => response::json(s, v),
         (_, s) => response::empty(s),
     };
-    let env = response_envelope(cmd, out);
     if let Some(e) = env.headers.get_str("etag") {
         response::set(&mut r, ETAG, &e);
     }
@@ -341,9 +352,12 @@ async fn entry_inner(
         .flatten();
     let channel = if live { Channel::Live } else { Channel::Twin };
     let cmd = build_command(&id, channel, action, &pointer, headers, value, fields)?;
+    // a smart-channel retrieve follows the live rules (its acks, its rendering)
     let r = match acks {
-        Some(acks) if !crate::hub::Hub::is_smart(&cmd) => execute(st, who, &cmd, &acks).await?,
-        _ => super::live::live_command(st, who, &cmd).await?,
+        Some(acks) if AckKind::of(&cmd.topic, &cmd.headers) == AckKind::Twin => {
+            execute(st, who, &cmd, &acks).await?
+        }
+        _ => super::live::live_command(st, who, cmd).await?,
     };
     Ok(if r.status() == 201 {
         let url = response::absolute(&parts.headers, parts.uri.path());

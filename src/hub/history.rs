@@ -77,7 +77,7 @@ impl Hub {
             f();
         };
         while !stopped() {
-            let more = match history.sweep(crate::clock::now_millis(), &locked) {
+            let more = match history.sweep(self.now(), &locked) {
                 Ok(s) => s.more,
                 Err(e) => {
                     tracing::error!(error = %e, "history retention step failed");

@@ -143,7 +143,7 @@ impl Hub {
             return Ok(None);
         };
         let load = |i: &str| self.load_policy(i);
-        crate::policy::command::apply(Some(cur), cmd, now, Some(&who.subjects), &load)?;
+        crate::policy::apply::apply(Some(cur), cmd, now, Some(&who.subjects), &load)?;
         let id = cmd.policy_id.as_str();
         Ok(self
             .policy_in_past(id, at, cur, now)?

@@ -5,7 +5,6 @@
 //! `AbstractPersistenceSupervisor`), READ-filtered under the thing's policy *now*, then the RQL
 //! `filter` on the event as partial thing JSON (`ThingSupervisorActor.applyPersistedEventFilter`).
 
-use super::events::{event_shape, event_view, placeholder};
 use super::Hub;
 use crate::engine::ThingState;
 use crate::error::DittoError;
@@ -14,6 +13,7 @@ use crate::model::EntityId as ThingId;
 use crate::policy::{Enforcer, READ};
 use crate::protocol::{Channel, Criterion, Envelope, EventAction, Headers, Topic};
 use crate::rql::{Env, Query as Rql};
+use crate::rules::events::{event_shape, event_view, placeholder};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -88,18 +88,18 @@ impl Hub {
         q: PersistedQuery,
     ) -> Result<Persisted, DittoError> {
         let key = id.to_string();
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let not_found =
             || crate::engine::errors::not_found(&key, &crate::protocol::ThingPath::Root);
         let state: ThingState = self
             .load_thing(&key)?
             .filter(|s| !s.deleted)
             .ok_or_else(not_found)?;
-        let enforcer = state
-            .thing
-            .get("policyId")
-            .and_then(Value::as_str)
-            .and_then(|pid| self.enforcer(pid, &id.namespace, now))
+        let enforcer = match state.thing.get("policyId").and_then(Value::as_str) {
+            Some(pid) => self.enforcer(pid, &id.namespace, now)?,
+            None => None,
+        };
+        let enforcer = enforcer
             .filter(|e| e.has_partial(&subjects, "thing", &[], READ))
             .ok_or_else(not_found)?;
         let current = state.revision;
@@ -152,7 +152,7 @@ impl Persisted {
             return Ok(Vec::new());
         }
         let key = self.id.to_string();
-        let now = crate::clock::now_millis();
+        let now = self.hub.now();
         let page = h
             .events(
                 Kind::Thing,

@@ -4,42 +4,55 @@
 //! the history is written in the same commit as the change and obeys its durability class.
 
 use super::{Hub, Requester};
-use crate::engine::Outcome;
+use crate::engine::Ready;
 use crate::error::DittoError;
 use crate::history::{record::persisted_headers, Change, Kind, Record};
 use crate::policy::{command, PolicyCommand, PolicyOutcome, PolicyState};
 use crate::protocol::{Action, EventAction, ThingCommand};
-use crate::store::Op;
+use crate::store::{Op, Tree};
 use serde_json::{Map, Value};
 
 impl Hub {
-    /// The history ops of a thing change (`bytes`: the stored state after it).
+    /// The history ops of a twin write as the core built it: the thing's event and, for a
+    /// policy created with the thing, that policy's creation.
     pub(crate) fn thing_history_ops(
         &self,
         cmd: &ThingCommand,
         who: &Requester,
-        outcome: &Outcome,
-        bytes: &[u8],
+        r: &Ready,
+        now: i64,
     ) -> Result<Vec<Op>, DittoError> {
-        let (Some(h), Some(ev), Some(state)) = (self.history(), &outcome.event, &outcome.state)
-        else {
+        let (Some(h), Some(ev)) = (self.history(), &r.event) else {
             return Ok(Vec::new());
         };
-        let id = cmd.thing_id.to_string();
+        let id = r.thing_id.as_str();
         let headers =
             persisted_headers(&h.config().headers_to_persist, &cmd.headers, who.subject());
-        let record = Record::of_thing_event(ev, state.metadata.as_ref(), headers);
+        let record = Record::of_thing_event(ev, r.state.metadata.as_ref(), headers.clone());
+        // the thing as the write stores it (its snapshot, when the log keeps one)
+        let thing_op = r.ops.iter().find(|o| o.tree == Tree::Things);
+        let stored = match thing_op.and_then(|o| o.value.clone()) {
+            Some(b) => b,
+            None => r.state.to_bytes(),
+        };
         let change = Change {
             kind: Kind::Thing,
-            id: &id,
+            id,
             revision: ev.revision,
             record,
-            state: bytes,
+            state: &stored,
         };
-        h.ops(change).map_err(|e| {
+        let mut ops = h.ops(change).map_err(|e| {
             tracing::error!(thing = %id, error = %e, "history read failed");
-            DittoError::unavailable(&id)
-        })
+            DittoError::unavailable(id)
+        })?;
+        if let Some((pid, policy)) = &r.policy {
+            let state = PolicyState::new(policy.clone(), now);
+            let value = Some(crate::policy::json::policy(&state.policy));
+            let created = EventAction::Created;
+            ops.extend(self.policy_history_ops(pid, &state, created, "/", value, headers)?);
+        }
+        Ok(ops)
     }
 
     /// The history ops of a policy command's change (`existed`: the policy existed before).
@@ -65,23 +78,6 @@ impl Hub {
             persisted_headers(&h.config().headers_to_persist, &cmd.headers, who.subject());
         let id = cmd.policy_id.as_str();
         self.policy_history_ops(id, state, action, &cmd.raw_path, value, headers)
-    }
-
-    /// The history ops of a policy created with its thing.
-    pub(crate) fn created_policy_history(
-        &self,
-        id: &str,
-        state: &PolicyState,
-        cmd: &ThingCommand,
-        who: &Requester,
-    ) -> Result<Vec<Op>, DittoError> {
-        let Some(h) = self.history() else {
-            return Ok(Vec::new());
-        };
-        let headers =
-            persisted_headers(&h.config().headers_to_persist, &cmd.headers, who.subject());
-        let value = Some(crate::policy::json::policy(&state.policy));
-        self.policy_history_ops(id, state, EventAction::Created, "/", value, headers)
     }
 
     /// The history ops of a policy whose expired subjects were removed (`None`: history could

@@ -1,67 +1,53 @@
-//! The hub routes signals between the bindings and the core: twin commands to the engine under
-//! a per-thing lock (one writer per thing, order preserved), writes to the store (group commit),
-//! events to subscribed sessions once durable, the live channel (live commands, live events,
-//! messages) and the correlation of their answers and acknowledgements.
+//! The hub routes signals between the bindings and the core. Every binding enters through
+//! one door (`door`: `Hub::call`, `Hub::handle_protocol`) and sends what one step makes of the
+//! answer (`answer`). Behind the door it is split by job: twin commands and their writes
+//! (`twin`), policies (`policy`), the live channel and the correlation of answers and acks
+//! (`live`), sessions and event fan-out (`bus`). The rules it applies live in `rules`; the
+//! lock order is written on `Inner` below.
 
-pub mod events;
+// the one door and the answer step
+pub mod answer;
+pub mod door;
+
+// sessions, subscriptions, event publishing and fan-out
+pub mod bus;
+
+// live commands, live events, messages: correlation of answers and acks, timeouts
+pub mod live;
+
+// the policy cache, policy commands, subject expiry
+pub mod policy;
+
+// twin commands: the write path and the twin cache; the engine's reads
+mod lookup;
+pub mod twin;
+
+// history: install and retention, write hooks, past states, persisted-event streams
 pub mod history;
 pub mod history_read;
 pub mod history_stream;
 mod history_write;
-pub mod ordered;
-mod permissions;
-pub mod policy;
-mod publisher;
-pub use publisher::Gate;
-pub mod session;
-pub mod twin;
-mod twins;
-// ---- live channel, messages and acknowledgements ----
-pub mod acks;
-mod correlate;
-pub mod dispatch;
-mod fanout;
-pub mod live;
-pub mod live_errors;
-pub mod messages;
-pub mod pending;
-pub mod waiter;
-// ----
 
-pub use dispatch::Answer;
-pub use session::{Outbound, OutboundRx, SessionHandle, StreamKind, Subscription};
+#[cfg(test)]
+mod door_tests;
+#[cfg(test)]
+mod sim_tests;
+
+pub use answer::{Late, Outgoing};
+pub use bus::publisher::Gate;
+pub use bus::session::{Outbound, OutboundRx, SessionHandle, StreamKind};
+pub use door::Answer;
+pub use live::waiter::Waiter;
+pub use lookup::HubLookup;
 pub use twin::{Reply, TwinDone};
 
+use crate::clock::{Clock, WallClock};
 use crate::store::Store;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 const LOCK_SHARDS: usize = 256;
-
-/// The two durability classes of a write (what the requester waits for).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Someone waits for it to be on disk (`twin-persisted` / `search-persisted` requested, the
-    /// default of client commands): answered once synced (group commit), and its event is
-    /// published only then.
-    Waited,
-    /// Nobody waits (`requested-acks: []`, `response-required: false`, MQTT telemetry): on disk
-    /// within `store.flush_interval_ms` together with every other write of that interval, a
-    /// crash loses at most that interval; its event is published at once.
-    Interval,
-}
-
-impl Durability {
-    /// `Waited` if the requester waits for the write to be persisted.
-    pub fn waited_if(persisted: bool) -> Durability {
-        if persisted {
-            Durability::Waited
-        } else {
-            Durability::Interval
-        }
-    }
-}
 
 /// Told of every thing write: the thing ID and the store sequence of the write. Called under
 /// the thing's lock right after the submit, once reads (the twin cache too) see the change; it
@@ -85,16 +71,39 @@ impl Requester {
     }
 }
 
+/// The hub's state. One owner per job: `twin` (the write path and the twin cache), `policy`
+/// (the enforcer cache and the expiry timer), `live` (pending requests: correlation, acks,
+/// timeouts), `bus` (sessions, subscriptions, the event publisher).
+///
+/// Lock order (a lock is only ever taken while holding locks listed before it; no lock is held
+/// across an `.await`; poisoning is ignored because every critical section leaves consistent
+/// data):
+/// 1. `locks[shard]`: one thing's (or policy's, `policy:<id>`) writer, for the whole command;
+/// 2. `publisher.queue` (`bus::publisher`): a write's submit and its event enter their queues
+///    together; under it the event's audience is decided (3, 4) and acks recorded (5);
+/// 3. `policies.cache` > `policies.importers`; `policies.shared`; `policies.announced`;
+///    `policies.due` > `policies.due_of` (`policy`): never two of these groups at once;
+/// 4. `subscribers` (read) > a session's subscription lock (`SessionHandle::with_subscription`);
+/// 5. `pending` (`live`): the pending-request table;
+/// 6. `twins` (the twin cache) and `sessions`: leaves, nothing is taken under them;
+/// 7. the store's own locks (`Store::submit`, reads): innermost.
 pub(crate) struct Inner {
     store: Store,
-    publisher: Arc<publisher::Shared>,
+    clock: Arc<dyn Clock>,
+    // (1) per-entity writers
     locks: Vec<Mutex<()>>,
-    sessions: RwLock<HashMap<u64, Arc<SessionHandle>>>,
-    subscribers: RwLock<HashMap<StreamKind, Vec<Arc<SessionHandle>>>>,
-    next_session: AtomicU64,
+    // (2) event queue and gate
+    publisher: Arc<bus::publisher::Shared>,
+    // (3) policy cache and expiry bookkeeping
     policies: policy::Policies,
-    pending: Mutex<pending::Table>,
-    twins: Mutex<twins::Twins>,
+    // (4) subscriptions per stream kind, (6) open sessions
+    subscribers: RwLock<HashMap<StreamKind, Vec<Arc<SessionHandle>>>>,
+    sessions: RwLock<HashMap<u64, Arc<SessionHandle>>>,
+    next_session: AtomicU64,
+    // (5) pending requests (correlation, acks, timeouts)
+    pending: Mutex<crate::rules::pending::Table>,
+    // (6) decoded twins
+    twins: Mutex<twin::cache::Twins>,
     change_hook: OnceLock<ChangeHook>,
     history: OnceLock<Arc<crate::history::History>>,
 }
@@ -106,9 +115,14 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub over an open store.
+    /// A hub over an open store, on the system clock.
     pub fn new(store: Store) -> Hub {
-        let events = Arc::new(publisher::Shared::default());
+        Hub::with_clock(store, Arc::new(WallClock))
+    }
+
+    /// A hub over an open store whose time (timestamps, expiries, timeouts) comes from `clock`.
+    pub fn with_clock(store: Store, clock: Arc<dyn Clock>) -> Hub {
+        let events = Arc::new(bus::publisher::Shared::default());
         let hub = Hub {
             inner: Arc::new(Inner {
                 store: store.clone(),
@@ -118,19 +132,32 @@ impl Hub {
                 subscribers: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
                 policies: policy::Policies::default(),
-                pending: Mutex::new(pending::Table::new(correlate::DEFAULT_MAX_PENDING)),
+                pending: Mutex::new(crate::rules::pending::Table::new(
+                    live::correlate::DEFAULT_MAX_PENDING,
+                )),
                 twins: Mutex::default(),
                 change_hook: OnceLock::new(),
                 history: OnceLock::new(),
+                clock,
             }),
         };
-        publisher::start(Arc::downgrade(&hub.inner), store, events);
+        bus::publisher::start(Arc::downgrade(&hub.inner), store, events);
         hub
     }
 
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The hub's clock.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
+    }
+
+    /// Now, in epoch millis (the one time read of a request).
+    pub fn now(&self) -> i64 {
+        self.inner.clock.now_millis()
     }
 
     /// Installs the hook told of every thing write (at most one; the uplink). False if one
@@ -156,117 +183,12 @@ impl Hub {
         }
     }
 
-    /// The lock serializing all changes of one thing.
-    fn twins(&self) -> std::sync::MutexGuard<'_, twins::Twins> {
-        self.inner.twins.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
+    /// The lock serializing all changes of one thing (or policy: `policy:<id>`).
     fn lock_for(&self, thing_id: &str) -> &Mutex<()> {
         // FNV-1a: cheap and stable; only spreads IDs over shards.
         let h = thing_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
         });
         &self.inner.locks[(h % LOCK_SHARDS as u64) as usize]
-    }
-
-    /// Registers a new session and returns its handle and outbound queue.
-    pub fn open_session(
-        &self,
-        subjects: Arc<[String]>,
-        queue: usize,
-        max_inflight: usize,
-    ) -> (Arc<SessionHandle>, OutboundRx) {
-        let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
-        let (h, rx) = SessionHandle::new(id, subjects, queue, max_inflight);
-        self.inner
-            .sessions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, h.clone());
-        (h, rx)
-    }
-
-    /// Removes a session and all its subscriptions; its pending requests are dropped and what
-    /// it owed (live answers, acks) is answered for it at once.
-    pub fn close_session(&self, id: u64) {
-        if let Some(h) = self
-            .inner
-            .sessions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id)
-        {
-            h.close();
-        }
-        let mut subs = self
-            .inner
-            .subscribers
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        for list in subs.values_mut() {
-            list.retain(|s| s.id != id);
-        }
-        drop(subs);
-        // after the session is marked closed: a concurrent fan-out either sees it closed or
-        // records it before this runs (both under the pending lock, see `acks_dispatched`)
-        self.pending().session_closed(id);
-    }
-
-    /// Number of open sessions.
-    pub fn session_count(&self) -> usize {
-        self.inner
-            .sessions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-    }
-
-    /// Starts (or replaces) a subscription of a session.
-    pub fn subscribe(&self, session: &Arc<SessionHandle>, kind: StreamKind, sub: Subscription) {
-        session.subscribe(kind, sub);
-        let mut subs = self
-            .inner
-            .subscribers
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        let list = subs.entry(kind).or_default();
-        if !list.iter().any(|s| s.id == session.id) {
-            list.push(session.clone());
-        }
-    }
-
-    /// Stops a subscription of a session.
-    pub fn unsubscribe(&self, session: &SessionHandle, kind: StreamKind) {
-        session.unsubscribe(kind);
-        let mut subs = self
-            .inner
-            .subscribers
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(list) = subs.get_mut(&kind) {
-            list.retain(|s| s.id != session.id);
-        }
-    }
-
-    /// True if any session is subscribed to `kind` (lets publishers skip building a signal).
-    pub fn has_subscribers(&self, kind: StreamKind) -> bool {
-        self.inner
-            .subscribers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&kind)
-            .is_some_and(|l| !l.is_empty())
-    }
-
-    /// Runs `f` for every session subscribed to `kind` (under a read lock: no awaits inside).
-    pub fn for_subscribers(&self, kind: StreamKind, mut f: impl FnMut(&Arc<SessionHandle>)) {
-        let subs = self
-            .inner
-            .subscribers
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(list) = subs.get(&kind) {
-            list.iter().for_each(&mut f);
-        }
     }
 }

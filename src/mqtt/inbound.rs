@@ -11,8 +11,9 @@ use super::stats::{inc, Kind};
 use super::twins;
 use super::Bridge;
 use crate::error::DittoError;
-use crate::hub::{Answer, Durability};
-use crate::protocol::{error_envelope, Action, Criterion, Envelope};
+use crate::hub::{Answer, Outbound, Outgoing};
+use crate::protocol::{error_envelope, Action, Criterion, Envelope, Signal, ThingCommand};
+use crate::rules::acks::AckRequest;
 use async_channel::{Receiver, Sender};
 use rumqttc::{Publish, QoS};
 use serde_json::Value;
@@ -286,28 +287,30 @@ impl Bridge {
         // the QoS 1 ack waits only for what the reply waits for (the requested acks)
         let mut durable = None;
         let reply_topic = format!("{}/{thing_id}/ditto/reply", self.cfg.topic_prefix);
-        let reply = match answer {
+        let reply = match answer.map(Answer::outbound) {
             None => None,
-            Some(Answer::Now(r)) => {
-                let on_failure = r.after.map(|_| {
-                    let cid = r.envelope.headers.correlation_id();
-                    let id = r.envelope.topic.entity_id().unwrap_or_default();
-                    error_envelope(Some(&r.envelope.topic), cid, &DittoError::unavailable(&id))
-                        .to_text()
-                });
-                durable = durable.max(r.after);
+            Some(Outgoing::Now(Outbound::Now(text))) => Some(Reply {
+                topic: reply_topic,
+                text: text.to_string(),
+                on_failure: None,
+            }),
+            Some(Outgoing::Now(Outbound::Durable {
+                seq,
+                text,
+                on_failure,
+            })) => {
+                durable = durable.max(Some(seq));
                 Some(Reply {
                     topic: reply_topic,
-                    text: r.envelope.to_text(),
-                    on_failure,
+                    text: text.to_string(),
+                    on_failure: on_failure.map(|t| t.to_string()),
                 })
             }
-            Some(Answer::Later(w)) => {
+            Some(Outgoing::Later(late)) => {
                 let b = self.clone();
                 self.ex
                     .spawn(async move {
-                        let (topic, cid) = (w.topic().clone(), w.correlation_id().to_owned());
-                        if let Some(env) = w.wait().await.to_envelope(&topic, &cid) {
+                        if let Some(env) = late.envelope().await {
                             let _ = b.publish(reply_topic, env.to_text().into_bytes());
                         }
                     })
@@ -328,15 +331,11 @@ impl Bridge {
             }
         };
         let who = self.requester();
-        match self
-            .hub
-            .twin_command(&who, &cmd, Durability::Interval)
-            .await
-        {
+        match self.write(&who, &cmd).await {
             Ok(done) => {
                 inc(&self.stats.c.telemetry);
                 let attr = self.remember(t).await;
-                return done.seq.max(attr);
+                return done.max(attr);
             }
             Err(e) if e.status == 404 && !self.exists(&t.thing_id) => {}
             Err(e) => {
@@ -350,11 +349,7 @@ impl Bridge {
         }
         let attr = twins::mqtt_attribute(&t.mapping, &t.device);
         match twins::create(&t.thing_id, self.policy.clone(), attr) {
-            Ok(create) => match self
-                .hub
-                .twin_command(&who, &create, Durability::Interval)
-                .await
-            {
+            Ok(create) => match self.write(&who, &create).await {
                 Ok(_) => {
                     inc(&self.stats.c.created);
                     tracing::info!(thing = %t.thing_id, mapping = %t.mapping, "mqtt: twin created for device");
@@ -374,20 +369,32 @@ impl Bridge {
                 return None;
             }
         }
-        match self
-            .hub
-            .twin_command(&who, &cmd, Durability::Interval)
-            .await
-        {
+        match self.write(&who, &cmd).await {
             Ok(done) => {
                 inc(&self.stats.c.telemetry);
-                done.seq
+                done
             }
             Err(e) => {
                 self.bad(&self.stats.c.bad_payload, &t.thing_id, &e.message);
                 None
             }
         }
+    }
+
+    /// A twin write of the bridge through the hub's door: no response, no acks (the interval
+    /// class); the store sequence of the write, if any.
+    async fn write(
+        &self,
+        who: &crate::hub::Requester,
+        cmd: &ThingCommand,
+    ) -> Result<Option<u64>, DittoError> {
+        let signal = Signal::Thing(cmd.clone());
+        Ok(
+            match self.hub.call(who, signal, &AckRequest::unwaited()).await? {
+                Some(Answer::Now(r)) => r.seq,
+                _ => None,
+            },
+        )
     }
 
     fn exists(&self, id: &str) -> bool {
@@ -424,12 +431,8 @@ impl Bridge {
             serde_json::json!({"mqtt": want}),
         )
         .ok()?;
-        match self
-            .hub
-            .twin_command(&self.requester(), &cmd, Durability::Interval)
-            .await
-        {
-            Ok(d) => d.seq,
+        match self.write(&self.requester(), &cmd).await {
+            Ok(seq) => seq,
             Err(e) => {
                 tracing::debug!(thing = %t.thing_id, error = %e.message, "mqtt: attributes/mqtt not written");
                 None

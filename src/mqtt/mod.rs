@@ -17,7 +17,8 @@ pub mod presets;
 pub mod stats;
 pub mod twins;
 
-use crate::hub::{Hub, SessionHandle, StreamKind, Subscription};
+use crate::hub::{Hub, SessionHandle, StreamKind};
+use crate::rules::fanout::Subscription;
 use mapping::Mappings;
 use rumqttc::AsyncClient;
 use smol::Executor;

@@ -55,7 +55,10 @@ fn command(
         Criterion::Commands(action),
     );
     let mut h = Headers::new();
-    h.insert("correlation-id", crate::hub::twin::new_correlation_id());
+    h.insert(
+        "correlation-id",
+        crate::protocol::headers::new_correlation_id(),
+    );
     if action == Action::Merge {
         h.insert("content-type", "application/merge-patch+json");
     }

@@ -1,13 +1,11 @@
-//! The policy command engine: `apply(current, command, now, subjects)` for create / modify /
-//! retrieve / delete on every path of policies.md section 6, with Ditto's statuses (201 + value,
-//! 204, 200 + READ-filtered value), authorization against the current policy, and error codes.
+//! Policy commands as data: a `PolicyCommand` parsed from its envelope, the stored
+//! `PolicyState`, the `PolicyOutcome` of applying one (`policy::apply`), and the values, ETags
+//! and 404s at each path of policies.md section 6.
 
-use super::enforcer::{Enforcer, POLICY_ALLOWLIST};
-use super::model::{self, READ, WRITE};
-use super::{errors, json, write, PolicyPath};
-use crate::engine::conditions::check_etags;
+use super::model;
+use super::{errors, json, PolicyPath};
 use crate::error::DittoError;
-use crate::model::{parse_policy_id, value_hash, FieldSelector};
+use crate::model::{parse_policy_id, value_hash};
 use crate::protocol::{unknown_path, Action, Criterion, Envelope, Group, Headers, Topic};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -168,7 +166,7 @@ pub struct PolicyOutcome {
     pub deleted: bool,
 }
 
-fn read_outcome(value: Value, etag: Option<String>) -> PolicyOutcome {
+pub(super) fn read_outcome(value: Value, etag: Option<String>) -> PolicyOutcome {
     PolicyOutcome {
         status: 200,
         value: Some(value),
@@ -223,116 +221,11 @@ pub fn missing(id: &str, policy: &Value, path: &PolicyPath) -> DittoError {
     errors::not_found(id, path)
 }
 
-fn etag_of(state: &PolicyState, path: &PolicyPath) -> Option<String> {
+pub(super) fn etag_of(state: &PolicyState, path: &PolicyPath) -> Option<String> {
     match path {
         PolicyPath::Root => Some(state.etag()),
         p => value_at(&state.policy, p).map(|v| format!("\"hash:{}\"", value_hash(&v))),
     }
-}
-
-/// A lookup of stored policies by ID (to resolve imports).
-pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<Value>;
-
-/// The enforcer of `policy` with its imports resolved through `imported`.
-pub fn enforcer_of(policy: &Value, now: i64, imported: Lookup) -> Enforcer {
-    let has_imports = policy
-        .get("imports")
-        .and_then(Value::as_object)
-        .is_some_and(|m| !m.is_empty());
-    if has_imports {
-        let (resolved, _) = super::imports::resolve(policy.clone(), imported);
-        Enforcer::from_policy(&resolved, now, None)
-    } else {
-        Enforcer::from_policy(policy, now, None)
-    }
-}
-
-/// Applies a policy command to the current state (`None` = no such policy). `subjects` are the
-/// requester's; `None` = trusted internal caller (no authorization). `imported` loads the
-/// policies the policy imports (authorization sees their entries, as in Ditto).
-pub fn apply(
-    current: Option<&PolicyState>,
-    cmd: &PolicyCommand,
-    now: i64,
-    subjects: Option<&[String]>,
-    imported: Lookup,
-) -> Result<PolicyOutcome, DittoError> {
-    let id = cmd.policy_id.as_str();
-    let pre = |e: DittoError| errors::as_policy_precondition(e);
-    let state = match (cmd.action, current) {
-        (Action::Create, Some(_)) => return Err(errors::conflict(id)),
-        (Action::Create, None) | (Action::Modify, None) if cmd.path == PolicyPath::Root => {
-            check_etags(&cmd.headers, None, false).map_err(pre)?;
-            return write::create(cmd, now, subjects, imported);
-        }
-        (_, None) => return Err(errors::policy_not_found(id)),
-        (_, Some(s)) => s,
-    };
-    // Ditto's PolicyCommandEnforcement: the policy with its imports resolved; a read needs
-    // READ somewhere at the path (404 without), a write unrestricted WRITE (403 without,
-    // whatever READ says)
-    let enforcer = enforcer_of(&state.policy, now, imported);
-    let res = cmd.path.resource();
-    if let Some(subs) = subjects {
-        if cmd.action == Action::Retrieve {
-            if !enforcer.has_partial(subs, "policy", &res, READ) {
-                return Err(errors::not_found(id, &cmd.path));
-            }
-        } else if !enforcer.has_unrestricted(subs, "policy", &res, WRITE) {
-            return Err(errors::not_modifiable(id, &cmd.path));
-        }
-    }
-    let etag = etag_of(state, &cmd.path);
-    check_etags(
-        &cmd.headers,
-        etag.as_deref(),
-        cmd.action == Action::Retrieve,
-    )
-    .map_err(pre)?;
-    match cmd.action {
-        Action::Retrieve => retrieve(state, cmd, &enforcer, subjects, etag),
-        Action::Modify => write::modify(state, cmd, now),
-        Action::Delete => write::delete(state, cmd, now),
-        _ => Err(unknown_path(&cmd.raw_path)),
-    }
-}
-
-fn retrieve(
-    state: &PolicyState,
-    cmd: &PolicyCommand,
-    enforcer: &Enforcer,
-    subjects: Option<&[String]>,
-    etag: Option<String>,
-) -> Result<PolicyOutcome, DittoError> {
-    let id = cmd.policy_id.as_str();
-    let fields = match cmd.fields.as_deref().filter(|f| !f.trim().is_empty()) {
-        Some(f) => Some(FieldSelector::parse(f)?),
-        None => None,
-    };
-    let value = match (&cmd.path, &fields) {
-        (PolicyPath::Root, Some(sel)) => sel.select(&state.full_view()),
-        (p, sel) => {
-            let v = value_at(&state.policy, p).ok_or_else(|| missing(id, &state.policy, p))?;
-            match sel {
-                Some(sel) if v.is_object() => sel.select(&v),
-                _ => v,
-            }
-        }
-    };
-    let Some(subs) = subjects else {
-        return Ok(read_outcome(value, etag));
-    };
-    let filtered = if cmd.path == PolicyPath::Root {
-        enforcer.root_view(subs, "policy", &value, &POLICY_ALLOWLIST)
-    } else if value.is_object() {
-        enforcer.view(subs, "policy", &cmd.path.resource(), &value)
-    } else {
-        Some(value)
-    };
-    Ok(read_outcome(
-        filtered.unwrap_or(Value::Object(Default::default())),
-        etag,
-    ))
 }
 
 /// Validates a whole policy for `id` and checks the lockout rule (for `things:policy.invalid`
@@ -344,6 +237,3 @@ pub fn validate_new_policy(id: &str, v: &Value, now: i64) -> Result<Value, Ditto
     }
     Ok(p)
 }
-
-#[cfg(test)]
-mod tests;

@@ -15,19 +15,19 @@ const MAX_DEPTH: usize = 10;
 
 /// `policy` with the entries of its imports added, and the IDs of every policy that was read to
 /// resolve it (a change to any of them changes the result).
-pub fn resolve(policy: Value, load: &dyn Fn(&str) -> Option<Value>) -> (Value, Vec<String>) {
+pub fn resolve(policy: Value, load: Lookup) -> Result<(Value, Vec<String>), DittoError> {
     let Some(imports) = policy.get("imports").and_then(Value::as_object) else {
-        return (policy, Vec::new());
+        return Ok((policy, Vec::new()));
     };
     let mut used = Vec::new();
     let mut entries = entries_of(&policy);
     let own = policy.get("policyId").and_then(Value::as_str).unwrap_or("");
     for (id, import) in imports {
-        let Some(imported) = load_once(id, load, &mut used) else {
+        let Some(imported) = load_once(id, load, &mut used)? else {
             continue;
         };
         let visited = vec![own.to_owned(), id.clone()];
-        let available = with_transitive(&imported, import, load, 1, &visited, &mut used);
+        let available = with_transitive(&imported, import, load, 1, &visited, &mut used)?;
         for (label, entry) in importable(available, import) {
             entries
                 .entry(format!("imported-{id}-{label}"))
@@ -36,7 +36,24 @@ pub fn resolve(policy: Value, load: &dyn Fn(&str) -> Option<Value>) -> (Value, V
     }
     let mut out = policy;
     out["entries"] = Value::Object(entries);
-    (out, used)
+    Ok((out, used))
+}
+
+/// A lookup of stored policies by ID (to resolve imports); a failed read is an error.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Result<Option<Value>, DittoError>;
+
+/// The enforcer of `policy` with its imports resolved through `imported`.
+pub fn enforcer_of(policy: &Value, now: i64, imported: Lookup) -> Result<Enforcer, DittoError> {
+    let has_imports = policy
+        .get("imports")
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.is_empty());
+    if has_imports {
+        let (resolved, _) = resolve(policy.clone(), imported)?;
+        Ok(Enforcer::from_policy(&resolved, now, None))
+    } else {
+        Ok(Enforcer::from_policy(policy, now, None))
+    }
 }
 
 /// True if a retrieve asks for `policy-view: resolved` (header or query); `original`, blank or
@@ -63,18 +80,18 @@ pub fn wants_resolved(h: &Headers) -> Result<bool, DittoError> {
 /// READ in the imported policy are left out (Ditto's `hasSourceSideRead`).
 pub fn resolved_view(
     policy: &Value,
-    load: &dyn Fn(&str) -> Option<Value>,
+    load: Lookup,
     subjects: Option<&[String]>,
     now: i64,
-) -> Value {
-    let (mut merged, _) = resolve(policy.clone(), load);
+) -> Result<Value, DittoError> {
+    let (mut merged, _) = resolve(policy.clone(), load)?;
     let (Some(subjects), Some(imports)) =
         (subjects, policy.get("imports").and_then(Value::as_object))
     else {
-        return merged;
+        return Ok(merged);
     };
     for id in imports.keys() {
-        let Some(source) = load(id) else { continue };
+        let Some(source) = load(id)? else { continue };
         let enforcer = Enforcer::from_policy(&source, now, None);
         if let Some(entries) = merged["entries"].as_object_mut() {
             for label in entries_of(&source).keys() {
@@ -85,7 +102,7 @@ pub fn resolved_view(
             }
         }
     }
-    merged
+    Ok(merged)
 }
 
 fn entries_of(policy: &Value) -> Map<String, Value> {
@@ -96,11 +113,7 @@ fn entries_of(policy: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-fn load_once(
-    id: &str,
-    load: &dyn Fn(&str) -> Option<Value>,
-    used: &mut Vec<String>,
-) -> Option<Value> {
+fn load_once(id: &str, load: Lookup, used: &mut Vec<String>) -> Result<Option<Value>, DittoError> {
     if !used.iter().any(|u| u == id) {
         used.push(id.to_owned());
     }
@@ -111,11 +124,11 @@ fn load_once(
 fn with_transitive(
     imported: &Value,
     import: &Value,
-    load: &dyn Fn(&str) -> Option<Value>,
+    load: Lookup,
     depth: usize,
     visited: &[String],
     used: &mut Vec<String>,
-) -> Map<String, Value> {
+) -> Result<Map<String, Value>, DittoError> {
     let mut entries = entries_of(imported);
     let transitive: Vec<&str> = import
         .get("transitiveImports")
@@ -123,26 +136,26 @@ fn with_transitive(
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let Some(its_imports) = imported.get("imports").and_then(Value::as_object) else {
-        return entries;
+        return Ok(entries);
     };
     if transitive.is_empty() || depth >= MAX_DEPTH {
-        return entries;
+        return Ok(entries);
     }
     for (id, inner) in its_imports {
         if !transitive.contains(&id.as_str()) || visited.contains(id) {
             continue;
         }
-        let Some(next) = load_once(id, load, used) else {
+        let Some(next) = load_once(id, load, used)? else {
             continue;
         };
         let mut seen = visited.to_vec();
         seen.push(id.clone());
-        let available = with_transitive(&next, inner, load, depth + 1, &seen, used);
+        let available = with_transitive(&next, inner, load, depth + 1, &seen, used)?;
         for (label, entry) in importable(available, inner) {
             entries.entry(label).or_insert(entry);
         }
     }
-    entries
+    Ok(entries)
 }
 
 /// The entries an import takes: `implicit` ones, and `explicit` ones it lists in `entries`.
@@ -183,7 +196,11 @@ mod tests {
         e
     }
 
-    fn store(id: &str) -> Option<Value> {
+    fn store(id: &str) -> Result<Option<Value>, DittoError> {
+        Ok(stored(id))
+    }
+
+    fn stored(id: &str) -> Option<Value> {
         match id {
             "n:base" => Some(json!({"policyId": "n:base", "entries": {
                 "viewers": entry("u:bob", None),
@@ -212,7 +229,7 @@ mod tests {
     fn implicit_and_listed_explicit_entries_are_imported_never_never() {
         let p = json!({"policyId": "n:thing", "entries": {"owner": entry("u:owner", None)},
             "imports": {"n:base": {"entries": ["admins"]}, "n:missing": {}}});
-        let (r, used) = resolve(p.clone(), &store);
+        let (r, used) = resolve(p.clone(), &store).unwrap();
         assert_eq!(
             labels(&r),
             ["imported-n:base-admins", "imported-n:base-viewers", "owner"]
@@ -225,7 +242,8 @@ mod tests {
         let (r, _) = resolve(
             json!({"policyId": "n:thing", "entries": {}, "imports": {"n:base": {}}}),
             &store,
-        );
+        )
+        .unwrap();
         assert_eq!(
             labels(&r),
             ["imported-n:base-viewers"],
@@ -239,11 +257,11 @@ mod tests {
             json!({"policyId": "n:thing", "entries": {},
                 "imports": {"n:base": {"transitiveImports": t}}})
         };
-        let (r, used) = resolve(p(json!([])), &store);
+        let (r, used) = resolve(p(json!([])), &store).unwrap();
         assert_eq!(labels(&r), ["imported-n:base-viewers"]);
         assert_eq!(used, ["n:base"]);
         // n:root imports n:base back (cycle): followed once, then skipped
-        let (r, used) = resolve(p(json!(["n:root"])), &store);
+        let (r, used) = resolve(p(json!(["n:root"])), &store).unwrap();
         assert_eq!(
             labels(&r),
             ["imported-n:base-ops", "imported-n:base-viewers"]
@@ -253,27 +271,27 @@ mod tests {
 
     #[test]
     fn resolved_view_hides_entries_unreadable_at_the_source() {
-        let mut base = store("n:base").unwrap();
+        let mut base = stored("n:base").unwrap();
         base["entries"]["reader"] = json!({"subjects": {"u:me": {"type": "t"}},
             "resources": {"policy:/entries/viewers": {"grant": ["READ"], "revoke": []}}});
         let load = |id: &str| {
             if id == "n:base" {
-                Some(base.clone())
+                Ok(Some(base.clone()))
             } else {
                 store(id)
             }
         };
         let p = json!({"policyId": "n:thing", "entries": {}, "imports": {"n:base": {}}});
         let me = ["u:me".to_owned()];
-        let v = resolved_view(&p, &load, Some(&me), 0);
+        let v = resolved_view(&p, &load, Some(&me), 0).unwrap();
         assert_eq!(
             labels(&v),
             ["imported-n:base-viewers"],
             "reader entry: READ on viewers only"
         );
-        let v = resolved_view(&p, &load, Some(&["u:other".to_owned()]), 0);
+        let v = resolved_view(&p, &load, Some(&["u:other".to_owned()]), 0).unwrap();
         assert_eq!(labels(&v), Vec::<&str>::new());
-        let all = resolved_view(&p, &load, None, 0);
+        let all = resolved_view(&p, &load, None, 0).unwrap();
         assert_eq!(
             labels(&all),
             ["imported-n:base-reader", "imported-n:base-viewers"]
@@ -298,6 +316,18 @@ mod tests {
     #[test]
     fn without_imports_the_policy_is_unchanged() {
         let p = json!({"policyId": "n:p", "entries": {"a": entry("u:a", None)}});
-        assert_eq!(resolve(p.clone(), &store), (p.clone(), vec![]));
+        assert_eq!(resolve(p.clone(), &store).unwrap(), (p.clone(), vec![]));
+    }
+
+    #[test]
+    fn a_failed_read_of_an_import_is_an_error_not_a_missing_policy() {
+        let failing = |_: &str| Err(DittoError::unavailable("n:base"));
+        let p = json!({"policyId": "n:thing", "entries": {}, "imports": {"n:base": {}}});
+        let e = resolve(p.clone(), &failing).unwrap_err();
+        assert_eq!(e.status, 503);
+        assert!(enforcer_of(&p, 0, &failing).is_err());
+        // a policy that does not exist adds nothing (Ditto)
+        let (r, _) = resolve(p, &|_| Ok(None)).unwrap();
+        assert_eq!(labels(&r), Vec::<&str>::new());
     }
 }

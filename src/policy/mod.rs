@@ -2,6 +2,7 @@
 //! filtering of JSON values, the policy command engine (create/modify/retrieve/delete on every
 //! policy path), and subject expiry with `subjectDeletion` announcements.
 
+pub mod apply;
 pub mod check;
 pub mod command;
 pub mod enforcer;
@@ -12,6 +13,7 @@ pub mod imports;
 pub mod json;
 pub mod model;
 pub mod path;
+pub mod ready;
 mod write;
 
 pub use command::{PolicyCommand, PolicyOutcome, PolicyState};

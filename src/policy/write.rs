@@ -3,9 +3,9 @@
 //! lockout rule before it becomes the next revision.
 
 use super::command::{
-    enforcer_of, missing, validate_new_policy, value_at, Lookup, PolicyCommand, PolicyOutcome,
-    PolicyState,
+    missing, validate_new_policy, value_at, PolicyCommand, PolicyOutcome, PolicyState,
 };
+use super::imports::{enforcer_of, Lookup};
 use super::model::{self, WRITE};
 use super::{errors, PolicyPath};
 use crate::error::DittoError;
@@ -29,7 +29,7 @@ pub fn create(
     if let Some(subs) = subjects {
         let lockout_ok = cmd.headers.bool("allow-policy-lockout")?.unwrap_or(false);
         // the new policy with its imports resolved (Ditto's PolicyEnforcerActor for CreatePolicy)
-        let e = enforcer_of(&policy, now, imported);
+        let e = enforcer_of(&policy, now, imported)?;
         if !lockout_ok && !e.has_unrestricted(subs, "policy", &[], WRITE) {
             return Err(errors::not_creatable(id));
         }

@@ -192,8 +192,31 @@ pub fn too_large() -> DittoError {
     ))
 }
 
+/// A fresh random correlation-id (UUID v4 format).
+pub fn new_correlation_id() -> String {
+    let a = fastrand::u128(..);
+    let b = (a & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+    let h = format!("{b:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn correlation_ids_look_like_uuids() {
+        let c = new_correlation_id();
+        assert_eq!(c.len(), 36);
+        assert_eq!(&c[14..15], "4");
+        assert_ne!(c, new_correlation_id());
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -4,7 +4,7 @@
 //! entries(new))` (tested against it on random twins); falls back to it when it cannot be sure.
 
 use super::index::{delta, sized_entries, Builder, Entries, Size, FEATURE_PARTS, MAX_ENTRIES};
-use crate::engine::ThingState;
+use crate::engine::state::ThingState;
 use crate::store::Op;
 use serde_json::{Map, Value};
 

@@ -13,7 +13,7 @@ use super::plan::Source;
 use super::scan::{self, Cand, Flow};
 use crate::engine::{self, ThingState};
 use crate::error::DittoError;
-use crate::hub::{Hub, Requester};
+use crate::hub::{Hub, HubLookup, Requester};
 use crate::model::FieldSelector;
 use crate::policy::{Enforcer, READ, THING_ALLOWLIST};
 use crate::rql::{compare_sort_values, lookup, Env, Query, SortKey};
@@ -173,23 +173,23 @@ impl<'a> Searcher<'a> {
         Ok(())
     }
 
-    fn enforcer(&mut self, pid: &str, ns: &str) -> Option<Readable> {
+    fn enforcer(&mut self, pid: &str, ns: &str) -> Result<Option<Readable>, DittoError> {
         if let Some((p, n, e)) = &self.last_enforcer {
             if p == pid && n == ns {
-                return e.clone();
+                return Ok(e.clone());
             }
         }
-        let e = self.enforcer_of(pid, ns);
+        let e = self.enforcer_of(pid, ns)?;
         self.last_enforcer = Some((pid.to_owned(), ns.to_owned(), e.clone()));
-        e
+        Ok(e)
     }
 
-    fn enforcer_of(&mut self, pid: &str, ns: &str) -> Option<Readable> {
+    fn enforcer_of(&mut self, pid: &str, ns: &str) -> Result<Option<Readable>, DittoError> {
         let key = (pid.to_owned(), ns.to_owned());
         if let Some(e) = self.enforcers.get(&key) {
-            return e.clone();
+            return Ok(e.clone());
         }
-        let e = self.hub.enforcer(pid, ns, self.now).map(|e| {
+        let e = self.hub.enforcer(pid, ns, self.now)?.map(|e| {
             let full = e.has_unrestricted(&self.who.subjects, "thing", &[], READ);
             (e, full)
         });
@@ -197,7 +197,7 @@ impl<'a> Searcher<'a> {
             self.enforcers.clear();
         }
         self.enforcers.insert(key, e.clone());
-        e
+        Ok(e)
     }
 
     /// Loads and checks one candidate: namespace, READ, filter on the READ view; the sort keys.
@@ -235,7 +235,7 @@ impl<'a> Searcher<'a> {
         let Some(pid) = state.thing.get("policyId").and_then(Value::as_str) else {
             return Ok(None);
         };
-        let Some((enforcer, full_read)) = self.enforcer(pid, ns) else {
+        let Some((enforcer, full_read)) = self.enforcer(pid, ns)? else {
             return Ok(None);
         };
         let doc: Cow<Value> = if full {
@@ -402,7 +402,7 @@ impl<'a> Searcher<'a> {
         };
         let (mut items, mut ids) = (Vec::with_capacity(size), Vec::with_capacity(size));
         for h in &hits {
-            if let Some(v) = self.render(spec.fields.as_ref(), h) {
+            if let Some(v) = self.render(spec.fields.as_ref(), h)? {
                 items.push(v);
                 ids.push(h.id.clone());
             }
@@ -446,14 +446,11 @@ impl<'a> Searcher<'a> {
             }))
     }
 
-    fn render(&self, fields: Option<&FieldSelector>, h: &Hit) -> Option<Value> {
-        let lookup = |pid: &str| self.hub.load_policy(pid);
-        let things = |tid: &str| self.hub.load_thing(tid).ok().flatten();
+    fn render(&self, fields: Option<&FieldSelector>, h: &Hit) -> Result<Option<Value>, DittoError> {
         let ctx = engine::Ctx {
             now: self.now,
             subject: self.who.subject(),
-            policy: &lookup,
-            thing: &things,
+            lookup: &HubLookup(self.hub),
             access: Some(engine::enforce::Access {
                 subjects: &self.who.subjects,
                 enforcer: Some(&h.enforcer),

@@ -12,7 +12,7 @@
 //! entries) and every index-driven query considers it as a candidate, so results stay exact.
 
 use super::keys::{self, EXISTS, FLAG_MULTI, MULTI};
-use crate::engine::ThingState;
+use crate::engine::state::ThingState;
 use crate::store::{Op, Tree};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -40,7 +40,7 @@ pub fn create_body(policy_id: Option<&str>, patch: &Value) -> Value {
 
 /// Sends one command about the gateway thing; its status, or the error as text.
 async fn send(up: &Shared, link: &Link, cmd: &CloudCmd) -> Result<u16, String> {
-    let cid = crate::hub::twin::new_correlation_id();
+    let cid = crate::protocol::headers::new_correlation_id();
     let text = wire::command(&up.gateway, cmd, &cid, up.cfg.request_timeout_secs)
         .ok_or("invalid gateway_id")?;
     let env = link

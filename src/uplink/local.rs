@@ -9,7 +9,7 @@ use super::plan::{Local, LocalCmd, LocalReply};
 use super::record::{self, SyncRecord};
 use super::wire::rev_tag;
 use crate::engine::ThingState;
-use crate::hub::{Answer, Hub, Requester};
+use crate::hub::{Hub, Requester};
 use crate::model::parse_thing_id;
 use crate::protocol::{Action, Channel, Criterion, Envelope, Headers, Topic};
 use crate::store::{StoreError, Tree};
@@ -95,35 +95,38 @@ impl LocalSide {
             Criterion::Commands(Action::Merge),
         );
         let mut h = Headers::new();
-        h.insert("correlation-id", crate::hub::twin::new_correlation_id());
+        h.insert(
+            "correlation-id",
+            crate::protocol::headers::new_correlation_id(),
+        );
         h.insert("content-type", "application/merge-patch+json");
         h.insert("if-match", rev_tag(cmd.if_match));
         // nobody waits for the disk (the interval class, no forced sync): see `apply`'s doc
         h.insert("requested-acks", serde_json::json!([]));
         let mut env = Envelope::new(topic, h, "/");
         env.value = Some(cmd.patch.clone());
-        let reply = match self.hub.handle_protocol(&self.who, env).await {
-            Some(Answer::Now(r)) => r,
-            _ => return Err((500, "no answer from the hub".into())),
+        let answer = self.hub.handle_protocol(&self.who, env).await;
+        let reply = match answer {
+            Some(a) => a.settle_envelope(&self.hub).await,
+            None => None,
         };
-        let status = reply.envelope.status.unwrap_or(500);
+        let Some(reply) = reply else {
+            return Err((500, "no answer from the hub".into()));
+        };
+        let status = reply.status.unwrap_or(500);
         if status >= 400 {
-            let (_, code, message) = super::wire::error_of(&reply.envelope);
+            let (_, code, message) = super::wire::error_of(&reply);
             return Err((status, format!("{code}: {message}")));
         }
-        super::wire::revision_of(&reply.envelope.headers)
+        super::wire::revision_of(&reply.headers)
             .ok_or_else(|| (500, "the local answer has no revision".into()))
     }
 
     /// Delivers a cloud live command or message to the local subscribers; the answer (the
     /// device's, or an error such as the timeout) for the cloud, if one is due.
     pub async fn deliver(&self, env: Envelope) -> Option<Envelope> {
-        let topic = env.topic.clone();
-        let cid = env.headers.correlation_id().unwrap_or_default().to_owned();
-        match self.hub.handle_protocol(&self.who, env).await? {
-            Answer::Now(r) => Some(r.envelope),
-            Answer::Later(w) => w.wait().await.to_envelope(&topic, &cid),
-        }
+        let answer = self.hub.handle_protocol(&self.who, env).await?;
+        answer.settle_envelope(&self.hub).await
     }
 
     /// Every dirty thing of the mirrored namespaces (`mirrors`), in pages, for the startup

@@ -308,7 +308,7 @@ async fn sweep(up: Arc<Shared>, link: Arc<Link>) {
             .collect();
         if !known.is_empty() {
             let ids: Vec<String> = known.keys().cloned().collect();
-            let cid = crate::hub::twin::new_correlation_id();
+            let cid = crate::protocol::headers::new_correlation_id();
             let text = wire::retrieve_revisions(&ids, &cid, up.cfg.request_timeout_secs);
             let Ok(answer) = link.request(text, &cid).await else {
                 return;

@@ -321,7 +321,7 @@ fn now() -> i64 {
 /// Sends one command and turns the answer into a `CloudReply` (counted); `Err` when the
 /// session ended or the answer did not come in time.
 async fn cloud(up: &Shared, link: &Link, id: &str, cmd: &CloudCmd) -> Result<CloudReply, Outcome> {
-    let cid = crate::hub::twin::new_correlation_id();
+    let cid = crate::protocol::headers::new_correlation_id();
     let Some(text) = wire::command(id, cmd, &cid, up.cfg.request_timeout_secs) else {
         return Ok(CloudReply::Err {
             status: 400,

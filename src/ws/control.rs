@@ -3,10 +3,11 @@
 //! filter is answered with a 400 error and no ACK, leaving the previous subscription in place.
 
 use crate::error::DittoError;
-use crate::hub::{Outbound, SessionHandle, Subscription};
+use crate::hub::{Outbound, SessionHandle};
 use crate::model::FieldSelector;
 use crate::protocol::{error_envelope, Control};
-use crate::server::State;
+use crate::rules::fanout::Subscription;
+use crate::state::State;
 use std::sync::Arc;
 
 async fn send(session: &SessionHandle, text: String) {

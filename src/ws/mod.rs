@@ -13,9 +13,9 @@ pub mod search;
 mod search_task;
 mod writer;
 
-use crate::hub::{Answer, Outbound, Requester, SessionHandle};
+use crate::hub::{Outbound, Outgoing, Requester, SessionHandle};
 use crate::protocol::{error_envelope, parse_control, Control, Envelope};
-use crate::server::State;
+use crate::state::State;
 use crate::tls::Stream;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
@@ -79,9 +79,9 @@ pub fn declared_acks<B>(req: &hyper::Request<B>) -> Result<Vec<String>, crate::e
     }
     let labels = h.list("declared-acks")?.unwrap_or_default();
     for l in &labels {
-        crate::hub::acks::validate_label(l)?;
-        if crate::hub::acks::is_built_in(l) {
-            return Err(crate::hub::acks::built_in_forbidden(l));
+        crate::rules::acks::validate_label(l)?;
+        if crate::rules::acks::is_built_in(l) {
+            return Err(crate::rules::acks::built_in_forbidden(l));
         }
     }
     Ok(labels)
@@ -301,44 +301,22 @@ async fn on_text(
     ) {
         return searches.persisted.handle(st, session, who, env).await;
     }
-    match st.hub.handle_protocol(who, env).await {
-        Some(Answer::Now(reply)) => session.reply(outbound(*reply)).await,
-        Some(Answer::Later(waiter)) => {
+    let Some(answer) = st.hub.handle_protocol(who, env).await else {
+        return;
+    };
+    match answer.outbound() {
+        Outgoing::Now(out) => session.reply(out).await,
+        Outgoing::Later(late) => {
             // answered when the live answer / acks arrive or the timeout passes (smol timer)
             let session = session.clone();
             st.ex
                 .spawn(async move {
-                    let (topic, cid) = (waiter.topic().clone(), waiter.correlation_id().to_owned());
-                    if let Some(env) = waiter.wait().await.to_envelope(&topic, &cid) {
-                        session.reply(Outbound::Now(Arc::from(env.to_text()))).await;
+                    if let Some(text) = late.text().await {
+                        session.reply(Outbound::Now(text)).await;
                     }
                 })
                 .detach();
             true
         }
-        None => true,
     };
-}
-
-/// The outbound message of a reply: at once, or once its write is durable.
-fn outbound(reply: crate::hub::Reply) -> Outbound {
-    let text: Arc<str> = Arc::from(reply.envelope.to_text());
-    match reply.after {
-        Some(seq) => {
-            let cid = reply.envelope.headers.correlation_id();
-            let err = error_envelope(
-                Some(&reply.envelope.topic),
-                cid,
-                &crate::error::DittoError::unavailable(
-                    &reply.envelope.topic.entity_id().unwrap_or_default(),
-                ),
-            );
-            Outbound::Durable {
-                seq,
-                text,
-                on_failure: Some(Arc::from(err.to_text())),
-            }
-        }
-        None => Outbound::Now(text),
-    }
 }

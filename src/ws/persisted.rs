@@ -13,7 +13,7 @@ use crate::hub::history_stream::{Persisted, PersistedQuery};
 use crate::hub::{Outbound, Requester, SessionHandle};
 use crate::model::EntityId;
 use crate::protocol::{error_envelope, Channel, Criterion, Envelope, Headers, Topic};
-use crate::server::State;
+use crate::state::State;
 use futures_lite::future;
 use serde_json::{json, Value};
 use std::collections::HashMap;

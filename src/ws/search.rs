@@ -13,7 +13,7 @@ use crate::error::DittoError;
 use crate::hub::{Outbound, Requester, SessionHandle};
 use crate::protocol::{error_envelope, Channel, Criterion, Envelope, Headers, Topic};
 use crate::search::{self, Endpoint, Params};
-use crate::server::State;
+use crate::state::State;
 use event_listener::Event;
 use serde_json::{json, Value};
 use std::collections::HashMap;

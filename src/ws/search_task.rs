@@ -9,7 +9,7 @@ use super::search::{
 use crate::error::DittoError;
 use crate::hub::{Outbound, Requester, SessionHandle};
 use crate::search::{self, Position, Resolved};
-use crate::server::State;
+use crate::state::State;
 use futures_lite::future;
 use serde_json::json;
 use std::sync::atomic::Ordering;

@@ -1,10 +1,10 @@
 //! The writer half of a WS session. Sends the session's outbound queue in order through the
-//! shared `hub::ordered` drain (a durable reply goes out once it passed the hub's gate), writes
+//! shared `hub::bus::ordered` drain (a durable reply goes out once it passed the hub's gate), writes
 //! every ready message with one flush, and pings every `ping_every` whether or not it is busy
 //! (the client's pongs keep its session alive: `limits.ws_idle_timeout_secs`). Stops when the
 //! queue is drained, the session overflowed, or a write failed; the session loop closes.
 
-use crate::hub::ordered::{Next, Ordered};
+use crate::hub::bus::ordered::{Next, Ordered};
 use crate::hub::Gate;
 use crate::hub::{OutboundRx, SessionHandle};
 use crate::tls::Stream;

@@ -6,22 +6,24 @@
 use super::{Hub, Requester};
 use crate::error::DittoError;
 use crate::policy::check::{self, PermissionCheck};
-use crate::policy::command::enforcer_of;
+use crate::policy::imports::enforcer_of;
 use crate::protocol::{Action, Channel, Criterion, Envelope, Group, Headers, Topic};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 impl Hub {
     /// The verdict of every check, `{name: bool}` in request order.
-    pub fn check_permissions(&self, who: &Requester, checks: &[PermissionCheck]) -> Value {
+    pub fn check_permissions(
+        &self,
+        who: &Requester,
+        checks: &[PermissionCheck],
+    ) -> Result<Value, DittoError> {
         let mut by_policy: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, c) in checks.iter().enumerate() {
             let pid = if c.policy_resource() {
                 Some(c.entity_id.clone())
             } else {
-                self.load_thing(&c.entity_id)
-                    .ok()
-                    .flatten()
+                self.load_thing(&c.entity_id)?
                     .filter(|s| !s.deleted)
                     .and_then(|s| s.thing.get("policyId")?.as_str().map(str::to_owned))
             };
@@ -29,25 +31,25 @@ impl Hub {
                 by_policy.entry(pid).or_default().push(i);
             }
         }
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let load = |id: &str| self.load_policy(id);
         let mut verdicts = vec![false; checks.len()];
         for (pid, idx) in by_policy {
-            let Some(policy) = self.load_policy(&pid) else {
+            let Some(policy) = self.load_policy(&pid)? else {
                 continue;
             };
-            let e = enforcer_of(&policy, now, &load);
+            let e = enforcer_of(&policy, now, &load)?;
             for i in idx {
                 verdicts[i] = checks[i].allowed(&e, &who.subjects);
             }
         }
-        check::answer(checks, &verdicts)
+        Ok(check::answer(checks, &verdicts))
     }
 
     /// The Ditto Protocol `_/_/policies/commands/checkPermissions` (value: the checks; a value
     /// that is no object counts as no checks, as Ditto's mapping strategy does): the answer on
     /// the same topic with status 200 and the verdicts as value.
-    pub fn check_permissions_envelope(
+    pub(in crate::hub) fn check_permissions_envelope(
         &self,
         who: &Requester,
         env: Envelope,
@@ -69,7 +71,7 @@ impl Hub {
         headers.insert("correlation-id", cid);
         let mut out = Envelope::new(topic, headers, "/");
         out.status = Some(200);
-        out.value = Some(self.check_permissions(who, &checks));
+        out.value = Some(self.check_permissions(who, &checks)?);
         Ok(out)
     }
 }

@@ -4,15 +4,17 @@
 //! lock, and the expiry timer that removes expired subjects and delivers `subjectDeletion`
 //! announcements to `START-SEND-POLICY-ANNOUNCEMENTS` sessions of the affected subjects.
 
-use super::session::{Outbound, StreamKind};
+mod permissions;
+
+use super::bus::session::{Outbound, StreamKind};
 use super::{Hub, Requester};
-use crate::engine::ThingState;
 use crate::error::DittoError;
+use crate::policy::apply::apply;
 use crate::policy::expiry::{self, Announcement};
-use crate::policy::{command, Enforcer, PolicyCommand, PolicyOutcome, PolicyState, READ};
 use crate::policy::{expiry_index, imports};
+use crate::policy::{Enforcer, PolicyCommand, PolicyOutcome, PolicyState};
 use crate::protocol::{Criterion, Envelope, Group, Headers, Topic};
-use crate::store::{Op, Tree};
+use crate::store::Tree;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,21 +60,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The response envelope of a policy command.
-pub fn policy_response_envelope(cmd: &PolicyCommand, o: &PolicyOutcome) -> Envelope {
-    let mut headers = Headers::new();
-    if let Some(c) = cmd.headers.correlation_id() {
-        headers.insert("correlation-id", c);
-    }
-    if let Some(e) = &o.etag {
-        headers.insert("etag", e.as_str());
-    }
-    let mut env = Envelope::new(cmd.topic.clone(), headers, cmd.raw_path.clone());
-    env.status = Some(o.status);
-    env.value = o.value.clone();
-    env
-}
-
 impl Hub {
     fn policies(&self) -> &Policies {
         &self.inner.policies
@@ -91,21 +78,29 @@ impl Hub {
     }
 
     /// Loads a stored policy's JSON.
-    pub fn load_policy(&self, id: &str) -> Option<Value> {
-        self.load_policy_state(id).ok().flatten().map(|s| s.policy)
+    pub fn load_policy(&self, id: &str) -> Result<Option<Value>, DittoError> {
+        Ok(self.load_policy_state(id)?.map(|s| s.policy))
     }
 
-    /// The enforcer of a policy for things in `namespace` at `now` (cached).
-    pub fn enforcer(&self, policy_id: &str, namespace: &str, now: i64) -> Option<Arc<Enforcer>> {
+    /// The enforcer of a policy for things in `namespace` at `now` (cached); `None` if there is
+    /// no such policy, an error if it cannot be read.
+    pub fn enforcer(
+        &self,
+        policy_id: &str,
+        namespace: &str,
+        now: i64,
+    ) -> Result<Option<Arc<Enforcer>>, DittoError> {
         let key = (policy_id.to_owned(), namespace.to_owned());
         if let Some((until, e)) = lock(&self.policies().cache).get(&key) {
             if now < *until {
-                return Some(e.clone());
+                return Ok(Some(e.clone()));
             }
         }
         let generation = self.policies().generation.load(Ordering::SeqCst);
-        let stored = self.load_policy(policy_id)?;
-        let (policy, imported) = imports::resolve(stored, &|id| self.load_policy(id));
+        let Some(stored) = self.load_policy(policy_id)? else {
+            return Ok(None);
+        };
+        let (policy, imported) = imports::resolve(stored, &|id| self.load_policy(id))?;
         let until = expiry::next_due(&policy, &|_, _| true).unwrap_or(i64::MAX);
         let e = self.shared_enforcer(&policy, namespace, now, until);
         let mut cache = lock(&self.policies().cache);
@@ -120,7 +115,7 @@ impl Hub {
             }
             cache.insert(key, (until, e.clone()));
         }
-        Some(e)
+        Ok(Some(e))
     }
 
     /// The enforcer of `policy`'s entries, shared with every policy that has the same entries
@@ -152,22 +147,6 @@ impl Hub {
         e
     }
 
-    /// True if `who` may read (part of) the thing in `state` now: a live thing whose policy
-    /// grants READ somewhere on `thing:` (what a retrieve at `/` needs; listings count only these).
-    pub fn thing_readable(&self, who: &Requester, state: &ThingState) -> bool {
-        let Some(id) = state.thing.get("thingId").and_then(Value::as_str) else {
-            return false;
-        };
-        let ns = id.split_once(':').map_or("", |p| p.0);
-        !state.deleted
-            && state
-                .thing
-                .get("policyId")
-                .and_then(Value::as_str)
-                .and_then(|pid| self.enforcer(pid, ns, crate::clock::now_millis()))
-                .is_some_and(|e| e.has_partial(&who.subjects, "thing", &[], READ))
-    }
-
     /// Bookkeeping after a policy was written (`None` = deleted): cache and expiry index.
     pub(crate) fn policy_written(&self, id: &str, policy: Option<&Value>) {
         let p = self.policies();
@@ -193,7 +172,7 @@ impl Hub {
     }
 
     /// Applies a policy command (the one write path of policies for every binding).
-    pub async fn policy_command(
+    pub(in crate::hub) async fn policy_command(
         &self,
         who: &Requester,
         cmd: &PolicyCommand,
@@ -202,10 +181,12 @@ impl Hub {
             self.store().ready().await;
             if let Err(e) = self.store().writable() {
                 let id = cmd.policy_id.as_str();
-                return Err(super::twin::not_writable("policies", "policy", id, &e));
+                return Err(crate::rules::responses::not_writable(
+                    "policies", "policy", id, &e.0,
+                ));
             }
         }
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let id = cmd.policy_id.as_str();
         let _guard = self
             .lock_for(&format!("policy:{id}"))
@@ -223,34 +204,23 @@ impl Hub {
             let mut view = cmd.clone();
             view.headers.remove("if-match");
             view.headers.remove("if-none-match");
-            if let Some(s) = current.as_mut() {
-                let load = |i: &str| self.load_policy(i);
-                s.policy = imports::resolved_view(&s.policy, &load, Some(&who.subjects), now);
-            }
             let load = |i: &str| self.load_policy(i);
-            let mut outcome =
-                command::apply(current.as_ref(), &view, now, Some(&who.subjects), &load)?;
+            if let Some(s) = current.as_mut() {
+                s.policy = imports::resolved_view(&s.policy, &load, Some(&who.subjects), now)?;
+            }
+            let mut outcome = apply(current.as_ref(), &view, now, Some(&who.subjects), &load)?;
             outcome.etag = None;
             return Ok(PolicyDone { outcome, seq: None });
         }
         let load = |i: &str| self.load_policy(i);
-        let outcome = command::apply(current.as_ref(), cmd, now, Some(&who.subjects), &load)?;
-        let value = match (&outcome.state, outcome.deleted) {
-            (Some(s), _) => Some(s.to_bytes()),
-            (None, true) => None,
-            (None, false) => return Ok(PolicyDone { outcome, seq: None }),
-        };
-        let mut ops = vec![Op {
-            tree: Tree::Policies,
-            key: id.as_bytes().to_vec(),
-            value,
-        }];
-        // persisted expiry index, in the same atomic unit (src/policy/expiry_index.rs)
-        let was = current
-            .as_ref()
-            .is_some_and(|s| expiry::has_expiring(&s.policy));
+        let outcome = apply(current.as_ref(), cmd, now, Some(&who.subjects), &load)?;
+        if outcome.state.is_none() && !outcome.deleted {
+            return Ok(PolicyDone { outcome, seq: None });
+        }
+        // the policy and its expiry marker, one atomic unit (src/policy/ready.rs)
+        let before = current.as_ref().map(|s| &s.policy);
+        let mut ops = crate::policy::ready::write_ops(id, before, outcome.state.as_ref());
         let now_policy = outcome.state.as_ref().map(|s| &s.policy);
-        ops.extend(expiry_index::marker_op(id, was, now_policy));
         // the change's history, in the same atomic unit (src/hub/history_write.rs)
         ops.extend(self.policy_history_of(who, cmd, current.is_some(), &outcome)?);
         let seq = self.store().submit(ops);
@@ -283,35 +253,45 @@ impl Hub {
                 let Some(id) = expiry_index::policy_id(k) else {
                     continue;
                 };
-                if let Ok(Some(s)) = self.load_policy_state(id) {
-                    self.policy_written(id, Some(&s.policy));
+                match self.load_policy_state(id) {
+                    Ok(Some(s)) => self.policy_written(id, Some(&s.policy)),
+                    Ok(None) => {}
+                    // logged by the read; the policy is indexed when it is written next
+                    Err(_) => {}
                 }
             }
         }
     }
 
-    /// Runs the expiry timer forever (spawn it on the executor).
+    /// Runs the expiry timer forever (spawn it on the executor): every `TICK` of the hub's
+    /// clock, `expire_due`.
     pub async fn run_policy_timer(self) {
         self.index_policy_expiries();
         loop {
-            smol::Timer::after(TICK).await;
-            let now = crate::clock::now_millis();
-            loop {
-                let next = {
-                    let mut due = lock(&self.policies().due);
-                    match due.first().cloned() {
-                        Some((at, id)) if at <= now => {
-                            due.remove(&(at, id.clone()));
-                            lock(&self.policies().due_of).remove(&id);
-                            Some(id)
-                        }
-                        _ => None,
+            let clock = self.clock();
+            clock.sleep_until(clock.instant() + TICK).await;
+            self.expire_due().await;
+        }
+    }
+
+    /// Removes the expired subjects and delivers the announcements that are due now.
+    pub async fn expire_due(&self) {
+        let now = self.now();
+        loop {
+            let next = {
+                let mut due = lock(&self.policies().due);
+                match due.first().cloned() {
+                    Some((at, id)) if at <= now => {
+                        due.remove(&(at, id.clone()));
+                        lock(&self.policies().due_of).remove(&id);
+                        Some(id)
                     }
-                };
-                let Some(id) = next else { break };
-                self.store().ready().await;
-                self.expire_policy(&id, now);
-            }
+                    _ => None,
+                }
+            };
+            let Some(id) = next else { break };
+            self.store().ready().await;
+            self.expire_policy(&id, now);
         }
     }
 
@@ -320,10 +300,12 @@ impl Hub {
             .lock_for(&format!("policy:{id}"))
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let Ok(Some(mut state)) = self.load_policy_state(id) else {
-            return;
+        let mut state = match self.load_policy_state(id) {
+            Ok(Some(s)) => s,
+            // a failed read is logged by the read (a failed store is fail-stop)
+            Ok(None) | Err(_) => return,
         };
-        let was = expiry::has_expiring(&state.policy);
+        let before = state.policy.clone();
         let done = {
             let announced = lock(&self.policies().announced);
             expiry::process(id, &state.policy, now, &|s, at| {
@@ -343,16 +325,11 @@ impl Hub {
             state.policy = p;
             state.revision += 1;
             state.modified = now;
-            let mut ops = vec![Op {
-                tree: Tree::Policies,
-                key: id.as_bytes().to_vec(),
-                value: Some(state.to_bytes()),
-            }];
-            ops.extend(expiry_index::marker_op(id, was, Some(&state.policy)));
-            match self.expired_subjects_history(id, &state) {
-                Some(h) => ops.extend(h),
-                None => return,
-            }
+            let mut ops = crate::policy::ready::write_ops(id, Some(&before), Some(&state));
+            let Some(history) = self.expired_subjects_history(id, &state) else {
+                return;
+            };
+            ops.extend(history);
             self.store().submit(ops);
         }
         self.policy_written(id, Some(&state.policy));
@@ -372,7 +349,10 @@ impl Hub {
             criterion: Criterion::Announcements("subjectDeletion".into()),
         };
         let mut headers = Headers::new();
-        headers.insert("correlation-id", super::twin::new_correlation_id());
+        headers.insert(
+            "correlation-id",
+            crate::protocol::headers::new_correlation_id(),
+        );
         let mut env = Envelope::new(topic, headers, "/");
         env.value = Some(a.value());
         let text: Arc<str> = Arc::from(env.to_text());

@@ -2,14 +2,17 @@
 //! sessions, and what subscribers send back: acks (only for labels the session declared) and
 //! live command / message answers (only from a session that received the signal).
 
-use super::acks::{built_in_forbidden, is_built_in, label_not_declared, Ack};
-use super::pending::{Matcher, Table};
-use super::waiter::{Plan, Waiter};
+use super::waiter::Waiter;
 use super::{Hub, Requester, SessionHandle};
 use crate::error::DittoError;
 use crate::protocol::{Criterion, Envelope};
+use crate::rules::acks::{
+    built_in_forbidden, is_built_in, label_not_declared, validate_label, Ack,
+};
+use crate::rules::outcome::Plan;
+use crate::rules::pending::{Matcher, Table};
 use std::sync::MutexGuard;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Default bound of the pending-request table.
 pub const DEFAULT_MAX_PENDING: usize = 4096;
@@ -37,7 +40,7 @@ impl Hub {
     /// declared by another session (409 `acknowledgement:label.not.unique`).
     pub fn declare_acks(&self, session: u64, labels: &[String]) -> Result<(), DittoError> {
         for l in labels {
-            super::acks::validate_label(l)?;
+            validate_label(l)?;
             if is_built_in(l) {
                 return Err(built_in_forbidden(l));
             }
@@ -85,7 +88,7 @@ impl Hub {
             cid: cid.to_owned(),
             token,
             rx,
-            deadline: Instant::now() + Duration::from_millis(timeout_ms),
+            deadline: self.clock().instant() + Duration::from_millis(timeout_ms),
             timeout_ms,
             plan,
         })
@@ -95,9 +98,9 @@ impl Hub {
     /// are dropped; an ack nobody waits for is dropped silently.
     pub fn incoming_ack(&self, from: Option<u64>, env: &Envelope) -> Result<(), DittoError> {
         let Criterion::Acks(Some(label)) = &env.topic.criterion else {
-            return Err(super::twin::unsupported(&env.topic));
+            return Err(crate::rules::responses::unsupported(&env.topic));
         };
-        let weak = env.headers.bool("ditto-weak-ack").ok().flatten() == Some(true);
+        let weak = matches!(env.headers.bool("ditto-weak-ack"), Ok(Some(true)));
         if weak && is_built_in(label) {
             return Ok(());
         }

@@ -4,22 +4,29 @@
 //! `START-SEND-LIVE-EVENTS` sessions) and the smart channel selection of retrieves
 //! (`live-channel-condition`, `live-channel-timeout-strategy`). Nothing here touches the store.
 
-use super::acks::AckRequest;
-use super::events::{event_shape, event_view};
-use super::fanout::Fanout;
-use super::live_errors::{condition_not_allowed, event_not_allowed};
-use super::session::{Outbound, SessionHandle, StreamKind};
-use super::twin::response_envelope;
-use super::waiter::{Plan, Waiter};
-use super::{Durability, Hub, Requester};
+pub(super) mod correlate;
+pub mod messages;
+pub mod waiter;
+
+use super::bus::session::{Outbound, SessionHandle, StreamKind};
+use super::{Hub, Requester};
 use crate::engine::enforce::{self, Access};
+use crate::engine::Durability;
 use crate::engine::{errors, ThingState};
 use crate::error::DittoError;
 use crate::policy::{Enforcer, READ, WRITE};
 use crate::protocol::{Action, Channel, Criterion, Envelope, Headers, ThingCommand, ThingPath};
 use crate::rql::Env;
+use crate::rules::acks::AckRequest;
+use crate::rules::events::{event_shape, event_view};
+use crate::rules::fanout::Fanout;
+use crate::rules::live::{command_matcher, delivered_headers, on_channel, use_twin};
+use crate::rules::live_errors::{condition_not_allowed, event_not_allowed};
+use crate::rules::outcome::Plan;
+use crate::rules::responses::response_envelope;
 use serde_json::Value;
 use std::sync::Arc;
+use waiter::Waiter;
 
 /// The smart-channel parts of a live command: the twin answer used on timeout and the headers
 /// added to the live answer.
@@ -41,75 +48,6 @@ pub enum Smart {
     Nothing,
 }
 
-/// The headers a live signal is delivered with: the sender's, `requested-acks` reduced to the
-/// custom labels, and `ditto-originator`.
-pub(crate) fn delivered_headers(h: &Headers, acks: &AckRequest, who: &Requester) -> Headers {
-    let mut out = h.clone();
-    out.remove("requested-acks");
-    let custom = acks.custom();
-    if !custom.is_empty() {
-        out.insert("requested-acks", custom);
-    }
-    out.insert("ditto-originator", who.subject());
-    out
-}
-
-/// The channel strategy header: `fail` (default) or `use-twin`.
-fn use_twin(h: &Headers) -> Result<Option<bool>, DittoError> {
-    match h.get_str("live-channel-timeout-strategy").as_deref() {
-        None => Ok(None),
-        Some("fail") => Ok(Some(false)),
-        Some("use-twin") => Ok(Some(true)),
-        Some(other) => Err(DittoError::header_invalid(
-            "live-channel-timeout-strategy",
-            other,
-            "live channel timeout strategy (fail or use-twin)",
-        )),
-    }
-}
-
-/// A copy of a command on another channel, without the smart-channel headers.
-fn on_channel(cmd: &ThingCommand, channel: Channel) -> ThingCommand {
-    let mut c = cmd.clone();
-    c.channel = channel;
-    c.topic.channel = channel;
-    c.headers.remove("live-channel-condition");
-    c.headers.remove("channel");
-    c
-}
-
-/// Checks a live answer: same thing, same command type and resource, or an error.
-fn command_matcher(cmd: &ThingCommand) -> super::pending::Matcher {
-    let (id, action, path, topic) = (
-        cmd.thing_id.to_string(),
-        cmd.action,
-        cmd.path.clone(),
-        cmd.topic.to_string(),
-    );
-    Box::new(move |e: &Envelope| {
-        let same_thing = e.topic.entity_id().as_deref() == Some(id.as_str());
-        let ok = same_thing
-            && e.topic.channel == Channel::Live
-            && match &e.topic.criterion {
-                Criterion::Errors => true,
-                Criterion::Commands(a) => {
-                    *a == action && ThingPath::parse(&e.path).ok().flatten().as_ref() == Some(&path)
-                }
-                _ => false,
-            };
-        if ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "Type of live response <{} {}> is not related to type of command <{topic} {}>.",
-                e.topic,
-                e.path,
-                path.to_pointer_string()
-            ))
-        }
-    })
-}
-
 impl Hub {
     /// The stored, not deleted thing and its policy's enforcer (404 without a thing).
     pub(crate) fn live_target(
@@ -122,11 +60,10 @@ impl Hub {
             .load_thing(id)?
             .filter(|s| !s.deleted)
             .ok_or_else(|| errors::not_found(id, &ThingPath::Root))?;
-        let enforcer = state
-            .thing
-            .get("policyId")
-            .and_then(Value::as_str)
-            .and_then(|pid| self.enforcer(pid, namespace, now));
+        let enforcer = match state.thing.get("policyId").and_then(Value::as_str) {
+            Some(pid) => self.enforcer(pid, namespace, now)?,
+            None => None,
+        };
         Ok((state, enforcer))
     }
 
@@ -148,7 +85,7 @@ impl Hub {
     /// A live command: authorized as the twin command would be, delivered to the entitled
     /// live-command subscribers; returns the waiter for the answer / acks (`None`: nothing is
     /// awaited).
-    pub fn live_command(
+    pub(in crate::hub) fn live_command(
         &self,
         who: &Requester,
         cmd: &ThingCommand,
@@ -164,7 +101,7 @@ impl Hub {
         if cmd.headers.get("live-channel-condition").is_some() && cmd.action != Action::Retrieve {
             return Err(condition_not_allowed());
         }
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let (state, enforcer) = self.live_target(&id, &cmd.thing_id.namespace, now)?;
         let acc = Access {
             subjects: &who.subjects,
@@ -177,7 +114,7 @@ impl Hub {
         let cid = cmd.headers.correlation_id().unwrap_or_default().to_owned();
         let mut env = Envelope::new(
             cmd.topic.clone(),
-            delivered_headers(&cmd.headers, acks, who),
+            delivered_headers(&cmd.headers, acks, who.subject()),
             cmd.raw_path.clone(),
         );
         env.value = cmd.value.clone();
@@ -227,7 +164,7 @@ impl Hub {
     /// A live event sent by a device session: the sender needs WRITE on the path (403
     /// `things:event.notallowed` without it); delivered to entitled live-event subscribers; never stored.
     /// Only custom acks are awaited (an event has no response).
-    pub fn live_event(
+    pub(in crate::hub) fn live_event(
         &self,
         who: &Requester,
         env: &Envelope,
@@ -237,7 +174,7 @@ impl Hub {
         let thing_id = crate::model::parse_thing_id(&id)?;
         let path =
             ThingPath::parse(&env.path)?.ok_or_else(|| crate::protocol::unknown_path(&env.path))?;
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let (state, enforcer) = self.live_target(&id, &thing_id.namespace, now)?;
         let Some(enforcer) = enforcer else {
             return Err(errors::not_found(&id, &ThingPath::Root));
@@ -248,7 +185,7 @@ impl Hub {
         }
         let custom = acks.custom();
         let mut out = env.clone();
-        out.headers = delivered_headers(&env.headers, acks, who);
+        out.headers = delivered_headers(&env.headers, acks, who.subject());
         let waiter = if custom.is_empty() {
             None
         } else {
@@ -275,7 +212,7 @@ impl Hub {
     }
 
     /// True if a retrieve goes through the smart channel selection.
-    pub fn is_smart(cmd: &ThingCommand) -> bool {
+    pub(in crate::hub) fn is_smart(cmd: &ThingCommand) -> bool {
         cmd.action == Action::Retrieve
             && match cmd.channel {
                 Channel::Live => cmd.headers.get("live-channel-timeout-strategy").is_some(),
@@ -287,7 +224,7 @@ impl Hub {
     /// with `live-channel-condition` the live retrieve is sent only if the RQL matches the twin
     /// (else the twin answer, `live-channel-condition-matched: false`); on no live answer
     /// `use-twin` answers from the twin, `fail` with 408.
-    pub async fn smart_retrieve(
+    pub(in crate::hub) async fn smart_retrieve(
         &self,
         who: &Requester,
         cmd: &ThingCommand,
@@ -338,7 +275,7 @@ impl Hub {
         rql: &str,
     ) -> Result<bool, DittoError> {
         let q = crate::rql::parse(rql).map_err(|e| e.to_condition_error())?;
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let id = thing_id.to_string();
         let (state, enforcer) = self.live_target(&id, &thing_id.namespace, now)?;
         let readable = enforcer.is_some_and(|e| {

@@ -5,7 +5,7 @@
 
 pub use super::live_errors::*;
 use crate::error::DittoError;
-use crate::protocol::{Channel, Envelope, Headers};
+use crate::protocol::{Action, Channel, Criterion, Envelope, Headers, Topic};
 use serde_json::{Map, Value};
 
 /// The built-in labels; clients never issue them.
@@ -28,6 +28,20 @@ pub enum AckKind {
     Message,
     /// HTTP claim message (`live-response`; default 60 s, max 600 s)
     Claim,
+}
+
+impl AckKind {
+    /// The kind of a signal: messages; live signals and smart-channel retrieves
+    /// (`live-channel-condition`); twin commands.
+    pub fn of(topic: &Topic, headers: &Headers) -> AckKind {
+        let smart = topic.criterion == Criterion::Commands(Action::Retrieve)
+            && headers.get("live-channel-condition").is_some();
+        match &topic.criterion {
+            Criterion::Messages(_) => AckKind::Message,
+            _ if topic.channel == Channel::Live || smart => AckKind::Live,
+            _ => AckKind::Twin,
+        }
+    }
 }
 
 /// The binding a request came in over (the rules differ slightly, acks.md 2.1).
@@ -86,6 +100,26 @@ fn timeout_invalid(binding: Binding, ms: u64, max_ms: u64) -> DittoError {
 }
 
 impl AckRequest {
+    /// No response and no acks: the write is not waited for (the interval class). What the
+    /// MQTT bridge's telemetry writes ask for.
+    pub fn unwaited() -> AckRequest {
+        AckRequest {
+            response_required: false,
+            labels: Vec::new(),
+            timeout_ms: 60_000,
+        }
+    }
+
+    /// A response once the write is durable (`twin-persisted`, 60 s): what the HTTP policy
+    /// routes always wait for (they take no ack headers).
+    pub fn durable() -> AckRequest {
+        AckRequest {
+            response_required: true,
+            labels: vec![TWIN_PERSISTED.to_owned()],
+            timeout_ms: 60_000,
+        }
+    }
+
     /// The WebSocket rules for a command on `channel` (twin or live).
     pub fn from_headers(h: &Headers, channel: Channel) -> Result<AckRequest, DittoError> {
         let kind = if channel == Channel::Live {

@@ -3,65 +3,23 @@
 //! message goes to `START-SEND-MESSAGES` sessions with READ on `message:<path>`, never stored;
 //! the first answer of a receiver (status, payload, content-type) goes back to the sender.
 
-use super::acks::AckRequest;
-use super::fanout::Fanout;
-use super::live::delivered_headers;
-pub use super::live_errors::send_not_allowed;
-use super::pending::Matcher;
-use super::session::StreamKind;
-use super::waiter::{Plan, Waiter};
+use super::waiter::Waiter;
 use super::{Hub, Requester};
 use crate::error::DittoError;
+use crate::hub::StreamKind;
 use crate::policy::{READ, WRITE};
 use crate::protocol::message::{payload_too_large, value_size, MAX_PAYLOAD_BYTES};
-use crate::protocol::{Channel, Criterion, Envelope, MessagePath};
+use crate::protocol::{Envelope, MessagePath};
+use crate::rules::acks::AckRequest;
+use crate::rules::fanout::Fanout;
+use crate::rules::live::{delivered_headers, message_matcher};
+pub use crate::rules::live_errors::send_not_allowed;
+use crate::rules::outcome::Plan;
 use serde_json::json;
-
-/// The message path of a message envelope: `live` channel only, path consistent with the
-/// topic's subject (`protocoladapter:unknown.path` / `unknown.channel` otherwise).
-pub fn message_path(env: &Envelope) -> Result<MessagePath, DittoError> {
-    let Criterion::Messages(subject) = &env.topic.criterion else {
-        return Err(crate::protocol::unknown_path(&env.path));
-    };
-    if env.topic.channel != Channel::Live {
-        return Err(DittoError::new(
-            400,
-            "protocoladapter:unknown.channel",
-            format!(
-                "The channel '{}' is not supported for messages.",
-                env.topic.channel.as_str()
-            ),
-        )
-        .describe("Messages are sent on the 'live' channel."));
-    }
-    match MessagePath::parse(&env.path) {
-        Some(p) if &p.subject == subject => Ok(p),
-        _ => Err(crate::protocol::unknown_path(&env.path)),
-    }
-}
-
-fn message_matcher(id: String, subject: String) -> Matcher {
-    Box::new(move |e: &Envelope| {
-        let ok = e.topic.entity_id().as_deref() == Some(id.as_str())
-            && match &e.topic.criterion {
-                Criterion::Errors => true,
-                Criterion::Messages(s) => *s == subject,
-                _ => false,
-            };
-        if ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "The response <{}> does not answer a message with subject <{subject}> of thing <{id}>.",
-                e.topic
-            ))
-        }
-    })
-}
 
 impl Hub {
     /// Sends a message; returns the waiter for the answer / acks (`None`: fire and forget).
-    pub fn message(
+    pub(in crate::hub) fn message(
         &self,
         who: &Requester,
         env: &Envelope,
@@ -78,7 +36,7 @@ impl Hub {
                 return Err(payload_too_large(size));
             }
         }
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let (state, enforcer) = self.live_target(&id, &thing_id.namespace, now)?;
         let Some(enforcer) = enforcer else {
             return Err(crate::engine::errors::not_found(
@@ -92,7 +50,7 @@ impl Hub {
         }
         let cid = env.headers.correlation_id().unwrap_or_default().to_owned();
         let mut out = env.clone();
-        out.headers = delivered_headers(&env.headers, acks, who);
+        out.headers = delivered_headers(&env.headers, acks, who.subject());
         let waiter = if acks.response_required || !acks.labels.is_empty() {
             let plan = Plan::new(env.topic.clone(), acks.aggregated());
             let matcher = acks

@@ -1,6 +1,8 @@
 //! Policy command engine tests: statuses, values and errors per path, authorization.
 
 use super::*;
+use crate::policy::PolicyState;
+use crate::protocol::Envelope;
 use serde_json::json;
 
 const NOW: i64 = 1_600_000_000_000;
@@ -12,7 +14,7 @@ fn apply(
     now: i64,
     subjects: Option<&[String]>,
 ) -> Result<PolicyOutcome, DittoError> {
-    super::apply(c, cmd, now, subjects, &|_| None)
+    super::apply(c, cmd, now, subjects, &|_| Ok(None))
 }
 
 fn cmd(action: &str, path: &str, value: Option<Value>) -> PolicyCommand {
@@ -185,13 +187,13 @@ fn authorization_sees_imported_entries() {
     let admins = json!({"policyId": "ns:admins", "entries": {"admin": {
         "subjects": {"nginx:admin": {"type": "t"}},
         "resources": {"policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}});
-    let load = |id: &str| (id == "ns:admins").then(|| admins.clone());
+    let load = |id: &str| Ok((id == "ns:admins").then(|| admins.clone()));
     let p = json!({"imports": {"ns:admins": {}}, "entries": {}});
     let admin = vec!["nginx:admin".to_owned()];
     // creating: the creator's WRITE comes through the import
     let c = cmd("create", "/", Some(p));
     assert_eq!(
-        super::apply(None, &c, NOW, Some(&admin), &|_| None)
+        super::apply(None, &c, NOW, Some(&admin), &|_| Ok(None))
             .unwrap_err()
             .error,
         "policies:policy.notcreatable",
@@ -216,6 +218,6 @@ fn authorization_sees_imported_entries() {
             .status,
         201
     );
-    let e = super::apply(Some(&s), &get, NOW, Some(&admin), &|_| None).unwrap_err();
+    let e = super::apply(Some(&s), &get, NOW, Some(&admin), &|_| Ok(None)).unwrap_err();
     assert_eq!(e.status, 404, "no import resolved: nothing readable");
 }

@@ -4,9 +4,8 @@
 //! for a subscriber that let its queue fill up close the session. The queue's memory grows with
 //! use (an idle session holds none of its capacity).
 
-use crate::model::FieldSelector;
 pub use crate::protocol::StreamKind;
-use crate::rql::Query;
+use crate::rules::fanout::Subscription;
 use async_channel::{Receiver, RecvError, Sender, TryRecvError};
 use event_listener::Event;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,24 +25,6 @@ pub enum Outbound {
         /// replacement (an error response) if the write could not be made durable
         on_failure: Option<Arc<str>>,
     },
-}
-
-/// Parameters of one subscription.
-#[derive(Debug, Clone, Default)]
-pub struct Subscription {
-    /// exact namespaces; empty = all
-    pub namespaces: Vec<String>,
-    /// RQL filter
-    pub filter: Option<Query>,
-    /// `extraFields` selector
-    pub extra: Option<FieldSelector>,
-}
-
-impl Subscription {
-    /// True if the namespace passes the namespace list.
-    pub fn namespace_ok(&self, ns: &str) -> bool {
-        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns)
-    }
 }
 
 /// At most one subscription per stream kind (a second START replaces the first).

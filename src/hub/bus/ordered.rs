@@ -3,8 +3,8 @@
 //! it) until its store sequence is on disk, frees the reply's in-flight slot once it is out,
 //! reports idleness for keep-alives, and closes the session when the binding stops reading.
 
-use super::Gate;
-use super::{Outbound, OutboundRx, SessionHandle};
+use super::publisher::Gate;
+use super::session::{Outbound, OutboundRx, SessionHandle};
 use futures_lite::future;
 use std::collections::VecDeque;
 use std::sync::Arc;

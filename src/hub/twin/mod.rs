@@ -1,16 +1,20 @@
 //! Twin commands through the hub: per-thing lock, load, `engine::apply`, submit to the store,
 //! publish the event, and answer with Ditto's response envelope. Also retrieve-multiple.
-//! (The ack request rules live in `hub::acks`, protocol dispatch in `hub::dispatch`.)
+//! The twin cache is `cache`; the write itself is built by `engine::ready`, every request
+//! enters through `hub::door`.
 
-pub use super::acks::AckRequest;
-use super::twins::Cached;
-use super::{Durability, Hub, Requester};
+pub(super) mod cache;
+
+use super::lookup::HubLookup;
+use super::{Hub, Requester};
 use crate::engine::enforce::Access;
+use crate::engine::Durability;
 use crate::engine::{self, Ctx, Outcome, ThingState};
 use crate::error::DittoError;
-use crate::policy::PolicyState;
-use crate::protocol::{Action, Envelope, Headers, RetrieveThings, ThingCommand};
-use crate::store::{Op, Tree};
+use crate::protocol::{Action, Envelope, RetrieveThings, ThingCommand};
+use crate::rules::responses::not_writable;
+use crate::store::Tree;
+use cache::Cached;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -23,60 +27,23 @@ pub struct TwinDone {
     pub seq: Option<u64>,
 }
 
-/// What to send back to a protocol client (WS, MQTT passthrough).
+/// An answer ready now (`hub::Answer::Now`).
 #[derive(Debug, Clone)]
 pub struct Reply {
     /// the response or error envelope
     pub envelope: Envelope,
     /// send it only after this store sequence is durable (`twin-persisted`)
     pub after: Option<u64>,
-}
-
-/// A fresh random correlation-id (UUID v4 format).
-pub fn new_correlation_id() -> String {
-    let a = fastrand::u128(..);
-    let b = (a & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-    let h = format!("{b:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
-/// The success response to a thing command: same topic and path, `status`, `value` where the
-/// action returns one, `correlation-id` and `etag` headers.
-pub fn response_envelope(cmd: &ThingCommand, outcome: &Outcome) -> Envelope {
-    let mut headers = Headers::new();
-    if let Some(c) = cmd.headers.correlation_id() {
-        headers.insert("correlation-id", c);
-    }
-    if let Some(e) = &outcome.etag {
-        headers.insert("etag", e.as_str());
-    }
-    if let Some(s) = outcome
-        .state
-        .as_ref()
-        .filter(|_| cmd.action != Action::Retrieve)
-    {
-        headers.insert("entity-revision", s.revision);
-    }
-    if let Some(md) = &outcome.ditto_metadata {
-        headers.insert("ditto-metadata", md.clone());
-    }
-    if let Some(h) = &outcome.historical_headers {
-        headers.insert("historical-headers", h.clone());
-    }
-    let mut env = Envelope::new(cmd.topic.clone(), headers, cmd.raw_path.clone());
-    env.status = Some(outcome.status);
-    env.value = outcome.value.clone();
-    env
+    /// the store sequence of the write, whether or not the answer waits for it
+    pub seq: Option<u64>,
 }
 
 impl Hub {
+    /// The twin cache (lock order: a leaf, nothing is taken under it).
+    fn twins(&self) -> std::sync::MutexGuard<'_, cache::Twins> {
+        self.inner.twins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Loads the stored state of a thing (tombstones included).
     pub fn load_thing(&self, id: &str) -> Result<Option<ThingState>, DittoError> {
         if let Some(c) = self.cached_twin(id) {
@@ -105,7 +72,7 @@ impl Hub {
     /// Applies a twin command: the one write path shared by every binding. `durability` says
     /// whether the requester waits for the write to be on disk (see `Durability`). Writes are
     /// refused with 503 while the store does not accept them (disk full).
-    pub async fn twin_command(
+    pub(in crate::hub) async fn twin_command(
         &self,
         who: &Requester,
         cmd: &ThingCommand,
@@ -118,11 +85,11 @@ impl Hub {
                     "things",
                     "thing",
                     &cmd.thing_id.to_string(),
-                    &e,
+                    &e.0,
                 ));
             }
         }
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let id = cmd.thing_id.to_string();
         let _guard = self.lock_for(&id).lock().unwrap_or_else(|e| e.into_inner());
         let cached = self.cached_twin(&id);
@@ -138,16 +105,14 @@ impl Hub {
                 .map(str::to_owned)
         };
         let old_pid = policy_of(ThingState::live(current));
-        let enforcer = old_pid
-            .as_deref()
-            .and_then(|pid| self.enforcer(pid, ns, now));
-        let lookup = |pid: &str| self.load_policy(pid);
-        let things = |tid: &str| self.load_thing(tid).ok().flatten();
+        let enforcer = match old_pid.as_deref() {
+            Some(pid) => self.enforcer(pid, ns, now)?,
+            None => None,
+        };
         let ctx = Ctx {
             now,
             subject: who.subject(),
-            policy: &lookup,
-            thing: &things,
+            lookup: &HubLookup(self),
             access: Some(Access {
                 subjects: &who.subjects,
                 enforcer: enforcer.as_deref(),
@@ -165,101 +130,92 @@ impl Hub {
         if let Some((_, headers)) = past {
             outcome.historical_headers = headers;
         }
-        let mut seq = None;
-        if let Some(bytes) = &outcome.bytes {
-            let mut ops = vec![Op {
-                tree: Tree::Things,
-                key: id.clone().into_bytes(),
-                value: Some(bytes.clone()),
-            }];
-            // search index delta, in the same atomic unit as the thing (src/search)
-            let (index, size) = crate::search::delta::write_ops(
-                current,
-                cached.as_ref().map(|c| c.size),
-                outcome.state.as_ref(),
-            );
-            ops.extend(index);
+        let size = cached.as_ref().map(|c| c.size);
+        let mut ready = engine::ready(&id, current, size, &mut outcome, now, durability);
+        if let Some(r) = ready.as_mut() {
             // the change's history, in the same atomic unit (src/hub/history_write.rs)
-            ops.extend(self.thing_history_ops(cmd, who, &outcome, bytes)?);
-            if let Some((pid, policy)) = &outcome.policy {
-                let state = PolicyState::new(policy.clone(), now);
-                ops.push(Op {
-                    tree: Tree::Policies,
-                    key: pid.clone().into_bytes(),
-                    value: Some(state.to_bytes()),
-                });
-                ops.extend(self.created_policy_history(pid, &state, cmd, who)?);
-                // a new policy: marked in the expiry index if it has expiring subjects
-                ops.extend(crate::policy::expiry_index::marker_op(
-                    pid,
-                    false,
-                    Some(policy),
-                ));
-            }
-            seq = Some(self.submit_with_event(ops, durability, || {
-                if let Some((pid, policy)) = &outcome.policy {
-                    self.policy_written(pid, Some(policy));
-                }
-                let (ev, state) = (outcome.event.as_ref()?, outcome.state.as_ref()?);
-                // Events are visible under the thing's policy after the change (before, for
-                // a delete).
+            let history = self.thing_history_ops(cmd, who, r, now)?;
+            r.ops.extend(history);
+        }
+        let seq = ready.map(|r| {
+            self.persist(r, |state, event| {
+                // Events are visible under the thing's policy after the change (before, for a
+                // delete).
                 let new_pid = policy_of(Some(state)).or(old_pid.clone());
                 let ev_enforcer = match (&new_pid, &old_pid) {
                     (Some(n), Some(o)) if n == o => enforcer.clone(),
-                    (Some(n), _) => self.enforcer(n, ns, now),
+                    (Some(n), _) => match self.enforcer(n, ns, now) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            // the write is done; its event has no audience it could be
+                            // checked against (the store failed: fail-stop)
+                            tracing::error!(thing = %id, error = %e, "event not published");
+                            None
+                        }
+                    },
                     (None, _) => None,
                 };
-                self.twin_event(cmd, ev, state, who, ev_enforcer)
-            }));
-            if let Some(state) = outcome.state.take() {
-                let c = Cached {
-                    state: Arc::new(state),
-                    size,
-                };
-                self.twins().put(&id, c, bytes.len());
-            }
-            if let Some(s) = seq {
-                // the uplink learns of the change here (src/uplink/sync.rs), once a read of
-                // the thing (cache included) sees it
-                self.thing_changed(&id, s);
-            }
-        }
+                self.twin_event(cmd, event, state, who, ev_enforcer)
+            })
+        });
         tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(),
             status = outcome.status, seq, "twin command");
         Ok(TwinDone { outcome, seq })
     }
 
+    /// Submits a twin write as the core built it (under the thing's lock) and returns its store
+    /// sequence: its ops and its event (`event` decides who may see it) enter their queues
+    /// together, the policy cache learns of a policy created with the thing, the twin cache
+    /// takes the new state, and then the change hook is told.
+    fn persist(
+        &self,
+        r: engine::Ready,
+        event: impl FnOnce(&ThingState, &engine::Event) -> Option<super::bus::events::PendingEvent>,
+    ) -> u64 {
+        let seq = self.submit_with_event(r.ops, r.durability, || {
+            if let Some((pid, policy)) = &r.policy {
+                self.policy_written(pid, Some(policy));
+            }
+            event(&r.state, r.event.as_ref()?)
+        });
+        let cached = Cached {
+            state: Arc::new(r.state),
+            size: r.size,
+        };
+        self.twins().put(&r.thing_id, cached, r.encoded_len);
+        // the uplink learns of the change here (src/uplink/sync.rs), once a read of the thing
+        // (cache included) sees it
+        self.thing_changed(&r.thing_id, seq);
+        seq
+    }
+
     /// Retrieve multiple things: the readable ones, in request order.
-    pub fn retrieve_things(
+    pub(in crate::hub) fn retrieve_things(
         &self,
         who: &Requester,
         r: &RetrieveThings,
     ) -> Result<Value, DittoError> {
         let fields = engine::read::parse_fields(r.fields.as_deref(), true)?;
-        let lookup = |pid: &str| self.load_policy(pid);
-        let things = |tid: &str| self.load_thing(tid).ok().flatten();
-        let now = crate::clock::now_millis();
+        let now = self.now();
         let mut out = Vec::with_capacity(r.thing_ids.len());
         for id in &r.thing_ids {
             let Some(state) = self.load_thing(&id.to_string())?.filter(|s| !s.deleted) else {
                 continue;
             };
-            let enforcer = state
-                .thing
-                .get("policyId")
-                .and_then(Value::as_str)
-                .and_then(|pid| self.enforcer(pid, &id.namespace, now));
+            let enforcer = match state.thing.get("policyId").and_then(Value::as_str) {
+                Some(pid) => self.enforcer(pid, &id.namespace, now)?,
+                None => None,
+            };
             let ctx = Ctx {
                 now,
                 subject: who.subject(),
-                policy: &lookup,
-                thing: &things,
+                lookup: &HubLookup(self),
                 access: Some(Access {
                     subjects: &who.subjects,
                     enforcer: enforcer.as_deref(),
                 }),
             };
-            if let Some(v) = engine::read::readable_thing_view(&state, fields.as_ref(), &ctx) {
+            if let Some(v) = engine::read::readable_thing_view(&state, fields.as_ref(), &ctx)? {
                 out.push(v);
             }
         }
@@ -267,47 +223,12 @@ impl Hub {
     }
 }
 
-/// 400 `signal.unsupported`.
-pub(crate) fn unsupported(topic: &crate::protocol::Topic) -> DittoError {
-    DittoError::new(
-        400,
-        "signal.unsupported",
-        format!("The signal with topic '{topic}' is not supported by this edgetwin version."),
-    )
-    .describe("Supported are thing commands (twin and live), live events, messages, acknowledgements and policy commands.")
-}
-
-/// 503 `<group>:<entity>.unavailable` for a write the store refuses (disk full, read-only or
-/// failed store): Ditto's answer when its persistence cannot take a change, with the reason.
-pub(crate) fn not_writable(
-    group: &str,
-    entity: &str,
-    id: &str,
-    why: &crate::store::StoreError,
-) -> DittoError {
-    let name = if entity == "thing" { "Thing" } else { "Policy" };
-    DittoError::new(
-        503,
-        format!("{group}:{entity}.unavailable"),
-        format!("The {name} with ID '{id}' cannot be changed now: the gateway's storage refuses writes."),
-    )
-    .describe(format!(
-        "{}. Reads keep working; writes resume by themselves once the storage accepts them again.",
-        why.0
-    ))
-}
-
-/// Shared text of an envelope (one allocation shared by all receivers).
-pub fn shared_text(env: &Envelope) -> Arc<str> {
-    Arc::from(env.to_text())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     use crate::protocol::Signal;
-    use crate::store::{Backend, Entries, SledBackend, Store, StoreError};
+    use crate::store::{Backend, Entries, Op, SledBackend, Store, StoreError};
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// sled, with commits that fail once `fail` is set.
@@ -335,6 +256,66 @@ mod tests {
         fn name(&self) -> &'static str {
             "failing"
         }
+    }
+
+    /// sled, with reads of policies that fail once `fail` is set.
+    struct FailingPolicyReads(SledBackend, Arc<AtomicBool>);
+
+    impl Backend for FailingPolicyReads {
+        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            if tree == Tree::Policies && self.1.load(Ordering::SeqCst) {
+                return Err(StoreError::new("injected read failure"));
+            }
+            self.0.get(tree, key)
+        }
+        fn scan(
+            &self,
+            tree: Tree,
+            prefix: &[u8],
+            after: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<Entries, StoreError> {
+            self.0.scan(tree, prefix, after, limit)
+        }
+        fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
+            self.0.commit(ops)
+        }
+        fn name(&self) -> &'static str {
+            "failing-policy-reads"
+        }
+    }
+
+    #[test]
+    fn a_failed_policy_read_is_an_error_not_a_missing_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicBool::new(false));
+        let sled = SledBackend::open(dir.path(), 1 << 20).unwrap();
+        let backend = Box::new(FailingPolicyReads(sled, fail.clone()));
+        let store =
+            Store::with_backend(backend, dir.path(), &crate::store::Options::default()).unwrap();
+        let hub = Hub::new(store.clone());
+        let who = Requester {
+            subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
+            origin: None,
+        };
+        let create = command(
+            r#"{"topic":"n/t1/things/twin/commands/create","headers":{},"path":"/","value":{}}"#,
+        );
+        let done = smol::block_on(hub.twin_command(&who, &create, Durability::Waited)).unwrap();
+        smol::block_on(store.durable(done.seq.unwrap())).unwrap();
+        smol::block_on(store.checkpoint()).unwrap();
+        fail.store(true, Ordering::SeqCst);
+        // the policy n:t1 exists, but cannot be read: 503, not "the policy does not exist"
+        let with_policy = command(
+            r#"{"topic":"n/t2/things/twin/commands/create","headers":{},"path":"/","value":{"policyId":"n:t1"}}"#,
+        );
+        let e =
+            smol::block_on(hub.twin_command(&who, &with_policy, Durability::Waited)).unwrap_err();
+        assert_eq!((e.status, &*e.error), (503, "policies:policy.unavailable"));
+        fail.store(false, Ordering::SeqCst);
+        let done =
+            smol::block_on(hub.twin_command(&who, &with_policy, Durability::Waited)).unwrap();
+        assert_eq!(done.outcome.status, 201);
     }
 
     fn command(text: &str) -> ThingCommand {
@@ -405,13 +386,5 @@ mod tests {
         smol::block_on(hub.twin_command(&who, &modify, Durability::Interval)).unwrap();
         // a reader woken by the hook (the uplink) must not get the cached state before it
         assert_eq!(*seen.lock().unwrap(), vec![Some(1), Some(2)]);
-    }
-
-    #[test]
-    fn correlation_ids_look_like_uuids() {
-        let c = new_correlation_id();
-        assert_eq!(c.len(), 36);
-        assert_eq!(&c[14..15], "4");
-        assert_ne!(c, new_correlation_id());
     }
 }

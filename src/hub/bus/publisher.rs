@@ -7,7 +7,8 @@
 //! bounded by `Store::ready`.
 
 use super::events::PendingEvent;
-use super::{Durability, Hub, Inner};
+use crate::engine::Durability;
+use crate::hub::{Hub, Inner};
 use crate::store::{Op, Store, StoreError};
 use event_listener::Event;
 use std::collections::VecDeque;

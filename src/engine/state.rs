@@ -1,0 +1,81 @@
+//! A thing as the store keeps it (`ThingState`): its JSON, revision, timestamps, metadata and
+//! tombstone marker, with its encoding and the views reads and conditions see. A leaf of the
+//! core: the engine, the search index and the hub all read it.
+
+use crate::error::DittoError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A thing as persisted: its JSON plus the read-only fields. A deleted thing stays as a tombstone
+/// so that its revision keeps counting when it is created again (as in Ditto).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThingState {
+    /// the thing JSON (`thingId`, `policyId`, `definition`, `attributes`, `features`)
+    #[serde(rename = "t")]
+    pub thing: Value,
+    /// revision of the last change
+    #[serde(rename = "r")]
+    pub revision: u64,
+    /// creation time, epoch millis
+    #[serde(rename = "c")]
+    pub created: i64,
+    /// last modification time, epoch millis
+    #[serde(rename = "m")]
+    pub modified: i64,
+    /// `_metadata`
+    #[serde(rename = "md", default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    /// tombstone marker
+    #[serde(rename = "d", default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl ThingState {
+    /// Decodes stored bytes.
+    pub fn from_bytes(b: &[u8]) -> Result<ThingState, DittoError> {
+        serde_json::from_slice(b)
+            .map_err(|e| DittoError::internal(format!("corrupt stored thing: {e}")))
+    }
+
+    /// Encodes for the store.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serializing a Value-based struct cannot fail (no non-string map keys).
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The live (not deleted) state, if any.
+    pub fn live(state: Option<&ThingState>) -> Option<&ThingState> {
+        state.filter(|s| !s.deleted)
+    }
+
+    /// The thing JSON with the read-only fields added (`_namespace`, `_revision`, `_created`,
+    /// `_modified`, `_metadata`): what `fields` selectors and RQL conditions see.
+    pub fn full_view(&self) -> Value {
+        let mut m = self.thing.as_object().cloned().unwrap_or_default();
+        if let Some(ns) = m
+            .get("thingId")
+            .and_then(Value::as_str)
+            .and_then(|id| id.split_once(':'))
+        {
+            m.insert("_namespace".into(), Value::String(ns.0.to_owned()));
+        }
+        m.insert("_revision".into(), self.revision.into());
+        m.insert(
+            "_created".into(),
+            crate::clock::format_millis(self.created).into(),
+        );
+        m.insert(
+            "_modified".into(),
+            crate::clock::format_millis(self.modified).into(),
+        );
+        if let Some(md) = &self.metadata {
+            m.insert("_metadata".into(), md.clone());
+        }
+        Value::Object(m)
+    }
+
+    /// `"rev:<n>"`.
+    pub fn etag(&self) -> String {
+        format!("\"rev:{}\"", self.revision)
+    }
+}

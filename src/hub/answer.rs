@@ -1,0 +1,100 @@
+//! The one step from an `Answer` to what a binding sends: `Answer::outbound` for streaming
+//! bindings (WS, MQTT: a message to queue now, a durable reply held by the session's gate, or a
+//! late answer to await), `Answer::settle` for request/response bindings (HTTP, cloudevents,
+//! the uplink: waits until the write is durable or the waiter finished). No binding waits for
+//! durability or correlates a late answer itself.
+
+use super::{Answer, Hub, Outbound, Waiter};
+use crate::error::DittoError;
+use crate::protocol::{error_envelope, Envelope, Group, Topic};
+use crate::rules::outcome::Finished;
+use std::sync::Arc;
+
+/// What a streaming binding sends for an answer.
+pub enum Outgoing {
+    /// queue this now (a `Durable` one is sent once its write is durable, else its error)
+    Now(Outbound),
+    /// await this (a live answer, acks, a timeout) and send what it gives
+    Later(Late),
+}
+
+/// A late answer: the live answer, aggregated acks or the timeout of a waiter.
+pub struct Late(Box<Waiter>);
+
+impl Late {
+    /// Waits for the answer; `None` = nothing to send (the requester is gone).
+    pub async fn envelope(self) -> Option<Envelope> {
+        let (topic, cid) = (self.0.topic().clone(), self.0.correlation_id().to_owned());
+        self.0.wait().await.to_envelope(&topic, &cid)
+    }
+
+    /// The answer as text.
+    pub async fn text(self) -> Option<Arc<str>> {
+        self.envelope().await.map(|e| Arc::from(e.to_text()))
+    }
+}
+
+/// 503 for a write that never became durable (the policy's or the thing's).
+pub fn not_durable(topic: &Topic) -> DittoError {
+    let id = topic.entity_id().unwrap_or_default();
+    match topic.group {
+        Group::Policies => crate::policy::errors::unavailable(&id),
+        _ => DittoError::unavailable(&id),
+    }
+}
+
+impl Answer {
+    /// For streaming bindings: the message to queue now, or the late answer to await.
+    pub fn outbound(self) -> Outgoing {
+        let reply = match self {
+            Answer::Later(w) => return Outgoing::Later(Late(w)),
+            Answer::Now(reply) => reply,
+        };
+        let text: Arc<str> = Arc::from(reply.envelope.to_text());
+        Outgoing::Now(match reply.after {
+            Some(seq) => {
+                let env = &reply.envelope;
+                let cid = env.headers.correlation_id();
+                let err = error_envelope(Some(&env.topic), cid, &not_durable(&env.topic));
+                Outbound::Durable {
+                    seq,
+                    text,
+                    on_failure: Some(Arc::from(err.to_text())),
+                }
+            }
+            None => Outbound::Now(text),
+        })
+    }
+
+    /// For request/response bindings: the final answer once its write is durable (an error if
+    /// it never became durable) or its waiter finished.
+    pub async fn settle(self, hub: &Hub) -> Finished {
+        match self {
+            Answer::Now(reply) => {
+                if let Some(seq) = reply.after {
+                    if hub.gate().wait(seq).await.is_err() {
+                        return Finished::Error(not_durable(&reply.envelope.topic));
+                    }
+                }
+                Finished::Response(Box::new(reply.envelope))
+            }
+            Answer::Later(w) => w.wait().await,
+        }
+    }
+
+    /// `settle` as an envelope (`None` = nothing to send).
+    pub async fn settle_envelope(self, hub: &Hub) -> Option<Envelope> {
+        let (topic, cid) = match &self {
+            Answer::Now(r) => (
+                r.envelope.topic.clone(),
+                r.envelope
+                    .headers
+                    .correlation_id()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            Answer::Later(w) => (w.topic().clone(), w.correlation_id().to_owned()),
+        };
+        self.settle(hub).await.to_envelope(&topic, &cid)
+    }
+}
