@@ -11,8 +11,9 @@
 //! Usage and figures: BENCHMARKS.md "History".
 
 use edgetwin::history::{At, Found, History, HistoryConfig};
-use edgetwin::hub::{Durability, Hub, Requester};
-use edgetwin::protocol::{Envelope, Signal, ThingCommand};
+use edgetwin::hub::{Hub, Requester};
+use edgetwin::protocol::{Envelope, Signal};
+use edgetwin::rules::acks::AckRequest;
 use edgetwin::store::{BackendKind, Store};
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,11 +29,8 @@ fn write_bytes() -> u64 {
     field("write_bytes:").saturating_sub(field("cancelled_write_bytes:"))
 }
 
-fn command(text: &str) -> ThingCommand {
-    match Signal::from_envelope(Envelope::parse(text).expect("envelope")) {
-        Ok(Signal::Thing(c)) => c,
-        other => panic!("{other:?}"),
-    }
+fn command(text: &str) -> Signal {
+    Signal::from_envelope(Envelope::parse(text).expect("envelope")).expect("signal")
 }
 
 fn who() -> Requester {
@@ -78,9 +76,10 @@ fn rig(history: Option<(HistoryConfig, u64)>) -> Rig {
 
 impl Rig {
     fn run(&self, text: &str) {
+        // through the one door, nobody waits (`Durability::Interval`)
         smol::block_on(
             self.hub
-                .twin_command(&who(), &command(text), Durability::Interval),
+                .call(&who(), command(text), &AckRequest::unwaited()),
         )
         .expect("command");
     }

@@ -54,8 +54,7 @@ impl Rig {
         let ctx = Ctx {
             now,
             subject: "nginx:ditto",
-            policy: &none,
-            thing: &|_: &str| None,
+            lookup: &crate::engine::FnLookup(|_: &str| None, none),
             access: None,
         };
         let out = apply(self.state.as_ref(), &cmd(v), &ctx).unwrap();

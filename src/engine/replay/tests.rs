@@ -96,8 +96,7 @@ fn replaying_every_event_gives_the_state_the_engine_wrote() {
             let ctx = Ctx {
                 now: 1_700_000_000_000 + (run * 1000 + i) as i64,
                 subject: "nginx:ditto",
-                policy: &none,
-                thing: &|_: &str| None,
+                lookup: &crate::engine::FnLookup(|_: &str| None, none),
                 access: None,
             };
             let Ok(out) = engine_apply(state.as_ref(), &c, &ctx) else {
