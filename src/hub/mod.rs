@@ -22,6 +22,9 @@ pub mod policy;
 mod lookup;
 pub mod twin;
 
+// the read side beside the door: search queries (`Hub::search`)
+mod search;
+
 #[cfg(test)]
 mod door_tests;
 #[cfg(test)]
