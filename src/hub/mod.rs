@@ -26,6 +26,8 @@ pub mod twin;
 mod search;
 
 #[cfg(test)]
+mod conformance_tests;
+#[cfg(test)]
 mod door_tests;
 #[cfg(test)]
 mod sim_tests;
