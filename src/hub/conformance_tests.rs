@@ -5,7 +5,7 @@
 //! Cases that need a binding (the WS search protocol, multi-session live plans) and the corpus's
 //! own skips are reported with their reason; the socket test runs those over WS.
 
-#[allow(dead_code, clippy::approx_constant)]
+#[allow(dead_code)]
 #[path = "../../tests/twin/conformance_cases.rs"]
 mod cases;
 

@@ -33,7 +33,6 @@ pub const POLICY: &str = "org.eclipse.ditto:the_policy_id";
 /// A thing changed after every case command: its event must be the next one the subscriber
 /// sees (proves that no unexpected/extra event was emitted).
 pub const SENTINEL: &str = "conformance:sentinel";
-/// Parallel servers.
 
 /// Cases that are not run, and why. Every entry must name an existing case file.
 pub const SKIPPED: &[(&str, &str)] = &[
