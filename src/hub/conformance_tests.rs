@@ -1,9 +1,10 @@
 //! The Ditto conformance corpus in-process: every twin case of `tests/conformance/things` (the
 //! same loader and plans as the socket test, `tests/twin/conformance_cases.rs`) runs against a
 //! hub and engine on a real store in a temp dir, through the door (`Hub::handle_protocol`) and
-//! the answer step (`Answer::settle_envelope`), with events read from a subscribed bus session.
-//! Cases that need a binding (the WS search protocol, multi-session live plans) and the corpus's
-//! own skips are reported with their reason; the socket test runs those over WS.
+//! the answer step (`Answer::settle_envelope`), with events, live commands and acks read from
+//! bus sessions (live plans: a sender and a device / declaring subscriber session). The WS
+//! search protocol cases (a binding's state machine) and the corpus's own skips are reported
+//! with their reason; the socket test runs those over WS.
 
 #[allow(dead_code)]
 #[path = "../../tests/twin/conformance_cases.rs"]
@@ -15,8 +16,8 @@ use crate::protocol::{error_envelope, parse_control, Control, Envelope};
 use crate::rules::fanout::Subscription;
 use crate::store::{BackendKind, Store};
 use cases::{
-    classify, compare_envelope, create, load_cases, mm, modify, Class, Mismatch, Plan, POLICY,
-    SENTINEL, SKIPPED,
+    classify, command, compare_envelope, create, load_cases, mm, modify, show, thing_of, Class,
+    LivePlan, Mismatch, Plan, POLICY, SENTINEL, SKIPPED,
 };
 use futures_lite::future;
 use serde_json::{json, Value};
@@ -54,6 +55,14 @@ impl Session {
         }
     }
 
+    /// A session whose WS upgrade declared `labels` (`declared-acks`).
+    fn declaring(hub: &Hub, labels: &[String]) -> Session {
+        let s = Session::open(hub);
+        hub.declare_acks(s.handle.id, labels)
+            .expect("labels declared");
+        s
+    }
+
     /// A command as the WS binding handles a text frame: a parse error is answered with its
     /// error envelope, anything else goes through the door and the answer step.
     async fn request(&mut self, hub: &Hub, mut cmd: Value) -> Value {
@@ -64,20 +73,29 @@ impl Session {
             }
             cmd["headers"]["correlation-id"] = json!(format!("t-{}", self.next_id));
         }
-        let env = match Envelope::parse(&cmd.to_string()) {
+        let sent = self.send(hub, &cmd).await;
+        sent.frame(hub).await.unwrap_or(Value::Null)
+    }
+
+    /// A text frame through the door, not yet settled (a live answer comes later).
+    async fn send(&self, hub: &Hub, msg: &Value) -> Sent {
+        let env = match Envelope::parse(&msg.to_string()) {
             Ok(env) => env,
             Err(f) => {
                 let e = error_envelope(f.topic.as_ref(), f.correlation_id.as_deref(), &f.error);
-                return text_json(&e.to_text());
+                return Sent::Now(text_json(&e.to_text()));
             }
         };
         match hub.handle_protocol(&self.who, env).await {
-            Some(answer) => match answer.settle_envelope(hub).await {
-                Some(env) => text_json(&env.to_text()),
-                None => Value::Null,
-            },
-            None => Value::Null,
+            Some(answer) => Sent::Answer(answer),
+            None => Sent::Nothing,
         }
+    }
+
+    /// The next frame of this session with correlation-id `cid` within `wait`.
+    async fn frame_with(&self, cid: &str, wait: Duration) -> Option<Value> {
+        self.next_frame(wait, |v| v["headers"]["correlation-id"] == cid)
+            .await
     }
 
     /// A `START-SEND-*` control message as `ws::control` handles it.
@@ -98,6 +116,14 @@ impl Session {
 
     /// The next event pushed to this session within `wait`.
     async fn next_event(&self, wait: Duration) -> Option<Value> {
+        self.next_frame(wait, |v| {
+            v["topic"].as_str().unwrap_or("").contains("/events/")
+        })
+        .await
+    }
+
+    /// The next frame pushed to this session that passes `want`, within `wait`.
+    async fn next_frame(&self, wait: Duration, want: impl Fn(&Value) -> bool) -> Option<Value> {
         let deadline = std::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -111,9 +137,33 @@ impl Session {
                 super::Outbound::Durable { text, .. } => text,
             };
             let v = text_json(&text);
-            if v["topic"].as_str().unwrap_or("").contains("/events/") {
+            if want(&v) {
                 return Some(v);
             }
+        }
+    }
+}
+
+/// What the door made of a frame.
+enum Sent {
+    /// an answer to settle
+    Answer(super::Answer),
+    /// an error answered at once (the frame was no envelope)
+    Now(Value),
+    /// nothing to answer
+    Nothing,
+}
+
+impl Sent {
+    /// The answer as a frame (settled: waits for the live answer, acks or timeout).
+    async fn frame(self, hub: &Hub) -> Option<Value> {
+        match self {
+            Sent::Answer(a) => a
+                .settle_envelope(hub)
+                .await
+                .map(|e| text_json(&e.to_text())),
+            Sent::Now(v) => Some(v),
+            Sent::Nothing => None,
         }
     }
 }
@@ -202,6 +252,154 @@ fn run_plan(name: &str, plan: &Plan) -> Vec<Mismatch> {
     out
 }
 
+/// The socket test's live runs (`tests/twin/conformance_live`), in-process.
+fn run_live(name: &str, plan: &LivePlan) -> Vec<Mismatch> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(BackendKind::Redb, dir.path(), 1 << 20).expect("store");
+    let hub = Hub::new(store.clone());
+    let cid = format!("conformance-{name}");
+    let out = future::block_on(async {
+        let mut out = vec![];
+        match plan {
+            LivePlan::Message {
+                command: cmd,
+                reply,
+                ..
+            } => {
+                let thing = thing_of(cmd["topic"].as_str().unwrap_or_default());
+                let mut sender = Session::open(&hub);
+                let device = Session::open(&hub);
+                let create = command(&thing, "create", "/", Some(json!({})));
+                let r = sender.request(&hub, create).await;
+                if r["status"] != 201 {
+                    return vec![mm("setup create", 201, r)];
+                }
+                if let Err(e) = device.control(&hub, "START-SEND-MESSAGES") {
+                    return vec![mm("subscribe", "START-SEND-MESSAGES", e)];
+                }
+                let mut cmd = cmd.clone();
+                cmd["headers"]["correlation-id"] = json!(cid);
+                let sent = sender.send(&hub, &cmd).await;
+                let Some(got) = device.frame_with(&cid, WAIT).await else {
+                    return vec![mm("device received", &cmd, "<nothing>")];
+                };
+                compare_envelope("received", &cmd, &got, &cid, None, true, &mut out);
+                let mut reply = reply.clone();
+                reply["headers"]["correlation-id"] = json!(cid);
+                if let Some(v) = device.send(&hub, &reply).await.frame(&hub).await {
+                    out.push(mm("device's answer", "taken without a reply", v));
+                }
+                match sent.frame(&hub).await {
+                    Some(a) => compare_envelope("response", &reply, &a, &cid, None, true, &mut out),
+                    None => out.push(mm("response", &reply, "<nothing>")),
+                }
+            }
+            LivePlan::Acks {
+                thing,
+                labels,
+                timeout,
+                ack,
+                expect,
+                ..
+            } => {
+                let mut req = Session::open(&hub);
+                let custom: Vec<String> = labels
+                    .iter()
+                    .filter(|l| *l != "twin-persisted")
+                    .cloned()
+                    .collect();
+                let sub = Session::declaring(&hub, &custom);
+                let create = command(thing, "create", "/", Some(json!({"attributes": {"x": 0}})));
+                let r = req.request(&hub, create).await;
+                if r["status"] != 201 {
+                    return vec![mm("setup create", 201, r)];
+                }
+                if let Err(e) = sub.control(&hub, "START-SEND-EVENTS") {
+                    return vec![mm("subscribe", "START-SEND-EVENTS", e)];
+                }
+                let mut m = modify(thing, "/attributes", json!({"x": 1}));
+                m["headers"] =
+                    json!({"correlation-id": cid, "requested-acks": labels, "timeout": timeout});
+                let sent = req.send(&hub, &m).await;
+                let Some(ev) = sub.frame_with(&cid, WAIT).await else {
+                    return vec![mm("event at the subscriber", "an event", "<nothing>")];
+                };
+                if ev["headers"]["requested-acks"] != json!(custom) {
+                    out.push(mm(
+                        "event.headers.requested-acks",
+                        json!(custom),
+                        &ev["headers"]["requested-acks"],
+                    ));
+                }
+                if let Some(a) = ack {
+                    let mut a = a.clone();
+                    a["headers"]["correlation-id"] = json!(cid);
+                    if let Some(v) = sub.send(&hub, &a).await.frame(&hub).await {
+                        out.push(mm("subscriber's ack", "taken without a reply", v));
+                    }
+                }
+                let Some(r) = sent.frame(&hub).await else {
+                    return vec![mm("aggregated acks", "a response", "<nothing>")];
+                };
+                let topic = format!("{}/things/twin/acks", thing.replacen(':', "/", 1));
+                let want = json!({"topic": topic, "path": "/", "status": expect.0,
+                                  "headers": {"content-type": "application/json"}, "value": null});
+                let mut got = r.clone();
+                got["value"] = Value::Null;
+                compare_envelope("response", &want, &got, &cid, None, true, &mut out);
+                let entries = r["value"].as_object().map(|m| m.len()).unwrap_or(0);
+                if entries != expect.1.len() {
+                    out.push(mm("response.value (labels)", expect.1.len(), &r["value"]));
+                }
+                for (label, status, payload) in &expect.1 {
+                    let e = &r["value"][label];
+                    if e["status"] != *status {
+                        let f = format!("response.value.{label}.status");
+                        out.push(mm(f, status, &e["status"]));
+                    }
+                    if payload.as_ref().is_some_and(|p| &e["payload"] != p) {
+                        let f = format!("response.value.{label}.payload");
+                        out.push(mm(f, show(payload.as_ref()), &e["payload"]));
+                    }
+                    if e["headers"]["correlation-id"] != cid.as_str() {
+                        let f = format!("response.value.{label}.headers.correlation-id");
+                        out.push(mm(f, &cid, &e["headers"]));
+                    }
+                }
+            }
+            LivePlan::MinimalAck { ack } => {
+                let topic = ack["topic"].as_str().unwrap_or_default();
+                let label = topic.rsplit('/').next().unwrap_or_default().to_owned();
+                let declared = Session::declaring(&hub, std::slice::from_ref(&label));
+                // the declaring session: dropped silently (nothing answered, nothing queued)
+                if let Some(v) = declared.send(&hub, ack).await.frame(&hub).await {
+                    out.push(mm("declaring session: answer", "nothing", v));
+                }
+                if let Ok(o) = declared.rx.try_recv() {
+                    out.push(mm("declaring session: queued", "nothing", format!("{o:?}")));
+                }
+                let other = Session::open(&hub);
+                match other.send(&hub, ack).await.frame(&hub).await {
+                    Some(e) => {
+                        let want = json!({"topic": "thing/id/things/twin/errors", "status": 400,
+                                          "error": "acknowledgement:label.not.declared",
+                                          "message": format!("Cannot send acknowledgement with label <{label}>, which is not declared.")});
+                        let got = json!({"topic": e["topic"], "status": e["status"], "error": e["value"]["error"], "message": e["value"]["message"]});
+                        if got != want {
+                            out.push(mm("non-declaring session: error", want, got));
+                        }
+                    }
+                    None => out.push(mm("non-declaring session", "400 error", "<nothing>")),
+                }
+            }
+        }
+        out
+    });
+    drop(hub);
+    let _ = store.close();
+    out
+}
+
 #[test]
 fn things_conformance_in_process() {
     let cases = load_cases();
@@ -218,10 +416,6 @@ fn things_conformance_in_process() {
     for c in &cases {
         let why = match classify(c) {
             Class::Skip(why) => why,
-            Class::Live(_) => {
-                "live channel: a multi-session plan (device / declaring subscriber answers); \
-                 run over WS by tests/twin/conformance.rs"
-            }
             Class::Run(p) if p.search => {
                 "thing-search protocol: the WS binding's subscription state machine \
                  (ws::search); run over WS by tests/twin/conformance.rs"
@@ -230,9 +424,13 @@ fn things_conformance_in_process() {
                 problems.push(format!("case '{}' is unclassified: {why}", c.name));
                 continue;
             }
-            Class::Run(p) => {
+            k @ (Class::Run(_) | Class::Live(_)) => {
                 n_run += 1;
-                let ms = run_plan(&c.name, &p);
+                let ms = match k {
+                    Class::Run(p) => run_plan(&c.name, &p),
+                    Class::Live(p) => run_live(&c.name, &p),
+                    _ => vec![],
+                };
                 if ms.is_empty() {
                     n_ok += 1;
                     eprintln!("{:<55} ok", c.name);
