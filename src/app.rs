@@ -75,6 +75,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let threads = thread_count(cfg.threads);
     let hub = Hub::new(store.clone());
     hub.set_max_pending(cfg.limits.max_pending_requests);
+    // history of things and policies, and its retention thread (src/history)
+    let retention = hub.start_history(cfg.history.clone())?;
     // MQTT device bridge: never fails the start because of the broker (it reconnects)
     let mqtt = crate::mqtt::start(&cfg, hub.clone(), ex.clone())?;
     let conns = crate::conn::Tracker::new(&cfg.limits);
@@ -127,6 +129,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
         drop(policy_timer.cancel());
         drain(&store).await;
         st.uplink.stop().await;
+        if let Some(r) = retention {
+            r.stop();
+        }
         drop(watchdog);
         st.mqtt.stop();
     }));

@@ -123,6 +123,8 @@ pub struct Config {
     pub cors: crate::http::cors::CorsConfig,
     /// mirroring into a cloud Ditto (`[uplink]`, off by default; see docs/uplink.md)
     pub uplink: crate::uplink::config::UplinkConfig,
+    /// history of things and policies (`[history]`, see docs/history.md)
+    pub history: crate::history::HistoryConfig,
 }
 
 impl Default for Config {
@@ -142,6 +144,7 @@ impl Default for Config {
             tls: crate::tls::TlsConfig::default(),
             cors: crate::http::cors::CorsConfig::default(),
             uplink: crate::uplink::config::UplinkConfig::default(),
+            history: crate::history::HistoryConfig::default(),
         }
     }
 }
@@ -220,6 +223,7 @@ impl Config {
         p.extend(self.tls.problems());
         p.extend(self.cors.problems());
         p.extend(self.uplink.problems());
+        p.extend(self.history.problems());
         p
     }
 

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod history;
 pub mod http;
 pub mod hub;
 pub mod limits;

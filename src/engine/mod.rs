@@ -10,6 +10,7 @@ pub mod patch_conditions;
 mod policy_source;
 pub mod read;
 pub mod ready;
+pub mod replay;
 pub mod state;
 pub mod validate;
 pub mod wot;
@@ -99,6 +100,9 @@ pub struct Outcome {
     pub policy: Option<(String, Value)>,
     /// the `ditto-metadata` answer to `get-metadata` on a read
     pub ditto_metadata: Option<Value>,
+    /// a retrieve of a past state: the headers kept with the event that made it
+    /// (`historical-headers`, src/history)
+    pub historical_headers: Option<Value>,
 }
 
 impl Outcome {
@@ -112,6 +116,7 @@ impl Outcome {
             event: None,
             policy: None,
             ditto_metadata: None,
+            historical_headers: None,
         }
     }
 }

@@ -122,6 +122,7 @@ fn finish(
         event: Some(event),
         policy: None,
         ditto_metadata: None,
+        historical_headers: None,
     })
 }
 
@@ -171,7 +172,7 @@ fn check_payload_thing_id(id: &str, v: &Value) -> Result<(), DittoError> {
 }
 
 /// Canonical key order for a stored thing.
-fn ordered_thing(id: &str, mut m: Map<String, Value>) -> Value {
+pub(super) fn ordered_thing(id: &str, mut m: Map<String, Value>) -> Value {
     let mut out = Map::new();
     out.insert("thingId".into(), Value::String(id.to_owned()));
     for k in ["policyId", "definition", "attributes", "features"] {

@@ -24,6 +24,7 @@ pub mod search;
 pub mod search_sse;
 pub mod sse;
 pub mod sse_event;
+pub mod sse_history;
 pub mod sse_messages;
 pub mod things;
 
@@ -118,7 +119,9 @@ pub async fn route(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 200,
                 &json!({"status": status, "sessions": st.hub.session_count(),
                     "pendingRequests": st.hub.pending_count(), "mqtt": st.mqtt.state(),
-                    "uplink": st.uplink.state(), "auth": st.auth.stats(), "store": detail, "connections": st.conns.health()}),
+                    "uplink": st.uplink.state(), "auth": st.auth.stats(), "store": detail,
+                    "connections": st.conns.health(),
+                    "history": st.hub.history().map_or(json!({"enabled": false}), |h| h.health())}),
             )
         }),
         "/status/mqtt" => read_only(response::json(200, &st.mqtt.status())),

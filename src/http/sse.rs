@@ -95,15 +95,6 @@ fn namespaces(query: &Query) -> Vec<String> {
 }
 
 fn plan(query: &Query, thing: Option<(&str, &str)>) -> Result<Plan, DittoError> {
-    const HISTORY: [&str; 4] = [
-        "from-historical-revision",
-        "to-historical-revision",
-        "from-historical-timestamp",
-        "to-historical-timestamp",
-    ];
-    if HISTORY.iter().any(|p| query.get(p).is_some()) {
-        return Err(unsupported("Streaming historical events"));
-    }
     let (ids, pointer) = match thing {
         Some((id, rest)) => {
             let pointer = params::decode(rest, false)?;
@@ -210,6 +201,9 @@ pub(super) async fn stream(
         Ok(x) => x,
         Err(e) => return response::error(&e, None, None),
     };
+    if super::sse_history::wanted(&query) {
+        return super::sse_history::stream(st, parts, who, thing).await;
+    }
     let plan = match plan(&query, thing) {
         Ok(p) => p,
         Err(e) => return finish(Err(Failure::from(e)), &cid),
@@ -303,10 +297,6 @@ mod tests {
         assert_eq!(
             err("extraFields=bogus"),
             Some("things:field.selection.invalid".into())
-        );
-        assert_eq!(
-            err("from-historical-revision=1"),
-            Some("signal.unsupported".into())
         );
         let p = plan(&q(""), Some(("ns:t", "/attributes/location"))).unwrap();
         assert!(matches!(p.sub.filter, Some(Rql::In { .. })));

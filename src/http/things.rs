@@ -187,7 +187,10 @@ pub(super) async fn execute(
     if let Some(rev) = env.headers.get_str("entity-revision") {
         response::set(&mut r, HeaderName::from_static("entity-revision"), &rev);
     }
-    if let Some(md) = env.headers.get_str("ditto-metadata") {
+    for name in ["ditto-metadata", "historical-headers"] {
+        let Some(md) = env.headers.get_str(name) else {
+            continue;
+        };
         // non-ASCII only occurs inside JSON strings: `\uXXXX` keeps it a valid header value
         let mut ascii = String::with_capacity(md.len());
         for c in md.chars() {
@@ -199,7 +202,7 @@ pub(super) async fn execute(
                 }
             }
         }
-        response::set(&mut r, HeaderName::from_static("ditto-metadata"), &ascii);
+        response::set(&mut r, HeaderName::from_static(name), &ascii);
     }
     Ok(r)
 }

@@ -25,6 +25,12 @@ pub mod twin;
 // the read side beside the door: search queries (`Hub::search`)
 mod search;
 
+// history: install and retention, write hooks, past states, persisted-event streams
+pub mod history;
+pub mod history_read;
+pub mod history_stream;
+mod history_write;
+
 #[cfg(test)]
 mod conformance_tests;
 #[cfg(test)]
@@ -104,6 +110,7 @@ pub(crate) struct Inner {
     // (6) decoded twins
     twins: Mutex<twin::cache::Twins>,
     change_hook: OnceLock<ChangeHook>,
+    history: OnceLock<Arc<crate::history::History>>,
 }
 
 /// Cheap-to-clone handle on the hub.
@@ -135,6 +142,7 @@ impl Hub {
                 )),
                 twins: Mutex::default(),
                 change_hook: OnceLock::new(),
+                history: OnceLock::new(),
                 clock,
             }),
         };
@@ -161,6 +169,16 @@ impl Hub {
     /// was installed already.
     pub fn on_thing_change(&self, hook: ChangeHook) -> bool {
         self.inner.change_hook.set(hook).is_ok()
+    }
+
+    /// Keeps history of things and policies from now on (at most once; `app` at start).
+    pub fn set_history(&self, history: Arc<crate::history::History>) -> bool {
+        self.inner.history.set(history).is_ok()
+    }
+
+    /// The history, if it is kept.
+    pub fn history(&self) -> Option<&Arc<crate::history::History>> {
+        self.inner.history.get().filter(|h| h.enabled())
     }
 
     /// Tells the change hook, if any, that `thing_id` was written by store sequence `seq`.

@@ -26,6 +26,9 @@ pub fn response_envelope(cmd: &ThingCommand, outcome: &Outcome) -> Envelope {
     if let Some(md) = &outcome.ditto_metadata {
         headers.insert("ditto-metadata", md.clone());
     }
+    if let Some(h) = &outcome.historical_headers {
+        headers.insert("historical-headers", h.clone());
+    }
     let mut env = Envelope::new(cmd.topic.clone(), headers, cmd.raw_path.clone());
     env.status = Some(outcome.status);
     env.value = outcome.value.clone();

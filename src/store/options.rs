@@ -11,8 +11,10 @@ use super::{failed_error, Store};
 
 /// Default bound of the overlay (keys not yet checkpointed) before `ready()` waits; a
 /// checkpoint starts at half of it. Also bounds the hub's queue of events waiting for
-/// durability (one per write).
-pub const DEFAULT_MAX_PENDING_OPS: usize = 8_192;
+/// durability (one per write). High enough that the overlay's byte bound, not its key count,
+/// starts checkpoints: history writes a new key per change, and at 8,192 keys checkpoints came
+/// 4x as often, at 838 instead of 408 bytes written per update (BENCHMARKS.md "History").
+pub const DEFAULT_MAX_PENDING_OPS: usize = 65_536;
 /// Default longest time a write nobody waits for stays only in memory.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(1000);
 /// Default free-space reserve of the data directory's file system.

@@ -8,6 +8,7 @@
 
 mod close;
 mod control;
+mod persisted;
 pub mod search;
 mod search_task;
 mod writer;
@@ -293,6 +294,12 @@ async fn on_text(
     };
     if matches!(env.topic.criterion, crate::protocol::Criterion::Search(_)) {
         return searches.handle(st, session, who, env).await;
+    }
+    if matches!(
+        env.topic.criterion,
+        crate::protocol::Criterion::Streaming(_)
+    ) {
+        return searches.persisted.handle(st, session, who, env).await;
     }
     let Some(answer) = st.hub.handle_protocol(who, env).await else {
         return;

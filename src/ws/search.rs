@@ -80,6 +80,8 @@ pub(super) fn lock(s: &Slots) -> std::sync::MutexGuard<'_, HashMap<String, Slot>
 pub struct Searches {
     slots: Slots,
     next: u64,
+    /// the session's persisted-event subscriptions (the same flow control, `ws::persisted`)
+    pub(super) persisted: super::persisted::Streams,
 }
 
 impl Default for Searches {
@@ -87,6 +89,7 @@ impl Default for Searches {
         Searches {
             slots: Arc::new(Mutex::new(HashMap::new())),
             next: 0,
+            persisted: super::persisted::Streams::default(),
         }
     }
 }

@@ -33,6 +33,7 @@ const FILES: &[(&str, bool)] = &[
     ("docs/configuration.md", false),
     ("docs/development.md", false),
     ("docs/explorer.md", false),
+    ("docs/history.md", false),
     ("docs/http.md", false),
     ("docs/limits.md", false),
     ("docs/live.md", false),
@@ -487,6 +488,11 @@ fn docs_development() {
 #[test]
 fn docs_explorer() {
     file("docs/explorer.md");
+}
+
+#[test]
+fn docs_history() {
+    file("docs/history.md");
 }
 
 #[test]

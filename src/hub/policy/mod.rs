@@ -193,6 +193,9 @@ impl Hub {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let mut current = self.load_policy_state(id)?;
+        if let Some(past) = self.policy_retrieve_in_past(who, cmd, current.as_ref(), now)? {
+            current = Some(past);
+        }
         let resolved = cmd.action == crate::protocol::Action::Retrieve
             && imports::wants_resolved(&cmd.headers)?;
         if resolved {
@@ -216,8 +219,10 @@ impl Hub {
         }
         // the policy and its expiry marker, one atomic unit (src/policy/ready.rs)
         let before = current.as_ref().map(|s| &s.policy);
-        let ops = crate::policy::ready::write_ops(id, before, outcome.state.as_ref());
+        let mut ops = crate::policy::ready::write_ops(id, before, outcome.state.as_ref());
         let now_policy = outcome.state.as_ref().map(|s| &s.policy);
+        // the change's history, in the same atomic unit (src/hub/history_write.rs)
+        ops.extend(self.policy_history_of(who, cmd, current.is_some(), &outcome)?);
         let seq = self.store().submit(ops);
         self.policy_written(id, now_policy);
         Ok(PolicyDone {
@@ -320,7 +325,11 @@ impl Hub {
             state.policy = p;
             state.revision += 1;
             state.modified = now;
-            let ops = crate::policy::ready::write_ops(id, Some(&before), Some(&state));
+            let mut ops = crate::policy::ready::write_ops(id, Some(&before), Some(&state));
+            let Some(history) = self.expired_subjects_history(id, &state) else {
+                return;
+            };
+            ops.extend(history);
             self.store().submit(ops);
         }
         self.policy_written(id, Some(&state.policy));

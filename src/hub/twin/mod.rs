@@ -119,13 +119,24 @@ impl Hub {
             }),
         };
         let cid = cmd.headers.correlation_id();
-        let mut outcome = engine::apply(current, cmd, &ctx).inspect_err(|e| {
+        // a retrieve of a past state answers from history, READ under today's policy
+        let past = self.retrieve_in_past(cmd, ThingState::live(current), now)?;
+        let answered = past.as_ref().map_or(current, |p| Some(&p.0));
+        let mut outcome = engine::apply(answered, cmd, &ctx).inspect_err(|e| {
             let (status, error) = (e.status, &e.error);
             tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(), status,
                 %error, "twin command refused");
         })?;
+        if let Some((_, headers)) = past {
+            outcome.historical_headers = headers;
+        }
         let size = cached.as_ref().map(|c| c.size);
-        let ready = engine::ready(&id, current, size, &mut outcome, now, durability);
+        let mut ready = engine::ready(&id, current, size, &mut outcome, now, durability);
+        if let Some(r) = ready.as_mut() {
+            // the change's history, in the same atomic unit (src/hub/history_write.rs)
+            let history = self.thing_history_ops(cmd, who, r, now)?;
+            r.ops.extend(history);
+        }
         let seq = ready.map(|r| {
             self.persist(r, |state, event| {
                 // Events are visible under the thing's policy after the change (before, for a

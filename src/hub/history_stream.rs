@@ -1,0 +1,210 @@
+//! Persisted events of one thing as a cursor (Ditto's `SubscribeForPersistedEvents`, served
+//! over SSE `from-historical-*` and WS `streaming/subscribeForPersistedEvents`): the range in
+//! revisions (negative = relative to the current revision, `to` 0 = the current one) or in
+//! time (events strictly after `from`, strictly before `to`, as Ditto's
+//! `AbstractPersistenceSupervisor`), READ-filtered under the thing's policy *now*, then the RQL
+//! `filter` on the event as partial thing JSON (`ThingSupervisorActor.applyPersistedEventFilter`).
+
+use super::Hub;
+use crate::engine::ThingState;
+use crate::error::DittoError;
+use crate::history::{Kind, Record};
+use crate::model::EntityId as ThingId;
+use crate::policy::{Enforcer, READ};
+use crate::protocol::{Channel, Criterion, Envelope, EventAction, Headers, Topic};
+use crate::rql::{Env, Query as Rql};
+use crate::rules::events::{event_shape, event_view, placeholder};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Events read from the store per step.
+const PAGE: usize = 64;
+
+/// The range and filter of a persisted-events request.
+#[derive(Debug, Clone, Default)]
+pub struct PersistedQuery {
+    pub from_revision: Option<i64>,
+    pub to_revision: Option<i64>,
+    /// epoch millis
+    pub from_timestamp: Option<i64>,
+    pub to_timestamp: Option<i64>,
+    pub filter: Option<Rql>,
+}
+
+/// A position in the persisted events of one thing.
+pub struct Persisted {
+    hub: Hub,
+    id: ThingId,
+    subjects: Arc<[String]>,
+    enforcer: Arc<Enforcer>,
+    current: u64,
+    next: u64,
+    last: u64,
+    after_ts: Option<i64>,
+    before_ts: Option<i64>,
+    filter: Option<Rql>,
+    done: bool,
+}
+
+/// `r` relative to `current` when negative.
+fn absolute(r: i64, current: u64) -> u64 {
+    if r < 0 {
+        current.saturating_sub(r.unsigned_abs())
+    } else {
+        r as u64
+    }
+}
+
+/// The event envelope of a kept record (`historical-headers` when headers are kept).
+pub fn record_envelope(id: &ThingId, rev: u64, r: &Record, with_headers: bool) -> Envelope {
+    let mut headers = Headers::new();
+    if r.action == EventAction::Merged {
+        headers.insert("content-type", "application/merge-patch+json");
+    }
+    if with_headers {
+        headers.insert("historical-headers", Value::Object(r.headers.clone()));
+    }
+    let topic = Topic::thing(
+        &id.namespace,
+        &id.name,
+        Channel::Twin,
+        Criterion::Events(r.action),
+    );
+    let mut env = Envelope::new(topic, headers, r.path.clone());
+    env.value = r.value.clone();
+    env.revision = Some(rev);
+    env.timestamp = Some(crate::clock::format_millis(r.timestamp));
+    env.metadata = r.metadata.clone();
+    env
+}
+
+impl Hub {
+    /// Opens the persisted events of thing `id` for `subjects`: 404 `things:thing.notfound`
+    /// unless the thing exists now and they may READ some of it.
+    pub fn persisted_events(
+        &self,
+        subjects: Arc<[String]>,
+        id: &ThingId,
+        q: PersistedQuery,
+    ) -> Result<Persisted, DittoError> {
+        let key = id.to_string();
+        let now = self.now();
+        let not_found =
+            || crate::engine::errors::not_found(&key, &crate::protocol::ThingPath::Root);
+        let state: ThingState = self
+            .load_thing(&key)?
+            .filter(|s| !s.deleted)
+            .ok_or_else(not_found)?;
+        let enforcer = match state.thing.get("policyId").and_then(Value::as_str) {
+            Some(pid) => self.enforcer(pid, &id.namespace, now)?,
+            None => None,
+        };
+        let enforcer = enforcer
+            .filter(|e| e.has_partial(&subjects, "thing", &[], READ))
+            .ok_or_else(not_found)?;
+        let current = state.revision;
+        let store_err = |e: crate::store::StoreError| {
+            tracing::error!(thing = %key, error = %e, "history read failed");
+            DittoError::unavailable(&key)
+        };
+        let mut next = absolute(q.from_revision.unwrap_or(0), current).max(1);
+        let last = match q.to_revision {
+            None | Some(0) => current,
+            Some(r) => absolute(r, current).min(current),
+        };
+        if let (Some(t), Some(h)) = (q.from_timestamp, self.history()) {
+            next = h
+                .first_after(Kind::Thing, &key, t, current)
+                .map_err(store_err)?
+                .unwrap_or(current + 1);
+        }
+        Ok(Persisted {
+            hub: self.clone(),
+            id: id.clone(),
+            subjects,
+            enforcer,
+            current,
+            next,
+            last,
+            after_ts: q.from_timestamp,
+            before_ts: q.to_timestamp,
+            filter: q.filter,
+            done: self.history().is_none(),
+        })
+    }
+}
+
+impl Persisted {
+    /// True once every event of the range was returned.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    /// The next events (at most a page read from the store, possibly none that pass the
+    /// filters while not yet `done`).
+    pub fn next_batch(&mut self) -> Result<Vec<Envelope>, DittoError> {
+        let Some(h) = self.hub.history().cloned() else {
+            self.done = true;
+            return Ok(Vec::new());
+        };
+        if self.done || self.next > self.last {
+            self.done = true;
+            return Ok(Vec::new());
+        }
+        let key = self.id.to_string();
+        let now = self.hub.now();
+        let page = h
+            .events(
+                Kind::Thing,
+                &key,
+                self.next..=self.last,
+                self.current,
+                now,
+                PAGE,
+            )
+            .map_err(|e| {
+                tracing::error!(thing = %key, error = %e, "history read failed");
+                DittoError::unavailable(&key)
+            })?;
+        if page.len() < PAGE {
+            self.done = true;
+        }
+        let with_headers = !h.config().headers_to_persist.is_empty();
+        let mut out = Vec::with_capacity(page.len());
+        for (rev, r) in page {
+            self.next = rev + 1;
+            if self.after_ts.is_some_and(|t| r.timestamp <= t) {
+                continue;
+            }
+            if self.before_ts.is_some_and(|t| r.timestamp >= t) {
+                self.done = true;
+                break;
+            }
+            let env = record_envelope(&self.id, rev, &r, with_headers);
+            if let Some(seen) = self.visible(env, r.timestamp) {
+                out.push(seen);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The event as the subjects may READ it now and if it passes the filter.
+    fn visible(&self, env: Envelope, ts: i64) -> Option<Envelope> {
+        let seen = match event_view(&env, &self.enforcer, &self.subjects)? {
+            None => env,
+            Some(filtered) => filtered,
+        };
+        if let Some(q) = &self.filter {
+            let id = self.id.to_string();
+            let resolve = |pre: &str, n: &str| placeholder(&seen, &id, pre, n);
+            let rql_env = Env {
+                now_millis: ts,
+                placeholders: Some(&resolve),
+            };
+            if !q.matches(&event_shape(&seen, &id), &rql_env) {
+                return None;
+            }
+        }
+        Some(seen)
+    }
+}
