@@ -84,6 +84,9 @@ pub fn revision(key: &[u8]) -> Option<u64> {
 /// Prefix of the whole time index.
 pub const TIME_PREFIX: &[u8] = &[TIME];
 
+/// The totals of what is kept (`History::counts_op`): 16 bytes, kept bytes and events (i64 LE).
+pub const COUNTS: &[u8] = b"c";
+
 /// The time index entry: `kind id` wrote an event in the bucket starting at `bucket_ms`.
 pub fn time(bucket_ms: i64, kind: Kind, id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(id.len() + 10);

@@ -120,6 +120,38 @@ impl History {
             .map_err(err)
     }
 
+    /// The kept totals as an op for the unit that changed them, once they are known: a restart
+    /// reads them (`load_counts`) instead of scanning all history, which would also fill the
+    /// store's read cache (+9 MiB idle RSS at 100k twins). Concurrent units may commit in
+    /// another order than they counted: the stored totals can be off by the last few changes,
+    /// a bounded error of a figure used for `/status/health` and the bytes bound.
+    pub(super) fn counts_op(&self) -> Option<Op> {
+        if !self.counted.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut v = Vec::with_capacity(16);
+        v.extend_from_slice(&self.bytes.load(Ordering::Relaxed).to_le_bytes());
+        v.extend_from_slice(&self.events.load(Ordering::Relaxed).to_le_bytes());
+        Some(Op::put(Tree::History, keys::COUNTS.to_vec(), v))
+    }
+
+    /// Takes the totals the last change stored (before any write of this run). False when
+    /// there are none (history kept by a version without them, or none yet): `count` scans.
+    pub fn load_counts(&self) -> Result<bool, StoreError> {
+        let stored = self.store.get(Tree::History, keys::COUNTS).map_err(err)?;
+        let Some((b, e)) = stored.as_deref().and_then(|v| {
+            let b = i64::from_le_bytes(v.get(..8)?.try_into().ok()?);
+            let e = i64::from_le_bytes(v.get(8..16)?.try_into().ok()?);
+            Some((b, e))
+        }) else {
+            return Ok(false);
+        };
+        self.bytes.store(b, Ordering::Relaxed);
+        self.events.store(e, Ordering::Relaxed);
+        self.counted.store(true, Ordering::Release);
+        Ok(true)
+    }
+
     pub(super) fn account(&self, bytes: i64, events: i64) {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.events.fetch_add(events, Ordering::Relaxed);
@@ -177,6 +209,7 @@ impl History {
         if self.first_in_bucket(bucket, kind, id) {
             ops.push(Op::put(Tree::History, keys::time(bucket, kind, id), []));
         }
+        ops.extend(self.counts_op());
         Ok(ops)
     }
 

@@ -95,6 +95,7 @@ impl History {
             locked(kind, &id, &mut || {
                 result = self.fold(kind, &id, limit).map(|mut ops| {
                     ops.push(Op::delete(Tree::History, k.clone()));
+                    ops.extend(self.counts_op());
                     self.store.submit(ops);
                 });
             });

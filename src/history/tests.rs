@@ -420,3 +420,34 @@ fn a_creation_is_its_own_snapshot() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn totals_are_stored_with_the_changes_and_read_back_at_start_without_a_scan() {
+    let mut r = rig(cfg());
+    assert!(
+        !r.history.load_counts().unwrap(),
+        "a new store has no totals"
+    );
+    r.history.count().unwrap();
+    r.run(create(), T0);
+    for i in 1..=9 {
+        r.set(i, T0 + i);
+    }
+    let (bytes, events) = (
+        r.history.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        r.history.events.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert_eq!(events, 10);
+    // a restart: a new handle on the same store takes the totals the last change stored
+    let again = History::with_snapshots(cfg(), r.store.clone(), 4);
+    assert!(again.load_counts().unwrap());
+    assert_eq!(
+        again.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        bytes
+    );
+    assert_eq!(
+        again.events.load(std::sync::atomic::Ordering::Relaxed),
+        events
+    );
+    assert!(again.counted.load(std::sync::atomic::Ordering::Acquire));
+}

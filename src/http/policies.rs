@@ -138,7 +138,8 @@ async fn policy_request(
 }
 
 /// `POST /api/2/checkPermissions` (Ditto's `CheckPermissionsRoute`): a JSON object of named
-/// checks in, `{name: true|false}` out (200).
+/// checks in, `{name: true|false}` out (200); through the door as the protocol's
+/// `_/_/policies/commands/checkPermissions`.
 pub async fn check_permissions(
     st: &State,
     parts: Parts,
@@ -162,11 +163,24 @@ pub async fn check_permissions(
             Duration::from_secs(limits.body_timeout_secs),
         )
         .await?;
-        let checks = crate::policy::check::parse(&params::parse_json(&bytes)?)?;
-        Ok(response::json(
-            200,
-            &st.hub.check_permissions(who, &checks)?,
-        ))
+        let value = params::parse_json(&bytes)?;
+        // over HTTP a body that is no JSON object is refused (the protocol takes it as no checks)
+        crate::policy::check::request_object(&value)?;
+        let mut env = Envelope::new(Topic::check_permissions(), Headers::new(), "/");
+        env.value = Some(value);
+        let acks = AckRequest::durable();
+        match st.hub.call(who, Signal::Other(env), &acks).await? {
+            Some(a) => match a.settle(&st.hub).await {
+                Finished::Response(env) => Ok(response::json(200, &env.value.unwrap_or_default())),
+                Finished::Error(e) => Err(e),
+                _ => Err(DittoError::internal(
+                    "checkPermissions ended without an answer",
+                )),
+            },
+            None => Err(DittoError::internal(
+                "checkPermissions ended without an answer",
+            )),
+        }
     };
     finish(r.await.map_err(|e: DittoError| Failure::from(e)), &cid)
 }

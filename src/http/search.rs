@@ -125,7 +125,11 @@ async fn count_things(
     };
     let r = search::resolve(&p, Endpoint::Search)?;
     let timeout = query_timeout(st, headers)?;
-    let n = search::count(st.hub.clone(), who.clone(), r.spec, timeout).await?;
+    let spec = r.spec;
+    let n = st
+        .hub
+        .search(who, Some(timeout), move |s| s.count(&spec))
+        .await?;
     Ok(response::json(200, &json!(n)))
 }
 
@@ -137,17 +141,14 @@ async fn run(
     endpoint: Endpoint,
     timeout: Duration,
 ) -> Result<(Vec<Value>, Option<String>, Option<i64>), DittoError> {
-    let hub = st.hub.clone();
+    let spec = r.spec.clone();
     if let Some((offset, count)) = r.limit {
-        let page = search::page_at_offset(
-            hub,
-            who.clone(),
-            r.spec.clone(),
-            offset,
-            count as usize,
-            timeout,
-        )
-        .await?;
+        let page = st
+            .hub
+            .search(who, Some(timeout), move |s| {
+                s.page_at_offset(&spec, offset, count as usize)
+            })
+            .await?;
         let next = if page.more.is_some() {
             (offset + count) as i64
         } else {
@@ -155,15 +156,13 @@ async fn run(
         };
         return Ok((page.items, None, Some(next)));
     }
-    let page = search::page(
-        hub,
-        who.clone(),
-        r.spec.clone(),
-        r.after.clone(),
-        r.size,
-        timeout,
-    )
-    .await?;
+    let (after, size) = (r.after.clone(), r.size);
+    let page = st
+        .hub
+        .search(who, Some(timeout), move |s| {
+            s.page(&spec, after.as_ref(), size)
+        })
+        .await?;
     let cursor = page.more.map(|pos| r.cursor_after(pos, endpoint).encode());
     Ok((page.items, cursor, None))
 }

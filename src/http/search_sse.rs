@@ -59,7 +59,15 @@ pub(super) async fn stream(st: &Arc<State>, parts: &Parts, who: Requester) -> Re
             let spec = r.spec;
             let mut after = None;
             if let Some(id) = last {
-                match search::position_of(hub.clone(), who.clone(), spec.clone(), id).await {
+                let (sp, n) = (spec.clone(), spec.sort.len());
+                let found = hub.search(&who, None, move |s| {
+                    // only its ID if the thing is gone or unreadable
+                    Ok(s.position_of(&sp, &id)?.unwrap_or(search::Position {
+                        values: vec![serde_json::Value::Null; n],
+                        thing_id: id,
+                    }))
+                });
+                match found.await {
                     Ok(p) => after = Some(p),
                     Err(e) => {
                         send(&tx, format!("data:{}\n\n", e.to_json())).await;
@@ -68,15 +76,12 @@ pub(super) async fn stream(st: &Arc<State>, parts: &Parts, who: Requester) -> Re
                 }
             }
             loop {
-                let page = search::page(
-                    hub.clone(),
-                    who.clone(),
-                    spec.clone(),
-                    after.take(),
-                    STREAM_PAGE,
-                    timeout,
-                )
-                .await;
+                let (sp, from) = (spec.clone(), after.take());
+                let page = hub
+                    .search(&who, Some(timeout), move |s| {
+                        s.page(&sp, from.as_ref(), STREAM_PAGE)
+                    })
+                    .await;
                 let page = match page {
                     Ok(p) => p,
                     Err(e) => {

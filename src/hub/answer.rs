@@ -1,10 +1,11 @@
 //! The one step from an `Answer` to what a binding sends: `Answer::outbound` for streaming
-//! bindings (WS, MQTT: a message to queue now, a durable reply held by the session's gate, or a
-//! late answer to await), `Answer::settle` for request/response bindings (HTTP, cloudevents,
-//! the uplink: waits until the write is durable or the waiter finished). No binding waits for
-//! durability or correlates a late answer itself.
+//! bindings (WS, SSE, MQTT: a message to queue now, a durable reply held by the gate, or a late
+//! answer to await) and `Outbound::ready` (when a queued message may go, and as what);
+//! `Answer::settle` for request/response bindings (HTTP, cloudevents, the uplink: waits until
+//! the write is durable or the waiter finished). No binding waits for durability or correlates
+//! a late answer itself.
 
-use super::{Answer, Hub, Outbound, Waiter};
+use super::{Answer, Gate, Hub, Outbound, Waiter};
 use crate::error::DittoError;
 use crate::protocol::{error_envelope, Envelope, Group, Topic};
 use crate::rules::outcome::Finished;
@@ -40,6 +41,28 @@ pub fn not_durable(topic: &Topic) -> DittoError {
     match topic.group {
         Group::Policies => crate::policy::errors::unavailable(&id),
         _ => DittoError::unavailable(&id),
+    }
+}
+
+impl Outbound {
+    /// Waits until this message may go: at once for `Now`; a `Durable` one once its write is
+    /// durable and every event up to it went out (`Gate`). `Ok(text)`, or `Err(on_failure)` if
+    /// the write never became durable (the error to send instead, if any).
+    pub async fn ready(&self, gate: &Gate) -> Result<Arc<str>, Option<Arc<str>>> {
+        match self {
+            Outbound::Now(t) => Ok(t.clone()),
+            Outbound::Durable {
+                seq,
+                text,
+                on_failure,
+            } => {
+                if gate.is_open(*seq) || gate.wait(*seq).await.is_ok() {
+                    Ok(text.clone())
+                } else {
+                    Err(on_failure.clone())
+                }
+            }
+        }
     }
 }
 

@@ -45,13 +45,17 @@ impl Hub {
             return Ok(None);
         }
         let history = Arc::new(History::new(cfg, self.store().clone()));
+        // before any write of this run (writes store the totals once they are known)
+        let loaded = history
+            .load_counts()
+            .map_err(|e| format!("history: reading its totals: {e}"))?;
         self.set_history(history.clone());
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let (hub, flag) = (self.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("history-retention".into())
             .stack_size(crate::bounds::THREAD_STACK_BYTES)
-            .spawn(move || hub.retention_loop(&history, &flag))
+            .spawn(move || hub.retention_loop(&history, &flag, loaded))
             .map_err(|e| format!("spawn history retention thread: {e}"))?;
         Ok(Some(Retention {
             stop,
@@ -59,10 +63,12 @@ impl Hub {
         }))
     }
 
-    fn retention_loop(&self, history: &History, stop: &(Mutex<bool>, Condvar)) {
+    fn retention_loop(&self, history: &History, stop: &(Mutex<bool>, Condvar), loaded: bool) {
         let stopped = || *stop.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = history.count() {
-            tracing::error!(error = %e, "history: counting what is kept failed");
+        if !loaded {
+            if let Err(e) = history.count() {
+                tracing::error!(error = %e, "history: counting what is kept failed");
+            }
         }
         let locked = |kind: Kind, id: &str, f: &mut dyn FnMut()| {
             let key = match kind {

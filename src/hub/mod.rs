@@ -22,12 +22,17 @@ pub mod policy;
 mod lookup;
 pub mod twin;
 
+// the read side beside the door: search queries (`Hub::search`)
+mod search;
+
 // history: install and retention, write hooks, past states, persisted-event streams
 pub mod history;
 pub mod history_read;
 pub mod history_stream;
 mod history_write;
 
+#[cfg(test)]
+mod conformance_tests;
 #[cfg(test)]
 mod door_tests;
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! `.../ditto/reply`), mapped telemetry and availability (merged into the twin; devices without
 //! twin created or ignored). The acker then acknowledges each QoS 1 message in the same order
 //! once its change is applied (telemetry is second durability class: on disk within the store's
-//! flush interval), and publishes a reply once the change it answers is as durable as asked.
-//! While the store refuses writes (disk full) telemetry waits, so the broker keeps it.
+//! flush interval), and publishes a reply when the hub's answer step says it may go (a
+//! passthrough command that asked for it: once durable). While the store refuses writes (disk
+//! full) telemetry waits, so the broker keeps it.
 
 use super::mapping::{connection_status, Inbound, Target, FOREVER};
 use super::stats::{inc, Kind};
@@ -21,23 +22,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A message to publish once the change is durable (`on_failure` if it could not be made so).
-pub(super) struct Reply {
-    topic: String,
-    text: String,
-    on_failure: Option<String>,
-}
-
-/// What handling a message left to do, in order.
-#[derive(Default)]
-pub(super) struct Done {
-    durable: Option<u64>,
-    reply: Option<Reply>,
-}
+/// What handling a message left to do: the reply to publish on its MQTT topic when the
+/// hub's answer step lets it go (`Outbound::ready`).
+type Reply = Option<(String, Outbound)>;
 
 /// One entry of the acker's queue.
 pub(super) struct Item {
-    done: Done,
+    reply: Reply,
     publish: Option<Publish>,
 }
 
@@ -67,21 +58,24 @@ fn mismatch(topic_id: &str, env: &Envelope) -> DittoError {
 pub(super) async fn run(b: Arc<Bridge>, rx: Receiver<Publish>, acks: Sender<Item>) {
     while let Ok(p) = rx.recv().await {
         b.wait_until_writable(&p.topic).await;
-        let done = b.handle(&p).await;
+        let reply = b.handle(&p).await;
         let publish = (p.qos != QoS::AtMostOnce).then_some(p);
-        if done.durable.is_none() && done.reply.is_none() && publish.is_none() {
+        if reply.is_none() && publish.is_none() {
             continue;
         }
-        if acks.send(Item { done, publish }).await.is_err() {
+        if acks.send(Item { reply, publish }).await.is_err() {
             break;
         }
     }
 }
 
 /// Publishes replies and acknowledges QoS 1 messages in arrival order, each once its change is
-/// applied and, for a passthrough command that asked for it, durable. Acks wait in a local queue while the client's request queue is full (never blocking
-/// the pipeline, so the connection thread can always drain it).
+/// applied and its reply may go (the answer step: a passthrough command that asked for it
+/// waits until durable; one that never became durable gets its error and no ack). Acks wait
+/// in a local queue while the client's request queue is full (never blocking the pipeline, so
+/// the connection thread can always drain it).
 pub(super) async fn acker(b: Arc<Bridge>, rx: Receiver<Item>) {
+    let gate = b.hub.gate();
     let mut unsent: VecDeque<Publish> = VecDeque::new();
     loop {
         while let Some(p) = unsent.front() {
@@ -104,20 +98,18 @@ pub(super) async fn acker(b: Arc<Bridge>, rx: Receiver<Item>) {
             }
         };
         let Some(item) = item else { return };
-        let ok = match item.done.durable {
-            Some(seq) => b.hub.store().durable(seq).await.is_ok(),
-            None => true,
-        };
-        if let (true, Some(seq), Some(_)) = (ok, item.done.durable, &item.done.reply) {
-            // as on WS: the reply comes after the change's events were handed to subscribers
-            let _ = b.hub.gate().wait(seq).await;
-        }
-        if let Some(r) = item.done.reply {
-            let text = match (ok, r.on_failure) {
-                (false, Some(f)) => f,
-                _ => r.text,
+        let mut ok = true;
+        if let Some((topic, out)) = item.reply {
+            let text = match out.ready(&gate).await {
+                Ok(text) => Some(text),
+                Err(failed) => {
+                    ok = false;
+                    failed
+                }
             };
-            let _ = b.publish(r.topic, text.into_bytes());
+            if let Some(text) = text {
+                let _ = b.publish(topic, text.as_bytes().to_vec());
+            }
         }
         match (ok, item.publish) {
             (true, Some(p)) => unsent.push_back(p),
@@ -158,7 +150,7 @@ impl Bridge {
         );
     }
 
-    async fn handle(self: &Arc<Self>, p: &Publish) -> Done {
+    async fn handle(self: &Arc<Self>, p: &Publish) -> Reply {
         let ditto = ditto_thing(&self.cfg.topic_prefix, &p.topic);
         if p.payload.len() > self.max_payload {
             self.bad(&self.stats.c.bad_payload, &p.topic, "payload too large");
@@ -169,7 +161,7 @@ impl Bridge {
                     None,
                     &too_large(p.payload.len(), self.max_payload),
                 ),
-                None => Done::default(),
+                None => None,
             };
         }
         if let Some(id) = ditto {
@@ -204,7 +196,7 @@ impl Bridge {
                 None
             }
         };
-        Done::default()
+        None
     }
 
     fn reply_error(
@@ -213,19 +205,16 @@ impl Bridge {
         topic: Option<&crate::protocol::Topic>,
         cid: Option<&str>,
         e: &DittoError,
-    ) -> Done {
-        Done {
-            durable: None,
-            reply: Some(Reply {
-                topic: format!("{}/{thing_id}/ditto/reply", self.cfg.topic_prefix),
-                text: error_envelope(topic, cid, e).to_text(),
-                on_failure: None,
-            }),
-        }
+    ) -> Reply {
+        let text = error_envelope(topic, cid, e).to_text();
+        Some((
+            format!("{}/{thing_id}/ditto/reply", self.cfg.topic_prefix),
+            Outbound::Now(Arc::from(text)),
+        ))
     }
 
     /// A Ditto Protocol message from a device.
-    async fn ditto(self: &Arc<Self>, thing_id: &str, mqtt_topic: &str, payload: &[u8]) -> Done {
+    async fn ditto(self: &Arc<Self>, thing_id: &str, mqtt_topic: &str, payload: &[u8]) -> Reply {
         let Ok(text) = std::str::from_utf8(payload) else {
             self.bad(&self.stats.c.bad_payload, mqtt_topic, "not UTF-8");
             return self.reply_error(
@@ -285,40 +274,22 @@ impl Bridge {
         inc(&self.stats.c.ditto);
         let answer = self.hub.handle_protocol(&self.requester(), env).await;
         // the QoS 1 ack waits only for what the reply waits for (the requested acks)
-        let mut durable = None;
         let reply_topic = format!("{}/{thing_id}/ditto/reply", self.cfg.topic_prefix);
-        let reply = match answer.map(Answer::outbound) {
+        match answer.map(Answer::outbound) {
             None => None,
-            Some(Outgoing::Now(Outbound::Now(text))) => Some(Reply {
-                topic: reply_topic,
-                text: text.to_string(),
-                on_failure: None,
-            }),
-            Some(Outgoing::Now(Outbound::Durable {
-                seq,
-                text,
-                on_failure,
-            })) => {
-                durable = durable.max(Some(seq));
-                Some(Reply {
-                    topic: reply_topic,
-                    text: text.to_string(),
-                    on_failure: on_failure.map(|t| t.to_string()),
-                })
-            }
+            Some(Outgoing::Now(out)) => Some((reply_topic, out)),
             Some(Outgoing::Later(late)) => {
                 let b = self.clone();
                 self.ex
                     .spawn(async move {
-                        if let Some(env) = late.envelope().await {
-                            let _ = b.publish(reply_topic, env.to_text().into_bytes());
+                        if let Some(text) = late.text().await {
+                            let _ = b.publish(reply_topic, text.as_bytes().to_vec());
                         }
                     })
                     .detach();
                 None
             }
-        };
-        Done { durable, reply }
+        }
     }
 
     /// Merges a mapped change into `/features`, creating the twin if needed and allowed.

@@ -99,9 +99,7 @@ fn one(name: &str, m: &Map<String, Value>) -> Result<PermissionCheck, DittoError
 /// Parses a request: the checks object itself, or one wrapped in `permissionChecks`; members
 /// that are no objects are skipped (as `CheckPermissions.fromJson` does).
 pub fn parse(v: &Value) -> Result<Vec<PermissionCheck>, DittoError> {
-    let outer = v.as_object().ok_or_else(|| {
-        DittoError::json_format("The checkPermissions request must be a JSON object.")
-    })?;
+    let outer = request_object(v)?;
     let checks = match outer.get("permissionChecks") {
         Some(Value::Object(inner)) => inner,
         _ => outer,
@@ -110,6 +108,13 @@ pub fn parse(v: &Value) -> Result<Vec<PermissionCheck>, DittoError> {
         .iter()
         .filter_map(|(name, c)| c.as_object().map(|m| one(name, m)))
         .collect()
+}
+
+/// The request as a JSON object (400 `json.format.invalid` if it is none).
+pub fn request_object(v: &Value) -> Result<&Map<String, Value>, DittoError> {
+    v.as_object().ok_or_else(|| {
+        DittoError::json_format("The checkPermissions request must be a JSON object.")
+    })
 }
 
 /// The answer: every check's name with its verdict, in request order.

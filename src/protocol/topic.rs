@@ -274,6 +274,17 @@ impl Topic {
         }
     }
 
+    /// `_/_/policies/commands/checkPermissions`.
+    pub fn check_permissions() -> Topic {
+        Topic {
+            namespace: "_".into(),
+            name: "_".into(),
+            group: Group::Policies,
+            channel: Channel::None,
+            criterion: Criterion::Commands(Action::CheckPermissions),
+        }
+    }
+
     /// `ns:name`, or `None` for the `_` placeholder entity.
     pub fn entity_id(&self) -> Option<String> {
         if self.name == "_" {

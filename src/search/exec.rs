@@ -434,6 +434,34 @@ impl<'a> Searcher<'a> {
         Ok(Page { items, ids, more })
     }
 
+    /// A page after skipping `offset` matches (deprecated `limit`); pages through the skipped
+    /// part so memory stays bounded.
+    pub fn page_at_offset(
+        &mut self,
+        spec: &Spec,
+        offset: u64,
+        count: usize,
+    ) -> Result<Page, DittoError> {
+        let mut after: Option<Position> = None;
+        let mut left = offset;
+        while left > 0 {
+            let n = left.min(crate::rql::MAX_PAGE_SIZE as u64) as usize;
+            let skip = Spec {
+                fields: None,
+                ..spec.clone()
+            };
+            match self.page(&skip, after.as_ref(), n)?.more {
+                Some(pos) => after = Some(pos),
+                None => return Ok(Page::default()),
+            }
+            left -= n as u64;
+        }
+        if count == 0 {
+            return Ok(Page::default());
+        }
+        self.page(spec, after.as_ref(), count)
+    }
+
     /// Number of matching things the requester may read.
     pub fn count(&mut self, spec: &Spec) -> Result<u64, DittoError> {
         let plan = choose(self.hub.store(), spec, self.now, false)?;

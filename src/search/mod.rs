@@ -2,7 +2,8 @@
 //! in the same atomic store submit as the twin change (`delta::write_ops`), so search is exactly as
 //! durable as the twins. Pure parts: key layout (`keys`), index entries (`index`), planner
 //! (`plan`), search semantics (`eval`), cursors and request validation; IO parts: the executor
-//! (`exec`, `scan`) and the startup rebuild (`rebuild`). Bindings: `http::search`, `ws::search`.
+//! (`exec`, `scan`) and the startup rebuild (`rebuild`). Its one entry is `Hub::search`
+//! (`hub::search`); bindings: `http::search`, `http::search_sse`, `ws::search`.
 
 pub mod choose;
 pub mod cursor;
@@ -22,10 +23,7 @@ pub use exec::{Page, Position, Searcher, Spec};
 pub use rebuild::ensure_index;
 pub use request::{resolve, Endpoint, Params, Resolved};
 
-use crate::error::DittoError;
-use crate::hub::{Hub, Requester};
 use serde::Deserialize;
-use std::time::{Duration, Instant};
 
 /// `[search]` configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -63,96 +61,4 @@ impl SearchConfig {
         }
         p
     }
-}
-
-/// One page, computed off the executor threads (the store reads block).
-pub async fn page(
-    hub: Hub,
-    who: Requester,
-    spec: Spec,
-    after: Option<Position>,
-    size: usize,
-    timeout: Duration,
-) -> Result<Page, DittoError> {
-    smol::unblock(move || {
-        let deadline = Instant::now() + timeout;
-        Searcher::new(&hub, &who, crate::clock::now_millis(), Some(deadline)).page(
-            &spec,
-            after.as_ref(),
-            size,
-        )
-    })
-    .await
-}
-
-/// A page after skipping `offset` matches (deprecated `limit`); pages through the skipped part
-/// so memory stays bounded.
-pub async fn page_at_offset(
-    hub: Hub,
-    who: Requester,
-    spec: Spec,
-    offset: u64,
-    count: usize,
-    timeout: Duration,
-) -> Result<Page, DittoError> {
-    smol::unblock(move || {
-        let deadline = Instant::now() + timeout;
-        let mut s = Searcher::new(&hub, &who, crate::clock::now_millis(), Some(deadline));
-        let mut after: Option<Position> = None;
-        let mut left = offset;
-        while left > 0 {
-            let n = left.min(crate::rql::MAX_PAGE_SIZE as u64) as usize;
-            let p = s.page(
-                &Spec {
-                    fields: None,
-                    ..spec.clone()
-                },
-                after.as_ref(),
-                n,
-            )?;
-            match p.more {
-                Some(pos) => after = Some(pos),
-                None => return Ok(Page::default()),
-            }
-            left -= n as u64;
-        }
-        if count == 0 {
-            return Ok(Page::default());
-        }
-        s.page(&spec, after.as_ref(), count)
-    })
-    .await
-}
-
-/// The number of matching things the requester may read.
-pub async fn count(
-    hub: Hub,
-    who: Requester,
-    spec: Spec,
-    timeout: Duration,
-) -> Result<u64, DittoError> {
-    smol::unblock(move || {
-        let deadline = Instant::now() + timeout;
-        Searcher::new(&hub, &who, crate::clock::now_millis(), Some(deadline)).count(&spec)
-    })
-    .await
-}
-
-/// Where to resume after the thing `id` (SSE `Last-Event-ID`): its sort values for this
-/// requester, or only its ID if it is gone or unreadable.
-pub async fn position_of(
-    hub: Hub,
-    who: Requester,
-    spec: Spec,
-    id: String,
-) -> Result<Position, DittoError> {
-    smol::unblock(move || {
-        let mut s = Searcher::new(&hub, &who, crate::clock::now_millis(), None);
-        let n = spec.sort.len();
-        Ok(s.position_of(&spec, &id)?.unwrap_or(Position {
-            values: vec![serde_json::Value::Null; n],
-            thing_id: id,
-        }))
-    })
-    .await
 }

@@ -93,13 +93,14 @@ pub async fn run(up: Arc<Shared>, creds: Credentials) {
                     End::Stalled => format!("no sign of life for {}s (stalled)", timeout.as_secs()),
                     End::Local => "closed".into(),
                 };
+                // the fault is recorded before the status says disconnected
                 if end != End::Local || !up.stopping.load(Ordering::Acquire) {
                     add(&up.stats.c.connection_errors, 1);
-                    up.stats.fault(
-                        now(),
-                        Kind::Connection,
-                        format_args!("session ended: {why}"),
-                    );
+                    let fault = format_args!("session ended: {why}");
+                    up.stats
+                        .session_ended(now(), Some((Kind::Connection, fault)));
+                } else {
+                    up.stats.session_ended(now(), None);
                 }
             }
             Err(e) => {
@@ -124,7 +125,8 @@ fn now() -> i64 {
     crate::clock::now_millis()
 }
 
-/// One session: `Err` if it could not be opened, else how it ended.
+/// One session: `Err` if it could not be opened, else how it ended (the caller marks it down,
+/// `Stats::session_ended`).
 async fn session(
     up: &Arc<Shared>,
     creds: &Creds,
@@ -206,7 +208,6 @@ async fn session(
     .await;
     link.close();
     up.set_link(None);
-    up.stats.set_connected(false, now());
     drop((gateway.cancel(), sweep.cancel(), watcher.cancel()));
     Ok(end)
 }

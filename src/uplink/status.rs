@@ -105,9 +105,11 @@ fn kind_name(k: Kind) -> &'static str {
 }
 
 impl Stats {
-    /// Marks the session up or down at `now` (the status shows since when).
+    /// Marks the session up or down at `now` (the status shows since when). A session that
+    /// ends goes down through `session_ended`, which records why first.
     pub fn set_connected(&self, up: bool, now: i64) {
-        if self.connected.swap(up, Ordering::Relaxed) != up
+        // Release: whoever reads `connected` (Acquire) sees the fault recorded before it
+        if self.connected.swap(up, Ordering::AcqRel) != up
             || self.since.load(Ordering::Relaxed) == 0
         {
             self.since.store(now, Ordering::Relaxed);
@@ -116,7 +118,16 @@ impl Stats {
 
     /// True while a session with the cloud is open and subscribed.
     pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// The session ended at `now`: records why (`fault`, if it was one), then marks it down,
+    /// so the status never says disconnected without the error that caused it.
+    pub fn session_ended(&self, now: i64, fault: Option<(Kind, std::fmt::Arguments<'_>)>) {
+        if let Some((kind, msg)) = fault {
+            self.fault(now, kind, msg);
+        }
+        self.set_connected(false, now);
     }
 
     /// Records a fault: the last error, and a warning at most once per kind every 10 s.
@@ -156,6 +167,8 @@ impl Stats {
     /// The `/status/uplink` document.
     pub fn to_json(&self, url: &str, gateway: &str) -> Value {
         let iso = |ms: i64| (ms > 0).then(|| format_millis(ms));
+        // connected first: a session that ended recorded its fault before it went down
+        let connected = self.connected();
         let last = self
             .last_error
             .lock()
@@ -178,7 +191,7 @@ impl Stats {
             "enabled": true,
             "url": url,
             "gatewayId": gateway,
-            "connected": self.connected(),
+            "connected": connected,
             "since": iso(self.since.load(Ordering::Relaxed)),
             "pending": self.pending.load(Ordering::Relaxed),
             "scanning": self.scanning.load(Ordering::Relaxed),
@@ -237,6 +250,36 @@ mod tests {
         assert_eq!(s.refused_count(), 0);
         s.set_connected(false, 5_000);
         assert_eq!(s.to_json("", "")["since"], "1970-01-01T00:00:05.000Z");
+    }
+
+    #[test]
+    fn a_lost_session_never_shows_disconnected_without_its_error() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        for _ in 0..300 {
+            let s = Arc::new(Stats::default());
+            s.set_connected(true, 1_000);
+            let reading = Arc::new(AtomicBool::new(false));
+            let reader = {
+                let (s, reading) = (s.clone(), reading.clone());
+                std::thread::spawn(move || loop {
+                    let j = s.to_json("", "");
+                    reading.store(true, Ordering::Release);
+                    if j["connected"] == false {
+                        return j;
+                    }
+                })
+            };
+            while !reading.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            s.session_ended(
+                2_000,
+                Some((Kind::Connection, format_args!("session ended: closed"))),
+            );
+            let j = reader.join().unwrap();
+            assert_eq!(j["lastError"]["message"], "session ended: closed", "{j}");
+        }
     }
 
     #[test]

@@ -92,15 +92,10 @@ impl Task {
                 Step::Page => match &resolved {
                     Err(e) => Some(e.clone()),
                     Ok(r) => {
-                        let page = search::page(
-                            self.st.hub.clone(),
-                            self.who.clone(),
-                            r.spec.clone(),
-                            after.take(),
-                            r.size,
-                            timeout,
-                        )
-                        .await;
+                        let (spec, from, size) = (r.spec.clone(), after.take(), r.size);
+                        let query =
+                            move |s: &mut search::Searcher<'_>| s.page(&spec, from.as_ref(), size);
+                        let page = self.st.hub.search(&self.who, Some(timeout), query).await;
                         match page {
                             Err(e) => Some(e),
                             Ok(p) => {

@@ -48,25 +48,12 @@ impl Drop for Ordered {
     }
 }
 
-/// What the front of the buffer allows: send this text, drop the item, or wait.
+/// What the front of the buffer allows: send this text, drop the item, or wait (the answer
+/// step's `Outbound::ready`, polled once).
 async fn front_text(gate: &Gate, item: &Outbound) -> Option<Option<Arc<str>>> {
-    match item {
-        Outbound::Now(t) => Some(Some(t.clone())),
-        Outbound::Durable {
-            seq,
-            text,
-            on_failure,
-        } => {
-            if gate.is_open(*seq) {
-                return Some(Some(text.clone()));
-            }
-            match future::poll_once(gate.wait(*seq)).await {
-                None => None,
-                Some(Ok(())) => Some(Some(text.clone())),
-                Some(Err(_)) => Some(on_failure.clone()),
-            }
-        }
-    }
+    future::poll_once(item.ready(gate))
+        .await
+        .map(|r| r.map_or_else(|failed| failed, Some))
 }
 
 impl Ordered {

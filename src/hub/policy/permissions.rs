@@ -7,13 +7,13 @@ use super::{Hub, Requester};
 use crate::error::DittoError;
 use crate::policy::check::{self, PermissionCheck};
 use crate::policy::imports::enforcer_of;
-use crate::protocol::{Action, Channel, Criterion, Envelope, Group, Headers, Topic};
+use crate::protocol::{Envelope, Headers, Topic};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 impl Hub {
     /// The verdict of every check, `{name: bool}` in request order.
-    pub fn check_permissions(
+    fn check_permissions(
         &self,
         who: &Requester,
         checks: &[PermissionCheck],
@@ -60,13 +60,7 @@ impl Hub {
             .filter(Value::is_object)
             .unwrap_or(Value::Object(Map::new()));
         let checks = check::parse(&value)?;
-        let topic = Topic {
-            namespace: "_".into(),
-            name: "_".into(),
-            group: Group::Policies,
-            channel: Channel::None,
-            criterion: Criterion::Commands(Action::CheckPermissions),
-        };
+        let topic = Topic::check_permissions();
         let mut headers = Headers::new();
         headers.insert("correlation-id", cid);
         let mut out = Envelope::new(topic, headers, "/");
