@@ -3,18 +3,49 @@
 # release builds included): machine description, binary size, fsync floor, load scenarios
 # (edgetwin next to the raw WebSocket echo baseline in the same run), footprint, micro-benchmarks.
 # Usage: scripts/bench.sh [--quick] [--no-micro]     (--quick: 2 s windows, for a smoke run)
+#        scripts/bench.sh --summary LOG   (the summary and issue 21 targets of an earlier run)
 # Output: a log under target/bench-results/ and a summary at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The summary of a log (also: scripts/bench.sh --summary LOG, for a log of an earlier run)
+summary() {
+  local OUT=$1
+  kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+  grep '^RESULT' "$OUT" | while read -r line; do
+    printf '%-22s %-9s %9s cmd/s  p50 %6s us  p99 %6s us  p999 %6s us  ev p99 %6s us  rss %6s KiB  %5s us/cmd  other %s cores\n' \
+      "$(echo "$line" | kv label)" "$(echo "$line" | kv target)" "$(echo "$line" | kv tput)" \
+      "$(echo "$line" | kv p50_us)" "$(echo "$line" | kv p99_us)" "$(echo "$line" | kv p999_us)" \
+      "$(echo "$line" | kv ev_p99_us)" "$(echo "$line" | kv rss_kib)" "$(echo "$line" | kv us_per_cmd)" \
+      "$(echo "$line" | kv other_cores)"
+  done
+  grep -E '^(RATIO|FOOTPRINT|FSYNC|BINARY|FLASH)' "$OUT"
+  # Issue 21's targets, from the rows above (sled unless the label says redb)
+  r() { grep "^RESULT label=$1 target=$2 " "$OUT" | kv "$3" | head -1; }
+  pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f %%", 100 * a / b; else print "?" }'; }
+  T100=$(r modify_4conn edgetwin tput)
+  echo "TARGETS (issue 21; sled unless noted)"
+  echo "  server CPU/cmd, 100 twins:        $(r modify_4conn edgetwin us_per_cmd) us   (target <= 5)"
+  echo "  throughput, 100 twins:            $T100 cmd/s = $(pct "$T100" "$(r modify_4conn echo tput)") of echo   (target >= 250k)"
+  echo "  10k / 100k vs 100 twins:          $(pct "$(r modify_4conn_10k edgetwin tput)" "$T100") / $(pct "$(r modify_4conn_100k edgetwin tput)" "$T100") ($(r modify_4conn_10k edgetwin tput) / $(r modify_4conn_100k edgetwin tput); redb $(r modify_4conn_100k_redb edgetwin tput))   (target >= 60 % at 100k)"
+  echo "  server CPU/cmd, 100k twins:       $(r modify_4conn_100k edgetwin us_per_cmd) us (redb $(r modify_4conn_100k_redb edgetwin us_per_cmd))   (target <= 10)"
+  echo "  cmd->event p99 at 10 % load:      $(r events_10pct edgetwin ev_p99_us) us (redb $(r events_10pct_redb edgetwin ev_p99_us))   (target <= 1000)"
+  echo "  cmd->event p99 at peak:           $(r events_peak edgetwin ev_p99_us) us   (target <= 10000)"
+  echo "  one command at a time vs echo:    $(pct "$(r roundtrip edgetwin tput)" "$(r roundtrip echo tput)")   (target >= 80 %)"
+  echo "  search count 1,000 of 100k p99:   $(grep -m1 '^| count eq attributes/room' "$OUT" | cut -d'|' -f4 | tr -d ' ') ms   (target <= 5)"
+  echo "log: $OUT"
+}
+
 SECS=4
 MICRO=1
-for a in "$@"; do
-  case "$a" in
+while [ $# -gt 0 ]; do
+  case "$1" in
     --quick) SECS=2 ;;
     --no-micro) MICRO=0 ;;
-    *) echo "usage: $0 [--quick] [--no-micro]" >&2; exit 2 ;;
+    --summary) summary "$2"; exit 0 ;;
+    *) echo "usage: $0 [--quick] [--no-micro] | --summary LOG" >&2; exit 2 ;;
   esac
+  shift
 done
 
 mkdir -p target/bench-results
@@ -66,6 +97,13 @@ load --label mix_4conn --conns 4 --mix modify=60,merge=20,retrieve=20 --payload 
 load --label modify_4conn_10k --conns 4 --twins 10000 --target edgetwin
 load --label modify_4conn_redb --conns 4 --store redb --target edgetwin
 load --label persisted_4conn_redb --conns 4 --acks persisted --store redb --target edgetwin
+# Issue 21's scaling rows: the same load spread over 100k twins (each with its own policy).
+load --label modify_4conn_100k --conns 4 --twins 100000 --target edgetwin
+load --label modify_4conn_100k_redb --conns 4 --twins 100000 --store redb --target edgetwin
+
+echo "== search count (examples/search_bench: 100k twins, a policy per twin, count rows only)"
+cargo build --release --example search_bench 2>&1 | tail -1
+SEARCH_BENCH_ONLY=count target/release/examples/search_bench 100000 200 sled own
 
 echo "== MQTT bridge (examples/mqtt_bench: telemetry -> WS event next to mosquitto pub -> sub)"
 if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then
@@ -97,13 +135,4 @@ fi
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== summary ($(( $(date +%s) - T0 )) s)"
-kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-grep '^RESULT' "$OUT" | while read -r line; do
-  printf '%-22s %-9s %9s cmd/s  p50 %6s us  p99 %6s us  p999 %6s us  ev p99 %6s us  rss %6s KiB  %5s us/cmd  other %s cores\n' \
-    "$(echo "$line" | kv label)" "$(echo "$line" | kv target)" "$(echo "$line" | kv tput)" \
-    "$(echo "$line" | kv p50_us)" "$(echo "$line" | kv p99_us)" "$(echo "$line" | kv p999_us)" \
-    "$(echo "$line" | kv ev_p99_us)" "$(echo "$line" | kv rss_kib)" "$(echo "$line" | kv us_per_cmd)" \
-    "$(echo "$line" | kv other_cores)"
-done
-grep -E '^(RATIO|FOOTPRINT|FSYNC|BINARY|FLASH)' "$OUT"
-echo "log: $OUT"
+summary "$OUT"

@@ -148,7 +148,25 @@ pub fn format_millis(ms: i64) -> String {
         rem / 1000 % 60,
         rem % 1000,
     );
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z");
+    }
+    // the common case without the formatting machinery (every twin write formats `_modified`)
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: i64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, mo.into());
+    put(8, 2, d.into());
+    put(11, 2, h);
+    put(14, 2, mi);
+    put(17, 2, s);
+    put(20, 3, milli);
+    b.iter().map(|&c| char::from(c)).collect()
 }
 
 /// Parses an ISO-8601 instant (`YYYY-MM-DDTHH:MM:SS[.fff...](Z|+hh:mm|-hh:mm)`) to epoch millis.
@@ -209,6 +227,36 @@ pub fn parse_iso(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_format_is_the_formatted_one() {
+        let slow = |ms: i64| {
+            let (y, mo, d) = civil_from_days(ms.div_euclid(86_400_000));
+            let rem = ms.rem_euclid(86_400_000);
+            let (h, mi, s, milli) = (
+                rem / 3_600_000,
+                rem / 60_000 % 60,
+                rem / 1000 % 60,
+                rem % 1000,
+            );
+            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+        };
+        let mut ms: i64 = -62_200_000_000_000; // year -1
+        while ms < 253_500_000_000_000 {
+            assert_eq!(format_millis(ms), slow(ms), "{ms}");
+            ms += 7_777_777_777 + ms.rem_euclid(997);
+        }
+        for ms in [
+            0,
+            -1,
+            1,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            i64::MAX / 4,
+        ] {
+            assert_eq!(format_millis(ms), slow(ms), "{ms}");
+        }
+    }
 
     #[test]
     fn simulated_timers_fire_when_time_is_advanced() {

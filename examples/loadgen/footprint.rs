@@ -37,7 +37,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
     let mut populate_secs = 0.0;
     let mut loaded_kib = 0;
     if twins > 0 {
-        let mut s = Server::edgetwin(&bin, &data, &store, threads)?;
+        let mut s = Server::edgetwin(&bin, &data, &store, threads, idle_conns + 4)?;
         let t = Instant::now();
         smol::block_on(populate(s.addr, twins, payload, 2))?;
         populate_secs = t.elapsed().as_secs_f64();
@@ -52,7 +52,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
         );
     }
     let t0 = Instant::now();
-    let s = Server::edgetwin(&bin, &data, &store, threads)?;
+    let s = Server::edgetwin(&bin, &data, &store, threads, idle_conns + 4)?;
     let first = smol::block_on(async {
         let mut ws = wsconn::connect(s.addr).await?;
         let cmd = r#"{"topic":"bench/t0/things/twin/commands/retrieve","headers":{"correlation-id":"cold"},"path":"/"}"#;

@@ -330,7 +330,13 @@ pub fn run(o: &Opts) -> Result<(), String> {
         let server = match &external {
             Some(s) => s,
             None => {
-                own = Server::edgetwin(&bin, &tmp.0.join("data"), &store, threads)?;
+                own = Server::edgetwin(
+                    &bin,
+                    &tmp.0.join("data"),
+                    &store,
+                    threads,
+                    sc.conns + sc.subscribers + 4,
+                )?;
                 &own
             }
         };

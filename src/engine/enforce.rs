@@ -64,8 +64,8 @@ fn condition_readable(e: &Enforcer, subs: &[String], q: &crate::rql::Query) -> b
 
 /// Authorizes a command on an existing thing.
 pub fn check(state: &ThingState, cmd: &ThingCommand, acc: &Access) -> Result<(), DittoError> {
-    let id = cmd.thing_id.to_string();
     let Some(e) = acc.enforcer else {
+        let id = cmd.thing_id.to_string();
         let pid = state
             .thing
             .get("policyId")
@@ -116,6 +116,7 @@ pub fn check(state: &ThingState, cmd: &ThingCommand, acc: &Access) -> Result<(),
     // Ditto's ThingCommandToAccessExceptionRegistry (reads: 404) and
     // ThingCommandToModifyExceptionRegistry (writes: 403 whatever READ says; a merge has no
     // entry there and falls back to `things:thing.notmodifiable`)
+    let id = cmd.thing_id.to_string();
     Err(match (cmd.action, &cmd.path) {
         (Action::Retrieve, p) => errors::not_found(&id, p),
         (Action::Delete, ThingPath::Root) => errors::not_deletable(&id),

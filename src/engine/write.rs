@@ -260,19 +260,16 @@ pub fn modify(
     checks: &Checks,
     ctx: &Ctx,
 ) -> Result<Outcome, DittoError> {
-    let id = cmd.thing_id.to_string();
     let value = value_of(cmd)?;
+    let ptr = cmd.path.pointer();
     // refused before anything deep is built (the check in `finish` covers the rest)
-    bounds::check_write(
-        "thing",
-        cmd.path.pointer().len(),
-        bounds::value_depth(value),
-    )?;
+    bounds::check_write("thing", ptr.len(), bounds::value_depth(value))?;
     if cmd.path != ThingPath::Root {
         validate::value_for(&cmd.path, value)?;
     }
     require_feature(state, cmd)?;
     let (new_value, existed) = if cmd.path == ThingPath::Root {
+        let id = cmd.thing_id.to_string();
         if value.get("_policy").is_some() {
             return Err(DittoError::new(400, "things:policy.notallowed", format!("The Thing with ID '{id}' could not be modified as it contained an inline Policy"))
                 .describe("Once a Thing with inline Policy is created it can't be modified with another Policy. Use the Policy resources to modify the existing Policy."));
@@ -285,17 +282,14 @@ pub fn modify(
         }
         (ordered_thing(&id, m), true)
     } else {
-        (
-            value.clone(),
-            pointer::get(&state.thing, &cmd.path.pointer()).is_some(),
-        )
+        (value.clone(), pointer::get(&state.thing, &ptr).is_some())
     };
     if cmd.path == ThingPath::Root {
         validate::thing(&new_value)?;
     }
     check_write_etags(state, cmd)?;
     if checks.if_equal != IfEqual::Update && existed {
-        let current = pointer::get(&state.thing, &cmd.path.pointer());
+        let current = pointer::get(&state.thing, &ptr);
         if current == Some(&new_value) {
             return Err(errors::equal_skipped());
         }
@@ -305,7 +299,7 @@ pub fn modify(
     if cmd.path == ThingPath::Root {
         thing = new_value.clone();
     } else {
-        pointer::set(&mut thing, &cmd.path.pointer(), new_value.clone());
+        pointer::set(&mut thing, &ptr, new_value.clone());
     }
     let (status, action) = if existed {
         (204, EventAction::Modified)

@@ -7,7 +7,9 @@ use super::{errors, json, PolicyPath};
 use crate::error::DittoError;
 use crate::model::{parse_policy_id, value_hash};
 use crate::protocol::{unknown_path, Action, Criterion, Envelope, Group, Headers, Topic};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// A policy command parsed from a Ditto Protocol envelope.
@@ -115,6 +117,49 @@ impl PolicyState {
     /// Encodes for the store.
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The `entries` text of stored bytes (as `to_bytes` writes them) whose policy's enforcer
+    /// depends on nothing but these entries and the namespace: no `imports` and no subject
+    /// `expiry` anywhere in the bytes (nor an escape that could spell them). Equal texts give
+    /// equal enforcers, so a reader of many policies (a search over twins with a policy each)
+    /// can share one without decoding each policy. `None`: decode with `from_bytes`.
+    pub fn plain_entries(b: &[u8]) -> Option<&str> {
+        #[derive(Deserialize)]
+        struct Stored<'a> {
+            #[serde(borrow)]
+            p: &'a RawValue,
+            // present in what `from_bytes` accepts in this form
+            #[serde(rename = "r")]
+            _r: u64,
+            #[serde(rename = "c")]
+            _c: i64,
+            #[serde(rename = "m")]
+            _m: i64,
+            // the bare form of older versions: decoded by `from_bytes`
+            #[serde(rename = "policyId")]
+            bare: Option<IgnoredAny>,
+        }
+        #[derive(Deserialize)]
+        struct Policy<'a> {
+            #[serde(borrow)]
+            entries: Option<&'a RawValue>,
+        }
+        // one pass: a quote opening `"imports"` / `"expiry"`, or a `\u` escape
+        let mentions = (0..b.len()).any(|i| match b[i] {
+            b'"' => b[i + 1..].starts_with(b"imports\"") || b[i + 1..].starts_with(b"expiry\""),
+            b'\\' => b.get(i + 1) == Some(&b'u'),
+            _ => false,
+        });
+        if mentions {
+            return None;
+        }
+        let stored: Stored = serde_json::from_slice(b).ok()?;
+        if stored.bare.is_some() || !stored.p.get().starts_with('{') {
+            return None;
+        }
+        let policy: Policy = serde_json::from_str(stored.p.get()).ok()?;
+        policy.entries.map(RawValue::get)
     }
 
     /// A first revision of `policy` created at `now`.

@@ -6,27 +6,26 @@
 //! time.
 
 use super::choose::{choose, Chosen, Mode};
+use super::enforcers::Enforcers;
 use super::eval;
 use super::index::{entries, Entries};
 use super::keys;
 use super::plan::Source;
+use super::prune::{self, Keep};
 use super::scan::{self, Cand, Flow};
 use crate::engine::{self, ThingState};
 use crate::error::DittoError;
 use crate::hub::{Hub, HubLookup, Requester};
 use crate::model::FieldSelector;
-use crate::policy::{Enforcer, READ, THING_ALLOWLIST};
+use crate::policy::{Enforcer, THING_ALLOWLIST};
 use crate::rql::{compare_sort_values, lookup, Env, Query, SortKey};
 use crate::store::Tree;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Cached enforcers per query.
-const ENFORCER_CACHE: usize = 256;
 
 /// A search, validated and parsed.
 #[derive(Debug, Clone, Default)]
@@ -117,9 +116,6 @@ impl PartialEq for Ranked<'_> {
 }
 impl Eq for Ranked<'_> {}
 
-/// An enforcer and whether it grants the requester READ on the whole thing.
-type Readable = (Arc<Enforcer>, bool);
-
 /// Receives each matching thing (and the index key it came from); says when to stop.
 type OnHit<'f> = dyn FnMut(Hit, Option<&[u8]>) -> Flow + 'f;
 
@@ -129,9 +125,9 @@ pub struct Searcher<'a> {
     who: &'a Requester,
     now: i64,
     deadline: Option<Instant>,
-    enforcers: HashMap<(String, String), Option<Readable>>,
-    /// the last one looked up (things of one policy often come in a row)
-    last_enforcer: Option<(String, String, Option<Readable>)>,
+    enforcers: Enforcers,
+    /// set while counting: what the filter looks at (see `count_pruned`)
+    counting: Option<Arc<Keep>>,
     steps: u64,
     /// candidates loaded and checked (diagnostics, benchmarks)
     pub examined: u64,
@@ -158,8 +154,8 @@ impl<'a> Searcher<'a> {
             who,
             now,
             deadline,
-            enforcers: HashMap::new(),
-            last_enforcer: None,
+            enforcers: Enforcers::default(),
+            counting: None,
             steps: 0,
             examined: 0,
         }
@@ -173,40 +169,13 @@ impl<'a> Searcher<'a> {
         Ok(())
     }
 
-    fn enforcer(&mut self, pid: &str, ns: &str) -> Result<Option<Readable>, DittoError> {
-        if let Some((p, n, e)) = &self.last_enforcer {
-            if p == pid && n == ns {
-                return Ok(e.clone());
-            }
-        }
-        let e = self.enforcer_of(pid, ns)?;
-        self.last_enforcer = Some((pid.to_owned(), ns.to_owned(), e.clone()));
-        Ok(e)
-    }
-
-    fn enforcer_of(&mut self, pid: &str, ns: &str) -> Result<Option<Readable>, DittoError> {
-        let key = (pid.to_owned(), ns.to_owned());
-        if let Some(e) = self.enforcers.get(&key) {
-            return Ok(e.clone());
-        }
-        let e = self.hub.enforcer(pid, ns, self.now)?.map(|e| {
-            let full = e.has_unrestricted(&self.who.subjects, "thing", &[], READ);
-            (e, full)
-        });
-        if self.enforcers.len() >= ENFORCER_CACHE {
-            self.enforcers.clear();
-        }
-        self.enforcers.insert(key, e.clone());
-        Ok(e)
-    }
-
     /// Loads and checks one candidate: namespace, READ, filter on the READ view; the sort keys.
     fn admit(
         &mut self,
         spec: &Spec,
         full: bool,
         c: &Cand,
-        accept: &dyn Fn(&ThingState) -> bool,
+        accept: Option<&dyn Fn(&ThingState) -> bool>,
     ) -> Result<Option<Hit>, DittoError> {
         self.tick()?;
         let ns = c.id.split_once(':').map_or("", |(n, _)| n);
@@ -226,16 +195,23 @@ impl<'a> Searcher<'a> {
             },
         };
         self.examined += 1;
+        if let (Some(keep), None, false) = (&self.counting, accept, full) {
+            if let Some(done) = self.count_pruned(spec, c.id, ns, &bytes, keep.clone())? {
+                return Ok(done);
+            }
+        }
         let Ok(state) = ThingState::from_bytes(&bytes) else {
             return Ok(None);
         };
-        if state.deleted || !accept(&state) {
+        if state.deleted || !accept.is_none_or(|a| a(&state)) {
             return Ok(None);
         }
         let Some(pid) = state.thing.get("policyId").and_then(Value::as_str) else {
             return Ok(None);
         };
-        let Some((enforcer, full_read)) = self.enforcer(pid, ns)? else {
+        let Some((enforcer, full_read)) =
+            self.enforcers.get(self.hub, self.who, pid, ns, self.now)?
+        else {
             return Ok(None);
         };
         let doc: Cow<Value> = if full {
@@ -276,6 +252,55 @@ impl<'a> Searcher<'a> {
         }))
     }
 
+    /// `admit` for a count from the thing pruned to what the filter looks at (`prune`), when the
+    /// requester may READ the whole thing (its READ view is the thing); `None`: decide on the
+    /// whole thing. The hit's state is the pruned thing (a count reads nothing from it).
+    fn count_pruned(
+        &mut self,
+        spec: &Spec,
+        id: &str,
+        ns: &str,
+        bytes: &[u8],
+        keep: Arc<Keep>,
+    ) -> Result<Option<Option<Hit>>, DittoError> {
+        let Some((thing, deleted)) = prune::decode(bytes, &keep) else {
+            return Ok(None);
+        };
+        if deleted {
+            return Ok(Some(None));
+        }
+        let Some(pid) = thing.get("policyId").and_then(Value::as_str) else {
+            return Ok(Some(None));
+        };
+        let Some((enforcer, full_read)) =
+            self.enforcers.get(self.hub, self.who, pid, ns, self.now)?
+        else {
+            return Ok(Some(None));
+        };
+        if !full_read {
+            return Ok(None);
+        }
+        if let Some(q) = &spec.filter {
+            if !eval::matches(q, &thing, &Env::at(self.now)) {
+                return Ok(Some(None));
+            }
+        }
+        let state = ThingState {
+            thing,
+            revision: 0,
+            created: 0,
+            modified: 0,
+            metadata: None,
+            deleted,
+        };
+        Ok(Some(Some(Hit {
+            keys: Vec::new(),
+            id: id.to_owned(),
+            state,
+            enforcer,
+        })))
+    }
+
     /// Streams every matching thing of the plan to `f` (each once); `f` says when to stop.
     fn run(
         &mut self,
@@ -285,7 +310,6 @@ impl<'a> Searcher<'a> {
         f: &mut OnHit,
     ) -> Result<(), DittoError> {
         let full = needs_full_view(spec);
-        let yes = |_: &ThingState| true;
         for id in &plan.pre {
             let c = Cand {
                 id,
@@ -294,7 +318,7 @@ impl<'a> Searcher<'a> {
                 multi: false,
                 branch: 0,
             };
-            if let Some(hit) = self.admit(spec, full, &c, &yes)? {
+            if let Some(hit) = self.admit(spec, full, &c, None)? {
                 if f(hit, None) == Flow::Stop {
                     return Ok(());
                 }
@@ -330,9 +354,9 @@ impl<'a> Searcher<'a> {
                     c.branch > 0 || (c.multi && !plan.skip_multi && !single_value(&plan.driver));
                 let hit = if dedupe {
                     let accept = |st: &ThingState| first_time(&plan.driver, &c, &entries(st));
-                    self.admit(spec, full, &c, &accept)?
+                    self.admit(spec, full, &c, Some(&accept))?
                 } else {
-                    self.admit(spec, full, &c, &|_| true)?
+                    self.admit(spec, full, &c, None)?
                 };
                 Ok(match hit {
                     Some(h) => f(h, c.key),
@@ -442,10 +466,13 @@ impl<'a> Searcher<'a> {
     pub fn count(&mut self, spec: &Spec) -> Result<u64, DittoError> {
         let plan = choose(self.hub.store(), spec, self.now, false)?;
         let mut n = 0u64;
-        self.run(spec, &plan, None, &mut |_, _| {
+        self.counting = Some(Arc::new(Keep::of(spec.filter.as_ref())));
+        let done = self.run(spec, &plan, None, &mut |_, _| {
             n += 1;
             Flow::Go
-        })?;
+        });
+        self.counting = None;
+        done?;
         Ok(n)
     }
 
@@ -467,7 +494,7 @@ impl<'a> Searcher<'a> {
             ..spec.clone()
         };
         Ok(self
-            .admit(&unfiltered, needs_full_view(spec), &c, &|_| true)?
+            .admit(&unfiltered, needs_full_view(spec), &c, None)?
             .map(|h| Position {
                 values: h.keys,
                 thing_id: h.id,

@@ -8,11 +8,13 @@
 pub mod choose;
 pub mod cursor;
 pub mod delta;
+mod enforcers;
 pub mod eval;
 pub mod exec;
 pub mod index;
 pub mod keys;
 pub mod plan;
+pub mod prune;
 pub mod rebuild;
 pub mod request;
 pub mod scan;

@@ -12,6 +12,8 @@
 //! reads as itself: old data directories open unchanged, and a value that does not get smaller
 //! stays as it is. `DICT_1` and this layout are on disk: never change them; a new dictionary is
 //! a new codec byte (and a new `FORMAT` in the store's meta data, see `mod.rs`).
+//! Values are encoded where they leave memory (write-ahead log, checkpoint: the writer thread,
+//! the last write per key) and decoded where they come back; the overlay holds them as written.
 
 use super::backend::{Entries, Op, StoreError, Tree};
 
@@ -99,6 +101,19 @@ pub fn encode_ops(ops: Vec<Op>) -> Vec<Op> {
                 ..op
             },
             _ => op,
+        })
+        .collect()
+}
+
+/// `ops` with the values of document trees as written (the inverse of [`encode_ops`]).
+pub fn decode_ops(ops: Vec<Op>) -> Result<Vec<Op>, StoreError> {
+    ops.into_iter()
+        .map(|op| match op.value {
+            Some(v) if applies(op.tree) => Ok(Op {
+                value: Some(decode(v)?),
+                ..op
+            }),
+            _ => Ok(op),
         })
         .collect()
 }

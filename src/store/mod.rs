@@ -302,10 +302,9 @@ impl Store {
             if st.failed {
                 return Err(failed_error(&st));
             }
+            // pending values are kept as written: the codec runs where they leave memory
             if let Some(v) = st.overlay.get(tree, key) {
-                let v = v.clone();
-                drop(st);
-                return codec::decode_value(tree, v);
+                return Ok(v.clone());
             }
         }
         codec::decode_value(tree, sh.backend.get(tree, key)?)
@@ -343,7 +342,8 @@ impl Store {
         let base = sh
             .backend
             .scan(tree, prefix, after, limit.saturating_add(pending.len()))?;
-        codec::decode_entries(tree, overlay::merge(pending, base, limit))
+        let base = codec::decode_entries(tree, base)?;
+        Ok(overlay::merge(pending, base, limit))
     }
 
     /// Non-blocking, never awaits, writes nothing: makes `ops` visible to get/scan immediately
@@ -351,7 +351,6 @@ impl Store {
     /// durable at most `flush_interval` later, or as soon as someone awaits `durable(seq)`.
     /// After `close()` or a failure the ops are discarded and `durable(seq)` reports why.
     pub fn submit(&self, ops: Vec<Op>) -> u64 {
-        let ops = codec::encode_ops(ops);
         let sh = &self.inner.shared;
         let mut st = sh.lock();
         st.last_seq += 1;

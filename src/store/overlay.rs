@@ -1,7 +1,7 @@
-//! The in-memory overlay of writes not yet checkpointed into the backend: latest value (or
-//! delete) per key per `Tree` with the seq that wrote it, the keys changed since the last log
-//! snapshot, point lookups, ordered range snapshots, post-checkpoint cleanup, and the merge of
-//! an overlay snapshot over a backend scan.
+//! The in-memory overlay of writes not yet checkpointed into the backend: latest value (as
+//! written, before the codec) or delete per key per `Tree` with the seq that wrote it, the keys
+//! changed since the last log snapshot, point lookups, ordered range snapshots, post-checkpoint
+//! cleanup, and the merge of an overlay snapshot over a backend scan.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;

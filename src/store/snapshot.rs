@@ -86,7 +86,8 @@ impl Snapshot {
             Some(v) => v.scan(tree, b"", after, want)?,
             None => self.shared.backend.scan(tree, b"", after, want)?,
         };
-        codec::decode_entries(tree, overlay::merge(pending, base, limit))
+        let base = codec::decode_entries(tree, base)?;
+        Ok(overlay::merge(pending, base, limit))
     }
 }
 

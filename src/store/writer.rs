@@ -84,6 +84,7 @@ impl Shared {
             }
             Err(e) if e.is_no_space() || self.backend.read_only() => {
                 tracing::warn!(records = n, error = %e, "store: log replayed into memory only (disk full); checkpointed once space is back");
+                let ops = codec::decode_ops(ops)?;
                 let mut st = self.lock();
                 st.overlay.record(0, ops);
                 // seq 0 is durable: nothing of it is logged again
@@ -121,6 +122,8 @@ impl Shared {
             match self.next_job(&wal) {
                 Job::Exit => return,
                 Job::Log { seq, ops } => {
+                    // the stored form is made here, off the submitting thread
+                    let ops = codec::encode_ops(ops);
                     let mut payload = Vec::new();
                     encode_ops(&ops, &mut payload);
                     if ops.is_empty() {
@@ -260,7 +263,10 @@ impl Shared {
     /// Writes `ops` (the overlay up to `seq`) and the next log epoch into the backend.
     /// `covered`: every op is in the log of the current epoch (a crash part-way is repaired by
     /// replaying it), so the backend may apply them in parts (`Backend::commit_covered`).
-    fn checkpoint(&self, wal: &mut Wal, seq: u64, mut ops: Vec<Op>, covered: bool) -> Outcome {
+    fn checkpoint(&self, wal: &mut Wal, seq: u64, ops: Vec<Op>, covered: bool) -> Outcome {
+        // the last write per key only (the overlay coalesced them): a hot twin written many
+        // times between checkpoints is compressed once
+        let mut ops = codec::encode_ops(ops);
         let epoch = wal.epoch() + 1;
         let n = ops.len();
         ops.push(Op::put(Tree::Meta, EPOCH_KEY, epoch.to_le_bytes()));

@@ -67,14 +67,18 @@ impl Hub {
 
     /// Loads a stored policy with its revision.
     pub fn load_policy_state(&self, id: &str) -> Result<Option<PolicyState>, DittoError> {
-        let bytes = self
-            .store()
+        Ok(self
+            .policy_bytes(id)?
+            .and_then(|b| PolicyState::from_bytes(&b)))
+    }
+
+    fn policy_bytes(&self, id: &str) -> Result<Option<Vec<u8>>, DittoError> {
+        self.store()
             .get(Tree::Policies, id.as_bytes())
             .map_err(|e| {
                 tracing::error!(policy = id, error = %e, "store read failed");
                 crate::policy::errors::unavailable(id)
-            })?;
-        Ok(bytes.and_then(|b| PolicyState::from_bytes(&b)))
+            })
     }
 
     /// Loads a stored policy's JSON.
@@ -97,12 +101,26 @@ impl Hub {
             }
         }
         let generation = self.policies().generation.load(Ordering::SeqCst);
-        let Some(stored) = self.load_policy(policy_id)? else {
+        let Some(bytes) = self.policy_bytes(policy_id)? else {
             return Ok(None);
         };
-        let (policy, imported) = imports::resolve(stored, &|id| self.load_policy(id))?;
-        let until = expiry::next_due(&policy, &|_, _| true).unwrap_or(i64::MAX);
-        let e = self.shared_enforcer(&policy, namespace, now, until);
+        // no imports, no expiring subjects: the entries' text alone decides, and a policy with
+        // the same text as one seen before costs no decode (Ditto gives every thing its own
+        // policy, all alike: at 100k twins most lookups miss the cache and land here)
+        let plain = PolicyState::plain_entries(&bytes)
+            .and_then(|text| self.plain_enforcer(text, namespace, now));
+        let (e, until, imported) = match plain {
+            Some(e) => (e, i64::MAX, Vec::new()),
+            None => {
+                let Some(stored) = PolicyState::from_bytes(&bytes).map(|s| s.policy) else {
+                    return Ok(None);
+                };
+                let (policy, imported) = imports::resolve(stored, &|id| self.load_policy(id))?;
+                let until = expiry::next_due(&policy, &|_, _| true).unwrap_or(i64::MAX);
+                let e = self.shared_enforcer(&policy, namespace, now, until);
+                (e, until, imported)
+            }
+        };
         let mut cache = lock(&self.policies().cache);
         if self.policies().generation.load(Ordering::SeqCst) == generation {
             let mut importers = lock(&self.policies().importers);
@@ -132,19 +150,46 @@ impl Hub {
             .map(Value::to_string)
             .unwrap_or_default();
         let key = (entries, namespace.to_owned());
-        let shared = &self.policies().shared;
-        if let Some((u, e)) = lock(shared).get(&key) {
-            if now < *u {
-                return e.clone();
-            }
+        if let Some(e) = self.shared_by(&key, now) {
+            return e;
         }
         let e = Arc::new(Enforcer::from_policy(policy, now, Some(namespace)));
-        let mut shared = lock(shared);
+        self.share(key, until, &e);
+        e
+    }
+
+    /// `shared_enforcer` for the `entries` text of a policy that has nothing else an enforcer
+    /// depends on (`PolicyState::plain_entries`): the same key, so both share one enforcer.
+    fn plain_enforcer(&self, entries: &str, namespace: &str, now: i64) -> Option<Arc<Enforcer>> {
+        let key = (entries.to_owned(), namespace.to_owned());
+        if let Some(e) = self.shared_by(&key, now) {
+            return Some(e);
+        }
+        let mut policy = serde_json::Map::new();
+        policy.insert("entries".into(), serde_json::from_str(entries).ok()?);
+        let e = Arc::new(Enforcer::from_policy(
+            &Value::Object(policy),
+            now,
+            Some(namespace),
+        ));
+        self.share(key, i64::MAX, &e);
+        Some(e)
+    }
+
+    fn shared_by(&self, key: &CacheKey, now: i64) -> Option<Arc<Enforcer>> {
+        let shared = lock(&self.policies().shared);
+        shared
+            .get(key)
+            .filter(|(u, _)| now < *u)
+            .map(|(_, e)| e.clone())
+    }
+
+    fn share(&self, key: CacheKey, until: i64, e: &Arc<Enforcer>) {
+        let mut shared = lock(&self.policies().shared);
         if shared.len() >= SHARED_MAX {
             shared.clear();
         }
         shared.insert(key, (until, e.clone()));
-        e
     }
 
     /// Bookkeeping after a policy was written (`None` = deleted): cache and expiry index.

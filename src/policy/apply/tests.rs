@@ -221,3 +221,40 @@ fn authorization_sees_imported_entries() {
     let e = super::apply(Some(&s), &get, NOW, Some(&admin), &|_| Ok(None)).unwrap_err();
     assert_eq!(e.status, 404, "no import resolved: nothing readable");
 }
+
+#[test]
+fn plain_entries_are_the_stored_entries_text_unless_other_parts_matter() {
+    let entries = json!({"e": {"subjects": {"nginx:a": {"type": "t"}},
+        "resources": {"thing:/": {"grant": ["READ"], "revoke": []}}}});
+    let plain = PolicyState::new(json!({"policyId": "n:p", "entries": entries}), NOW).to_bytes();
+    let text = PolicyState::plain_entries(&plain).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(text).unwrap(), entries);
+    assert_eq!(
+        text,
+        entries.to_string(),
+        "the text the hub shares enforcers by"
+    );
+    let with = |extra: Value| {
+        let mut p = json!({"policyId": "n:p", "entries": entries});
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        PolicyState::new(p, NOW).to_bytes()
+    };
+    assert_eq!(
+        PolicyState::plain_entries(&with(json!({"imports": {"n:o": {}}}))),
+        None
+    );
+    let mut exp = entries.clone();
+    exp["e"]["subjects"]["nginx:a"]["expiry"] = json!("2030-01-01T00:00:00Z");
+    let expiring = PolicyState::new(json!({"policyId": "n:p", "entries": exp}), NOW).to_bytes();
+    assert_eq!(PolicyState::plain_entries(&expiring), None);
+    // the bare form of older versions and anything else: decoded in full
+    let bare = serde_json::to_vec(&json!({"policyId": "n:p", "entries": entries})).unwrap();
+    assert_eq!(PolicyState::plain_entries(&bare), None);
+    assert_eq!(
+        PolicyState::plain_entries(b"{\"p\":1,\"r\":1,\"c\":0,\"m\":0}"),
+        None
+    );
+    assert_eq!(PolicyState::plain_entries(b"nonsense"), None);
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Issue 21's load rows for two edgetwin binaries in ONE run, interleaved A B A B per scenario, so
+# that a busy shared machine slows both alike; prints each run and the B/A ratios of the medians.
+# Usage: scripts/bench-ab-21.sh BIN_A BIN_B [ROUNDS]   (e.g. a copy of main's target/release/edgetwin
+#        as A, this tree's as B; ROUNDS per binary and scenario, default 2; 4 s windows)
+# Needs target/release/examples/loadgen (cargo build --release --example loadgen).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A=$1 B=$2 ROUNDS=${3:-2}
+L=target/release/examples/loadgen
+mkdir -p target/bench-results
+OUT="target/bench-results/ab-$(date -u +%Y%m%dT%H%M%SZ).txt"
+exec > >(tee "$OUT") 2>&1
+echo "A=$A ($(stat -c %y "$A" | cut -d. -f1))"
+echo "B=$B ($(stat -c %y "$B" | cut -d. -f1))"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
+
+row() { # label, field, loadgen options...
+  local label=$1 field=$2; shift 2
+  for r in $(seq "$ROUNDS"); do
+    for who in A B; do
+      local bin=$A; [ "$who" = B ] && bin=$B
+      $L load --label "$label.$who" --target edgetwin --server-bin "$bin" --secs 4 --warmup 1 "$@" |
+        grep '^RESULT' || true
+    done
+  done
+  local a b
+  a=$(grep "^RESULT label=$label.A " "$OUT" | kv "$field" | median)
+  b=$(grep "^RESULT label=$label.B " "$OUT" | kv "$field" | median)
+  echo "AB $label $field A=$a B=$b B/A=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "?" }')"
+}
+
+row modify_4conn us_per_cmd --conns 4
+row modify_4conn_10k us_per_cmd --conns 4 --twins 10000
+row modify_4conn_100k us_per_cmd --conns 4 --twins 100000
+row modify_4conn_100k_redb us_per_cmd --conns 4 --twins 100000 --store redb
+row events_peak ev_p99_us --conns 4 --subscribers 1 --client-threads 2
+row roundtrip tput --conns 1 --window 1
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== summary (medians of $ROUNDS runs each; us_per_cmd = server CPU per command)"
+grep '^AB ' "$OUT"
+grep '^RESULT' "$OUT" | while read -r line; do
+  printf '%-28s %8s cmd/s  %7s us/cmd  ev p99 %7s us  other %s cores\n' \
+    "$(echo "$line" | kv label)" "$(echo "$line" | kv tput)" "$(echo "$line" | kv us_per_cmd)" \
+    "$(echo "$line" | kv ev_p99_us)" "$(echo "$line" | kv other_cores)"
+done
+echo "log: $OUT"
