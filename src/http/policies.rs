@@ -131,6 +131,7 @@ async fn policy_request(
     if let Some(e) = env.headers.get_str("etag") {
         response::set(&mut r, ETAG, &e);
     }
+    super::things::json_headers(&env, &mut r);
     if status == 201 {
         r = response::with_location(r, &response::absolute(&parts.headers, path));
     }

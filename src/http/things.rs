@@ -187,6 +187,12 @@ pub(super) async fn execute(
     if let Some(rev) = env.headers.get_str("entity-revision") {
         response::set(&mut r, HeaderName::from_static("entity-revision"), &rev);
     }
+    json_headers(&env, &mut r);
+    Ok(r)
+}
+
+/// Copies `ditto-metadata` and `historical-headers` (JSON) of an answer to its response.
+pub(super) fn json_headers(env: &Envelope, r: &mut Response<Body>) {
     for name in ["ditto-metadata", "historical-headers"] {
         let Some(md) = env.headers.get_str(name) else {
             continue;
@@ -202,9 +208,8 @@ pub(super) async fn execute(
                 }
             }
         }
-        response::set(&mut r, HeaderName::from_static(name), &ascii);
+        response::set(r, HeaderName::from_static(name), &ascii);
     }
-    Ok(r)
 }
 
 fn build_command(

@@ -179,8 +179,12 @@ impl Hub {
         match PolicyCommand::from_envelope(&env) {
             Some(Ok(cmd)) => {
                 let done = self.policy_command(who, &cmd).await?;
+                let mut envelope = policy_response_envelope(&cmd, &done.outcome);
+                if let Some(h) = done.historical_headers {
+                    envelope.headers.insert("historical-headers", h);
+                }
                 Ok(Some(Answer::Now(Box::new(Reply {
-                    envelope: policy_response_envelope(&cmd, &done.outcome),
+                    envelope,
                     after: done.seq.filter(|_| acks.wants_persisted()),
                     seq: done.seq,
                 }))))

@@ -126,16 +126,17 @@ impl Hub {
         }
     }
 
-    /// For a policy retrieve with `at-historical-*` headers: the past policy to answer from,
-    /// once the requester may READ the addressed part of the policy as it is now (the past
-    /// one then applies its own READ too: only what both grant is shown).
+    /// For a policy retrieve with `at-historical-*` headers: the past policy to answer from
+    /// and its `historical-headers`, once the requester may READ the addressed part of the
+    /// policy as it is now (the past one then applies its own READ too: only what both grant
+    /// is shown).
     pub(crate) fn policy_retrieve_in_past(
         &self,
         who: &super::Requester,
         cmd: &crate::policy::PolicyCommand,
         cur: Option<&PolicyState>,
         now: i64,
-    ) -> Result<Option<PolicyState>, DittoError> {
+    ) -> Result<Option<(PolicyState, Option<Value>)>, DittoError> {
         if cmd.action != crate::protocol::Action::Retrieve {
             return Ok(None);
         }
@@ -145,9 +146,7 @@ impl Hub {
         let load = |i: &str| self.load_policy(i);
         crate::policy::apply::apply(Some(cur), cmd, now, Some(&who.subjects), &load)?;
         let id = cmd.policy_id.as_str();
-        Ok(self
-            .policy_in_past(id, at, cur, now)?
-            .map(|(state, _)| state))
+        self.policy_in_past(id, at, cur, now)
     }
 
     /// The policy at `at` (as `thing_in_past`).

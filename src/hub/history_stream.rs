@@ -1,9 +1,11 @@
-//! Persisted events of one thing as a cursor (Ditto's `SubscribeForPersistedEvents`, served
-//! over SSE `from-historical-*` and WS `streaming/subscribeForPersistedEvents`): the range in
+//! Persisted events of one thing or policy as a cursor (Ditto's `SubscribeForPersistedEvents`,
+//! served over SSE `from-historical-*` and WS `streaming/subscribeForPersistedEvents`): the range in
 //! revisions (negative = relative to the current revision, `to` 0 = the current one) or in
 //! time (events strictly after `from`, strictly before `to`, as Ditto's
 //! `AbstractPersistenceSupervisor`), READ-filtered under the thing's policy *now*, then the RQL
 //! `filter` on the event as partial thing JSON (`ThingSupervisorActor.applyPersistedEventFilter`).
+//! A policy's events (WS `policies/streaming/...`) need READ on all of `policy:/` now and are
+//! not filtered (`PolicySupervisorActor.applyPersistedEventFilter` keeps every event).
 
 use super::Hub;
 use crate::engine::ThingState;
@@ -11,7 +13,7 @@ use crate::error::DittoError;
 use crate::history::{Kind, Record};
 use crate::model::EntityId as ThingId;
 use crate::policy::{Enforcer, READ};
-use crate::protocol::{Channel, Criterion, Envelope, EventAction, Headers, Topic};
+use crate::protocol::{Channel, Criterion, Envelope, EventAction, Group, Headers, Topic};
 use crate::rql::{Env, Query as Rql};
 use crate::rules::events::{event_shape, event_view, placeholder};
 use serde_json::Value;
@@ -31,12 +33,14 @@ pub struct PersistedQuery {
     pub filter: Option<Rql>,
 }
 
-/// A position in the persisted events of one thing.
+/// A position in the persisted events of one thing or policy.
 pub struct Persisted {
     hub: Hub,
+    kind: Kind,
     id: ThingId,
     subjects: Arc<[String]>,
-    enforcer: Arc<Enforcer>,
+    /// the thing's policy now (events READ-filtered); `None` for a policy's own events
+    enforcer: Option<Arc<Enforcer>>,
     current: u64,
     next: u64,
     last: u64,
@@ -55,8 +59,20 @@ fn absolute(r: i64, current: u64) -> u64 {
     }
 }
 
+fn unavailable(kind: Kind, id: &str) -> DittoError {
+    match kind {
+        Kind::Thing => DittoError::unavailable(id),
+        Kind::Policy => crate::policy::errors::unavailable(id),
+    }
+}
+
 /// The event envelope of a kept record (`historical-headers` when headers are kept).
 pub fn record_envelope(id: &ThingId, rev: u64, r: &Record, with_headers: bool) -> Envelope {
+    kind_envelope(Kind::Thing, id, rev, r, with_headers)
+}
+
+/// As `record_envelope`, for a thing's or a policy's record.
+fn kind_envelope(kind: Kind, id: &ThingId, rev: u64, r: &Record, with_headers: bool) -> Envelope {
     let mut headers = Headers::new();
     if r.action == EventAction::Merged {
         headers.insert("content-type", "application/merge-patch+json");
@@ -64,12 +80,16 @@ pub fn record_envelope(id: &ThingId, rev: u64, r: &Record, with_headers: bool) -
     if with_headers {
         headers.insert("historical-headers", Value::Object(r.headers.clone()));
     }
-    let topic = Topic::thing(
+    let mut topic = Topic::thing(
         &id.namespace,
         &id.name,
         Channel::Twin,
         Criterion::Events(r.action),
     );
+    if kind == Kind::Policy {
+        topic.group = Group::Policies;
+        topic.channel = Channel::None;
+    }
     let mut env = Envelope::new(topic, headers, r.path.clone());
     env.value = r.value.clone();
     env.revision = Some(rev);
@@ -102,10 +122,41 @@ impl Hub {
         let enforcer = enforcer
             .filter(|e| e.has_partial(&subjects, "thing", &[], READ))
             .ok_or_else(not_found)?;
-        let current = state.revision;
+        self.open(Kind::Thing, id, subjects, Some(enforcer), state.revision, q)
+    }
+
+    /// Opens the persisted events of policy `id` for `subjects`: 404 `policies:policy.notfound`
+    /// unless the policy exists now and they may READ all of it (`policy:/`) now.
+    pub fn persisted_policy_events(
+        &self,
+        subjects: Arc<[String]>,
+        id: &ThingId,
+        q: PersistedQuery,
+    ) -> Result<Persisted, DittoError> {
+        let key = id.to_string();
+        let not_found = || crate::policy::errors::policy_not_found(&key);
+        let state = self.load_policy_state(&key)?.ok_or_else(not_found)?;
+        let load = |i: &str| self.load_policy(i);
+        let enforcer = crate::policy::imports::enforcer_of(&state.policy, self.now(), &load)?;
+        if !enforcer.has_unrestricted(&subjects, "policy", &[], READ) {
+            return Err(not_found());
+        }
+        self.open(Kind::Policy, id, subjects, None, state.revision, q)
+    }
+
+    fn open(
+        &self,
+        kind: Kind,
+        id: &ThingId,
+        subjects: Arc<[String]>,
+        enforcer: Option<Arc<Enforcer>>,
+        current: u64,
+        q: PersistedQuery,
+    ) -> Result<Persisted, DittoError> {
+        let key = id.to_string();
         let store_err = |e: crate::store::StoreError| {
-            tracing::error!(thing = %key, error = %e, "history read failed");
-            DittoError::unavailable(&key)
+            tracing::error!(entity = %key, error = %e, "history read failed");
+            unavailable(kind, &key)
         };
         let mut next = absolute(q.from_revision.unwrap_or(0), current).max(1);
         let last = match q.to_revision {
@@ -114,12 +165,13 @@ impl Hub {
         };
         if let (Some(t), Some(h)) = (q.from_timestamp, self.history()) {
             next = h
-                .first_after(Kind::Thing, &key, t, current)
+                .first_after(kind, &key, t, current)
                 .map_err(store_err)?
                 .unwrap_or(current + 1);
         }
         Ok(Persisted {
             hub: self.clone(),
+            kind,
             id: id.clone(),
             subjects,
             enforcer,
@@ -128,7 +180,7 @@ impl Hub {
             last,
             after_ts: q.from_timestamp,
             before_ts: q.to_timestamp,
-            filter: q.filter,
+            filter: q.filter.filter(|_| kind == Kind::Thing),
             done: self.history().is_none(),
         })
     }
@@ -155,7 +207,7 @@ impl Persisted {
         let now = self.hub.now();
         let page = h
             .events(
-                Kind::Thing,
+                self.kind,
                 &key,
                 self.next..=self.last,
                 self.current,
@@ -163,8 +215,8 @@ impl Persisted {
                 PAGE,
             )
             .map_err(|e| {
-                tracing::error!(thing = %key, error = %e, "history read failed");
-                DittoError::unavailable(&key)
+                tracing::error!(entity = %key, error = %e, "history read failed");
+                unavailable(self.kind, &key)
             })?;
         if page.len() < PAGE {
             self.done = true;
@@ -180,7 +232,7 @@ impl Persisted {
                 self.done = true;
                 break;
             }
-            let env = record_envelope(&self.id, rev, &r, with_headers);
+            let env = kind_envelope(self.kind, &self.id, rev, &r, with_headers);
             if let Some(seen) = self.visible(env, r.timestamp) {
                 out.push(seen);
             }
@@ -190,7 +242,10 @@ impl Persisted {
 
     /// The event as the subjects may READ it now and if it passes the filter.
     fn visible(&self, env: Envelope, ts: i64) -> Option<Envelope> {
-        let seen = match event_view(&env, &self.enforcer, &self.subjects)? {
+        let Some(enforcer) = &self.enforcer else {
+            return Some(env);
+        };
+        let seen = match event_view(&env, enforcer, &self.subjects)? {
             None => env,
             Some(filtered) => filtered,
         };

@@ -1,6 +1,6 @@
 //! The streaming subscription protocol on a WebSocket session (Ditto's
-//! `protocol-specification-streaming-subscription`): `<ns>/<name>/things/twin/streaming/
-//! {subscribeForPersistedEvents,request,cancel}` -> `created`, `next` (one persisted event per
+//! `protocol-specification-streaming-subscription`): `<ns>/<name>/things/twin/streaming/` and
+//! `<ns>/<name>/policies/streaming/` `{subscribeForPersistedEvents,request,cancel}` -> `created`, `next` (one persisted event per
 //! item, as a Ditto Protocol event), `complete`, `failed`. One task per subscription sends at
 //! most what was requested; `complete` / `failed` never come before the first `request` (an
 //! unknown or unreadable thing fails then). Demand <= 0 fails (rule 3.9); a subscription
@@ -12,7 +12,7 @@ use crate::error::DittoError;
 use crate::hub::history_stream::{Persisted, PersistedQuery};
 use crate::hub::{Outbound, Requester, SessionHandle};
 use crate::model::EntityId;
-use crate::protocol::{error_envelope, Channel, Criterion, Envelope, Headers, Topic};
+use crate::protocol::{error_envelope, Channel, Criterion, Envelope, Group, Headers, Topic};
 use crate::state::State;
 use futures_lite::future;
 use serde_json::{json, Value};
@@ -61,14 +61,13 @@ impl Drop for Streams {
     }
 }
 
-/// A streaming event envelope of `topic`'s thing.
+/// A streaming event envelope of `topic`'s thing or policy.
 fn event(topic: &Topic, action: &str, cid: Option<&str>, value: Value) -> Arc<str> {
-    let t = Topic::thing(
-        &topic.namespace,
-        &topic.name,
-        Channel::Twin,
-        Criterion::Streaming(action.into()),
-    );
+    let mut t = topic.clone();
+    t.criterion = Criterion::Streaming(action.into());
+    if t.group == Group::Things {
+        t.channel = Channel::Twin;
+    }
     let mut h = Headers::new();
     h.insert("content-type", "application/json");
     if let Some(c) = cid {
@@ -172,8 +171,11 @@ impl Streams {
                 let q = query(&env);
                 let id = EntityId::from_parts(&env.topic.namespace, &env.topic.name);
                 let opened = q.and_then(|q| {
-                    let id = id?;
-                    st.hub.persisted_events(who.subjects.clone(), &id, q)
+                    let (id, subjects) = (id?, who.subjects.clone());
+                    match env.topic.group {
+                        Group::Policies => st.hub.persisted_policy_events(subjects, &id, q),
+                        _ => st.hub.persisted_events(subjects, &id, q),
+                    }
                 });
                 self.subscribe(st, session, &env.topic, opened, cid.clone())
                     .await

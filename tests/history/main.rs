@@ -9,6 +9,7 @@ mod authkit;
 mod common;
 
 mod history_http;
+mod history_policy;
 mod history_read;
 mod history_retention;
 mod history_sse;

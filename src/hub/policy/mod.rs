@@ -54,6 +54,8 @@ pub struct PolicyDone {
     pub outcome: PolicyOutcome,
     /// store sequence of the write, if it wrote
     pub seq: Option<u64>,
+    /// a retrieve at a past revision / time: the headers kept with that change
+    pub historical_headers: Option<Value>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -238,8 +240,10 @@ impl Hub {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let mut current = self.load_policy_state(id)?;
-        if let Some(past) = self.policy_retrieve_in_past(who, cmd, current.as_ref(), now)? {
+        let mut historical_headers = None;
+        if let Some((past, h)) = self.policy_retrieve_in_past(who, cmd, current.as_ref(), now)? {
             current = Some(past);
+            historical_headers = h;
         }
         let resolved = cmd.action == crate::protocol::Action::Retrieve
             && imports::wants_resolved(&cmd.headers)?;
@@ -255,12 +259,20 @@ impl Hub {
             }
             let mut outcome = apply(current.as_ref(), &view, now, Some(&who.subjects), &load)?;
             outcome.etag = None;
-            return Ok(PolicyDone { outcome, seq: None });
+            return Ok(PolicyDone {
+                outcome,
+                seq: None,
+                historical_headers,
+            });
         }
         let load = |i: &str| self.load_policy(i);
         let outcome = apply(current.as_ref(), cmd, now, Some(&who.subjects), &load)?;
         if outcome.state.is_none() && !outcome.deleted {
-            return Ok(PolicyDone { outcome, seq: None });
+            return Ok(PolicyDone {
+                outcome,
+                seq: None,
+                historical_headers,
+            });
         }
         // the policy and its expiry marker, one atomic unit (src/policy/ready.rs)
         let before = current.as_ref().map(|s| &s.policy);
@@ -273,6 +285,7 @@ impl Hub {
         Ok(PolicyDone {
             outcome,
             seq: Some(seq),
+            historical_headers: None,
         })
     }
 
