@@ -75,6 +75,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let threads = thread_count(cfg.threads);
     let hub = Hub::new(store.clone());
     hub.set_max_pending(cfg.limits.max_pending_requests);
+    hub.set_twin_cache((cfg.twin_cache_mib as usize).saturating_mul(1 << 20));
+    hub.set_policy_cache(cfg.policy_cache);
     // history of things and policies, and its retention thread (src/history)
     let retention = hub.start_history(cfg.history.clone())?;
     // MQTT device bridge: never fails the start because of the broker (it reconnects)

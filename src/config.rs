@@ -103,6 +103,10 @@ pub struct Config {
     pub store: crate::store::StoreConfig,
     /// store cache size in MiB
     pub cache_mib: u64,
+    /// decoded hot twins kept in memory, MiB (estimated; 0 = none)
+    pub twin_cache_mib: u64,
+    /// policies whose enforcers stay in memory (at least 1)
+    pub policy_cache: usize,
     /// executor threads (0 = number of CPUs, at most 4)
     pub threads: usize,
     /// log level filter (overridden by `RUST_LOG`)
@@ -134,6 +138,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             store: crate::store::StoreConfig::default(),
             cache_mib: 8,
+            twin_cache_mib: 4,
+            policy_cache: 8192,
             threads: 0,
             log_level: "info".into(),
             users: Vec::new(),
@@ -168,6 +174,9 @@ impl Config {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         p.extend(self.store.problems());
+        if self.policy_cache == 0 {
+            p.push("policy_cache must be at least 1".into());
+        }
         if !self.listen.ip().is_loopback() && !self.has_credentials() {
             p.push(format!(
                 "listen: {} is not a loopback address, so users must be configured ([[users]], [[auth.jwt]] or [auth] pre_authenticated)",
@@ -264,5 +273,17 @@ mod tests {
         assert!(e.starts_with("line 2:"), "{e}");
         let c = Config::from_toml("listen = \"0.0.0.0:9000\"\n").unwrap();
         assert_eq!(c.problems().len(), 1);
+    }
+
+    #[test]
+    fn cache_budgets_are_settings() {
+        let c = Config::from_toml("twin_cache_mib = 16\npolicy_cache = 100000\n").unwrap();
+        assert_eq!((c.twin_cache_mib, c.policy_cache), (16, 100_000));
+        assert!(c.problems().is_empty());
+        let c = Config::from_toml("policy_cache = 0\n").unwrap();
+        assert_eq!(
+            c.problems(),
+            vec!["policy_cache must be at least 1".to_string()]
+        );
     }
 }

@@ -17,13 +17,13 @@ use crate::protocol::{Criterion, Envelope, Group, Headers, Topic};
 use crate::store::Tree;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Most cached policy IDs (the cache is cleared when full; an entry is an ID and a shared
-/// pointer, ~150 bytes).
-const CACHE_MAX: usize = 8192;
+/// Most cached policy IDs by default (`policy_cache`; the cache is cleared when full; an entry
+/// is an ID and a shared pointer, ~150 bytes).
+pub const CACHE_MAX: usize = 8192;
 /// Most distinct enforcers kept for sharing (cleared when full).
 const SHARED_MAX: usize = 256;
 /// Most remembered "announced before expiry" marks (cleared when full: worst case a repeat).
@@ -45,6 +45,8 @@ pub struct Policies {
     due: Mutex<BTreeSet<(i64, String)>>,
     due_of: Mutex<HashMap<String, i64>>,
     announced: Mutex<HashSet<(String, String, i64)>>,
+    /// most cached policy IDs (`policy_cache`), 0 = `CACHE_MAX`
+    cache_max: AtomicUsize,
 }
 
 /// Result of a policy command that passed the engine.
@@ -63,6 +65,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Hub {
+    /// Sets how many policies' enforcers stay cached (`policy_cache`, at least 1).
+    pub fn set_policy_cache(&self, max: usize) {
+        self.policies()
+            .cache_max
+            .store(max.max(1), Ordering::Relaxed);
+    }
+
+    fn policy_cache_max(&self) -> usize {
+        match self.policies().cache_max.load(Ordering::Relaxed) {
+            0 => CACHE_MAX,
+            n => n,
+        }
+    }
+
     fn policies(&self) -> &Policies {
         &self.inner.policies
     }
@@ -126,7 +142,7 @@ impl Hub {
         let mut cache = lock(&self.policies().cache);
         if self.policies().generation.load(Ordering::SeqCst) == generation {
             let mut importers = lock(&self.policies().importers);
-            if cache.len() >= CACHE_MAX {
+            if cache.len() >= self.policy_cache_max() {
                 cache.clear();
                 importers.clear();
             }

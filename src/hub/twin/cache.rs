@@ -8,7 +8,7 @@ use crate::search::index::Size;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-/// Bytes (estimated) the cache may hold: ~1,000 small twins.
+/// Bytes (estimated) the cache holds by default (`twin_cache_mib`): ~1,000 small twins.
 pub const BUDGET_BYTES: usize = 4 * 1024 * 1024;
 
 /// A cached twin: its state (tombstones included) and how that state is indexed.
@@ -18,14 +18,43 @@ pub struct Cached {
     pub size: Size,
 }
 
-#[derive(Default)]
 pub struct Twins {
     map: HashMap<String, (Cached, usize)>,
     order: VecDeque<String>,
     bytes: usize,
+    /// most bytes (estimated) held; 0 caches nothing
+    budget: usize,
+}
+
+impl Default for Twins {
+    fn default() -> Self {
+        Twins {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            budget: BUDGET_BYTES,
+        }
+    }
 }
 
 impl Twins {
+    /// Sets the budget (`twin_cache_mib`), evicting the oldest down to it.
+    pub fn set_budget(&mut self, bytes: usize) {
+        self.budget = bytes;
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.bytes > self.budget {
+            let Some(first) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, s)) = self.map.remove(&first) {
+                self.bytes -= s;
+            }
+        }
+    }
+
     pub fn get(&self, id: &str) -> Option<Cached> {
         self.map.get(id).map(|(c, _)| c.clone())
     }
@@ -35,7 +64,7 @@ impl Twins {
         // decoded JSON (order-preserving maps) takes ~12x its text: 3.9 KB for a 335-byte twin
         // with 8 attributes and a feature, counted with a counting allocator
         let size = 64 + id.len() + 12 * encoded;
-        if size > BUDGET_BYTES / 8 {
+        if size > self.budget / 8 {
             // a huge twin would evict everything else: not cached
             self.remove(id);
             return;
@@ -45,14 +74,7 @@ impl Twins {
             None => self.order.push_back(id.to_owned()),
         }
         self.bytes += size;
-        while self.bytes > BUDGET_BYTES {
-            let Some(first) = self.order.pop_front() else {
-                break;
-            };
-            if let Some((_, s)) = self.map.remove(&first) {
-                self.bytes -= s;
-            }
-        }
+        self.evict();
     }
 
     fn remove(&mut self, id: &str) {
@@ -105,5 +127,21 @@ mod tests {
         t.put("n:a", cached(1), BUDGET_BYTES);
         assert!(t.get("n:a").is_none());
         assert_eq!((t.bytes, t.order.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_smaller_budget_evicts_down_to_it_and_zero_caches_nothing() {
+        let mut t = Twins::default();
+        for i in 0..10 {
+            t.put(&format!("n:{i}"), cached(1), 1000);
+        }
+        let each = t.bytes / 10;
+        t.set_budget(each * 3);
+        assert_eq!(t.map.len(), 3, "the three newest stay");
+        assert!(t.get("n:9").is_some() && t.get("n:6").is_none());
+        t.set_budget(0);
+        assert_eq!((t.map.len(), t.bytes), (0, 0));
+        t.put("n:x", cached(1), 10);
+        assert!(t.get("n:x").is_none(), "a zero budget caches nothing");
     }
 }

@@ -39,6 +39,11 @@ pub struct Reply {
 }
 
 impl Hub {
+    /// Sets the twin cache's budget in bytes (`twin_cache_mib`; 0 caches nothing).
+    pub fn set_twin_cache(&self, bytes: usize) {
+        self.twins().set_budget(bytes);
+    }
+
     /// The twin cache (lock order: a leaf, nothing is taken under it).
     fn twins(&self) -> std::sync::MutexGuard<'_, cache::Twins> {
         self.inner.twins.lock().unwrap_or_else(|e| e.into_inner())
