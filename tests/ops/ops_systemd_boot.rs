@@ -40,6 +40,10 @@ mount --rbind /dev "$N/dev"
 mount -t tmpfs tmpfs "$N/dev/shm"
 mount -t tmpfs tmpfs "$N/run"
 mount -t tmpfs tmpfs "$N/tmp"
+# a checkout or target dir below /tmp (a CI clone) is hidden by that tmpfs: bind it back
+for p in "$(dirname "$(dirname "$INSTALL")")" "$(dirname "$BIN")"; do
+  case "$p" in /tmp/*) mkdir -p "$N$p"; mount --bind "$p" "$N$p";; esac
+done
 mkdir -p "$N/etc/edgetwin"
 printf '%s' "$CONFIG" > "$N/etc/edgetwin/edgetwin.toml"
 bash "$INSTALL" --root "$N" --bin "$BIN" >/dev/null
