@@ -7,7 +7,9 @@
 //! without a `request` for the search idle timeout fails with `streaming.subscription.timeout`.
 //! Open subscriptions per session share the search bound.
 
-use super::search::{lock, update, Ctl, Slot, Slots, RULE_3_9, RULE_3_9_DESCRIPTION};
+use super::search::{
+    field_type, lock, target, update, Ctl, Slot, Slots, RULE_3_9, RULE_3_9_DESCRIPTION,
+};
 use crate::error::DittoError;
 use crate::hub::history_stream::{Persisted, PersistedQuery};
 use crate::hub::{Outbound, Requester, SessionHandle};
@@ -78,34 +80,28 @@ fn event(topic: &Topic, action: &str, cid: Option<&str>, value: Value) -> Arc<st
     Arc::from(env.to_text())
 }
 
-fn bad_field(field: &str, expected: &str) -> DittoError {
-    DittoError::json_format(format!(
-        "Value for field </{field}> is not of the expected type {expected}."
-    ))
-}
-
 /// The subscribe payload: revisions, timestamps (ISO-8601) and `filter`.
 fn query(env: &Envelope) -> Result<PersistedQuery, DittoError> {
     let v = match &env.value {
         None | Some(Value::Null) => json!({}),
         Some(v @ Value::Object(_)) => v.clone(),
-        Some(_) => return Err(bad_field("value", "JsonObject")),
+        Some(_) => return Err(field_type("value", "JsonObject")),
     };
     let rev = |k: &str| match v.get(k) {
         None | Some(Value::Null) => Ok(None),
-        Some(n) => n.as_i64().map(Some).ok_or_else(|| bad_field(k, "long")),
+        Some(n) => n.as_i64().map(Some).ok_or_else(|| field_type(k, "long")),
     };
     let ts = |k: &str| match v.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => crate::clock::parse_iso(s)
             .map(Some)
-            .ok_or_else(|| bad_field(k, "ISO-8601 timestamp")),
-        Some(_) => Err(bad_field(k, "String")),
+            .ok_or_else(|| field_type(k, "ISO-8601 timestamp")),
+        Some(_) => Err(field_type(k, "String")),
     };
     let filter = match v.get("filter") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(crate::rql::parse(s).map_err(|e| e.to_ditto())?),
-        Some(_) => return Err(bad_field("filter", "String")),
+        Some(_) => return Err(field_type("filter", "String")),
     };
     Ok(PersistedQuery {
         from_revision: rev("fromHistoricalRevision")?,
@@ -117,23 +113,6 @@ fn query(env: &Envelope) -> Result<PersistedQuery, DittoError> {
 }
 
 /// `subscriptionId` and `demand` of a request / cancel.
-fn target(env: &Envelope) -> Result<(String, i64), DittoError> {
-    let v = env.value.as_ref();
-    let id = match v.and_then(|v| v.get("subscriptionId")) {
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(bad_field("subscriptionId", "String")),
-        None => return Err(DittoError::field_missing("/subscriptionId")),
-    };
-    let demand = match v.and_then(|v| v.get("demand")) {
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_u64().map(|_| i64::MAX))
-            .unwrap_or(0),
-        _ => 0,
-    };
-    Ok((id, demand))
-}
-
 impl Streams {
     /// Handles one inbound envelope whose topic is a streaming topic.
     pub async fn handle(
@@ -181,7 +160,7 @@ impl Streams {
                     .await
             }
             "request" | "cancel" => {
-                let (id, demand) = match target(&env) {
+                let (id, demand) = match target(&env, action == "request") {
                     Ok(x) => x,
                     Err(e) => return reply(err_env(e)).await,
                 };

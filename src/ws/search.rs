@@ -124,7 +124,7 @@ pub(super) fn failed(id: &str, cid: Option<&str>, e: &DittoError) -> Arc<str> {
     )
 }
 
-fn field_type(field: &str, expected: &str) -> DittoError {
+pub(super) fn field_type(field: &str, expected: &str) -> DittoError {
     DittoError::json_format(format!(
         "Value for field </{field}> is not of the expected type {expected}."
     ))
@@ -177,8 +177,9 @@ fn subscribe_params(env: &Envelope) -> Result<Params, DittoError> {
     })
 }
 
-/// `subscriptionId` (and `demand` for requests) of a request/cancel payload.
-fn target(env: &Envelope, with_demand: bool) -> Result<(String, i64), DittoError> {
+/// `subscriptionId` (and `demand` for requests) of a request/cancel payload (search and
+/// persisted-event streams: Ditto's reactive-streams protocol reads both alike).
+pub(super) fn target(env: &Envelope, with_demand: bool) -> Result<(String, i64), DittoError> {
     let v = env.value.as_ref();
     let id = match v.and_then(|v| v.get("subscriptionId")) {
         Some(Value::String(s)) => s.clone(),
