@@ -236,39 +236,22 @@ mod tests {
     use crate::store::{Backend, Entries, Op, SledBackend, Store, StoreError};
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    /// sled, with commits that fail once `fail` is set.
-    struct Failing(SledBackend, Arc<AtomicBool>);
+    /// What a `Failing` backend fails once its flag is set.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fault {
+        Commits,
+        PolicyReads,
+    }
+
+    /// sled, failing `.1` once `.2` is set.
+    struct Failing(SledBackend, Fault, Arc<AtomicBool>);
 
     impl Backend for Failing {
         fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            self.0.get(tree, key)
-        }
-        fn scan(
-            &self,
-            tree: Tree,
-            prefix: &[u8],
-            after: Option<&[u8]>,
-            limit: usize,
-        ) -> Result<Entries, StoreError> {
-            self.0.scan(tree, prefix, after, limit)
-        }
-        fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
-            if self.1.load(Ordering::SeqCst) {
-                return Err(StoreError::new("injected"));
-            }
-            self.0.commit(ops)
-        }
-        fn name(&self) -> &'static str {
-            "failing"
-        }
-    }
-
-    /// sled, with reads of policies that fail once `fail` is set.
-    struct FailingPolicyReads(SledBackend, Arc<AtomicBool>);
-
-    impl Backend for FailingPolicyReads {
-        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            if tree == Tree::Policies && self.1.load(Ordering::SeqCst) {
+            if self.1 == Fault::PolicyReads
+                && tree == Tree::Policies
+                && self.2.load(Ordering::SeqCst)
+            {
                 return Err(StoreError::new("injected read failure"));
             }
             self.0.get(tree, key)
@@ -283,10 +266,13 @@ mod tests {
             self.0.scan(tree, prefix, after, limit)
         }
         fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
+            if self.1 == Fault::Commits && self.2.load(Ordering::SeqCst) {
+                return Err(StoreError::new("injected"));
+            }
             self.0.commit(ops)
         }
         fn name(&self) -> &'static str {
-            "failing-policy-reads"
+            "failing"
         }
     }
 
@@ -295,7 +281,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fail = Arc::new(AtomicBool::new(false));
         let sled = SledBackend::open(dir.path(), 1 << 20).unwrap();
-        let backend = Box::new(FailingPolicyReads(sled, fail.clone()));
+        let backend = Box::new(Failing(sled, Fault::PolicyReads, fail.clone()));
         let store =
             Store::with_backend(backend, dir.path(), &crate::store::Options::default()).unwrap();
         let hub = Hub::new(store.clone());
@@ -339,8 +325,12 @@ mod tests {
             max_pending_ops: 64,
             ..Default::default()
         };
-        let store =
-            Store::with_backend(Box::new(Failing(sled, fail.clone())), dir.path(), &opts).unwrap();
+        let store = Store::with_backend(
+            Box::new(Failing(sled, Fault::Commits, fail.clone())),
+            dir.path(),
+            &opts,
+        )
+        .unwrap();
         let hub = Hub::new(store.clone());
         let who = Requester {
             subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
