@@ -1,7 +1,7 @@
 //! Who may READ a thing, kept in the search index so a count decides visibility without
 //! loading the thing's policy (pure): per policy, a summary of its READ grants on `thing:/`
-//! (`a | policyId 00 01 p`), per thing its policy ID (`a | thingId 00 01 t`, written with the
-//! thing's other entries). Ditto keeps the granted and revoked subjects per path in each thing's
+//! (`a | policyId 00 01 p`), per thing its policy ID (`a | thingId 00 01 t`, empty if it is the
+//! thing's own ID; written with the thing's other entries). Ditto keeps the granted and revoked subjects per path in each thing's
 //! search document (`thingsearch` `EnforcedThingMapper`, `EvaluatedPolicy`); one summary per
 //! policy suffices here: a count asks "READ on the whole thing, nothing, or in between?".
 //!
@@ -31,6 +31,26 @@ pub fn key(id: &str, kind: u8) -> Vec<u8> {
     let mut k = prefix(id);
     k.push(kind);
     k
+}
+
+/// The stored value of a thing's access entry: its policy ID, empty when that is the thing's
+/// own ID (Ditto's default: most twins). No entry for an empty policy ID (a count asks the
+/// enforcer).
+pub fn thing_value(thing: &str, policy: &str) -> Option<Vec<u8>> {
+    match policy {
+        "" => None,
+        p if p == thing => Some(Vec::new()),
+        p => Some(p.as_bytes().to_vec()),
+    }
+}
+
+/// The policy ID of a thing's access entry value (see [`thing_value`]).
+pub fn policy_of<'a>(thing: &'a [u8], value: &'a [u8]) -> &'a [u8] {
+    if value.is_empty() {
+        thing
+    } else {
+        value
+    }
 }
 
 /// What a requester may READ of a thing under a policy, as far as the summary knows.

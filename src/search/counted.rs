@@ -89,7 +89,7 @@ impl ByIndex {
                 _ => {}
             }
         }
-        let Some(pid) = pid else {
+        let Some(pid) = pid.map(|v| access::policy_of(thing.as_bytes(), &v).to_vec()) else {
             return Ok(Verdict::Ask);
         };
         if let Some(v) = self.memo.get(&pid) {

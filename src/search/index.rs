@@ -120,8 +120,9 @@ impl<'a> Builder<'a> {
         }
         if let ("policyId", Value::String(pid)) = (path, v) {
             // who may READ the thing is decided by its policy's summary (`search::access`)
-            let k = access::key(self.id, access::THING);
-            self.out.insert(k, pid.as_bytes().to_vec());
+            if let Some(value) = access::thing_value(self.id, pid) {
+                self.out.insert(access::key(self.id, access::THING), value);
+            }
         }
         match v {
             Value::Object(m) => {
