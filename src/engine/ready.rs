@@ -149,7 +149,11 @@ mod tests {
         let (entries, size) = sized_entries(&r.state);
         assert_eq!(r.size, size);
         let index: Vec<&Op> = r.ops.iter().filter(|o| o.tree == Tree::Index).collect();
-        assert_eq!(index.len(), entries.len() + 1, "every entry of the new twin");
+        assert_eq!(
+            index.len(),
+            entries.len() + 1,
+            "every entry of the new twin"
+        );
         let (pid, policy) = r.policy.as_ref().unwrap();
         assert_eq!(pid, "n:t");
         let policy_op = r.ops.iter().find(|o| o.tree == Tree::Policies).unwrap();

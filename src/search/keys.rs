@@ -207,7 +207,7 @@ pub fn exact_value(enc: &[u8]) -> Option<Value> {
                 !bits
             };
             let f = f64::from_bits(bits);
-            if !(f.abs() < EXACT_F64) {
+            if f.is_nan() || f.abs() >= EXACT_F64 {
                 return None;
             }
             if f.fract() == 0.0 {
