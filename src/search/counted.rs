@@ -22,6 +22,9 @@ const MEMO: usize = 256;
 pub(super) struct ByIndex {
     range: Range,
     segments: Vec<String>,
+    /// `{"a": {"b": <leaf>}}` for the filter's path `a/b`; each candidate's value goes in
+    doc: Value,
+    /// verdicts of policies with another ID than their thing (shared by several things)
     memo: HashMap<Vec<u8>, Verdict>,
 }
 
@@ -38,6 +41,7 @@ impl ByIndex {
             .all(|p| plan::index_path(p) == Some(r.path.as_str()));
         (r.kind == VALUE && same).then(|| ByIndex {
             range: r.clone(),
+            doc: nest(&first.segments, Value::Null),
             segments: first.segments.clone(),
             memo: HashMap::new(),
         })
@@ -62,11 +66,13 @@ impl ByIndex {
             Verdict::Ask => None,
             Verdict::Nothing => Some(false),
             // the READ view is the whole thing, whose only value on the filter's path is this
-            Verdict::All => Some(eval::matches(
-                q,
-                &nest(&self.segments, value),
-                &Env::at(now),
-            )),
+            Verdict::All => match leaf(&mut self.doc, &self.segments) {
+                Some(at) => {
+                    *at = value;
+                    Some(eval::matches(q, &self.doc, &Env::at(now)))
+                }
+                None => None,
+            },
         })
     }
 
@@ -89,31 +95,43 @@ impl ByIndex {
                 _ => {}
             }
         }
-        let Some(pid) = pid.map(|v| access::policy_of(thing.as_bytes(), &v).to_vec()) else {
+        let Some(pid) = pid else {
             return Ok(Verdict::Ask);
         };
-        if let Some(v) = self.memo.get(&pid) {
+        let verdict = |summary: Option<&[u8]>| {
+            summary
+                .and_then(Summary::from_bytes)
+                .map_or(Verdict::Ask, |s| s.verdict(subjects))
+        };
+        let pid = access::policy_of(thing.as_bytes(), &pid);
+        if pid == thing.as_bytes() {
+            // the thing's own policy: read along with its access entry, used once
+            return Ok(verdict(own.as_deref()));
+        }
+        if let Some(v) = self.memo.get(pid) {
             return Ok(*v);
         }
-        let summary = match own.filter(|_| pid == thing.as_bytes()) {
-            Some(s) => Some(s),
-            None => match std::str::from_utf8(&pid) {
-                Ok(p) => store
-                    .get(Tree::Index, &access::key(p, access::POLICY))
-                    .map_err(store_err)?,
-                Err(_) => None,
-            },
+        let summary = match std::str::from_utf8(pid) {
+            Ok(p) => store
+                .get(Tree::Index, &access::key(p, access::POLICY))
+                .map_err(store_err)?,
+            Err(_) => None,
         };
-        let v = summary
-            .as_deref()
-            .and_then(Summary::from_bytes)
-            .map_or(Verdict::Ask, |s| s.verdict(subjects));
+        let v = verdict(summary.as_deref());
         if self.memo.len() >= MEMO {
             self.memo.clear();
         }
-        self.memo.insert(pid, v);
+        self.memo.insert(pid.to_vec(), v);
         Ok(v)
     }
+}
+
+/// The value at `segments` of a document made by [`nest`].
+fn leaf<'d>(mut doc: &'d mut Value, segments: &[String]) -> Option<&'d mut Value> {
+    for s in segments {
+        doc = doc.as_object_mut()?.get_mut(s.as_str())?;
+    }
+    Some(doc)
 }
 
 /// `{"a": {"b": value}}` for segments `a/b`.
