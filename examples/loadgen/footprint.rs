@@ -29,6 +29,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
         .map(Into::into)
         .unwrap_or_else(default_edgetwin_bin);
     let data_base = o.opt("data-base").map(std::path::PathBuf::from);
+    let breakdown: bool = o.get("breakdown", false)?;
     o.check_all_used()?;
     let tmp = TempDir::new(data_base.as_deref(), &format!("fp-{store}-{twins}"))?;
     let data = tmp.0.join("data");
@@ -109,6 +110,9 @@ pub fn run(o: &Opts) -> Result<(), String> {
         disk as f64 / 1048576.0,
         alloc as f64 / 1048576.0
     );
+    if breakdown {
+        crate::breakdown::print(&data, &store, twins, alloc)?;
+    }
     println!(
         "FOOTPRINT label={label} store={store} twins={twins} populate_s={populate_secs:.2} loaded_rss_kib={loaded_kib} listen_ms={:.1} first_ms={:.1} idle_rss_kib={idle} idle_conns={idle_conns} kib_per_conn={per_conn:.1} disk_bytes={disk} disk_alloc_bytes={alloc}",
         listen_ms,
