@@ -138,10 +138,16 @@ impl History {
         }
         if !r.headers.is_empty() {
             let h = serde_json::to_vec(&r.headers).unwrap_or_default();
-            ops.push(Op::put(Tree::History, keys::headers(change.kind, change.id), h));
+            ops.push(Op::put(
+                Tree::History,
+                keys::headers(change.kind, change.id),
+                h,
+            ));
         }
         let mut t = self.tally();
-        let e = t.entry(self.bucket_of(r.timestamp)).or_insert((0, r.timestamp));
+        let e = t
+            .entry(self.bucket_of(r.timestamp))
+            .or_insert((0, r.timestamp));
         e.0 += 1;
         e.1 = e.1.min(r.timestamp);
         drop(t);

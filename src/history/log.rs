@@ -194,7 +194,10 @@ impl History {
         let prev_kept = match rev {
             0 | 1 => false,
             2 => self.materialize(kind, id, ts, &mut ops)?,
-            r => self.store.get(Tree::History, &keys::event(kind, id, r - 1))?.is_some(),
+            r => self
+                .store
+                .get(Tree::History, &keys::event(kind, id, r - 1))?
+                .is_some(),
         };
         let starts_run = !prev_kept;
         if starts_run {

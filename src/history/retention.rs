@@ -75,7 +75,11 @@ impl History {
         let bucket_ms = self.bucket_ms();
         let current_bucket = now - now.rem_euclid(bucket_ms);
         // deferred creations have no time index entry: uncounted here once too old
-        if let Some(op) = self.expire_deferred(cutoff).then(|| self.counts_op()).flatten() {
+        if let Some(op) = self
+            .expire_deferred(cutoff)
+            .then(|| self.counts_op())
+            .flatten()
+        {
             self.store.submit(vec![op]);
         }
         let page = self.scan(keys::TIME_PREFIX, None, STEP)?;
