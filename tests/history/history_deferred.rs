@@ -24,13 +24,14 @@ fn server(dir: &Path) -> Server {
     )
 }
 
-/// Every event of the SSE persisted stream from revision 0, as Ditto Protocol events.
+/// Every event of the SSE persisted stream from revision 0: `_revision` and `_context` (the
+/// Ditto Protocol event).
 async fn sse_events(h: &Http) -> Vec<Value> {
-    let q = format!("/api/2/things/{T}?from-historical-revision=0&fields=_context");
+    let q = format!("/api/2/things/{T}?from-historical-revision=0&fields=_revision,_context");
     let mut sse = h.sse(&q).await.unwrap_or_else(|r| panic!("{}", r.status));
     let mut out = Vec::new();
     while let Some(v) = sse.next_json(crate::common::WAIT).await {
-        out.push(v["_context"].clone());
+        out.push(v);
     }
     out
 }
@@ -90,6 +91,11 @@ async fn rev1(srv: &Server, created: i64) -> Rev1 {
         (404, json!("things:thing.history.notfound")),
         "before the creation"
     );
+    let n = (sse.len(), things.len(), policies.len());
+    assert!(
+        n.0 > 0 && n.1 > 0 && n.2 > 0,
+        "events seen (sse, ws thing, ws policy): {n:?}"
+    );
     Rev1 {
         sse: sse[0].clone(),
         ws_thing: things[0].clone(),
@@ -100,18 +106,17 @@ async fn rev1(srv: &Server, created: i64) -> Rev1 {
 
 fn assert_creation(r: &Rev1) {
     let who: Value = serde_json::from_str(WHO).unwrap();
+    let sse = &r.sse["_context"];
+    assert_eq!(sse["topic"], "def/one/things/twin/events/created", "{r:?}");
+    assert_eq!(r.sse["_revision"], 1, "{r:?}");
     assert_eq!(
-        r.sse["topic"], "def/one/things/twin/events/created",
-        "{r:?}"
-    );
-    assert_eq!(r.sse["revision"], 1, "{r:?}");
-    assert_eq!(
-        r.sse["value"]["attributes"],
+        sse["value"]["attributes"],
         json!({"n": 1, "name": "sensor"})
     );
-    assert_eq!(r.sse["headers"]["historical-headers"], who, "{r:?}");
+    assert_eq!(sse["headers"]["historical-headers"], who, "{r:?}");
     assert_eq!(r.ws_thing["topic"], "def/one/things/twin/events/created");
-    assert_eq!(r.ws_thing["value"], r.sse["value"]);
+    assert_eq!(r.ws_thing["revision"], 1);
+    assert_eq!(r.ws_thing["value"], sse["value"]);
     assert_eq!(r.ws_thing["headers"]["historical-headers"], who);
     assert_eq!(r.ws_policy["topic"], "def/one/policies/events/created");
     assert_eq!(
@@ -179,7 +184,7 @@ fn a_creation_never_changed_is_history_before_and_after_its_first_change() {
         assert_eq!(rev1(&srv, created).await, first, "after the first change");
         at_revision_1(&h, &policy).await;
         let sse = sse_events(&h).await;
-        let revs: Vec<_> = sse.iter().map(|e| e["revision"].clone()).collect();
+        let revs: Vec<_> = sse.iter().map(|e| e["_revision"].clone()).collect();
         assert_eq!(revs, vec![json!(1), json!(2)]);
         assert_eq!(counted_health(&h).await["history"]["events"], 4);
         assert!(srv.terminate().success());
@@ -207,7 +212,7 @@ fn a_thing_deleted_at_revision_2_keeps_its_creation() {
         let (s, v) = get_at(&h, T, "/attributes/n", &[("at-historical-revision", "1")]).await;
         assert_eq!((s, v), (200, json!(1)), "before the deletion");
         let sse = sse_events(&h).await;
-        let topics: Vec<_> = sse.iter().map(|e| e["topic"].clone()).collect();
+        let topics: Vec<_> = sse.iter().map(|e| e["_context"]["topic"].clone()).collect();
         let ev = |a: &str| json!(format!("def/one/things/twin/events/{a}"));
         assert_eq!(topics, vec![ev("created"), ev("deleted"), ev("created")]);
         assert_eq!(
