@@ -1,8 +1,8 @@
 //! The `History` handle: what a change adds to its store unit (its event, a snapshot every
 //! `SNAPSHOT_EVERY` revisions and at the start of a run, the time index entry, the drop of
-//! revisions beyond `max_revisions`; a creation is deferred, `deferred.rs`), plus the counters
-//! `/status/health` shows. Called under
-//! the entity's lock, like the write it belongs to, so its reads see the entity's last write.
+//! revisions beyond `max_revisions`; a creation's event is deferred, `deferred.rs`), plus the
+//! counters `/status/health` shows. Called under the entity's lock, like the write it belongs
+//! to, so its reads see the entity's last write.
 
 use super::config::HistoryConfig;
 use super::keys::{self, Kind};
@@ -178,38 +178,25 @@ impl History {
         if !self.cfg.enabled {
             return Ok(Vec::new());
         }
-        let Change {
-            kind,
-            id,
-            revision: rev,
-            record,
-            state,
-        } = change;
+        let (kind, id, rev) = (change.kind, change.id, change.revision);
+        let ts = change.record.timestamp;
         let mut ops = Vec::with_capacity(3);
         let every = self.every(kind);
-        let ts = record.timestamp;
         // a run of kept revisions starts here: the previous event is not kept (a new entity,
         // or history was off); what is kept of an older run is dropped, it no longer connects.
-        // Revision 1 may be deferred: written now, with the first change after it.
+        // Revision 1 may be deferred (`deferred.rs`): written now, with the change after it.
         let prev_kept = match rev {
             0 | 1 => false,
-            2 => self.materialize(kind, id, ts, &mut ops)?,
-            r => self
-                .store
-                .get(Tree::History, &keys::event(kind, id, r - 1))?
-                .is_some(),
+            2 => self.materialize(kind, id, ts, &mut ops).map_err(err)?,
+            r => {
+                let prev = self.store.get(Tree::History, &keys::event(kind, id, r - 1));
+                prev.map_err(err)?.is_some()
+            }
         };
         let starts_run = !prev_kept;
         if starts_run {
             self.drop_below(kind, id, u64::MAX, &mut ops)?;
         }
-        let change = Change {
-            kind,
-            id,
-            revision: rev,
-            record,
-            state,
-        };
         if self.defer(&change, &mut ops) {
             ops.extend(self.counts_op());
             return Ok(ops);
