@@ -201,9 +201,8 @@ impl History {
         );
         self.account(op_bytes(&event), !counted as i64);
         ops.push(event);
-        if self.first_in_bucket(bucket, kind, id) {
-            ops.push(Op::put(Tree::History, keys::time(bucket, kind, id), []));
-        }
+        // always (an older bucket than the one `first_in_bucket` remembers; a repeat is harmless)
+        ops.push(Op::put(Tree::History, keys::time(bucket, kind, id), []));
         Ok(true)
     }
 

@@ -237,7 +237,7 @@ impl History {
     }
 
     /// True unless `kind id` was indexed in `bucket` already (remembered in memory).
-    pub(super) fn first_in_bucket(&self, bucket: i64, kind: Kind, id: &str) -> bool {
+    fn first_in_bucket(&self, bucket: i64, kind: Kind, id: &str) -> bool {
         let mut g = self.indexed.lock().unwrap_or_else(|e| e.into_inner());
         if g.0 != bucket {
             *g = (bucket, HashSet::new());
