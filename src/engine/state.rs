@@ -79,3 +79,44 @@ impl ThingState {
         format!("\"rev:{}\"", self.revision)
     }
 }
+
+/// What a write done in place replaced (`engine::apply_in_place`): the path written, the value
+/// there before, and the times before, which is all the search index delta needs of the state
+/// before the write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replaced {
+    /// the path written (its parent object existed)
+    pub path: Vec<String>,
+    /// the value at `path` before (`None`: absent)
+    pub old: Option<Value>,
+    /// `modified` before
+    pub modified: i64,
+    /// `created` before
+    pub created: i64,
+}
+
+impl Replaced {
+    /// The state before the write as the search index sees it (thing, times; not its metadata
+    /// or revision), rebuilt from the state after it: a copy, for the rare write whose index
+    /// delta needs the whole old state.
+    pub fn index_view_before(&self, after: &ThingState) -> ThingState {
+        let mut before = after.clone();
+        before.modified = self.modified;
+        before.created = self.created;
+        if let Some((last, parents)) = self.path.split_last() {
+            if let Some(Value::Object(p)) =
+                crate::model::pointer::get_mut(&mut before.thing, parents)
+            {
+                match &self.old {
+                    Some(o) => {
+                        p.insert(last.clone(), o.clone());
+                    }
+                    None => {
+                        p.shift_remove(last);
+                    }
+                }
+            }
+        }
+        before
+    }
+}
