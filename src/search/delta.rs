@@ -6,7 +6,9 @@
 use super::index::{delta, sized_entries, Builder, Entries, Size, FEATURE_PARTS, MAX_ENTRIES};
 use crate::engine::state::{Replaced, ThingState};
 use crate::model::pointer;
-use crate::store::Op;
+use super::keys;
+use crate::clock::format_millis;
+use crate::store::{Op, Tree};
 use serde_json::{Map, Value};
 
 /// Things with more entries than this take the full path (the overflow bound must be exact).
@@ -74,14 +76,8 @@ fn scoped_replaced(new: &ThingState, n: usize, r: &Replaced) -> Option<(Vec<Op>,
         count: n,
         unsure: false,
     };
-    for (field, a, b) in [
-        ("_created", r.created, new.created),
-        ("_modified", r.modified, new.modified),
-    ] {
-        if a != b {
-            d.rebuild(Some(a), Some(b), |bld, t| bld.stamp(field, *t));
-        }
-    }
+    d.stamp("_created", r.created, new.created);
+    d.stamp("_modified", r.modified, new.modified);
     // every ancestor is an object before and after, so `scoped` would walk down to here
     d.node(
         &r.path.join("/"),
@@ -114,14 +110,8 @@ fn scoped(old: &ThingState, n: usize, new: &ThingState) -> Option<(Vec<Op>, Size
     for field in ["policyId", "definition"] {
         d.node(field, o.get(field), w.get(field));
     }
-    for (field, a, b) in [
-        ("_created", old.created, new.created),
-        ("_modified", old.modified, new.modified),
-    ] {
-        if a != b {
-            d.rebuild(Some(a), Some(b), |bld, t| bld.stamp(field, *t));
-        }
-    }
+    d.stamp("_created", old.created, new.created);
+    d.stamp("_modified", old.modified, new.modified);
     let (oa, wa) = (object(o, "attributes"), object(w, "attributes"));
     for k in union(oa, wa) {
         d.node(&format!("attributes/{k}"), oa.get(k), wa.get(k));
@@ -160,6 +150,20 @@ impl Diff<'_> {
             return;
         }
         self.rebuild(old, new, |b, v| b.feature(fid, v));
+    }
+
+    /// A time stamp (`Builder::stamp`: one value entry, never an overflow) changed from `old`
+    /// to `new`: what `rebuild` gives, without building two entry maps (every write does it).
+    fn stamp(&mut self, field: &str, old: i64, new: i64) {
+        if old == new {
+            return;
+        }
+        let key = |t| keys::value_key(field, &Value::String(format_millis(t)), self.id);
+        let (o, w) = (key(old), key(new));
+        if o != w {
+            self.ops.push(Op::delete(Tree::Index, o));
+            self.ops.push(Op::put(Tree::Index, w, vec![0]));
+        }
     }
 
     /// Replaces the entries `build` makes of `old` by those it makes of `new`.
