@@ -4,10 +4,10 @@
 //! entries(new))` (tested against it on random twins); falls back to it when it cannot be sure.
 
 use super::index::{delta, sized_entries, Builder, Entries, Size, FEATURE_PARTS, MAX_ENTRIES};
-use crate::engine::state::{Replaced, ThingState};
-use crate::model::pointer;
 use super::keys;
 use crate::clock::format_millis;
+use crate::engine::state::{Replaced, ThingState};
+use crate::model::pointer;
 use crate::store::{Op, Tree};
 use serde_json::{Map, Value};
 

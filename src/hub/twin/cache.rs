@@ -85,9 +85,16 @@ impl Twins {
             self.remove(id);
             return;
         }
-        match self.map.insert(id.to_owned(), (Some(c), size)) {
-            Some((_, old)) => self.bytes -= old,
-            None => self.order.push_back(id.to_owned()),
+        // a rewritten twin keeps its key (no new String per write)
+        match self.map.get_mut(id) {
+            Some(slot) => {
+                self.bytes -= slot.1;
+                *slot = (Some(c), size);
+            }
+            None => {
+                self.map.insert(id.to_owned(), (Some(c), size));
+                self.order.push_back(id.to_owned());
+            }
         }
         self.bytes += size;
         self.evict();
