@@ -440,6 +440,48 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_write_leaves_the_cached_twin_cached_and_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::store::BackendKind::Redb, dir.path(), 1 << 20).unwrap();
+        let hub = Hub::new(store);
+        let who = Requester {
+            subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
+            origin: None,
+        };
+        let run = |text: &str| {
+            smol::block_on(hub.twin_command(&who, &command(text), Durability::Interval))
+        };
+        run(r#"{"topic":"n/t/things/twin/commands/create","headers":{},"path":"/","value":{"attributes":{"a":1}}}"#).unwrap();
+        let done = run(r#"{"topic":"n/t/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":2}"#).unwrap();
+        assert_eq!(done.outcome.status, 204);
+        let before = hub
+            .cached_twin("n:t")
+            .expect("cached after the write")
+            .state;
+        // refused in place (a wrong if-match), and by the engine after writing in (too large)
+        let refused = [
+            r#"{"topic":"n/t/things/twin/commands/modify","headers":{"if-match":"\"rev:9\""},"path":"/attributes/a","value":3}"#.to_owned(),
+            format!(r#"{{"topic":"n/t/things/twin/commands/modify","headers":{{}},"path":"/attributes/b","value":"{}"}}"#, "x".repeat(engine::MAX_THING_BYTES)),
+        ];
+        for text in &refused {
+            assert!(run(text).is_err());
+            let now = hub.cached_twin("n:t").expect("still cached");
+            assert_eq!(now.state, before, "unchanged");
+        }
+        let done = run(r#"{"topic":"n/t/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":4}"#).unwrap();
+        assert_eq!(
+            done.outcome.state.map(|s| s.revision),
+            None,
+            "taken by ready"
+        );
+        let after = hub.load_thing("n:t").unwrap().unwrap();
+        assert_eq!(
+            (after.revision, &after.thing["attributes"]),
+            (3, &serde_json::json!({"a": 4}))
+        );
+    }
+
+    #[test]
     fn the_change_hook_sees_the_change_it_is_told_of() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(crate::store::BackendKind::Sled, dir.path(), 1 << 20).unwrap();
