@@ -214,6 +214,8 @@ pub fn apply(
 /// (`Err`): the caller then runs `apply`, which answers it. When this succeeds, `apply` on
 /// the same state succeeds with the same outcome (tested on the conformance corpus and on
 /// random writes).
+// the `Err` is the caller's own state handed back (moved): see `write::modify_in_place`
+#[allow(clippy::result_large_err)]
 pub fn apply_in_place(
     current: ThingState,
     cmd: &ThingCommand,

@@ -68,7 +68,7 @@ fn finish(
     cmd: &ThingCommand,
     ctx: &Ctx,
 ) -> Result<Outcome, DittoError> {
-    finish_or_back(prev, change, cmd, ctx).map_err(|(e, _)| e)
+    finish_or_back(prev, change, cmd, ctx).map_err(|b| b.0)
 }
 
 /// `finish`, giving the changed thing back with the error (an in-place write undoes itself).
@@ -77,7 +77,7 @@ fn finish_or_back(
     change: Change,
     cmd: &ThingCommand,
     ctx: &Ctx,
-) -> Result<Outcome, (DittoError, Value)> {
+) -> Result<Outcome, Box<(DittoError, Value)>> {
     let Change {
         thing,
         created,
@@ -93,7 +93,7 @@ fn finish_or_back(
     let (metadata, event_metadata) =
         match super::metadata::after_write(base, cmd, action, event_value.as_ref()) {
             Ok(m) => m,
-            Err(e) => return Err((e, thing)),
+            Err(e) => return Err(Box::new((e, thing))),
         };
     let revision = prev.map(|p| p.revision).unwrap_or(0) + 1;
     let state = ThingState {
@@ -106,10 +106,11 @@ fn finish_or_back(
     };
     let bytes = state.to_bytes();
     if bytes.len() > MAX_THING_BYTES {
-        return Err((errors::too_large(bytes.len(), MAX_THING_BYTES), state.thing));
+        let e = errors::too_large(bytes.len(), MAX_THING_BYTES);
+        return Err(Box::new((e, state.thing)));
     }
     if let Err(e) = check_depth(prev, &bytes) {
-        return Err((e, state.thing));
+        return Err(Box::new((e, state.thing)));
     }
     let etag = if action == EventAction::Deleted {
         None
@@ -361,6 +362,9 @@ pub fn modify(
 /// `modify` written into `state` instead of a copy, for a path the index delta can follow
 /// (`search::delta::in_place_path`) whose parent object exists: the outcome and what the write
 /// replaced. Anything else, or a refusal, gives `state` back unchanged.
+// the `Err` is the caller's own state handed back (moved, never copied); boxing it would cost
+// an allocation per command that is not written in place
+#[allow(clippy::result_large_err)]
 pub(super) fn modify_in_place(
     mut state: ThingState,
     cmd: &ThingCommand,
@@ -407,7 +411,8 @@ pub(super) fn modify_in_place(
                 created: state.created,
             },
         )),
-        Err((_, mut thing)) => {
+        Err(back) => {
+            let mut thing = back.1;
             if let Some(p) = pointer::get_mut(&mut thing, parents).and_then(Value::as_object_mut) {
                 match old {
                     Some(o) => {
