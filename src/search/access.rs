@@ -1,7 +1,8 @@
 //! Who may READ a thing, kept in the search index so a count decides visibility without
 //! loading the thing's policy (pure): per policy, a summary of its READ grants on `thing:/`
-//! (`a | policyId 00 01 p`), per thing its policy ID (`a | thingId 00 01 t`, empty if it is the
-//! thing's own ID; written with the thing's other entries). Ditto keeps the granted and revoked subjects per path in each thing's
+//! (`a | policyId 00 01 p`), per thing its policy ID (`a | thingId 00 01 t`, written with the
+//! thing's other entries; no entry when it is the thing's own ID, Ditto's default, which saves
+//! an index entry per twin). Ditto keeps the granted and revoked subjects per path in each thing's
 //! search document (`thingsearch` `EnforcedThingMapper`, `EvaluatedPolicy`); one summary per
 //! policy suffices here: a count asks "READ on the whole thing, nothing, or in between?".
 //!
@@ -33,24 +34,16 @@ pub fn key(id: &str, kind: u8) -> Vec<u8> {
     k
 }
 
-/// The stored value of a thing's access entry: its policy ID, empty when that is the thing's
-/// own ID (Ditto's default: most twins). No entry for an empty policy ID (a count asks the
-/// enforcer).
+/// The stored value of a thing's access entry: its policy ID; `None` (no entry) when that is
+/// the thing's own ID (Ditto's default: most twins). An empty policy ID is stored as it is (no
+/// policy has it: a count asks the enforcer).
 pub fn thing_value(thing: &str, policy: &str) -> Option<Vec<u8>> {
-    match policy {
-        "" => None,
-        p if p == thing => Some(Vec::new()),
-        p => Some(p.as_bytes().to_vec()),
-    }
+    (policy != thing).then(|| policy.as_bytes().to_vec())
 }
 
-/// The policy ID of a thing's access entry value (see [`thing_value`]).
-pub fn policy_of<'a>(thing: &'a [u8], value: &'a [u8]) -> &'a [u8] {
-    if value.is_empty() {
-        thing
-    } else {
-        value
-    }
+/// The policy ID of a thing whose access entry holds `value` (see [`thing_value`]).
+pub fn policy_of<'a>(thing: &'a [u8], value: Option<&'a [u8]>) -> &'a [u8] {
+    value.unwrap_or(thing)
 }
 
 /// What a requester may READ of a thing under a policy, as far as the summary knows.

@@ -202,14 +202,11 @@ fn summary_agrees_with_the_enforcer_on_random_policies() {
 }
 
 #[test]
-fn a_things_own_policy_id_is_stored_empty() {
-    assert_eq!(thing_value("n:t", "n:t"), Some(Vec::new()));
+fn a_things_own_policy_id_has_no_entry() {
+    assert_eq!(thing_value("n:t", "n:t"), None, "Ditto's default: no entry");
     assert_eq!(thing_value("n:t", "n:p"), Some(b"n:p".to_vec()));
-    assert_eq!(
-        thing_value("n:t", ""),
-        None,
-        "no entry: the enforcer decides"
-    );
-    assert_eq!(policy_of(b"n:t", b""), b"n:t");
-    assert_eq!(policy_of(b"n:t", b"n:p"), b"n:p");
+    assert_eq!(thing_value("n:t", ""), Some(Vec::new()), "no policy has it");
+    assert_eq!(policy_of(b"n:t", None), b"n:t");
+    assert_eq!(policy_of(b"n:t", Some(b"n:p")), b"n:p");
+    assert_eq!(policy_of(b"n:t", Some(b"")), b"");
 }

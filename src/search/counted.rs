@@ -76,8 +76,9 @@ impl ByIndex {
         })
     }
 
-    /// The verdict of the thing's policy: the thing's access entry, then (unless the policy has
-    /// the thing's ID and came along) the policy's summary.
+    /// The verdict of the thing's policy: the thing's access entry (none: the policy has the
+    /// thing's ID), then the policy's summary (found by the same scan when it has the thing's
+    /// ID).
     fn verdict(
         &mut self,
         store: &Store,
@@ -95,15 +96,12 @@ impl ByIndex {
                 _ => {}
             }
         }
-        let Some(pid) = pid else {
-            return Ok(Verdict::Ask);
-        };
         let verdict = |summary: Option<&[u8]>| {
             summary
                 .and_then(Summary::from_bytes)
                 .map_or(Verdict::Ask, |s| s.verdict(subjects))
         };
-        let pid = access::policy_of(thing.as_bytes(), &pid);
+        let pid = access::policy_of(thing.as_bytes(), pid.as_deref());
         if pid == thing.as_bytes() {
             // the thing's own policy: read along with its access entry, used once
             return Ok(verdict(own.as_deref()));
