@@ -203,7 +203,12 @@ fn main() {
             let s = spec(&filter(r), options);
             let mut q = Searcher::new(&hub, &who, now, None);
             let res = if count {
-                q.count(&s).expect("count").to_string()
+                let n = q.count(&s).expect("count");
+                // candidates decided from the index alone (search::counted): not loaded
+                match q.decided_by_index {
+                    0 => n.to_string(),
+                    d => format!("{n} ({d} decided by the index)"),
+                }
             } else {
                 let p = q
                     .page(&s, None, parse_options(options).unwrap().page_size())

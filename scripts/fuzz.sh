@@ -16,7 +16,7 @@ secs="${1:-600}"
 shift || true
 all=(topic envelope headers pointer control message_path policy_path ids twin_command
   policy_command merge rql search_options fields cursor mqtt_inbound mqtt_mapping config
-  http_request cloudevents backup_file stored_value)
+  http_request cloudevents backup_file stored_value read_summary)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then targets=("${all[@]}"); fi
 jobs="${JOBS:-$(nproc)}"

@@ -166,14 +166,23 @@ mod tests {
         assert_eq!(r.durability, Durability::Waited);
         assert_eq!(r.ops[0].key, b"n:t");
         assert_eq!(r.ops[0].value, bytes);
-        assert_eq!(trees(&r), [Tree::Things, Tree::Index, Tree::Policies]);
+        // the policy's READ summary (search::access) goes to the index with the policy
+        assert_eq!(
+            trees(&r),
+            [Tree::Things, Tree::Index, Tree::Policies, Tree::Index]
+        );
         let (entries, size) = sized_entries(&r.state);
         assert_eq!(r.size, size);
         let index: Vec<&Op> = r.ops.iter().filter(|o| o.tree == Tree::Index).collect();
-        assert_eq!(index.len(), entries.len(), "every entry of the new twin");
+        assert_eq!(
+            index.len(),
+            entries.len() + 1,
+            "every entry of the new twin"
+        );
         let (pid, policy) = r.policy.as_ref().unwrap();
         assert_eq!(pid, "n:t");
-        let stored = PolicyState::from_bytes(r.ops.last().unwrap().value.as_ref().unwrap());
+        let policy_op = r.ops.iter().find(|o| o.tree == Tree::Policies).unwrap();
+        let stored = PolicyState::from_bytes(policy_op.value.as_ref().unwrap());
         assert_eq!(stored.map(|s| s.policy), Some(policy.clone()));
         assert!(
             r.event.is_some() && o.state.is_none() && o.event.is_none() && o.bytes.is_none(),

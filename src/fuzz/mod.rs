@@ -6,6 +6,7 @@
 mod driver;
 mod edge;
 mod protocol;
+mod search;
 mod store;
 mod twin;
 
@@ -335,6 +336,24 @@ const CE_DICT: &[&str] = &[
     "\"data\":",
     "\n\n",
 ];
+const POLICY_DICT: &[&str] = &[
+    "{\"subjects\":{\"u:a\":{\"type\":\"t\"}},\"resources\":{",
+    "\"thing:/\":",
+    "\"thing:/attributes\":",
+    "\"thing:/features/f\":",
+    "\"policy:/\":",
+    "{\"grant\":[\"READ\"],\"revoke\":[]}",
+    "{\"grant\":[],\"revoke\":[\"READ\"]}",
+    "\"READ\"",
+    "\"WRITE\"",
+    "\"u:b\":{\"type\":\"t\"}",
+    "\"expiry\":\"2099-01-01T00:00:00Z\"",
+    "\"namespaces\":[\"ns\"]",
+    "\"imports\":{\"ns:p\":{}}",
+    "{",
+    "}",
+    ",",
+];
 
 /// Every target.
 pub fn targets() -> Vec<Target> {
@@ -361,6 +380,7 @@ pub fn targets() -> Vec<Target> {
         target!("cloudevents", edge::cloudevents, Own, CE_DICT),
         target!("backup_file", store::backup_file, Own, &[]),
         target!("stored_value", store::stored_value, Values, JSON_DICT),
+        target!("read_summary", search::read_summary, Values, POLICY_DICT),
     ]
 }
 
@@ -444,6 +464,10 @@ fn own_seeds(name: &str) -> &'static [&'static str] {
             "content-type: application/cloudevents+json\n\n{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"t\",\"dataschema\":\"ditto:x\",\"datacontenttype\":\"application/json\",\"data\":{\"topic\":\"ns/a/things/twin/commands/retrieve\",\"headers\":{},\"path\":\"/\"}}",
         ],
         "backup_file" => &["", "\u{0}\u{10}\u{0}X", "\u{1}\u{40}\u{0}", "\u{2}x"],
+        "read_summary" => &[
+            r#"{"owner":{"subjects":{"u:a":{"type":"t"}},"resources":{"thing:/":{"grant":["READ","WRITE"],"revoke":[]}}},"cut":{"subjects":{"u:b":{"type":"t"},"u:a":{"type":"t"}},"resources":{"thing:/attributes/x":{"grant":[],"revoke":["READ"]}}}}"#,
+            r#"{"policyId":"ns:p","entries":{"e":{"subjects":{"u:a":{"type":"t"}},"resources":{"thing:/features":{"grant":["READ"],"revoke":[]},"thing:/":{"grant":["READ"],"revoke":["READ"]}}}}}"#,
+        ],
         "stored_value" => &["{\"t\":{\"thingId\":\"a:b\"},\"r\":1,\"c\":17,\"m\":17}", "\u{5}\u{50}{\"t\":", "\u{14}\u{30}{\"t\u{7}\u{0}\u{23}\u{0}\u{0}", "\u{0}{}", "\u{2}"],
         "http_request" => &["GET /api/2/things/ns:a/attributes/x?fields=a,b&timeout=5s\nif-match: \"rev:1\"", "PUT /api/2/things/ns:a/features/f/properties/p?requested-acks=twin-persisted\nput-metadata: [{\"key\":\"/d\",\"value\":1}]", "GET /api/2/search/things?filter=eq(attributes/a,1)&option=sort(-thingId),size(3)&namespaces=ns", "POST /api/2/things/ns:a/inbox/messages/ask?timeout=0", "DELETE /api/2/policies/ns:p/entries/DEFAULT/resources/thing:/a", "GET /api/2/things?ids=ns:a,ns:b&fields=thingId"],
         _ => &[],

@@ -112,6 +112,7 @@ fuzz_tests!(
     cloudevents,
     backup_file,
     stored_value,
+    read_summary,
 );
 
 #[test]

@@ -1,6 +1,7 @@
-//! The whole store write of one policy change as data: the policy (or its deletion) and its
-//! marker in the persisted expiry index (`expiry_index`), one atomic unit. The hub submits it
-//! as it is; policy commands, the expiry timer and a policy created with its thing all use it.
+//! The whole store write of one policy change as data: the policy (or its deletion), its
+//! marker in the persisted expiry index (`expiry_index`) and its READ summary in the search
+//! index (`search::access`, when it changes), one atomic unit. The hub submits it as it is;
+//! policy commands, the expiry timer and a policy created with its thing all use it.
 
 use super::expiry::has_expiring;
 use super::{expiry_index, PolicyState};
@@ -17,6 +18,11 @@ pub fn write_ops(id: &str, before: Option<&Value>, after: Option<&PolicyState>) 
     }];
     let was = before.is_some_and(has_expiring);
     ops.extend(expiry_index::marker_op(id, was, after.map(|s| &s.policy)));
+    ops.extend(crate::search::access::policy_op(
+        id,
+        before,
+        after.map(|s| &s.policy),
+    ));
     ops
 }
 
@@ -38,7 +44,8 @@ mod tests {
     fn the_policy_and_its_expiry_marker_in_one_write() {
         let with = PolicyState::new(policy(true), 5);
         let ops = write_ops("n:p", None, Some(&with));
-        assert_eq!(ops.len(), 2);
+        assert_eq!(ops.len(), 3, "policy, expiry marker, search summary");
+        assert_eq!(ops[2].key, crate::search::access::key("n:p", b'p'));
         assert_eq!(
             (ops[0].tree, &ops[0].key[..]),
             (Tree::Policies, &b"n:p"[..])
@@ -48,7 +55,7 @@ mod tests {
         assert!(ops[1].value.is_some(), "marked");
         let without = PolicyState::new(policy(false), 6);
         let ops = write_ops("n:p", Some(&with.policy), Some(&without));
-        assert_eq!(ops.len(), 2);
+        assert_eq!(ops.len(), 3, "the summary is no longer fine-grained");
         assert_eq!(ops[1].value, None, "unmarked: it had expiring subjects");
         assert_eq!(
             write_ops("n:p", Some(&without.policy), Some(&without)).len(),
@@ -56,9 +63,9 @@ mod tests {
         );
         let ops = write_ops("n:p", Some(&with.policy), None);
         assert_eq!(
-            (ops[0].value.as_ref(), ops.len()),
-            (None, 2),
-            "deleted, unmarked"
+            (ops[0].value.as_ref(), ops.len(), ops[2].value.as_ref()),
+            (None, 3, None),
+            "deleted, unmarked, no summary"
         );
     }
 }

@@ -5,12 +5,14 @@
 //! and `features/*/{properties,desiredProperties,definition}` (array elements included, marked
 //! multi-valued) as a value entry, every object/array node there and `features/<id>` as an
 //! existence entry (a scalar's existence is its value entry), plus `policyId`, `definition`,
-//! `_created`, `_modified` (`_revision` changes with every write and is not indexed).
+//! `_created`, `_modified` (`_revision` changes with every write and is not indexed), and the
+//! thing's policy ID under `search::access` (a count decides visibility from it).
 //!
 //! Bound: a thing yields at most [`MAX_ENTRIES`] entries and no path longer than
 //! [`MAX_PATH_BYTES`]; a thing beyond that is stored as one overflow marker instead (no other
 //! entries) and every index-driven query considers it as a candidate, so results stay exact.
 
+use super::access;
 use super::keys::{self, EXISTS, FLAG_MULTI, MULTI};
 use crate::engine::state::ThingState;
 use crate::store::{Op, Tree};
@@ -115,6 +117,12 @@ impl<'a> Builder<'a> {
     pub(super) fn walk(&mut self, path: &str, v: &Value, multi: bool) {
         if self.overflow {
             return;
+        }
+        if let ("policyId", Value::String(pid)) = (path, v) {
+            // who may READ the thing is decided by its policy's summary (`search::access`)
+            if let Some(value) = access::thing_value(self.id, pid) {
+                self.out.insert(access::key(self.id, access::THING), value);
+            }
         }
         match v {
             Value::Object(m) => {
@@ -289,7 +297,11 @@ mod tests {
             "n:t"
         )));
         assert!(!has(&keys::path_key(EXISTS, "features/f/other", "n:t")));
-        assert_eq!(e.len(), 16, "{:#?}", readable(&e));
+        assert!(
+            has(&crate::search::access::key("n:t", b't')),
+            "the policy ID"
+        );
+        assert_eq!(e.len(), 17, "{:#?}", readable(&e));
     }
 
     #[test]

@@ -191,6 +191,48 @@ pub fn value_len(b: &[u8]) -> Option<usize> {
     }
 }
 
+/// The JSON value of a value encoding, if the encoding identifies it exactly: numbers below
+/// 2^53 (an integral one as an integer: the evaluator compares 7 and 7.0 alike), strings shorter
+/// than [`MAX_STR_BYTES`] (a longer one may have been cut), `null`, booleans.
+pub fn exact_value(enc: &[u8]) -> Option<Value> {
+    let (&tag, rest) = enc.split_first()?;
+    match tag {
+        TAG_NULL if rest.is_empty() => Some(Value::Null),
+        TAG_BOOL if rest.len() == 1 => Some(Value::Bool(rest[0] == 1)),
+        TAG_NUM => {
+            let bits = u64::from_be_bytes(rest.try_into().ok()?);
+            let bits = if bits >> 63 == 1 {
+                bits & !(1 << 63)
+            } else {
+                !bits
+            };
+            let f = f64::from_bits(bits);
+            if f.is_nan() || f.abs() >= EXACT_F64 {
+                return None;
+            }
+            if f.fract() == 0.0 {
+                Some(Value::from(f as i64))
+            } else {
+                Number::from_f64(f).map(Value::Number)
+            }
+        }
+        TAG_STR => {
+            let body = rest.strip_suffix(&[0, 1])?;
+            let mut raw = Vec::with_capacity(body.len());
+            let mut i = 0;
+            while i < body.len() {
+                raw.push(body[i]);
+                i += if body[i] == 0 { 2 } else { 1 };
+            }
+            if raw.len() >= MAX_STR_BYTES {
+                return None;
+            }
+            String::from_utf8(raw).ok().map(Value::String)
+        }
+        _ => None,
+    }
+}
+
 /// Splits the part of a value key after its path prefix into (value encoding, thingId).
 pub fn split_value(rest: &[u8]) -> Option<(&[u8], &str)> {
     let n = value_len(rest)?;
@@ -263,6 +305,42 @@ mod tests {
         assert_eq!(out, enc(json!(long[..MAX_STR_BYTES])));
         assert!(enc(json!("ab")).starts_with(&str_prefix("a")));
         assert!(!enc(json!("b")).starts_with(&str_prefix("a")));
+    }
+
+    #[test]
+    fn exact_values_decode_back() {
+        for v in [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(-7),
+            json!(7),
+            json!(-0.5),
+            json!(1e-300),
+            json!(9_007_199_254_740_991i64),
+            json!(""),
+            json!("a\0b\0"),
+            json!("é"),
+            json!("x".repeat(MAX_STR_BYTES - 1)),
+        ] {
+            assert_eq!(exact_value(&value_bytes(&v)), Some(v.clone()), "{v}");
+        }
+        // 7.0 decodes as 7 (equal for the evaluator); these are not exact
+        assert_eq!(exact_value(&value_bytes(&json!(7.0))), Some(json!(7)));
+        for v in [
+            json!(9_007_199_254_740_992u64),
+            json!(u64::MAX),
+            json!(1e300),
+            json!("x".repeat(MAX_STR_BYTES)),
+            json!("x".repeat(MAX_STR_BYTES + 1)),
+            json!({}),
+            json!([]),
+        ] {
+            assert_eq!(exact_value(&value_bytes(&v)), None, "{v}");
+        }
+        assert_eq!(exact_value(&[]), None);
+        assert_eq!(exact_value(&[TAG_NUM, 1, 2]), None);
     }
 
     #[test]

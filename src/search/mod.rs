@@ -5,7 +5,9 @@
 //! (`exec`, `scan`) and the startup rebuild (`rebuild`). Its one entry is `Hub::search`
 //! (`hub::search`); bindings: `http::search`, `http::search_sse`, `ws::search`.
 
+pub mod access;
 pub mod choose;
+mod counted;
 pub mod cursor;
 pub mod delta;
 mod enforcers;

@@ -1,10 +1,14 @@
 //! The startup check of the search index: `Tree::Meta` holds the index format version; when it
 //! is missing (a data dir from before search, or a crash during a rebuild) or old, the index is
 //! dropped and rebuilt from `Tree::Things` in bounded chunks, each made durable before the next,
-//! and the version is written last. Runs before the server accepts requests.
+//! and the version is written last. The access part (`search::access`: each thing's policy ID,
+//! each policy's READ summary) has its own version, so a data dir of an index without it (the
+//! index of an older version) gets only that part built. Runs before the server accepts requests.
 
+use super::access::{self, Summary};
 use super::index::entries;
 use crate::engine::ThingState;
+use crate::policy::PolicyState;
 use crate::store::{Op, Store, StoreError, Tree};
 use std::time::Instant;
 
@@ -12,6 +16,10 @@ use std::time::Instant;
 pub const VERSION_KEY: &[u8] = b"search.index.version";
 /// The current index format version (bump when the key layout or the indexed set changes).
 pub const VERSION: &[u8] = b"1";
+/// Key of the access part's version in `Tree::Meta`.
+pub const ACCESS_VERSION_KEY: &[u8] = b"search.access.version";
+/// The current version of the access part.
+pub const ACCESS_VERSION: &[u8] = b"1";
 /// Key+value bytes per durable chunk while rebuilding. Bounds memory, and stays below the
 /// size at which sled 0.34 turns a batch into a blob file (~128 KiB): measured, bigger batches
 /// make sled's resident memory grow with everything written (2048 ops of ~80 B: +1 GiB for
@@ -25,6 +33,8 @@ const SCAN: usize = 512;
 pub struct RebuildStats {
     /// live things indexed
     pub things: u64,
+    /// policies summarized
+    pub policies: u64,
     /// index entries written
     pub entries: u64,
     /// stale entries removed first
@@ -60,10 +70,21 @@ impl Chunk {
     }
 }
 
-/// Rebuilds unless the stored version is current; `Some(stats)` if it rebuilt.
+/// Rebuilds unless the stored version is current (or builds the access part alone, if only it
+/// is missing or old); `Some(stats)` if it wrote anything.
 pub fn ensure_index(store: &Store) -> Result<Option<RebuildStats>, StoreError> {
     if store.get(Tree::Meta, VERSION_KEY)?.as_deref() == Some(VERSION) {
-        return Ok(None);
+        if store.get(Tree::Meta, ACCESS_VERSION_KEY)?.as_deref() == Some(ACCESS_VERSION) {
+            return Ok(None);
+        }
+        let stats = rebuild_access(store)?;
+        tracing::info!(
+            things = stats.things,
+            policies = stats.policies,
+            millis = stats.millis,
+            "search index: access part built"
+        );
+        return Ok(Some(stats));
     }
     let stats = rebuild(store)?;
     tracing::info!(
@@ -82,17 +103,9 @@ pub fn rebuild(store: &Store) -> Result<RebuildStats, StoreError> {
     let mut stats = RebuildStats::default();
     let mut chunk = Chunk::default();
     chunk.push(store, Op::delete(Tree::Meta, VERSION_KEY))?;
+    chunk.push(store, Op::delete(Tree::Meta, ACCESS_VERSION_KEY))?;
     chunk.flush(store)?;
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let batch = store.scan(Tree::Index, b"", after.as_deref(), SCAN)?;
-        let Some((last, _)) = batch.last() else { break };
-        after = Some(last.clone());
-        for (k, _) in batch {
-            chunk.push(store, Op::delete(Tree::Index, k))?;
-            stats.removed += 1;
-        }
-    }
+    stats.removed = clear(store, &mut chunk, b"")?;
     let mut after: Option<Vec<u8>> = None;
     loop {
         let batch = store.scan(Tree::Things, b"", after.as_deref(), SCAN)?;
@@ -113,8 +126,90 @@ pub fn rebuild(store: &Store) -> Result<RebuildStats, StoreError> {
             }
         }
     }
+    stats.policies = summarize_policies(store, &mut chunk)?;
     chunk.flush(store)?;
     chunk.push(store, Op::put(Tree::Meta, VERSION_KEY, VERSION))?;
+    chunk.push(
+        store,
+        Op::put(Tree::Meta, ACCESS_VERSION_KEY, ACCESS_VERSION),
+    )?;
+    chunk.flush(store)?;
+    stats.millis = started.elapsed().as_millis() as u64;
+    Ok(stats)
+}
+
+/// Deletes every index entry under `prefix`; returns how many.
+fn clear(store: &Store, chunk: &mut Chunk, prefix: &[u8]) -> Result<u64, StoreError> {
+    let mut removed = 0;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let batch = store.scan(Tree::Index, prefix, after.as_deref(), SCAN)?;
+        let Some((last, _)) = batch.last() else { break };
+        after = Some(last.clone());
+        for (k, _) in batch {
+            chunk.push(store, Op::delete(Tree::Index, k))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Puts the READ summary of every stored policy.
+fn summarize_policies(store: &Store, chunk: &mut Chunk) -> Result<u64, StoreError> {
+    let mut n = 0;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let batch = store.scan(Tree::Policies, b"", after.as_deref(), SCAN)?;
+        let Some((last, _)) = batch.last() else { break };
+        after = Some(last.clone());
+        for (k, v) in batch {
+            let (Ok(id), Some(p)) = (std::str::from_utf8(&k), PolicyState::from_bytes(&v)) else {
+                continue;
+            };
+            let summary = Summary::of(&p.policy).to_bytes();
+            chunk.push(
+                store,
+                Op::put(Tree::Index, access::key(id, access::POLICY), summary),
+            )?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Builds the access part alone (an index written by a version without it): each live thing's
+/// policy ID entry and each policy's summary; its version last.
+pub fn rebuild_access(store: &Store) -> Result<RebuildStats, StoreError> {
+    let started = Instant::now();
+    let mut stats = RebuildStats::default();
+    let mut chunk = Chunk::default();
+    chunk.push(store, Op::delete(Tree::Meta, ACCESS_VERSION_KEY))?;
+    chunk.flush(store)?;
+    stats.removed = clear(store, &mut chunk, &[access::ACCESS])?;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let batch = store.scan(Tree::Things, b"", after.as_deref(), SCAN)?;
+        let Some((last, _)) = batch.last() else { break };
+        after = Some(last.clone());
+        for (_, v) in batch {
+            let Some(state) = ThingState::from_bytes(&v).ok().filter(|s| !s.deleted) else {
+                continue;
+            };
+            stats.things += 1;
+            for (key, value) in entries(&state) {
+                if key.first() == Some(&access::ACCESS) {
+                    chunk.push(store, Op::put(Tree::Index, key, value))?;
+                    stats.entries += 1;
+                }
+            }
+        }
+    }
+    stats.policies = summarize_policies(store, &mut chunk)?;
+    chunk.flush(store)?;
+    chunk.push(
+        store,
+        Op::put(Tree::Meta, ACCESS_VERSION_KEY, ACCESS_VERSION),
+    )?;
     chunk.flush(store)?;
     stats.millis = started.elapsed().as_millis() as u64;
     Ok(stats)

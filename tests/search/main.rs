@@ -6,6 +6,7 @@ mod authkit;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod search_count;
 mod search_http;
 mod search_persistence;
 mod search_policy;

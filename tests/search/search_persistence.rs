@@ -9,6 +9,7 @@ use crate::common;
 use common::http::Http;
 use common::*;
 use edgetwin::engine::ThingState;
+use edgetwin::search::access;
 use edgetwin::search::index::{entries, Entries};
 use edgetwin::store::{BackendKind, Op, Store, Tree};
 use serde_json::{json, Value};
@@ -34,7 +35,8 @@ fn all(s: &Store, tree: Tree) -> Vec<(Vec<u8>, Vec<u8>)> {
     }
 }
 
-/// The index on disk equals the entries of the stored things; returns the live things' states.
+/// The index on disk equals the entries of the stored things plus the READ summaries of the
+/// stored policies; returns the live things' states.
 fn index_matches_things(data: &Path, store: &str) -> HashMap<String, ThingState> {
     let s = Store::open(kind(store), data, 1 << 20).unwrap();
     let mut expected = Entries::new();
@@ -45,6 +47,13 @@ fn index_matches_things(data: &Path, store: &str) -> HashMap<String, ThingState>
         if !st.deleted {
             live.insert(String::from_utf8(k).unwrap(), st);
         }
+    }
+    for (k, v) in all(&s, Tree::Policies) {
+        let p = edgetwin::policy::PolicyState::from_bytes(&v)
+            .unwrap()
+            .policy;
+        let key = access::key(std::str::from_utf8(&k).unwrap(), access::POLICY);
+        expected.insert(key, access::Summary::of(&p).to_bytes());
     }
     let actual: Entries = all(&s, Tree::Index).into_iter().collect();
     let missing: Vec<_> = expected

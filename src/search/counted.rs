@@ -1,0 +1,146 @@
+//! A count's candidates decided from the index alone: when every property of the filter is the
+//! driving index range's path, a single-valued entry's key holds the value the filter looks at,
+//! and the thing's policy summary (`search::access`) says whether the requester READs the whole
+//! thing or nothing of it. Then neither the thing nor its policy is loaded; anything else
+//! (several values, an inexact key, a fine-grained policy, partial READ) is left to the full path.
+
+use super::access::{self, Summary, Verdict};
+use super::eval;
+use super::keys::{self, VALUE};
+use super::plan::{self, Range, Source};
+use super::scan::{store_err, Cand};
+use crate::error::DittoError;
+use crate::rql::{Env, Query};
+use crate::store::{Store, Tree};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// Policy verdicts remembered per count (cleared when full).
+const MEMO: usize = 256;
+
+/// Deciding a count's candidates from index keys.
+pub(super) struct ByIndex {
+    range: Range,
+    segments: Vec<String>,
+    /// `{"a": {"b": <leaf>}}` for the filter's path `a/b`; each candidate's value goes in
+    doc: Value,
+    /// verdicts of policies with another ID than their thing (shared by several things)
+    memo: HashMap<Vec<u8>, Verdict>,
+}
+
+impl ByIndex {
+    /// Possible for this filter and driver? (`full`: the filter reads `_created`/`_modified`/...)
+    pub(super) fn of(filter: Option<&Query>, driver: &Source, full: bool) -> Option<ByIndex> {
+        let (Some(q), Source::Index(r), false) = (filter, driver, full) else {
+            return None;
+        };
+        let props = q.properties();
+        let first = props.first()?;
+        let same = props
+            .iter()
+            .all(|p| plan::index_path(p) == Some(r.path.as_str()));
+        (r.kind == VALUE && same).then(|| ByIndex {
+            range: r.clone(),
+            doc: nest(&first.segments, Value::Null),
+            segments: first.segments.clone(),
+            memo: HashMap::new(),
+        })
+    }
+
+    /// `Some(matches)` if the index decides the candidate, `None` if the full path must.
+    pub(super) fn decide(
+        &mut self,
+        store: &Store,
+        subjects: &[String],
+        q: &Query,
+        now: i64,
+        c: &Cand,
+    ) -> Result<Option<bool>, DittoError> {
+        let (Some(key), false, 0) = (c.key, c.multi, c.branch) else {
+            return Ok(None);
+        };
+        let Some(value) = self.range.value_of(key).and_then(keys::exact_value) else {
+            return Ok(None);
+        };
+        Ok(match self.verdict(store, subjects, c.id)? {
+            Verdict::Ask => None,
+            Verdict::Nothing => Some(false),
+            // the READ view is the whole thing, whose only value on the filter's path is this
+            Verdict::All => match leaf(&mut self.doc, &self.segments) {
+                Some(at) => {
+                    *at = value;
+                    Some(eval::matches(q, &self.doc, &Env::at(now)))
+                }
+                None => None,
+            },
+        })
+    }
+
+    /// The verdict of the thing's policy: the thing's access entry (none: the policy has the
+    /// thing's ID), then the policy's summary (found by the same scan when it has the thing's
+    /// ID).
+    fn verdict(
+        &mut self,
+        store: &Store,
+        subjects: &[String],
+        thing: &str,
+    ) -> Result<Verdict, DittoError> {
+        let found = store
+            .scan(Tree::Index, &access::prefix(thing), None, 2)
+            .map_err(store_err)?;
+        let (mut pid, mut own) = (None, None);
+        for (k, v) in found {
+            match k.last() {
+                Some(&access::THING) => pid = Some(v),
+                Some(&access::POLICY) => own = Some(v),
+                _ => {}
+            }
+        }
+        let verdict = |summary: Option<&[u8]>| {
+            summary
+                .and_then(Summary::from_bytes)
+                .map_or(Verdict::Ask, |s| s.verdict(subjects))
+        };
+        let pid = access::policy_of(thing.as_bytes(), pid.as_deref());
+        if pid == thing.as_bytes() {
+            // the thing's own policy: read along with its access entry, used once
+            return Ok(verdict(own.as_deref()));
+        }
+        if let Some(v) = self.memo.get(pid) {
+            return Ok(*v);
+        }
+        let summary = match std::str::from_utf8(pid) {
+            Ok(p) => store
+                .get(Tree::Index, &access::key(p, access::POLICY))
+                .map_err(store_err)?,
+            Err(_) => None,
+        };
+        let v = verdict(summary.as_deref());
+        if self.memo.len() >= MEMO {
+            self.memo.clear();
+        }
+        self.memo.insert(pid.to_vec(), v);
+        Ok(v)
+    }
+}
+
+/// The value at `segments` of a document made by [`nest`].
+fn leaf<'d>(mut doc: &'d mut Value, segments: &[String]) -> Option<&'d mut Value> {
+    for s in segments {
+        doc = doc.as_object_mut()?.get_mut(s.as_str())?;
+    }
+    Some(doc)
+}
+
+/// `{"a": {"b": value}}` for segments `a/b`.
+fn nest(segments: &[String], value: Value) -> Value {
+    segments.iter().rev().fold(value, |v, s| {
+        let mut m = Map::new();
+        m.insert(s.clone(), v);
+        Value::Object(m)
+    })
+}
+
+#[cfg(test)]
+#[path = "counted_tests.rs"]
+mod tests;
