@@ -12,10 +12,15 @@ use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[allow(dead_code)]
+#[path = "support/procs.rs"]
+mod procs;
+use procs::*;
 
 struct Opts {
     stores: Vec<String>,
@@ -67,52 +72,6 @@ fn opts() -> Opts {
         }
     }
     o
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn mosquitto_bin() -> Option<&'static str> {
-    ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-}
-
-fn mosquitto(dir: &Path, port: u16) -> Option<Proc> {
-    let bin = mosquitto_bin()?;
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n"),
-    )
-    .ok()?;
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t.elapsed() > Duration::from_secs(10) {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(Proc(child))
 }
 
 /// Bytes this process has caused to be written to the storage layer (`write_bytes` minus
@@ -434,7 +393,7 @@ fn main() {
     let broker = if o.mqtt_rates.is_empty() {
         None
     } else {
-        let b = mosquitto(tmp.path(), port);
+        let b = mosquitto(tmp.path(), port, "");
         if b.is_none() {
             println!(
                 "MQTT scenarios skipped: mosquitto is not installed (scripts/test.sh installs it)"

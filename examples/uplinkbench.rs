@@ -21,6 +21,11 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)]
+#[path = "support/procs.rs"]
+mod procs;
+use procs::*;
+
 type Ws = async_tungstenite::WebSocketStream<TcpStream>;
 
 struct Proc {
@@ -34,13 +39,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
 }
 
 fn spawn(bin: &str, port: u16, toml: &str, dir: Option<tempfile::TempDir>) -> Proc {
@@ -317,18 +315,6 @@ fn live(bin: &str, k: usize) {
             pct(&c, 0.5) / pct(&d, 0.5)
         );
     });
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn rss(bin: &str, things: usize, updates: usize, with_uplink: bool) {

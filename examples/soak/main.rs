@@ -78,7 +78,7 @@ fn main() {
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let port = procs::free_port();
-    let broker = procs::mosquitto(tmp.path(), port);
+    let broker = procs::mosquitto(tmp.path(), port, "");
     if broker.is_none() {
         println!("MQTT: SKIPPED (mosquitto not installed: apt-get install mosquitto)");
     }

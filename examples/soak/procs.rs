@@ -1,58 +1,18 @@
-//! The processes of a soak run and what is measured on them: a mosquitto on a free port, the
-//! release edgetwin (next to this example) configured for the run, RSS and open file
-//! descriptors from /proc, and `/status/health`.
+//! The processes of a soak run: the release edgetwin (next to this example) configured for the
+//! run, and its `/status/health`; the rest (mosquitto, ports, /proc readings) is
+//! `examples/support/procs.rs`.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// A child process, killed when dropped.
-pub struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// mosquitto on `port`, or `None` if it is not installed.
-pub fn mosquitto(dir: &Path, port: u16) -> Option<Proc> {
-    let bin = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())?;
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"),
-    )
-    .ok()?;
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t.elapsed() > Duration::from_secs(10) {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(Proc(child))
-}
+#[allow(dead_code)]
+#[path = "../support/procs.rs"]
+mod support;
+pub use support::{fds, free_port, loadavg, mosquitto, rss_kib, Proc};
 
 /// The release edgetwin next to this example, with `toml` as its config and backend `store`.
 pub fn edgetwin(dir: &Path, toml: &str, store: &str, mqtt: Option<u16>) -> (Proc, SocketAddr) {
@@ -89,34 +49,6 @@ pub fn edgetwin(dir: &Path, toml: &str, store: &str, mqtt: Option<u16>) -> (Proc
         .and_then(|a| a.parse().ok())
         .expect("address");
     (Proc(child), addr)
-}
-
-/// VmRSS of `pid` in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Open file descriptors of `pid`.
-pub fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-pub fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// `/status/health` (`Null` if it could not be read).

@@ -240,6 +240,21 @@ impl Container {
         self.run(&["systemctl", "show", "edgetwin", "-p", name, "--value"])
     }
 
+    /// The unit's journal (`journalctl -u edgetwin` + `args`), read again until `ok` holds or
+    /// 30 s pass; the last read is returned either way for the caller's assertion.
+    fn journal_until(&self, args: &[&str], ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut cmd = vec!["journalctl", "-u", "edgetwin", "--no-pager"];
+        cmd.extend_from_slice(args);
+        loop {
+            let out = self.run(&cmd);
+            if ok(&out) || Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn wait_for(&self, what: &str, limit: Duration, ok: impl Fn(&Container) -> bool) {
         let deadline = Instant::now() + limit;
         while !ok(self) {
@@ -321,11 +336,15 @@ fn runs_under_systemd_with_notify_watchdog_journal_and_clean_stop() {
         c["headers"]["correlation-id"] = "boot-1".into();
         assert_eq!(ws.request(c).await["status"], 201);
     });
-    let journal = c.run(&["journalctl", "-u", "edgetwin", "-o", "json", "--no-pager"]);
-    let entry: Value = journal
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|e| e["MESSAGE"] == "twin command")
+    // journald stores what it was sent a moment later: read until the entry is there
+    let find = |journal: &str| {
+        journal
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["MESSAGE"] == "twin command")
+    };
+    let journal = c.journal_until(&["-o", "json"], |j| find(j).is_some());
+    let entry = find(&journal)
         .unwrap_or_else(|| panic!("no 'twin command' entry in the journal: {journal}"));
     assert_eq!(entry["THING"], "boot:lamp-1");
     assert_eq!(entry["CORRELATION_ID"], "boot-1");
@@ -337,7 +356,9 @@ fn runs_under_systemd_with_notify_watchdog_journal_and_clean_stop() {
         c.prop("NRestarts") == "1" && c.prop("ActiveState") == "active"
     });
     assert_ne!(c.prop("MainPID"), pid, "a new process");
-    let log = c.run(&["journalctl", "-u", "edgetwin", "--no-pager", "-o", "cat"]);
+    let log = c.journal_until(&["-o", "cat"], |l| {
+        l.contains("Failed with result 'watchdog'")
+    });
     assert!(log.contains("Failed with result 'watchdog'"), "{log}");
     let r = retrieve();
     assert_eq!(r["value"], json!({"attributes": {"on": true}}), "{r}");

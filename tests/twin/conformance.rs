@@ -10,7 +10,7 @@
 //!   the error code and the spec (table in `error_plan`), then status, code and (where the
 //!   case's message is derivable) message and description are compared.
 //! - RUN, event-only: the event is provoked by a constructed command (`event_only_plan`).
-//! - RUN, live channel (messages, acknowledgements): multi-session plans in `conformance_live`
+//! - RUN, live channel (messages, acknowledgements): multi-session plans in `conformance_run`
 //!   (a device / subscriber session receives the case's signal and answers).
 //! - SKIPPED: listed with a reason in `SKIPPED`.
 //!
@@ -33,94 +33,61 @@
 #![allow(clippy::approx_constant)]
 
 use crate::common;
-// the corpus as plans (shared with the in-process run, src/hub/conformance_tests.rs)
+// the corpus as plans, and the steps of a run (both shared with the in-process run,
+// src/hub/conformance_tests.rs)
 #[path = "conformance_cases.rs"]
-mod conformance_cases;
-// live channel cases (messages, acks): multi-session runs
-#[path = "conformance_live/mod.rs"]
-mod conformance_live;
-use common::{block_on, Server, WAIT};
-use conformance_cases::*;
+mod cases;
+#[path = "conformance_run.rs"]
+mod run;
+use cases::*;
+use common::{block_on, Server, Ws};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Parallel servers.
 const WORKERS: usize = 6;
+
+/// Sessions are WebSockets of the user `ditto` to a server of its own.
+struct Sockets(Server);
+
+impl run::Gateway for Sockets {
+    type Client = Ws;
+    async fn client(&self) -> Ws {
+        self.0.ws().await
+    }
+    async fn declaring(&self, labels: &[String]) -> Ws {
+        let path = format!("/ws/2?declared-acks={}", labels.join(","));
+        let auth = [("authorization", common::basic("ditto", "ditto"))];
+        Ws::connect_with(self.0.addr, &path, &auth)
+            .await
+            .expect("ws connect")
+    }
+}
+
+impl run::Client for Ws {
+    async fn request(&mut self, cmd: Value) -> Value {
+        Ws::request(self, cmd).await
+    }
+    async fn send(&mut self, msg: &Value) {
+        Ws::send(self, msg).await
+    }
+    async fn control(&mut self, msg: &str) -> Result<(), String> {
+        Ws::control(self, msg).await;
+        Ok(())
+    }
+    async fn next_frame(&mut self, wait: Duration) -> Option<Value> {
+        let t = self.try_recv_text(wait).await?;
+        Some(serde_json::from_str(&t).unwrap_or(Value::String(t)))
+    }
+}
 
 fn run_plan(name: &str, plan: &Plan) -> Vec<Mismatch> {
     if plan.search {
         return run_search_case(name, plan);
     }
-    let srv = Server::start();
-    block_on(async {
-        let mut out = vec![];
-        let mut w = srv.ws().await;
-        let mut sub = srv.ws().await;
-        let mut setup = vec![];
-        if plan.helper_policy {
-            setup.push(create(POLICY, json!({})));
-        }
-        setup.extend(plan.setup.iter().cloned());
-        setup.push(create(SENTINEL, json!({})));
-        for (i, s) in setup.into_iter().enumerate() {
-            let r = w.request(s.clone()).await;
-            let st = r["status"].as_u64().unwrap_or(0);
-            if !(200..300).contains(&st) {
-                out.push(mm(format!("setup[{i}] {s}"), "2xx", r));
-                return out;
-            }
-        }
-        sub.control(&plan.subscribe).await;
-        // Events are published once durable, asynchronously: events of the setup may still
-        // arrive after the subscription. A sentinel change marks the point after which every
-        // event must belong to the case.
-        w.request(modify(SENTINEL, "/attributes/ready", json!(true)))
-            .await;
-        loop {
-            match sub.next_event(WAIT).await {
-                Some(a) if a["path"] == "/attributes/ready" => break,
-                Some(_) => {}
-                None => {
-                    out.push(mm("sentinel ready event", "an event", "<none>"));
-                    return out;
-                }
-            }
-        }
-
-        let cid = format!("conformance-{name}");
-        let mut cmd = plan.command.clone();
-        if !cmd["headers"].is_object() {
-            cmd["headers"] = json!({});
-        }
-        cmd["headers"]["correlation-id"] = json!(cid);
-        let actual = w.request(cmd).await;
-        compare_envelope(
-            "response",
-            &plan.response,
-            &actual,
-            &cid,
-            None,
-            plan.error_texts,
-            &mut out,
-        );
-        if let Some(ev) = &plan.event {
-            match sub.next_event(WAIT).await {
-                Some(a) => compare_envelope("event", ev, &a, &cid, plan.revision, true, &mut out),
-                None => out.push(mm("event", ev, "<no event>")),
-            }
-        }
-        // the next event must be the sentinel's: nothing unexpected was emitted
-        w.request(modify(SENTINEL, "/attributes/done", json!(true)))
-            .await;
-        match sub.next_event(WAIT).await {
-            Some(a) if a["topic"] == "conformance/sentinel/things/twin/events/created" => {}
-            Some(a) if a["topic"] == "conformance/sentinel/things/twin/events/modified" => {}
-            Some(a) => out.push(mm("event (unexpected)", "none", a)),
-            None => out.push(mm("sentinel event", "an event", "<none>")),
-        }
-        out
-    })
+    block_on(run::twin(&Sockets(Server::start()), name, plan))
 }
 
 #[test]
@@ -158,7 +125,7 @@ fn things_conformance() {
                 let Some((i, c, p)) = runs.get(j) else { break };
                 let run = || match p {
                     Class::Run(p) => run_plan(&c.name, p),
-                    Class::Live(p) => conformance_live::run(&c.name, p),
+                    Class::Live(p) => block_on(run::live(&Sockets(Server::start()), &c.name, p)),
                     _ => vec![],
                 };
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(
