@@ -29,6 +29,9 @@ pub fn run(o: &Opts) -> Result<(), String> {
         .map(Into::into)
         .unwrap_or_else(default_edgetwin_bin);
     let data_base = o.opt("data-base").map(std::path::PathBuf::from);
+    let breakdown: bool = o.get("breakdown", false)?;
+    // extra config lines (`\n` for a newline), e.g. `[history]\nenabled = false`
+    let config = o.get("config", String::new())?.replace("\\n", "\n");
     o.check_all_used()?;
     let tmp = TempDir::new(data_base.as_deref(), &format!("fp-{store}-{twins}"))?;
     let data = tmp.0.join("data");
@@ -37,7 +40,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
     let mut populate_secs = 0.0;
     let mut loaded_kib = 0;
     if twins > 0 {
-        let mut s = Server::edgetwin(&bin, &data, &store, threads, idle_conns + 4)?;
+        let mut s = Server::edgetwin_with(&bin, &data, &store, threads, idle_conns + 4, &config)?;
         let t = Instant::now();
         smol::block_on(populate(s.addr, twins, payload, 2))?;
         populate_secs = t.elapsed().as_secs_f64();
@@ -52,7 +55,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
         );
     }
     let t0 = Instant::now();
-    let s = Server::edgetwin(&bin, &data, &store, threads, idle_conns + 4)?;
+    let s = Server::edgetwin_with(&bin, &data, &store, threads, idle_conns + 4, &config)?;
     let first = smol::block_on(async {
         let mut ws = wsconn::connect(s.addr).await?;
         let cmd = r#"{"topic":"bench/t0/things/twin/commands/retrieve","headers":{"correlation-id":"cold"},"path":"/"}"#;
@@ -109,6 +112,9 @@ pub fn run(o: &Opts) -> Result<(), String> {
         disk as f64 / 1048576.0,
         alloc as f64 / 1048576.0
     );
+    if breakdown {
+        crate::breakdown::print(&data, &store, twins, alloc)?;
+    }
     println!(
         "FOOTPRINT label={label} store={store} twins={twins} populate_s={populate_secs:.2} loaded_rss_kib={loaded_kib} listen_ms={:.1} first_ms={:.1} idle_rss_kib={idle} idle_conns={idle_conns} kib_per_conn={per_conn:.1} disk_bytes={disk} disk_alloc_bytes={alloc}",
         listen_ms,

@@ -4,6 +4,7 @@
 //! memory; `fsync` measures the disk's durability floor; `login-storm` the peak RSS under failed
 //! logins; `echo-server` is the baseline itself.
 
+mod breakdown;
 mod echo;
 mod footprint;
 mod fsync;

@@ -74,6 +74,18 @@ impl Server {
         threads: usize,
         conns: usize,
     ) -> Result<Server, String> {
+        Self::edgetwin_with(bin, data, store, threads, conns, "")
+    }
+
+    /// As `edgetwin`, with `extra` lines at the end of its config file.
+    pub fn edgetwin_with(
+        bin: &Path,
+        data: &Path,
+        store: &str,
+        threads: usize,
+        conns: usize,
+        extra: &str,
+    ) -> Result<Server, String> {
         let mut cmd = Command::new(bin);
         cmd.args(["run", "--listen", "127.0.0.1:0", "--store", store, "--data"])
             .arg(data);
@@ -85,7 +97,7 @@ impl Server {
         } else {
             ""
         };
-        std::fs::write(&cfg, format!("threads = {threads}\n{caps}"))
+        std::fs::write(&cfg, format!("threads = {threads}\n{caps}{extra}\n"))
             .map_err(|e| format!("{}: {e}", cfg.display()))?;
         cmd.arg("--config").arg(cfg);
         Server::spawn(cmd, "edgetwin listening on ")

@@ -16,7 +16,7 @@ pub mod validate;
 pub mod wot;
 pub mod write;
 
-pub use ready::{ready, Durability, Ready};
+pub use ready::{ready, Before, Durability, Ready};
 pub use state::ThingState;
 
 use crate::error::DittoError;
@@ -121,6 +121,52 @@ impl Outcome {
     }
 }
 
+/// The command's header checks, parsed (shared by `apply` and `apply_in_place`).
+struct Pre {
+    condition: Option<crate::rql::Query>,
+    if_equal: conditions::IfEqual,
+    patch_conditions: Option<Vec<patch_conditions::PatchCondition>>,
+}
+
+impl Pre {
+    fn of(cmd: &ThingCommand) -> Result<Pre, DittoError> {
+        if cmd.headers.get("live-channel-condition").is_some() && cmd.action != Action::Retrieve {
+            return Err(DittoError::new(
+                405,
+                "things:live.channelcondition.notallowed",
+                "The specified 'live-channel-condition' is only allowed to be used for retrieving API calls.",
+            )
+            .describe("For modifying API calls the 'live-channel-condition' cannot be used, please remove the condition."));
+        }
+        metadata::check_headers(&cmd.headers, cmd.action)?;
+        let condition = conditions::parse_condition(&cmd.headers)?;
+        let if_equal = conditions::IfEqual::from_headers(&cmd.headers)?;
+        // The header must be a JSON object on any command (Ditto's header validation); its
+        // members are parsed for merges after the content-type check (Ditto's enforcement).
+        patch_conditions::validate(&cmd.headers)?;
+        let patch_conditions = if cmd.action == Action::Merge {
+            conditions::check_merge_content_type(&cmd.headers)?;
+            patch_conditions::parse(&cmd.headers)?
+        } else {
+            None
+        };
+        Ok(Pre {
+            condition,
+            if_equal,
+            patch_conditions,
+        })
+    }
+
+    fn checks(&self, now: i64) -> conditions::Checks<'_> {
+        conditions::Checks {
+            condition: self.condition.as_ref(),
+            if_equal: self.if_equal,
+            now,
+            patch_conditions: self.patch_conditions.as_deref(),
+        }
+    }
+}
+
 /// Applies a twin command to the current state of its thing (`None` = never existed).
 pub fn apply(
     current: Option<&ThingState>,
@@ -131,26 +177,7 @@ pub fn apply(
     if cmd.channel == Channel::Live && cmd.action == Action::Create {
         return Err(errors::live_not_creatable(&id));
     }
-    if cmd.headers.get("live-channel-condition").is_some() && cmd.action != Action::Retrieve {
-        return Err(DittoError::new(
-            405,
-            "things:live.channelcondition.notallowed",
-            "The specified 'live-channel-condition' is only allowed to be used for retrieving API calls.",
-        )
-        .describe("For modifying API calls the 'live-channel-condition' cannot be used, please remove the condition."));
-    }
-    metadata::check_headers(&cmd.headers, cmd.action)?;
-    let condition = conditions::parse_condition(&cmd.headers)?;
-    let if_equal = conditions::IfEqual::from_headers(&cmd.headers)?;
-    // The header must be a JSON object on any command (Ditto's header validation); its
-    // members are parsed for merges after the content-type check (Ditto's enforcement).
-    patch_conditions::validate(&cmd.headers)?;
-    let patch_conditions = if cmd.action == Action::Merge {
-        conditions::check_merge_content_type(&cmd.headers)?;
-        patch_conditions::parse(&cmd.headers)?
-    } else {
-        None
-    };
+    let pre = Pre::of(cmd)?;
     let live = ThingState::live(current);
     let creates = live.is_none()
         && cmd.path == ThingPath::Root
@@ -168,12 +195,7 @@ pub fn apply(
     if let Some(acc) = &ctx.access {
         enforce::check(state, cmd, acc)?;
     }
-    let checks = conditions::Checks {
-        condition: condition.as_ref(),
-        if_equal,
-        now: ctx.now,
-        patch_conditions: patch_conditions.as_deref(),
-    };
+    let checks = pre.checks(ctx.now);
     match cmd.action {
         Action::Retrieve => read::retrieve(state, cmd, &checks, ctx),
         Action::Modify => write::modify(state, cmd, &checks, ctx),
@@ -183,6 +205,34 @@ pub fn apply(
             Err(crate::protocol::unknown_path(&cmd.raw_path))
         }
     }
+}
+
+/// `apply` of a twin modify below the root (`/attributes/..`, `/features/<id>/<part>..`) whose
+/// parent object exists, done by writing into `current` instead of a copy of it: the outcome
+/// (its state is `current` changed) and what the write replaced, for the index delta. Any
+/// other command, and any command `apply` would refuse, gives `current` back unchanged
+/// (`Err`): the caller then runs `apply`, which answers it. When this succeeds, `apply` on
+/// the same state succeeds with the same outcome (tested on the conformance corpus and on
+/// random writes).
+// the `Err` is the caller's own state handed back (moved): see `write::modify_in_place`
+#[allow(clippy::result_large_err)]
+pub fn apply_in_place(
+    current: ThingState,
+    cmd: &ThingCommand,
+    ctx: &Ctx,
+) -> Result<(Outcome, state::Replaced), ThingState> {
+    if cmd.channel != Channel::Twin || cmd.action != Action::Modify || current.deleted {
+        return Err(current);
+    }
+    let Ok(pre) = Pre::of(cmd) else {
+        return Err(current);
+    };
+    if let Some(acc) = &ctx.access {
+        if enforce::check(&current, cmd, acc).is_err() {
+            return Err(current);
+        }
+    }
+    write::modify_in_place(current, cmd, &pre.checks(ctx.now), ctx)
 }
 
 /// Ditto's default policy for a thing created by `subject`.
@@ -201,6 +251,8 @@ pub fn default_policy(policy_id: &str, subject: &str) -> Value {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_in_place;
 #[cfg(test)]
 mod tests_metadata;
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! (the twin cache entry, the policy cache, the change hook). Built from the engine's `Outcome`
 //! without a store; the hub submits it as it is.
 
+use super::state::Replaced;
 use super::{Event, Outcome, ThingState};
 use crate::policy::PolicyState;
 use crate::search::index::Size;
@@ -55,27 +56,42 @@ pub struct Ready {
     pub event: Option<Event>,
 }
 
-/// The write of `outcome` (the engine's answer to a command on `current`, whose index size is
-/// `current_size` when known), or `None` for a command that writes nothing. Takes the new state
-/// and the event out of `outcome`.
+/// The thing before a write, as much as `ready` needs of it (the search index delta).
+#[derive(Debug, Clone, Copy)]
+pub enum Before<'a> {
+    /// the whole state (`None`: never existed)
+    State(Option<&'a ThingState>),
+    /// a write done in place (`engine::apply_in_place`): what it replaced
+    Replaced(&'a Replaced),
+}
+
+/// The write of `outcome` (the engine's answer to a command on the state `before`, whose index
+/// size is `current_size` when known), or `None` for a command that writes nothing. Takes the
+/// new state, its bytes and the event out of `outcome`.
 pub fn ready(
     thing_id: &str,
-    current: Option<&ThingState>,
+    before: Before,
     current_size: Option<Size>,
     outcome: &mut Outcome,
     now: i64,
     durability: Durability,
 ) -> Option<Ready> {
-    let bytes = outcome.bytes.as_ref()?;
+    outcome.state.as_ref()?;
+    let bytes = outcome.bytes.take()?;
     let state = outcome.state.take()?;
     let encoded_len = bytes.len();
     let mut ops = vec![Op {
         tree: Tree::Things,
         key: thing_id.as_bytes().to_vec(),
-        value: Some(bytes.clone()),
+        value: Some(bytes),
     }];
     // search index delta, in the same atomic unit as the thing (src/search)
-    let (index, size) = crate::search::delta::write_ops(current, current_size, Some(&state));
+    let (index, size) = match before {
+        Before::State(current) => {
+            crate::search::delta::write_ops(current, current_size, Some(&state))
+        }
+        Before::Replaced(r) => crate::search::delta::write_ops_replaced(&state, current_size, r),
+    };
     ops.extend(index);
     if let Some((pid, policy)) = &outcome.policy {
         // a new policy (and its expiry marker if it has expiring subjects)
@@ -136,11 +152,20 @@ mod tests {
             json!({"topic": "n/t/things/twin/commands/create", "path": "/",
                 "value": {"attributes": {"a": 1}}}),
         );
-        let r = ready("n:t", None, None, &mut o, NOW, Durability::Waited).unwrap();
+        let bytes = o.bytes.clone();
+        let r = ready(
+            "n:t",
+            Before::State(None),
+            None,
+            &mut o,
+            NOW,
+            Durability::Waited,
+        )
+        .unwrap();
         assert_eq!(r.thing_id, "n:t");
         assert_eq!(r.durability, Durability::Waited);
         assert_eq!(r.ops[0].key, b"n:t");
-        assert_eq!(r.ops[0].value.as_deref(), o.bytes.as_deref());
+        assert_eq!(r.ops[0].value, bytes);
         assert_eq!(trees(&r), [Tree::Things, Tree::Index, Tree::Policies]);
         let (entries, size) = sized_entries(&r.state);
         assert_eq!(r.size, size);
@@ -151,10 +176,10 @@ mod tests {
         let stored = PolicyState::from_bytes(r.ops.last().unwrap().value.as_ref().unwrap());
         assert_eq!(stored.map(|s| s.policy), Some(policy.clone()));
         assert!(
-            r.event.is_some() && o.state.is_none() && o.event.is_none(),
+            r.event.is_some() && o.state.is_none() && o.event.is_none() && o.bytes.is_none(),
             "taken"
         );
-        assert_eq!(r.encoded_len, o.bytes.as_ref().unwrap().len());
+        assert_eq!(r.encoded_len, bytes.unwrap().len());
     }
 
     #[test]
@@ -173,7 +198,7 @@ mod tests {
         );
         let r = ready(
             "n:t",
-            Some(&created),
+            Before::State(Some(&created)),
             Some(size),
             &mut o,
             NOW,
@@ -207,6 +232,14 @@ mod tests {
             Some(&created),
             json!({"topic": "n/t/things/twin/commands/retrieve", "path": "/"}),
         );
-        assert!(ready("n:t", Some(&created), None, &mut o, NOW, Durability::Waited).is_none());
+        assert!(ready(
+            "n:t",
+            Before::State(Some(&created)),
+            None,
+            &mut o,
+            NOW,
+            Durability::Waited
+        )
+        .is_none());
     }
 }

@@ -39,8 +39,13 @@ impl ThingState {
 
     /// Encodes for the store.
     pub fn to_bytes(&self) -> Vec<u8> {
+        // room for a small twin at once (growing from empty reallocated ~7 times per write)
+        let mut out = Vec::with_capacity(512);
         // Serializing a Value-based struct cannot fail (no non-string map keys).
-        serde_json::to_vec(self).unwrap_or_default()
+        match serde_json::to_writer(&mut out, self) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
     }
 
     /// The live (not deleted) state, if any.
@@ -77,5 +82,46 @@ impl ThingState {
     /// `"rev:<n>"`.
     pub fn etag(&self) -> String {
         format!("\"rev:{}\"", self.revision)
+    }
+}
+
+/// What a write done in place replaced (`engine::apply_in_place`): the path written, the value
+/// there before, and the times before, which is all the search index delta needs of the state
+/// before the write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replaced {
+    /// the path written (its parent object existed)
+    pub path: Vec<String>,
+    /// the value at `path` before (`None`: absent)
+    pub old: Option<Value>,
+    /// `modified` before
+    pub modified: i64,
+    /// `created` before
+    pub created: i64,
+}
+
+impl Replaced {
+    /// The state before the write as the search index sees it (thing, times; not its metadata
+    /// or revision), rebuilt from the state after it: a copy, for the rare write whose index
+    /// delta needs the whole old state.
+    pub fn index_view_before(&self, after: &ThingState) -> ThingState {
+        let mut before = after.clone();
+        before.modified = self.modified;
+        before.created = self.created;
+        if let Some((last, parents)) = self.path.split_last() {
+            if let Some(Value::Object(p)) =
+                crate::model::pointer::get_mut(&mut before.thing, parents)
+            {
+                match &self.old {
+                    Some(o) => {
+                        p.insert(last.clone(), o.clone());
+                    }
+                    None => {
+                        p.shift_remove(last);
+                    }
+                }
+            }
+        }
+        before
     }
 }

@@ -13,21 +13,23 @@ use serde_json::{Map, Value};
 
 /// Validates `v` as the new value of `path`.
 pub fn value_for(path: &ThingPath, v: &Value) -> Result<(), DittoError> {
-    let at = path.to_pointer_string();
+    // the path as text names it in errors; below an attribute or property (every write of one
+    // value) no check needs it
+    let at = || path.to_pointer_string();
     match path {
         ThingPath::Root => thing(v),
-        ThingPath::PolicyId => policy_id(v, &at),
-        ThingPath::Definition => definition(v, &at),
+        ThingPath::PolicyId => policy_id(v, &at()),
+        ThingPath::Definition => definition(v, &at()),
         ThingPath::Attributes | ThingPath::Properties(_) | ThingPath::DesiredProperties(_) => {
-            object(v, &at)?;
+            object(v, &at())?;
             validate_keys(v)
         }
         ThingPath::Attribute(_) | ThingPath::Property(..) | ThingPath::DesiredProperty(..) => {
             validate_keys(v)
         }
-        ThingPath::Features => features(v, &at),
-        ThingPath::Feature(_) => feature(v, &at),
-        ThingPath::FeatureDefinition(_) => feature_definition(v, &at),
+        ThingPath::Features => features(v, &at()),
+        ThingPath::Feature(_) => feature(v, &at()),
+        ThingPath::FeatureDefinition(_) => feature_definition(v, &at()),
     }
 }
 

@@ -3,6 +3,7 @@
 //! response and the event; revisions increase by exactly one per change.
 
 use super::conditions::{check_condition, check_etags, Checks, IfEqual};
+use super::state::Replaced;
 use super::{errors, validate, Ctx, Event, Outcome, ThingState, MAX_THING_BYTES};
 use crate::bounds::{self, MAX_JSON_DEPTH};
 use crate::error::DittoError;
@@ -67,6 +68,16 @@ fn finish(
     cmd: &ThingCommand,
     ctx: &Ctx,
 ) -> Result<Outcome, DittoError> {
+    finish_or_back(prev, change, cmd, ctx).map_err(|b| b.0)
+}
+
+/// `finish`, giving the changed thing back with the error (an in-place write undoes itself).
+fn finish_or_back(
+    prev: Option<&ThingState>,
+    change: Change,
+    cmd: &ThingCommand,
+    ctx: &Ctx,
+) -> Result<Outcome, Box<(DittoError, Value)>> {
     let Change {
         thing,
         created,
@@ -80,7 +91,10 @@ fn finish(
         None => prev.filter(|p| !p.deleted).and_then(|p| p.metadata.clone()),
     };
     let (metadata, event_metadata) =
-        super::metadata::after_write(base, cmd, action, event_value.as_ref())?;
+        match super::metadata::after_write(base, cmd, action, event_value.as_ref()) {
+            Ok(m) => m,
+            Err(e) => return Err(Box::new((e, thing))),
+        };
     let revision = prev.map(|p| p.revision).unwrap_or(0) + 1;
     let state = ThingState {
         thing,
@@ -92,9 +106,12 @@ fn finish(
     };
     let bytes = state.to_bytes();
     if bytes.len() > MAX_THING_BYTES {
-        return Err(errors::too_large(bytes.len(), MAX_THING_BYTES));
+        let e = errors::too_large(bytes.len(), MAX_THING_BYTES);
+        return Err(Box::new((e, state.thing)));
     }
-    check_depth(prev, &bytes)?;
+    if let Err(e) = check_depth(prev, &bytes) {
+        return Err(Box::new((e, state.thing)));
+    }
     let etag = if action == EventAction::Deleted {
         None
     } else {
@@ -253,15 +270,15 @@ pub fn create(
     Ok(out)
 }
 
-/// Modify (create-or-replace) at any path of an existing thing.
-pub fn modify(
+/// What a modify writes, once every check passed: the new value at `ptr` and whether
+/// something was there.
+fn plan_modify(
     state: &ThingState,
     cmd: &ThingCommand,
     checks: &Checks,
-    ctx: &Ctx,
-) -> Result<Outcome, DittoError> {
+    ptr: &[String],
+) -> Result<(Value, bool), DittoError> {
     let value = value_of(cmd)?;
-    let ptr = cmd.path.pointer();
     // refused before anything deep is built (the check in `finish` covers the rest)
     bounds::check_write("thing", ptr.len(), bounds::value_depth(value))?;
     if cmd.path != ThingPath::Root {
@@ -282,30 +299,46 @@ pub fn modify(
         }
         (ordered_thing(&id, m), true)
     } else {
-        (value.clone(), pointer::get(&state.thing, &ptr).is_some())
+        (value.clone(), pointer::get(&state.thing, ptr).is_some())
     };
     if cmd.path == ThingPath::Root {
         validate::thing(&new_value)?;
     }
     check_write_etags(state, cmd)?;
     if checks.if_equal != IfEqual::Update && existed {
-        let current = pointer::get(&state.thing, &ptr);
+        let current = pointer::get(&state.thing, ptr);
         if current == Some(&new_value) {
             return Err(errors::equal_skipped());
         }
     }
     check_condition(checks, state)?;
+    Ok((new_value, existed))
+}
+
+fn modified_or_created(existed: bool) -> (u16, EventAction) {
+    if existed {
+        (204, EventAction::Modified)
+    } else {
+        (201, EventAction::Created)
+    }
+}
+
+/// Modify (create-or-replace) at any path of an existing thing.
+pub fn modify(
+    state: &ThingState,
+    cmd: &ThingCommand,
+    checks: &Checks,
+    ctx: &Ctx,
+) -> Result<Outcome, DittoError> {
+    let ptr = cmd.path.pointer();
+    let (new_value, existed) = plan_modify(state, cmd, checks, &ptr)?;
     let mut thing = state.thing.clone();
     if cmd.path == ThingPath::Root {
         thing = new_value.clone();
     } else {
         pointer::set(&mut thing, &ptr, new_value.clone());
     }
-    let (status, action) = if existed {
-        (204, EventAction::Modified)
-    } else {
-        (201, EventAction::Created)
-    };
+    let (status, action) = modified_or_created(existed);
     let event_value = if cmd.path == ThingPath::Root {
         thing.clone()
     } else {
@@ -324,6 +357,76 @@ pub fn modify(
         cmd,
         ctx,
     )
+}
+
+/// `modify` written into `state` instead of a copy, for a path the index delta can follow
+/// (`search::delta::in_place_path`) whose parent object exists: the outcome and what the write
+/// replaced. Anything else, or a refusal, gives `state` back unchanged.
+// the `Err` is the caller's own state handed back (moved, never copied); boxing it would cost
+// an allocation per command that is not written in place
+#[allow(clippy::result_large_err)]
+pub(super) fn modify_in_place(
+    mut state: ThingState,
+    cmd: &ThingCommand,
+    checks: &Checks,
+    ctx: &Ctx,
+) -> Result<(Outcome, Replaced), ThingState> {
+    let path = cmd.path.pointer();
+    let Some((last, parents)) = path.split_last() else {
+        return Err(state);
+    };
+    let parent_is_object = matches!(pointer::get(&state.thing, parents), Some(Value::Object(_)));
+    if !crate::search::delta::in_place_path(&path) || !parent_is_object {
+        return Err(state);
+    }
+    let Ok((new_value, existed)) = plan_modify(&state, cmd, checks, &path) else {
+        return Err(state);
+    };
+    let event_value = new_value.clone();
+    let Some(parent) = pointer::get_mut(&mut state.thing, parents).and_then(Value::as_object_mut)
+    else {
+        return Err(state);
+    };
+    // an existing key keeps its place, a new one goes last (as `pointer::set`)
+    let old = parent.insert(last.clone(), new_value);
+    let (status, action) = modified_or_created(existed);
+    let thing = std::mem::take(&mut state.thing);
+    let change = Change {
+        thing,
+        created: None,
+        status,
+        action,
+        event_value: Some(event_value),
+        inline_metadata: None,
+    };
+    // `finish` reads no more of `prev` than its revision, times and metadata (and the depth of
+    // its thing only to let a write through that is refused here: then `modify` decides)
+    match finish_or_back(Some(&state), change, cmd, ctx) {
+        Ok(outcome) => Ok((
+            outcome,
+            Replaced {
+                path,
+                old,
+                modified: state.modified,
+                created: state.created,
+            },
+        )),
+        Err(back) => {
+            let mut thing = back.1;
+            if let Some(p) = pointer::get_mut(&mut thing, parents).and_then(Value::as_object_mut) {
+                match old {
+                    Some(o) => {
+                        p.insert(last.clone(), o);
+                    }
+                    None => {
+                        p.shift_remove(last);
+                    }
+                }
+            }
+            state.thing = thing;
+            Err(state)
+        }
+    }
 }
 
 /// The thing after merging `patch` at the command's path (validated at `/`).

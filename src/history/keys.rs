@@ -1,8 +1,9 @@
 //! Key layout of `Tree::History` (on disk: never change an existing byte):
 //! `e <kind> <id> 0x00 <rev u64 BE>` an event, `s <kind> <id> 0x00 <rev u64 BE>` a snapshot
 //! (the entity's whole state at that revision), `t <bucket start ms u64 BE> <kind> <id>` the
-//! time index (the entity wrote an event in that bucket; retention walks it oldest first).
-//! IDs never contain control characters, so `0x00` ends them unambiguously.
+//! time index (the entity wrote an event in that bucket; retention walks it oldest first),
+//! `h <kind> <id>` the persisted headers of a creation whose event is deferred (`deferred.rs`),
+//! `c` the kept totals. IDs never contain control characters, so `0x00` ends them unambiguously.
 
 /// Which entity a history belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,6 +40,7 @@ impl Kind {
 const EVENT: u8 = b'e';
 const SNAPSHOT: u8 = b's';
 const TIME: u8 = b't';
+const HEADERS: u8 = b'h';
 
 /// `tag kind id 0x00`: every event (or snapshot) key of one entity starts with this.
 fn entity_prefix(tag: u8, kind: Kind, id: &str) -> Vec<u8> {
@@ -79,6 +81,30 @@ pub fn revision(key: &[u8]) -> Option<u64> {
     let mut b = [0u8; 8];
     b.copy_from_slice(tail);
     Some(u64::from_be_bytes(b))
+}
+
+/// (kind, id) of an entity's event prefix (`events_of`), `None` for any other prefix.
+pub fn parse_events_of(prefix: &[u8]) -> Option<(Kind, &str)> {
+    match prefix {
+        [EVENT, kind, id @ .., 0] => Some((Kind::from_byte(*kind)?, std::str::from_utf8(id).ok()?)),
+        _ => None,
+    }
+}
+
+/// (kind, id, revision) of an event key.
+pub fn parse_event(key: &[u8]) -> Option<(Kind, &str, u64)> {
+    let rev = revision(key)?;
+    let (kind, id) = parse_events_of(&key[..key.len() - 8])?;
+    Some((kind, id, rev))
+}
+
+/// The persisted headers of a deferred creation of `kind id`.
+pub fn headers(kind: Kind, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 2);
+    k.push(HEADERS);
+    k.push(kind.byte());
+    k.extend_from_slice(id.as_bytes());
+    k
 }
 
 /// Prefix of the whole time index.
@@ -125,6 +151,14 @@ mod tests {
         assert_eq!(revision(&a256), Some(256));
         assert_ne!(event(Kind::Policy, "n:a", 1), a1);
         assert_ne!(snapshot(Kind::Thing, "n:a", 1), a1);
+        assert_eq!(parse_event(&a256), Some((Kind::Thing, "n:a", 256)));
+        assert_eq!(
+            parse_events_of(&events_of(Kind::Policy, "p:q")),
+            Some((Kind::Policy, "p:q"))
+        );
+        assert_eq!(parse_events_of(&snapshots_of(Kind::Thing, "n:a")), None);
+        assert_eq!(parse_event(&snapshot(Kind::Thing, "n:a", 1)), None);
+        assert_eq!(parse_event(b"e"), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The `History` handle: what a change adds to its store unit (its event, a snapshot every
 //! `SNAPSHOT_EVERY` revisions and at the start of a run, the time index entry, the drop of
-//! revisions beyond `max_revisions`), plus the counters `/status/health` shows. Called under
-//! the entity's lock, like the write it belongs to, so its reads see the entity's last write.
+//! revisions beyond `max_revisions`; a creation's event is deferred, `deferred.rs`), plus the
+//! counters `/status/health` shows. Called under the entity's lock, like the write it belongs
+//! to, so its reads see the entity's last write.
 
 use super::config::HistoryConfig;
 use super::keys::{self, Kind};
@@ -43,6 +44,8 @@ pub struct History {
     pub(super) counted: AtomicBool,
     /// (bucket, entities indexed in it)
     indexed: Mutex<(i64, HashSet<(Kind, String)>)>,
+    /// deferred creations not yet written, per time bucket (`deferred.rs`)
+    pub(super) deferred: Mutex<super::deferred::Tally>,
 }
 
 fn err(e: StoreError) -> StoreError {
@@ -64,6 +67,7 @@ impl History {
             events: AtomicI64::new(0),
             counted: AtomicBool::new(false),
             indexed: Mutex::new((0, HashSet::new())),
+            deferred: Mutex::new(Default::default()),
         }
     }
 
@@ -88,13 +92,15 @@ impl History {
     }
 
     /// A value as written (values are stored in the store's codec: LZ4 against Ditto's JSON
-    /// skeleton, `store::codec`).
+    /// skeleton, `store::codec`); a deferred creation event as if it were stored.
     pub(super) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let stored = self.store.get(Tree::History, key).map_err(err)?;
-        stored.map(codec::decode).transpose().map_err(err)
+        let stored = stored.map(codec::decode).transpose().map_err(err)?;
+        self.with_deferred(key, stored).map_err(err)
     }
 
-    /// Keys and values (as written) with `prefix` after `after`, at most `limit`.
+    /// Keys and values (as written) with `prefix` after `after`, at most `limit`; a deferred
+    /// creation event as if it were stored.
     pub(super) fn scan(
         &self,
         prefix: &[u8],
@@ -102,13 +108,18 @@ impl History {
         limit: usize,
     ) -> Result<crate::store::Entries, StoreError> {
         let raw = self.scan_raw(prefix, after, limit)?;
-        raw.into_iter()
+        let stored = raw
+            .into_iter()
             .map(|(k, v)| codec::decode(v).map(|v| (k, v)))
             .collect::<Result<_, _>>()
-            .map_err(err)
+            .map_err(err)?;
+        match limit {
+            0 => Ok(stored),
+            _ => self.scan_with_deferred(prefix, after, stored).map_err(err),
+        }
     }
 
-    /// As `scan`, values as stored (what the byte counts count).
+    /// As `scan`, values as stored (what the byte counts count), nothing deferred.
     pub(super) fn scan_raw(
         &self,
         prefix: &[u8],
@@ -132,6 +143,8 @@ impl History {
         let mut v = Vec::with_capacity(16);
         v.extend_from_slice(&self.bytes.load(Ordering::Relaxed).to_le_bytes());
         v.extend_from_slice(&self.events.load(Ordering::Relaxed).to_le_bytes());
+        // then the tally of deferred creations (a version without it reads the first 16)
+        self.tally_bytes(&mut v);
         Some(Op::put(Tree::History, keys::COUNTS.to_vec(), v))
     }
 
@@ -148,6 +161,8 @@ impl History {
         };
         self.bytes.store(b, Ordering::Relaxed);
         self.events.store(e, Ordering::Relaxed);
+        let tally = stored.as_deref().and_then(|v| v.get(16..)).unwrap_or(&[]);
+        self.set_tally(super::deferred::decode_tally(tally));
         self.counted.store(true, Ordering::Release);
         Ok(true)
     }
@@ -163,22 +178,30 @@ impl History {
         if !self.cfg.enabled {
             return Ok(Vec::new());
         }
-        let Change {
-            kind,
-            id,
-            revision: rev,
-            record,
-            state,
-        } = change;
+        let (kind, id, rev) = (change.kind, change.id, change.revision);
+        let ts = change.record.timestamp;
         let mut ops = Vec::with_capacity(3);
         let every = self.every(kind);
         // a run of kept revisions starts here: the previous event is not kept (a new entity,
-        // or history was off); what is kept of an older run is dropped, it no longer connects
-        let starts_run = rev <= 1 || self.get(&keys::event(kind, id, rev - 1))?.is_none();
+        // or history was off); what is kept of an older run is dropped, it no longer connects.
+        // Revision 1 may be deferred (`deferred.rs`): written now, with the change after it.
+        let prev_kept = match rev {
+            0 | 1 => false,
+            2 => self.materialize(kind, id, ts, &mut ops).map_err(err)?,
+            r => {
+                let prev = self.store.get(Tree::History, &keys::event(kind, id, r - 1));
+                prev.map_err(err)?.is_some()
+            }
+        };
+        let starts_run = !prev_kept;
         if starts_run {
             self.drop_below(kind, id, u64::MAX, &mut ops)?;
         }
-        let ts = record.timestamp;
+        if self.defer(&change, &mut ops) {
+            ops.extend(self.counts_op());
+            return Ok(ops);
+        }
+        let Change { record, state, .. } = change;
         let event = Op::put(
             Tree::History,
             keys::event(kind, id, rev),

@@ -5,6 +5,7 @@
 //! revisions per entity and total bytes drops the oldest history first.
 
 pub mod config;
+mod deferred;
 pub mod events;
 pub mod keys;
 mod log;

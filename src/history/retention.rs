@@ -36,7 +36,9 @@ impl History {
             self.bytes.load(Ordering::Relaxed),
             self.events.load(Ordering::Relaxed),
         );
-        let (mut bytes, mut events) = (-before.0, -before.1);
+        // deferred creations are not in the scan: what the tally holds now counts
+        let deferred = self.deferred_count();
+        let (mut bytes, mut events) = (-before.0, deferred - before.1);
         for prefix in [&b"e"[..], &b"s"[..]] {
             let mut after: Option<Vec<u8>> = None;
             loop {
@@ -72,6 +74,14 @@ impl History {
         let cutoff = now.saturating_sub(self.cfg.max_age_ms());
         let bucket_ms = self.bucket_ms();
         let current_bucket = now - now.rem_euclid(bucket_ms);
+        // deferred creations have no time index entry: uncounted here once too old
+        if let Some(op) = self
+            .expire_deferred(cutoff)
+            .then(|| self.counts_op())
+            .flatten()
+        {
+            self.store.submit(vec![op]);
+        }
         let page = self.scan(keys::TIME_PREFIX, None, STEP)?;
         let mut done = Swept {
             entries: 0,
@@ -193,9 +203,10 @@ impl History {
         })
     }
 
-    /// The time of the oldest kept event (of the first entities of the time index).
+    /// The time of the oldest kept event (of the first entities of the time index, and of the
+    /// deferred creations).
     pub fn oldest(&self) -> Result<Option<i64>, StoreError> {
-        let mut oldest: Option<i64> = None;
+        let mut oldest: Option<i64> = self.oldest_deferred();
         for (k, _) in self.scan(keys::TIME_PREFIX, None, 8)? {
             let Some((_, kind, id)) = keys::parse_time(&k) else {
                 continue;

@@ -451,3 +451,136 @@ fn totals_are_stored_with_the_changes_and_read_back_at_start_without_a_scan() {
     );
     assert!(again.counted.load(std::sync::atomic::Ordering::Acquire));
 }
+
+fn events_counted(h: &History) -> i64 {
+    h.events.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A creation's event is deferred: nothing is stored for it but its persisted headers, every
+/// read sees it, and the first change writes it (as it was) in its own unit.
+#[test]
+fn a_creation_is_deferred_until_the_first_change() {
+    let mut r = rig(cfg());
+    r.run(create(), T0);
+    assert_eq!(r.history_keys(b"e"), 0, "no event stored for the creation");
+    assert_eq!(r.history_keys(keys::TIME_PREFIX), 0);
+    assert_eq!(r.history_keys(b"h"), 1, "its persisted headers");
+    assert_eq!(events_counted(&r.history), 1);
+    let seen = r
+        .history
+        .events(Kind::Thing, "ns:t", 0..=1, 1, T0 + 5, 10)
+        .unwrap();
+    assert_eq!(seen.len(), 1);
+    let (rev, rec) = &seen[0];
+    assert_eq!(
+        (*rev, rec.action, rec.timestamp),
+        (1, crate::protocol::EventAction::Created, T0)
+    );
+    assert_eq!(
+        rec.headers["ditto-originator"],
+        json!(format!("nginx:at-{T0}"))
+    );
+    assert_eq!(
+        r.history
+            .first_after(Kind::Thing, "ns:t", T0 - 1, 1)
+            .unwrap(),
+        Some(1)
+    );
+    r.set(1, T0 + 10);
+    assert_eq!(
+        r.history_keys(b"e"),
+        2,
+        "the creation is written with revision 2"
+    );
+    assert_eq!(r.history_keys(b"h"), 0);
+    assert_eq!(events_counted(&r.history), 2);
+    match r.at(At::Revision(1), T0 + 20) {
+        Found::Past(s, rec) => {
+            assert_eq!(s, r.states[0]);
+            assert_eq!(
+                rec.headers["ditto-originator"],
+                json!(format!("nginx:at-{T0}"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.past_n(At::Timestamp(T0 + 1), T0 + 20), Some(json!(0)));
+    assert_eq!(r.past_n(At::Timestamp(T0), T0 + 20), None, "not before it");
+}
+
+/// The age bound uncounts a deferred creation (the sweep, by its time bucket) and drops it
+/// instead of writing it when the first change comes after the bound.
+#[test]
+fn an_expired_deferred_creation_is_uncounted_and_never_written() {
+    let mut r = rig(HistoryConfig {
+        max_age_secs: 60,
+        ..cfg()
+    });
+    r.history.count().unwrap();
+    r.run(create(), T0);
+    assert_eq!(events_counted(&r.history), 1);
+    let late = T0 + 63_000;
+    r.sweep(T0 + 30_000);
+    assert_eq!(events_counted(&r.history), 1, "not yet");
+    r.sweep(late);
+    assert_eq!(events_counted(&r.history), 0, "older than the bound");
+    let again = History::with_snapshots(r.history.cfg.clone(), r.store.clone(), 4);
+    assert!(again.load_counts().unwrap());
+    assert_eq!(events_counted(&again), 0, "stored with the totals");
+    r.set(1, late);
+    assert_eq!(r.history_keys(b"e"), 1, "only revision 2");
+    assert_eq!(events_counted(&r.history), 1);
+    assert_eq!(r.past_n(At::Revision(1), late + 1), None);
+    assert_eq!(r.past_n(At::Revision(2), late + 1), Some(json!("current")));
+}
+
+/// A data directory of a version without deferral: the creation event is stored, with 16-byte
+/// totals. It reads the same and the first change does not write it again.
+#[test]
+fn a_creation_stored_by_an_older_version_reads_and_is_not_written_twice() {
+    let mut r = rig(cfg());
+    let none = |_: &str| None;
+    let ctx = Ctx {
+        now: T0,
+        subject: "nginx:ditto",
+        lookup: &crate::engine::FnLookup(|_: &str| None, none),
+        access: None,
+    };
+    let out = apply(None, &cmd(create()), &ctx).unwrap();
+    let (ev, state, bytes) = (out.event.unwrap(), out.state.unwrap(), out.bytes.unwrap());
+    let mut headers = Map::new();
+    headers.insert("ditto-originator".into(), json!("nginx:old"));
+    let record = Record::of_thing_event(&ev, state.metadata.as_ref(), headers);
+    let event = crate::store::codec::encode(record.encode());
+    let mut totals = Vec::new();
+    totals.extend_from_slice(
+        &((keys::event(Kind::Thing, "ns:t", 1).len() + event.len()) as i64).to_le_bytes(),
+    );
+    totals.extend_from_slice(&1i64.to_le_bytes());
+    let bucket = T0 - T0.rem_euclid(r.history.bucket_ms());
+    use crate::store::{Op, Tree};
+    smol::block_on(r.store.durable(r.store.submit(vec![
+        Op::put(Tree::Things, "ns:t", bytes),
+        Op::put(Tree::History, keys::event(Kind::Thing, "ns:t", 1), event),
+        Op::put(Tree::History, keys::time(bucket, Kind::Thing, "ns:t"), []),
+        Op::put(Tree::History, keys::COUNTS.to_vec(), totals),
+    ])))
+    .unwrap();
+    r.states.push(state.clone());
+    r.state = Some(state);
+    r.history = History::with_snapshots(cfg(), r.store.clone(), 4);
+    assert!(r.history.load_counts().unwrap());
+    assert_eq!(events_counted(&r.history), 1);
+    let seen = r
+        .history
+        .events(Kind::Thing, "ns:t", 1..=1, 1, T0 + 5, 10)
+        .unwrap();
+    assert_eq!(seen[0].1, record);
+    r.set(1, T0 + 10);
+    assert_eq!(r.history_keys(b"e"), 2);
+    assert_eq!(events_counted(&r.history), 2);
+    match r.at(At::Revision(1), T0 + 20) {
+        Found::Past(s, rec) => assert_eq!((s, *rec), (r.states[0].clone(), record)),
+        other => panic!("{other:?}"),
+    }
+}

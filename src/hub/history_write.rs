@@ -31,16 +31,20 @@ impl Hub {
         let record = Record::of_thing_event(ev, r.state.metadata.as_ref(), headers.clone());
         // the thing as the write stores it (its snapshot, when the log keeps one)
         let thing_op = r.ops.iter().find(|o| o.tree == Tree::Things);
-        let stored = match thing_op.and_then(|o| o.value.clone()) {
+        let encoded;
+        let stored = match thing_op.and_then(|o| o.value.as_deref()) {
             Some(b) => b,
-            None => r.state.to_bytes(),
+            None => {
+                encoded = r.state.to_bytes();
+                &encoded
+            }
         };
         let change = Change {
             kind: Kind::Thing,
             id,
             revision: ev.revision,
             record,
-            state: &stored,
+            state: stored,
         };
         let mut ops = h.ops(change).map_err(|e| {
             tracing::error!(thing = %id, error = %e, "history read failed");

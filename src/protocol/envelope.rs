@@ -204,8 +204,13 @@ impl Envelope {
     /// Serialized as one JSON text (one WS frame): the same text as `to_value().to_string()`,
     /// written straight from the fields (no intermediate `Value` copy of the payload).
     pub fn to_text(&self) -> String {
-        // Serializing string-keyed maps and `Value`s into a String cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        // room for a typical message at once (growing from empty reallocated ~6 times)
+        let mut out = Vec::with_capacity(256);
+        // Serializing string-keyed maps and `Value`s cannot fail; serde_json writes UTF-8.
+        match serde_json::to_writer(&mut out, self) {
+            Ok(()) => String::from_utf8(out).unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 }
 

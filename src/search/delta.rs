@@ -4,8 +4,11 @@
 //! entries(new))` (tested against it on random twins); falls back to it when it cannot be sure.
 
 use super::index::{delta, sized_entries, Builder, Entries, Size, FEATURE_PARTS, MAX_ENTRIES};
-use crate::engine::state::ThingState;
-use crate::store::Op;
+use super::keys;
+use crate::clock::format_millis;
+use crate::engine::state::{Replaced, ThingState};
+use crate::model::pointer;
+use crate::store::{Op, Tree};
 use serde_json::{Map, Value};
 
 /// Things with more entries than this take the full path (the overflow bound must be exact).
@@ -26,6 +29,62 @@ pub fn write_ops(
     let old = old.map(|s| sized_entries(s).0).unwrap_or_default();
     let (new, size) = new.map_or((Entries::new(), Size::Entries(0)), sized_entries);
     (delta(&old, &new), size)
+}
+
+/// True for a path whose write `write_ops_replaced` can follow alone when its parent object
+/// exists: below an attribute, or in an indexed part of a feature.
+pub fn in_place_path(path: &[String]) -> bool {
+    match path {
+        [a, _, ..] if a == "attributes" => true,
+        [f, _, part, ..] => f == "features" && FEATURE_PARTS.contains(&part.as_str()),
+        _ => false,
+    }
+}
+
+/// `write_ops` of a write done in place (`engine::apply_in_place`): `new` is the state after it,
+/// `r` what it replaced. Only the written subtree and the times are compared (the rest of the
+/// thing is the same object); an unknown size or an unsure result takes `write_ops` on the
+/// state before, rebuilt.
+pub fn write_ops_replaced(
+    new: &ThingState,
+    old_size: Option<Size>,
+    r: &Replaced,
+) -> (Vec<Op>, Size) {
+    if let Some(Size::Entries(n)) = old_size {
+        if let Some(done) = scoped_replaced(new, n, r) {
+            return done;
+        }
+    }
+    let old = r.index_view_before(new);
+    write_ops(Some(&old), old_size, Some(new))
+}
+
+fn scoped_replaced(new: &ThingState, n: usize, r: &Replaced) -> Option<(Vec<Op>, Size)> {
+    let id = new.thing.get("thingId").and_then(Value::as_str)?;
+    let parent_is_object = matches!(
+        r.path
+            .split_last()
+            .and_then(|(_, p)| pointer::get(&new.thing, p)),
+        Some(Value::Object(_))
+    );
+    if new.deleted || n > SCOPED_MAX || !in_place_path(&r.path) || !parent_is_object {
+        return None;
+    }
+    let mut d = Diff {
+        id,
+        ops: Vec::new(),
+        count: n,
+        unsure: false,
+    };
+    d.stamp("_created", r.created, new.created);
+    d.stamp("_modified", r.modified, new.modified);
+    // every ancestor is an object before and after, so `scoped` would walk down to here
+    d.node(
+        &r.path.join("/"),
+        r.old.as_ref(),
+        pointer::get(&new.thing, &r.path),
+    );
+    (!d.unsure && d.count <= SCOPED_MAX).then_some((d.ops, Size::Entries(d.count)))
 }
 
 struct Diff<'a> {
@@ -51,14 +110,8 @@ fn scoped(old: &ThingState, n: usize, new: &ThingState) -> Option<(Vec<Op>, Size
     for field in ["policyId", "definition"] {
         d.node(field, o.get(field), w.get(field));
     }
-    for (field, a, b) in [
-        ("_created", old.created, new.created),
-        ("_modified", old.modified, new.modified),
-    ] {
-        if a != b {
-            d.rebuild(Some(a), Some(b), |bld, t| bld.stamp(field, *t));
-        }
-    }
+    d.stamp("_created", old.created, new.created);
+    d.stamp("_modified", old.modified, new.modified);
     let (oa, wa) = (object(o, "attributes"), object(w, "attributes"));
     for k in union(oa, wa) {
         d.node(&format!("attributes/{k}"), oa.get(k), wa.get(k));
@@ -97,6 +150,20 @@ impl Diff<'_> {
             return;
         }
         self.rebuild(old, new, |b, v| b.feature(fid, v));
+    }
+
+    /// A time stamp (`Builder::stamp`: one value entry, never an overflow) changed from `old`
+    /// to `new`: what `rebuild` gives, without building two entry maps (every write does it).
+    fn stamp(&mut self, field: &str, old: i64, new: i64) {
+        if old == new {
+            return;
+        }
+        let key = |t| keys::value_key(field, &Value::String(format_millis(t)), self.id);
+        let (o, w) = (key(old), key(new));
+        if o != w {
+            self.ops.push(Op::delete(Tree::Index, o));
+            self.ops.push(Op::put(Tree::Index, w, vec![0]));
+        }
     }
 
     /// Replaces the entries `build` makes of `old` by those it makes of `new`.
@@ -271,6 +338,54 @@ mod tests {
         assert!(
             scoped_runs * 10 > runs * 9,
             "{scoped_runs} of {runs} scoped"
+        );
+    }
+
+    #[test]
+    fn the_delta_of_an_in_place_write_equals_the_full_delta() {
+        let mut rng = fastrand::Rng::with_seed(0x1a_91ace);
+        let (mut scoped_runs, mut runs) = (0, 0);
+        for _ in 0..2000 {
+            let mut thing = json!({"thingId": "n:t", "policyId": "n:p"});
+            for _ in 0..rng.usize(0..8) {
+                let p = random_path(&mut rng);
+                set(&mut thing, &p, Some(random_value(&mut rng, 3)));
+            }
+            let old = state(thing, 1000);
+            let path = random_path(&mut rng);
+            let Some((last, parents)) = path.split_last() else {
+                continue;
+            };
+            let mut new = old.clone();
+            new.modified += rng.i64(0..2);
+            let Some(Value::Object(parent)) = pointer::get_mut(&mut new.thing, parents) else {
+                continue;
+            };
+            if !in_place_path(&path) {
+                continue;
+            }
+            let old_leaf = parent.insert(last.clone(), random_value(&mut rng, 3));
+            let r = Replaced {
+                path: path.clone(),
+                old: old_leaf,
+                modified: old.modified,
+                created: old.created,
+            };
+            assert_eq!(r.index_view_before(&new), old);
+            let (full_old, old_size) = sized_entries(&old);
+            let (full_new, new_size) = sized_entries(&new);
+            let want = as_set(&delta(&full_old, &full_new));
+            for size in [Some(old_size), None] {
+                let (ops, got_size) = write_ops_replaced(&new, size, &r);
+                assert_eq!(as_set(&ops), want, "{path:?} old {:#}", old.thing);
+                assert_eq!(got_size, new_size);
+            }
+            runs += 1;
+            scoped_runs += usize::from(scoped_replaced(&new, full_old.len(), &r).is_some());
+        }
+        assert!(
+            runs > 150 && scoped_runs * 10 > runs * 9,
+            "{scoped_runs} of {runs}"
         );
     }
 

@@ -8,6 +8,7 @@ mod authkit;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod history_deferred;
 mod history_http;
 mod history_policy;
 mod history_read;

@@ -24,7 +24,7 @@ pub(crate) struct PendingEvent {
     /// namespace of the thing
     pub namespace: String,
     /// the thing after the change (source of `extraFields`)
-    pub state: ThingState,
+    pub state: Arc<ThingState>,
     /// the session that caused it (gets no echo)
     pub origin: Option<u64>,
     /// event time (for `time:now` in filters)
@@ -44,7 +44,7 @@ impl Hub {
         &self,
         cmd: &ThingCommand,
         ev: &Event,
-        state: &ThingState,
+        state: &Arc<ThingState>,
         who: &Requester,
         enforcer: Option<Arc<Enforcer>>,
     ) -> Option<PendingEvent> {

@@ -19,7 +19,8 @@ pub struct Cached {
 }
 
 pub struct Twins {
-    map: HashMap<String, (Cached, usize)>,
+    /// `None`: taken by a write in progress (`take`)
+    map: HashMap<String, (Option<Cached>, usize)>,
     order: VecDeque<String>,
     bytes: usize,
     /// most bytes (estimated) held; 0 caches nothing
@@ -56,7 +57,22 @@ impl Twins {
     }
 
     pub fn get(&self, id: &str) -> Option<Cached> {
-        self.map.get(id).map(|(c, _)| c.clone())
+        self.map.get(id).and_then(|(c, _)| c.clone())
+    }
+
+    /// Takes the cached twin out for a write (under the twin's lock), leaving its place: the
+    /// only `Arc` of it, unless an event or a reader still holds one, so the write can change
+    /// it in place. Until `put` (or `restore`) reads of `id` go to the store, which holds the
+    /// same state.
+    pub fn take(&mut self, id: &str) -> Option<Cached> {
+        self.map.get_mut(id).and_then(|(c, _)| c.take())
+    }
+
+    /// Puts back what `take` took, when the write wrote nothing (unless it was evicted since).
+    pub fn restore(&mut self, id: &str, c: Cached) {
+        if let Some((slot @ None, _)) = self.map.get_mut(id) {
+            *slot = Some(c);
+        }
     }
 
     /// Caches `c` for `id`; `encoded` is the length of the stored form (the size estimate).
@@ -69,9 +85,16 @@ impl Twins {
             self.remove(id);
             return;
         }
-        match self.map.insert(id.to_owned(), (c, size)) {
-            Some((_, old)) => self.bytes -= old,
-            None => self.order.push_back(id.to_owned()),
+        // a rewritten twin keeps its key (no new String per write)
+        match self.map.get_mut(id) {
+            Some(slot) => {
+                self.bytes -= slot.1;
+                *slot = (Some(c), size);
+            }
+            None => {
+                self.map.insert(id.to_owned(), (Some(c), size));
+                self.order.push_back(id.to_owned());
+            }
         }
         self.bytes += size;
         self.evict();
@@ -127,6 +150,22 @@ mod tests {
         t.put("n:a", cached(1), BUDGET_BYTES);
         assert!(t.get("n:a").is_none());
         assert_eq!((t.bytes, t.order.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_taken_twin_is_not_served_until_put_or_restored() {
+        let mut t = Twins::default();
+        t.put("n:a", cached(1), 100);
+        let taken = t.take("n:a").unwrap();
+        assert_eq!(Arc::strong_count(&taken.state), 1, "the only Arc");
+        assert!(t.get("n:a").is_none() && t.take("n:a").is_none());
+        t.restore("n:a", taken);
+        assert_eq!(t.get("n:a").unwrap().size, Size::Entries(1));
+        let taken = t.take("n:a").unwrap();
+        t.put("n:a", cached(2), 100);
+        t.restore("n:a", taken);
+        assert_eq!(t.get("n:a").unwrap().size, Size::Entries(2), "a put wins");
+        assert_eq!((t.map.len(), t.order.len()), (1, 1));
     }
 
     #[test]

@@ -18,6 +18,22 @@ use cache::Cached;
 use serde_json::Value;
 use std::sync::Arc;
 
+/// A cached twin taken out by a write in progress: back into the cache when dropped, unless the
+/// write replaced it (`cached` = `None`).
+struct Taken<'h> {
+    hub: &'h Hub,
+    id: &'h str,
+    cached: Option<Cached>,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.cached.take() {
+            self.hub.twins().restore(self.id, c);
+        }
+    }
+}
+
 /// Result of a twin command that passed the engine.
 #[derive(Debug)]
 pub struct TwinDone {
@@ -66,6 +82,14 @@ impl Hub {
         self.twins().get(id)
     }
 
+    /// `cached_twin`, taken out of the cache for a write (`cache::Twins::take`).
+    fn take_cached_twin(&self, id: &str) -> Option<Cached> {
+        if self.store().is_stopped() {
+            return None;
+        }
+        self.twins().take(id)
+    }
+
     fn read_thing(&self, id: &str) -> Result<Option<ThingState>, DittoError> {
         let bytes = self.store().get(Tree::Things, id.as_bytes()).map_err(|e| {
             tracing::error!(thing = id, error = %e, "store read failed");
@@ -97,19 +121,37 @@ impl Hub {
         let now = self.now();
         let id = cmd.thing_id.to_string();
         let _guard = self.lock_for(&id).lock().unwrap_or_else(|e| e.into_inner());
-        let cached = self.cached_twin(&id);
-        let current = match &cached {
-            Some(c) => Some(c.state.clone()),
+        // a write takes the cached twin out (`Taken` puts it back unless the write replaces it),
+        // so that a modify can change it in place
+        let writes = cmd.action != Action::Retrieve;
+        let mut taken = Taken {
+            hub: self,
+            id: &id,
+            cached: None,
+        };
+        let cached = if writes {
+            self.take_cached_twin(&id)
+        } else {
+            self.cached_twin(&id)
+        };
+        let mut size = cached.as_ref().map(|c| c.size);
+        let mut current = match cached {
+            Some(c) => Some(c.state),
             None => self.read_thing(&id)?.map(Arc::new),
         };
-        let current = current.as_deref();
+        if writes {
+            taken.cached = current
+                .clone()
+                .zip(size)
+                .map(|(state, size)| Cached { state, size });
+        }
         let ns = cmd.thing_id.namespace.as_str();
         let policy_of = |s: Option<&ThingState>| {
             s.and_then(|s| s.thing.get("policyId"))
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
-        let old_pid = policy_of(ThingState::live(current));
+        let old_pid = policy_of(ThingState::live(current.as_deref()));
         let enforcer = match old_pid.as_deref() {
             Some(pid) => self.enforcer(pid, ns, now)?,
             None => None,
@@ -124,25 +166,65 @@ impl Hub {
             }),
         };
         let cid = cmd.headers.correlation_id();
-        // a retrieve of a past state answers from history, READ under today's policy
-        let past = self.retrieve_in_past(cmd, ThingState::live(current), now)?;
-        let answered = past.as_ref().map_or(current, |p| Some(&p.0));
-        let mut outcome = engine::apply(answered, cmd, &ctx).inspect_err(|e| {
-            let (status, error) = (e.status, &e.error);
-            tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(), status,
-                %error, "twin command refused");
-        })?;
-        if let Some((_, headers)) = past {
-            outcome.historical_headers = headers;
+        // a modify written into the twin itself when it is ours alone (no event or reader holds
+        // it): no copy of the twin; anything else, or a refusal, takes `engine::apply`
+        let mut in_place = None;
+        if cmd.action == Action::Modify {
+            taken.cached = None;
+            if let Some(state) = current.take() {
+                match Arc::try_unwrap(state) {
+                    Ok(state) if !state.deleted => {
+                        if size.is_none() {
+                            // read from the store: the delta needs how it is indexed
+                            size = Some(crate::search::index::sized_entries(&state).1);
+                        }
+                        match engine::apply_in_place(state, cmd, &ctx) {
+                            Ok(done) => in_place = Some(done),
+                            Err(back) => current = Some(Arc::new(back)),
+                        }
+                    }
+                    Ok(state) => current = Some(Arc::new(state)),
+                    Err(shared) => current = Some(shared),
+                }
+            }
+            if in_place.is_none() {
+                taken.cached = current
+                    .clone()
+                    .zip(size)
+                    .map(|(state, size)| Cached { state, size });
+            }
         }
-        let size = cached.as_ref().map(|c| c.size);
-        let mut ready = engine::ready(&id, current, size, &mut outcome, now, durability);
+        let (mut outcome, replaced) = match in_place {
+            Some((outcome, replaced)) => (outcome, Some(replaced)),
+            None => {
+                let current = current.as_deref();
+                // a retrieve of a past state answers from history, READ under today's policy
+                let past = self.retrieve_in_past(cmd, ThingState::live(current), now)?;
+                let answered = past.as_ref().map_or(current, |p| Some(&p.0));
+                let mut outcome = engine::apply(answered, cmd, &ctx).inspect_err(|e| {
+                    let (status, error) = (e.status, &e.error);
+                    tracing::debug!(thing = %id, correlation_id = cid, subject = who.subject(), status,
+                        %error, "twin command refused");
+                })?;
+                if let Some((_, headers)) = past {
+                    outcome.historical_headers = headers;
+                }
+                (outcome, None)
+            }
+        };
+        let before = match &replaced {
+            Some(r) => engine::Before::Replaced(r),
+            None => engine::Before::State(current.as_deref()),
+        };
+        let mut ready = engine::ready(&id, before, size, &mut outcome, now, durability);
         if let Some(r) = ready.as_mut() {
             // the change's history, in the same atomic unit (src/hub/history_write.rs)
             let history = self.thing_history_ops(cmd, who, r, now)?;
             r.ops.extend(history);
         }
         let seq = ready.map(|r| {
+            // the write replaces the cached twin (nothing to put back)
+            taken.cached = None;
             self.persist(r, |state, event| {
                 // Events are visible under the thing's policy after the change (before, for a
                 // delete).
@@ -175,16 +257,18 @@ impl Hub {
     fn persist(
         &self,
         r: engine::Ready,
-        event: impl FnOnce(&ThingState, &engine::Event) -> Option<super::bus::events::PendingEvent>,
+        event: impl FnOnce(&Arc<ThingState>, &engine::Event) -> Option<super::bus::events::PendingEvent>,
     ) -> u64 {
+        // one Arc of the new twin for the cache and the event
+        let state = Arc::new(r.state);
         let seq = self.submit_with_event(r.ops, r.durability, || {
             if let Some((pid, policy)) = &r.policy {
                 self.policy_written(pid, Some(policy));
             }
-            event(&r.state, r.event.as_ref()?)
+            event(&state, r.event.as_ref()?)
         });
         let cached = Cached {
-            state: Arc::new(r.state),
+            state,
             size: r.size,
         };
         self.twins().put(&r.thing_id, cached, r.encoded_len);
@@ -353,6 +437,48 @@ mod tests {
         // the cache holds the write that never became durable: reads must fail like the store's
         assert!(hub.load_thing("n:t").is_err());
         assert!(hub.cached_twin("n:t").is_none());
+    }
+
+    #[test]
+    fn a_refused_write_leaves_the_cached_twin_cached_and_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::store::BackendKind::Redb, dir.path(), 1 << 20).unwrap();
+        let hub = Hub::new(store);
+        let who = Requester {
+            subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
+            origin: None,
+        };
+        let run = |text: &str| {
+            smol::block_on(hub.twin_command(&who, &command(text), Durability::Interval))
+        };
+        run(r#"{"topic":"n/t/things/twin/commands/create","headers":{},"path":"/","value":{"attributes":{"a":1}}}"#).unwrap();
+        let done = run(r#"{"topic":"n/t/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":2}"#).unwrap();
+        assert_eq!(done.outcome.status, 204);
+        let before = hub
+            .cached_twin("n:t")
+            .expect("cached after the write")
+            .state;
+        // refused in place (a wrong if-match), and by the engine after writing in (too large)
+        let refused = [
+            r#"{"topic":"n/t/things/twin/commands/modify","headers":{"if-match":"\"rev:9\""},"path":"/attributes/a","value":3}"#.to_owned(),
+            format!(r#"{{"topic":"n/t/things/twin/commands/modify","headers":{{}},"path":"/attributes/b","value":"{}"}}"#, "x".repeat(engine::MAX_THING_BYTES)),
+        ];
+        for text in &refused {
+            assert!(run(text).is_err());
+            let now = hub.cached_twin("n:t").expect("still cached");
+            assert_eq!(now.state, before, "unchanged");
+        }
+        let done = run(r#"{"topic":"n/t/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":4}"#).unwrap();
+        assert_eq!(
+            done.outcome.state.map(|s| s.revision),
+            None,
+            "taken by ready"
+        );
+        let after = hub.load_thing("n:t").unwrap().unwrap();
+        assert_eq!(
+            (after.revision, &after.thing["attributes"]),
+            (3, &serde_json::json!({"a": 4}))
+        );
     }
 
     #[test]
