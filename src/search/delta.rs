@@ -308,16 +308,22 @@ mod tests {
         }
     }
 
+    /// A thing with up to 7 random values at random paths.
+    fn random_thing(rng: &mut fastrand::Rng) -> Value {
+        let mut thing = json!({"thingId": "n:t", "policyId": "n:p"});
+        for _ in 0..rng.usize(0..8) {
+            let p = random_path(rng);
+            set(&mut thing, &p, Some(random_value(rng, 3)));
+        }
+        thing
+    }
+
     #[test]
     fn scoped_delta_equals_the_full_delta_on_random_changes() {
         let mut rng = fastrand::Rng::with_seed(0x5eed);
         let (mut scoped_runs, mut runs) = (0, 0);
         for _ in 0..400 {
-            let mut thing = json!({"thingId": "n:t", "policyId": "n:p"});
-            for _ in 0..rng.usize(0..8) {
-                let p = random_path(&mut rng);
-                set(&mut thing, &p, Some(random_value(&mut rng, 3)));
-            }
+            let thing = random_thing(&mut rng);
             let mut old = state(thing, 1000);
             for step in 0..8 {
                 let mut new = old.clone();
@@ -346,11 +352,7 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(0x1a_91ace);
         let (mut scoped_runs, mut runs) = (0, 0);
         for _ in 0..2000 {
-            let mut thing = json!({"thingId": "n:t", "policyId": "n:p"});
-            for _ in 0..rng.usize(0..8) {
-                let p = random_path(&mut rng);
-                set(&mut thing, &p, Some(random_value(&mut rng, 3)));
-            }
+            let thing = random_thing(&mut rng);
             let old = state(thing, 1000);
             let path = random_path(&mut rng);
             let Some((last, parents)) = path.split_last() else {

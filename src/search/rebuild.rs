@@ -99,13 +99,37 @@ pub fn ensure_index(store: &Store) -> Result<Option<RebuildStats>, StoreError> {
 
 /// Drops every index entry and indexes every live thing again; writes the version last.
 pub fn rebuild(store: &Store) -> Result<RebuildStats, StoreError> {
+    build(store, false)
+}
+
+/// Builds the access part alone (an index written by a version without it): each live thing's
+/// policy ID entry and each policy's summary; its version last.
+pub fn rebuild_access(store: &Store) -> Result<RebuildStats, StoreError> {
+    build(store, true)
+}
+
+/// A version key in `Tree::Meta` and its current value.
+type Version = (&'static [u8], &'static [u8]);
+
+/// The whole index, or its access part alone: its version(s) dropped, its entries cleared, every
+/// live thing's entries (of the part) and every policy's summary written in durable chunks, the
+/// version(s) written last.
+fn build(store: &Store, access_only: bool) -> Result<RebuildStats, StoreError> {
     let started = Instant::now();
+    const ALL: &[Version] = &[(VERSION_KEY, VERSION), (ACCESS_VERSION_KEY, ACCESS_VERSION)];
+    const ACCESS: &[Version] = &[(ACCESS_VERSION_KEY, ACCESS_VERSION)];
+    let (versions, prefix): (&[Version], &[u8]) = if access_only {
+        (ACCESS, &[access::ACCESS])
+    } else {
+        (ALL, b"")
+    };
     let mut stats = RebuildStats::default();
     let mut chunk = Chunk::default();
-    chunk.push(store, Op::delete(Tree::Meta, VERSION_KEY))?;
-    chunk.push(store, Op::delete(Tree::Meta, ACCESS_VERSION_KEY))?;
+    for (key, _) in versions {
+        chunk.push(store, Op::delete(Tree::Meta, *key))?;
+    }
     chunk.flush(store)?;
-    stats.removed = clear(store, &mut chunk, b"")?;
+    stats.removed = clear(store, &mut chunk, prefix)?;
     let mut after: Option<Vec<u8>> = None;
     loop {
         let batch = store.scan(Tree::Things, b"", after.as_deref(), SCAN)?;
@@ -121,18 +145,18 @@ pub fn rebuild(store: &Store) -> Result<RebuildStats, StoreError> {
             }
             stats.things += 1;
             for (key, value) in entries(&state) {
-                chunk.push(store, Op::put(Tree::Index, key, value))?;
-                stats.entries += 1;
+                if key.starts_with(prefix) {
+                    chunk.push(store, Op::put(Tree::Index, key, value))?;
+                    stats.entries += 1;
+                }
             }
         }
     }
     stats.policies = summarize_policies(store, &mut chunk)?;
     chunk.flush(store)?;
-    chunk.push(store, Op::put(Tree::Meta, VERSION_KEY, VERSION))?;
-    chunk.push(
-        store,
-        Op::put(Tree::Meta, ACCESS_VERSION_KEY, ACCESS_VERSION),
-    )?;
+    for (key, version) in versions {
+        chunk.push(store, Op::put(Tree::Meta, *key, *version))?;
+    }
     chunk.flush(store)?;
     stats.millis = started.elapsed().as_millis() as u64;
     Ok(stats)
@@ -175,44 +199,6 @@ fn summarize_policies(store: &Store, chunk: &mut Chunk) -> Result<u64, StoreErro
         }
     }
     Ok(n)
-}
-
-/// Builds the access part alone (an index written by a version without it): each live thing's
-/// policy ID entry and each policy's summary; its version last.
-pub fn rebuild_access(store: &Store) -> Result<RebuildStats, StoreError> {
-    let started = Instant::now();
-    let mut stats = RebuildStats::default();
-    let mut chunk = Chunk::default();
-    chunk.push(store, Op::delete(Tree::Meta, ACCESS_VERSION_KEY))?;
-    chunk.flush(store)?;
-    stats.removed = clear(store, &mut chunk, &[access::ACCESS])?;
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let batch = store.scan(Tree::Things, b"", after.as_deref(), SCAN)?;
-        let Some((last, _)) = batch.last() else { break };
-        after = Some(last.clone());
-        for (_, v) in batch {
-            let Some(state) = ThingState::from_bytes(&v).ok().filter(|s| !s.deleted) else {
-                continue;
-            };
-            stats.things += 1;
-            for (key, value) in entries(&state) {
-                if key.first() == Some(&access::ACCESS) {
-                    chunk.push(store, Op::put(Tree::Index, key, value))?;
-                    stats.entries += 1;
-                }
-            }
-        }
-    }
-    stats.policies = summarize_policies(store, &mut chunk)?;
-    chunk.flush(store)?;
-    chunk.push(
-        store,
-        Op::put(Tree::Meta, ACCESS_VERSION_KEY, ACCESS_VERSION),
-    )?;
-    chunk.flush(store)?;
-    stats.millis = started.elapsed().as_millis() as u64;
-    Ok(stats)
 }
 
 #[cfg(test)]
