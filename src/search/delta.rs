@@ -70,12 +70,7 @@ fn scoped_replaced(new: &ThingState, n: usize, r: &Replaced) -> Option<(Vec<Op>,
     if new.deleted || n > SCOPED_MAX || !in_place_path(&r.path) || !parent_is_object {
         return None;
     }
-    let mut d = Diff {
-        id,
-        ops: Vec::new(),
-        count: n,
-        unsure: false,
-    };
+    let mut d = Diff::new(id, n);
     d.stamp("_created", r.created, new.created);
     d.stamp("_modified", r.modified, new.modified);
     // every ancestor is an object before and after, so `scoped` would walk down to here
@@ -100,12 +95,7 @@ fn scoped(old: &ThingState, n: usize, new: &ThingState) -> Option<(Vec<Op>, Size
     if old.deleted || new.deleted || !same_id || n > SCOPED_MAX {
         return None;
     }
-    let mut d = Diff {
-        id,
-        ops: Vec::new(),
-        count: n,
-        unsure: false,
-    };
+    let mut d = Diff::new(id, n);
     let (o, w) = (&old.thing, &new.thing);
     for field in ["policyId", "definition"] {
         d.node(field, o.get(field), w.get(field));
@@ -123,7 +113,17 @@ fn scoped(old: &ThingState, n: usize, new: &ThingState) -> Option<(Vec<Op>, Size
     (!d.unsure && d.count <= SCOPED_MAX).then_some((d.ops, Size::Entries(d.count)))
 }
 
-impl Diff<'_> {
+impl<'a> Diff<'a> {
+    /// No ops yet, for a thing whose index holds `count` entries.
+    fn new(id: &'a str, count: usize) -> Diff<'a> {
+        Diff {
+            id,
+            ops: Vec::new(),
+            count,
+            unsure: false,
+        }
+    }
+
     /// A node indexed by `Builder::walk` (objects are walked into, everything else rebuilt).
     fn node(&mut self, path: &str, old: Option<&Value>, new: Option<&Value>) {
         if old == new {
