@@ -115,10 +115,7 @@ impl Hub {
             .load_thing(&key)?
             .filter(|s| !s.deleted)
             .ok_or_else(not_found)?;
-        let enforcer = match state.thing.get("policyId").and_then(Value::as_str) {
-            Some(pid) => self.enforcer(pid, &id.namespace, now)?,
-            None => None,
-        };
+        let enforcer = self.thing_enforcer(&state, &id.namespace, now)?;
         let enforcer = enforcer
             .filter(|e| e.has_partial(&subjects, "thing", &[], READ))
             .ok_or_else(not_found)?;

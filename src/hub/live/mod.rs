@@ -24,7 +24,6 @@ use crate::rules::live::{command_matcher, delivered_headers, on_channel, use_twi
 use crate::rules::live_errors::{condition_not_allowed, event_not_allowed};
 use crate::rules::outcome::Plan;
 use crate::rules::responses::response_envelope;
-use serde_json::Value;
 use std::sync::Arc;
 use waiter::Waiter;
 
@@ -60,10 +59,7 @@ impl Hub {
             .load_thing(id)?
             .filter(|s| !s.deleted)
             .ok_or_else(|| errors::not_found(id, &ThingPath::Root))?;
-        let enforcer = match state.thing.get("policyId").and_then(Value::as_str) {
-            Some(pid) => self.enforcer(pid, namespace, now)?,
-            None => None,
-        };
+        let enforcer = self.thing_enforcer(&state, namespace, now)?;
         Ok((state, enforcer))
     }
 

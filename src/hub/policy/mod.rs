@@ -8,6 +8,7 @@ mod permissions;
 
 use super::bus::session::{Outbound, StreamKind};
 use super::{Hub, Requester};
+use crate::engine::ThingState;
 use crate::error::DittoError;
 use crate::policy::apply::apply;
 use crate::policy::expiry::{self, Announcement};
@@ -102,6 +103,20 @@ impl Hub {
     /// Loads a stored policy's JSON.
     pub fn load_policy(&self, id: &str) -> Result<Option<Value>, DittoError> {
         Ok(self.load_policy_state(id)?.map(|s| s.policy))
+    }
+
+    /// The enforcer of the policy `thing` names (its `policyId`), as [`Hub::enforcer`]; `None`
+    /// if it names none or there is no such policy.
+    pub fn thing_enforcer(
+        &self,
+        thing: &ThingState,
+        namespace: &str,
+        now: i64,
+    ) -> Result<Option<Arc<Enforcer>>, DittoError> {
+        match thing.thing.get("policyId").and_then(Value::as_str) {
+            Some(pid) => self.enforcer(pid, namespace, now),
+            None => Ok(None),
+        }
     }
 
     /// The enforcer of a policy for things in `namespace` at `now` (cached); `None` if there is

@@ -291,10 +291,7 @@ impl Hub {
             let Some(state) = self.load_thing(&id.to_string())?.filter(|s| !s.deleted) else {
                 continue;
             };
-            let enforcer = match state.thing.get("policyId").and_then(Value::as_str) {
-                Some(pid) => self.enforcer(pid, &id.namespace, now)?,
-                None => None,
-            };
+            let enforcer = self.thing_enforcer(&state, &id.namespace, now)?;
             let ctx = Ctx {
                 now,
                 subject: who.subject(),
