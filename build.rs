@@ -1,10 +1,8 @@
 //! Link step only (issue 15, idle RSS): with lld (the default linker of x86_64-unknown-linux-gnu
 //! since Rust 1.90, and `rust-lld` for the aarch64 musl cross build) `link/cold.ld` moves code an
 //! idle gateway never runs behind the rest of `.text`; on x86_64 glibc `link/hot.txt` (symbol
-//! names of an x86_64 build, scripts/hot-order.sh) puts the code it does run first, and the
+//! names of an x86_64 build, scripts/hot-order.sh) puts the code it does run together, and the
 //! relative relocations are packed (DT_RELR).
-
-use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-changed=link/cold.ld");
@@ -20,13 +18,12 @@ fn main() {
     if linker.ends_with("rust-lld") || linker.ends_with("ld.lld") {
         arg(&format!("-T{script}"));
     } else if target == "x86_64-unknown-linux-gnu" && linker.is_empty() {
-        // cc drives rust-lld here (Rust >= 1.90); BFD would also take the script
-        arg(&format!("-Wl,-T,{script}"));
-        if Path::new(&hot).is_file() && default_lld() {
-            // a name no longer in the build (stale list) is skipped, never an error
-            arg(&format!("-Wl,--symbol-ordering-file={hot}"));
-            arg("-Wl,--no-warn-symbol-ordering");
+        // cc drives rust-lld here (Rust >= 1.90); BFD would also take the scripts. The functions
+        // an idle gateway runs come first, so they are claimed before cold.ld's patterns.
+        if let Some(ld) = hot_script(&hot) {
+            arg(&format!("-Wl,-T,{ld}"));
         }
+        arg(&format!("-Wl,-T,{script}"));
         // ~200 KB of relocation entries become ~3 KB; needs glibc >= 2.36 where it runs, so
         // only when the glibc it is built against has it (`cargo run --release` on that box)
         if glibc_has_relr() {
@@ -39,25 +36,26 @@ fn main() {
     }
 }
 
-/// Whether cc links with rust-lld (Rust >= 1.90 on this target, no linker chosen in RUSTFLAGS);
-/// BFD would refuse the ordering file.
-fn default_lld() -> bool {
-    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    if flags.contains("linker") || flags.contains("fuse-ld") {
-        return false;
+/// `link/hot.txt` (one symbol a line) as a linker script: a `.text.hot` section after `.fini`,
+/// next to the other code run at start-up (`.init`, `.fini`, `.plt`) at the end of the code
+/// segment. A name that is not in the build (a stale list) matches nothing: no error.
+fn hot_script(list: &str) -> Option<String> {
+    let names = std::fs::read_to_string(list).ok()?;
+    let mut ld = String::from("SECTIONS\n{\n  .text.hot : {\n");
+    for n in names.lines().map(str::trim).filter(|n| !n.is_empty()) {
+        // symbol names only (mangled Rust names and C identifiers): nothing a script would parse
+        if !n
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_$.".contains(&b))
+        {
+            continue;
+        }
+        ld.push_str(&format!("    *(.text.{n} .text.unlikely.{n})\n"));
     }
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let out = std::process::Command::new(rustc).arg("-V").output();
-    let v = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-    // "rustc 1.95.0 (...)"
-    let minor = v.ok().and_then(|v| {
-        let mut it = v.split_whitespace().nth(1)?.split('.');
-        Some((
-            it.next()?.parse::<u32>().ok()?,
-            it.next()?.parse::<u32>().ok()?,
-        ))
-    });
-    minor.is_some_and(|(major, minor)| major > 1 || minor >= 90)
+    ld.push_str("  }\n}\nINSERT AFTER .fini;\n");
+    let out = format!("{}/hot.ld", std::env::var("OUT_DIR").ok()?);
+    std::fs::write(&out, ld).ok()?;
+    Some(out)
 }
 
 /// Whether the build host's glibc can load packed relative relocations (version 2.36).
