@@ -584,3 +584,49 @@ fn a_creation_stored_by_an_older_version_reads_and_is_not_written_twice() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The log remembers that it recorded an entity's last event (no store read per change); a
+/// sweep that drops all of it must make the next change start a new run (snapshot included).
+#[test]
+fn a_change_after_a_sweep_dropped_everything_starts_a_new_run() {
+    let day = 24 * 3600 * 1000;
+    let mut r = rig(HistoryConfig {
+        max_age_secs: 24 * 3600,
+        ..cfg()
+    });
+    r.run(create(), T0);
+    for i in 1..=4 {
+        r.set(i, T0 + i * 1000); // revisions 2..=5
+    }
+    let later = T0 + 3 * day;
+    r.sweep(later);
+    assert_eq!(r.history_keys(b"e"), 0);
+    r.set(5, later + 10); // revision 6 (no snapshot is due): the previous event is gone
+    r.set(6, later + 20);
+    assert_eq!(r.history.first_kept(Kind::Thing, "ns:t").unwrap(), Some(6));
+    assert_eq!(r.past_n(At::Revision(6), later + 30), Some(json!(5)));
+    assert_eq!(r.past_n(At::Revision(5), later + 30), None);
+}
+
+/// After a restart (a new handle, nothing remembered) the store says whether the previous
+/// event is kept: the run continues, no snapshot is written for it.
+#[test]
+fn a_restart_continues_the_run_from_the_store() {
+    let mut r = rig(cfg());
+    r.run(create(), T0);
+    r.set(1, T0 + 1);
+    r.set(2, T0 + 2);
+    let snaps = r.history_keys(b"s");
+    r.history = History::with_snapshots(cfg(), r.store.clone(), 4);
+    r.set(3, T0 + 3); // revision 4: a snapshot is due there anyway (every 4)
+    r.set(4, T0 + 4); // revision 5: no new run, no snapshot
+    assert_eq!(r.history_keys(b"s"), snaps + 1);
+    assert_eq!(r.history.first_kept(Kind::Thing, "ns:t").unwrap(), Some(1));
+    for rev in 1..=5u64 {
+        match r.at(At::Revision(rev), T0 + 10) {
+            Found::Past(s, _) => assert_eq!(s, r.states[rev as usize - 1]),
+            Found::Current => assert_eq!(rev, 5),
+            other => panic!("{rev}: {other:?}"),
+        }
+    }
+}
