@@ -7,7 +7,7 @@
 use super::config::HistoryConfig;
 use super::keys::{self, Kind};
 use super::record::Record;
-use crate::store::{codec, Op, Store, StoreError, Tree};
+use crate::store::{Op, Store, StoreError, Tree};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -18,6 +18,8 @@ pub const SNAPSHOT_EVERY: u64 = 64;
 /// Most entities remembered (`Recent`); past it all are forgotten: a time index entry is then
 /// written again (harmless) and the previous event is looked up in the store once.
 const RECENT_MAX: usize = 16_384;
+/// Last byte of the stored totals: their bytes are counted as written.
+const COUNTS_AS_WRITTEN: u8 = 2;
 /// Keys read per page while dropping history.
 pub(super) const PAGE: usize = 256;
 
@@ -36,7 +38,8 @@ pub struct History {
     pub(super) cfg: HistoryConfig,
     pub(super) store: Store,
     pub(super) snapshot_every: u64,
-    /// bytes of kept events and snapshots (keys and values)
+    /// bytes of kept events and snapshots (keys and values as written, before the store's
+    /// compression: the store compresses on its writer thread, after they are counted)
     pub(super) bytes: AtomicI64,
     /// kept events
     pub(super) events: AtomicI64,
@@ -110,11 +113,11 @@ impl History {
         }
     }
 
-    /// A value as written (values are stored in the store's codec: LZ4 against Ditto's JSON
-    /// skeleton, `store::codec`); a deferred creation event as if it were stored.
+    /// A value as written (the store keeps events and snapshots in its codec: LZ4 against
+    /// Ditto's JSON skeleton, `store::codec`, made on its writer thread); a deferred creation
+    /// event as if it were stored.
     pub(super) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let stored = self.store.get(Tree::History, key).map_err(err)?;
-        let stored = stored.map(codec::decode).transpose().map_err(err)?;
         self.with_deferred(key, stored).map_err(err)
     }
 
@@ -126,19 +129,14 @@ impl History {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<crate::store::Entries, StoreError> {
-        let raw = self.scan_raw(prefix, after, limit)?;
-        let stored = raw
-            .into_iter()
-            .map(|(k, v)| codec::decode(v).map(|v| (k, v)))
-            .collect::<Result<_, _>>()
-            .map_err(err)?;
+        let stored = self.scan_raw(prefix, after, limit)?;
         match limit {
             0 => Ok(stored),
             _ => self.scan_with_deferred(prefix, after, stored).map_err(err),
         }
     }
 
-    /// As `scan`, values as stored (what the byte counts count), nothing deferred.
+    /// As `scan`, nothing deferred.
     pub(super) fn scan_raw(
         &self,
         prefix: &[u8],
@@ -164,11 +162,16 @@ impl History {
         v.extend_from_slice(&self.events.load(Ordering::Relaxed).to_le_bytes());
         // then the tally of deferred creations (a version without it reads the first 16)
         self.tally_bytes(&mut v);
+        // then the marker of bytes counted as written (older versions counted them compressed
+        // and ignore it: the tally is read in whole chunks of 24)
+        v.push(COUNTS_AS_WRITTEN);
         Some(Op::put(Tree::History, keys::COUNTS.to_vec(), v))
     }
 
     /// Takes the totals the last change stored (before any write of this run). False when
-    /// there are none (history kept by a version without them, or none yet): `count` scans.
+    /// there are none (history kept by a version without them, or none yet) or their bytes were
+    /// counted compressed (by an older version; its tally of deferred creations is taken):
+    /// `count` scans.
     pub fn load_counts(&self) -> Result<bool, StoreError> {
         let stored = self.store.get(Tree::History, keys::COUNTS).map_err(err)?;
         let Some((b, e)) = stored.as_deref().and_then(|v| {
@@ -178,10 +181,15 @@ impl History {
         }) else {
             return Ok(false);
         };
+        let tally = stored.as_deref().and_then(|v| v.get(16..)).unwrap_or(&[]);
+        let as_written = tally.len() % 24 == 1 && tally.last() == Some(&COUNTS_AS_WRITTEN);
+        let tally = &tally[..tally.len() - tally.len() % 24];
+        self.set_tally(super::deferred::decode_tally(tally));
+        if !as_written {
+            return Ok(false);
+        }
         self.bytes.store(b, Ordering::Relaxed);
         self.events.store(e, Ordering::Relaxed);
-        let tally = stored.as_deref().and_then(|v| v.get(16..)).unwrap_or(&[]);
-        self.set_tally(super::deferred::decode_tally(tally));
         self.counted.store(true, Ordering::Release);
         Ok(true)
     }
@@ -222,20 +230,12 @@ impl History {
             return Ok(ops);
         }
         let Change { record, state, .. } = change;
-        let event = Op::put(
-            Tree::History,
-            keys::event(kind, id, rev),
-            codec::encode(record.encode()),
-        );
+        let event = Op::put(Tree::History, keys::event(kind, id, rev), record.encode());
         let mut added = op_bytes(&event);
         ops.push(event);
         // a creation at `/` is its own snapshot (read.rs `base_at`)
         if (starts_run || rev % every == 0) && !record.self_contained() {
-            let snap = Op::put(
-                Tree::History,
-                keys::snapshot(kind, id, rev),
-                codec::encode(state.to_vec()),
-            );
+            let snap = Op::put(Tree::History, keys::snapshot(kind, id, rev), state.to_vec());
             added += op_bytes(&snap);
             ops.push(snap);
         }

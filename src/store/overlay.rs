@@ -1,5 +1,6 @@
 //! The in-memory overlay of writes not yet checkpointed into the backend: latest value (as
-//! written, before the codec) or delete per key per `Tree` with the seq that wrote it, the keys
+//! written, before the codec; once logged also its stored form, so that the checkpoint does not
+//! encode it again) or delete per key per `Tree` with the seq that wrote it, the keys
 //! changed since the last log snapshot, point lookups, ordered range snapshots, post-checkpoint
 //! cleanup, and the merge of an overlay snapshot over a backend scan.
 
@@ -7,6 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::backend::{scan_start, Entries, Op, Tree};
+use super::codec;
 
 /// Latest pending write of one key.
 #[derive(Clone)]
@@ -14,6 +16,9 @@ pub(crate) struct Pending {
     pub(crate) seq: u64,
     /// `None` = pending delete.
     pub(crate) value: Option<Vec<u8>>,
+    /// the value's stored form (`codec`), once the writer made it for the log (not counted in
+    /// `bytes`: it is at most the value's size, and the bound keeps its meaning)
+    pub(crate) stored: Option<Vec<u8>>,
 }
 
 /// One ordered map per `Tree` (ordered so scans can merge).
@@ -46,6 +51,7 @@ impl Overlay {
                     self.bytes = self.bytes - p.value.as_ref().map_or(0, Vec::len) + vlen;
                     p.seq = seq;
                     p.value = op.value;
+                    p.stored = None;
                 }
                 None => {
                     self.bytes += op.key.len() + vlen;
@@ -56,6 +62,7 @@ impl Overlay {
                         Pending {
                             seq,
                             value: op.value,
+                            stored: None,
                         },
                     );
                 }
@@ -93,24 +100,47 @@ impl Overlay {
         self.snap_seq = logged;
     }
 
+    /// Keeps the stored forms of values the writer logged (`ops`: what `take_dirty(seq, _)`
+    /// gave, encoded); a key written again since then (a seq above `seq`) keeps none.
+    pub(crate) fn keep_stored(&mut self, seq: u64, ops: Vec<Op>) {
+        for op in ops {
+            let Some(v) = op.value.filter(|_| codec::applies(op.tree, &op.key)) else {
+                continue;
+            };
+            if let Some(p) = self.trees[op.tree.index()].get_mut(op.key.as_slice()) {
+                if p.seq <= seq && p.value.is_some() {
+                    p.stored = Some(v);
+                }
+            }
+        }
+    }
+
     /// True if a key changed since the last `take_dirty` / `snapshot`.
     pub(crate) fn has_dirty(&self) -> bool {
         !self.dirty.is_empty()
     }
 
-    /// Every entry (what a checkpoint writes), as of `seq`; the dirty list is cleared (a
-    /// checkpoint covers it).
-    pub(crate) fn snapshot(&mut self, seq: u64) -> Vec<Op> {
+    /// Every entry (what a checkpoint writes), as of `seq`, each with its value in stored form
+    /// when the writer kept it (`true`) or as written; the dirty list is cleared (a checkpoint
+    /// covers it).
+    pub(crate) fn snapshot(&mut self, seq: u64) -> Vec<(Op, bool)> {
         self.snap_seq = seq;
         self.dirty = Vec::new();
         let mut ops = Vec::with_capacity(self.entries);
         for tree in Tree::ALL {
             for (k, p) in &self.trees[tree.index()] {
-                ops.push(Op {
-                    tree,
-                    key: k.clone(),
-                    value: p.value.clone(),
-                });
+                let (value, stored) = match &p.stored {
+                    Some(s) => (Some(s.clone()), true),
+                    None => (p.value.clone(), false),
+                };
+                ops.push((
+                    Op {
+                        tree,
+                        key: k.clone(),
+                        value,
+                    },
+                    stored,
+                ));
             }
         }
         ops
@@ -218,4 +248,53 @@ pub(crate) fn merge(pending: PendingEntries, base: Entries, limit: usize) -> Ent
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the log append encoded is what the checkpoint writes, unless the key was written
+    /// again after it was taken for the log (then its new value, to encode).
+    #[test]
+    fn stored_forms_are_kept_for_logged_values_only() {
+        let mut o = Overlay::default();
+        o.record(
+            1,
+            vec![
+                Op::put(Tree::Things, "a", "A1"),
+                Op::put(Tree::Things, "b", "B1"),
+            ],
+        );
+        o.record(1, vec![Op::put(Tree::Index, "i", "I1")]);
+        let taken = o.take_dirty(1, 0);
+        o.record(2, vec![Op::put(Tree::Things, "b", "B2")]);
+        let encoded = taken
+            .into_iter()
+            .map(|op| Op {
+                value: op.value.map(|v| [b"stored:", &v[..]].concat()),
+                ..op
+            })
+            .collect();
+        o.keep_stored(1, encoded);
+        let snap: Vec<_> = o
+            .snapshot(2)
+            .into_iter()
+            .map(|(op, stored)| (op.tree, op.key, op.value.unwrap(), stored))
+            .collect();
+        let v = |s: &str| s.as_bytes().to_vec();
+        assert_eq!(
+            snap,
+            vec![
+                (Tree::Things, v("a"), v("stored:A1"), true),
+                (Tree::Things, v("b"), v("B2"), false),
+                (Tree::Index, v("i"), v("I1"), false),
+            ]
+        );
+        assert_eq!(
+            o.get(Tree::Things, b"a"),
+            Some(&Some(v("A1"))),
+            "reads: as written"
+        );
+    }
 }
