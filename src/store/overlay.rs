@@ -19,6 +19,8 @@ pub(crate) struct Pending {
     /// the value's stored form (`codec`), once the writer made it for the log (not counted in
     /// `bytes`: it is at most the value's size, and the bound keeps its meaning)
     pub(crate) stored: Option<Vec<u8>>,
+    /// a put of a key the store did not hold (`Op::fresh`), over no pending write
+    pub(crate) fresh: bool,
 }
 
 /// One ordered map per `Tree` (ordered so scans can merge).
@@ -38,12 +40,21 @@ pub(crate) struct Overlay {
 pub(crate) type PendingEntries = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 impl Overlay {
-    /// Records `ops` as written by `seq` (later ops of the same key win).
+    /// Records `ops` as written by `seq` (later ops of the same key win). A delete of a fresh
+    /// put (`Op::create`) not yet taken for the log or a checkpoint forgets the key: neither
+    /// the log nor the backend ever saw it, and the backend does not hold it.
     pub(crate) fn record(&mut self, seq: u64, ops: Vec<Op>) {
         for op in ops {
             let map = &mut self.trees[op.tree.index()];
             let vlen = op.value.as_ref().map_or(0, Vec::len);
             match map.get_mut(op.key.as_slice()) {
+                Some(p) if op.value.is_none() && p.fresh && p.seq > self.snap_seq => {
+                    // still in `dirty`: `take_dirty` skips a key it does not find
+                    let len = p.value.as_ref().map_or(0, Vec::len);
+                    map.remove(op.key.as_slice());
+                    self.bytes -= op.key.len() + len;
+                    self.entries -= 1;
+                }
                 Some(p) => {
                     if p.seq <= self.snap_seq {
                         self.dirty.push((op.tree, op.key));
@@ -52,6 +63,8 @@ impl Overlay {
                     p.seq = seq;
                     p.value = op.value;
                     p.stored = None;
+                    // over a pending write (a delete: the backend may hold the key) never fresh
+                    p.fresh = false;
                 }
                 None => {
                     self.bytes += op.key.len() + vlen;
@@ -61,6 +74,7 @@ impl Overlay {
                         op.key,
                         Pending {
                             seq,
+                            fresh: op.fresh && op.value.is_some(),
                             value: op.value,
                             stored: None,
                         },
@@ -74,13 +88,21 @@ impl Overlay {
     /// `logged` (what the next log record must hold), as of `seq` (the last seq handed out).
     pub(crate) fn take_dirty(&mut self, seq: u64, logged: u64) -> Vec<Op> {
         self.snap_seq = seq;
-        let keys = std::mem::take(&mut self.dirty);
+        let mut keys = std::mem::take(&mut self.dirty);
+        // a key forgotten (fresh, deleted) and written again is listed twice
+        keys.sort_unstable();
+        keys.dedup();
         let mut ops = Vec::with_capacity(keys.len());
         for (tree, key) in keys {
             if let Some(p) = self.trees[tree.index()].get(key.as_slice()) {
                 if p.seq > logged {
                     let value = p.value.clone();
-                    ops.push(Op { tree, key, value });
+                    ops.push(Op {
+                        tree,
+                        key,
+                        value,
+                        fresh: false,
+                    });
                 }
             }
         }
@@ -138,6 +160,7 @@ impl Overlay {
                         tree,
                         key: k.clone(),
                         value,
+                        fresh: false,
                     },
                     stored,
                 ));
@@ -296,5 +319,41 @@ mod tests {
             Some(&Some(v("A1"))),
             "reads: as written"
         );
+    }
+}
+
+#[cfg(test)]
+mod fresh_tests {
+    use super::*;
+
+    /// A fresh put deleted before anything took it is forgotten (no delete to log or
+    /// checkpoint); once taken for the log, or over a pending delete, a delete stays.
+    #[test]
+    fn a_fresh_put_deleted_before_it_was_logged_is_forgotten() {
+        let mut o = Overlay::default();
+        o.record(1, vec![Op::create(Tree::Index, "a", "1")]);
+        o.record(2, vec![Op::delete(Tree::Index, "a")]);
+        assert_eq!((o.len(), o.bytes(), o.get(Tree::Index, b"a")), (0, 0, None));
+        // taken for the log: its delete must be logged too
+        o.record(3, vec![Op::create(Tree::Index, "b", "1")]);
+        assert_eq!(o.take_dirty(3, 0).len(), 1);
+        o.record(4, vec![Op::delete(Tree::Index, "b")]);
+        assert_eq!(o.get(Tree::Index, b"b"), Some(&None));
+        // over a pending delete (the backend may hold it): not fresh
+        o.record(5, vec![Op::create(Tree::Index, "b", "2")]);
+        o.record(6, vec![Op::delete(Tree::Index, "b")]);
+        assert_eq!(o.get(Tree::Index, b"b"), Some(&None));
+        // a plain put is never forgotten
+        o.record(7, vec![Op::put(Tree::Index, "c", "1")]);
+        o.record(8, vec![Op::delete(Tree::Index, "c")]);
+        assert_eq!(o.get(Tree::Index, b"c"), Some(&None));
+        // forgotten, then written again: logged once
+        o.record(9, vec![Op::create(Tree::Index, "d", "1")]);
+        o.record(10, vec![Op::delete(Tree::Index, "d")]);
+        o.record(11, vec![Op::create(Tree::Index, "d", "2")]);
+        let logged = o.take_dirty(11, 4);
+        let d: Vec<_> = logged.iter().filter(|op| op.key == b"d").collect();
+        assert_eq!(d.len(), 1, "{logged:?}");
+        assert_eq!(d[0].value.as_deref(), Some(&b"2"[..]));
     }
 }
