@@ -343,7 +343,10 @@ mod tests {
         let put = keys::value_key("attributes/a", &json!(2), "n:t");
         assert_eq!(ops.len(), 2, "{ops:?}");
         assert!(ops.contains(&Op::delete(Tree::Index, del)));
-        assert!(ops.contains(&Op::create(Tree::Index, put, vec![0])), "a new entry");
+        assert!(
+            ops.contains(&Op::create(Tree::Index, put, vec![0])),
+            "a new entry"
+        );
         let created = index_ops(None, Some(&a));
         assert_eq!(created.len(), entries(&a).len());
         let gone = index_ops(Some(&a), None);
