@@ -13,7 +13,7 @@ use super::record::Record;
 use crate::engine::ThingState;
 use crate::policy::PolicyState;
 use crate::protocol::EventAction;
-use crate::store::{codec, Entries, Op, StoreError, Tree};
+use crate::store::{Entries, Op, StoreError, Tree};
 use serde_json::Map;
 use std::collections::BTreeMap;
 
@@ -194,11 +194,7 @@ impl History {
             self.account(0, -(counted as i64));
             return Ok(false);
         }
-        let event = Op::put(
-            Tree::History,
-            keys::event(kind, id, 1),
-            codec::encode(r.encode()),
-        );
+        let event = Op::put(Tree::History, keys::event(kind, id, 1), r.encode());
         self.account(op_bytes(&event), !counted as i64);
         ops.push(event);
         // always (an older bucket than the one `first_in_bucket` remembers; a repeat is harmless)

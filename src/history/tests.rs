@@ -534,53 +534,5 @@ fn an_expired_deferred_creation_is_uncounted_and_never_written() {
     assert_eq!(r.past_n(At::Revision(2), late + 1), Some(json!("current")));
 }
 
-/// A data directory of a version without deferral: the creation event is stored, with 16-byte
-/// totals. It reads the same and the first change does not write it again.
-#[test]
-fn a_creation_stored_by_an_older_version_reads_and_is_not_written_twice() {
-    let mut r = rig(cfg());
-    let none = |_: &str| None;
-    let ctx = Ctx {
-        now: T0,
-        subject: "nginx:ditto",
-        lookup: &crate::engine::FnLookup(|_: &str| None, none),
-        access: None,
-    };
-    let out = apply(None, &cmd(create()), &ctx).unwrap();
-    let (ev, state, bytes) = (out.event.unwrap(), out.state.unwrap(), out.bytes.unwrap());
-    let mut headers = Map::new();
-    headers.insert("ditto-originator".into(), json!("nginx:old"));
-    let record = Record::of_thing_event(&ev, state.metadata.as_ref(), headers);
-    let event = crate::store::codec::encode(record.encode());
-    let mut totals = Vec::new();
-    totals.extend_from_slice(
-        &((keys::event(Kind::Thing, "ns:t", 1).len() + event.len()) as i64).to_le_bytes(),
-    );
-    totals.extend_from_slice(&1i64.to_le_bytes());
-    let bucket = T0 - T0.rem_euclid(r.history.bucket_ms());
-    use crate::store::{Op, Tree};
-    smol::block_on(r.store.durable(r.store.submit(vec![
-        Op::put(Tree::Things, "ns:t", bytes),
-        Op::put(Tree::History, keys::event(Kind::Thing, "ns:t", 1), event),
-        Op::put(Tree::History, keys::time(bucket, Kind::Thing, "ns:t"), []),
-        Op::put(Tree::History, keys::COUNTS.to_vec(), totals),
-    ])))
-    .unwrap();
-    r.states.push(state.clone());
-    r.state = Some(state);
-    r.history = History::with_snapshots(cfg(), r.store.clone(), 4);
-    assert!(r.history.load_counts().unwrap());
-    assert_eq!(events_counted(&r.history), 1);
-    let seen = r
-        .history
-        .events(Kind::Thing, "ns:t", 1..=1, 1, T0 + 5, 10)
-        .unwrap();
-    assert_eq!(seen[0].1, record);
-    r.set(1, T0 + 10);
-    assert_eq!(r.history_keys(b"e"), 2);
-    assert_eq!(events_counted(&r.history), 2);
-    match r.at(At::Revision(1), T0 + 20) {
-        Found::Past(s, rec) => assert_eq!((s, *rec), (r.states[0].clone(), record)),
-        other => panic!("{other:?}"),
-    }
-}
+#[path = "tests_runs.rs"]
+mod runs;

@@ -295,7 +295,7 @@ impl Store {
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let sh = &self.inner.shared;
         if sh.nothing_pending() {
-            return codec::decode_value(tree, sh.backend.get(tree, key)?);
+            return codec::decode_value(tree, key, sh.backend.get(tree, key)?);
         }
         {
             let st = sh.lock();
@@ -307,7 +307,7 @@ impl Store {
                 return Ok(v.clone());
             }
         }
-        codec::decode_value(tree, sh.backend.get(tree, key)?)
+        codec::decode_value(tree, key, sh.backend.get(tree, key)?)
     }
 
     /// Like `Backend::scan` but merged with the overlay (pending puts visible, pending deletes hidden).
