@@ -10,6 +10,7 @@ use std::sync::RwLock;
 
 use redb::{Database, Durability, ReadOnlyDatabase, ReadableDatabase, TableDefinition};
 
+use super::compact::{self, Compacted};
 use super::backend::{scan_start, sync_dir, Backend, Entries, Op, StoreError, Tree, View};
 
 /// File name of the database inside the data directory.
@@ -34,6 +35,8 @@ fn table(tree: Tree) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
 pub struct RedbBackend {
     path: std::path::PathBuf,
     cache: usize,
+    /// what the compaction at open did, if one ran
+    compacted: Option<Compacted>,
     /// `None` only between a failed reopen and the next one (reads fail then)
     db: RwLock<Option<Db>>,
 }
@@ -101,18 +104,53 @@ fn ensure_tables(db: &Database) -> Result<(), StoreError> {
 impl RedbBackend {
     /// Opens (or creates) `<dir>/edgetwin.redb`; read-only on a full disk (see `open_db`).
     /// redb repairs an uncleanly closed file here (quickly: checkpoints record its allocator).
+    /// Never compacts (tools, tests); the store opens with [`RedbBackend::open_compacting`].
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<RedbBackend, StoreError> {
+        Self::open_compacting(dir, cache_bytes, 0)
+    }
+
+    /// [`RedbBackend::open`], then compacts the file if it grew by more than `growth_percent`
+    /// (0: never) since its last compaction (`store::compact`). A failed compaction is logged
+    /// and the file reopened as redb left it; a compaction's cache and buffers are dropped with
+    /// a reopen (idle memory stays what an uncompacted open has).
+    pub fn open_compacting(
+        dir: &Path,
+        cache_bytes: u64,
+        growth_percent: u64,
+    ) -> Result<RedbBackend, StoreError> {
         let cache = usize::try_from(cache_bytes).unwrap_or(usize::MAX);
         let path = dir.join(REDB_FILE);
-        let db = open_db(&path, cache)?;
+        let mut db = open_db(&path, cache)?;
+        let mut compacted = None;
+        if let Db::Rw(d) = &mut db {
+            match compact::if_due(d, &path, growth_percent) {
+                Ok(None) => {}
+                Ok(Some(c)) => {
+                    compacted = Some(c);
+                    drop(db);
+                    db = open_db(&path, cache)?;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "redb compaction failed; reopening the file");
+                    drop(db);
+                    db = open_db(&path, cache)?;
+                }
+            }
+        }
         if matches!(db, Db::Rw(_)) {
             sync_dir(dir)?;
         }
         Ok(RedbBackend {
             path,
             cache,
+            compacted,
             db: RwLock::new(Some(db)),
         })
+    }
+
+    /// What the compaction at open did, if one ran.
+    pub fn compacted(&self) -> Option<Compacted> {
+        self.compacted
     }
 
     fn db(&self) -> std::sync::RwLockReadGuard<'_, Option<Db>> {

@@ -1,0 +1,90 @@
+//! redb compacts its file at open once it grew by more than `compact_growth_percent` since the
+//! last compaction (`store::compact`): the store opened over a file full of freed pages shrinks
+//! it, answers the same, and the next open (no growth since) leaves it alone.
+
+use super::*;
+use crate::store::compact::{self, allocated};
+
+/// A redb file of ~`n` x 300 B written, then 3/4 of it deleted: its allocated part keeps the
+/// high-water mark (freed pages), as after checkpoints' copy-on-write churn.
+fn churned_file(dir: &Path, n: usize) {
+    let b = RedbBackend::open(dir, CACHE).expect("redb");
+    let val = "v".repeat(300);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let ops: Vec<Op> = chunk
+            .iter()
+            .map(|i| put(Tree::Index, &format!("k{i:08}"), &val))
+            .collect();
+        b.commit(&ops).expect("commit");
+    }
+    for chunk in (0..n).filter(|i| i % 4 != 0).collect::<Vec<_>>().chunks(500) {
+        let ops: Vec<Op> = chunk
+            .iter()
+            .map(|i| del(Tree::Index, &format!("k{i:08}")))
+            .collect();
+        b.commit(&ops).expect("commit");
+    }
+    b.shut_down().expect("shut down");
+}
+
+fn survivors(s: &Store) -> usize {
+    let all = s.scan(Tree::Index, b"k", None, usize::MAX).expect("scan");
+    assert!(all.iter().all(|(_, v)| v.len() == 300));
+    all.len()
+}
+
+#[test]
+fn the_store_compacts_a_grown_redb_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 40_000;
+    churned_file(dir.path(), n);
+    let file = dir.path().join(REDB_FILE);
+    let before = allocated(&file);
+    assert!(before > 12 << 20, "the churned file holds {before} B");
+
+    let s = Store::open_with(BackendKind::Redb, dir.path(), &opts(NEVER)).expect("open");
+    assert_eq!(survivors(&s), n / 4);
+    s.close().expect("close");
+    drop(s);
+    let after = allocated(&file);
+    assert!(
+        after < before / 2,
+        "opening the store compacted {before} B of file to {after} B"
+    );
+
+    // no growth since: the next open writes nothing for compaction
+    let b = RedbBackend::open_compacting(dir.path(), CACHE, 25).expect("redb");
+    assert_eq!(b.compacted(), None);
+    drop(b);
+    let s = Store::open_with(BackendKind::Redb, dir.path(), &opts(NEVER)).expect("reopen");
+    assert_eq!(survivors(&s), n / 4);
+    drop(s);
+    assert!(allocated(&file) <= after + (1 << 20));
+}
+
+#[test]
+fn compaction_is_bounded_by_growth_and_can_be_off() {
+    let dir = tempfile::tempdir().unwrap();
+    churned_file(dir.path(), 40_000);
+    let file = dir.path().join(REDB_FILE);
+    let before = allocated(&file);
+    // 0 = never
+    let b = RedbBackend::open_compacting(dir.path(), CACHE, 0).expect("redb");
+    assert_eq!(b.compacted(), None);
+    drop(b);
+    let b = RedbBackend::open_compacting(dir.path(), CACHE, 25).expect("redb");
+    let c = b.compacted().expect("compacted: never before, grown beyond the minimum");
+    assert_eq!(c.before, before);
+    assert!(c.after < before / 2, "{c:?}");
+    if let Some(w) = c.written {
+        // it moves what is left (a quarter), never rewrites the whole file
+        assert!(w < before, "{c:?}");
+    }
+    drop(b);
+    // the rule itself
+    assert!(!compact::due(compact::MIN_GROWTH, 0, 25));
+    assert!(compact::due(compact::MIN_GROWTH + 1, 0, 25));
+    assert!(!compact::due(100 << 20, 80 << 20, 25));
+    assert!(compact::due((100 << 20) + 1, 80 << 20, 25));
+    assert!(!compact::due(u64::MAX, 0, 0));
+}
