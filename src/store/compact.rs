@@ -1,4 +1,4 @@
-//! redb's file compacted by itself at open, bounded: checkpoints are copy-on-write, so the file's
+//! redb's file compacted by itself at a clean shutdown, bounded: checkpoints are copy-on-write, so the file's
 //! allocated part keeps the high-water mark of the pages they copied (how high depends on when
 //! checkpoints ran, so it differed run to run). It is compacted when it grew by more than
 //! `[store] compact_growth_percent` (at least `MIN_GROWTH`) since the last compaction, whose
@@ -77,9 +77,9 @@ pub fn due(allocated: u64, last: u64, percent: u64) -> bool {
     percent > 0 && allocated > last + (last.saturating_mul(percent) / 100).max(MIN_GROWTH)
 }
 
-/// Compacts the freshly opened `db` (file `path`) if it is due; no reader or writer exists yet.
-/// An error leaves the file as redb's transactions left it (each step is a commit): the caller
-/// reopens it.
+/// Compacts `db` (file `path`) if it is due. Fails while a read transaction is open (nothing
+/// changed then); any other error leaves the file as redb's last commit left it (each step of a
+/// compaction is a commit).
 pub fn if_due(db: &mut Database, path: &Path, percent: u64) -> Result<Option<Compacted>, StoreError> {
     let before = allocated(path);
     let last = mark(db)?;

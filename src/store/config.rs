@@ -19,7 +19,7 @@ pub struct StoreConfig {
     pub flush_interval_ms: u64,
     /// writes are refused while the data directory's file system has less free (0: off)
     pub min_free_mb: u64,
-    /// redb: compact the file at start once it grew by more than this percent since its last
+    /// redb: compact the file at a clean stop once it grew by more than this percent since its last
     /// compaction (at least 4 MiB; 0: never)
     pub compact_growth_percent: u64,
 }

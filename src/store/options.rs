@@ -35,7 +35,7 @@ pub struct Options {
     pub min_free_bytes: u64,
     /// size of a new write-ahead log file
     pub wal_bytes: u64,
-    /// redb: compact the file at open once it grew by more than this (percent) since its last
+    /// redb: compact the file at a clean shutdown once it grew by more than this (percent) since its last
     /// compaction (0 = never; `store::compact`)
     pub compact_growth_percent: u64,
 }

@@ -6,7 +6,7 @@
 use std::ops::Bound;
 use std::path::Path;
 
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use redb::{Database, Durability, ReadOnlyDatabase, ReadableDatabase, TableDefinition};
 
@@ -35,8 +35,10 @@ fn table(tree: Tree) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
 pub struct RedbBackend {
     path: std::path::PathBuf,
     cache: usize,
-    /// what the compaction at open did, if one ran
-    compacted: Option<Compacted>,
+    /// `[store] compact_growth_percent` (0: never compact)
+    growth_percent: u64,
+    /// what the compaction at shutdown did, if one ran
+    compacted: Mutex<Option<Compacted>>,
     /// `None` only between a failed reopen and the next one (reads fail then)
     db: RwLock<Option<Db>>,
 }
@@ -109,10 +111,8 @@ impl RedbBackend {
         Self::open_compacting(dir, cache_bytes, 0)
     }
 
-    /// [`RedbBackend::open`], then compacts the file if it grew by more than `growth_percent`
-    /// (0: never) since its last compaction (`store::compact`). A failed compaction is logged
-    /// and the file reopened as redb left it; a compaction's cache and buffers are dropped with
-    /// a reopen (idle memory stays what an uncompacted open has).
+    /// [`RedbBackend::open`], and at the clean shutdown the file is compacted if it grew by
+    /// more than `growth_percent` (0: never) since its last compaction (`store::compact`).
     pub fn open_compacting(
         dir: &Path,
         cache_bytes: u64,
@@ -120,37 +120,22 @@ impl RedbBackend {
     ) -> Result<RedbBackend, StoreError> {
         let cache = usize::try_from(cache_bytes).unwrap_or(usize::MAX);
         let path = dir.join(REDB_FILE);
-        let mut db = open_db(&path, cache)?;
-        let mut compacted = None;
-        if let Db::Rw(d) = &mut db {
-            match compact::if_due(d, &path, growth_percent) {
-                Ok(None) => {}
-                Ok(Some(c)) => {
-                    compacted = Some(c);
-                    drop(db);
-                    db = open_db(&path, cache)?;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "redb compaction failed; reopening the file");
-                    drop(db);
-                    db = open_db(&path, cache)?;
-                }
-            }
-        }
+        let db = open_db(&path, cache)?;
         if matches!(db, Db::Rw(_)) {
             sync_dir(dir)?;
         }
         Ok(RedbBackend {
             path,
             cache,
-            compacted,
+            growth_percent,
+            compacted: Mutex::new(None),
             db: RwLock::new(Some(db)),
         })
     }
 
-    /// What the compaction at open did, if one ran.
+    /// What the compaction at shutdown did, if one ran.
     pub fn compacted(&self) -> Option<Compacted> {
-        self.compacted
+        *self.compacted.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn db(&self) -> std::sync::RwLockReadGuard<'_, Option<Db>> {
@@ -273,12 +258,20 @@ impl Backend for RedbBackend {
         Ok(())
     }
 
-    /// An empty commit with quick-repair on records redb's allocator state, so the next open
-    /// loads it instead of a full repair (which reads and checksums every page, filling the
-    /// page cache: +8 MiB idle RSS at 10k twins). redb records it itself when the `Database` is
-    /// dropped, but edgetwin's process may end without dropping it.
+    /// Compacts the file if it is due (`store::compact`: here, as the process ends, the pages
+    /// a compaction reads and moves cost no memory the gateway keeps; readers still running
+    /// make it skip this time), then an empty commit with quick-repair on records redb's
+    /// allocator state, so the next open loads it instead of a full repair (which reads and
+    /// checksums every page, filling the page cache: +8 MiB idle RSS at 10k twins). redb
+    /// records it itself when the `Database` is dropped, but edgetwin's process may end
+    /// without dropping it.
     fn shut_down(&self) -> Result<(), StoreError> {
-        if let Some(Db::Rw(db)) = &*self.db() {
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(Db::Rw(db)) = slot.as_mut() {
+            match compact::if_due(db, &self.path, self.growth_percent) {
+                Ok(done) => *self.compacted.lock().unwrap_or_else(|e| e.into_inner()) = done,
+                Err(e) => tracing::warn!(error = %e, "redb compaction skipped"),
+            }
             let mut txn = db.begin_write()?;
             txn.set_quick_repair(true);
             txn.commit()?;

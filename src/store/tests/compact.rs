@@ -1,6 +1,7 @@
-//! redb compacts its file at open once it grew by more than `compact_growth_percent` since the
-//! last compaction (`store::compact`): the store opened over a file full of freed pages shrinks
-//! it, answers the same, and the next open (no growth since) leaves it alone.
+//! redb compacts its file at the store's clean shutdown once it grew by more than
+//! `compact_growth_percent` since the last compaction (`store::compact`): a store over a file
+//! full of freed pages shrinks it when closed, answers the same after, and the next close (no
+//! growth since) leaves it alone.
 
 use super::*;
 use crate::store::compact::{self, allocated};
@@ -49,11 +50,12 @@ fn the_store_compacts_a_grown_redb_file_once() {
     let after = allocated(&file);
     assert!(
         after < before / 2,
-        "opening the store compacted {before} B of file to {after} B"
+        "closing the store compacted {before} B of file to {after} B"
     );
 
-    // no growth since: the next open writes nothing for compaction
+    // no growth since: the next shutdown writes nothing for compaction
     let b = RedbBackend::open_compacting(dir.path(), CACHE, 25).expect("redb");
+    b.shut_down().expect("shut down");
     assert_eq!(b.compacted(), None);
     drop(b);
     let s = Store::open_with(BackendKind::Redb, dir.path(), &opts(NEVER)).expect("reopen");
@@ -70,9 +72,12 @@ fn compaction_is_bounded_by_growth_and_can_be_off() {
     let before = allocated(&file);
     // 0 = never
     let b = RedbBackend::open_compacting(dir.path(), CACHE, 0).expect("redb");
+    b.shut_down().expect("shut down");
     assert_eq!(b.compacted(), None);
     drop(b);
+    assert_eq!(allocated(&file), before);
     let b = RedbBackend::open_compacting(dir.path(), CACHE, 25).expect("redb");
+    b.shut_down().expect("shut down");
     let c = b.compacted().expect("compacted: never before, grown beyond the minimum");
     assert_eq!(c.before, before);
     assert!(c.after < before / 2, "{c:?}");
