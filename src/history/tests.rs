@@ -465,7 +465,11 @@ fn a_creation_is_deferred_until_the_first_change() {
     r.run(create(), T0);
     assert_eq!(r.history_keys(b"e"), 0, "no event stored for the creation");
     assert_eq!(r.history_keys(keys::TIME_PREFIX), 0);
-    assert_eq!(r.history_keys(b"h"), 0, "its persisted headers are in its state");
+    assert_eq!(
+        r.history_keys(b"h"),
+        0,
+        "its persisted headers are in its state"
+    );
     assert_eq!(events_counted(&r.history), 1);
     let seen = r
         .history

@@ -60,7 +60,11 @@ fn headers_kept_under_their_own_key_by_an_older_version_read_the_same() {
     assert_eq!(stored_thing(&r).get("h"), None);
     assert_eq!(Value::Object(creation(&r).headers), old);
     r.set(1, T0 + 10);
-    assert_eq!(Value::Object(creation(&r).headers), old, "written with the first change");
+    assert_eq!(
+        Value::Object(creation(&r).headers),
+        old,
+        "written with the first change"
+    );
     assert_eq!(r.history_keys(b"h"), 0, "the old key is gone");
     let stored = r
         .store
@@ -69,5 +73,8 @@ fn headers_kept_under_their_own_key_by_an_older_version_read_the_same() {
         .map(codec::decode)
         .unwrap()
         .unwrap();
-    assert_eq!(Record::decode(&stored).unwrap().headers, creation(&r).headers);
+    assert_eq!(
+        Record::decode(&stored).unwrap().headers,
+        creation(&r).headers
+    );
 }

@@ -420,10 +420,14 @@ mod tests {
         let mut i = 0;
         loop {
             match (*enc.get(i)?, enc.get(i + 1).copied()) {
-                (0, Some(1)) => return (i + 2 == enc.len()).then(|| String::from_utf8(out).ok())?,
+                (0, Some(1)) => {
+                    return (i + 2 == enc.len()).then(|| String::from_utf8(out).ok())?
+                }
                 (0, Some(0xFF)) => out.push(0),
                 (0, Some(k)) => out.extend_from_slice(
-                    PATH_TOKENS.get(usize::from(k.checked_sub(TOKEN_BASE)?))?.as_bytes(),
+                    PATH_TOKENS
+                        .get(usize::from(k.checked_sub(TOKEN_BASE)?))?
+                        .as_bytes(),
                 ),
                 (b, _) => {
                     out.push(b);
@@ -470,7 +474,10 @@ mod tests {
             }
         }
         // format 2: Ditto's fixed words cost 2 bytes each (format 1: their text)
-        assert_eq!(path_prefix(VALUE, "features/f/properties/p0").len(), 1 + 8 + 2);
+        assert_eq!(
+            path_prefix(VALUE, "features/f/properties/p0").len(),
+            1 + 8 + 2
+        );
         assert_eq!(path_prefix(VALUE, "attributes/a0").len(), 1 + 4 + 2);
         assert_eq!(path_prefix(VALUE, "_modified").len(), 1 + 2 + 2);
     }

@@ -80,7 +80,11 @@ pub fn due(allocated: u64, last: u64, percent: u64) -> bool {
 /// Compacts `db` (file `path`) if it is due. Fails while a read transaction is open (nothing
 /// changed then); any other error leaves the file as redb's last commit left it (each step of a
 /// compaction is a commit).
-pub fn if_due(db: &mut Database, path: &Path, percent: u64) -> Result<Option<Compacted>, StoreError> {
+pub fn if_due(
+    db: &mut Database,
+    path: &Path,
+    percent: u64,
+) -> Result<Option<Compacted>, StoreError> {
     let before = allocated(path);
     let last = mark(db)?;
     if !due(before, last, percent) {

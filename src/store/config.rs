@@ -129,6 +129,9 @@ mod tests {
             (c.backend.as_str(), c.flush_interval_ms, c.min_free_mb),
             ("redb", 250, 8)
         );
+        let c = parse("[store]\ncompact_growth_percent = 0\n").unwrap();
+        assert_eq!(c.options(0).compact_growth_percent, 0);
+        assert_eq!(StoreConfig::default().options(0).compact_growth_percent, 25);
         let e = parse("[store]\nflush = 1\n").unwrap_err();
         assert!(e.contains("unknown field `flush`"), "{e}");
         assert_eq!(parse("[store]\n").unwrap(), StoreConfig::default());

@@ -10,8 +10,8 @@ use std::sync::{Mutex, RwLock};
 
 use redb::{Database, Durability, ReadOnlyDatabase, ReadableDatabase, TableDefinition};
 
-use super::compact::{self, Compacted};
 use super::backend::{scan_start, sync_dir, Backend, Entries, Op, StoreError, Tree, View};
+use super::compact::{self, Compacted};
 
 /// File name of the database inside the data directory.
 pub const REDB_FILE: &str = "edgetwin.redb";

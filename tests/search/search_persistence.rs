@@ -340,7 +340,10 @@ fn old_data_dir_is_indexed_at_start(store: &str, v1_index: bool) {
             ops.push(Op::put(Tree::Things, id.clone(), st.to_bytes()));
             if v1_index {
                 // format 1: `v | path 00 01 | value | thingId`, the path as text
-                for (path, v) in [("attributes/i", json!(i)), ("attributes/even", json!(i % 2 == 0))] {
+                for (path, v) in [
+                    ("attributes/i", json!(i)),
+                    ("attributes/even", json!(i % 2 == 0)),
+                ] {
                     let mut k = vec![b'v'];
                     k.extend_from_slice(path.as_bytes());
                     k.extend_from_slice(&[0, 1]);

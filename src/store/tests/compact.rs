@@ -18,7 +18,11 @@ fn churned_file(dir: &Path, n: usize) {
             .collect();
         b.commit(&ops).expect("commit");
     }
-    for chunk in (0..n).filter(|i| i % 4 != 0).collect::<Vec<_>>().chunks(500) {
+    for chunk in (0..n)
+        .filter(|i| i % 4 != 0)
+        .collect::<Vec<_>>()
+        .chunks(500)
+    {
         let ops: Vec<Op> = chunk
             .iter()
             .map(|i| del(Tree::Index, &format!("k{i:08}")))
@@ -78,7 +82,9 @@ fn compaction_is_bounded_by_growth_and_can_be_off() {
     assert_eq!(allocated(&file), before);
     let b = RedbBackend::open_compacting(dir.path(), CACHE, 25).expect("redb");
     b.shut_down().expect("shut down");
-    let c = b.compacted().expect("compacted: never before, grown beyond the minimum");
+    let c = b
+        .compacted()
+        .expect("compacted: never before, grown beyond the minimum");
     assert_eq!(c.before, before);
     assert!(c.after < before / 2, "{c:?}");
     if let Some(w) = c.written {
