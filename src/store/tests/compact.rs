@@ -87,10 +87,8 @@ fn compaction_is_bounded_by_growth_and_can_be_off() {
         .expect("compacted: never before, grown beyond the minimum");
     assert_eq!(c.before, before);
     assert!(c.after < before / 2, "{c:?}");
-    if let Some(w) = c.written {
-        // it moves what is left (a quarter), never rewrites the whole file
-        assert!(w < before, "{c:?}");
-    }
+    // (`c.written` counts the whole process's writes: other tests run in it; the bytes a
+    // compaction writes are measured by `loadgen footprint`, BENCHMARKS.md)
     drop(b);
     // the rule itself
     assert!(!compact::due(compact::MIN_GROWTH, 0, 25));
