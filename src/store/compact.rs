@@ -1,13 +1,16 @@
-//! redb's file compacted by itself at a clean shutdown, bounded: checkpoints are copy-on-write, so the file's
-//! allocated part keeps the high-water mark of the pages they copied (how high depends on when
-//! checkpoints ran, so it differed run to run). It is compacted when it grew by more than
-//! `[store] compact_growth_percent` (at least `MIN_GROWTH`) since the last compaction, whose
-//! size the file records in a table of its own (docs/storage.md "Compaction").
+//! redb's file compacted by itself at a clean shutdown, bounded. B-tree leaves filled by inserts
+//! in random key order (thing IDs, the search index) are 53-63 % full, how full varying with the
+//! order concurrent writes arrived in; checkpoints' copy-on-write leaves freed pages behind.
+//! When the file grew by more than `[store] compact_growth_percent` (at least `MIN_GROWTH`)
+//! since the last compaction, whose size the file records in a table of its own, each table is
+//! rewritten in key order (packed leaves) and redb's compaction moves the pages down and cuts
+//! the file's end (docs/storage.md "Compaction").
 
+use std::ops::Bound;
 use std::path::Path;
 use std::time::Instant;
 
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
 use super::backend::StoreError;
 
@@ -77,13 +80,64 @@ pub fn due(allocated: u64, last: u64, percent: u64) -> bool {
     percent > 0 && allocated > last + (last.saturating_mul(percent) / 100).max(MIN_GROWTH)
 }
 
-/// Compacts `db` (file `path`) if it is due. Fails while a read transaction is open (nothing
-/// changed then); any other error leaves the file as redb's last commit left it (each step of a
-/// compaction is a commit).
+/// Entries copied per write transaction while repacking (bounds its memory: ~1 MiB of pages).
+const REPACK_CHUNK: usize = 16_384;
+
+type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+/// Rewrites `table` in key order into a new table and swaps it in: redb starts a new leaf when
+/// an insert lands after every key, so the copy's leaves are packed. One commit per
+/// `REPACK_CHUNK` entries; a crash part-way leaves the copy beside the table (never read), and
+/// the next repack drops it first. The swap is one commit.
+fn repack(db: &Database, table: Table) -> Result<(), StoreError> {
+    let name = format!("{}.repack", table.name());
+    let copy: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
+    let txn = db.begin_write()?;
+    txn.delete_table(copy)?;
+    txn.commit()?;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let txn = db.begin_write()?;
+        let mut last = None;
+        {
+            let src = txn.open_table(table)?;
+            let mut dst = txn.open_table(copy)?;
+            let lower = match &after {
+                Some(a) => Bound::Excluded(a.as_slice()),
+                None => Bound::Unbounded,
+            };
+            let mut n = 0;
+            for item in src.range::<&[u8]>((lower, Bound::Unbounded))? {
+                let (k, v) = item?;
+                dst.insert(k.value(), v.value())?;
+                n += 1;
+                if n == REPACK_CHUNK {
+                    last = Some(k.value().to_vec());
+                    break;
+                }
+            }
+        }
+        txn.commit()?;
+        after = last;
+        if after.is_none() {
+            break;
+        }
+    }
+    let txn = db.begin_write()?;
+    txn.delete_table(table)?;
+    txn.rename_table(copy, table)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Compacts `db` (file `path`, tables `tables`) if it is due. Fails while a read transaction is
+/// open (nothing changed then); any other error leaves the file as redb's last commit left it
+/// (each step is a commit; a table is swapped for its copy in one).
 pub fn if_due(
     db: &mut Database,
     path: &Path,
     percent: u64,
+    tables: &[Table],
 ) -> Result<Option<Compacted>, StoreError> {
     let before = allocated(path);
     let last = mark(db)?;
@@ -91,6 +145,9 @@ pub fn if_due(
         return Ok(None);
     }
     let (t, w0) = (Instant::now(), written_so_far());
+    for table in tables {
+        repack(db, *table)?;
+    }
     db.compact()
         .map_err(|e| StoreError(format!("redb: compaction: {e}")))?;
     let after = allocated(path);

@@ -21,6 +21,7 @@ const POLICIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("policies")
 const INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("index");
 const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("history");
 const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
+const TABLES: [TableDefinition<&[u8], &[u8]>; 5] = [THINGS, POLICIES, INDEX, HISTORY, META];
 
 fn table(tree: Tree) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
     match tree {
@@ -268,7 +269,7 @@ impl Backend for RedbBackend {
     fn shut_down(&self) -> Result<(), StoreError> {
         let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
         if let Some(Db::Rw(db)) = slot.as_mut() {
-            match compact::if_due(db, &self.path, self.growth_percent) {
+            match compact::if_due(db, &self.path, self.growth_percent, &TABLES) {
                 Ok(done) => *self.compacted.lock().unwrap_or_else(|e| e.into_inner()) = done,
                 Err(e) => tracing::warn!(error = %e, "redb compaction skipped"),
             }

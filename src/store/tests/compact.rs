@@ -97,3 +97,44 @@ fn compaction_is_bounded_by_growth_and_can_be_off() {
     assert!(compact::due((100 << 20) + 1, 80 << 20, 25));
     assert!(!compact::due(u64::MAX, 0, 0));
 }
+
+#[test]
+fn a_compaction_packs_leaves_filled_in_random_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let n: u64 = 60_000;
+    {
+        let b = RedbBackend::open(dir.path(), CACHE).expect("redb");
+        let val = "w".repeat(60);
+        // keys in a scrambled order (as thing IDs and index keys arrive): leaves split in halves
+        let order: Vec<u64> = (0..n).map(|i| (i * 7919) % n).collect();
+        for chunk in order.chunks(1000) {
+            let ops: Vec<Op> = chunk
+                .iter()
+                .map(|i| put(Tree::Index, &format!("k{i:08}"), &val))
+                .collect();
+            b.commit(&ops).expect("commit");
+        }
+        b.shut_down().expect("shut down");
+    }
+    let file = dir.path().join(REDB_FILE);
+    let before = allocated(&file);
+    let b = RedbBackend::open_compacting(dir.path(), CACHE, 25).expect("redb");
+    b.shut_down().expect("shut down");
+    let c = b.compacted().expect("compacted");
+    // ~77 B per entry in a leaf: packed 4.7 MB; compacted without the repack 7.8 MB (its
+    // leaves as the scrambled inserts split them), before 12.0 MB (with the freed pages)
+    assert!(c.after < n * 100, "{c:?} (before {before})");
+    let all = b.scan(Tree::Index, b"", None, usize::MAX).expect("scan");
+    assert_eq!(all.len() as u64, n);
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(all.iter().all(|(_, v)| v == "w".repeat(60).as_bytes()));
+    drop(b);
+    // the next shutdown (no growth) leaves it alone, and it reads the same
+    let b = RedbBackend::open_compacting(dir.path(), CACHE, 25).expect("redb");
+    assert_eq!(
+        b.scan(Tree::Index, b"", None, usize::MAX).expect("scan"),
+        all
+    );
+    b.shut_down().expect("shut down");
+    assert_eq!(b.compacted(), None);
+}
