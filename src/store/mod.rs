@@ -26,6 +26,7 @@ mod backend;
 pub mod backup;
 pub(crate) mod codec;
 mod commit;
+pub mod compact;
 pub mod config;
 mod options;
 mod overlay;
@@ -224,7 +225,11 @@ impl Store {
             .map_err(|e| StoreError(format!("cannot create data dir {}: {e}", dir.display())))?;
         let backend: Box<dyn Backend> = match kind {
             BackendKind::Sled => Box::new(SledBackend::open(dir, opts.cache_bytes)?),
-            BackendKind::Redb => Box::new(RedbBackend::open(dir, opts.cache_bytes)?),
+            BackendKind::Redb => Box::new(RedbBackend::open_compacting(
+                dir,
+                opts.cache_bytes,
+                opts.compact_growth_percent,
+            )?),
         };
         Self::with_backend(backend, dir, opts)
     }
