@@ -93,24 +93,46 @@ struct Row {
     p99: Duration,
     examined: u64,
     result: String,
+    /// p50 / p99 of the thread's time on a CPU per round, p99 of its time waiting for one
+    cpu: (Duration, Duration, Duration),
 }
 
-fn measure(
-    rounds: usize,
-    mut f: impl FnMut(usize) -> (u64, String),
-) -> (Duration, Duration, u64, String) {
-    let mut times = Vec::with_capacity(rounds);
+/// This thread's time on a CPU and waiting in the run queue so far (ns, scheduler statistics:
+/// where a round's wall time went when it is far above its CPU time).
+fn sched() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut f = s.split_whitespace().map(|x| x.parse().unwrap_or(0));
+    (f.next().unwrap_or(0), f.next().unwrap_or(0))
+}
+
+type Measured = (
+    Duration,
+    Duration,
+    u64,
+    String,
+    (Duration, Duration, Duration),
+);
+
+fn measure(rounds: usize, mut f: impl FnMut(usize) -> (u64, String)) -> Measured {
+    let (mut times, mut cpu, mut wait) = (Vec::new(), Vec::new(), Vec::new());
     let (mut examined, mut result) = (0, String::new());
     for r in 0..rounds {
+        let (c0, w0) = sched();
         let t = Instant::now();
         let (e, res) = f(r);
         times.push(t.elapsed());
+        let (c1, w1) = sched();
+        cpu.push(Duration::from_nanos(c1.saturating_sub(c0)));
+        wait.push(Duration::from_nanos(w1.saturating_sub(w0)));
         examined = e;
         result = res;
     }
-    times.sort();
-    let p = |q: usize| times[(times.len() * q / 100).min(times.len() - 1)];
-    (p(50), p(99), examined, result)
+    let p = |v: &mut Vec<Duration>, q: usize| {
+        v.sort();
+        v[(v.len() * q / 100).min(v.len() - 1)]
+    };
+    let c = (p(&mut cpu, 50), p(&mut cpu, 99), p(&mut wait, 99));
+    (p(&mut times, 50), p(&mut times, 99), examined, result, c)
 }
 
 fn main() {
@@ -199,7 +221,7 @@ fn main() {
         if only.as_deref().is_some_and(|o| !name.contains(o)) {
             return;
         }
-        let (p50, p99, examined, result) = measure(rounds, |r| {
+        let (p50, p99, examined, result, cpu) = measure(rounds, |r| {
             let s = spec(&filter(r), options);
             let mut q = Searcher::new(&hub, &who, now, None);
             let res = if count {
@@ -227,6 +249,7 @@ fn main() {
             p99,
             examined,
             result,
+            cpu,
         });
     };
     let serial = |r: usize| format!("eq(attributes/serial,\"SN-{:06}\")", (r as u64 * 7_919) % n);
@@ -366,16 +389,19 @@ fn main() {
         delta_ops / 10_000usize.min(n as usize).max(1),
         delta_time.as_secs_f64() * 1e6
     );
-    println!("| query | p50 ms | p99 ms | things examined | result |");
-    println!("|---|---:|---:|---:|---|");
+    println!("| query | p50 ms | p99 ms | things examined | result | on CPU p50 / p99 ms | run-queue wait p99 ms |");
+    println!("|---|---:|---:|---:|---|---:|---:|");
     for r in sorted_rows.iter().map(|&i| &rows[i]) {
         println!(
-            "| {} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {:.2} | {:.2} | {} | {} | {:.2} / {:.2} | {:.2} |",
             r.name,
             r.p50.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3,
             r.examined,
-            r.result
+            r.result,
+            r.cpu.0.as_secs_f64() * 1e3,
+            r.cpu.1.as_secs_f64() * 1e3,
+            r.cpu.2.as_secs_f64() * 1e3
         );
     }
     println!(
