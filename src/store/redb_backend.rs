@@ -146,14 +146,12 @@ fn each_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
     } else {
         Bound::Included(start)
     };
-    let mut n = 0;
-    for item in t.range::<&[u8]>((lower, Bound::Unbounded))? {
+    for (n, item) in t.range::<&[u8]>((lower, Bound::Unbounded))?.enumerate() {
         let (k, v) = item?;
         let k = k.value();
         if !k.starts_with(prefix) || n >= limit {
             break;
         }
-        n += 1;
         if !f(k, v.value()) {
             break;
         }
