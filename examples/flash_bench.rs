@@ -9,7 +9,7 @@ use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::Message;
 use futures_lite::StreamExt;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -117,21 +117,7 @@ fn start_edgetwin(
     if mqtt_port.is_none() {
         cmd.args(["--mqtt", "none"]);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("edgetwin");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listen line");
-    let addr = line
-        .trim()
-        .strip_prefix("edgetwin listening on ")
-        .and_then(|a| a.parse().ok())
-        .expect("address");
-    (Proc(child), addr)
+    spawn_edgetwin(cmd.stderr(Stdio::inherit()))
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> String {

@@ -8,7 +8,7 @@ use async_tungstenite::tungstenite::Message;
 use futures_lite::StreamExt;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -268,27 +268,16 @@ fn main() {
         ),
     )
     .expect("config");
-    let mut child = Command::new(&bin)
-        .args(["--listen", "127.0.0.1:0", "--config"])
-        .arg(&conf)
-        .arg("--data")
-        .arg(tmp.path().join("data"))
-        .args(["--mqtt", &format!("mqtt://127.0.0.1:{port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("edgetwin");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listen line");
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("edgetwin listening on ")
-        .and_then(|a| a.parse().ok())
-        .expect("address");
-    let pid = child.id();
-    let _edge = Proc(child);
+    let (edge, addr) = spawn_edgetwin(
+        Command::new(&bin)
+            .args(["--listen", "127.0.0.1:0", "--config"])
+            .arg(&conf)
+            .arg("--data")
+            .arg(tmp.path().join("data"))
+            .args(["--mqtt", &format!("mqtt://127.0.0.1:{port}")])
+            .stderr(Stdio::null()),
+    );
+    let pid = edge.0.id();
     let t0 = Instant::now();
     while !http_get(addr, "/status/mqtt").contains("\"subscribed\":true") {
         assert!(t0.elapsed() < Duration::from_secs(20), "bridge not ready");

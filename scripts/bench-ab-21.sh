@@ -8,15 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1 B=$2 ROUNDS=${3:-2}
 L=target/release/examples/loadgen
-mkdir -p target/bench-results
-OUT="target/bench-results/ab-$(date -u +%Y%m%dT%H%M%SZ).txt"
-exec > >(tee "$OUT") 2>&1
-echo "A=$A ($(stat -c %y "$A" | cut -d. -f1))"
-echo "B=$B ($(stat -c %y "$B" | cut -d. -f1))"
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-
-kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
+. scripts/ab-common.sh
+ab_start ab "$A" "$B"
 
 row() { # label, field, loadgen options...
   local label=$1 field=$2; shift 2
@@ -30,7 +23,7 @@ row() { # label, field, loadgen options...
   local a b
   a=$(grep "^RESULT label=$label.A " "$OUT" | kv "$field" | median)
   b=$(grep "^RESULT label=$label.B " "$OUT" | kv "$field" | median)
-  echo "AB $label $field A=$a B=$b B/A=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "?" }')"
+  echo "AB $label $field A=$a B=$b B/A=$(ratio "$a" "$b")"
 }
 
 row modify_4conn us_per_cmd --conns 4

@@ -10,12 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$(realpath "$1") B=$(realpath "$2") ROUNDS=${3:-2}
 L=target/release/examples/loadgen
-mkdir -p target/bench-results
-OUT="target/bench-results/ab-disk-$(date -u +%Y%m%dT%H%M%SZ).txt"
-exec > >(tee "$OUT") 2>&1
-echo "A=$A ($(stat -c %y "$A" | cut -d. -f1))"
-echo "B=$B ($(stat -c %y "$B" | cut -d. -f1))"
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+. scripts/ab-common.sh
+ab_start ab-disk "$A" "$B"
 # flash_bench runs the edgetwin next to its own directory: one copy per binary
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -26,9 +22,6 @@ done
 cp "$A" "$T/A/edgetwin"
 cp "$B" "$T/B/edgetwin"
 
-kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "?" }'; }
 
 for r in $(seq "$ROUNDS"); do
   for who in A B; do

@@ -7,13 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1 B=$2 PAIRS=${3:-2} N=${4:-100000} ROUNDS=${5:-200}
-mkdir -p target/bench-results
-OUT="target/bench-results/ab-search-$(date -u +%Y%m%dT%H%M%SZ).txt"
-exec > >(tee "$OUT") 2>&1
-echo "A=$A ($(stat -c %y "$A" | cut -d. -f1))"
-echo "B=$B ($(stat -c %y "$B" | cut -d. -f1))"
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-median() { sort -g | awk '{a[NR]=$1} END {if (NR) print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "nan"}'; }
+. scripts/ab-common.sh
+ab_start ab-search "$A" "$B"
 declare -A P50 P99
 for r in $(seq "$PAIRS"); do
   for who in A B; do

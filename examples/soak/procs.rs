@@ -3,7 +3,7 @@
 //! `examples/support/procs.rs`.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -12,7 +12,7 @@ use std::time::Duration;
 #[allow(dead_code)]
 #[path = "../support/procs.rs"]
 mod support;
-pub use support::{fds, free_port, loadavg, mosquitto, rss_kib, Proc};
+pub use support::{fds, free_port, loadavg, mosquitto, rss_kib, spawn_edgetwin, Proc};
 
 /// The release edgetwin next to this example, with `toml` as its config and backend `store`.
 pub fn edgetwin(dir: &Path, toml: &str, store: &str, mqtt: Option<u16>) -> (Proc, SocketAddr) {
@@ -29,26 +29,15 @@ pub fn edgetwin(dir: &Path, toml: &str, store: &str, mqtt: Option<u16>) -> (Proc
         Some(p) => format!("mqtt://127.0.0.1:{p}"),
         None => "none".into(),
     };
-    let mut child = Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--config"])
-        .arg(&conf)
-        .arg("--data")
-        .arg(dir.join("data"))
-        .args(["--mqtt", &mqtt, "--store", store])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("edgetwin");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listen line");
-    let addr = line
-        .trim()
-        .strip_prefix("edgetwin listening on ")
-        .and_then(|a| a.parse().ok())
-        .expect("address");
-    (Proc(child), addr)
+    spawn_edgetwin(
+        Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--config"])
+            .arg(&conf)
+            .arg("--data")
+            .arg(dir.join("data"))
+            .args(["--mqtt", &mqtt, "--store", store])
+            .stderr(Stdio::inherit()),
+    )
 }
 
 /// `/status/health` (`Null` if it could not be read).

@@ -2,7 +2,8 @@
 //! dropped, a free port, a mosquitto on it, and RSS, open files and the load from /proc.
 //! Included by each example with `#[path]` (an example is its own crate).
 
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,6 +16,22 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Starts the edgetwin `cmd` describes (stdout is taken for its first line) and returns it with
+/// the address of its `edgetwin listening on` line.
+pub fn spawn_edgetwin(cmd: &mut Command) -> (Proc, SocketAddr) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("edgetwin");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listen line");
+    let addr = line
+        .trim()
+        .strip_prefix("edgetwin listening on ")
+        .and_then(|a| a.parse().ok())
+        .expect("address");
+    (Proc(child), addr)
 }
 
 pub fn free_port() -> u16 {

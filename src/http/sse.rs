@@ -202,7 +202,7 @@ pub(super) async fn stream(
         Err(e) => return response::error(&e, None, None),
     };
     if super::sse_history::wanted(&query) {
-        return super::sse_history::stream(st, parts, who, thing).await;
+        return super::sse_history::stream(st, &query, &cid, who, thing).await;
     }
     let plan = match plan(&query, thing) {
         Ok(p) => p,

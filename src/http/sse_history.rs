@@ -8,7 +8,7 @@
 use super::params::{self, Query};
 use super::response;
 use super::sse_event::SseView;
-use super::things::{finish, request_headers, Failure};
+use super::things::{finish, Failure};
 use crate::error::DittoError;
 use crate::http::body::Body;
 use crate::hub::history_stream::PersistedQuery;
@@ -19,7 +19,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use hyper::http::request::Parts;
 use hyper::Response;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -84,17 +83,15 @@ pub(super) fn persisted_query(query: &Query) -> Result<PersistedQuery, DittoErro
     })
 }
 
-/// Opens the stream of persisted events of the thing `thing` = (ID segment, rest of the path).
+/// Opens the stream of persisted events of the thing `thing` = (ID segment, rest of the path);
+/// `query` and `cid` are the request's, parsed by `sse::stream`.
 pub(super) async fn stream(
     st: &Arc<State>,
-    parts: &Parts,
+    query: &Query,
+    cid: &str,
     who: &Requester,
     thing: Option<(&str, &str)>,
 ) -> Response<Body> {
-    let (query, _headers, cid) = match request_headers(parts) {
-        Ok(x) => x,
-        Err(e) => return response::error(&e, None, None),
-    };
     let opened = (|| {
         let (id, rest) = thing.ok_or_else(|| {
             super::things::unsupported("Streaming historical events of more than one thing")
@@ -106,13 +103,13 @@ pub(super) async fn stream(
             query.joined("fields").as_deref(),
             (!pointer.is_empty()).then_some(pointer),
         )?;
-        let q = persisted_query(&query)?;
+        let q = persisted_query(query)?;
         let cursor = st.hub.persisted_events(who.subjects.clone(), &id, q)?;
         Ok::<_, DittoError>((view, cursor))
     })();
     let (view, mut cursor) = match opened {
         Ok(x) => x,
-        Err(e) => return finish(Err(Failure::from(e)), &cid),
+        Err(e) => return finish(Err(Failure::from(e)), cid),
     };
     let (tx, body_rx) = async_channel::bounded::<Result<Frame<Bytes>, Infallible>>(BODY_FRAMES);
     st.ex
@@ -148,5 +145,5 @@ pub(super) async fn stream(
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response::with_cid(r, Some(&cid))
+    response::with_cid(r, Some(cid))
 }

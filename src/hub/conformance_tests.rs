@@ -237,18 +237,7 @@ fn things_conformance_in_process() {
                     Class::Live(p) => InProcess::new().run(|g| run::live(g, &c.name, &p)),
                     _ => vec![],
                 };
-                if ms.is_empty() {
-                    n_ok += 1;
-                    eprintln!("{:<55} ok", c.name);
-                } else {
-                    eprintln!("{:<55} FAILED ({} mismatches)", c.name, ms.len());
-                }
-                for m in ms {
-                    failures.push(format!(
-                        "{}: {}\n    expected: {}\n    actual:   {}",
-                        c.name, m.field, m.expected, m.actual
-                    ));
-                }
+                n_ok += usize::from(run::report(&c.name, &ms, &mut failures));
                 continue;
             }
         };

@@ -264,7 +264,7 @@ fn matching_close(s: &str, open: usize) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -280,7 +280,8 @@ mod tests {
             .collect()
     }
 
-    fn thing() -> Value {
+    /// Ditto's fancy-thing example, shared with the projection tests.
+    pub(crate) fn thing() -> Value {
         json!({
             "thingId": "org.eclipse.ditto:fancy-thing",
             "policyId": "org.eclipse.ditto:fancy-thing",

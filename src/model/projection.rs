@@ -144,25 +144,12 @@ fn filter_value(val: &Value, trie: &Trie) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::fields::tests::thing;
     use crate::model::FieldSelector;
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     fn sel(s: &str) -> FieldSelector {
         FieldSelector::parse(s).unwrap()
-    }
-
-    fn thing() -> Value {
-        json!({
-            "thingId": "org.eclipse.ditto:fancy-thing",
-            "policyId": "org.eclipse.ditto:fancy-thing",
-            "attributes": {"manufacturer": "ACME", "model": "X", "location": {"floor": 3, "room": "a"}},
-            "features": {
-                "lamp": {"properties": {"on": false, "color": "red"}},
-                "fan": {"properties": {"speed": 3}},
-                "heater": {"properties": {"on": true}, "desiredProperties": {"on": false}}
-            },
-            "_revision": 7
-        })
     }
 
     #[test]

@@ -112,7 +112,6 @@ fn query(env: &Envelope) -> Result<PersistedQuery, DittoError> {
     })
 }
 
-/// `subscriptionId` and `demand` of a request / cancel.
 impl Streams {
     /// Handles one inbound envelope whose topic is a streaming topic.
     pub async fn handle(

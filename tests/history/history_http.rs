@@ -3,7 +3,7 @@
 //! kept (never today's state); `historical-headers`; deleted and re-created things; policies;
 //! history off; history across a restart.
 
-use crate::{get_at, modified, put, start, thing};
+use crate::{get_at, later_set_n, modified, put, start, thing};
 use serde_json::json;
 
 const T: &str = "hist:one";
@@ -68,9 +68,7 @@ fn a_retrieve_at_a_timestamp_answers_the_state_current_then() {
         let h = &rig.http;
         put(h, T, "", thing(1)).await;
         let t1 = modified(h, T).await;
-        smol::Timer::after(std::time::Duration::from_millis(30)).await;
-        put(h, T, "/attributes/n", json!(2)).await;
-        let t2 = modified(h, T).await;
+        let t2 = later_set_n(h, T, 2).await;
         assert!(t2 > t1 + 1);
         let iso = edgetwin::clock::format_millis;
         let at = |t: i64| iso(t);

@@ -3,7 +3,7 @@
 //! (`_context`), `filter` and a pointer; the stream ends after the last event.
 
 use crate::common::http::{Http, Sse};
-use crate::{get_at, modified, put, start, thing};
+use crate::{get_at, later_set_n, modified, put, start, thing};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -121,11 +121,8 @@ fn timestamp_ranges_filter_fields_context_and_pointer() {
         let h = &rig.http;
         put(h, T, "", thing(1)).await;
         let t1 = modified(h, T).await;
-        smol::Timer::after(Duration::from_millis(30)).await;
-        put(h, T, "/attributes/n", json!(2)).await;
-        let t2 = modified(h, T).await;
-        smol::Timer::after(Duration::from_millis(30)).await;
-        put(h, T, "/attributes/n", json!(3)).await;
+        let t2 = later_set_n(h, T, 2).await;
+        later_set_n(h, T, 3).await;
         let iso = edgetwin::clock::format_millis;
         // strictly after `from`, strictly before `to` (Ditto's persisted-events source)
         let q = format!(

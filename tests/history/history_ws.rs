@@ -3,7 +3,7 @@
 //! `things:thing.history.notfound`); `streaming/subscribeForPersistedEvents` with its
 //! request / next / complete / cancel / failed flow control.
 
-use crate::{modified, put, start, thing};
+use crate::{later_set_n, modified, put, start, thing};
 use serde_json::json;
 
 const T: &str = "ws:one";
@@ -19,8 +19,7 @@ fn retrieves_at_a_revision_or_time_over_the_websocket() {
         let h = &rig.http;
         put(h, T, "", thing(1)).await;
         let t1 = modified(h, T).await;
-        smol::Timer::after(std::time::Duration::from_millis(30)).await;
-        put(h, T, "/attributes/n", json!(2)).await;
+        later_set_n(h, T, 2).await;
         let mut ws = rig.srv.ws().await;
         let r = ws
             .request(retrieve(

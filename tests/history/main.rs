@@ -86,6 +86,14 @@ pub async fn modified(http: &Http, thing: &str) -> i64 {
     edgetwin::clock::parse_iso(&t).expect("iso")
 }
 
+/// Waits 30 ms, so that the next revision is stamped later than the last, sets attribute `n` and
+/// returns the thing's `_modified` after it.
+pub async fn later_set_n(http: &Http, thing: &str, n: i64) -> i64 {
+    smol::Timer::after(std::time::Duration::from_millis(30)).await;
+    put(http, thing, "/attributes/n", json!(n)).await;
+    modified(http, thing).await
+}
+
 /// A thing body with attribute `n` and a lamp feature.
 pub fn thing(n: i64) -> Value {
     json!({"attributes": {"n": n, "name": "sensor"}, "features": {"lamp": {"properties": {"on": false}}}})

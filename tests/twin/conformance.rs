@@ -162,18 +162,7 @@ fn things_conformance() {
             Class::Run(_) | Class::Live(_) => {
                 n_run += 1;
                 let ms = results[i].as_ref().expect("every run case has a result");
-                if ms.is_empty() {
-                    n_ok += 1;
-                    eprintln!("{:<55} ok", c.name);
-                } else {
-                    eprintln!("{:<55} FAILED ({} mismatches)", c.name, ms.len());
-                    for m in ms {
-                        failures.push(format!(
-                            "{}: {}\n    expected: {}\n    actual:   {}",
-                            c.name, m.field, m.expected, m.actual
-                        ));
-                    }
-                }
+                n_ok += usize::from(run::report(&c.name, ms, &mut failures));
                 let derived = match k {
                     Class::Run(plan) => plan.derived.clone(),
                     Class::Live(plan) => plan.derived(),

@@ -9,6 +9,22 @@ use super::cases::{LivePlan, Mismatch, Plan, POLICY, SENTINEL};
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// Prints a case's outcome and adds its mismatches to `failures`; true if it passed.
+pub fn report(name: &str, ms: &[Mismatch], failures: &mut Vec<String>) -> bool {
+    if ms.is_empty() {
+        eprintln!("{name:<55} ok");
+        return true;
+    }
+    eprintln!("{name:<55} FAILED ({} mismatches)", ms.len());
+    for m in ms {
+        failures.push(format!(
+            "{name}: {}\n    expected: {}\n    actual:   {}",
+            m.field, m.expected, m.actual
+        ));
+    }
+    false
+}
+
 /// How long an expected frame may take.
 pub const WAIT: Duration = Duration::from_secs(10);
 
