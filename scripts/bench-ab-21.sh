@@ -3,6 +3,7 @@
 # that a busy shared machine slows both alike; prints each run and the B/A ratios of the medians.
 # Usage: scripts/bench-ab-21.sh BIN_A BIN_B [ROUNDS]   (e.g. a copy of main's target/release/edgetwin
 #        as A, this tree's as B; ROUNDS per binary and scenario, default 2; 4 s windows)
+#        ONLY="modify_4conn modify_4conn_10k" runs only the rows with these labels.
 # Needs target/release/examples/loadgen (cargo build --release --example loadgen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ ab_start ab "$A" "$B"
 
 row() { # label, field, loadgen options...
   local label=$1 field=$2; shift 2
+  if [ -n "${ONLY:-}" ] && ! [[ " $ONLY " == *" $label "* ]]; then return; fi
   for r in $(seq "$ROUNDS"); do
     for who in A B; do
       local bin=$A; [ "$who" = B ] && bin=$B

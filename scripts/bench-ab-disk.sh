@@ -4,6 +4,8 @@
 # restart (`loadgen footprint --store redb --twins 100000`, with the history breakdown) and bytes
 # written per update, nobody waits, 300/s over 100 twins (`flash_bench`, 60 s windows).
 # Usage: scripts/bench-ab-disk.sh BIN_A BIN_B [ROUNDS]   (ROUNDS per binary, default 2)
+# FP_CONFIG='[history]\nheaders_to_persist = ["ditto-originator"]' adds config lines to the
+# footprint runs; FLASH=0 skips the flash_bench rounds.
 # Needs target/release/examples/{loadgen,flash_bench}
 # (cargo build --release --bin edgetwin --example loadgen --example flash_bench).
 set -euo pipefail
@@ -27,11 +29,13 @@ for r in $(seq "$ROUNDS"); do
   for who in A B; do
     bin=$A; [ "$who" = B ] && bin=$B
     echo "== footprint $who round $r"
-    $L footprint --store redb --twins 100000 --server-bin "$bin" --breakdown true |
+    $L footprint --store redb --twins 100000 --server-bin "$bin" --breakdown true \
+      --config "${FP_CONFIG:-}" |
       sed "s/^FOOTPRINT label=/FOOTPRINT label=$who./"
   done
 done
 for r in $(seq "$ROUNDS"); do
+  [ "${FLASH:-1}" = 0 ] && break
   for who in A B; do
     echo "== flash_bench $who round $r"
     "$T/$who/examples/flash_bench" --stores redb --rates 300 --writers 1 --classes interval \

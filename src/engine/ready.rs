@@ -84,6 +84,7 @@ pub fn ready(
         tree: Tree::Things,
         key: thing_id.as_bytes().to_vec(),
         value: Some(bytes),
+        fresh: false,
     }];
     // search index delta, in the same atomic unit as the thing (src/search)
     let (index, size) = match before {

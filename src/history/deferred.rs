@@ -3,7 +3,8 @@
 //! of the entity's first change (its old state is still in the store then), or dropped there when
 //! the age bound no longer keeps it. Until then every history read sees it as if it were stored:
 //! `History::get` and `History::scan` synthesize it here, and only here, from the entity's stored
-//! state and the persisted headers kept under `keys::headers` (only when there are any). The
+//! state, which also keeps its persisted headers (`"h"`, only when there are any; directories
+//! written before kept them under `keys::headers` and are still read, see `headers_in`). The
 //! totals count it as an event of 0 bytes; a tally per time bucket, stored with the totals, lets
 //! the sweep uncount the ones the age bound drops. (Measured: BENCHMARKS.md "History".)
 
@@ -13,9 +14,39 @@ use super::record::Record;
 use crate::engine::ThingState;
 use crate::policy::PolicyState;
 use crate::protocol::EventAction;
-use crate::store::{codec, Entries, Op, StoreError, Tree};
-use serde_json::Map;
+use crate::store::{Entries, Op, StoreError, Tree};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+
+/// Field of an entity's stored state (a JSON object: `t`/`p`, `r`, `c`, `m`...) that holds the
+/// persisted headers of its deferred creation; the entity's next write (which materializes the
+/// creation event) leaves it out, as that state is built anew.
+const HEADERS_FIELD: &str = "h";
+
+/// `state` with `headers` added as its last field (spliced into the JSON object's text, which
+/// `ThingState` / `PolicyState` ignore when they read it); `None` if `state` is no object.
+fn with_headers(state: &[u8], headers: &Map<String, Value>) -> Option<Vec<u8>> {
+    let body = state.strip_suffix(b"}")?;
+    if !body.starts_with(b"{") || body.len() < 2 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(state.len() + 64);
+    out.extend_from_slice(body);
+    out.extend_from_slice(format!(",\"{HEADERS_FIELD}\":").as_bytes());
+    serde_json::to_writer(&mut out, headers).ok()?;
+    out.push(b'}');
+    Some(out)
+}
+
+/// The persisted headers kept in a stored state, if any.
+fn headers_in(state: &[u8]) -> Option<Map<String, Value>> {
+    #[derive(serde::Deserialize)]
+    struct Kept {
+        #[serde(rename = "h")]
+        headers: Option<Map<String, Value>>,
+    }
+    serde_json::from_slice::<Kept>(state).ok()?.headers
+}
 
 /// Deferred creations not yet written, per time bucket start: (count, earliest timestamp).
 pub(super) type Tally = BTreeMap<i64, (i64, i64)>;
@@ -78,18 +109,32 @@ impl History {
     }
 
     /// The creation event of `kind id` if it is deferred (the entity is at revision 1; the
-    /// caller knows that no event is stored there), with its persisted headers.
-    fn deferred_creation(&self, kind: Kind, id: &str) -> Result<Option<Record>, StoreError> {
+    /// caller knows that no event is stored there), with its persisted headers (and whether
+    /// they were kept under a key of their own, as before they went into the state).
+    fn deferred_with_source(
+        &self,
+        kind: Kind,
+        id: &str,
+    ) -> Result<Option<(Record, bool)>, StoreError> {
         let Some(state) = self.store.get(tree(kind), id.as_bytes())? else {
             return Ok(None);
         };
         let Some(mut r) = creation_of(kind, &state) else {
             return Ok(None);
         };
-        if let Some(h) = self.store.get(Tree::History, &keys::headers(kind, id))? {
-            r.headers = serde_json::from_slice(&h).unwrap_or_default();
+        if let Some(h) = headers_in(&state) {
+            r.headers = h;
+            return Ok(Some((r, false)));
         }
-        Ok(Some(r))
+        let side = self.store.get(Tree::History, &keys::headers(kind, id))?;
+        if let Some(h) = &side {
+            r.headers = serde_json::from_slice(h).unwrap_or_default();
+        }
+        Ok(Some((r, side.is_some())))
+    }
+
+    fn deferred_creation(&self, kind: Kind, id: &str) -> Result<Option<Record>, StoreError> {
+        Ok(self.deferred_with_source(kind, id)?.map(|(r, _)| r))
     }
 
     /// What `get` answers for `key`: the stored value, else a deferred creation event.
@@ -126,7 +171,8 @@ impl History {
     }
 
     /// Defers the creation `change` records, when its state stands for it exactly: adds to
-    /// `ops` its headers (if any), counts it. False: write it as any other event.
+    /// `ops` its state again with its headers in it (if any; after the entity's own write in
+    /// the unit, so it replaces it), counts it. False: write it as any other event.
     pub(super) fn defer(&self, change: &Change, ops: &mut Vec<Op>) -> bool {
         let r = &change.record;
         let same = creation_of(change.kind, change.state).is_some_and(|mut c| {
@@ -137,12 +183,10 @@ impl History {
             return false;
         }
         if !r.headers.is_empty() {
-            let h = serde_json::to_vec(&r.headers).unwrap_or_default();
-            ops.push(Op::put(
-                Tree::History,
-                keys::headers(change.kind, change.id),
-                h,
-            ));
+            let Some(state) = with_headers(change.state, &r.headers) else {
+                return false;
+            };
+            ops.push(Op::put(tree(change.kind), change.id, state));
         }
         let mut t = self.tally();
         let e = t
@@ -172,10 +216,10 @@ impl History {
         {
             return Ok(true);
         }
-        let Some(r) = self.deferred_creation(kind, id)? else {
+        let Some((r, side)) = self.deferred_with_source(kind, id)? else {
             return Ok(false);
         };
-        if !r.headers.is_empty() {
+        if side {
             ops.push(Op::delete(Tree::History, keys::headers(kind, id)));
         }
         let bucket = self.bucket_of(r.timestamp);
@@ -194,11 +238,7 @@ impl History {
             self.account(0, -(counted as i64));
             return Ok(false);
         }
-        let event = Op::put(
-            Tree::History,
-            keys::event(kind, id, 1),
-            codec::encode(r.encode()),
-        );
+        let event = Op::put(Tree::History, keys::event(kind, id, 1), r.encode());
         self.account(op_bytes(&event), !counted as i64);
         ops.push(event);
         // always (an older bucket than the one `first_in_bucket` remembers; a repeat is harmless)

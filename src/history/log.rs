@@ -7,17 +7,19 @@
 use super::config::HistoryConfig;
 use super::keys::{self, Kind};
 use super::record::Record;
-use crate::store::{codec, Op, Store, StoreError, Tree};
-use std::collections::HashSet;
+use crate::store::{Op, Store, StoreError, Tree};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
 
 /// A thing's whole state is kept every this many revisions (replay starts at the nearest one
 /// below; chosen by measurement, BENCHMARKS.md "History"). Policies keep every revision.
 pub const SNAPSHOT_EVERY: u64 = 64;
-/// Most (bucket, entity) pairs remembered as indexed in the current time bucket (more: the
-/// index entry is written again, which is harmless).
-const INDEXED_MAX: usize = 16_384;
+/// Most entities remembered (`Recent`); past it all are forgotten: a time index entry is then
+/// written again (harmless) and the previous event is looked up in the store once.
+const RECENT_MAX: usize = 16_384;
+/// Last byte of the stored totals: their bytes are counted as written.
+const COUNTS_AS_WRITTEN: u8 = 2;
 /// Keys read per page while dropping history.
 pub(super) const PAGE: usize = 256;
 
@@ -36,16 +38,36 @@ pub struct History {
     pub(super) cfg: HistoryConfig,
     pub(super) store: Store,
     pub(super) snapshot_every: u64,
-    /// bytes of kept events and snapshots (keys and values)
+    /// bytes of kept events and snapshots (keys and values as written, before the store's
+    /// compression: the store compresses on its writer thread, after they are counted)
     pub(super) bytes: AtomicI64,
     /// kept events
     pub(super) events: AtomicI64,
     /// the count of what was kept at start has finished (bytes retention waits for it)
     pub(super) counted: AtomicBool,
-    /// (bucket, entities indexed in it)
-    indexed: Mutex<(i64, HashSet<(Kind, String)>)>,
+    /// what this process recorded last per entity (things, policies)
+    recent: Mutex<[HashMap<String, Recent>; 2]>,
     /// deferred creations not yet written, per time bucket (`deferred.rs`)
     pub(super) deferred: Mutex<super::deferred::Tally>,
+}
+
+/// What this process recorded last for one entity, so that the next change needs no store read
+/// to learn whether its previous event is kept, nor writes the time index entry twice. Only
+/// facts of this run: after a restart (kill -9 included) nothing is remembered and the store
+/// answers, and every drop of an entity's events forgets it (`drop_below`).
+#[derive(Clone, Copy)]
+struct Recent {
+    /// the time index bucket it was indexed in last
+    bucket: i64,
+    /// the revision of its last event recorded (0: none)
+    revision: u64,
+}
+
+fn slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Thing => 0,
+        Kind::Policy => 1,
+    }
 }
 
 fn err(e: StoreError) -> StoreError {
@@ -66,7 +88,7 @@ impl History {
             bytes: AtomicI64::new(0),
             events: AtomicI64::new(0),
             counted: AtomicBool::new(false),
-            indexed: Mutex::new((0, HashSet::new())),
+            recent: Mutex::new(Default::default()),
             deferred: Mutex::new(Default::default()),
         }
     }
@@ -91,11 +113,11 @@ impl History {
         }
     }
 
-    /// A value as written (values are stored in the store's codec: LZ4 against Ditto's JSON
-    /// skeleton, `store::codec`); a deferred creation event as if it were stored.
+    /// A value as written (the store keeps events and snapshots in its codec: LZ4 against
+    /// Ditto's JSON skeleton, `store::codec`, made on its writer thread); a deferred creation
+    /// event as if it were stored.
     pub(super) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let stored = self.store.get(Tree::History, key).map_err(err)?;
-        let stored = stored.map(codec::decode).transpose().map_err(err)?;
         self.with_deferred(key, stored).map_err(err)
     }
 
@@ -107,19 +129,14 @@ impl History {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<crate::store::Entries, StoreError> {
-        let raw = self.scan_raw(prefix, after, limit)?;
-        let stored = raw
-            .into_iter()
-            .map(|(k, v)| codec::decode(v).map(|v| (k, v)))
-            .collect::<Result<_, _>>()
-            .map_err(err)?;
+        let stored = self.scan_raw(prefix, after, limit)?;
         match limit {
             0 => Ok(stored),
             _ => self.scan_with_deferred(prefix, after, stored).map_err(err),
         }
     }
 
-    /// As `scan`, values as stored (what the byte counts count), nothing deferred.
+    /// As `scan`, nothing deferred.
     pub(super) fn scan_raw(
         &self,
         prefix: &[u8],
@@ -145,11 +162,16 @@ impl History {
         v.extend_from_slice(&self.events.load(Ordering::Relaxed).to_le_bytes());
         // then the tally of deferred creations (a version without it reads the first 16)
         self.tally_bytes(&mut v);
+        // then the marker of bytes counted as written (older versions counted them compressed
+        // and ignore it: the tally is read in whole chunks of 24)
+        v.push(COUNTS_AS_WRITTEN);
         Some(Op::put(Tree::History, keys::COUNTS.to_vec(), v))
     }
 
     /// Takes the totals the last change stored (before any write of this run). False when
-    /// there are none (history kept by a version without them, or none yet): `count` scans.
+    /// there are none (history kept by a version without them, or none yet) or their bytes were
+    /// counted compressed (by an older version; its tally of deferred creations is taken):
+    /// `count` scans.
     pub fn load_counts(&self) -> Result<bool, StoreError> {
         let stored = self.store.get(Tree::History, keys::COUNTS).map_err(err)?;
         let Some((b, e)) = stored.as_deref().and_then(|v| {
@@ -159,10 +181,15 @@ impl History {
         }) else {
             return Ok(false);
         };
+        let tally = stored.as_deref().and_then(|v| v.get(16..)).unwrap_or(&[]);
+        let as_written = tally.len() % 24 == 1 && tally.last() == Some(&COUNTS_AS_WRITTEN);
+        let tally = &tally[..tally.len() - tally.len() % 24];
+        self.set_tally(super::deferred::decode_tally(tally));
+        if !as_written {
+            return Ok(false);
+        }
         self.bytes.store(b, Ordering::Relaxed);
         self.events.store(e, Ordering::Relaxed);
-        let tally = stored.as_deref().and_then(|v| v.get(16..)).unwrap_or(&[]);
-        self.set_tally(super::deferred::decode_tally(tally));
         self.counted.store(true, Ordering::Release);
         Ok(true)
     }
@@ -188,6 +215,7 @@ impl History {
         let prev_kept = match rev {
             0 | 1 => false,
             2 => self.materialize(kind, id, ts, &mut ops).map_err(err)?,
+            r if self.recent(kind, id).is_some_and(|s| s.revision == r - 1) => true,
             r => {
                 let prev = self.store.get(Tree::History, &keys::event(kind, id, r - 1));
                 prev.map_err(err)?.is_some()
@@ -202,20 +230,12 @@ impl History {
             return Ok(ops);
         }
         let Change { record, state, .. } = change;
-        let event = Op::put(
-            Tree::History,
-            keys::event(kind, id, rev),
-            codec::encode(record.encode()),
-        );
+        let event = Op::put(Tree::History, keys::event(kind, id, rev), record.encode());
         let mut added = op_bytes(&event);
         ops.push(event);
         // a creation at `/` is its own snapshot (read.rs `base_at`)
         if (starts_run || rev % every == 0) && !record.self_contained() {
-            let snap = Op::put(
-                Tree::History,
-                keys::snapshot(kind, id, rev),
-                codec::encode(state.to_vec()),
-            );
+            let snap = Op::put(Tree::History, keys::snapshot(kind, id, rev), state.to_vec());
             added += op_bytes(&snap);
             ops.push(snap);
         }
@@ -229,33 +249,42 @@ impl History {
             }
         }
         let bucket = ts - ts.rem_euclid(self.bucket_ms());
-        if self.first_in_bucket(bucket, kind, id) {
+        if self.recorded(kind, id, bucket, rev) {
             ops.push(Op::put(Tree::History, keys::time(bucket, kind, id), []));
         }
         ops.extend(self.counts_op());
         Ok(ops)
     }
 
-    /// True unless `kind id` was indexed in `bucket` already (remembered in memory).
-    fn first_in_bucket(&self, bucket: i64, kind: Kind, id: &str) -> bool {
-        let mut g = self.indexed.lock().unwrap_or_else(|e| e.into_inner());
-        if g.0 != bucket {
-            *g = (bucket, HashSet::new());
+    fn recent_lock(&self) -> std::sync::MutexGuard<'_, [HashMap<String, Recent>; 2]> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn recent(&self, kind: Kind, id: &str) -> Option<Recent> {
+        self.recent_lock()[slot(kind)].get(id).copied()
+    }
+
+    /// Remembers that the event of `kind id` at `revision` is recorded in `bucket` (the ops are
+    /// submitted in the caller's unit: a unit that fails leaves its revision unused, and the
+    /// write after it asks the store again). True unless the entity was indexed in `bucket`.
+    fn recorded(&self, kind: Kind, id: &str, bucket: i64, revision: u64) -> bool {
+        let mut g = self.recent_lock();
+        if let Some(s) = g[slot(kind)].get_mut(id) {
+            let first = s.bucket != bucket;
+            *s = Recent { bucket, revision };
+            return first;
         }
-        if g.1.contains(&(kind, id.to_owned())) {
-            return false;
+        if g.iter().map(HashMap::len).sum::<usize>() >= RECENT_MAX {
+            *g = Default::default();
         }
-        if g.1.len() < INDEXED_MAX {
-            g.1.insert((kind, id.to_owned()));
-        }
+        g[slot(kind)].insert(id.to_owned(), Recent { bucket, revision });
         true
     }
 
-    /// Forgets what was indexed (after retention removed time index entries of the current
+    /// Forgets what was recorded (after retention removed time index entries of the current
     /// bucket, so they are written again).
     pub(super) fn forget_indexed(&self) {
-        let mut g = self.indexed.lock().unwrap_or_else(|e| e.into_inner());
-        g.1.clear();
+        *self.recent_lock() = Default::default();
     }
 
     /// Adds to `ops` the deletes of every event and snapshot of `kind id` below revision
@@ -267,6 +296,8 @@ impl History {
         below: u64,
         ops: &mut Vec<Op>,
     ) -> Result<(), StoreError> {
+        // its last event may be among them: the next change asks the store
+        self.recent_lock()[slot(kind)].remove(id);
         for (prefix, is_event) in [
             (keys::events_of(kind, id), true),
             (keys::snapshots_of(kind, id), false),

@@ -14,6 +14,8 @@ pub mod record;
 mod retention;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_headers;
 
 pub use config::HistoryConfig;
 pub use keys::Kind;

@@ -172,7 +172,7 @@ impl History {
             let snap = Op::put(
                 Tree::History,
                 keys::snapshot(kind, id, keep),
-                crate::store::codec::encode(state.to_bytes()),
+                state.to_bytes(),
             );
             self.account(op_bytes(&snap), 0);
             ops.push(snap);

@@ -8,7 +8,7 @@ use crate::protocol::{Envelope, Signal, ThingCommand};
 use crate::store::{BackendKind, Store};
 use serde_json::{json, Map, Value};
 
-const T0: i64 = 1_700_000_000_000;
+pub(super) const T0: i64 = 1_700_000_000_000;
 
 fn cmd(v: Value) -> ThingCommand {
     match Signal::from_envelope(Envelope::parse(&v.to_string()).unwrap()).unwrap() {
@@ -17,16 +17,16 @@ fn cmd(v: Value) -> ThingCommand {
     }
 }
 
-struct Rig {
+pub(super) struct Rig {
     _dir: tempfile::TempDir,
-    store: Store,
-    history: History,
-    state: Option<ThingState>,
+    pub(super) store: Store,
+    pub(super) history: History,
+    pub(super) state: Option<ThingState>,
     /// every state written, by revision
     states: Vec<ThingState>,
 }
 
-fn rig(cfg: HistoryConfig) -> Rig {
+pub(super) fn rig(cfg: HistoryConfig) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(BackendKind::Redb, dir.path(), 1 << 20).unwrap();
     let history = History::with_snapshots(cfg, store.clone(), 4);
@@ -39,7 +39,7 @@ fn rig(cfg: HistoryConfig) -> Rig {
     }
 }
 
-fn cfg() -> HistoryConfig {
+pub(super) fn cfg() -> HistoryConfig {
     HistoryConfig {
         max_revisions: 0,
         max_mb: 0,
@@ -49,7 +49,7 @@ fn cfg() -> HistoryConfig {
 
 impl Rig {
     /// Applies `v` at time `now` and records it like the hub does.
-    fn run(&mut self, v: Value, now: i64) {
+    pub(super) fn run(&mut self, v: Value, now: i64) {
         let none = |_: &str| None;
         let ctx = Ctx {
             now,
@@ -91,7 +91,7 @@ impl Rig {
         self.state = Some(state);
     }
 
-    fn set(&mut self, n: i64, now: i64) {
+    pub(super) fn set(&mut self, n: i64, now: i64) {
         self.run(
             json!({"topic": "ns/t/things/twin/commands/modify", "path": "/attributes/n", "value": n}),
             now,
@@ -117,7 +117,7 @@ impl Rig {
         while self.history.sweep(now, locked).unwrap().more {}
     }
 
-    fn history_keys(&self, prefix: &[u8]) -> usize {
+    pub(super) fn history_keys(&self, prefix: &[u8]) -> usize {
         self.store
             .scan(crate::store::Tree::History, prefix, None, usize::MAX)
             .unwrap()
@@ -125,7 +125,7 @@ impl Rig {
     }
 }
 
-fn create() -> Value {
+pub(super) fn create() -> Value {
     json!({"topic": "ns/t/things/twin/commands/create", "path": "/", "value": {"attributes": {"n": 0}}})
 }
 
@@ -456,15 +456,20 @@ fn events_counted(h: &History) -> i64 {
     h.events.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// A creation's event is deferred: nothing is stored for it but its persisted headers, every
-/// read sees it, and the first change writes it (as it was) in its own unit.
+/// A creation's event is deferred: nothing is stored for it (its persisted headers are in the
+/// thing's state, `tests_headers.rs`), every read sees it, and the first change writes it (as
+/// it was) in its own unit.
 #[test]
 fn a_creation_is_deferred_until_the_first_change() {
     let mut r = rig(cfg());
     r.run(create(), T0);
     assert_eq!(r.history_keys(b"e"), 0, "no event stored for the creation");
     assert_eq!(r.history_keys(keys::TIME_PREFIX), 0);
-    assert_eq!(r.history_keys(b"h"), 1, "its persisted headers");
+    assert_eq!(
+        r.history_keys(b"h"),
+        0,
+        "its persisted headers are in its state"
+    );
     assert_eq!(events_counted(&r.history), 1);
     let seen = r
         .history
@@ -534,53 +539,5 @@ fn an_expired_deferred_creation_is_uncounted_and_never_written() {
     assert_eq!(r.past_n(At::Revision(2), late + 1), Some(json!("current")));
 }
 
-/// A data directory of a version without deferral: the creation event is stored, with 16-byte
-/// totals. It reads the same and the first change does not write it again.
-#[test]
-fn a_creation_stored_by_an_older_version_reads_and_is_not_written_twice() {
-    let mut r = rig(cfg());
-    let none = |_: &str| None;
-    let ctx = Ctx {
-        now: T0,
-        subject: "nginx:ditto",
-        lookup: &crate::engine::FnLookup(|_: &str| None, none),
-        access: None,
-    };
-    let out = apply(None, &cmd(create()), &ctx).unwrap();
-    let (ev, state, bytes) = (out.event.unwrap(), out.state.unwrap(), out.bytes.unwrap());
-    let mut headers = Map::new();
-    headers.insert("ditto-originator".into(), json!("nginx:old"));
-    let record = Record::of_thing_event(&ev, state.metadata.as_ref(), headers);
-    let event = crate::store::codec::encode(record.encode());
-    let mut totals = Vec::new();
-    totals.extend_from_slice(
-        &((keys::event(Kind::Thing, "ns:t", 1).len() + event.len()) as i64).to_le_bytes(),
-    );
-    totals.extend_from_slice(&1i64.to_le_bytes());
-    let bucket = T0 - T0.rem_euclid(r.history.bucket_ms());
-    use crate::store::{Op, Tree};
-    smol::block_on(r.store.durable(r.store.submit(vec![
-        Op::put(Tree::Things, "ns:t", bytes),
-        Op::put(Tree::History, keys::event(Kind::Thing, "ns:t", 1), event),
-        Op::put(Tree::History, keys::time(bucket, Kind::Thing, "ns:t"), []),
-        Op::put(Tree::History, keys::COUNTS.to_vec(), totals),
-    ])))
-    .unwrap();
-    r.states.push(state.clone());
-    r.state = Some(state);
-    r.history = History::with_snapshots(cfg(), r.store.clone(), 4);
-    assert!(r.history.load_counts().unwrap());
-    assert_eq!(events_counted(&r.history), 1);
-    let seen = r
-        .history
-        .events(Kind::Thing, "ns:t", 1..=1, 1, T0 + 5, 10)
-        .unwrap();
-    assert_eq!(seen[0].1, record);
-    r.set(1, T0 + 10);
-    assert_eq!(r.history_keys(b"e"), 2);
-    assert_eq!(events_counted(&r.history), 2);
-    match r.at(At::Revision(1), T0 + 20) {
-        Found::Past(s, rec) => assert_eq!((s, *rec), (r.states[0].clone(), record)),
-        other => panic!("{other:?}"),
-    }
-}
+#[path = "tests_runs.rs"]
+mod runs;

@@ -15,6 +15,7 @@ pub fn write_ops(id: &str, before: Option<&Value>, after: Option<&PolicyState>) 
         tree: Tree::Policies,
         key: id.as_bytes().to_vec(),
         value: after.map(PolicyState::to_bytes),
+        fresh: false,
     }];
     let was = before.is_some_and(has_expiring);
     ops.extend(expiry_index::marker_op(id, was, after.map(|s| &s.policy)));

@@ -162,7 +162,8 @@ impl<'a> Diff<'a> {
         let (o, w) = (key(old), key(new));
         if o != w {
             self.ops.push(Op::delete(Tree::Index, o));
-            self.ops.push(Op::put(Tree::Index, w, vec![0]));
+            // the index holds exactly the thing's entries: the new stamp's is not there
+            self.ops.push(Op::create(Tree::Index, w, vec![0]));
         }
     }
 

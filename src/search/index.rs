@@ -205,8 +205,11 @@ pub fn delta(old: &Entries, new: &Entries) -> Vec<Op> {
         }
     }
     for (k, v) in new {
-        if old.get(k) != Some(v) {
-            ops.push(Op::put(Tree::Index, k.clone(), v.clone()));
+        match old.get(k) {
+            // the index holds exactly the thing's entries (`old`): a new one is not there
+            None => ops.push(Op::create(Tree::Index, k.clone(), v.clone())),
+            Some(o) if o != v => ops.push(Op::put(Tree::Index, k.clone(), v.clone())),
+            Some(_) => {}
         }
     }
     ops
@@ -340,7 +343,10 @@ mod tests {
         let put = keys::value_key("attributes/a", &json!(2), "n:t");
         assert_eq!(ops.len(), 2, "{ops:?}");
         assert!(ops.contains(&Op::delete(Tree::Index, del)));
-        assert!(ops.contains(&Op::put(Tree::Index, put, vec![0])));
+        assert!(
+            ops.contains(&Op::create(Tree::Index, put, vec![0])),
+            "a new entry"
+        );
         let created = index_ops(None, Some(&a));
         assert_eq!(created.len(), entries(&a).len());
         let gone = index_ops(Some(&a), None);

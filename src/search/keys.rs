@@ -8,6 +8,13 @@
 //! m | path 00 01 | thingId           the path is multi-valued (an array, or reached through one)
 //! o | thingId                        the thing has too many leaves: not indexed, always a candidate
 //! ```
+//! `path` = the path's bytes, `00` escaped as `00 FF`, and each of [`PATH_TOKENS`] (Ditto's
+//! fixed path words: `attributes/`, `features/`, `/properties`, `policyId`, `_modified`...)
+//! written as `00 k` (k = 02 + its position; greedy, left to right) instead of its text: ~65 B
+//! less per typical twin (index format 2; format 1 spelled every path out and is rebuilt at
+//! start, `search::rebuild`). Decoding is unambiguous (`00` is followed by `FF`, `01` or a
+//! token number), so distinct paths keep distinct, prefix-free encodings; nothing orders paths
+//! (every scan is of one whole path).
 //! `value` = type tag (null < number < string < object < array < bool, Ditto's sort rank) plus
 //! payload: numbers as order-preserving f64 bits (int and double compare numerically; integers
 //! beyond 2^53 round, so the index narrows and the evaluator decides), strings as their first
@@ -59,6 +66,48 @@ fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
 /// Appends escaped `bytes` and the terminator `00 01`.
 fn push_terminated(out: &mut Vec<u8>, bytes: &[u8]) {
     push_escaped(out, bytes);
+    out.extend_from_slice(&[0, 1]);
+}
+
+/// Path words written as `00 (02 + position)` in a path encoding (never reorder or remove one:
+/// that changes the index format, see the module header). Longer words first where one starts
+/// another.
+pub const PATH_TOKENS: [&str; 10] = [
+    "attributes/",
+    "features/",
+    "/properties",
+    "/desiredProperties",
+    "/definition",
+    "policyId",
+    "_created",
+    "_modified",
+    "definition",
+    "_revision",
+];
+
+/// First byte after `00` of the first path token.
+const TOKEN_BASE: u8 = 2;
+
+/// Appends the encoding of `path` (tokens, escaped bytes) and the terminator `00 01`.
+fn push_path(out: &mut Vec<u8>, path: &str) {
+    let b = path.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let rest = &b[i..];
+        let token = PATH_TOKENS
+            .iter()
+            .position(|t| rest.starts_with(t.as_bytes()));
+        match token {
+            Some(n) => {
+                out.extend_from_slice(&[0, TOKEN_BASE + n as u8]);
+                i += PATH_TOKENS[n].len();
+            }
+            None => {
+                push_escaped(out, &rest[..1]);
+                i += 1;
+            }
+        }
+    }
     out.extend_from_slice(&[0, 1]);
 }
 
@@ -144,7 +193,7 @@ pub fn str_prefix(prefix: &str) -> Vec<u8> {
 pub fn path_prefix(kind: u8, path: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(path.len() + 3);
     out.push(kind);
-    push_terminated(&mut out, path.as_bytes());
+    push_path(&mut out, path);
     out
 }
 
@@ -363,5 +412,73 @@ mod tests {
         assert_eq!(split_value(&[TAG_STR, b'a']), None);
         assert_eq!(split_value(&[]), None);
         assert_eq!(overflow_key("n:t"), b"on:t");
+    }
+
+    /// Decodes a path encoding (tests only: nothing reads paths back from keys).
+    fn decode_path(enc: &[u8]) -> Option<String> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        loop {
+            match (*enc.get(i)?, enc.get(i + 1).copied()) {
+                (0, Some(1)) => {
+                    return (i + 2 == enc.len()).then(|| String::from_utf8(out).ok())?
+                }
+                (0, Some(0xFF)) => out.push(0),
+                (0, Some(k)) => out.extend_from_slice(
+                    PATH_TOKENS
+                        .get(usize::from(k.checked_sub(TOKEN_BASE)?))?
+                        .as_bytes(),
+                ),
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                    continue;
+                }
+            }
+            i += 2;
+        }
+    }
+
+    #[test]
+    fn paths_are_short_distinct_and_prefix_free() {
+        let paths = [
+            "attributes/a0",
+            "features/f/properties/p0",
+            "features/f/properties",
+            "features/f",
+            "features/f/desiredProperties/x",
+            "features/f/definition",
+            "policyId",
+            "_created",
+            "_modified",
+            "definition",
+            "attributes/features/x",
+            "attributes/attributes/",
+            "attributes/a\0b",
+            "attributes/a\0",
+            "attributes/a",
+            "attributes/\u{1}\u{2}",
+            "attributes/\u{2}",
+            "attributes/_modifiedX",
+            "attributes/policyIdent",
+            "features/properties/properties",
+            "",
+        ];
+        let enc: Vec<Vec<u8>> = paths.iter().map(|p| path_prefix(VALUE, p)).collect();
+        for (p, e) in paths.iter().zip(&enc) {
+            assert_eq!(decode_path(&e[1..]).as_deref(), Some(*p), "{e:?}");
+        }
+        for (i, a) in enc.iter().enumerate() {
+            for (j, b) in enc.iter().enumerate() {
+                assert!(i == j || !b.starts_with(a), "{} / {}", paths[i], paths[j]);
+            }
+        }
+        // format 2: Ditto's fixed words cost 2 bytes each (format 1: their text)
+        assert_eq!(
+            path_prefix(VALUE, "features/f/properties/p0").len(),
+            1 + 8 + 2
+        );
+        assert_eq!(path_prefix(VALUE, "attributes/a0").len(), 1 + 4 + 2);
+        assert_eq!(path_prefix(VALUE, "_modified").len(), 1 + 2 + 2);
     }
 }

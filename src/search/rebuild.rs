@@ -14,8 +14,9 @@ use std::time::Instant;
 
 /// Key of the index format version in `Tree::Meta`.
 pub const VERSION_KEY: &[u8] = b"search.index.version";
-/// The current index format version (bump when the key layout or the indexed set changes).
-pub const VERSION: &[u8] = b"1";
+/// The current index format version (bump when the key layout or the indexed set changes;
+/// 2: Ditto's fixed path words as 2-byte tokens in every key, `search::keys`).
+pub const VERSION: &[u8] = b"2";
 /// Key of the access part's version in `Tree::Meta`.
 pub const ACCESS_VERSION_KEY: &[u8] = b"search.access.version";
 /// The current version of the access part.

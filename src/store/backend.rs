@@ -94,6 +94,10 @@ pub struct Op {
     pub tree: Tree,
     pub key: Vec<u8>,
     pub value: Option<Vec<u8>>,
+    /// a put of a key the store does not hold now (`Op::create`): when it is deleted again
+    /// before it was logged, the store forgets both instead of logging and checkpointing a
+    /// delete (a hint for the overlay only; never logged)
+    pub fresh: bool,
 }
 
 impl Op {
@@ -102,6 +106,16 @@ impl Op {
             tree,
             key: key.into(),
             value: Some(value.into()),
+            fresh: false,
+        }
+    }
+
+    /// A put of a key that the caller knows the store does not hold now (e.g. a search index
+    /// entry of a value the thing did not have: the index holds exactly its thing's entries).
+    pub fn create(tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Op {
+        Op {
+            fresh: true,
+            ..Op::put(tree, key, value)
         }
     }
 
@@ -110,6 +124,7 @@ impl Op {
             tree,
             key: key.into(),
             value: None,
+            fresh: false,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! it), in frames with their own checksums. Layout (integers little-endian):
 //!
 //! ```text
-//! header  "EDGETWIN-BACKUP\n" (16 B) | version u32 = 1 | created (unix ms) u64 | crc32 u32
+//! header  "EDGETWIN-BACKUP\n" (16 B) | version u32 = 2 | created (unix ms) u64 | crc32 u32
 //!         (of the 28 bytes before it)
 //! frame   kind u8 | number u32 (0, 1, 2, ...) | length u32 | crc32 u32 | payload (length B)
 //!         crc32 of number, kind, length and payload
@@ -26,8 +26,9 @@ use super::{BackendKind, Options, Store};
 
 /// First bytes of a backup file.
 pub const MAGIC: &[u8; 16] = b"EDGETWIN-BACKUP\n";
-/// The format version written.
-pub const VERSION: u32 = 1;
+/// The format version written. Version 1 (read too) held history events and snapshots in the
+/// store's codec (the history log compressed them itself then); they are decoded when read.
+pub const VERSION: u32 = 2;
 /// File in a data directory while a restore into it runs: the store refuses to open it.
 pub const RESTORE_MARKER: &str = "restore.incomplete";
 const HEADER: usize = 32;
@@ -171,6 +172,7 @@ pub struct Reader<R: Read> {
     number: u32,
     counts: Counts,
     done: bool,
+    version: u32,
 }
 
 impl<R: Read> Reader<R> {
@@ -189,7 +191,7 @@ impl<R: Read> Reader<R> {
             return Err(StoreError::new("backup header checksum mismatch"));
         }
         let version = u32_at(16);
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(StoreError(format!(
                 "backup format version {version}: this edgetwin reads version {VERSION}"
             )));
@@ -204,6 +206,7 @@ impl<R: Read> Reader<R> {
                 ..Counts::default()
             },
             done: false,
+            version,
         })
     }
 
@@ -253,6 +256,15 @@ impl<R: Read> Reader<R> {
             .ok_or_else(|| StoreError(format!("backup frame {number}: malformed entries")))?;
         for op in &ops {
             self.counts.per_tree[op.tree.index()] += 1;
+        }
+        if self.version == 1 {
+            let history_as_written = |op: Op| match op.tree {
+                Tree::History => super::codec::decode_ops(vec![op]),
+                _ => Ok(vec![op]),
+            };
+            let ops = ops.into_iter().map(history_as_written);
+            let ops: Result<Vec<Vec<Op>>, _> = ops.collect();
+            return ops.map(|o| Some(o.into_iter().flatten().collect()));
         }
         Ok(Some(ops))
     }

@@ -86,30 +86,40 @@ pub const DICT_1: &[u8] = concat!(
 )
 .as_bytes();
 
-/// True for the trees whose values are documents (JSON) and go through the codec; the others
-/// (index flags, counters) hold short binary values that may start with a marker byte.
-pub fn applies(tree: Tree) -> bool {
-    matches!(tree, Tree::Things | Tree::Policies)
+/// True for the keys whose values are documents and go through the codec: every value of the
+/// twin and policy trees, and of `Tree::History` the events (`e..`) and snapshots (`s..`; the
+/// layout of `history::keys`; they were written in this codec by the history log itself
+/// before the store did it, so the bytes on disk are the same). The other keys (index flags,
+/// counters, the history's totals) hold short binary values that may start with a marker byte.
+pub fn applies(tree: Tree, key: &[u8]) -> bool {
+    match tree {
+        Tree::Things | Tree::Policies => true,
+        Tree::History => matches!(key.first(), Some(b'e' | b's')),
+        _ => false,
+    }
 }
 
-/// `ops` with the values of document trees in their stored form.
+/// `ops` with the values of document keys in their stored form.
 pub fn encode_ops(ops: Vec<Op>) -> Vec<Op> {
-    ops.into_iter()
-        .map(|op| match op.value {
-            Some(v) if applies(op.tree) => Op {
-                value: Some(encode(v)),
-                ..op
-            },
-            _ => op,
-        })
-        .collect()
+    ops.into_iter().map(encode_op).collect()
 }
 
-/// `ops` with the values of document trees as written (the inverse of [`encode_ops`]).
+/// `op` with its value in its stored form (if it is a document).
+pub fn encode_op(op: Op) -> Op {
+    match op.value {
+        Some(v) if applies(op.tree, &op.key) => Op {
+            value: Some(encode(v)),
+            ..op
+        },
+        _ => op,
+    }
+}
+
+/// `ops` with the values of document keys as written (the inverse of [`encode_ops`]).
 pub fn decode_ops(ops: Vec<Op>) -> Result<Vec<Op>, StoreError> {
     ops.into_iter()
         .map(|op| match op.value {
-            Some(v) if applies(op.tree) => Ok(Op {
+            Some(v) if applies(op.tree, &op.key) => Ok(Op {
                 value: Some(decode(v)?),
                 ..op
             }),
@@ -118,22 +128,29 @@ pub fn decode_ops(ops: Vec<Op>) -> Result<Vec<Op>, StoreError> {
         .collect()
 }
 
-/// A value of `tree` as stored -> as written.
-pub fn decode_value(tree: Tree, stored: Option<Vec<u8>>) -> Result<Option<Vec<u8>>, StoreError> {
+/// The value of `key` in `tree` as stored -> as written.
+pub fn decode_value(
+    tree: Tree,
+    key: &[u8],
+    stored: Option<Vec<u8>>,
+) -> Result<Option<Vec<u8>>, StoreError> {
     match stored {
-        Some(v) if applies(tree) => decode(v).map(Some),
+        Some(v) if applies(tree, key) => decode(v).map(Some),
         other => Ok(other),
     }
 }
 
 /// Scanned entries of `tree` as stored -> as written.
 pub fn decode_entries(tree: Tree, entries: Entries) -> Result<Entries, StoreError> {
-    if !applies(tree) {
+    if !matches!(tree, Tree::Things | Tree::Policies | Tree::History) {
         return Ok(entries);
     }
     entries
         .into_iter()
-        .map(|(k, v)| decode(v).map(|v| (k, v)))
+        .map(|(k, v)| match applies(tree, &k) {
+            true => decode(v).map(|v| (k, v)),
+            false => Ok((k, v)),
+        })
         .collect()
 }
 
@@ -354,15 +371,19 @@ mod tests {
             Op::put(Tree::Index, "i", doc.clone()),
             Op::put(Tree::Meta, "m", vec![1]),
             Op::delete(Tree::Policies, "p"),
+            Op::put(Tree::History, "e|event", doc.clone()),
+            Op::put(Tree::History, "c", vec![1]),
         ]);
         assert_ne!(ops[0].value.as_deref(), Some(&doc[..]));
+        assert_ne!(ops[4].value.as_deref(), Some(&doc[..]), "history events");
+        assert_eq!(ops[5].value.as_deref(), Some(&[1u8][..]), "history totals");
         assert_eq!(ops[1].value.as_deref(), Some(&doc[..]));
         assert_eq!(ops[2].value.as_deref(), Some(&[1u8][..]));
         assert_eq!(ops[3].value, None);
-        let back = decode_value(Tree::Things, ops[0].value.clone()).unwrap();
+        let back = decode_value(Tree::Things, b"a", ops[0].value.clone()).unwrap();
         assert_eq!(back, Some(doc));
         assert_eq!(
-            decode_value(Tree::Meta, Some(vec![1])).unwrap(),
+            decode_value(Tree::Meta, b"m", Some(vec![1])).unwrap(),
             Some(vec![1])
         );
     }

@@ -19,6 +19,9 @@ pub struct StoreConfig {
     pub flush_interval_ms: u64,
     /// writes are refused while the data directory's file system has less free (0: off)
     pub min_free_mb: u64,
+    /// redb: compact the file at a clean stop once it grew by more than this percent since its last
+    /// compaction (at least 4 MiB; 0: never)
+    pub compact_growth_percent: u64,
 }
 
 impl Default for StoreConfig {
@@ -27,6 +30,7 @@ impl Default for StoreConfig {
             backend: "auto".into(),
             flush_interval_ms: super::DEFAULT_FLUSH_INTERVAL.as_millis() as u64,
             min_free_mb: super::DEFAULT_MIN_FREE_BYTES >> 20,
+            compact_growth_percent: super::compact::DEFAULT_GROWTH_PERCENT,
         }
     }
 }
@@ -73,6 +77,7 @@ impl StoreConfig {
             cache_bytes,
             flush_interval: Duration::from_millis(self.flush_interval_ms),
             min_free_bytes: self.min_free_mb << 20,
+            compact_growth_percent: self.compact_growth_percent,
             ..Options::default()
         }
     }
@@ -124,6 +129,9 @@ mod tests {
             (c.backend.as_str(), c.flush_interval_ms, c.min_free_mb),
             ("redb", 250, 8)
         );
+        let c = parse("[store]\ncompact_growth_percent = 0\n").unwrap();
+        assert_eq!(c.options(0).compact_growth_percent, 0);
+        assert_eq!(StoreConfig::default().options(0).compact_growth_percent, 25);
         let e = parse("[store]\nflush = 1\n").unwrap_err();
         assert!(e.contains("unknown field `flush`"), "{e}");
         assert_eq!(parse("[store]\n").unwrap(), StoreConfig::default());

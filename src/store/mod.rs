@@ -26,6 +26,7 @@ mod backend;
 pub mod backup;
 pub(crate) mod codec;
 mod commit;
+pub mod compact;
 pub mod config;
 mod options;
 mod overlay;
@@ -229,7 +230,11 @@ impl Store {
             .map_err(|e| StoreError(format!("cannot create data dir {}: {e}", dir.display())))?;
         let backend: Box<dyn Backend> = match kind {
             BackendKind::Sled => Box::new(SledBackend::open(dir, opts.cache_bytes)?),
-            BackendKind::Redb => Box::new(RedbBackend::open(dir, opts.cache_bytes)?),
+            BackendKind::Redb => Box::new(RedbBackend::open_compacting(
+                dir,
+                opts.cache_bytes,
+                opts.compact_growth_percent,
+            )?),
         };
         Self::with_backend(backend, dir, opts)
     }
@@ -301,7 +306,7 @@ impl Store {
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let sh = &self.inner.shared;
         if sh.nothing_pending() {
-            return codec::decode_value(tree, sh.backend.get(tree, key)?);
+            return codec::decode_value(tree, key, sh.backend.get(tree, key)?);
         }
         {
             let st = sh.lock();
@@ -313,7 +318,7 @@ impl Store {
                 return Ok(v.clone());
             }
         }
-        codec::decode_value(tree, sh.backend.get(tree, key)?)
+        codec::decode_value(tree, key, sh.backend.get(tree, key)?)
     }
 
     /// Like `Backend::scan` but merged with the overlay (pending puts visible, pending deletes hidden).

@@ -35,6 +35,9 @@ pub struct Options {
     pub min_free_bytes: u64,
     /// size of a new write-ahead log file
     pub wal_bytes: u64,
+    /// redb: compact the file at a clean shutdown once it grew by more than this (percent) since its last
+    /// compaction (0 = never; `store::compact`)
+    pub compact_growth_percent: u64,
 }
 
 impl Default for Options {
@@ -45,6 +48,7 @@ impl Default for Options {
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             wal_bytes: DEFAULT_WAL_BYTES,
+            compact_growth_percent: super::compact::DEFAULT_GROWTH_PERCENT,
         }
     }
 }

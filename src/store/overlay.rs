@@ -1,5 +1,6 @@
 //! The in-memory overlay of writes not yet checkpointed into the backend: latest value (as
-//! written, before the codec) or delete per key per `Tree` with the seq that wrote it, the keys
+//! written, before the codec; once logged also its stored form, so that the checkpoint does not
+//! encode it again) or delete per key per `Tree` with the seq that wrote it, the keys
 //! changed since the last log snapshot, point lookups, ordered range snapshots, post-checkpoint
 //! cleanup, and the merge of an overlay snapshot over a backend scan.
 
@@ -7,6 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::backend::{scan_start, Entries, Op, Tree};
+use super::codec;
 
 /// Latest pending write of one key.
 #[derive(Clone)]
@@ -14,6 +16,13 @@ pub(crate) struct Pending {
     pub(crate) seq: u64,
     /// `None` = pending delete.
     pub(crate) value: Option<Vec<u8>>,
+    /// the value's stored form (`codec`), once the writer made it for the log (not counted in
+    /// `bytes`: it is at most the value's size, and the bound keeps its meaning)
+    pub(crate) stored: Option<Vec<u8>>,
+    /// a put of a key the store did not hold (`Op::fresh`), over no pending write
+    pub(crate) fresh: bool,
+    /// the seq of the last `take_dirty` that gave it
+    pub(crate) taken: u64,
 }
 
 /// One ordered map per `Tree` (ordered so scans can merge).
@@ -33,12 +42,21 @@ pub(crate) struct Overlay {
 pub(crate) type PendingEntries = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 impl Overlay {
-    /// Records `ops` as written by `seq` (later ops of the same key win).
+    /// Records `ops` as written by `seq` (later ops of the same key win). A delete of a fresh
+    /// put (`Op::create`) not yet taken for the log or a checkpoint forgets the key: neither
+    /// the log nor the backend ever saw it, and the backend does not hold it.
     pub(crate) fn record(&mut self, seq: u64, ops: Vec<Op>) {
         for op in ops {
             let map = &mut self.trees[op.tree.index()];
             let vlen = op.value.as_ref().map_or(0, Vec::len);
             match map.get_mut(op.key.as_slice()) {
+                Some(p) if op.value.is_none() && p.fresh && p.seq > self.snap_seq => {
+                    // still in `dirty`: `take_dirty` skips a key it does not find
+                    let len = p.value.as_ref().map_or(0, Vec::len);
+                    map.remove(op.key.as_slice());
+                    self.bytes -= op.key.len() + len;
+                    self.entries -= 1;
+                }
                 Some(p) => {
                     if p.seq <= self.snap_seq {
                         self.dirty.push((op.tree, op.key));
@@ -46,6 +64,9 @@ impl Overlay {
                     self.bytes = self.bytes - p.value.as_ref().map_or(0, Vec::len) + vlen;
                     p.seq = seq;
                     p.value = op.value;
+                    p.stored = None;
+                    // over a pending write (a delete: the backend may hold the key) never fresh
+                    p.fresh = false;
                 }
                 None => {
                     self.bytes += op.key.len() + vlen;
@@ -55,7 +76,10 @@ impl Overlay {
                         op.key,
                         Pending {
                             seq,
+                            fresh: op.fresh && op.value.is_some(),
                             value: op.value,
+                            stored: None,
+                            taken: 0,
                         },
                     );
                 }
@@ -70,10 +94,17 @@ impl Overlay {
         let keys = std::mem::take(&mut self.dirty);
         let mut ops = Vec::with_capacity(keys.len());
         for (tree, key) in keys {
-            if let Some(p) = self.trees[tree.index()].get(key.as_slice()) {
-                if p.seq > logged {
+            if let Some(p) = self.trees[tree.index()].get_mut(key.as_slice()) {
+                // a key forgotten (fresh, deleted) and written again is listed twice
+                if p.seq > logged && p.taken != seq {
+                    p.taken = seq;
                     let value = p.value.clone();
-                    ops.push(Op { tree, key, value });
+                    ops.push(Op {
+                        tree,
+                        key,
+                        value,
+                        fresh: false,
+                    });
                 }
             }
         }
@@ -84,8 +115,9 @@ impl Overlay {
     pub(crate) fn mark_dirty_above(&mut self, logged: u64) {
         self.dirty.clear();
         for tree in Tree::ALL {
-            for (k, p) in &self.trees[tree.index()] {
+            for (k, p) in self.trees[tree.index()].iter_mut() {
                 if p.seq > logged {
+                    p.taken = 0; // to be taken again, whatever the seq of that take
                     self.dirty.push((tree, k.clone()));
                 }
             }
@@ -93,24 +125,48 @@ impl Overlay {
         self.snap_seq = logged;
     }
 
+    /// Keeps the stored forms of values the writer logged (`ops`: what `take_dirty(seq, _)`
+    /// gave, encoded); a key written again since then (a seq above `seq`) keeps none.
+    pub(crate) fn keep_stored(&mut self, seq: u64, ops: Vec<Op>) {
+        for op in ops {
+            let Some(v) = op.value.filter(|_| codec::applies(op.tree, &op.key)) else {
+                continue;
+            };
+            if let Some(p) = self.trees[op.tree.index()].get_mut(op.key.as_slice()) {
+                if p.seq <= seq && p.value.is_some() {
+                    p.stored = Some(v);
+                }
+            }
+        }
+    }
+
     /// True if a key changed since the last `take_dirty` / `snapshot`.
     pub(crate) fn has_dirty(&self) -> bool {
         !self.dirty.is_empty()
     }
 
-    /// Every entry (what a checkpoint writes), as of `seq`; the dirty list is cleared (a
-    /// checkpoint covers it).
-    pub(crate) fn snapshot(&mut self, seq: u64) -> Vec<Op> {
+    /// Every entry (what a checkpoint writes), as of `seq`, each with its value in stored form
+    /// when the writer kept it (`true`) or as written; the dirty list is cleared (a checkpoint
+    /// covers it).
+    pub(crate) fn snapshot(&mut self, seq: u64) -> Vec<(Op, bool)> {
         self.snap_seq = seq;
         self.dirty = Vec::new();
         let mut ops = Vec::with_capacity(self.entries);
         for tree in Tree::ALL {
             for (k, p) in &self.trees[tree.index()] {
-                ops.push(Op {
-                    tree,
-                    key: k.clone(),
-                    value: p.value.clone(),
-                });
+                let (value, stored) = match &p.stored {
+                    Some(s) => (Some(s.clone()), true),
+                    None => (p.value.clone(), false),
+                };
+                ops.push((
+                    Op {
+                        tree,
+                        key: k.clone(),
+                        value,
+                        fresh: false,
+                    },
+                    stored,
+                ));
             }
         }
         ops
@@ -218,4 +274,92 @@ pub(crate) fn merge(pending: PendingEntries, base: Entries, limit: usize) -> Ent
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the log append encoded is what the checkpoint writes, unless the key was written
+    /// again after it was taken for the log (then its new value, to encode).
+    #[test]
+    fn stored_forms_are_kept_for_logged_values_only() {
+        let mut o = Overlay::default();
+        o.record(
+            1,
+            vec![
+                Op::put(Tree::Things, "a", "A1"),
+                Op::put(Tree::Things, "b", "B1"),
+            ],
+        );
+        o.record(1, vec![Op::put(Tree::Index, "i", "I1")]);
+        let taken = o.take_dirty(1, 0);
+        o.record(2, vec![Op::put(Tree::Things, "b", "B2")]);
+        let encoded = taken
+            .into_iter()
+            .map(|op| Op {
+                value: op.value.map(|v| [b"stored:", &v[..]].concat()),
+                ..op
+            })
+            .collect();
+        o.keep_stored(1, encoded);
+        let snap: Vec<_> = o
+            .snapshot(2)
+            .into_iter()
+            .map(|(op, stored)| (op.tree, op.key, op.value.unwrap(), stored))
+            .collect();
+        let v = |s: &str| s.as_bytes().to_vec();
+        assert_eq!(
+            snap,
+            vec![
+                (Tree::Things, v("a"), v("stored:A1"), true),
+                (Tree::Things, v("b"), v("B2"), false),
+                (Tree::Index, v("i"), v("I1"), false),
+            ]
+        );
+        assert_eq!(
+            o.get(Tree::Things, b"a"),
+            Some(&Some(v("A1"))),
+            "reads: as written"
+        );
+    }
+}
+
+#[cfg(test)]
+mod fresh_tests {
+    use super::*;
+
+    /// A fresh put deleted before anything took it is forgotten (no delete to log or
+    /// checkpoint); once taken for the log, or over a pending delete, a delete stays.
+    #[test]
+    fn a_fresh_put_deleted_before_it_was_logged_is_forgotten() {
+        let mut o = Overlay::default();
+        o.record(1, vec![Op::create(Tree::Index, "a", "1")]);
+        o.record(2, vec![Op::delete(Tree::Index, "a")]);
+        assert_eq!((o.len(), o.bytes(), o.get(Tree::Index, b"a")), (0, 0, None));
+        // taken for the log: its delete must be logged too
+        o.record(3, vec![Op::create(Tree::Index, "b", "1")]);
+        assert_eq!(o.take_dirty(3, 0).len(), 1);
+        o.record(4, vec![Op::delete(Tree::Index, "b")]);
+        assert_eq!(o.get(Tree::Index, b"b"), Some(&None));
+        // over a pending delete (the backend may hold it): not fresh
+        o.record(5, vec![Op::create(Tree::Index, "b", "2")]);
+        o.record(6, vec![Op::delete(Tree::Index, "b")]);
+        assert_eq!(o.get(Tree::Index, b"b"), Some(&None));
+        // a plain put is never forgotten
+        o.record(7, vec![Op::put(Tree::Index, "c", "1")]);
+        o.record(8, vec![Op::delete(Tree::Index, "c")]);
+        assert_eq!(o.get(Tree::Index, b"c"), Some(&None));
+        // forgotten, then written again: logged once
+        o.record(9, vec![Op::create(Tree::Index, "d", "1")]);
+        o.record(10, vec![Op::delete(Tree::Index, "d")]);
+        o.record(11, vec![Op::create(Tree::Index, "d", "2")]);
+        let logged = o.take_dirty(11, 4);
+        let d: Vec<_> = logged.iter().filter(|op| op.key == b"d").collect();
+        assert_eq!(d.len(), 1, "{logged:?}");
+        assert_eq!(d[0].value.as_deref(), Some(&b"2"[..]));
+        // a checkpoint that did not happen: taken again by a take of the same seq
+        o.mark_dirty_above(4);
+        assert!(o.take_dirty(11, 4).iter().any(|op| op.key == b"d"));
+    }
 }

@@ -7,13 +7,14 @@ use std::cell::OnceCell;
 use std::ops::Bound;
 use std::path::Path;
 
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use redb::{
     Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition,
 };
 
 use super::backend::{scan_start, sync_dir, Backend, Entries, Op, StoreError, Tree, View};
+use super::compact::{self, Compacted};
 
 /// File name of the database inside the data directory.
 pub const REDB_FILE: &str = "edgetwin.redb";
@@ -23,6 +24,7 @@ const POLICIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("policies")
 const INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("index");
 const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("history");
 const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
+const TABLES: [TableDefinition<&[u8], &[u8]>; 5] = [THINGS, POLICIES, INDEX, HISTORY, META];
 
 fn table(tree: Tree) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
     match tree {
@@ -37,6 +39,10 @@ fn table(tree: Tree) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
 pub struct RedbBackend {
     path: std::path::PathBuf,
     cache: usize,
+    /// `[store] compact_growth_percent` (0: never compact)
+    growth_percent: u64,
+    /// what the compaction at shutdown did, if one ran
+    compacted: Mutex<Option<Compacted>>,
     /// `None` only between a failed reopen and the next one (reads fail then)
     db: RwLock<Option<Db>>,
 }
@@ -104,7 +110,18 @@ fn ensure_tables(db: &Database) -> Result<(), StoreError> {
 impl RedbBackend {
     /// Opens (or creates) `<dir>/edgetwin.redb`; read-only on a full disk (see `open_db`).
     /// redb repairs an uncleanly closed file here (quickly: checkpoints record its allocator).
+    /// Never compacts (tools, tests); the store opens with [`RedbBackend::open_compacting`].
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<RedbBackend, StoreError> {
+        Self::open_compacting(dir, cache_bytes, 0)
+    }
+
+    /// [`RedbBackend::open`], and at the clean shutdown the file is compacted if it grew by
+    /// more than `growth_percent` (0: never) since its last compaction (`store::compact`).
+    pub fn open_compacting(
+        dir: &Path,
+        cache_bytes: u64,
+        growth_percent: u64,
+    ) -> Result<RedbBackend, StoreError> {
         let cache = usize::try_from(cache_bytes).unwrap_or(usize::MAX);
         let path = dir.join(REDB_FILE);
         let db = open_db(&path, cache)?;
@@ -114,8 +131,15 @@ impl RedbBackend {
         Ok(RedbBackend {
             path,
             cache,
+            growth_percent,
+            compacted: Mutex::new(None),
             db: RwLock::new(Some(db)),
         })
+    }
+
+    /// What the compaction at shutdown did, if one ran.
+    pub fn compacted(&self) -> Option<Compacted> {
+        *self.compacted.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn db(&self) -> std::sync::RwLockReadGuard<'_, Option<Db>> {
@@ -274,12 +298,20 @@ impl Backend for RedbBackend {
         Ok(())
     }
 
-    /// An empty commit with quick-repair on records redb's allocator state, so the next open
-    /// loads it instead of a full repair (which reads and checksums every page, filling the
-    /// page cache: +8 MiB idle RSS at 10k twins). redb records it itself when the `Database` is
-    /// dropped, but edgetwin's process may end without dropping it.
+    /// Compacts the file if it is due (`store::compact`: here, as the process ends, the pages
+    /// a compaction reads and moves cost no memory the gateway keeps; readers still running
+    /// make it skip this time), then an empty commit with quick-repair on records redb's
+    /// allocator state, so the next open loads it instead of a full repair (which reads and
+    /// checksums every page, filling the page cache: +8 MiB idle RSS at 10k twins). redb
+    /// records it itself when the `Database` is dropped, but edgetwin's process may end
+    /// without dropping it.
     fn shut_down(&self) -> Result<(), StoreError> {
-        if let Some(Db::Rw(db)) = &*self.db() {
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(Db::Rw(db)) = slot.as_mut() {
+            match compact::if_due(db, &self.path, self.growth_percent, &TABLES) {
+                Ok(done) => *self.compacted.lock().unwrap_or_else(|e| e.into_inner()) = done,
+                Err(e) => tracing::warn!(error = %e, "redb compaction skipped"),
+            }
             let mut txn = db.begin_write()?;
             txn.set_quick_repair(true);
             txn.commit()?;

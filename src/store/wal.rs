@@ -96,7 +96,12 @@ pub fn decode_ops(mut buf: &[u8]) -> Option<Vec<Op>> {
             }
             _ => return None,
         };
-        ops.push(Op { tree, key, value });
+        ops.push(Op {
+            tree,
+            key,
+            value,
+            fresh: false,
+        });
     }
     Some(ops)
 }

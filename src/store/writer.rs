@@ -45,7 +45,8 @@ enum Job {
     /// write the whole overlay (the state up to `seq`) into the backend
     Checkpoint {
         seq: u64,
-        ops: Vec<Op>,
+        /// (op, its value is in stored form already)
+        ops: Vec<(Op, bool)>,
         forced: bool,
         /// all of it is in the log (see `checkpoint`)
         covered: bool,
@@ -130,7 +131,12 @@ impl Shared {
                         self.logged(seq, 0, 0);
                     } else if wal.fits(payload.len()) {
                         match wal.append(seq, &payload) {
-                            Ok(bytes) => self.logged(seq, bytes, ops.len()),
+                            Ok(bytes) => {
+                                let n = ops.len();
+                                // the checkpoint writes these stored forms: encoded once
+                                self.lock().overlay.keep_stored(seq, ops);
+                                self.logged(seq, bytes, n)
+                            }
                             Err(e) => return self.fail(e, "write-ahead log append failed"),
                         }
                     } else {
@@ -268,10 +274,14 @@ impl Shared {
     /// Writes `ops` (the overlay up to `seq`) and the next log epoch into the backend.
     /// `covered`: every op is in the log of the current epoch (a crash part-way is repaired by
     /// replaying it), so the backend may apply them in parts (`Backend::commit_covered`).
-    fn checkpoint(&self, wal: &mut Wal, seq: u64, ops: Vec<Op>, covered: bool) -> Outcome {
+    fn checkpoint(&self, wal: &mut Wal, seq: u64, ops: Vec<(Op, bool)>, covered: bool) -> Outcome {
         // the last write per key only (the overlay coalesced them): a hot twin written many
-        // times between checkpoints is compressed once
-        let mut ops = codec::encode_ops(ops);
+        // times between checkpoints is compressed once; a value logged since its last write
+        // comes in the stored form the log append made
+        let mut ops: Vec<Op> = ops
+            .into_iter()
+            .map(|(op, stored)| if stored { op } else { codec::encode_op(op) })
+            .collect();
         let epoch = wal.epoch() + 1;
         let n = ops.len();
         ops.push(Op::put(Tree::Meta, EPOCH_KEY, epoch.to_le_bytes()));

@@ -76,3 +76,38 @@ fn the_age_bound_keeps_the_state_current_at_the_cutoff() {
         }
     });
 }
+
+/// Whether a change's previous event is kept is remembered in memory by the run that recorded
+/// it; after a `kill -9` the store answers. Every revision stays answerable across two kills
+/// (a change after a restart continues the run: nothing kept is dropped, nothing is missing).
+#[test]
+fn a_run_of_revisions_continues_across_kill9() {
+    smol::block_on(async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let mut srv = crate::common::Server::start_in(&data, &[]);
+        let h = crate::common::http::Http::new(srv.addr);
+        put(&h, T, "", thing(1)).await; // rev 1
+        for n in 2..=4 {
+            put(&h, T, "/attributes/n", json!(n)).await; // waited writes: on disk
+        }
+        srv.kill9();
+        for (from, to) in [(5, 6), (7, 7)] {
+            srv = crate::common::Server::start_in(&data, &[]);
+            let h = crate::common::http::Http::new(srv.addr);
+            for n in from..=to {
+                put(&h, T, "/attributes/n", json!(n)).await;
+            }
+            srv.kill9();
+        }
+        let srv = crate::common::Server::start_in(&data, &[]);
+        let h = crate::common::http::Http::new(srv.addr);
+        for rev in 1..=7 {
+            let r = rev.to_string();
+            let (s, v) = get_at(&h, T, "/attributes/n", &[("at-historical-revision", &r)]).await;
+            assert_eq!((s, v), (200, json!(rev)), "revision {rev}");
+        }
+        let (s, v) = get_at(&h, T, "/attributes/n", &[]).await;
+        assert_eq!((s, v), (200, json!(7)));
+    });
+}

@@ -317,13 +317,15 @@ fn search_persisted_reply_means_durable() {
     });
 }
 
-#[test]
-fn data_dir_from_before_search_is_indexed_at_start() {
+/// Writes an old data dir: 300 things and their policy, no index (`v1_index` false: from before
+/// search) or an index of format 1 (paths spelled out in every key; only the attribute entries,
+/// enough to tell whether it was rebuilt), then checks that a started server answers searches
+/// from a rebuilt index that equals the things' entries of the current format.
+fn old_data_dir_is_indexed_at_start(store: &str, v1_index: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     {
-        // things written without index entries and without an index version: an old data dir
-        let s = Store::open(BackendKind::Sled, &data, 1 << 20).unwrap();
+        let s = Store::open(kind(store), &data, 1 << 20).unwrap();
         let mut ops = Vec::new();
         for i in 0..300 {
             let id = format!("old.x:t{i:03}");
@@ -336,6 +338,24 @@ fn data_dir_from_before_search_is_indexed_at_start() {
                 deleted: false,
             };
             ops.push(Op::put(Tree::Things, id.clone(), st.to_bytes()));
+            if v1_index {
+                // format 1: `v | path 00 01 | value | thingId`, the path as text
+                for (path, v) in [
+                    ("attributes/i", json!(i)),
+                    ("attributes/even", json!(i % 2 == 0)),
+                ] {
+                    let mut k = vec![b'v'];
+                    k.extend_from_slice(path.as_bytes());
+                    k.extend_from_slice(&[0, 1]);
+                    k.extend_from_slice(&edgetwin::search::keys::value_bytes(&v));
+                    k.extend_from_slice(id.as_bytes());
+                    ops.push(Op::put(Tree::Index, k, vec![0]));
+                }
+            }
+        }
+        if v1_index {
+            ops.push(Op::put(Tree::Meta, "search.index.version", "1"));
+            ops.push(Op::put(Tree::Meta, "search.access.version", "1"));
         }
         let policy = json!({"policyId": "old.x:policy", "entries": {"all": {
             "subjects": {"nginx:ditto": {"type": "t"}},
@@ -344,7 +364,7 @@ fn data_dir_from_before_search_is_indexed_at_start() {
         ops.push(Op::put(Tree::Policies, "old.x:policy", ps.to_bytes()));
         let seq = s.submit(ops);
         smol::block_on(s.durable(seq)).unwrap();
-        assert!(all(&s, Tree::Index).is_empty());
+        assert_eq!(all(&s, Tree::Index).len(), if v1_index { 600 } else { 0 });
         s.close().unwrap();
     }
     let mut srv = Server::start_in(&data, &[]);
@@ -356,10 +376,24 @@ fn data_dir_from_before_search_is_indexed_at_start() {
             ["old.x:t296", "old.x:t298"]
         );
         let r = c
+            .get("/api/2/search/things/count?filter=eq(policyId,%22old.x:policy%22)")
+            .await;
+        assert_eq!(r.text(), "300");
+        let r = c
             .get("/api/2/search/things/count?filter=eq(attributes/even,false)")
             .await;
         assert_eq!(r.text(), "150");
     });
     assert!(srv.terminate().success());
-    index_matches_things(&data, "sled");
+    index_matches_things(&data, store);
+}
+
+#[test]
+fn data_dir_from_before_search_is_indexed_at_start() {
+    old_data_dir_is_indexed_at_start("sled", false);
+}
+
+#[test]
+fn data_dir_of_index_format_1_is_rebuilt_at_start() {
+    old_data_dir_is_indexed_at_start("redb", true);
 }

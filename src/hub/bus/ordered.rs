@@ -177,6 +177,7 @@ mod tests {
             tree: Tree::Meta,
             key: b"k".to_vec(),
             value: Some(b"v".to_vec()),
+            fresh: false,
         }]);
         smol::block_on(async {
             assert!(

@@ -7,6 +7,7 @@
 mod backup;
 mod cases;
 mod classes;
+mod compact;
 mod crash;
 mod format;
 mod full;
