@@ -94,7 +94,7 @@ impl Reader {
             Base::View(v) => v.get(tree, key),
             Base::Live => self.shared.backend.get(tree, key),
         })?;
-        codec::decode_value(tree, stored)
+        codec::decode_value(tree, key, stored)
     }
 
     /// `Store::scan`.
@@ -124,7 +124,7 @@ impl Reader {
     }
 
     /// `scan`, handing each entry to `f` (false: stop) without copying it when nothing in the
-    /// range is pending and the tree's values are stored as written (not the codec's trees).
+    /// range is pending and its value is stored as written (not a document of the codec).
     pub fn each(
         &self,
         tree: Tree,
@@ -137,7 +137,7 @@ impl Reader {
             return Ok(());
         }
         let (pending, evicted) = self.overlay(|o| o.range(tree, prefix, after, limit))?;
-        if pending.as_ref().is_some_and(|p| !p.is_empty()) || codec::applies(tree) {
+        if pending.as_ref().is_some_and(|p| !p.is_empty()) {
             for (k, v) in self.scan(tree, prefix, after, limit)? {
                 if !f(&k, &v) {
                     break;
@@ -145,16 +145,31 @@ impl Reader {
             }
             return Ok(());
         }
+        let mut failed = None;
+        let mut visit = |k: &[u8], v: &[u8]| {
+            if !codec::applies(tree, k) {
+                return f(k, v);
+            }
+            match codec::decode_value(tree, k, Some(v.to_vec())) {
+                Ok(Some(d)) => f(k, &d),
+                Ok(None) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        };
         self.base(evicted, |b| match b {
-            Base::View(v) => v.each(tree, prefix, after, limit, f),
+            Base::View(v) => v.each(tree, prefix, after, limit, &mut visit),
             Base::Live => {
                 for (k, v) in self.shared.backend.scan(tree, prefix, after, limit)? {
-                    if !f(&k, &v) {
+                    if !visit(&k, &v) {
                         break;
                     }
                 }
                 Ok(())
             }
-        })
+        })?;
+        failed.map_or(Ok(()), Err)
     }
 }
