@@ -93,24 +93,50 @@ struct Row {
     p99: Duration,
     examined: u64,
     result: String,
+    /// p50 / p99 per round of the wall time minus the time the thread waited for a CPU, and
+    /// p99 of that wait
+    cpu: (Duration, Duration, Duration),
 }
 
-fn measure(
-    rounds: usize,
-    mut f: impl FnMut(usize) -> (u64, String),
-) -> (Duration, Duration, u64, String) {
-    let mut times = Vec::with_capacity(rounds);
+/// How long this thread has waited in the run queue for a CPU so far (ns, scheduler statistics;
+/// exact, unlike the on-CPU time there, which is updated only at ticks for a running thread).
+fn run_queue_wait() -> u64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    s.split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0)
+}
+
+type Measured = (
+    Duration,
+    Duration,
+    u64,
+    String,
+    (Duration, Duration, Duration),
+);
+
+fn measure(rounds: usize, mut f: impl FnMut(usize) -> (u64, String)) -> Measured {
+    let (mut times, mut work, mut wait) = (Vec::new(), Vec::new(), Vec::new());
     let (mut examined, mut result) = (0, String::new());
     for r in 0..rounds {
+        let w0 = run_queue_wait();
         let t = Instant::now();
         let (e, res) = f(r);
-        times.push(t.elapsed());
+        let wall = t.elapsed();
+        let waited = Duration::from_nanos(run_queue_wait().saturating_sub(w0));
+        times.push(wall);
+        work.push(wall.saturating_sub(waited));
+        wait.push(waited);
         examined = e;
         result = res;
     }
-    times.sort();
-    let p = |q: usize| times[(times.len() * q / 100).min(times.len() - 1)];
-    (p(50), p(99), examined, result)
+    let p = |v: &mut Vec<Duration>, q: usize| {
+        v.sort();
+        v[(v.len() * q / 100).min(v.len() - 1)]
+    };
+    let c = (p(&mut work, 50), p(&mut work, 99), p(&mut wait, 99));
+    (p(&mut times, 50), p(&mut times, 99), examined, result, c)
 }
 
 fn main() {
@@ -199,7 +225,7 @@ fn main() {
         if only.as_deref().is_some_and(|o| !name.contains(o)) {
             return;
         }
-        let (p50, p99, examined, result) = measure(rounds, |r| {
+        let (p50, p99, examined, result, cpu) = measure(rounds, |r| {
             let s = spec(&filter(r), options);
             let mut q = Searcher::new(&hub, &who, now, None);
             let res = if count {
@@ -227,6 +253,7 @@ fn main() {
             p99,
             examined,
             result,
+            cpu,
         });
     };
     let serial = |r: usize| format!("eq(attributes/serial,\"SN-{:06}\")", (r as u64 * 7_919) % n);
@@ -366,16 +393,19 @@ fn main() {
         delta_ops / 10_000usize.min(n as usize).max(1),
         delta_time.as_secs_f64() * 1e6
     );
-    println!("| query | p50 ms | p99 ms | things examined | result |");
-    println!("|---|---:|---:|---:|---|");
+    println!("| query | p50 ms | p99 ms | things examined | result | without run-queue wait p50 / p99 ms | run-queue wait p99 ms |");
+    println!("|---|---:|---:|---:|---|---:|---:|");
     for r in sorted_rows.iter().map(|&i| &rows[i]) {
         println!(
-            "| {} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {:.2} | {:.2} | {} | {} | {:.2} / {:.2} | {:.2} |",
             r.name,
             r.p50.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3,
             r.examined,
-            r.result
+            r.result,
+            r.cpu.0.as_secs_f64() * 1e3,
+            r.cpu.1.as_secs_f64() * 1e3,
+            r.cpu.2.as_secs_f64() * 1e3
         );
     }
     println!(

@@ -4,7 +4,7 @@
 
 use super::tests::{cfg, create, rig, Rig, T0};
 use super::*;
-use crate::store::{codec, Op, Tree};
+use crate::store::{Op, Tree};
 use serde_json::{json, Value};
 
 fn creation(r: &Rig) -> Record {
@@ -69,8 +69,6 @@ fn headers_kept_under_their_own_key_by_an_older_version_read_the_same() {
     let stored = r
         .store
         .get(Tree::History, &keys::event(Kind::Thing, "ns:t", 1))
-        .unwrap()
-        .map(codec::decode)
         .unwrap()
         .unwrap();
     assert_eq!(

@@ -129,13 +129,7 @@ impl Summary {
             return Verdict::Ask;
         }
         let any = |l: &[String]| subjects.iter().any(|s| l.contains(s));
-        if any(&self.root) && !any(&self.revoked) {
-            Verdict::All
-        } else if !any(&self.root) && !any(&self.below) {
-            Verdict::Nothing
-        } else {
-            Verdict::Ask
-        }
+        decide(any(&self.root), any(&self.revoked), any(&self.below))
     }
 
     /// Stored form: `F` (fine-grained) or `P` then per subject its list tag (`g` root grant,
@@ -188,6 +182,45 @@ impl Summary {
         }
         Some(s)
     }
+}
+
+/// The verdict from whether the requester is among the root grants, the revokes, the grants
+/// below the root (see [`Summary::verdict`]).
+fn decide(root: bool, revoked: bool, below: bool) -> Verdict {
+    if root && !revoked {
+        Verdict::All
+    } else if !root && !below {
+        Verdict::Nothing
+    } else {
+        Verdict::Ask
+    }
+}
+
+/// `Summary::from_bytes(stored)` then `verdict(subjects)` (`Ask` if malformed), read in place:
+/// no allocation per candidate of a count.
+pub fn verdict_of(stored: &[u8], subjects: &[String]) -> Verdict {
+    let Some((b'P', mut rest)) = stored.split_first().map(|(f, r)| (*f, r)) else {
+        return Verdict::Ask;
+    };
+    let (mut root, mut revoked, mut below) = (false, false, false);
+    while let Some((&tag, r)) = rest.split_first() {
+        let (Some(&hi), Some(&lo)) = (r.first(), r.get(1)) else {
+            return Verdict::Ask;
+        };
+        let n = usize::from(u16::from_be_bytes([hi, lo]));
+        let Some(Ok(text)) = r.get(2..2 + n).map(std::str::from_utf8) else {
+            return Verdict::Ask;
+        };
+        rest = &r[2 + n..];
+        let hit = subjects.iter().any(|s| s == text);
+        match tag {
+            b'g' => root |= hit,
+            b'r' => revoked |= hit,
+            b'b' => below |= hit,
+            _ => return Verdict::Ask,
+        }
+    }
+    decide(root, revoked, below)
 }
 
 /// The index op of a policy change (`None` = absent/deleted); nothing if the summary stays.

@@ -120,6 +120,7 @@ fn policy_op_writes_only_changes() {
 fn malformed_summaries_are_refused() {
     for b in [&b""[..], b"X", b"F1", b"Pg", b"Pg\x00\x05ab", b"Pz\x00\x00"] {
         assert_eq!(Summary::from_bytes(b), None, "{b:?}");
+        assert_eq!(verdict_of(b, &subjects(&["u:a"])), Verdict::Ask, "{b:?}");
     }
     assert_eq!(Summary::from_bytes(b"P"), Some(Summary::default()));
 }
@@ -169,7 +170,8 @@ fn summary_agrees_with_the_enforcer_on_random_policies() {
             entries.insert(format!("e{e}"), entry(&who, Value::Object(res)));
         }
         let p = policy(Value::Object(entries));
-        let s = Summary::from_bytes(&Summary::of(&p).to_bytes()).expect("round trip");
+        let stored = Summary::of(&p).to_bytes();
+        let s = Summary::from_bytes(&stored).expect("round trip");
         for who in [
             vec!["u:a"],
             vec!["u:b"],
@@ -179,6 +181,7 @@ fn summary_agrees_with_the_enforcer_on_random_policies() {
         ] {
             let who = subjects(&who);
             let (unrestricted, partial) = truth(&p, &who);
+            assert_eq!(verdict_of(&stored, &who), s.verdict(&who), "{p} {who:?}");
             match s.verdict(&who) {
                 Verdict::All => {
                     all += 1;

@@ -8,7 +8,7 @@ use super::keys;
 use super::plan::{self, Range, Source};
 use super::scan::{self, Flow};
 use crate::error::DittoError;
-use crate::store::Store;
+use crate::store::Reader;
 use std::collections::HashSet;
 
 /// Counting stops here when choosing a driver.
@@ -68,7 +68,7 @@ fn contains_index(s: &Source) -> bool {
 }
 
 /// Merges value ranges on the same path (see [`plan::intersect`]).
-fn merge_ranges(store: &Store, sources: Vec<Source>) -> Result<Vec<Driver>, DittoError> {
+fn merge_ranges(store: &Reader, sources: Vec<Source>) -> Result<Vec<Driver>, DittoError> {
     let mut out: Vec<Driver> = Vec::new();
     let mut groups: Vec<(Range, usize)> = Vec::new();
     for s in sources {
@@ -118,7 +118,7 @@ fn merge_ranges(store: &Store, sources: Vec<Source>) -> Result<Vec<Driver>, Ditt
 
 /// Chooses the driver of `spec`; `sorted` = a page (order matters), else a count.
 pub(super) fn choose(
-    store: &Store,
+    store: &Reader,
     spec: &Spec,
     now: i64,
     sorted: bool,

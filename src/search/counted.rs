@@ -4,14 +4,14 @@
 //! thing or nothing of it. Then neither the thing nor its policy is loaded; anything else
 //! (several values, an inexact key, a fine-grained policy, partial READ) is left to the full path.
 
-use super::access::{self, Summary, Verdict};
+use super::access::{self, Verdict};
 use super::eval;
 use super::keys::{self, VALUE};
 use super::plan::{self, Range, Source};
 use super::scan::{store_err, Cand};
 use crate::error::DittoError;
 use crate::rql::{Env, Query};
-use crate::store::{Store, Tree};
+use crate::store::{Reader, Tree};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -26,6 +26,11 @@ pub(super) struct ByIndex {
     doc: Value,
     /// verdicts of policies with another ID than their thing (shared by several things)
     memo: HashMap<Vec<u8>, Verdict>,
+    /// the last candidate's encoded value and whether it matched (`None`: not exact): the
+    /// candidates of an `eq` or a narrow range share a value, decoded and evaluated once
+    last: Option<(Vec<u8>, Option<bool>)>,
+    /// the foreign policy ID of the current candidate (reused: no allocation per candidate)
+    pid: Vec<u8>,
 }
 
 impl ByIndex {
@@ -44,13 +49,15 @@ impl ByIndex {
             doc: nest(&first.segments, Value::Null),
             segments: first.segments.clone(),
             memo: HashMap::new(),
+            last: None,
+            pid: Vec::new(),
         })
     }
 
     /// `Some(matches)` if the index decides the candidate, `None` if the full path must.
     pub(super) fn decide(
         &mut self,
-        store: &Store,
+        store: &Reader,
         subjects: &[String],
         q: &Query,
         now: i64,
@@ -59,52 +66,69 @@ impl ByIndex {
         let (Some(key), false, 0) = (c.key, c.multi, c.branch) else {
             return Ok(None);
         };
-        let Some(value) = self.range.value_of(key).and_then(keys::exact_value) else {
+        let Some(enc) = self.range.value_of(key) else {
+            return Ok(None);
+        };
+        let Some(matches) = self.matches(q, now, enc) else {
             return Ok(None);
         };
         Ok(match self.verdict(store, subjects, c.id)? {
             Verdict::Ask => None,
             Verdict::Nothing => Some(false),
             // the READ view is the whole thing, whose only value on the filter's path is this
-            Verdict::All => match leaf(&mut self.doc, &self.segments) {
-                Some(at) => {
-                    *at = value;
-                    Some(eval::matches(q, &self.doc, &Env::at(now)))
-                }
-                None => None,
-            },
+            Verdict::All => Some(matches),
         })
+    }
+
+    /// Whether a thing whose only value on the filter's path is `enc` matches; `None` if the
+    /// key does not hold the value exactly. Remembered for the next candidate's value.
+    fn matches(&mut self, q: &Query, now: i64, enc: &[u8]) -> Option<bool> {
+        if let Some((last, m)) = &self.last {
+            if last.as_slice() == enc {
+                return *m;
+            }
+        }
+        let m = keys::exact_value(enc).and_then(|value| {
+            let at = leaf(&mut self.doc, &self.segments)?;
+            *at = value;
+            Some(eval::matches(q, &self.doc, &Env::at(now)))
+        });
+        let (last, slot) = self.last.get_or_insert_with(|| (Vec::new(), None));
+        last.clear();
+        last.extend_from_slice(enc);
+        *slot = m;
+        m
     }
 
     /// The verdict of the thing's policy: the thing's access entry (none: the policy has the
     /// thing's ID), then the policy's summary (found by the same scan when it has the thing's
-    /// ID).
+    /// ID). Read in place: nothing is copied for a thing with its own policy.
     fn verdict(
         &mut self,
-        store: &Store,
+        store: &Reader,
         subjects: &[String],
         thing: &str,
     ) -> Result<Verdict, DittoError> {
-        let found = store
-            .scan(Tree::Index, &access::prefix(thing), None, 2)
+        let (mut foreign, mut own) = (false, Verdict::Ask);
+        let pid = &mut self.pid;
+        store
+            .each(Tree::Index, &access::prefix(thing), None, 2, &mut |k, v| {
+                match k.last() {
+                    Some(&access::THING) => {
+                        foreign = true;
+                        pid.clear();
+                        pid.extend_from_slice(v);
+                    }
+                    Some(&access::POLICY) => own = access::verdict_of(v, subjects),
+                    _ => {}
+                }
+                true
+            })
             .map_err(store_err)?;
-        let (mut pid, mut own) = (None, None);
-        for (k, v) in found {
-            match k.last() {
-                Some(&access::THING) => pid = Some(v),
-                Some(&access::POLICY) => own = Some(v),
-                _ => {}
-            }
-        }
-        let verdict = |summary: Option<&[u8]>| {
-            summary
-                .and_then(Summary::from_bytes)
-                .map_or(Verdict::Ask, |s| s.verdict(subjects))
-        };
-        let pid = access::policy_of(thing.as_bytes(), pid.as_deref());
+        let pid = access::policy_of(thing.as_bytes(), foreign.then_some(self.pid.as_slice()));
         if pid == thing.as_bytes() {
             // the thing's own policy: read along with its access entry, used once
-            return Ok(verdict(own.as_deref()));
+            return Ok(own);
         }
         if let Some(v) = self.memo.get(pid) {
             return Ok(*v);
@@ -115,7 +139,7 @@ impl ByIndex {
                 .map_err(store_err)?,
             Err(_) => None,
         };
-        let v = verdict(summary.as_deref());
+        let v = summary.map_or(Verdict::Ask, |s| access::verdict_of(&s, subjects));
         if self.memo.len() >= MEMO {
             self.memo.clear();
         }

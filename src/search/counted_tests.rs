@@ -223,3 +223,69 @@ fn index_decided_counts_equal_the_full_path() {
     assert_eq!(got, want);
     store.close().unwrap();
 }
+
+/// A count while things are created and checkpoints move them out of the store's overlay: it
+/// never fails and counts at least every thing created before it started (its reader's backend
+/// view is replaced when a checkpoint moved entries it does not hold) and at most those
+/// created before it ended.
+#[test]
+fn counts_during_writes_and_checkpoints() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    for kind in BackendKind::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = crate::store::Options {
+            max_pending_ops: 64, // a checkpoint every few things
+            min_free_bytes: 0,
+            ..Default::default()
+        };
+        let store = Store::open_with(kind, dir.path(), &opts).unwrap();
+        let read = json!({"grant": ["READ"], "revoke": []});
+        put_policy(
+            &store,
+            "n:shared",
+            None,
+            json!({"owner": {"subjects": {"u:owner": {"type": "t"}},
+                             "resources": {"thing:/": read}}}),
+        );
+        let (done, created) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let writer = {
+            let (store, done, created) = (store.clone(), done.clone(), created.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !done.load(Ordering::SeqCst) && i < 3_000 {
+                    smol::block_on(store.ready());
+                    let new = state(&format!("n:c{i:05}"), "n:shared", 1);
+                    let (mut ops, _) = crate::search::delta::write_ops(None, None, Some(&new));
+                    ops.push(Op::put(Tree::Things, format!("n:c{i:05}"), new.to_bytes()));
+                    store.submit(ops);
+                    i += 1;
+                    created.store(i, Ordering::SeqCst);
+                }
+            })
+        };
+        let hub = Hub::new(store.clone());
+        let (w, s) = (who(&["u:owner"]), spec(FILTERS[0]));
+        let start = store.stats().checkpoints;
+        let (mut counts, mut decided) = (0, 0);
+        while counts < 20 || store.stats().checkpoints < start + 10 {
+            let before = created.load(Ordering::SeqCst);
+            let mut c = Searcher::new(&hub, &w, crate::clock::now_millis(), None);
+            let n = c.count(&s).expect("a count never fails");
+            // the writer records a thing after submitting it: one more may be visible
+            let after = created.load(Ordering::SeqCst) + 1;
+            assert!(
+                (before..=after).contains(&n),
+                "{kind} count {counts}: {n} not in {before}..={after}"
+            );
+            decided += c.decided_by_index;
+            counts += 1;
+        }
+        done.store(true, Ordering::SeqCst);
+        writer.join().unwrap();
+        assert!(decided > 0, "{kind}: decided from the index");
+        store.close().unwrap();
+    }
+}

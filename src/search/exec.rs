@@ -20,7 +20,7 @@ use crate::hub::{Hub, HubLookup, Requester};
 use crate::model::FieldSelector;
 use crate::policy::{Enforcer, THING_ALLOWLIST};
 use crate::rql::{compare_sort_values, lookup, Env, Query, SortKey};
-use crate::store::Tree;
+use crate::store::{Reader, Tree};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -136,6 +136,8 @@ pub struct Searcher<'a> {
     pub examined: u64,
     /// candidates a count decided from the index alone (diagnostics, benchmarks)
     pub decided_by_index: u64,
+    /// the enforcer of the hits a count decided from the index (never asked)
+    blank: Arc<Enforcer>,
 }
 
 fn needs_full_view(spec: &Spec) -> bool {
@@ -165,6 +167,7 @@ impl<'a> Searcher<'a> {
             steps: 0,
             examined: 0,
             decided_by_index: 0,
+            blank: Arc::default(),
         }
     }
 
@@ -179,6 +182,7 @@ impl<'a> Searcher<'a> {
     /// Loads and checks one candidate: namespace, READ, filter on the READ view; the sort keys.
     fn admit(
         &mut self,
+        store: &Reader,
         spec: &Spec,
         full: bool,
         c: &Cand,
@@ -190,17 +194,14 @@ impl<'a> Searcher<'a> {
             return Ok(None);
         }
         if let (Some(b), Some(q), None) = (&mut self.by_index, &spec.filter, accept) {
-            let store = self.hub.store();
             if let Some(hit) = b.decide(store, &self.who.subjects, q, self.now, c)? {
                 self.decided_by_index += 1;
-                return Ok(hit.then(|| counted(c.id)));
+                return Ok(hit.then(|| counted(&self.blank)));
             }
         }
         let bytes = match c.bytes {
             Some(b) => Cow::Borrowed(b),
-            None => match self
-                .hub
-                .store()
+            None => match store
                 .get(Tree::Things, c.id.as_bytes())
                 .map_err(scan::store_err)?
             {
@@ -318,6 +319,7 @@ impl<'a> Searcher<'a> {
     /// Streams every matching thing of the plan to `f` (each once); `f` says when to stop.
     fn run(
         &mut self,
+        store: &Reader,
         spec: &Spec,
         plan: &Chosen,
         after: Option<&Position>,
@@ -332,7 +334,7 @@ impl<'a> Searcher<'a> {
                 multi: false,
                 branch: 0,
             };
-            if let Some(hit) = self.admit(spec, full, &c, None)? {
+            if let Some(hit) = self.admit(store, spec, full, &c, None)? {
                 if f(hit, None) == Flow::Stop {
                     return Ok(());
                 }
@@ -347,9 +349,8 @@ impl<'a> Searcher<'a> {
             }
             _ => (None, None),
         };
-        let store = self.hub.store().clone();
         scan::scan(
-            &store,
+            store,
             &plan.driver,
             after_id,
             after_key.as_deref(),
@@ -368,9 +369,9 @@ impl<'a> Searcher<'a> {
                     c.branch > 0 || (c.multi && !plan.skip_multi && !single_value(&plan.driver));
                 let hit = if dedupe {
                     let accept = |st: &ThingState| first_time(&plan.driver, &c, &entries(st));
-                    self.admit(spec, full, &c, Some(&accept))?
+                    self.admit(store, spec, full, &c, Some(&accept))?
                 } else {
-                    self.admit(spec, full, &c, None)?
+                    self.admit(store, spec, full, &c, None)?
                 };
                 Ok(match hit {
                     Some(h) => f(h, c.key),
@@ -388,7 +389,9 @@ impl<'a> Searcher<'a> {
         after: Option<&Position>,
         size: usize,
     ) -> Result<Page, DittoError> {
-        let plan = choose(self.hub.store(), spec, self.now, true)?;
+        // one backend view for the whole page (redb: one read transaction)
+        let store = self.hub.store().reader();
+        let plan = choose(&store, spec, self.now, true)?;
         let k = size + 1;
         let sort = spec.sort.as_slice();
         let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(k + 1);
@@ -397,7 +400,7 @@ impl<'a> Searcher<'a> {
             _ => None,
         };
         let mode_id = matches!(plan.mode, Mode::ById);
-        self.run(spec, &plan, after, &mut |hit, key| {
+        self.run(&store, spec, &plan, after, &mut |hit, key| {
             if let Some(p) = after {
                 if compare(sort, (&hit.keys, &hit.id), (&p.values, &p.thing_id))
                     != Ordering::Greater
@@ -478,11 +481,13 @@ impl<'a> Searcher<'a> {
 
     /// Number of matching things the requester may read.
     pub fn count(&mut self, spec: &Spec) -> Result<u64, DittoError> {
-        let plan = choose(self.hub.store(), spec, self.now, false)?;
+        // one backend view for the whole count (redb: one read transaction)
+        let store = self.hub.store().reader();
+        let plan = choose(&store, spec, self.now, false)?;
         let mut n = 0u64;
         self.counting = Some(Arc::new(Keep::of(spec.filter.as_ref())));
         self.by_index = ByIndex::of(spec.filter.as_ref(), &plan.driver, needs_full_view(spec));
-        let done = self.run(spec, &plan, None, &mut |_, _| {
+        let done = self.run(&store, spec, &plan, None, &mut |_, _| {
             n += 1;
             Flow::Go
         });
@@ -509,8 +514,9 @@ impl<'a> Searcher<'a> {
             filter: None,
             ..spec.clone()
         };
+        let store = self.hub.store().reader();
         Ok(self
-            .admit(&unfiltered, needs_full_view(spec), &c, None)?
+            .admit(&store, &unfiltered, needs_full_view(spec), &c, None)?
             .map(|h| Position {
                 values: h.keys,
                 thing_id: h.id,
@@ -531,11 +537,12 @@ impl<'a> Searcher<'a> {
     }
 }
 
-/// The hit of a thing a count decided from the index (a count reads nothing from it).
-fn counted(id: &str) -> Hit {
+/// The hit of a thing a count decided from the index (a count reads nothing from it, not even
+/// its ID: no allocation per candidate).
+fn counted(blank: &Arc<Enforcer>) -> Hit {
     Hit {
         keys: Vec::new(),
-        id: id.to_owned(),
+        id: String::new(),
         state: ThingState {
             thing: Value::Null,
             revision: 0,
@@ -544,7 +551,7 @@ fn counted(id: &str) -> Hit {
             metadata: None,
             deleted: false,
         },
-        enforcer: Arc::default(),
+        enforcer: Arc::clone(blank),
     }
 }
 

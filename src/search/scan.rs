@@ -7,7 +7,7 @@ use super::index::Entries;
 use super::keys::{self, FLAG_MULTI, OVERFLOW};
 use super::plan::{IdBound, Range, Source};
 use crate::error::DittoError;
-use crate::store::{Store, Tree};
+use crate::store::{Reader, Tree};
 
 /// Entries read per store scan.
 pub const BATCH: usize = 256;
@@ -92,7 +92,7 @@ pub fn first_in<'e>(r: &Range, entries: &'e Entries) -> Option<&'e [u8]> {
 /// Scans `src` in its order. `after_id` skips things up to that ID in thingId-ordered sources;
 /// `after_key` starts an index range after that key (if later than its own start).
 pub fn scan(
-    store: &Store,
+    store: &Reader,
     src: &Source,
     after_id: Option<&str>,
     after_key: Option<&[u8]>,
@@ -102,7 +102,7 @@ pub fn scan(
 }
 
 fn scan_branch(
-    store: &Store,
+    store: &Reader,
     src: &Source,
     after_id: Option<&str>,
     after_key: Option<&[u8]>,
@@ -161,7 +161,7 @@ fn scan_branch(
 }
 
 fn scan_things(
-    store: &Store,
+    store: &Reader,
     prefix: &str,
     lo: &Option<IdBound>,
     hi: &Option<IdBound>,
@@ -219,7 +219,7 @@ fn scan_things(
 }
 
 fn scan_index(
-    store: &Store,
+    store: &Reader,
     r: &Range,
     after_id: Option<&str>,
     after_key: Option<&[u8]>,
@@ -269,7 +269,7 @@ fn scan_index(
 }
 
 /// Counts what `src` yields, up to `cap` (`cap` = "at least that many").
-pub fn estimate(store: &Store, src: &Source, cap: usize) -> Result<usize, DittoError> {
+pub fn estimate(store: &Reader, src: &Source, cap: usize) -> Result<usize, DittoError> {
     match src {
         Source::Ids(ids) => Ok(ids.len()),
         Source::Things {
@@ -289,7 +289,7 @@ pub fn estimate(store: &Store, src: &Source, cap: usize) -> Result<usize, DittoE
 /// IDs of things with an index key prefix `prefix` (`m|path|*`, `o*`), at most `cap`;
 /// `None` if there are more.
 pub fn ids_with_prefix(
-    store: &Store,
+    store: &Reader,
     prefix: &[u8],
     cap: usize,
 ) -> Result<Option<Vec<String>>, DittoError> {
@@ -316,11 +316,15 @@ pub fn ids_with_prefix(
 }
 
 /// Things not in the index (too many leaves): candidates of every index-driven query.
-pub fn overflow_ids(store: &Store, cap: usize) -> Result<Option<Vec<String>>, DittoError> {
+pub fn overflow_ids(store: &Reader, cap: usize) -> Result<Option<Vec<String>>, DittoError> {
     ids_with_prefix(store, &[OVERFLOW], cap)
 }
 
 /// IDs of things with several values at `path` (sorted out of value-ordered scans).
-pub fn multi_ids(store: &Store, path: &str, cap: usize) -> Result<Option<Vec<String>>, DittoError> {
+pub fn multi_ids(
+    store: &Reader,
+    path: &str,
+    cap: usize,
+) -> Result<Option<Vec<String>>, DittoError> {
     ids_with_prefix(store, &keys::path_prefix(keys::MULTI, path), cap)
 }

@@ -177,8 +177,24 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
-/// A consistent read-only view of a backend (see `Backend::view`).
+/// A consistent read-only view of a backend (see `Backend::view`). Values are as stored (the
+/// store's codec decodes them). Held for one backup ([`super::Snapshot`]) or one query
+/// ([`super::Reader`]): redb opens each table once per view, not once per read.
 pub trait View: Send {
+    /// Calls `f` with each entry of `tree` with `prefix`, ascending, strictly after `after` if
+    /// given, at most `limit`, borrowed from the engine (no copy); `f` returns false to stop.
+    fn each(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+
+    /// Like `Backend::get`, of the state when the view was taken.
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
     /// Like `Backend::scan`, of the state when the view was taken.
     fn scan(
         &self,
@@ -186,7 +202,14 @@ pub trait View: Send {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Entries, StoreError>;
+    ) -> Result<Entries, StoreError> {
+        let mut out = Vec::new();
+        self.each(tree, prefix, after, limit, &mut |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            true
+        })?;
+        Ok(out)
+    }
 }
 
 /// Where a scan starts: at `prefix`, or just after `after` when that lies at/after `prefix`.

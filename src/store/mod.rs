@@ -30,6 +30,7 @@ pub mod compact;
 pub mod config;
 mod options;
 mod overlay;
+mod reader;
 mod redb_backend;
 mod sled_backend;
 mod snapshot;
@@ -46,6 +47,7 @@ pub use options::{
     Health, Options, StoreStats, DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_PENDING_OPS,
     DEFAULT_MIN_FREE_BYTES,
 };
+pub use reader::Reader;
 pub use redb_backend::{RedbBackend, REDB_FILE};
 pub use sled_backend::SledBackend;
 pub use snapshot::Snapshot;
@@ -94,6 +96,9 @@ struct Shared {
     stopped: AtomicBool,
     /// Keys in the overlay.
     pending: AtomicUsize,
+    /// Times a checkpoint moved entries out of the overlay (raised under the state lock before
+    /// `pending` is stored): a `Reader`'s backend view older than that misses them.
+    evictions: AtomicU64,
     /// Notified after every log append and checkpoint (and on stop).
     durable_event: Event,
     /// Notified when the overlay shrinks.
@@ -269,6 +274,7 @@ impl Store {
             durable_seq: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             pending: AtomicUsize::new(0),
+            evictions: AtomicU64::new(0),
             durable_event: Event::new(),
             ready_event: Event::new(),
             submitted_units: AtomicU64::new(0),

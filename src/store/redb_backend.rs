@@ -1,14 +1,17 @@
 //! redb 4.x backend: one file `<dir>/edgetwin.redb`, one table per `Tree` (`&[u8] -> &[u8]`), one
 //! write transaction with `Durability::Immediate` per checkpoint (atomic, fsynced), reads through
-//! a fresh MVCC read transaction each call (one held for a `View`). Opens read-only on a full
-//! disk; reopens after a failed write (redb refuses all I/O after one).
+//! a fresh MVCC read transaction each call (one held for a `View`, its tables opened once).
+//! Opens read-only on a full disk; reopens after a failed write (redb refuses all I/O after one).
 
+use std::cell::OnceCell;
 use std::ops::Bound;
 use std::path::Path;
 
 use std::sync::{Mutex, RwLock};
 
-use redb::{Database, Durability, ReadOnlyDatabase, ReadableDatabase, TableDefinition};
+use redb::{
+    Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition,
+};
 
 use super::backend::{scan_start, sync_dir, Backend, Entries, Op, StoreError, Tree, View};
 use super::compact::{self, Compacted};
@@ -153,45 +156,66 @@ impl RedbBackend {
     }
 }
 
-/// `Backend::scan` within one read transaction.
-fn scan_in(
-    txn: &redb::ReadTransaction,
-    tree: Tree,
+/// The entries of a table with `prefix` after `after`, at most `limit`, to `f` (borrowed).
+fn each_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    t: &T,
     prefix: &[u8],
     after: Option<&[u8]>,
     limit: usize,
-) -> Result<Entries, StoreError> {
-    let mut out = Vec::new();
-    let t = txn.open_table(table(tree))?;
+    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), StoreError> {
     let (start, exclusive) = scan_start(prefix, after);
     let lower = if exclusive {
         Bound::Excluded(start)
     } else {
         Bound::Included(start)
     };
-    for item in t.range::<&[u8]>((lower, Bound::Unbounded))? {
+    for (n, item) in t.range::<&[u8]>((lower, Bound::Unbounded))?.enumerate() {
         let (k, v) = item?;
         let k = k.value();
-        if !k.starts_with(prefix) || out.len() >= limit {
+        if !k.starts_with(prefix) || n >= limit {
             break;
         }
-        out.push((k.to_vec(), v.value().to_vec()));
+        if !f(k, v.value()) {
+            break;
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// A point-in-time view: one read transaction.
-struct RedbView(redb::ReadTransaction);
+type ReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// A point-in-time view: one read transaction, each table opened once (on first use).
+struct RedbView {
+    txn: redb::ReadTransaction,
+    tables: [OnceCell<ReadTable>; 5],
+}
+
+impl RedbView {
+    fn table(&self, tree: Tree) -> Result<&ReadTable, StoreError> {
+        let cell = &self.tables[tree.index()];
+        if let Some(t) = cell.get() {
+            return Ok(t);
+        }
+        let t = self.txn.open_table(table(tree))?;
+        Ok(cell.get_or_init(move || t))
+    }
+}
 
 impl View for RedbView {
-    fn scan(
+    fn each(
         &self,
         tree: Tree,
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Entries, StoreError> {
-        scan_in(&self.0, tree, prefix, after, limit)
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        each_in(self.table(tree)?, prefix, after, limit, f)
+    }
+
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.table(tree)?.get(key)?.map(|v| v.value().to_vec()))
     }
 }
 
@@ -209,15 +233,30 @@ impl Backend for RedbBackend {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Entries, StoreError> {
+        let mut out = Vec::new();
         if limit == 0 {
-            return Ok(Vec::new());
+            return Ok(out);
         }
-        scan_in(&self.read_txn()?, tree, prefix, after, limit)
+        let txn = self.read_txn()?;
+        each_in(
+            &txn.open_table(table(tree))?,
+            prefix,
+            after,
+            limit,
+            &mut |k, v| {
+                out.push((k.to_vec(), v.to_vec()));
+                true
+            },
+        )?;
+        Ok(out)
     }
 
     /// A read transaction: redb keeps what it sees until it is dropped (MVCC).
     fn view(&self) -> Result<Option<Box<dyn View>>, StoreError> {
-        Ok(Some(Box::new(RedbView(self.read_txn()?))))
+        Ok(Some(Box::new(RedbView {
+            txn: self.read_txn()?,
+            tables: Default::default(),
+        })))
     }
 
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {

@@ -161,7 +161,8 @@ impl Shared {
                         Outcome::Failed => return,
                         // at close a full disk ends the writer: the log holds everything
                         Outcome::Stalled if self.lock().closing => return,
-                        Outcome::Done if forced => self.lock().checkpoint_wanted = false,
+                        // asked for: tried again once space is back
+                        Outcome::Stalled if forced => self.lock().checkpoint_wanted = true,
                         _ => {}
                     }
                 }
@@ -208,6 +209,10 @@ impl Shared {
                         ops: st.overlay.take_dirty(seq, logged),
                     };
                 }
+                // a `Store::checkpoint` asked from now on needs another one: clear the request
+                // here, under the lock (cleared after the commit, it could swallow a request
+                // made between the commit and the clearing, whose caller would then wait forever)
+                st.checkpoint_wanted = false;
                 return Job::Checkpoint {
                     seq,
                     covered: !dirty,
@@ -315,6 +320,8 @@ impl Shared {
                 for chunk in ops.chunks(256) {
                     let mut st = self.lock();
                     st.overlay.remove_committed(chunk, seq);
+                    // before `pending`: a reader that sees the new `pending` sees this too
+                    self.evictions.fetch_add(1, Ordering::Release);
                     self.pending.store(st.overlay.len(), Ordering::Release);
                 }
                 self.checkpoint_ops.fetch_add(n as u64, Ordering::Relaxed);

@@ -1,7 +1,8 @@
 //! Store tests, each on both backends (`backend_tests!`), real databases in temp dirs: helpers
 //! and the gated backend here; cases in `cases.rs`, `classes.rs` (durability classes, log,
 //! checkpoints), `crash.rs` (kill -9, commits/s benchmark), `full.rs` (full disk on a tmpfs),
-//! `format.rs` (stored form of values), `backup.rs` (snapshots, backup and restore).
+//! `format.rs` (stored form of values), `backup.rs` (snapshots, backup and restore),
+//! `reader.rs` (a query's reader: one view, yet read-your-writes across checkpoints).
 
 mod backup;
 mod cases;
@@ -10,6 +11,7 @@ mod compact;
 mod crash;
 mod format;
 mod full;
+mod reader;
 
 use super::commit::last_write_per_key;
 use super::*;
@@ -170,6 +172,8 @@ macro_rules! backend_tests {
             #[test] fn damaged_backups_are_refused() { backup::t_damaged_backups_are_refused(KIND) }
             #[test] fn unfinished_restore_is_not_opened() { backup::t_unfinished_restore_is_not_opened(KIND) }
             #[test] fn a_checkpoint_applied_in_parts_recovers_from_the_log() { backup::t_a_checkpoint_applied_in_parts_recovers_from_the_log(KIND) }
+            #[test] fn reader_sees_what_a_checkpoint_moved() { reader::t_reader_sees_what_a_checkpoint_moved(KIND) }
+            #[test] fn reader_under_writes_and_checkpoints() { reader::t_reader_under_writes_and_checkpoints(KIND) }
             #[test] fn crash_kill9() {
                 let path = module_path!();
                 let name = format!("{}::crash_kill9", path.split_once("::").map_or(path, |p| p.1));
