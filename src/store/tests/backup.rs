@@ -5,7 +5,6 @@
 
 use super::*;
 use crate::store::backup;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 /// Units of one writer: unit i writes key `w{i % KEYS}` = i (and its index entry).
@@ -62,26 +61,13 @@ pub(super) fn t_snapshot_is_a_cut(kind: BackendKind) {
         ..opts(NEVER)
     };
     let s = Store::open_with(kind, dir.path(), &o).expect("open");
-    let done = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let (s, done, written) = (s.clone(), done.clone(), written.clone());
-        std::thread::spawn(move || {
-            let mut i = 0;
-            while !done.load(Ordering::SeqCst) {
-                block_on(s.ready());
-                s.submit(unit(i));
-                written.store(i + 1, Ordering::SeqCst);
-                i += 1;
-            }
-        })
-    };
+    let writer = Writer::spawn(&s, unit);
     let checkpoints = s.stats().checkpoints;
     let t = Instant::now();
     let mut snapshots = 0;
     while snapshots < 20 || s.stats().checkpoints < checkpoints + 5 {
         assert!(t.elapsed() < Duration::from_secs(60), "{kind}: too slow");
-        let before = written.load(Ordering::SeqCst);
+        let before = writer.written();
         let snap = s.snapshot().expect("snapshot");
         let things = all(&snap, Tree::Things, 3);
         let index = all(&snap, Tree::Index, 3);
@@ -97,8 +83,7 @@ pub(super) fn t_snapshot_is_a_cut(kind: BackendKind) {
         drop(snap);
         std::thread::sleep(Duration::from_millis(5));
     }
-    done.store(true, Ordering::SeqCst);
-    writer.join().expect("writer");
+    writer.stop();
     assert!(
         s.stats().checkpoints >= checkpoints + 5,
         "{kind}: checkpoints ran meanwhile"

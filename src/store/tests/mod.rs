@@ -44,6 +44,46 @@ pub(super) fn raw_backend(kind: BackendKind, dir: &Path) -> Box<dyn Backend> {
     }
 }
 
+/// A thread that submits `unit(i)` for i = 0, 1, 2... (each once the store is `ready`) until
+/// `stop`; `written()` is the number of units submitted so far.
+pub(super) struct Writer {
+    done: Arc<std::sync::atomic::AtomicBool>,
+    written: Arc<std::sync::atomic::AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Writer {
+    pub(super) fn spawn(s: &Store, unit: impl Fn(u64) -> Vec<Op> + Send + 'static) -> Writer {
+        use std::sync::atomic::Ordering::SeqCst;
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (s, d, w) = (s.clone(), done.clone(), written.clone());
+        let thread = std::thread::spawn(move || {
+            let mut i = 0;
+            while !d.load(SeqCst) {
+                block_on(s.ready());
+                s.submit(unit(i));
+                w.store(i + 1, SeqCst);
+                i += 1;
+            }
+        });
+        Writer {
+            done,
+            written,
+            thread,
+        }
+    }
+
+    pub(super) fn written(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(super) fn stop(self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("writer");
+    }
+}
+
 pub(super) fn put(tree: Tree, k: &str, v: &str) -> Op {
     Op::put(tree, k.as_bytes(), v.as_bytes())
 }

@@ -3,7 +3,6 @@
 //! into the backend after it (the view is replaced then), while writers and checkpoints go on.
 
 use super::*;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 /// The entries with `prefix`, by `scan` or by `each`.
@@ -88,28 +87,20 @@ pub(super) fn t_reader_under_writes_and_checkpoints(kind: BackendKind) {
         ..opts(NEVER)
     };
     let s = Store::open_with(kind, dir.path(), &o).expect("open");
-    let done = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let (s, done, written) = (s.clone(), done.clone(), written.clone());
-        std::thread::spawn(move || {
-            let mut i = 0;
-            while !done.load(Ordering::SeqCst) {
-                block_on(s.ready());
-                let k = format!("n/k{:02}", i % KEYS);
-                s.submit(vec![put(Tree::Index, &k, &i.to_string())]);
-                written.store(i + 1, Ordering::SeqCst);
-                i += 1;
-            }
-        })
-    };
+    let writer = Writer::spawn(&s, |i| {
+        vec![put(
+            Tree::Index,
+            &format!("n/k{:02}", i % KEYS),
+            &i.to_string(),
+        )]
+    });
     let r = s.reader();
     let checkpoints = s.stats().checkpoints;
     let mut seen = [0u64; KEYS as usize];
     let (t, mut reads) = (Instant::now(), 0);
     while reads < 300 || s.stats().checkpoints < checkpoints + 10 {
         assert!(t.elapsed() < Duration::from_secs(60), "{kind}: too slow");
-        let before = written.load(Ordering::SeqCst);
+        let before = writer.written();
         let vals: Vec<(usize, u64)> = match reads % 3 {
             0 | 1 => entries(&r, Tree::Index, "n/", reads % 3 == 1)
                 .into_iter()
@@ -139,8 +130,7 @@ pub(super) fn t_reader_under_writes_and_checkpoints(kind: BackendKind) {
         }
         reads += 1;
     }
-    done.store(true, Ordering::SeqCst);
-    writer.join().expect("writer");
+    writer.stop();
     drop(r);
     s.close().expect("close");
 }
