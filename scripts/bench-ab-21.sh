@@ -29,6 +29,7 @@ row() { # label, field, loadgen options...
 }
 
 row modify_4conn us_per_cmd --conns 4
+row modify_4conn_redb us_per_cmd --conns 4 --store redb   # the default store of a new data dir
 row modify_4conn_10k us_per_cmd --conns 4 --twins 10000
 row modify_4conn_100k us_per_cmd --conns 4 --twins 100000
 row modify_4conn_100k_redb us_per_cmd --conns 4 --twins 100000 --store redb
