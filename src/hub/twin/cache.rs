@@ -17,10 +17,10 @@ use std::sync::Arc;
 pub const BUDGET_BYTES: usize = 48 * 1024 * 1024;
 /// The decoded tier gets this fraction of the budget, the compact tier the rest.
 const DECODED_SHARE: usize = 8;
-/// What a compact entry costs besides its id and its compressed form: map slot, FIFO slot, the
-/// id's allocation and the allocator's headers (measured with a counting allocator: see the
-/// test `compact_entries_cost_what_they_count`).
-const COMPACT_OVERHEAD: usize = 176;
+/// What a compact entry costs besides its id and its compressed form: its map slot (~104 bytes,
+/// in a table at most 7/8 full that doubles when it grows), its FIFO slot (24), the id's and the
+/// form's allocations (headers, rounding).
+const COMPACT_OVERHEAD: usize = 256;
 
 /// The enforcer of a cached twin's policy, valid while no policy was written since it was
 /// looked up (`generation`) and until `until` (a subject expires).
@@ -50,11 +50,13 @@ pub struct Compact {
 }
 
 impl Compact {
-    fn of(c: Cached) -> Option<Compact> {
+    /// `c` compact; its decoded state goes to `dropped`.
+    fn of(c: Cached, dropped: &mut Vec<Arc<ThingState>>) -> Option<Compact> {
         let stored = match c.compact {
             Some(s) => s,
             None => compact(&c.state.to_bytes())?,
         };
+        dropped.push(c.state);
         Some(Compact {
             stored,
             size: c.size,
@@ -215,8 +217,9 @@ impl Twins {
         let decoded = bytes / DECODED_SHARE;
         self.compact.set_budget(bytes - decoded, |_, _| {});
         let compact = &mut self.compact;
+        let mut dropped = Vec::new();
         self.decoded
-            .set_budget(decoded, |id, c| demote(compact, id, c));
+            .set_budget(decoded, |id, c| demote(compact, id, c, &mut dropped));
     }
 
     /// The decoded tier's budget: whether a write should make the compact form of what it
@@ -258,32 +261,42 @@ impl Twins {
         match self.decoded.get_mut(id) {
             Some(slot @ None) => *slot = Some(c),
             Some(Some(_)) => {}
-            None => demote(&mut self.compact, id, Some(c)),
+            None => demote(&mut self.compact, id, Some(c), &mut Vec::new()),
         }
     }
 
     /// Caches `c` for `id` decoded; `encoded` is the length of its stored form (the size
-    /// estimate).
-    pub fn put(&mut self, id: &str, c: Cached, encoded: usize) {
+    /// estimate). Returns the decoded twins it made compact: drop them outside the lock.
+    #[must_use]
+    pub fn put(&mut self, id: &str, c: Cached, encoded: usize) -> Vec<Arc<ThingState>> {
         // decoded JSON (order-preserving maps) takes ~10x its text: 5.3 KB for a 538-byte twin
         // with 8 attributes and a feature with 8 properties, counted with a counting allocator
         let size = 64 + id.len() + 12 * encoded + c.compact.as_ref().map_or(0, |s| s.len());
         self.compact.remove(id);
+        let mut dropped = Vec::new();
         if size > self.decoded.budget / 8 {
             // a huge twin would evict everything else: not cached
             self.decoded.remove(id);
-            return;
+            dropped.push(c.state);
+            return dropped;
         }
         let compact = &mut self.compact;
-        self.decoded
-            .put(id, Some(c), size, |id, c| demote(compact, id, c));
+        self.decoded.put(id, Some(c), size, |id, c| {
+            demote(compact, id, c, &mut dropped)
+        });
+        dropped
     }
 }
 
 /// Moves a twin evicted from the decoded tier into the compact tier.
-fn demote(compact: &mut Fifo<Compact>, id: &str, c: Option<Cached>) {
+fn demote(
+    compact: &mut Fifo<Compact>,
+    id: &str,
+    c: Option<Cached>,
+    dropped: &mut Vec<Arc<ThingState>>,
+) {
     let Some(c) = c else { return };
-    if let Some(small) = Compact::of(c) {
+    if let Some(small) = Compact::of(c, dropped) {
         let bytes = COMPACT_OVERHEAD + id.len() + small.stored.len();
         if bytes <= compact.budget / 8 {
             compact.put(id, small, bytes, |_, _| {});
@@ -341,7 +354,7 @@ mod tests {
             } else {
                 c
             };
-            t.put(&format!("n:{i}"), c, len);
+            let _ = t.put(&format!("n:{i}"), c, len);
         }
         assert!(t.decoded.bytes <= t.decoded.budget && t.compact.bytes <= t.compact.budget);
         assert!(
@@ -379,7 +392,7 @@ mod tests {
         );
         // a written twin is decoded and compact no more
         let (c, len) = written(&id, 1000);
-        t.put(&id, c, len);
+        let _ = t.put(&id, c, len);
         assert!(t.compact.get(&id).is_none());
         assert_eq!(
             t.get(&id).and_then(Hit::cached).unwrap().state.revision,
@@ -390,14 +403,14 @@ mod tests {
     #[test]
     fn replacing_keeps_one_entry_and_huge_twins_are_not_cached() {
         let mut t = Twins::default();
-        t.put("n:a", cached(1), 100);
-        t.put("n:a", cached(2), 200);
+        let _ = t.put("n:a", cached(1), 100);
+        let _ = t.put("n:a", cached(2), 200);
         assert_eq!((t.decoded.map.len(), t.decoded.order.len()), (1, 1));
         assert_eq!(
             t.get("n:a").and_then(Hit::cached).unwrap().size,
             Size::Entries(2)
         );
-        t.put("n:a", cached(1), BUDGET_BYTES);
+        let _ = t.put("n:a", cached(1), BUDGET_BYTES);
         assert!(t.get("n:a").is_none());
         assert_eq!(t.decoded.bytes, 0);
         assert_eq!(t.compact.bytes, 0);
@@ -406,7 +419,7 @@ mod tests {
     #[test]
     fn a_taken_twin_is_not_served_until_put_or_restored() {
         let mut t = Twins::default();
-        t.put("n:a", cached(1), 100);
+        let _ = t.put("n:a", cached(1), 100);
         let taken = t.take("n:a").and_then(Hit::cached).unwrap();
         assert_eq!(Arc::strong_count(&taken.state), 1, "the only Arc");
         assert!(t.get("n:a").is_none() && t.take("n:a").is_none());
@@ -416,7 +429,7 @@ mod tests {
             Size::Entries(1)
         );
         let taken = t.take("n:a").and_then(Hit::cached).unwrap();
-        t.put("n:a", cached(2), 100);
+        let _ = t.put("n:a", cached(2), 100);
         t.restore("n:a", taken);
         assert_eq!(
             t.get("n:a").and_then(Hit::cached).unwrap().size,
@@ -431,7 +444,7 @@ mod tests {
         let mut t = Twins::default();
         for i in 0..10 {
             let (c, len) = written(&format!("n:{i}"), 1);
-            t.put(&format!("n:{i}"), c, len);
+            let _ = t.put(&format!("n:{i}"), c, len);
         }
         let each = t.decoded.bytes / 10;
         t.set_budget(each * 3 * DECODED_SHARE);
@@ -442,7 +455,7 @@ mod tests {
         assert_eq!((t.decoded.map.len(), t.decoded.bytes), (0, 0));
         assert_eq!((t.compact.map.len(), t.compact.bytes), (0, 0));
         let (c, len) = written("n:x", 1);
-        t.put("n:x", c, len);
+        let _ = t.put("n:x", c, len);
         assert!(t.get("n:x").is_none(), "a zero budget caches nothing");
     }
 

@@ -298,7 +298,9 @@ impl Hub {
             policy: memo,
             compact,
         };
-        self.twins().put(&r.thing_id, cached, r.encoded_len);
+        // twins pushed out of the decoded tier are dropped here, not under the cache's lock
+        let dropped = self.twins().put(&r.thing_id, cached, r.encoded_len);
+        drop(dropped);
         // the uplink learns of the change here (src/uplink/sync.rs), once a read of the thing
         // (cache included) sees it
         self.thing_changed(&r.thing_id, seq);
