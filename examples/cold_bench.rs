@@ -1,9 +1,10 @@
 //! CPU per twin command when the twin is not hot, counted in process: a hub over a real redb
-//! store in a temp dir (history on, as `edgetwin run` has it), N twins created as loadgen's
+//! (or sled) store in a temp dir (history on, as `edgetwin run` has it), N twins created as loadgen's
 //! populate does, then a modify of one attribute of a random twin through the protocol door,
 //! with a given twin cache budget. Prints the process's CPU time (all threads, the store's
 //! writer included) per command for the first modify of each twin and for modifies after that.
-//! Usage: cargo run --release --example cold_bench [-- TWINS [CACHE_MIB [COMMANDS]]]  (issue 21)
+//! Usage: cargo run --release --example cold_bench [-- TWINS [CACHE_MIB [COMMANDS [redb|sled]]]]
+//! (issue 21)
 
 use edgetwin::history::config::HistoryConfig;
 use edgetwin::hub::{Hub, Requester};
@@ -41,7 +42,11 @@ fn main() -> Result<(), String> {
     let (twins, cache_mib) = (arg(1, 100_000)?, arg(2, 48)?);
     let commands = arg(3, twins)?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store = Store::open(BackendKind::Redb, dir.path(), 8 << 20).map_err(|e| e.to_string())?;
+    let kind = match std::env::args().nth(4).as_deref() {
+        Some("sled") => BackendKind::Sled,
+        _ => BackendKind::Redb,
+    };
+    let store = Store::open(kind, dir.path(), 8 << 20).map_err(|e| e.to_string())?;
     let hub = Hub::new(store.clone());
     hub.set_twin_cache(cache_mib << 20);
     let _retention = hub.start_history(HistoryConfig::default())?;
