@@ -103,7 +103,7 @@ pub struct Config {
     pub store: crate::store::StoreConfig,
     /// store cache size in MiB
     pub cache_mib: u64,
-    /// twins kept in memory, MiB (an eighth decoded, the rest compact; 0 = none)
+    /// twins kept in memory, MiB (up to 4 decoded, the rest compact; 0 = none)
     pub twin_cache_mib: u64,
     /// policies whose enforcers stay in memory (at least 1)
     pub policy_cache: usize,
@@ -138,7 +138,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             store: crate::store::StoreConfig::default(),
             cache_mib: 8,
-            twin_cache_mib: 48,
+            twin_cache_mib: 4,
             policy_cache: 8192,
             threads: 0,
             log_level: "info".into(),

@@ -13,10 +13,12 @@ use crate::store::codec;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-/// Bytes the cache holds by default (`twin_cache_mib`): ~100,000 small twins (most compact).
-pub const BUDGET_BYTES: usize = 48 * 1024 * 1024;
-/// The decoded tier gets this fraction of the budget, the compact tier the rest.
-const DECODED_SHARE: usize = 8;
+/// Bytes the cache holds by default (`twin_cache_mib`): ~650 decoded twins of 8 attributes and
+/// a feature of 8 properties, none compact.
+pub const BUDGET_BYTES: usize = 4 * 1024 * 1024;
+/// The decoded tier gets the budget up to this, the compact tier the rest (48 MiB in all hold
+/// ~100,000 such twins compact).
+pub const DECODED_MAX: usize = 4 * 1024 * 1024;
 /// What a compact entry costs besides its id and its compressed form: its map slot (~104 bytes,
 /// in a table at most 7/8 full that doubles when it grows), its FIFO slot (24), the id's and the
 /// form's allocations (headers, rounding).
@@ -214,8 +216,12 @@ impl Default for Twins {
 impl Twins {
     /// Sets the budget of both tiers (`twin_cache_mib`), evicting the oldest down to it.
     pub fn set_budget(&mut self, bytes: usize) {
-        let decoded = bytes / DECODED_SHARE;
-        self.compact.set_budget(bytes - decoded, |_, _| {});
+        self.set_budgets(bytes.min(DECODED_MAX), bytes.saturating_sub(DECODED_MAX));
+    }
+
+    /// Sets the budget of each tier.
+    pub fn set_budgets(&mut self, decoded: usize, compact: usize) {
+        self.compact.set_budget(compact, |_, _| {});
         let compact = &mut self.compact;
         let mut dropped = Vec::new();
         self.decoded
@@ -225,7 +231,8 @@ impl Twins {
     /// The decoded tier's budget: whether a write should make the compact form of what it
     /// caches (it will be evicted into the compact tier) or not (nothing is evicted).
     pub fn evicting(&self) -> bool {
-        self.decoded.budget > 0
+        self.compact.budget > 0
+            && self.decoded.budget > 0
             && self.decoded.bytes + self.decoded.budget / 16 >= self.decoded.budget
     }
 
@@ -296,6 +303,9 @@ fn demote(
     dropped: &mut Vec<Arc<ThingState>>,
 ) {
     let Some(c) = c else { return };
+    if compact.budget == 0 {
+        return dropped.push(c.state);
+    }
     if let Some(small) = Compact::of(c, dropped) {
         let bytes = COMPACT_OVERHEAD + id.len() + small.stored.len();
         if bytes <= compact.budget / 8 {
@@ -345,7 +355,7 @@ mod tests {
     #[test]
     fn evicted_twins_stay_compact_and_decode_to_what_was_cached() {
         let mut t = Twins::default();
-        t.set_budget(256 * 1024);
+        t.set_budgets(32 * 1024, 224 * 1024);
         for i in 0..2000 {
             let (c, len) = written(&format!("n:{i}"), i + 1);
             // half of them without a compact form: made when evicted
@@ -447,7 +457,7 @@ mod tests {
             let _ = t.put(&format!("n:{i}"), c, len);
         }
         let each = t.decoded.bytes / 10;
-        t.set_budget(each * 3 * DECODED_SHARE);
+        t.set_budgets(each * 3, 1 << 20);
         assert_eq!(t.decoded.map.len(), 3, "the three newest stay decoded");
         assert!(t.decoded.get("n:9").is_some() && t.decoded.get("n:6").is_none());
         assert!(t.get("n:6").is_some(), "the others compact");

@@ -574,7 +574,7 @@ mod tests {
         let store = Store::open(crate::store::BackendKind::Redb, dir.path(), 1 << 20).unwrap();
         let hub = Hub::new(store);
         // ~10 twins decoded, the rest of 300 compact or not cached at all
-        hub.set_twin_cache(256 * 1024);
+        hub.twins().set_budgets(32 * 1024, 224 * 1024);
         let who = Requester {
             subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
             origin: None,
