@@ -103,13 +103,14 @@ impl Envelope {
             Some(Value::Object(m)) => Headers::from_map(m).map_err(|e| fail(e, None, None))?,
             Some(_) => return Err(fail(wrong_type("headers", "JsonObject"), None, None)),
         };
-        let cid = headers.correlation_id().map(str::to_owned);
+        // copied only for an error (this runs for every frame)
+        let cid = || headers.correlation_id().map(str::to_owned);
         let topic = match raw.topic {
-            None => return Err(fail(DittoError::field_missing("/topic"), cid, None)),
-            Some(Value::String(t)) => Topic::parse(&t).map_err(|e| fail(e, cid.clone(), None))?,
-            Some(_) => return Err(fail(wrong_type("topic", "String"), cid, None)),
+            None => return Err(fail(DittoError::field_missing("/topic"), cid(), None)),
+            Some(Value::String(t)) => Topic::parse(&t).map_err(|e| fail(e, cid(), None))?,
+            Some(_) => return Err(fail(wrong_type("topic", "String"), cid(), None)),
         };
-        let with_topic = |e: DittoError| fail(e, cid.clone(), Some(topic.clone()));
+        let with_topic = |e: DittoError| fail(e, cid(), Some(topic.clone()));
         let path = match raw.path {
             None => return Err(with_topic(DittoError::field_missing("/path"))),
             Some(Value::String(p)) => p,
