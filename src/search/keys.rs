@@ -55,6 +55,10 @@ const EXACT_F64: f64 = 9_007_199_254_740_992.0;
 
 /// Appends `bytes` with `00` escaped as `00 FF`.
 fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    if !bytes.contains(&0) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     for &b in bytes {
         out.push(b);
         if b == 0 {
@@ -199,7 +203,14 @@ pub fn path_prefix(kind: u8, path: &str) -> Vec<u8> {
 
 /// A value entry key.
 pub fn value_key(path: &str, v: &Value, thing_id: &str) -> Vec<u8> {
-    let mut k = path_prefix(VALUE, path);
+    // sized for the whole key at once (every write builds a few: `_modified`'s, the value's)
+    let value = match v {
+        Value::String(s) => s.len().min(MAX_STR_BYTES) + 3,
+        _ => 9,
+    };
+    let mut k = Vec::with_capacity(path.len() + 3 + value + thing_id.len());
+    k.push(VALUE);
+    push_path(&mut k, path);
     push_value(&mut k, v);
     k.extend_from_slice(thing_id.as_bytes());
     k
