@@ -4,7 +4,7 @@
 //! Not settings: every reader of a stored document (serde_json stops at 127 levels) must parse it.
 
 use crate::error::DittoError;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Deepest JSON nesting of a payload a client sends (a WS envelope's `value`, an HTTP body, a
@@ -124,7 +124,7 @@ impl JsonError {
 }
 
 /// `serde_json::from_slice`, refusing text nested deeper than `max` before parsing it.
-pub fn from_slice<T: DeserializeOwned>(b: &[u8], max: usize) -> Result<T, JsonError> {
+pub fn from_slice<'a, T: Deserialize<'a>>(b: &'a [u8], max: usize) -> Result<T, JsonError> {
     let d = text_depth(b);
     if d > max {
         return Err(JsonError::TooDeep(d, max));
