@@ -7,7 +7,7 @@ use super::state::Replaced;
 use super::{errors, validate, Ctx, Event, Outcome, ThingState, MAX_THING_BYTES};
 use crate::bounds;
 use crate::error::DittoError;
-use crate::model::{etag::value_hash, merge, pointer};
+use crate::model::{etag::hash_etag, merge, pointer};
 use crate::protocol::{Action, EventAction, ThingCommand, ThingPath};
 use serde_json::{Map, Value};
 
@@ -17,11 +17,6 @@ pub fn etag_at(state: &ThingState, path: &ThingPath) -> Option<String> {
         return Some(state.etag());
     }
     pointer::get(&state.thing, &path.pointer()).map(hash_etag)
-}
-
-/// `"hash:<hex>"` of a value.
-fn hash_etag(v: &Value) -> String {
-    format!("\"hash:{}\"", value_hash(v))
 }
 
 /// `if-match` / `if-none-match` of a write against the addressed resource (whose ETag is only
