@@ -119,7 +119,9 @@ fn finish_or_back(
     }
     let etag = match (&event_value, action) {
         (_, EventAction::Deleted) => None,
-        // the value just written at the path: no lookup (and no pointer built) for its ETag
+        // the value just written at the path: no lookup (and no pointer built) for its ETag;
+        // Ditto answers a modify with the written value's ETag (things service tests:
+        // `ETagTestUtils.modifyAttributeResponse`, `EntityTag.fromEntity(attributeValue)`)
         (Some(v), _) if replaced_below_root => Some(hash_etag(v)),
         _ => etag_at(&state, &cmd.path),
     };
