@@ -13,6 +13,7 @@ pub mod search;
 mod search_task;
 mod writer;
 
+use crate::hub::bus::ordered::Deadline;
 use crate::hub::{Outbound, Outgoing, Requester, SessionHandle};
 use crate::protocol::{error_envelope, parse_control, Control, Envelope};
 use crate::state::State;
@@ -87,6 +88,12 @@ pub fn declared_acks<B>(req: &hyper::Request<B>) -> Result<Vec<String>, crate::e
     Ok(labels)
 }
 
+/// The instant of a JWT expiry (epoch millis).
+fn expiry_instant(at: i64) -> Instant {
+    let left = (at - crate::clock::now_millis()).max(0) as u64;
+    Instant::now() + Duration::from_millis(left)
+}
+
 /// What woke the session loop.
 enum Wake {
     Frame(Option<Result<Message, WsError>>),
@@ -145,19 +152,17 @@ pub async fn run_session(
         ));
     }
     let mut last_frame = Instant::now();
+    // one timer for the session's deadlines, moved only when it fires early (not per frame)
+    let mut deadline = Deadline::default();
+    let mut expiry = expires_at.map(expiry_instant);
     while end.is_none() {
         // the next deadline: the JWT's expiry or the idle timeout, whichever comes first
-        let idle_left = idle.saturating_sub(last_frame.elapsed());
-        let left = match expires_at {
-            Some(at) => idle_left.min(Duration::from_millis(
-                (at - crate::clock::now_millis()).max(0) as u64,
-            )),
-            None => idle_left,
-        };
+        let idle_due = last_frame + idle;
+        let due = expiry.map_or(idle_due, |at| at.min(idle_due));
         let frame = async { Wake::Frame(receiver.next().await) };
         let wrote = async { Wake::Writer((&mut writer).await) };
         let timer = async {
-            smol::Timer::after(left).await;
+            deadline.until(due).await;
             Wake::Deadline
         };
         let msg = match future::or(frame, future::or(wrote, timer)).await {
@@ -178,6 +183,8 @@ pub async fn run_session(
                         "no complete frame within limits.ws_idle_timeout_secs",
                     ));
                 }
+                // the expiry is wall-clock time: re-read it against the clock that judges it
+                expiry = expires_at.map(expiry_instant);
                 continue;
             }
         };
@@ -192,7 +199,10 @@ pub async fn run_session(
                     continue; // Basic / pre-authenticated sessions never expire
                 }
                 match refresh(&st, &subjects, t.as_str()) {
-                    Ok(exp) => expires_at = exp,
+                    Ok(exp) => {
+                        expires_at = exp;
+                        expiry = exp.map(expiry_instant);
+                    }
                     Err(reason) => {
                         tracing::debug!(
                             session = session.id,
