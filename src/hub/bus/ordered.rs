@@ -242,6 +242,29 @@ mod tests {
     }
 
     #[test]
+    fn deadline_waits_until_the_latest_due_time_with_one_timer() {
+        let mut d = Deadline::default();
+        smol::block_on(async {
+            let start = Instant::now();
+            // armed for 20 ms, then asked for a later time: it fires early, re-arms, waits on
+            let first = start + Duration::from_millis(20);
+            let second = start + Duration::from_millis(60);
+            let early = futures_lite::future::poll_once(d.until(first)).await;
+            assert!(early.is_none(), "not before its due time");
+            assert_eq!(d.armed, Some(first));
+            d.until(second).await;
+            assert!(Instant::now() >= second, "never before the due time");
+            // an earlier due time than the armed one moves the timer back
+            let later = Instant::now() + Duration::from_secs(60);
+            assert!(futures_lite::future::poll_once(d.until(later)).await.is_none());
+            let soon = Instant::now() + Duration::from_millis(5);
+            d.until(soon).await;
+            assert!(Instant::now() >= soon);
+            assert_eq!(d.armed, None, "a fired timer is disarmed");
+        });
+    }
+
+    #[test]
     fn reports_idle_when_nothing_is_queued() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(BackendKind::Redb, dir.path(), 1 << 20).unwrap();
