@@ -174,7 +174,9 @@ pub async fn run_session(
             Wake::Writer(()) => break,
             Wake::Deadline => {
                 if expires_at.is_some_and(|at| at <= crate::clock::now_millis()) {
-                    writer.beside(reply_error(&session, None, &session_expired())).await;
+                    writer
+                        .beside(reply_error(&session, None, &session_expired()))
+                        .await;
                     end = Some(ReadEnd::Close(CloseCode::Policy, "JWT expired"));
                 } else if last_frame.elapsed() >= idle {
                     tracker.count_idle_timeout();

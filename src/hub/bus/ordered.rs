@@ -256,7 +256,9 @@ mod tests {
             assert!(Instant::now() >= second, "never before the due time");
             // an earlier due time than the armed one moves the timer back
             let later = Instant::now() + Duration::from_secs(60);
-            assert!(futures_lite::future::poll_once(d.until(later)).await.is_none());
+            assert!(futures_lite::future::poll_once(d.until(later))
+                .await
+                .is_none());
             let soon = Instant::now() + Duration::from_millis(5);
             d.until(soon).await;
             assert!(Instant::now() >= soon);
