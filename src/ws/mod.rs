@@ -97,7 +97,7 @@ fn expiry_instant(at: i64) -> Instant {
 /// What woke the session loop.
 enum Wake {
     Frame(Option<Result<Message, WsError>>),
-    Writer(()),
+    Writer,
     Deadline,
 }
 
@@ -162,7 +162,10 @@ pub async fn run_session(
         let idle_due = last_frame + idle;
         let due = expiry.map_or(idle_due, |at| at.min(idle_due));
         let frame = async { Wake::Frame(receiver.next().await) };
-        let wrote = async { Wake::Writer(writer.run().await) };
+        let wrote = async {
+            writer.run().await;
+            Wake::Writer
+        };
         let timer = async {
             deadline.until(due).await;
             Wake::Deadline
@@ -171,7 +174,7 @@ pub async fn run_session(
         // flush, once no further frame is ready (as the echo baseline does).
         let msg = match future::or(frame, future::or(wrote, timer)).await {
             Wake::Frame(m) => m,
-            Wake::Writer(()) => break,
+            Wake::Writer => break,
             Wake::Deadline => {
                 if expires_at.is_some_and(|at| at <= crate::clock::now_millis()) {
                     writer
