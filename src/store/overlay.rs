@@ -253,10 +253,15 @@ impl Overlay {
     }
 
     /// A checkpoint ended (its entries removed): the keys' order is built again by the next
-    /// range read, if any (kept up to date meanwhile, it costs every new key an ordered insert).
-    pub(crate) fn forget_order(&mut self) {
+    /// range read, if any (kept up to date meanwhile, it costs every new key an ordered insert);
+    /// an emptied table is given back (a table with entries keeps its capacity: growing it
+    /// again under load would rehash every key while `submit` waits).
+    pub(crate) fn checkpointed(&mut self) {
         for t in &mut self.trees {
             t.ordered = None;
+            if t.map.is_empty() {
+                t.map = HashMap::new();
+            }
         }
     }
 

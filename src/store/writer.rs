@@ -331,7 +331,7 @@ impl Shared {
                     self.evictions.fetch_add(1, Ordering::Release);
                     self.pending.store(st.overlay.len(), Ordering::Release);
                 }
-                self.lock().overlay.forget_order();
+                self.lock().overlay.checkpointed();
                 self.checkpoint_ops.fetch_add(n as u64, Ordering::Relaxed);
                 self.checkpoints.fetch_add(1, Ordering::Release);
                 self.durable_event.notify(usize::MAX);

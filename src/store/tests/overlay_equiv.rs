@@ -139,7 +139,7 @@ fn the_hash_overlay_answers_like_the_ordered_one() {
                             new.remove_committed(chunk, last);
                             old.remove_committed(chunk, last);
                         }
-                        new.forget_order();
+                        new.checkpointed();
                         logged = last;
                     }
                     taken = None;
