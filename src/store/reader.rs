@@ -56,7 +56,10 @@ impl Reader {
         if st.failed {
             return Err(failed_error(&st));
         }
-        Ok((Some(f(&mut st.overlay)), sh.evictions.load(Ordering::Acquire)))
+        Ok((
+            Some(f(&mut st.overlay)),
+            sh.evictions.load(Ordering::Acquire),
+        ))
     }
 
     /// Runs `f` on the backend as of at least `evicted` evictions: the held view if it covers

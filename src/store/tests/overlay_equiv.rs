@@ -46,7 +46,9 @@ fn flat(ops: &[Op]) -> Flat {
     f
 }
 
-fn snap_flat(ops: &[(Op, bool)]) -> Vec<(usize, Vec<u8>, Option<Vec<u8>>, bool)> {
+type SnapFlat = Vec<(usize, Vec<u8>, Option<Vec<u8>>, bool)>;
+
+fn snap_flat(ops: &[(Op, bool)]) -> SnapFlat {
     ops.iter()
         .map(|(op, s)| (op.tree.index(), op.key.clone(), op.value.clone(), *s))
         .collect()
@@ -61,12 +63,7 @@ fn stored_form(ops: &[Op]) -> Vec<Op> {
         .collect()
 }
 
-fn same_reads(
-    rng: &mut fastrand::Rng,
-    new: &mut Overlay,
-    old: &overlay_old::Overlay,
-    step: usize,
-) {
+fn same_reads(rng: &mut fastrand::Rng, new: &mut Overlay, old: &overlay_old::Overlay, step: usize) {
     assert_eq!(
         (new.len(), new.bytes(), new.has_dirty()),
         (old.len(), old.bytes(), old.has_dirty()),
@@ -75,7 +72,11 @@ fn same_reads(
     for _ in 0..4 {
         let tree = TREES[rng.usize(0..TREES.len())];
         let k = key(rng);
-        assert_eq!(new.get(tree, &k), old.get(tree, &k), "step {step} get {k:?}");
+        assert_eq!(
+            new.get(tree, &k),
+            old.get(tree, &k),
+            "step {step} get {k:?}"
+        );
         let prefix = &k[..rng.usize(0..=k.len())];
         let after = rng.bool().then(|| key(rng));
         let limit = rng.usize(1..6);
@@ -121,7 +122,11 @@ fn the_hash_overlay_answers_like_the_ordered_one() {
                     let mut a = new.snapshot(seq);
                     let b = old.snapshot(seq);
                     overlay::sort_ops(&mut a);
-                    assert_eq!(snap_flat(&a), snap_flat(&b), "seed {seed} step {step} snapshot");
+                    assert_eq!(
+                        snap_flat(&a),
+                        snap_flat(&b),
+                        "seed {seed} step {step} snapshot"
+                    );
                     let last = seq;
                     for _ in 0..rng.usize(0..3) {
                         seq += 1;

@@ -36,7 +36,6 @@ pub(super) struct Overlay {
     entries: usize,
 }
 
-
 impl Overlay {
     /// Records `ops` as written by `seq` (later ops of the same key win). A delete of a fresh
     /// put (`Op::create`) not yet taken for the log or a checkpoint forgets the key: neither
