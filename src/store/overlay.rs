@@ -27,13 +27,20 @@ pub(crate) struct Pending {
 
 /// The pending writes of one `Tree`: a hash map (a write costs one hash and one key compare,
 /// where an ordered map compared the key with ~log2(n) others sharing long prefixes), and the
-/// keys in order only once a range read asked for them (kept up to date from then on, dropped
-/// when a checkpoint has emptied the overlay: a store nobody scans never orders its keys).
+/// keys in order only once range reads ask for them often (kept up to date from then on,
+/// dropped when a checkpoint ends: a tree nobody scans never orders its keys, and the history
+/// retention's sweep, a few scans a second, filters the keys instead).
 #[derive(Clone, Default)]
 struct Pendings {
     map: HashMap<Vec<u8>, Pending>,
     ordered: Option<BTreeSet<Vec<u8>>>,
+    /// range reads since the last checkpoint, answered without `ordered`
+    scans: usize,
 }
+
+/// Range reads of a tree between two checkpoints answered by filtering every key (each costs
+/// one pass over the tree's keys, no allocation per key); later ones order the keys once.
+const UNORDERED_SCANS: usize = 8;
 
 impl Pendings {
     fn insert_new(&mut self, key: Vec<u8>, p: Pending) {
@@ -259,6 +266,7 @@ impl Overlay {
     pub(crate) fn checkpointed(&mut self) {
         for t in &mut self.trees {
             t.ordered = None;
+            t.scans = 0;
             if t.map.is_empty() {
                 t.map = HashMap::new();
             }
@@ -277,6 +285,10 @@ impl Overlay {
         let t = &mut self.trees[tree.index()];
         if t.map.is_empty() {
             return Vec::new();
+        }
+        if t.ordered.is_none() && t.scans < UNORDERED_SCANS {
+            t.scans += 1;
+            return range_unordered(&t.map, prefix, after, limit);
         }
         t.order();
         self.range_ordered(tree, prefix, after, limit)
@@ -319,6 +331,40 @@ impl Overlay {
         }
         out
     }
+}
+
+/// `Overlay::range` by filtering every key of `map`, then sorting the hits (the same entries
+/// an ordered iteration from the start bound yields while keys have `prefix`).
+fn range_unordered(
+    map: &HashMap<Vec<u8>, Pending>,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+) -> PendingEntries {
+    let (start, exclusive) = scan_start(prefix, after);
+    let mut hits: Vec<(&Vec<u8>, &Pending)> = map
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with(prefix)
+                && match exclusive {
+                    true => k.as_slice() > start,
+                    false => k.as_slice() >= start,
+                }
+        })
+        .collect();
+    hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::new();
+    let mut puts = 0;
+    for (k, p) in hits {
+        out.push((k.clone(), p.value.clone()));
+        if p.value.is_some() {
+            puts += 1;
+            if puts >= limit {
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Orders checkpoint ops by tree, then key (the order an ordered overlay gave them: a backend
