@@ -39,6 +39,8 @@ pub struct Outcome {
     pub throughput: f64,
     pub latency: Samples,
     pub events: Samples,
+    /// the part of `events` after the server applied the command (ms resolution)
+    pub events_after_handled: Samples,
     pub events_received: u64,
     pub errors: u64,
     pub lost: usize,
@@ -206,6 +208,7 @@ async fn measure_on(
         throughput: 0.0,
         latency: Samples::default(),
         events: Samples::default(),
+        events_after_handled: Samples::default(),
         events_received: 0,
         errors: 0,
         lost: 0,
@@ -233,10 +236,11 @@ async fn measure_on(
     smol::Timer::after(Duration::from_millis(300)).await;
     drop(sub_stop_tx);
     for t in sub_tasks {
-        let (lat, n, closed) = t.await;
-        o.events.extend(lat);
-        o.events_received += n;
-        o.subscribers_closed += usize::from(closed);
+        let r = t.await;
+        o.events.extend(r.latency);
+        o.events_after_handled.extend(r.after_handled);
+        o.events_received += r.received;
+        o.subscribers_closed += usize::from(r.closed);
     }
     o.hwm_kib = status_kib(pid, "VmHWM").unwrap_or(0);
     Ok(o)
@@ -265,6 +269,12 @@ fn print(name: &str, sc: &Scenario, o: &mut Outcome) {
             } else {
                 String::new()
             }
+        );
+    }
+    if !o.events_after_handled.0.is_empty() {
+        println!(
+            "  [{name}] of it after the server applied the command (event timestamp, ms resolution): {}",
+            format_latency(&mut o.events_after_handled)
         );
     }
     let per_cmd = if cmds > 0.0 {

@@ -235,15 +235,41 @@ pub async fn subscribe(addr: SocketAddr) -> Result<Ws, String> {
     }
 }
 
-/// Receives events until `stop` resolves; returns command->event latency of commands sent
-/// inside the window, the number of events received, and whether the server closed the
-/// subscription first (a subscriber that cannot keep up is closed with 1013).
+/// What a subscriber measured.
+#[derive(Default, Debug)]
+pub struct EventsResult {
+    /// command -> event latency of commands sent inside the window
+    pub latency: Samples,
+    /// the part of it after the server handled the command: event `timestamp` (the server's
+    /// wall clock when it applied the command, ms) -> received here (ms resolution)
+    pub after_handled: Samples,
+    /// events received
+    pub received: u64,
+    /// the server closed the subscription first (a subscriber that cannot keep up: 1013)
+    pub closed: bool,
+}
+
+/// The `timestamp` of an event frame, ms since the epoch.
+fn event_millis(frame: &str) -> Option<i64> {
+    const KEY: &str = r#""timestamp":""#;
+    let start = frame.find(KEY)? + KEY.len();
+    edgetwin::clock::parse_iso(&frame[start..start + frame[start..].find('"')?])
+}
+
+fn wall_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Receives events until `stop` resolves.
 pub async fn receive_events(
     mut ws: Ws,
     plan: Plan,
     stop: impl std::future::Future<Output = ()>,
-) -> (Samples, u64, bool) {
+) -> EventsResult {
     let mut lat = Samples::default();
+    let mut after = Samples::default();
     let mut n = 0u64;
     let mut closed = false;
     let recv = async {
@@ -259,11 +285,31 @@ pub async fn receive_events(
             if let Some(sent) = sent_ns(&t) {
                 if plan.in_window(sent) {
                     lat.0.push(plan.now().saturating_sub(sent));
+                    if let Some(at) = event_millis(&t) {
+                        after.0.push((wall_millis() - at).max(0) as u64 * 1_000_000);
+                    }
                 }
             }
         }
         closed = true;
     };
     future::or(recv, stop).await;
-    (lat, n, closed)
+    EventsResult {
+        latency: lat,
+        after_handled: after,
+        received: n,
+        closed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_timestamp_is_read_in_millis() {
+        let ev = r#"{"topic":"bench/t1/things/twin/events/modified","headers":{"correlation-id":"c0.1.5"},"path":"/attributes/a0","value":"x","revision":2,"timestamp":"2021-01-18T09:42:12.345Z"}"#;
+        assert_eq!(event_millis(ev), Some(1_610_962_932_345));
+        assert_eq!(event_millis(r#"{"topic":"a"}"#), None);
+    }
 }

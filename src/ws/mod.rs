@@ -13,13 +13,14 @@ pub mod search;
 mod search_task;
 mod writer;
 
+use crate::hub::bus::ordered::Deadline;
 use crate::hub::{Outbound, Outgoing, Requester, SessionHandle};
 use crate::protocol::{error_envelope, parse_control, Control, Envelope};
 use crate::state::State;
 use crate::tls::Stream;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
-use async_tungstenite::{WebSocketSender, WebSocketStream};
+use async_tungstenite::WebSocketStream;
 use close::ReadEnd;
 use futures_lite::{future, StreamExt};
 use std::sync::Arc;
@@ -87,10 +88,16 @@ pub fn declared_acks<B>(req: &hyper::Request<B>) -> Result<Vec<String>, crate::e
     Ok(labels)
 }
 
+/// The instant of a JWT expiry (epoch millis).
+fn expiry_instant(at: i64) -> Instant {
+    let left = (at - crate::clock::now_millis()).max(0) as u64;
+    Instant::now() + Duration::from_millis(left)
+}
+
 /// What woke the session loop.
 enum Wake {
     Frame(Option<Result<Message, WsError>>),
-    Writer((WebSocketSender<Stream>, writer::End)),
+    Writer,
     Deadline,
 }
 
@@ -116,7 +123,9 @@ pub async fn run_session(
         limits.max_pending_per_session,
     );
     let (sender, mut receiver) = ws.split();
-    let mut writer = st.ex.spawn(writer::run(
+    // The writer runs in this task, beside the reader (not a task of its own): a reply queued
+    // by the reader goes out in the same poll, without waking another executor thread.
+    let writer = std::pin::pin!(writer::run(
         sender,
         rx,
         session.clone(),
@@ -124,6 +133,7 @@ pub async fn run_session(
         limits.outbound_queue + limits.max_pending_per_session,
         idle / 3,
     ));
+    let mut writer = writer::Beside::new(writer);
     let who = Requester {
         subjects: subjects.clone(),
         origin: Some(session.id),
@@ -134,42 +144,42 @@ pub async fn run_session(
         "websocket session opened"
     );
     let mut end: Option<ReadEnd> = None;
-    let mut written = None;
     // search subscriptions of this session (ws/search.rs); dropped (cancelled) with the session
     let mut searches = search::Searches::default();
     if let Err(e) = st.hub.declare_acks(session.id, &declared) {
-        reply_error(&session, None, &e).await;
+        writer.beside(reply_error(&session, None, &e)).await;
         end = Some(ReadEnd::Close(
             CloseCode::Policy,
             "declared acknowledgement label not unique",
         ));
     }
     let mut last_frame = Instant::now();
-    while end.is_none() {
+    // one timer for the session's deadlines, moved only when it fires early (not per frame)
+    let mut deadline = Deadline::default();
+    let mut expiry = expires_at.map(expiry_instant);
+    while end.is_none() && !writer.ended() {
         // the next deadline: the JWT's expiry or the idle timeout, whichever comes first
-        let idle_left = idle.saturating_sub(last_frame.elapsed());
-        let left = match expires_at {
-            Some(at) => idle_left.min(Duration::from_millis(
-                (at - crate::clock::now_millis()).max(0) as u64,
-            )),
-            None => idle_left,
-        };
+        let idle_due = last_frame + idle;
+        let due = expiry.map_or(idle_due, |at| at.min(idle_due));
         let frame = async { Wake::Frame(receiver.next().await) };
-        let wrote = async { Wake::Writer((&mut writer).await) };
+        let wrote = async {
+            writer.run().await;
+            Wake::Writer
+        };
         let timer = async {
-            smol::Timer::after(left).await;
+            deadline.until(due).await;
             Wake::Deadline
         };
+        // Frames first: the replies to every frame already read go out together, with one
+        // flush, once no further frame is ready (as the echo baseline does).
         let msg = match future::or(frame, future::or(wrote, timer)).await {
             Wake::Frame(m) => m,
-            Wake::Writer(w) => {
-                written = Some(w);
-                end = Some(ReadEnd::Writer);
-                break;
-            }
+            Wake::Writer => break,
             Wake::Deadline => {
                 if expires_at.is_some_and(|at| at <= crate::clock::now_millis()) {
-                    reply_error(&session, None, &session_expired()).await;
+                    writer
+                        .beside(reply_error(&session, None, &session_expired()))
+                        .await;
                     end = Some(ReadEnd::Close(CloseCode::Policy, "JWT expired"));
                 } else if last_frame.elapsed() >= idle {
                     tracker.count_idle_timeout();
@@ -178,6 +188,8 @@ pub async fn run_session(
                         "no complete frame within limits.ws_idle_timeout_secs",
                     ));
                 }
+                // the expiry is wall-clock time: re-read it against the clock that judges it
+                expiry = expires_at.map(expiry_instant);
                 continue;
             }
         };
@@ -192,7 +204,10 @@ pub async fn run_session(
                     continue; // Basic / pre-authenticated sessions never expire
                 }
                 match refresh(&st, &subjects, t.as_str()) {
-                    Ok(exp) => expires_at = exp,
+                    Ok(exp) => {
+                        expires_at = exp;
+                        expiry = exp.map(expiry_instant);
+                    }
                     Err(reason) => {
                         tracing::debug!(
                             session = session.id,
@@ -206,16 +221,19 @@ pub async fn run_session(
             }
         }
         match msg {
-            Ok(Message::Text(t)) => on_text(&st, &session, &who, &mut searches, t.as_str()).await,
+            Ok(Message::Text(t)) => {
+                let text = on_text(&st, &session, &who, &mut searches, t.as_str());
+                writer.beside(text).await
+            }
             Ok(Message::Binary(b)) => match std::str::from_utf8(&b) {
-                Ok(t) => on_text(&st, &session, &who, &mut searches, t).await,
+                Ok(t) => {
+                    writer
+                        .beside(on_text(&st, &session, &who, &mut searches, t))
+                        .await
+                }
                 Err(_) => {
-                    reply_error(
-                        &session,
-                        None,
-                        &crate::error::DittoError::json_invalid("<binary frame>"),
-                    )
-                    .await
+                    let e = crate::error::DittoError::json_invalid("<binary frame>");
+                    writer.beside(reply_error(&session, None, &e)).await
                 }
             },
             Ok(Message::Close(_)) => end = Some(ReadEnd::PeerClose),
@@ -235,6 +253,9 @@ pub async fn run_session(
             }
         }
     }
+    if end.is_none() && writer.ended() {
+        end = Some(ReadEnd::Writer);
+    }
     st.hub.close_session(session.id);
     let read = end.unwrap_or(ReadEnd::Gone);
     tracing::debug!(
@@ -244,10 +265,7 @@ pub async fn run_session(
         "websocket session closed"
     );
     // the writer sends what is still queued (bounded by the send timeout), then hands back
-    let (sender, write) = match written {
-        Some(w) => w,
-        None => writer.await,
-    };
+    let (sender, write) = writer.finish().await;
     drop(receiver);
     let within = Duration::from_secs(limits.close_timeout_secs);
     close::finish(session.id, &tcp, sender, read, write, within).await;

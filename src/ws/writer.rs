@@ -3,6 +3,7 @@
 //! every ready message with one flush, and pings every `ping_every` whether or not it is busy
 //! (the client's pongs keep its session alive: `limits.ws_idle_timeout_secs`). Stops when the
 //! queue is drained, the session overflowed, or a write failed; the session loop closes.
+//! It runs in the session's task beside the reader (`Beside`), not as a task of its own.
 
 use crate::hub::bus::ordered::{Next, Ordered};
 use crate::hub::Gate;
@@ -11,7 +12,10 @@ use crate::tls::Stream;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketSender;
 use futures_util::SinkExt;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// How the writer ended (the sender is handed back for the closing handshake).
@@ -73,6 +77,59 @@ pub(super) async fn run(
         }
         if let Err(e) = sender.flush().await {
             return (sender, End::Failed(e));
+        }
+    }
+}
+
+/// The writer, driven by the session's task beside its reader: polled while the reader waits
+/// for a frame (`run`) and while it handles one (`beside`: a reply waiting for queue space or
+/// an in-flight slot is freed by the writer, so the writer must go on meanwhile). A reply the
+/// reader queues is written in the same poll, without handing it to another executor thread.
+pub(super) struct Beside<'a, F: Future<Output = (WebSocketSender<Stream>, End)>> {
+    writer: Pin<&'a mut F>,
+    done: Option<(WebSocketSender<Stream>, End)>,
+}
+
+impl<'a, F: Future<Output = (WebSocketSender<Stream>, End)>> Beside<'a, F> {
+    pub(super) fn new(writer: Pin<&'a mut F>) -> Self {
+        Beside { writer, done: None }
+    }
+
+    /// True once the writer ended (its result is kept for `finish`).
+    pub(super) fn ended(&self) -> bool {
+        self.done.is_some()
+    }
+
+    /// Drives the writer; resolves once it ended (dropping this future keeps its progress).
+    pub(super) async fn run(&mut self) {
+        if self.done.is_none() {
+            let out = self.writer.as_mut().await;
+            self.done = Some(out);
+        }
+    }
+
+    /// Runs `f` to completion, driving the writer meanwhile.
+    pub(super) async fn beside<T>(&mut self, f: impl Future<Output = T>) -> T {
+        let mut f = std::pin::pin!(f);
+        poll_fn(|cx| {
+            if let Poll::Ready(t) = f.as_mut().poll(cx) {
+                return Poll::Ready(t);
+            }
+            if self.done.is_none() {
+                if let Poll::Ready(out) = self.writer.as_mut().poll(cx) {
+                    self.done = Some(out);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Lets the writer finish (send what is still queued) and hands back the sender.
+    pub(super) async fn finish(mut self) -> (WebSocketSender<Stream>, End) {
+        match self.done.take() {
+            Some(d) => d,
+            None => self.writer.as_mut().await,
         }
     }
 }

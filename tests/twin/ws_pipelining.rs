@@ -18,7 +18,29 @@ fn cid(v: &Value) -> String {
 
 #[test]
 fn pipelined_commands_are_all_answered_in_order() {
-    let s = Server::start();
+    answered_in_order(&Server::start());
+}
+
+/// A session queue of 4 replies and 2 durable ones in flight, far below the 300 pipelined
+/// commands: the session's reader waits for queue space and in-flight slots that only its
+/// writer frees (the writer runs in the reader's task and must go on while the reader waits).
+#[test]
+fn pipelined_commands_beyond_the_session_queue_are_all_answered_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("edgetwin.toml");
+    std::fs::write(
+        &cfg,
+        "[limits]\noutbound_queue = 4\nmax_pending_per_session = 2\n",
+    )
+    .unwrap();
+    let s = Server::start_in(
+        &tmp.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    answered_in_order(&s);
+}
+
+fn answered_in_order(s: &Server) {
     block_on(async {
         let mut ws = s.ws().await;
         let created = ws

@@ -8,7 +8,44 @@ use super::session::{Outbound, OutboundRx, SessionHandle};
 use futures_lite::future;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A deadline timer armed lazily: waiting for a later deadline than the armed one leaves the
+/// timer alone (when it fires early, it is re-armed to the deadline of that moment). Creating
+/// or moving a reactor timer costs a wake-up of the reactor thread (async-io notifies it on
+/// every insert); a session's idle deadline moves with every frame, so the timer moves at most
+/// once per idle interval instead of once per frame.
+#[derive(Debug)]
+pub struct Deadline {
+    timer: smol::Timer,
+    armed: Option<Instant>,
+}
+
+impl Default for Deadline {
+    fn default() -> Self {
+        Deadline {
+            timer: smol::Timer::never(),
+            armed: None,
+        }
+    }
+}
+
+impl Deadline {
+    /// Resolves once `due` has passed (not before, at most one timer move per call).
+    pub async fn until(&mut self, due: Instant) {
+        loop {
+            if Instant::now() >= due {
+                return;
+            }
+            if self.armed.is_none_or(|at| at > due) {
+                self.timer.set_at(due);
+                self.armed = Some(due);
+            }
+            (&mut self.timer).await;
+            self.armed = None;
+        }
+    }
+}
 
 /// What [`Ordered::next`] produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +75,7 @@ pub struct Ordered {
     pending: VecDeque<Outbound>,
     max_buffer: usize,
     queue_open: bool,
+    idle: Deadline,
 }
 
 impl Drop for Ordered {
@@ -71,6 +109,7 @@ impl Ordered {
             pending: VecDeque::new(),
             max_buffer: max_buffer.max(1),
             queue_open: true,
+            idle: Deadline::default(),
         }
     }
 
@@ -123,7 +162,8 @@ impl Ordered {
                 _ => None,
             };
             let idle_now = self.pending.is_empty();
-            let (rx, gate) = (&self.rx, &self.gate);
+            let idle_due = Instant::now() + idle;
+            let (rx, gate, idle_timer) = (&self.rx, &self.gate, &mut self.idle);
             let recv = async {
                 if can_recv {
                     Wake::Msg(rx.recv().await.ok())
@@ -142,7 +182,7 @@ impl Ordered {
             };
             let timer = async {
                 if idle_now {
-                    smol::Timer::after(idle).await;
+                    idle_timer.until(idle_due).await;
                     Wake::Idle
                 } else {
                     future::pending().await
@@ -199,6 +239,31 @@ mod tests {
             assert_eq!(o.next(idle).await, Next::Closed);
         });
         store.close().unwrap();
+    }
+
+    #[test]
+    fn deadline_waits_until_the_latest_due_time_with_one_timer() {
+        let mut d = Deadline::default();
+        smol::block_on(async {
+            let start = Instant::now();
+            // armed for 20 ms, then asked for a later time: it fires early, re-arms, waits on
+            let first = start + Duration::from_millis(20);
+            let second = start + Duration::from_millis(60);
+            let early = futures_lite::future::poll_once(d.until(first)).await;
+            assert!(early.is_none(), "not before its due time");
+            assert_eq!(d.armed, Some(first));
+            d.until(second).await;
+            assert!(Instant::now() >= second, "never before the due time");
+            // an earlier due time than the armed one moves the timer back
+            let later = Instant::now() + Duration::from_secs(60);
+            assert!(futures_lite::future::poll_once(d.until(later))
+                .await
+                .is_none());
+            let soon = Instant::now() + Duration::from_millis(5);
+            d.until(soon).await;
+            assert!(Instant::now() >= soon);
+            assert_eq!(d.armed, None, "a fired timer is disarmed");
+        });
     }
 
     #[test]
