@@ -139,19 +139,22 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// Formats epoch millis as ISO-8601 UTC with millisecond precision: `2021-01-18T09:42:12.345Z`.
 pub fn format_millis(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    let (y, mo, d) = civil_from_days(days);
-    let (h, mi, s, milli) = (
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000,
-    );
-    if !(0..=9999).contains(&y) {
-        return format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z");
+    match millis_text(ms) {
+        Some(b) => b.iter().map(|&c| char::from(c)).collect(),
+        None => {
+            let (y, mo, d, h, mi, s, milli) = parts(ms);
+            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+        }
     }
-    // the common case without the formatting machinery (every twin write formats `_modified`)
+}
+
+/// `format_millis` in a stack buffer (ASCII) for the years 0 to 9999, `None` for others: the
+/// search index keys `_modified` of every write without a `String`.
+pub fn millis_text(ms: i64) -> Option<[u8; 24]> {
+    let (y, mo, d, h, mi, s, milli) = parts(ms);
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
     let mut b = *b"0000-00-00T00:00:00.000Z";
     let mut put = |at: usize, width: usize, mut n: i64| {
         for i in (at..at + width).rev() {
@@ -166,7 +169,23 @@ pub fn format_millis(ms: i64) -> String {
     put(14, 2, mi);
     put(17, 2, s);
     put(20, 3, milli);
-    b.iter().map(|&c| char::from(c)).collect()
+    Some(b)
+}
+
+/// Year, month, day, hour, minute, second, millisecond of epoch millis (UTC).
+fn parts(ms: i64) -> (i64, u32, u32, i64, i64, i64, i64) {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (y, mo, d) = civil_from_days(days);
+    (
+        y,
+        mo,
+        d,
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    )
 }
 
 /// Parses an ISO-8601 instant (`YYYY-MM-DDTHH:MM:SS[.fff...](Z|+hh:mm|-hh:mm)`) to epoch millis.

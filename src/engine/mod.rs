@@ -3,6 +3,7 @@
 //! No IO, no clock: the caller passes `now` and a policy lookup in `Ctx`.
 
 pub mod conditions;
+mod depth;
 pub mod enforce;
 pub mod errors;
 pub mod metadata;
@@ -251,6 +252,8 @@ pub fn default_policy(policy_id: &str, subject: &str) -> Value {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_depth;
 #[cfg(test)]
 mod tests_in_place;
 #[cfg(test)]

@@ -7,7 +7,7 @@ use super::*;
 use crate::protocol::{Envelope, Signal};
 use serde_json::json;
 
-fn random_value(rng: &mut fastrand::Rng, depth: u32) -> Value {
+pub(super) fn random_value(rng: &mut fastrand::Rng, depth: u32) -> Value {
     match rng.u32(0..if depth == 0 { 4 } else { 6 }) {
         0 => json!(rng.bool()),
         1 => json!(rng.i32(-2..3)),
@@ -22,7 +22,7 @@ fn random_value(rng: &mut fastrand::Rng, depth: u32) -> Value {
     }
 }
 
-fn random_path(rng: &mut fastrand::Rng) -> String {
+pub(super) fn random_path(rng: &mut fastrand::Rng) -> String {
     let mut p = match rng.u32(0..6) {
         0 => "/attributes".to_owned(),
         1 => return "/policyId".to_owned(),
@@ -42,7 +42,7 @@ fn random_path(rng: &mut fastrand::Rng) -> String {
     p
 }
 
-fn random_headers(rng: &mut fastrand::Rng) -> Value {
+pub(super) fn random_headers(rng: &mut fastrand::Rng) -> Value {
     let mut h = serde_json::Map::new();
     match rng.u32(0..8) {
         0 => {
@@ -69,7 +69,7 @@ fn random_headers(rng: &mut fastrand::Rng) -> Value {
 }
 
 /// The command, unless its path is not one (a random path may address no resource).
-fn parse(v: Value) -> Option<ThingCommand> {
+pub(super) fn parse(v: Value) -> Option<ThingCommand> {
     match Signal::from_envelope(Envelope::parse(&v.to_string()).ok()?) {
         Ok(Signal::Thing(c)) => Some(c),
         _ => None,

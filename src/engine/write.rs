@@ -5,9 +5,9 @@
 use super::conditions::{check_condition, check_etags, Checks, IfEqual};
 use super::state::Replaced;
 use super::{errors, validate, Ctx, Event, Outcome, ThingState, MAX_THING_BYTES};
-use crate::bounds::{self, MAX_JSON_DEPTH};
+use crate::bounds;
 use crate::error::DittoError;
-use crate::model::{etag::value_hash, merge, pointer};
+use crate::model::{etag::hash_etag, merge, pointer};
 use crate::protocol::{Action, EventAction, ThingCommand, ThingPath};
 use serde_json::{Map, Value};
 
@@ -16,7 +16,7 @@ pub fn etag_at(state: &ThingState, path: &ThingPath) -> Option<String> {
     if *path == ThingPath::Root {
         return Some(state.etag());
     }
-    pointer::get(&state.thing, &path.pointer()).map(|v| format!("\"hash:{}\"", value_hash(v)))
+    pointer::get(&state.thing, &path.pointer()).map(hash_etag)
 }
 
 /// `if-match` / `if-none-match` of a write against the addressed resource (whose ETag is only
@@ -59,6 +59,9 @@ struct Change {
     event_value: Option<Value>,
     /// `_metadata` of a created thing's payload
     inline_metadata: Option<Value>,
+    /// a modify below the root: the command's path now holds `event_value` (its ETag is that
+    /// value's hash) and `plan_modify` bounded the thing's depth (`depth::check`)
+    replaced_below_root: bool,
 }
 
 /// Builds the outcome of a write: new revision, size check, encoded bytes, event.
@@ -85,6 +88,7 @@ fn finish_or_back(
         action,
         event_value,
         inline_metadata,
+        replaced_below_root,
     } = change;
     let base = match inline_metadata {
         Some(m) => Some(m),
@@ -109,13 +113,17 @@ fn finish_or_back(
         let e = errors::too_large(bytes.len(), MAX_THING_BYTES);
         return Err(Box::new((e, state.thing)));
     }
-    if let Err(e) = check_depth(prev, &bytes) {
+    let md = state.metadata.as_ref();
+    if let Err(e) = super::depth::check(prev, &bytes, md, replaced_below_root) {
         return Err(Box::new((e, state.thing)));
     }
-    let etag = if action == EventAction::Deleted {
-        None
-    } else {
-        etag_at(&state, &cmd.path)
+    let etag = match (&event_value, action) {
+        (_, EventAction::Deleted) => None,
+        // the value just written at the path: no lookup (and no pointer built) for its ETag;
+        // Ditto answers a modify with the written value's ETag (things service tests:
+        // `ETagTestUtils.modifyAttributeResponse`, `EntityTag.fromEntity(attributeValue)`)
+        (Some(v), _) if replaced_below_root => Some(hash_etag(v)),
+        _ => etag_at(&state, &cmd.path),
     };
     let value = if status == 201 {
         event_value.clone()
@@ -141,25 +149,6 @@ fn finish_or_back(
         ditto_metadata: None,
         historical_headers: None,
     })
-}
-
-/// 400 `json.invalid` when the thing or its `_metadata` would be nested deeper than
-/// [`MAX_JSON_DEPTH`] (`bytes` wrap both in one object) and deeper than before, so that whatever
-/// is stored stays readable; a thing stored deeper by an older version can still be changed
-/// and have its deep parts deleted.
-fn check_depth(prev: Option<&ThingState>, bytes: &[u8]) -> Result<(), DittoError> {
-    let depth = bounds::text_depth(bytes).saturating_sub(1);
-    if depth <= MAX_JSON_DEPTH {
-        return Ok(());
-    }
-    let before = prev.map_or(0, |p| {
-        let md = p.metadata.as_ref().map_or(0, bounds::value_depth);
-        bounds::value_depth(&p.thing).max(md)
-    });
-    if depth <= before {
-        return Ok(());
-    }
-    Err(bounds::document_too_deep("thing", depth))
 }
 
 /// Strips inline `_` fields from a thing payload and checks `thingId` against the topic.
@@ -261,6 +250,7 @@ pub fn create(
             action: EventAction::Created,
             event_value: Some(thing),
             inline_metadata,
+            replaced_below_root: false,
         },
         cmd,
         ctx,
@@ -353,6 +343,7 @@ pub fn modify(
             action,
             event_value: Some(event_value),
             inline_metadata: None,
+            replaced_below_root: cmd.path != ThingPath::Root,
         },
         cmd,
         ctx,
@@ -398,6 +389,7 @@ pub(super) fn modify_in_place(
         action,
         event_value: Some(event_value),
         inline_metadata: None,
+        replaced_below_root: true,
     };
     // `finish` reads no more of `prev` than its revision, times and metadata (and the depth of
     // its thing only to let a write through that is refused here: then `modify` decides)
@@ -524,6 +516,7 @@ pub fn merge(
             action: EventAction::Merged,
             event_value: Some(patch),
             inline_metadata: None,
+            replaced_below_root: false,
         },
         cmd,
         ctx,
@@ -561,6 +554,7 @@ pub fn delete(
             action: EventAction::Deleted,
             event_value: None,
             inline_metadata: None,
+            replaced_below_root: false,
         },
         cmd,
         ctx,

@@ -28,7 +28,8 @@ pub struct Record {
     pub headers: Map<String, Value>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct Body {
     p: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,6 +40,24 @@ struct Body {
     md: Option<Value>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     h: Map<String, Value>,
+}
+
+/// `Body` as written: borrowed from the record (encoding copies nothing but into the bytes).
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    p: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    v: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    m: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    md: Option<&'a Value>,
+    #[serde(skip_serializing_if = "no_headers")]
+    h: &'a Map<String, Value>,
+}
+
+fn no_headers(h: &&Map<String, Value>) -> bool {
+    h.is_empty()
 }
 
 fn action_code(a: EventAction) -> u8 {
@@ -64,12 +83,12 @@ fn action_of(code: u8) -> Option<EventAction> {
 
 impl Record {
     pub fn encode(&self) -> Vec<u8> {
-        let body = Body {
-            p: self.path.clone(),
-            v: self.value.clone(),
-            m: self.metadata.clone(),
-            md: self.full_metadata.clone(),
-            h: self.headers.clone(),
+        let body = BodyRef {
+            p: &self.path,
+            v: self.value.as_ref(),
+            m: self.metadata.as_ref(),
+            md: self.full_metadata.as_ref(),
+            h: &self.headers,
         };
         let mut out = Vec::with_capacity(64);
         out.push(FORMAT);
@@ -185,9 +204,21 @@ mod tests {
             metadata: Some(json!({"a": 1})),
             full_metadata: Some(json!({"attributes": {"a": 1}})),
             headers: h,
-            ..r
+            ..r.clone()
         };
-        assert_eq!(Record::decode(&full.encode()), Some(full));
+        assert_eq!(Record::decode(&full.encode()), Some(full.clone()));
+        // the borrowed body writes the bytes the owned one wrote (stored records stay readable)
+        for rec in [r, full] {
+            let owned = Body {
+                p: rec.path.clone(),
+                v: rec.value.clone(),
+                m: rec.metadata.clone(),
+                md: rec.full_metadata.clone(),
+                h: rec.headers.clone(),
+            };
+            let b = rec.encode();
+            assert_eq!(b[HEADER..], serde_json::to_vec(&owned).unwrap()[..]);
+        }
     }
 
     #[test]

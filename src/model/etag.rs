@@ -75,10 +75,39 @@ pub fn value_hash(v: &Value) -> String {
     format!("{:016x}", h.0)
 }
 
+/// `"hash:<value_hash>"`, the ETag of a value, written without the formatting machinery (the
+/// answer of every modify below a thing's root carries one).
+pub fn hash_etag(v: &Value) -> String {
+    let mut h = Fnv(FNV_OFFSET);
+    h.value(v);
+    let mut out = String::with_capacity(23);
+    out.push_str("\"hash:");
+    for shift in (0..16).rev() {
+        out.push(char::from(
+            b"0123456789abcdef"[(h.0 >> (shift * 4)) as usize & 0xf],
+        ));
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn hash_etag_is_the_formatted_hash() {
+        for v in [
+            json!(null),
+            json!(1),
+            json!("a"),
+            json!({"b": [1.5, "x"]}),
+            json!(-7),
+        ] {
+            assert_eq!(hash_etag(&v), format!("\"hash:{}\"", value_hash(&v)));
+        }
+    }
 
     #[test]
     fn fnv_reference_vectors() {

@@ -2,12 +2,13 @@
 //! `extra`, `revision`, `timestamp`, `metadata`): text <-> struct, plus the error envelope that
 //! every binding sends for input it could not process.
 
+use super::envelope_raw::{HeadersField, Raw, Text};
 use super::headers::Headers;
 use super::topic::{Channel, Criterion, Group, Topic};
 use crate::bounds::{self, JsonError};
 use crate::error::DittoError;
 use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// One Ditto Protocol message.
@@ -46,25 +47,6 @@ pub struct ParseFailure {
     pub topic: Option<Topic>,
 }
 
-#[derive(Deserialize)]
-struct Raw {
-    topic: Option<Value>,
-    headers: Option<Value>,
-    path: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    value: Option<Value>,
-    status: Option<Value>,
-    fields: Option<Value>,
-    extra: Option<Value>,
-    revision: Option<Value>,
-    timestamp: Option<Value>,
-    metadata: Option<Value>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
-}
-
 fn wrong_type(field: &str, expected: &str) -> DittoError {
     DittoError::json_format(format!(
         "Value for field </{field}> is not of the expected type {expected}."
@@ -99,17 +81,20 @@ impl Envelope {
             Err(_) => return Err(fail(DittoError::json_invalid(text), None, None)),
         };
         let headers = match raw.headers {
-            None | Some(Value::Null) => Headers::new(),
-            Some(Value::Object(m)) => Headers::from_map(m).map_err(|e| fail(e, None, None))?,
-            Some(_) => return Err(fail(wrong_type("headers", "JsonObject"), None, None)),
+            None => Headers::new(),
+            Some(HeadersField::Read(h)) => h.map_err(|e| fail(e, None, None))?,
+            Some(HeadersField::NotObject) => {
+                return Err(fail(wrong_type("headers", "JsonObject"), None, None))
+            }
         };
-        let cid = headers.correlation_id().map(str::to_owned);
+        // copied only for an error (this runs for every frame)
+        let cid = || headers.correlation_id().map(str::to_owned);
         let topic = match raw.topic {
-            None => return Err(fail(DittoError::field_missing("/topic"), cid, None)),
-            Some(Value::String(t)) => Topic::parse(&t).map_err(|e| fail(e, cid.clone(), None))?,
-            Some(_) => return Err(fail(wrong_type("topic", "String"), cid, None)),
+            None => return Err(fail(DittoError::field_missing("/topic"), cid(), None)),
+            Some(Text::Str(t)) => Topic::parse(&t).map_err(|e| fail(e, cid(), None))?,
+            Some(Text::Other) => return Err(fail(wrong_type("topic", "String"), cid(), None)),
         };
-        let with_topic = |e: DittoError| fail(e, cid.clone(), Some(topic.clone()));
+        let with_topic = |e: DittoError| fail(e, cid(), Some(topic.clone()));
         let path = match raw.path {
             None => return Err(with_topic(DittoError::field_missing("/path"))),
             Some(Value::String(p)) => p,

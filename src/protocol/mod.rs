@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod envelope;
+mod envelope_raw;
 pub mod headers;
 pub mod message;
 pub mod signal;

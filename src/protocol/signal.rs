@@ -41,29 +41,45 @@ pub enum ThingPath {
 impl ThingPath {
     /// Parses a command path; `Ok(None)` if it is well-formed JSON pointer but no thing resource.
     pub fn parse(path: &str) -> Result<Option<ThingPath>, DittoError> {
-        let segs = parse_pointer(path)?;
-        let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-        let rest = |n: usize| segs[n..].to_vec();
-        let fid = |i: usize| -> Result<String, DittoError> {
-            validate_feature_id(s[i])?;
-            Ok(s[i].to_owned())
-        };
-        Ok(Some(match s.as_slice() {
-            [] => ThingPath::Root,
-            ["policyId"] => ThingPath::PolicyId,
-            ["definition"] => ThingPath::Definition,
-            ["attributes"] => ThingPath::Attributes,
-            ["attributes", ..] => ThingPath::Attribute(rest(1)),
-            ["features"] => ThingPath::Features,
-            ["features", _] => ThingPath::Feature(fid(1)?),
-            ["features", _, "definition"] => ThingPath::FeatureDefinition(fid(1)?),
-            ["features", _, "properties"] => ThingPath::Properties(fid(1)?),
-            ["features", _, "properties", ..] => ThingPath::Property(fid(1)?, rest(3)),
-            ["features", _, "desiredProperties"] => ThingPath::DesiredProperties(fid(1)?),
-            ["features", _, "desiredProperties", ..] => {
-                ThingPath::DesiredProperty(fid(1)?, rest(3))
+        let mut segs = parse_pointer(path)?;
+        // the shape from the first and third segments and the count, then the segments moved
+        // into the variant (no copy of them: this runs for every twin command)
+        #[derive(Clone, Copy)]
+        enum Part {
+            Properties,
+            Desired,
+        }
+        let seg = |i: usize| segs.get(i).map(String::as_str);
+        let shape = match (seg(0), seg(2), segs.len()) {
+            (None, _, _) => return Ok(Some(ThingPath::Root)),
+            (Some("policyId"), _, 1) => return Ok(Some(ThingPath::PolicyId)),
+            (Some("definition"), _, 1) => return Ok(Some(ThingPath::Definition)),
+            (Some("attributes"), _, 1) => return Ok(Some(ThingPath::Attributes)),
+            (Some("attributes"), _, _) => {
+                segs.remove(0);
+                return Ok(Some(ThingPath::Attribute(segs)));
             }
+            (Some("features"), _, 1) => return Ok(Some(ThingPath::Features)),
+            (Some("features"), _, 2) => None,
+            (Some("features"), Some("definition"), 3) => Some((None, true)),
+            (Some("features"), Some("properties"), n) => Some((Some(Part::Properties), n == 3)),
+            (Some("features"), Some("desiredProperties"), n) => Some((Some(Part::Desired), n == 3)),
             _ => return Ok(None),
+        };
+        validate_feature_id(&segs[1])?;
+        let rest = if segs.len() > 3 {
+            segs.split_off(3)
+        } else {
+            Vec::new()
+        };
+        let fid = segs.swap_remove(1);
+        Ok(Some(match shape {
+            None => ThingPath::Feature(fid),
+            Some((None, _)) => ThingPath::FeatureDefinition(fid),
+            Some((Some(Part::Properties), true)) => ThingPath::Properties(fid),
+            Some((Some(Part::Properties), false)) => ThingPath::Property(fid, rest),
+            Some((Some(Part::Desired), true)) => ThingPath::DesiredProperties(fid),
+            Some((Some(Part::Desired), false)) => ThingPath::DesiredProperty(fid, rest),
         }))
     }
 
@@ -200,7 +216,9 @@ impl Signal {
         if env.topic.name == "_" {
             return retrieve_things(env, action).map(Signal::RetrieveThings);
         }
-        let id = format!("{}:{}", env.topic.namespace, env.topic.name);
+        let (ns, name) = (&env.topic.namespace, &env.topic.name);
+        let mut id = String::with_capacity(ns.len() + 1 + name.len());
+        id.extend([ns.as_str(), ":", name.as_str()]);
         let thing_id = parse_thing_id(&id)?;
         let path = ThingPath::parse(&env.path)?.ok_or_else(|| unknown_path(&env.path))?;
         let path_ok = match action {
@@ -291,6 +309,68 @@ mod tests {
             "/features/l/properties/a"
         );
         assert!(ThingPath::parse("/attributes/a/s/k///slashes//").is_err());
+    }
+
+    /// The parse before it moved the segments (tested against: same answer for every path of
+    /// up to 4 segments over the words a thing path is made of).
+    fn copying_parse(path: &str) -> Result<Option<ThingPath>, DittoError> {
+        let segs = parse_pointer(path)?;
+        let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let rest = |n: usize| segs[n..].to_vec();
+        let fid = |i: usize| -> Result<String, DittoError> {
+            validate_feature_id(s[i])?;
+            Ok(s[i].to_owned())
+        };
+        Ok(Some(match s.as_slice() {
+            [] => ThingPath::Root,
+            ["policyId"] => ThingPath::PolicyId,
+            ["definition"] => ThingPath::Definition,
+            ["attributes"] => ThingPath::Attributes,
+            ["attributes", ..] => ThingPath::Attribute(rest(1)),
+            ["features"] => ThingPath::Features,
+            ["features", _] => ThingPath::Feature(fid(1)?),
+            ["features", _, "definition"] => ThingPath::FeatureDefinition(fid(1)?),
+            ["features", _, "properties"] => ThingPath::Properties(fid(1)?),
+            ["features", _, "properties", ..] => ThingPath::Property(fid(1)?, rest(3)),
+            ["features", _, "desiredProperties"] => ThingPath::DesiredProperties(fid(1)?),
+            ["features", _, "desiredProperties", ..] => {
+                ThingPath::DesiredProperty(fid(1)?, rest(3))
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    #[test]
+    fn thing_paths_parse_as_the_copying_parse_did() {
+        let words = [
+            "policyId",
+            "definition",
+            "attributes",
+            "features",
+            "f",
+            "*",
+            "properties",
+            "desiredProperties",
+            "a~0b",
+        ];
+        let mut paths = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = paths
+                .iter()
+                .filter(|p| {
+                    p.matches('/').count() == paths.last().map_or(0, |l| l.matches('/').count())
+                })
+                .flat_map(|p| words.iter().map(move |w| format!("{p}/{w}")))
+                .collect();
+            paths.extend(longer);
+        }
+        assert_eq!(paths.len(), 1 + 9 + 81 + 729 + 6561);
+        for p in paths
+            .iter()
+            .chain([&"/".to_owned(), &"/attributes//x".to_owned()])
+        {
+            assert_eq!(ThingPath::parse(p), copying_parse(p), "{p}");
+        }
     }
 
     #[test]

@@ -158,7 +158,11 @@ impl<'a> Diff<'a> {
         if old == new {
             return;
         }
-        let key = |t| keys::value_key(field, &Value::String(format_millis(t)), self.id);
+        let key = |t| match crate::clock::millis_text(t) {
+            // ASCII digits and separators: always UTF-8
+            Some(b) => keys::str_value_key(field, std::str::from_utf8(&b).unwrap_or(""), self.id),
+            None => keys::value_key(field, &Value::String(format_millis(t)), self.id),
+        };
         let (o, w) = (key(old), key(new));
         if o != w {
             self.ops.push(Op::delete(Tree::Index, o));

@@ -55,6 +55,10 @@ const EXACT_F64: f64 = 9_007_199_254_740_992.0;
 
 /// Appends `bytes` with `00` escaped as `00 FF`.
 fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    if !bytes.contains(&0) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     for &b in bytes {
         out.push(b);
         if b == 0 {
@@ -199,8 +203,27 @@ pub fn path_prefix(kind: u8, path: &str) -> Vec<u8> {
 
 /// A value entry key.
 pub fn value_key(path: &str, v: &Value, thing_id: &str) -> Vec<u8> {
-    let mut k = path_prefix(VALUE, path);
+    // sized for the whole key at once (every write builds a few: `_modified`'s, the value's)
+    let value = match v {
+        Value::String(s) => s.len().min(MAX_STR_BYTES) + 3,
+        _ => 9,
+    };
+    let mut k = Vec::with_capacity(path.len() + 3 + value + thing_id.len());
+    k.push(VALUE);
+    push_path(&mut k, path);
     push_value(&mut k, v);
+    k.extend_from_slice(thing_id.as_bytes());
+    k
+}
+
+/// `value_key` of a string value given as `&str` (the `_modified` stamp of every write, built
+/// in a stack buffer).
+pub fn str_value_key(path: &str, s: &str, thing_id: &str) -> Vec<u8> {
+    let mut k =
+        Vec::with_capacity(path.len() + 3 + s.len().min(MAX_STR_BYTES) + 3 + thing_id.len());
+    k.push(VALUE);
+    push_path(&mut k, path);
+    push_str(&mut k, s);
     k.extend_from_slice(thing_id.as_bytes());
     k
 }
@@ -292,6 +315,21 @@ pub fn split_value(rest: &[u8]) -> Option<(&[u8], &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_str_value_key_is_the_value_key_of_the_string() {
+        for (p, s) in [
+            ("_modified", "2021-01-18T09:42:12.345Z"),
+            ("attributes/a", "x\0y"),
+            ("", ""),
+        ] {
+            let long = "z".repeat(MAX_STR_BYTES + 5);
+            for s in [s, long.as_str()] {
+                let v = Value::String(s.to_owned());
+                assert_eq!(str_value_key(p, s, "n:t"), value_key(p, &v, "n:t"));
+            }
+        }
+    }
     use serde_json::json;
 
     fn enc(v: Value) -> Vec<u8> {
