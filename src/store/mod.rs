@@ -340,7 +340,7 @@ impl Store {
         // Overlay first, backend second: an entry checkpointed in between is then seen in at
         // least one of them (the overlay copy wins; it is the same or newer).
         let pending = {
-            let st = sh.lock();
+            let mut st = sh.lock();
             if st.failed {
                 return Err(failed_error(&st));
             }

@@ -4,7 +4,7 @@
 //! changed since the last log snapshot, point lookups, ordered range snapshots, post-checkpoint
 //! cleanup, and the merge of an overlay snapshot over a backend scan.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 
 use super::backend::{scan_start, Entries, Op, Tree};
@@ -25,10 +25,51 @@ pub(crate) struct Pending {
     pub(crate) taken: u64,
 }
 
-/// One ordered map per `Tree` (ordered so scans can merge).
+/// The pending writes of one `Tree`: a hash map (a write costs one hash and one key compare,
+/// where an ordered map compared the key with ~log2(n) others sharing long prefixes), and the
+/// keys in order only once range reads ask for them often (kept up to date from then on,
+/// dropped when a checkpoint ends: a tree nobody scans never orders its keys, and the history
+/// retention's sweep, a few scans a second, filters the keys instead).
+#[derive(Clone, Default)]
+struct Pendings {
+    map: HashMap<Vec<u8>, Pending>,
+    ordered: Option<BTreeSet<Vec<u8>>>,
+    /// range reads since the last checkpoint, answered without `ordered`
+    scans: usize,
+}
+
+/// Range reads of a tree between two checkpoints answered by filtering every key (each costs
+/// one pass over the tree's keys, no allocation per key); later ones order the keys once.
+const UNORDERED_SCANS: usize = 8;
+
+impl Pendings {
+    fn insert_new(&mut self, key: Vec<u8>, p: Pending) {
+        if let Some(o) = &mut self.ordered {
+            o.insert(key.clone());
+        }
+        self.map.insert(key, p);
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Pending> {
+        let p = self.map.remove(key)?;
+        if let Some(o) = &mut self.ordered {
+            o.remove(key);
+        }
+        Some(p)
+    }
+
+    /// The keys in order (built on first use).
+    fn order(&mut self) -> &BTreeSet<Vec<u8>> {
+        let map = &self.map;
+        self.ordered
+            .get_or_insert_with(|| map.keys().cloned().collect())
+    }
+}
+
+/// One map per `Tree`; see `Pendings`.
 #[derive(Default)]
 pub(crate) struct Overlay {
-    trees: [BTreeMap<Vec<u8>, Pending>; 5],
+    trees: [Pendings; 5],
     /// keys changed since the last `take_dirty` (each once)
     dirty: Vec<(Tree, Vec<u8>)>,
     /// seq of the last `take_dirty`: a key written at or below it is clean again when rewritten
@@ -47,13 +88,13 @@ impl Overlay {
     /// the log nor the backend ever saw it, and the backend does not hold it.
     pub(crate) fn record(&mut self, seq: u64, ops: Vec<Op>) {
         for op in ops {
-            let map = &mut self.trees[op.tree.index()];
+            let t = &mut self.trees[op.tree.index()];
             let vlen = op.value.as_ref().map_or(0, Vec::len);
-            match map.get_mut(op.key.as_slice()) {
+            match t.map.get_mut(op.key.as_slice()) {
                 Some(p) if op.value.is_none() && p.fresh && p.seq > self.snap_seq => {
                     // still in `dirty`: `take_dirty` skips a key it does not find
                     let len = p.value.as_ref().map_or(0, Vec::len);
-                    map.remove(op.key.as_slice());
+                    t.remove(op.key.as_slice());
                     self.bytes -= op.key.len() + len;
                     self.entries -= 1;
                 }
@@ -72,7 +113,7 @@ impl Overlay {
                     self.bytes += op.key.len() + vlen;
                     self.entries += 1;
                     self.dirty.push((op.tree, op.key.clone()));
-                    map.insert(
+                    t.insert_new(
                         op.key,
                         Pending {
                             seq,
@@ -94,7 +135,7 @@ impl Overlay {
         let keys = std::mem::take(&mut self.dirty);
         let mut ops = Vec::with_capacity(keys.len());
         for (tree, key) in keys {
-            if let Some(p) = self.trees[tree.index()].get_mut(key.as_slice()) {
+            if let Some(p) = self.trees[tree.index()].map.get_mut(key.as_slice()) {
                 // a key forgotten (fresh, deleted) and written again is listed twice
                 if p.seq > logged && p.taken != seq {
                     p.taken = seq;
@@ -115,7 +156,7 @@ impl Overlay {
     pub(crate) fn mark_dirty_above(&mut self, logged: u64) {
         self.dirty.clear();
         for tree in Tree::ALL {
-            for (k, p) in self.trees[tree.index()].iter_mut() {
+            for (k, p) in self.trees[tree.index()].map.iter_mut() {
                 if p.seq > logged {
                     p.taken = 0; // to be taken again, whatever the seq of that take
                     self.dirty.push((tree, k.clone()));
@@ -132,7 +173,7 @@ impl Overlay {
             let Some(v) = op.value.filter(|_| codec::applies(op.tree, &op.key)) else {
                 continue;
             };
-            if let Some(p) = self.trees[op.tree.index()].get_mut(op.key.as_slice()) {
+            if let Some(p) = self.trees[op.tree.index()].map.get_mut(op.key.as_slice()) {
                 if p.seq <= seq && p.value.is_some() {
                     p.stored = Some(v);
                 }
@@ -147,13 +188,13 @@ impl Overlay {
 
     /// Every entry (what a checkpoint writes), as of `seq`, each with its value in stored form
     /// when the writer kept it (`true`) or as written; the dirty list is cleared (a checkpoint
-    /// covers it).
+    /// covers it). In no particular order: `sort_ops` orders them (off the state lock).
     pub(crate) fn snapshot(&mut self, seq: u64) -> Vec<(Op, bool)> {
         self.snap_seq = seq;
         self.dirty = Vec::new();
         let mut ops = Vec::with_capacity(self.entries);
         for tree in Tree::ALL {
-            for (k, p) in &self.trees[tree.index()] {
+            for (k, p) in &self.trees[tree.index()].map {
                 let (value, stored) = match &p.stored {
                     Some(s) => (Some(s.clone()), true),
                     None => (p.value.clone(), false),
@@ -172,7 +213,7 @@ impl Overlay {
         ops
     }
 
-    /// A copy of the entries (for a snapshot; nothing is dirty in it).
+    /// A copy of the entries (for a snapshot; nothing is dirty in it), its keys in order.
     pub(crate) fn copy(&self) -> Overlay {
         Overlay {
             trees: self.trees.clone(),
@@ -180,6 +221,13 @@ impl Overlay {
             snap_seq: self.snap_seq,
             bytes: self.bytes,
             entries: self.entries,
+        }
+    }
+
+    /// Orders the keys of every tree (a snapshot's copy: its `range` reads take `&self`).
+    pub(crate) fn order_all(&mut self) {
+        for t in &mut self.trees {
+            t.order();
         }
     }
 
@@ -195,19 +243,32 @@ impl Overlay {
 
     /// `Some(value_or_delete)` if `key` has a pending write.
     pub(crate) fn get(&self, tree: Tree, key: &[u8]) -> Option<&Option<Vec<u8>>> {
-        self.trees[tree.index()].get(key).map(|p| &p.value)
+        self.trees[tree.index()].map.get(key).map(|p| &p.value)
     }
 
     /// After ops up to `last` are committed the backend serves them: drop their entries unless a
     /// later (still pending) seq overwrote them.
     pub(crate) fn remove_committed(&mut self, ops: &[Op], last: u64) {
         for op in ops {
-            let map = &mut self.trees[op.tree.index()];
-            if map.get(op.key.as_slice()).is_some_and(|p| p.seq <= last) {
-                if let Some(p) = map.remove(op.key.as_slice()) {
-                    self.bytes -= op.key.len() + p.value.as_ref().map_or(0, Vec::len);
-                    self.entries -= 1;
-                }
+            let t = &mut self.trees[op.tree.index()];
+            if let Some(p) = t.map.get(op.key.as_slice()).filter(|p| p.seq <= last) {
+                self.bytes -= op.key.len() + p.value.as_ref().map_or(0, Vec::len);
+                self.entries -= 1;
+                t.remove(op.key.as_slice());
+            }
+        }
+    }
+
+    /// A checkpoint ended (its entries removed): the keys' order is built again by the next
+    /// range read, if any (kept up to date meanwhile, it costs every new key an ordered insert);
+    /// an emptied table is given back (a table with entries keeps its capacity: growing it
+    /// again under load would rehash every key while `submit` waits).
+    pub(crate) fn checkpointed(&mut self) {
+        for t in &mut self.trees {
+            t.ordered = None;
+            t.scans = 0;
+            if t.map.is_empty() {
+                t.map = HashMap::new();
             }
         }
     }
@@ -215,12 +276,36 @@ impl Overlay {
     /// Entries with `prefix` after `after`, ascending, up to and including the `limit`-th put
     /// (anything past it cannot be among the first `limit` results).
     pub(crate) fn range(
+        &mut self,
+        tree: Tree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> PendingEntries {
+        let t = &mut self.trees[tree.index()];
+        if t.map.is_empty() {
+            return Vec::new();
+        }
+        if t.ordered.is_none() && t.scans < UNORDERED_SCANS {
+            t.scans += 1;
+            return range_unordered(&t.map, prefix, after, limit);
+        }
+        t.order();
+        self.range_ordered(tree, prefix, after, limit)
+    }
+
+    /// `range` over keys already in order (`order_all`, or a tree without entries).
+    pub(crate) fn range_ordered(
         &self,
         tree: Tree,
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
     ) -> PendingEntries {
+        let t = &self.trees[tree.index()];
+        let Some(ordered) = &t.ordered else {
+            return Vec::new();
+        };
         let (start, exclusive) = scan_start(prefix, after);
         let lower = if exclusive {
             Bound::Excluded(start)
@@ -229,10 +314,13 @@ impl Overlay {
         };
         let mut out = Vec::new();
         let mut puts = 0;
-        for (k, p) in self.trees[tree.index()].range::<[u8], _>((lower, Bound::Unbounded)) {
+        for k in ordered.range::<[u8], _>((lower, Bound::Unbounded)) {
             if !k.starts_with(prefix) {
                 break;
             }
+            let Some(p) = t.map.get(k.as_slice()) else {
+                continue; // unreachable: `ordered` holds the map's keys
+            };
             out.push((k.clone(), p.value.clone()));
             if p.value.is_some() {
                 puts += 1;
@@ -243,6 +331,48 @@ impl Overlay {
         }
         out
     }
+}
+
+/// `Overlay::range` by filtering every key of `map`, then sorting the hits (the same entries
+/// an ordered iteration from the start bound yields while keys have `prefix`).
+fn range_unordered(
+    map: &HashMap<Vec<u8>, Pending>,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+) -> PendingEntries {
+    let (start, exclusive) = scan_start(prefix, after);
+    let mut hits: Vec<(&Vec<u8>, &Pending)> = map
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with(prefix)
+                && match exclusive {
+                    true => k.as_slice() > start,
+                    false => k.as_slice() >= start,
+                }
+        })
+        .collect();
+    hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::new();
+    let mut puts = 0;
+    for (k, p) in hits {
+        out.push((k.clone(), p.value.clone()));
+        if p.value.is_some() {
+            puts += 1;
+            if puts >= limit {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Orders checkpoint ops by tree, then key (the order an ordered overlay gave them: a backend
+/// B-tree takes sorted inserts best); keys are unique per tree.
+pub(crate) fn sort_ops(ops: &mut [(Op, bool)]) {
+    ops.sort_unstable_by(|(a, _), (b, _)| {
+        (a.tree.index(), a.key.as_slice()).cmp(&(b.tree.index(), b.key.as_slice()))
+    });
 }
 
 /// Merges a sorted overlay snapshot (which shadows the backend: puts replace, deletes hide) with
@@ -303,8 +433,9 @@ mod tests {
             })
             .collect();
         o.keep_stored(1, encoded);
-        let snap: Vec<_> = o
-            .snapshot(2)
+        let mut snap = o.snapshot(2);
+        sort_ops(&mut snap);
+        let snap: Vec<_> = snap
             .into_iter()
             .map(|(op, stored)| (op.tree, op.key, op.value.unwrap(), stored))
             .collect();

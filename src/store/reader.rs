@@ -44,7 +44,7 @@ impl Reader {
     /// at. Order as in `Store::scan`: the overlay first, the backend second.
     fn overlay<T>(
         &self,
-        f: impl FnOnce(&overlay::Overlay) -> T,
+        f: impl FnOnce(&mut overlay::Overlay) -> T,
     ) -> Result<(Option<T>, u64), StoreError> {
         let sh = &self.shared;
         if sh.nothing_pending() {
@@ -52,11 +52,14 @@ impl Reader {
             // means seeing every eviction before it
             return Ok((None, sh.evictions.load(Ordering::Acquire)));
         }
-        let st = sh.lock();
+        let mut st = sh.lock();
         if st.failed {
             return Err(failed_error(&st));
         }
-        Ok((Some(f(&st.overlay)), sh.evictions.load(Ordering::Acquire)))
+        Ok((
+            Some(f(&mut st.overlay)),
+            sh.evictions.load(Ordering::Acquire),
+        ))
     }
 
     /// Runs `f` on the backend as of at least `evicted` evictions: the held view if it covers

@@ -184,13 +184,17 @@ impl SledBackend {
             return Ok(());
         }
         self.with(|o| {
+            // one key buffer: sled copies a key into its own `IVec` anyway
+            let mut k = Vec::new();
             for part in ops.chunks(per_batch) {
                 let mut batch = sled::Batch::default();
                 for op in part {
-                    let k = full_key(op.tree, &op.key);
+                    k.clear();
+                    k.push(op.tree.index() as u8);
+                    k.extend_from_slice(&op.key);
                     match &op.value {
-                        Some(v) => batch.insert(k, v.as_slice()),
-                        None => batch.remove(k),
+                        Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+                        None => batch.remove(k.as_slice()),
                     }
                 }
                 o.tree.apply_batch(batch)?;

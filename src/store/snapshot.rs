@@ -45,9 +45,10 @@ impl Store {
             st.snapshots += 1;
             None
         };
-        let pending = st.overlay.copy();
+        let mut pending = st.overlay.copy();
         let seq = st.last_seq;
         drop(st);
+        pending.order_all();
         Ok(Snapshot {
             shared: Arc::clone(sh),
             view,
@@ -80,7 +81,7 @@ impl Snapshot {
                 return Err(StoreError::new("store closing"));
             }
         }
-        let pending = self.pending.range(tree, b"", after, limit);
+        let pending = self.pending.range_ordered(tree, b"", after, limit);
         let want = limit.saturating_add(pending.len());
         let base = match &self.view {
             Some(v) => v.scan(tree, b"", after, want)?,

@@ -12,7 +12,7 @@ use super::backend::{Op, StoreError, Tree};
 use super::codec;
 use super::commit::last_write_per_key;
 use super::options::OVERLAY_MAX_BYTES;
-use super::overlay::Overlay;
+use super::overlay::{self, Overlay};
 use super::wal::{encode_ops, Wal};
 use super::{Options, Shared};
 
@@ -274,10 +274,17 @@ impl Shared {
     /// Writes `ops` (the overlay up to `seq`) and the next log epoch into the backend.
     /// `covered`: every op is in the log of the current epoch (a crash part-way is repaired by
     /// replaying it), so the backend may apply them in parts (`Backend::commit_covered`).
-    fn checkpoint(&self, wal: &mut Wal, seq: u64, ops: Vec<(Op, bool)>, covered: bool) -> Outcome {
+    fn checkpoint(
+        &self,
+        wal: &mut Wal,
+        seq: u64,
+        mut ops: Vec<(Op, bool)>,
+        covered: bool,
+    ) -> Outcome {
         // the last write per key only (the overlay coalesced them): a hot twin written many
         // times between checkpoints is compressed once; a value logged since its last write
         // comes in the stored form the log append made
+        overlay::sort_ops(&mut ops);
         let mut ops: Vec<Op> = ops
             .into_iter()
             .map(|(op, stored)| if stored { op } else { codec::encode_op(op) })
@@ -324,6 +331,7 @@ impl Shared {
                     self.evictions.fetch_add(1, Ordering::Release);
                     self.pending.store(st.overlay.len(), Ordering::Release);
                 }
+                self.lock().overlay.checkpointed();
                 self.checkpoint_ops.fetch_add(n as u64, Ordering::Relaxed);
                 self.checkpoints.fetch_add(1, Ordering::Release);
                 self.durable_event.notify(usize::MAX);

@@ -20,6 +20,9 @@ struct Queue {
     events: VecDeque<(u64, Durability, PendingEvent)>,
     /// the event being fanned out right now
     in_flight: Option<u64>,
+    /// the publisher thread sleeps on `work` (else a producer's wake-up would be a wasted
+    /// futex syscall: std's `notify_one` makes one whether anybody waits or not)
+    idle: bool,
 }
 
 /// State shared by the hub (producers), the publisher thread and the gates.
@@ -77,39 +80,49 @@ pub(crate) fn start(inner: Weak<Inner>, store: Store, shared: Arc<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("edgetwin-events".into())
         .stack_size(crate::bounds::THREAD_STACK_BYTES)
-        .spawn(move || loop {
-            let (seq, durability, event) = {
-                let mut q = shared.lock();
-                loop {
-                    if let Some(next) = q.events.pop_front() {
-                        q.in_flight = Some(next.0);
-                        break next;
+        .spawn(move || {
+            // One lock per event: taking the next event off the queue settles the one before.
+            let mut q = shared.lock();
+            loop {
+                let Some((seq, durability, event)) = q.events.pop_front() else {
+                    q.in_flight = None;
+                    drop(q);
+                    shared.published.notify(usize::MAX);
+                    q = shared.lock();
+                    if !q.events.is_empty() {
+                        continue;
                     }
                     if inner.strong_count() == 0 {
                         return;
                     }
-                    let (g, _) = shared
+                    q.idle = true;
+                    let (mut g, _) = shared
                         .work
                         .wait_timeout(q, Duration::from_secs(1))
                         .unwrap_or_else(|e| e.into_inner());
+                    g.idle = false;
                     q = g;
+                    continue;
+                };
+                // in seq order: every event before this one is settled now
+                q.in_flight = Some(seq);
+                drop(q);
+                shared.published.notify(usize::MAX);
+                // A failed write never happened (the store is fail-stop): drop its event.
+                let publish = match durability {
+                    Durability::Interval => !store.is_failed(),
+                    Durability::Waited => {
+                        store.is_durable(seq) || smol::block_on(store.durable(seq)).is_ok()
+                    }
+                };
+                if publish {
+                    match inner.upgrade() {
+                        Some(inner) => Hub { inner }.fan_out(&event),
+                        None => return,
+                    }
                 }
-            };
-            // A failed write never happened (the store is fail-stop): drop its event.
-            let publish = match durability {
-                Durability::Interval => !store.is_failed(),
-                Durability::Waited => {
-                    store.is_durable(seq) || smol::block_on(store.durable(seq)).is_ok()
-                }
-            };
-            if publish {
-                match inner.upgrade() {
-                    Some(inner) => Hub { inner }.fan_out(&event),
-                    None => return,
-                }
+                q = shared.lock();
             }
-            shared.lock().in_flight = None;
-            shared.published.notify(usize::MAX);
         });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the event publisher thread");
@@ -135,17 +148,17 @@ impl Hub {
         event: impl FnOnce() -> Option<PendingEvent>,
     ) -> u64 {
         let shared = &self.inner.publisher;
-        let (seq, queued) = {
+        let (seq, wake) = {
             let mut q = shared.lock();
             let seq = self.store().submit(ops);
             let ev = event();
-            let queued = ev.is_some();
+            let wake = ev.is_some() && q.idle;
             if let Some(ev) = ev {
                 q.events.push_back((seq, durability, ev));
             }
-            (seq, queued)
+            (seq, wake)
         };
-        if queued {
+        if wake {
             shared.work.notify_one();
         }
         seq

@@ -11,6 +11,8 @@ mod compact;
 mod crash;
 mod format;
 mod full;
+mod overlay_equiv;
+mod overlay_old;
 mod reader;
 
 use super::commit::last_write_per_key;
