@@ -103,7 +103,7 @@ pub struct Config {
     pub store: crate::store::StoreConfig,
     /// store cache size in MiB
     pub cache_mib: u64,
-    /// decoded hot twins kept in memory, MiB (estimated; 0 = none)
+    /// twins kept in memory, MiB (up to 4 decoded, the rest compact; 0 = none)
     pub twin_cache_mib: u64,
     /// policies whose enforcers stay in memory (at least 1)
     pub policy_cache: usize,

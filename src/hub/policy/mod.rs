@@ -7,6 +7,7 @@
 mod permissions;
 
 use super::bus::session::{Outbound, StreamKind};
+use super::twin::cache::Memo;
 use super::{Hub, Requester};
 use crate::engine::ThingState;
 use crate::error::DittoError;
@@ -127,10 +128,46 @@ impl Hub {
         namespace: &str,
         now: i64,
     ) -> Result<Option<Arc<Enforcer>>, DittoError> {
+        Ok(self
+            .enforcer_until(policy_id, namespace, now)?
+            .map(|(e, _)| e))
+    }
+
+    /// [`Hub::enforcer`] as a cached twin keeps it: valid while [`Hub::memo_valid`].
+    pub(in crate::hub) fn enforcer_memo(
+        &self,
+        policy_id: &str,
+        namespace: &str,
+        now: i64,
+    ) -> Result<Option<Memo>, DittoError> {
+        // read before the lookup: a policy written meanwhile makes the memo stale at once
+        let generation = self.policies().generation.load(Ordering::SeqCst);
+        Ok(self
+            .enforcer_until(policy_id, namespace, now)?
+            .map(|(enforcer, until)| Memo {
+                generation,
+                until,
+                enforcer,
+            }))
+    }
+
+    /// Whether a twin's memo of its policy's enforcer still holds at `now`: no policy was
+    /// written since it was looked up, and no subject of it expired.
+    pub(in crate::hub) fn memo_valid(&self, m: &Memo, now: i64) -> bool {
+        now < m.until && m.generation == self.policies().generation.load(Ordering::SeqCst)
+    }
+
+    /// [`Hub::enforcer`] with the time until which it holds.
+    fn enforcer_until(
+        &self,
+        policy_id: &str,
+        namespace: &str,
+        now: i64,
+    ) -> Result<Option<(Arc<Enforcer>, i64)>, DittoError> {
         let key = (policy_id.to_owned(), namespace.to_owned());
         if let Some((until, e)) = lock(&self.policies().cache).get(&key) {
             if now < *until {
-                return Ok(Some(e.clone()));
+                return Ok(Some((e.clone(), *until)));
             }
         }
         let generation = self.policies().generation.load(Ordering::SeqCst);
@@ -166,7 +203,7 @@ impl Hub {
             }
             cache.insert(key, (until, e.clone()));
         }
-        Ok(Some(e))
+        Ok(Some((e, until)))
     }
 
     /// The enforcer of `policy`'s entries, shared with every policy that has the same entries
@@ -231,6 +268,9 @@ impl Hub {
         p.generation.fetch_add(1, Ordering::SeqCst);
         let importers = lock(&p.importers).remove(id).unwrap_or_default();
         lock(&p.cache).retain(|(pid, _), _| pid != id && !importers.contains(pid));
+        // again once the cache holds no enforcer of the old policy: a twin's memo taken
+        // between the two (`enforcer_memo`) may hold the old one, and is stale by this
+        p.generation.fetch_add(1, Ordering::SeqCst);
         let announced = lock(&p.announced);
         let next = policy.and_then(|v| {
             expiry::next_due(v, &|s, at| {

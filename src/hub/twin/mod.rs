@@ -79,7 +79,8 @@ impl Hub {
         if self.store().is_stopped() {
             return None;
         }
-        self.twins().get(id)
+        let hit = self.twins().get(id);
+        hit?.cached()
     }
 
     /// `cached_twin`, taken out of the cache for a write (`cache::Twins::take`).
@@ -87,7 +88,8 @@ impl Hub {
         if self.store().is_stopped() {
             return None;
         }
-        self.twins().take(id)
+        let hit = self.twins().take(id);
+        hit?.cached()
     }
 
     fn read_thing(&self, id: &str) -> Result<Option<ThingState>, DittoError> {
@@ -135,15 +137,22 @@ impl Hub {
             self.cached_twin(&id)
         };
         let mut size = cached.as_ref().map(|c| c.size);
+        // what else the cache kept of it: its policy's enforcer, its compact form
+        let (memo, compact) = cached
+            .as_ref()
+            .map_or((None, None), |c| (c.policy.clone(), c.compact.clone()));
+        let keep = |state: Arc<ThingState>, size| Cached {
+            state,
+            size,
+            policy: memo.clone(),
+            compact: compact.clone(),
+        };
         let mut current = match cached {
             Some(c) => Some(c.state),
             None => self.read_thing(&id)?.map(Arc::new),
         };
         if writes {
-            taken.cached = current
-                .clone()
-                .zip(size)
-                .map(|(state, size)| Cached { state, size });
+            taken.cached = current.clone().zip(size).map(|(s, n)| keep(s, n));
         }
         let ns = cmd.thing_id.namespace.as_str();
         let policy_of = |s: Option<&ThingState>| {
@@ -152,10 +161,15 @@ impl Hub {
                 .map(str::to_owned)
         };
         let old_pid = policy_of(ThingState::live(current.as_deref()));
-        let enforcer = match old_pid.as_deref() {
-            Some(pid) => self.enforcer(pid, ns, now)?,
+        // the cached twin's memo is of its policy (`persist`), while no policy was written
+        let memo = match old_pid.as_deref() {
+            Some(pid) => match memo.clone().filter(|m| self.memo_valid(m, now)) {
+                Some(m) => Some(m),
+                None => self.enforcer_memo(pid, ns, now)?,
+            },
             None => None,
         };
+        let enforcer = memo.as_ref().map(|m| m.enforcer.clone());
         let ctx = Ctx {
             now,
             subject: who.subject(),
@@ -188,10 +202,7 @@ impl Hub {
                 }
             }
             if in_place.is_none() {
-                taken.cached = current
-                    .clone()
-                    .zip(size)
-                    .map(|(state, size)| Cached { state, size });
+                taken.cached = current.clone().zip(size).map(|(s, n)| keep(s, n));
             }
         }
         let (mut outcome, replaced) = match in_place {
@@ -225,7 +236,9 @@ impl Hub {
         let seq = ready.map(|r| {
             // the write replaces the cached twin (nothing to put back)
             taken.cached = None;
-            self.persist(r, |state, event| {
+            // the new state keeps the enforcer if it keeps the policy
+            let kept = memo.filter(|_| policy_of(Some(&r.state)) == old_pid);
+            self.persist(r, kept, |state, event| {
                 // Events are visible under the thing's policy after the change (before, for a
                 // delete).
                 let new_pid = policy_of(Some(state)).or(old_pid.clone());
@@ -257,8 +270,20 @@ impl Hub {
     fn persist(
         &self,
         r: engine::Ready,
+        memo: Option<cache::Memo>,
         event: impl FnOnce(&Arc<ThingState>, &engine::Event) -> Option<super::bus::events::PendingEvent>,
     ) -> u64 {
+        // its compact form, made here (outside the cache's lock) when the cache is full, i.e.
+        // it will be evicted into the compact tier
+        let compact = match self.twins().evicting() {
+            true => r
+                .ops
+                .first()
+                .filter(|op| op.tree == Tree::Things)
+                .and_then(|op| op.value.as_deref())
+                .and_then(cache::compact),
+            false => None,
+        };
         // one Arc of the new twin for the cache and the event
         let state = Arc::new(r.state);
         let seq = self.submit_with_event(r.ops, r.durability, || {
@@ -270,8 +295,12 @@ impl Hub {
         let cached = Cached {
             state,
             size: r.size,
+            policy: memo,
+            compact,
         };
-        self.twins().put(&r.thing_id, cached, r.encoded_len);
+        // twins pushed out of the decoded tier are dropped here, not under the cache's lock
+        let dropped = self.twins().put(&r.thing_id, cached, r.encoded_len);
+        drop(dropped);
         // the uplink learns of the change here (src/uplink/sync.rs), once a read of the thing
         // (cache included) sees it
         self.thing_changed(&r.thing_id, seq);
@@ -504,5 +533,86 @@ mod tests {
         smol::block_on(hub.twin_command(&who, &modify, Durability::Interval)).unwrap();
         // a reader woken by the hook (the uplink) must not get the cached state before it
         assert_eq!(*seen.lock().unwrap(), vec![Some(1), Some(2)]);
+    }
+
+    #[test]
+    fn a_cached_enforcer_does_not_outlive_a_policy_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::store::BackendKind::Redb, dir.path(), 1 << 20).unwrap();
+        let hub = Hub::new(store);
+        let who = Requester {
+            subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
+            origin: None,
+        };
+        let modify = r#"{"topic":"n/t/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":2}"#;
+        let run = |text: &str| {
+            smol::block_on(hub.twin_command(&who, &command(text), Durability::Interval))
+        };
+        run(r#"{"topic":"n/t/things/twin/commands/create","headers":{},"path":"/","value":{"attributes":{"a":1}}}"#).unwrap();
+        assert_eq!(run(modify).unwrap().outcome.status, 204);
+        let memo = hub.cached_twin("n:t").and_then(|c| c.policy);
+        assert!(memo.is_some_and(|m| hub.memo_valid(&m, hub.now())), "kept");
+        // the subject may now only read the thing (and still write the policy)
+        let revoke = r#"{"topic":"n/t/policies/commands/modify","headers":{},"path":"/entries","value":{"DEFAULT":{"subjects":{"nginx:ditto":{"type":"t"}},"resources":{"thing:/":{"grant":["READ"],"revoke":[]},"policy:/":{"grant":["READ","WRITE"],"revoke":[]}}}}}"#;
+        assert!(
+            smol::block_on(hub.handle_protocol(&who, Envelope::parse(revoke).unwrap())).is_some()
+        );
+        let policy = hub.load_policy("n:t").unwrap().unwrap();
+        let grant = &policy["entries"]["DEFAULT"]["resources"]["thing:/"]["grant"];
+        assert_eq!(
+            grant,
+            &serde_json::json!(["READ"]),
+            "the policy was written"
+        );
+        let e = run(modify).unwrap_err();
+        assert_eq!(e.status, 403, "{e:?}");
+    }
+
+    #[test]
+    fn twins_served_by_a_small_cache_equal_the_stored_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::store::BackendKind::Redb, dir.path(), 1 << 20).unwrap();
+        let hub = Hub::new(store);
+        // ~10 twins decoded, the rest of 300 compact or not cached at all
+        hub.twins().set_budgets(32 * 1024, 224 * 1024);
+        let who = Requester {
+            subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
+            origin: None,
+        };
+        let run = |text: String| {
+            smol::block_on(hub.twin_command(&who, &command(&text), Durability::Interval)).unwrap()
+        };
+        let n = 300;
+        for k in 0..n {
+            run(format!(
+                r#"{{"topic":"n/t{k}/things/twin/commands/create","headers":{{}},"path":"/","value":{{"attributes":{{"a":{k},"s":"{}"}}}}}}"#,
+                "x".repeat(200)
+            ));
+        }
+        for round in 0..3 {
+            for k in (0..n).rev() {
+                let done = run(format!(
+                    r#"{{"topic":"n/t{k}/things/twin/commands/modify","headers":{{}},"path":"/attributes/a","value":{}}}"#,
+                    k * 10 + round
+                ));
+                assert_eq!(done.outcome.status, 204);
+            }
+        }
+        let mut compact = 0;
+        for k in 0..n {
+            let id = format!("n:t{k}");
+            let cached = hub.load_thing(&id).unwrap().unwrap();
+            assert_eq!(Some(cached.clone()), hub.read_thing(&id).unwrap(), "{id}");
+            assert_eq!(cached.revision, 4);
+            assert_eq!(cached.thing["attributes"]["a"], k * 10 + 2);
+            let c = hub.cached_twin(&id);
+            if c.as_ref().is_some_and(|c| c.compact.is_some()) {
+                compact += 1;
+                // the index size kept with it is the one of the state
+                let size = crate::search::index::sized_entries(&cached).1;
+                assert_eq!(c.unwrap().size, size);
+            }
+        }
+        assert!(compact > 100, "most twins are cached compact: {compact}");
     }
 }
