@@ -150,7 +150,7 @@ fn custom_acks_from_subscribers_are_aggregated() {
         );
 
         // the same label twice: 409 and the second socket is closed
-        let mut dup = ws_declaring(&srv, "pump:seen").await;
+        let mut dup = ws_connect_declaring(&srv, "pump:seen").await;
         let e: Value = serde_json::from_str(&dup.recv_text().await).unwrap();
         assert_eq!(
             (e["status"].clone(), e["value"]["error"].clone()),
