@@ -4,14 +4,12 @@
 //! its answer made into the text a binding sends. Prints allocations and bytes per command.
 //! Usage: cargo run --release --example alloc_count [-- COMMANDS]   (issue 21)
 
-use edgetwin::history::config::HistoryConfig;
-use edgetwin::hub::{Hub, Requester};
-use edgetwin::protocol::Envelope;
-use edgetwin::store::{BackendKind, Store};
-use futures_lite::future::block_on;
+#[path = "support/inproc.rs"]
+mod inproc;
+
+use edgetwin::store::BackendKind;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 
 /// The system allocator, counting allocations (and reallocations) and bytes.
 struct Counting;
@@ -44,24 +42,8 @@ fn main() -> Result<(), String> {
         Some(a) => a.parse().map_err(|e| format!("COMMANDS: {e}"))?,
         None => 20_000,
     };
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store = Store::open(BackendKind::Redb, dir.path(), 8 << 20).map_err(|e| e.to_string())?;
-    let hub = Hub::new(store.clone());
-    let _retention = hub.start_history(HistoryConfig::default())?;
-    let who = Requester {
-        subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
-        origin: None,
-    };
-    let send = |text: String| {
-        let env = Envelope::parse(&text).map_err(|e| format!("{:?}", e.error))?;
-        match block_on(hub.handle_protocol(&who, env)) {
-            Some(answer) => {
-                std::hint::black_box(answer.outbound());
-                Ok(())
-            }
-            None => Err("no answer".to_owned()),
-        }
-    };
+    let g = inproc::InProc::open(BackendKind::Redb, None)?;
+    let send = |text: String| g.send(&text);
     for t in 0..TWINS {
         send(format!(
             r#"{{"topic":"bench/t{t}/things/twin/commands/create","headers":{{"correlation-id":"c{t}","requested-acks":[]}},"path":"/","value":{{"attributes":{{"a0":"{}","a1":1,"a2":true,"loc":{{"x":1,"y":2}}}},"features":{{"f":{{"properties":{{"v":0,"w":"z"}}}}}}}}}}"#,
@@ -89,6 +71,6 @@ fn main() -> Result<(), String> {
         a as f64 / n as f64,
         b as f64 / n as f64
     );
-    store.close().map_err(|e| e.to_string())?;
+    g.store.close().map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -6,12 +6,10 @@
 //! Usage: cargo run --release --example cold_bench [-- TWINS [CACHE_MIB [COMMANDS [redb|sled]]]]
 //! (issue 21)
 
-use edgetwin::history::config::HistoryConfig;
-use edgetwin::hub::{Hub, Requester};
-use edgetwin::protocol::Envelope;
-use edgetwin::store::{BackendKind, Store};
-use futures_lite::future::block_on;
-use std::sync::Arc;
+#[path = "support/inproc.rs"]
+mod inproc;
+
+use edgetwin::store::BackendKind;
 
 /// CPU time of this process (user + system), seconds.
 fn cpu_secs() -> f64 {
@@ -41,29 +39,12 @@ fn main() -> Result<(), String> {
     };
     let (twins, cache_mib) = (arg(1, 100_000)?, arg(2, 48)?);
     let commands = arg(3, twins)?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let kind = match std::env::args().nth(4).as_deref() {
         Some("sled") => BackendKind::Sled,
         _ => BackendKind::Redb,
     };
-    let store = Store::open(kind, dir.path(), 8 << 20).map_err(|e| e.to_string())?;
-    let hub = Hub::new(store.clone());
-    hub.set_twin_cache(cache_mib << 20);
-    let _retention = hub.start_history(HistoryConfig::default())?;
-    let who = Requester {
-        subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
-        origin: None,
-    };
-    let send = |text: String| {
-        let env = Envelope::parse(&text).map_err(|e| format!("{:?}", e.error))?;
-        match block_on(hub.handle_protocol(&who, env)) {
-            Some(answer) => {
-                std::hint::black_box(answer.outbound());
-                Ok(())
-            }
-            None => Err("no answer".to_owned()),
-        }
-    };
+    let g = inproc::InProc::open(kind, Some(cache_mib << 20))?;
+    let send = |text: String| g.send(&text);
     let p = "x".repeat(16);
     for k in 0..twins {
         send(format!(
@@ -99,6 +80,6 @@ fn main() -> Result<(), String> {
             rss_kib()
         );
     }
-    store.close().map_err(|e| e.to_string())?;
+    g.store.close().map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -312,25 +312,32 @@ impl Overlay {
         } else {
             Bound::Included(start)
         };
-        let mut out = Vec::new();
-        let mut puts = 0;
-        for k in ordered.range::<[u8], _>((lower, Bound::Unbounded)) {
-            if !k.starts_with(prefix) {
+        let hits = ordered
+            .range::<[u8], _>((lower, Bound::Unbounded))
+            .take_while(|k| k.starts_with(prefix))
+            // `ordered` holds exactly the map's keys
+            .filter_map(|k| t.map.get(k.as_slice()).map(|p| (k, p)));
+        up_to_puts(hits, limit)
+    }
+}
+
+/// The entries of `hits` (in key order) up to and including the `limit`-th put.
+fn up_to_puts<'a>(
+    hits: impl Iterator<Item = (&'a Vec<u8>, &'a Pending)>,
+    limit: usize,
+) -> PendingEntries {
+    let mut out = Vec::new();
+    let mut puts = 0;
+    for (k, p) in hits {
+        out.push((k.clone(), p.value.clone()));
+        if p.value.is_some() {
+            puts += 1;
+            if puts >= limit {
                 break;
             }
-            let Some(p) = t.map.get(k.as_slice()) else {
-                continue; // unreachable: `ordered` holds the map's keys
-            };
-            out.push((k.clone(), p.value.clone()));
-            if p.value.is_some() {
-                puts += 1;
-                if puts >= limit {
-                    break;
-                }
-            }
         }
-        out
     }
+    out
 }
 
 /// `Overlay::range` by filtering every key of `map`, then sorting the hits (the same entries
@@ -353,18 +360,7 @@ fn range_unordered(
         })
         .collect();
     hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut out = Vec::new();
-    let mut puts = 0;
-    for (k, p) in hits {
-        out.push((k.clone(), p.value.clone()));
-        if p.value.is_some() {
-            puts += 1;
-            if puts >= limit {
-                break;
-            }
-        }
-    }
-    out
+    up_to_puts(hits.into_iter(), limit)
 }
 
 /// Orders checkpoint ops by tree, then key (the order an ordered overlay gave them: a backend

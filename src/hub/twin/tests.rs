@@ -121,15 +121,20 @@ fn a_failed_store_is_not_hidden_by_the_twin_cache() {
     assert!(hub.cached_twin("n:t").is_none());
 }
 
-#[test]
-fn a_refused_write_leaves_the_cached_twin_cached_and_unchanged() {
+/// A hub over redb in a temp dir (1 MiB store cache) and the dev user's requester.
+fn redb_hub() -> (tempfile::TempDir, Hub, Requester) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(crate::store::BackendKind::Redb, dir.path(), 1 << 20).unwrap();
-    let hub = Hub::new(store);
     let who = Requester {
         subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
         origin: None,
     };
+    (dir, Hub::new(store), who)
+}
+
+#[test]
+fn a_refused_write_leaves_the_cached_twin_cached_and_unchanged() {
+    let (_dir, hub, who) = redb_hub();
     let run =
         |text: &str| smol::block_on(hub.twin_command(&who, &command(text), Durability::Interval));
     run(r#"{"topic":"n/t/things/twin/commands/create","headers":{},"path":"/","value":{"attributes":{"a":1}}}"#).unwrap();
@@ -192,13 +197,7 @@ fn the_change_hook_sees_the_change_it_is_told_of() {
 
 #[test]
 fn a_cached_enforcer_does_not_outlive_a_policy_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(crate::store::BackendKind::Redb, dir.path(), 1 << 20).unwrap();
-    let hub = Hub::new(store);
-    let who = Requester {
-        subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
-        origin: None,
-    };
+    let (_dir, hub, who) = redb_hub();
     let modify = r#"{"topic":"n/t/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":2}"#;
     let run =
         |text: &str| smol::block_on(hub.twin_command(&who, &command(text), Durability::Interval));
@@ -222,15 +221,9 @@ fn a_cached_enforcer_does_not_outlive_a_policy_write() {
 
 #[test]
 fn twins_served_by_a_small_cache_equal_the_stored_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(crate::store::BackendKind::Redb, dir.path(), 1 << 20).unwrap();
-    let hub = Hub::new(store);
+    let (_dir, hub, who) = redb_hub();
     // ~10 twins decoded, the rest of 300 compact or not cached at all
     hub.twins().set_budgets(32 * 1024, 224 * 1024);
-    let who = Requester {
-        subjects: Arc::from(vec!["nginx:ditto".to_owned()]),
-        origin: None,
-    };
     let run = |text: String| {
         smol::block_on(hub.twin_command(&who, &command(&text), Durability::Interval)).unwrap()
     };
