@@ -65,7 +65,12 @@ echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --qui
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "== build (release, LTO; the load generator is an example, not part of the binary)"
-cargo build --release --bin edgetwin --example loadgen 2>&1 | tail -1
+# the binary alone, as `cargo build --release` makes it: built together with an example, its
+# dependencies' features are unified with the dev-dependencies', every symbol hash changes and
+# link/hot.txt matches little of it (idle RSS 4.7 -> 7.1 MiB, BENCHMARKS.md "End of the Dec 7
+# forenoon session")
+cargo build --release --bin edgetwin 2>&1 | tail -1
+cargo build --release --example loadgen 2>&1 | tail -1
 BIN=target/release/edgetwin
 L=target/release/examples/loadgen
 
