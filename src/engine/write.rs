@@ -297,10 +297,8 @@ fn plan_modify(
         validate::thing(&new_value)?;
     }
     check_write_etags(state, cmd)?;
-    if checks.if_equal != IfEqual::Update && existed {
-        if current == Some(&new_value) {
-            return Err(errors::equal_skipped());
-        }
+    if checks.if_equal != IfEqual::Update && existed && current == Some(&new_value) {
+        return Err(errors::equal_skipped());
     }
     check_condition(checks, state)?;
     Ok((new_value, existed))
