@@ -131,6 +131,14 @@ fn measure(rounds: usize, mut f: impl FnMut(usize) -> (u64, String)) -> Measured
         examined = e;
         result = res;
     }
+    if std::env::var_os("SEARCH_BENCH_TIMES").is_some() {
+        // every round's wall time (ms) in round order: where the slow ones fall
+        let ms: Vec<String> = times
+            .iter()
+            .map(|t| format!("{:.2}", t.as_secs_f64() * 1e3))
+            .collect();
+        eprintln!("rounds: {}", ms.join(" "));
+    }
     let p = |v: &mut Vec<Duration>, q: usize| {
         v.sort();
         v[(v.len() * q / 100).min(v.len() - 1)]

@@ -366,6 +366,8 @@ pub fn run(o: &Opts) -> Result<(), String> {
         .map(Into::into)
         .unwrap_or_else(default_edgetwin_bin);
     let data_base = o.opt("data-base").map(std::path::PathBuf::from);
+    // settings appended to the server's config file, `;` between lines (A/B of a setting)
+    let server_toml = o.get("server-toml", String::new())?.replace(';', "\n");
     let external = match (o.opt("addr"), o.opt("pid")) {
         (Some(a), Some(p)) => Some(Server::external(
             a.parse().map_err(|e| format!("--addr: {e}"))?,
@@ -396,12 +398,13 @@ pub fn run(o: &Opts) -> Result<(), String> {
         let server = match &external {
             Some(s) => s,
             None => {
-                own = Server::edgetwin(
+                own = Server::edgetwin_with(
                     &bin,
                     &tmp.0.join("data"),
                     &store,
                     threads,
                     sc.conns + sc.subscribers + 4,
+                    &server_toml,
                 )?;
                 &own
             }
