@@ -31,7 +31,7 @@ impl Late {
 
     /// The answer as text.
     pub async fn text(self) -> Option<Arc<str>> {
-        self.envelope().await.map(|e| Arc::from(e.to_text()))
+        self.envelope().await.map(|e| e.to_shared_text())
     }
 }
 
@@ -73,7 +73,7 @@ impl Answer {
             Answer::Later(w) => return Outgoing::Later(Late(w)),
             Answer::Now(reply) => reply,
         };
-        let text: Arc<str> = Arc::from(reply.envelope.to_text());
+        let text: Arc<str> = reply.envelope.to_shared_text();
         Outgoing::Now(match reply.after {
             Some(seq) => {
                 let env = &reply.envelope;
@@ -82,7 +82,7 @@ impl Answer {
                 Outbound::Durable {
                     seq,
                     text,
-                    on_failure: Some(Arc::from(err.to_text())),
+                    on_failure: Some(err.to_shared_text()),
                 }
             }
             None => Outbound::Now(text),
