@@ -131,6 +131,15 @@ fn measure(rounds: usize, mut f: impl FnMut(usize) -> (u64, String)) -> Measured
         examined = e;
         result = res;
     }
+    if std::env::var_os("SEARCH_BENCH_TIMES").is_some() {
+        // every round's time without its run-queue wait (ms) in round order: where the slow
+        // ones fall
+        let ms: Vec<String> = work
+            .iter()
+            .map(|t| format!("{:.2}", t.as_secs_f64() * 1e3))
+            .collect();
+        eprintln!("rounds (without run-queue wait): {}", ms.join(" "));
+    }
     let p = |v: &mut Vec<Duration>, q: usize| {
         v.sort();
         v[(v.len() * q / 100).min(v.len() - 1)]
@@ -151,7 +160,13 @@ fn main() {
     let own = args.get(3).is_some_and(|a| a == "own");
     let scan_rounds = (rounds / 10).max(5);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(backend, tmp.path(), 8 * 1024 * 1024).expect("store");
+    // the store cache of a server with the default config (`cache_mib`); SEARCH_BENCH_CACHE_MIB
+    // sets another
+    let cache_mib: u64 = std::env::var("SEARCH_BENCH_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(edgetwin::config::Config::default().cache_mib);
+    let store = Store::open(backend, tmp.path(), cache_mib * 1024 * 1024).expect("store");
     let policy = |id: &str| {
         let p = json!({"policyId": id, "entries": {"all": {
             "subjects": {"nginx:bench": {"type": "t"}},
@@ -373,7 +388,7 @@ fn main() {
     } else {
         "one shared policy"
     };
-    println!("## search_bench: {n} twins, {backend}, 8 MiB cache, {policies}, {rounds} rounds ({scan_rounds} for full scans)");
+    println!("## search_bench: {n} twins, {backend}, {cache_mib} MiB cache, {policies}, {rounds} rounds ({scan_rounds} for full scans)");
     println!(
         "load things (no index): {:.2} s, RSS after load {} MiB, after index build {} MiB",
         load.as_secs_f64(),

@@ -19,20 +19,27 @@ row() { # label, field, loadgen options...
     for who in A B; do
       local bin=$A; [ "$who" = B ] && bin=$B
       $L load --label "$label.$who" --target edgetwin --server-bin "$bin" --secs 4 --warmup 1 "$@" |
-        grep '^RESULT' || true
+        grep -E '^(RESULT|FIRST)' || true
     done
   done
   local a b
   a=$(grep "^RESULT label=$label.A " "$OUT" | kv "$field" | median)
   b=$(grep "^RESULT label=$label.B " "$OUT" | kv "$field" | median)
   echo "AB $label $field A=$a B=$b B/A=$(ratio "$a" "$b")"
+  if grep -q "^FIRST label=$label.A " "$OUT"; then # --touch-all: the first modify of each twin
+    a=$(grep "^FIRST label=$label.A " "$OUT" | kv us_per_cmd | median)
+    b=$(grep "^FIRST label=$label.B " "$OUT" | kv us_per_cmd | median)
+    echo "AB ${label}_first us_per_cmd A=$a B=$b B/A=$(ratio "$a" "$b")"
+  fi
 }
 
 row modify_4conn us_per_cmd --conns 4
 row modify_4conn_redb us_per_cmd --conns 4 --store redb   # the default store of a new data dir
-row modify_4conn_10k us_per_cmd --conns 4 --twins 10000
-row modify_4conn_100k us_per_cmd --conns 4 --twins 100000
-row modify_4conn_100k_redb us_per_cmd --conns 4 --twins 100000 --store redb
+# 10k/100k: every twin modified once before the window (--touch-all): the window measures the
+# steady state, the `_first` line the first modify of each twin (the touch pass)
+row modify_4conn_10k us_per_cmd --conns 4 --twins 10000 --touch-all
+row modify_4conn_100k us_per_cmd --conns 4 --twins 100000 --touch-all
+row modify_4conn_100k_redb us_per_cmd --conns 4 --twins 100000 --store redb --touch-all
 row events_peak ev_p99_us --conns 4 --subscribers 1 --client-threads 2
 row roundtrip tput --conns 1 --window 1
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

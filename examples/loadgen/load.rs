@@ -32,6 +32,9 @@ pub struct Scenario {
     pub warmup: f64,
     pub secs: f64,
     pub client_threads: usize,
+    /// modify every twin once before the run (`--touch-all`): the window then measures the
+    /// steady state (twins written before), the touch pass itself the first modify of each twin
+    pub touch_all: bool,
 }
 
 /// What one target did in a scenario.
@@ -79,6 +82,7 @@ impl Scenario {
             warmup: o.get("warmup", 1.0)?,
             secs: o.get("secs", 5.0)?,
             client_threads: o.get("client-threads", 1)?,
+            touch_all: o.get("touch-all", false)?,
         };
         if s.conns == 0 || s.window == 0 || s.secs <= 0.0 {
             return Err("--conns, --window and --secs must be positive".into());
@@ -93,12 +97,17 @@ impl Scenario {
             "unbounded".into()
         };
         format!(
-            "{} conns x window {}, mix {}, payload {} B, {} twins, acks {}, {} subscribers, rate {}, {:.0}+{:.0} s",
+            "{} conns x window {}, mix {}, payload {} B, {} twins{}, acks {}, {} subscribers, rate {}, {:.0}+{:.0} s",
             self.conns,
             self.window,
             self.mix_text,
             self.payload,
             self.twins,
+            if self.touch_all {
+                " (each modified once before)"
+            } else {
+                ""
+            },
             if self.acks_none { "none" } else { "twin-persisted" },
             self.subscribers,
             rate,
@@ -127,6 +136,53 @@ pub async fn populate(addr: SocketAddr, n: u32, payload: usize, conns: u32) -> R
         }
     }
     Ok(())
+}
+
+/// The first modify of every twin `0..n` (random order, `conns` connections of `window`
+/// commands in flight, answers without waiting for the disk): what it cost (cmd/s, server CPU
+/// us per command). After it a window measures twins that were written before (the steady
+/// state); a window right after [`populate`] mostly measures first modifies at 10k+ twins,
+/// which pay the history's deferred creation event and a policy read that later ones do not.
+pub async fn touch_all(
+    server: &Server,
+    n: u32,
+    payload: usize,
+    conns: usize,
+    window: usize,
+) -> Result<(f64, f64), String> {
+    let conns = conns.clamp(1, n.max(1) as usize);
+    let mut order: Vec<u32> = (0..n).collect();
+    fastrand::Rng::with_seed(21).shuffle(&mut order);
+    let value = "y".repeat(payload);
+    let mut frames: Vec<Vec<String>> = vec![Vec::new(); conns];
+    for (i, k) in order.into_iter().enumerate() {
+        frames[i % conns].push(format!(
+            r#"{{"topic":"{}/t{k}/things/twin/commands/modify","headers":{{"correlation-id":"touch.{k}","requested-acks":[]}},"path":"/attributes/a0","value":"{value}"}}"#,
+            crate::workload::NS
+        ));
+    }
+    let mut wss = Vec::new();
+    for _ in 0..conns {
+        wss.push(wsconn::connect(server.addr).await?);
+    }
+    let (t0, c0) = (Instant::now(), cpu_time(server.pid));
+    let tasks: Vec<_> = wss
+        .into_iter()
+        .zip(frames)
+        .map(|(ws, f)| smol::spawn(wsconn::send_all(ws, f, window)))
+        .collect();
+    for t in tasks {
+        let errors = t.await?;
+        if errors > 0 {
+            return Err(format!("touch-all: {errors} error responses"));
+        }
+    }
+    let (secs, c1) = (t0.elapsed().as_secs_f64(), cpu_time(server.pid));
+    let cpu = match (c0, c1) {
+        (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64(),
+        _ => f64::NAN,
+    };
+    Ok((n as f64 / secs, cpu * 1e6 / f64::from(n.max(1))))
 }
 
 /// Runs the scenario against a server (subscribers only where `events` is true).
@@ -310,6 +366,8 @@ pub fn run(o: &Opts) -> Result<(), String> {
         .map(Into::into)
         .unwrap_or_else(default_edgetwin_bin);
     let data_base = o.opt("data-base").map(std::path::PathBuf::from);
+    // settings appended to the server's config file, `;` between lines (A/B of a setting)
+    let server_toml = o.get("server-toml", String::new())?.replace(';', "\n");
     let external = match (o.opt("addr"), o.opt("pid")) {
         (Some(a), Some(p)) => Some(Server::external(
             a.parse().map_err(|e| format!("--addr: {e}"))?,
@@ -340,18 +398,31 @@ pub fn run(o: &Opts) -> Result<(), String> {
         let server = match &external {
             Some(s) => s,
             None => {
-                own = Server::edgetwin(
+                own = Server::edgetwin_with(
                     &bin,
                     &tmp.0.join("data"),
                     &store,
                     threads,
                     sc.conns + sc.subscribers + 4,
+                    &server_toml,
                 )?;
                 &own
             }
         };
         if !sc.mix.read_only() || sc.twins > 0 {
             smol::block_on(populate(server.addr, sc.twins, sc.payload, 2))?;
+        }
+        if sc.touch_all && sc.twins > 0 {
+            let (tput, per_cmd) =
+                smol::block_on(touch_all(server, sc.twins, sc.payload, sc.conns, sc.window))?;
+            println!(
+                "  [edgetwin] first modify of each of the {} twins (before the window, random order): {tput:.0} cmd/s, {per_cmd:.1} us/cmd server CPU",
+                sc.twins
+            );
+            println!(
+                "FIRST label={} target=edgetwin tput={tput:.0} us_per_cmd={per_cmd:.1}",
+                sc.label
+            );
         }
         let mut r = measure(&sc, server, true)?;
         print("edgetwin", &sc, &mut r);

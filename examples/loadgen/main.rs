@@ -23,6 +23,8 @@ const USAGE: &str = "usage: loadgen <command> [--option value ...]
               --twins N --acks none|persisted --subscribers S --rate CMDS_PER_S
               --warmup SECS --secs SECS --target both|echo|edgetwin --store sled|redb
               --label NAME --client-threads N --server-threads N
+              --touch-all (modify every twin once before the window: steady state)
+              --server-toml 'key = v; key = v' (appended to the server's config)
               [--server-bin PATH] [--data-base DIR] [--addr HOST:PORT --pid PID]
   footprint   --store sled|redb --twins N --idle-conns N --payload BYTES
               [--server-bin PATH] [--data-base DIR] [--server-threads N]

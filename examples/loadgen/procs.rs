@@ -65,19 +65,9 @@ impl Server {
     }
 
     /// Starts edgetwin on a free loopback port with data in `data` and backend `store`;
-    /// `threads` > 0 pins the executor thread count (via a config file in `data`'s parent).
-    /// All load comes from one address: the per-address connection cap is lifted.
-    pub fn edgetwin(
-        bin: &Path,
-        data: &Path,
-        store: &str,
-        threads: usize,
-        conns: usize,
-    ) -> Result<Server, String> {
-        Self::edgetwin_with(bin, data, store, threads, conns, "")
-    }
-
-    /// As `edgetwin`, with `extra` lines at the end of its config file.
+    /// `threads` > 0 pins the executor thread count (via a config file in `data`'s parent), with
+    /// `extra` lines at the end of that file. All load comes from one address: the per-address
+    /// connection cap is lifted.
     pub fn edgetwin_with(
         bin: &Path,
         data: &Path,
