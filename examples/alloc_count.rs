@@ -58,7 +58,7 @@ fn print_sites(depth: usize, commands: usize) {
         *groups.entry(frames.join(" <- ")).or_default() += 1;
     }
     let mut groups: Vec<_> = groups.into_iter().collect();
-    groups.sort_by(|a, b| b.1.cmp(&a.1));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1));
     for (site, n) in groups {
         println!("SITE {:6.2} per cmd  {site}", n as f64 / commands as f64);
     }
