@@ -39,13 +39,50 @@ impl ThingState {
 
     /// Encodes for the store.
     pub fn to_bytes(&self) -> Vec<u8> {
-        // room for a small twin at once (growing from empty reallocated ~7 times per write)
-        let mut out = Vec::with_capacity(512);
-        // Serializing a Value-based struct cannot fail (no non-string map keys).
-        match serde_json::to_writer(&mut out, self) {
-            Ok(()) => out,
-            Err(_) => Vec::new(),
+        // written into a buffer kept by the thread, then copied out at its exact size: no
+        // reallocation while it grows, and the bytes the store holds take no spare capacity
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        BUF.with(|b| match b.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                self.write_to(&mut buf);
+                let out = buf.to_vec();
+                // a rare huge twin does not keep its buffer
+                if buf.capacity() > 64 * 1024 {
+                    *buf = Vec::new();
+                }
+                out
+            }
+            Err(_) => {
+                let mut out = Vec::new();
+                self.write_to(&mut out);
+                out
+            }
+        })
+    }
+
+    /// The serde derive's bytes (field order, skipped fields), written directly (`json_write`:
+    /// tested against serde_json).
+    fn write_to(&self, out: &mut Vec<u8>) {
+        use super::json_write::{write_i64, write_u64, write_value};
+        out.extend_from_slice(b"{\"t\":");
+        write_value(out, &self.thing);
+        out.extend_from_slice(b",\"r\":");
+        write_u64(out, self.revision);
+        out.extend_from_slice(b",\"c\":");
+        write_i64(out, self.created);
+        out.extend_from_slice(b",\"m\":");
+        write_i64(out, self.modified);
+        if let Some(md) = &self.metadata {
+            out.extend_from_slice(b",\"md\":");
+            write_value(out, md);
+        }
+        if self.deleted {
+            out.extend_from_slice(b",\"d\":true");
+        }
+        out.push(b'}');
     }
 
     /// The live (not deleted) state, if any.

@@ -262,11 +262,13 @@ pub fn create(
 
 /// What a modify writes, once every check passed: the new value at `ptr` and whether
 /// something was there.
+/// `current`: the value at `ptr` (looked up by the caller, who walks there anyway).
 fn plan_modify(
     state: &ThingState,
     cmd: &ThingCommand,
     checks: &Checks,
     ptr: &[String],
+    current: Option<&Value>,
 ) -> Result<(Value, bool), DittoError> {
     let value = value_of(cmd)?;
     // refused before anything deep is built (the check in `finish` covers the rest)
@@ -289,17 +291,14 @@ fn plan_modify(
         }
         (ordered_thing(&id, m), true)
     } else {
-        (value.clone(), pointer::get(&state.thing, ptr).is_some())
+        (value.clone(), current.is_some())
     };
     if cmd.path == ThingPath::Root {
         validate::thing(&new_value)?;
     }
     check_write_etags(state, cmd)?;
-    if checks.if_equal != IfEqual::Update && existed {
-        let current = pointer::get(&state.thing, ptr);
-        if current == Some(&new_value) {
-            return Err(errors::equal_skipped());
-        }
+    if checks.if_equal != IfEqual::Update && existed && current == Some(&new_value) {
+        return Err(errors::equal_skipped());
     }
     check_condition(checks, state)?;
     Ok((new_value, existed))
@@ -321,7 +320,8 @@ pub fn modify(
     ctx: &Ctx,
 ) -> Result<Outcome, DittoError> {
     let ptr = cmd.path.pointer();
-    let (new_value, existed) = plan_modify(state, cmd, checks, &ptr)?;
+    let current = pointer::get(&state.thing, &ptr);
+    let (new_value, existed) = plan_modify(state, cmd, checks, &ptr, current)?;
     let mut thing = state.thing.clone();
     if cmd.path == ThingPath::Root {
         thing = new_value.clone();
@@ -366,11 +366,11 @@ pub(super) fn modify_in_place(
     let Some((last, parents)) = path.split_last() else {
         return Err(state);
     };
-    let parent_is_object = matches!(pointer::get(&state.thing, parents), Some(Value::Object(_)));
-    if !crate::search::delta::in_place_path(&path) || !parent_is_object {
-        return Err(state);
-    }
-    let Ok((new_value, existed)) = plan_modify(&state, cmd, checks, &path) else {
+    let parent = match pointer::get(&state.thing, parents) {
+        Some(Value::Object(p)) if crate::search::delta::in_place_path(&path) => p,
+        _ => return Err(state),
+    };
+    let Ok((new_value, existed)) = plan_modify(&state, cmd, checks, &path, parent.get(last)) else {
         return Err(state);
     };
     let event_value = new_value.clone();

@@ -100,7 +100,7 @@ pub(super) fn decode_tally(b: &[u8]) -> Tally {
 }
 
 impl History {
-    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+    pub(super) fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
         self.deferred.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -279,11 +279,6 @@ impl History {
     /// Replaces the tally (totals loaded at start).
     pub(super) fn set_tally(&self, t: Tally) {
         *self.tally() = t;
-    }
-
-    /// The tally as stored after the totals.
-    pub(super) fn tally_bytes(&self, out: &mut Vec<u8>) {
-        encode_tally(&self.tally(), out);
     }
 }
 

@@ -157,11 +157,14 @@ impl History {
         if !self.counted.load(Ordering::Acquire) {
             return None;
         }
-        let mut v = Vec::with_capacity(16);
+        let tally = self.tally();
+        // sized at once: every change writes it
+        let mut v = Vec::with_capacity(16 + 24 * tally.len() + 1);
         v.extend_from_slice(&self.bytes.load(Ordering::Relaxed).to_le_bytes());
         v.extend_from_slice(&self.events.load(Ordering::Relaxed).to_le_bytes());
         // then the tally of deferred creations (a version without it reads the first 16)
-        self.tally_bytes(&mut v);
+        super::deferred::encode_tally(&tally, &mut v);
+        drop(tally);
         // then the marker of bytes counted as written (older versions counted them compressed
         // and ignore it: the tally is read in whole chunks of 24)
         v.push(COUNTS_AS_WRITTEN);

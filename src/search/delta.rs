@@ -3,7 +3,9 @@
 //! twin costs that attribute, not the twin. Always equal to `index::delta(entries(old),
 //! entries(new))` (tested against it on random twins); falls back to it when it cannot be sure.
 
-use super::index::{delta, sized_entries, Builder, Entries, Size, FEATURE_PARTS, MAX_ENTRIES};
+use super::index::{
+    delta, sized_entries, Builder, Entries, Size, FEATURE_PARTS, MAX_ENTRIES, MAX_PATH_BYTES,
+};
 use super::keys;
 use crate::clock::format_millis;
 use crate::engine::state::{Replaced, ThingState};
@@ -136,6 +138,21 @@ impl<'a> Diff<'a> {
             }
             return;
         }
+        if let (Some(o), Some(w)) = (old, new) {
+            if scalar(o) && scalar(w) && path != "policyId" && path.len() <= MAX_PATH_BYTES {
+                // what `rebuild` gives for one value entry replaced by another (no entry maps
+                // built): the count stays, the old key goes, the new one is created
+                let (ko, kw) = (
+                    keys::value_key(path, o, self.id),
+                    keys::value_key(path, w, self.id),
+                );
+                if ko != kw {
+                    self.ops.push(Op::delete(Tree::Index, ko));
+                    self.ops.push(Op::create(Tree::Index, kw, vec![0]));
+                }
+                return;
+            }
+        }
         self.rebuild(old, new, |b, v| b.walk(path, v, false));
     }
 
@@ -189,6 +206,11 @@ impl<'a> Diff<'a> {
         self.count = (self.count + w.out.len()).saturating_sub(o.out.len());
         self.ops.extend(delta(&o.out, &w.out));
     }
+}
+
+/// Neither an object nor an array: `Builder::walk` makes one value entry of it.
+fn scalar(v: &Value) -> bool {
+    !matches!(v, Value::Object(_) | Value::Array(_))
 }
 
 fn object<'v>(thing: &'v Value, field: &str) -> &'v Map<String, Value> {

@@ -157,11 +157,7 @@ pub fn decode_entries(tree: Tree, entries: Entries) -> Result<Entries, StoreErro
 /// The stored form of `value` (of a tree the codec [`applies`] to).
 pub fn encode(value: Vec<u8>) -> Vec<u8> {
     if value.len() >= MIN_COMPRESS && value.len() <= MAX_VALUE {
-        let block = lz4_flex::block::compress_with_dict(&value, DICT_1);
-        let mut out = Vec::with_capacity(1 + 5 + block.len());
-        out.push(LZ4_DICT_1);
-        push_leb128(&mut out, value.len());
-        out.extend_from_slice(&block);
+        let out = compressed(&value);
         if out.len() < value.len() {
             return out;
         }
@@ -175,6 +171,41 @@ pub fn encode(value: Vec<u8>) -> Vec<u8> {
         }
         _ => value,
     }
+}
+
+/// Largest value compressed through the thread's scratch buffer (bigger ones, rare, get a
+/// buffer of their own: the scratch stays small).
+const SCRATCH_MAX: usize = 64 * 1024;
+
+/// Codec 1 of `value`: the marker, the length, the LZ4 block. The block is compressed into a
+/// buffer the thread keeps and copied out at its size (`compress_with_dict` allocated, zeroed
+/// and shrank a buffer of the largest size per value; the same block: tested).
+fn compressed(value: &[u8]) -> Vec<u8> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let frame = |block: &[u8]| {
+        let mut out = Vec::with_capacity(1 + 5 + block.len());
+        out.push(LZ4_DICT_1);
+        push_leb128(&mut out, value.len());
+        out.extend_from_slice(block);
+        out
+    };
+    let max = lz4_flex::block::get_maximum_output_size(value.len());
+    if max <= SCRATCH_MAX {
+        let done = SCRATCH.with(|s| {
+            let mut s = s.try_borrow_mut().ok()?;
+            if s.len() < max {
+                s.resize(max, 0);
+            }
+            let n = lz4_flex::block::compress_into_with_dict(value, &mut s[..max], DICT_1).ok()?;
+            Some(frame(&s[..n]))
+        });
+        if let Some(out) = done {
+            return out;
+        }
+    }
+    frame(&lz4_flex::block::compress_with_dict(value, DICT_1))
 }
 
 /// The value a stored form holds (anything not starting with a marker byte is itself).
@@ -232,6 +263,31 @@ mod tests {
 
     const TWIN: &str = r#"{"t":{"thingId":"bench:t12341","policyId":"bench:t12341","attributes":{"a0":"xxxxxxxxxxxxxxxx"},"features":{"f":{"properties":{"p0":"xxxxxxxxxxxxxxxx"}}}},"r":1,"c":1796594120282,"m":1796594120282}"#;
     const POLICY: &str = r#"{"p":{"policyId":"bench:t12341","entries":{"DEFAULT":{"subjects":{"nginx:ditto":{"type":"generated"}},"resources":{"thing:/":{"grant":["READ","WRITE"],"revoke":[]},"policy:/":{"grant":["READ","WRITE"],"revoke":[]},"message:/":{"grant":["READ","WRITE"],"revoke":[]}}}}},"r":1,"c":1796594120282,"m":1796594120282}"#;
+
+    #[test]
+    fn the_scratch_buffer_gives_the_block_compress_with_dict_gives() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        for _ in 0..2_000 {
+            let n = rng.usize(MIN_COMPRESS..4_000);
+            let v: Vec<u8> = (0..n)
+                .map(|_| match rng.u8(0..3) {
+                    0 => rng.u8(..),
+                    _ => DICT_1[rng.usize(0..DICT_1.len())],
+                })
+                .collect();
+            let block = lz4_flex::block::compress_with_dict(&v, DICT_1);
+            let mut want = vec![LZ4_DICT_1];
+            push_leb128(&mut want, v.len());
+            want.extend_from_slice(&block);
+            assert_eq!(compressed(&v), want);
+        }
+        // above the scratch bound: its own buffer, the same bytes
+        let big = DICT_1.repeat(40);
+        let mut want = vec![LZ4_DICT_1];
+        push_leb128(&mut want, big.len());
+        want.extend_from_slice(&lz4_flex::block::compress_with_dict(&big, DICT_1));
+        assert_eq!(compressed(&big), want);
+    }
 
     #[test]
     fn the_dictionary_never_changes() {

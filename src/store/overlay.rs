@@ -4,6 +4,7 @@
 //! changed since the last log snapshot, point lookups, ordered range snapshots, post-checkpoint
 //! cleanup, and the merge of an overlay snapshot over a backend scan.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 
@@ -43,21 +44,6 @@ struct Pendings {
 const UNORDERED_SCANS: usize = 8;
 
 impl Pendings {
-    fn insert_new(&mut self, key: Vec<u8>, p: Pending) {
-        if let Some(o) = &mut self.ordered {
-            o.insert(key.clone());
-        }
-        self.map.insert(key, p);
-    }
-
-    fn remove(&mut self, key: &[u8]) -> Option<Pending> {
-        let p = self.map.remove(key)?;
-        if let Some(o) = &mut self.ordered {
-            o.remove(key);
-        }
-        Some(p)
-    }
-
     /// The keys in order (built on first use).
     fn order(&mut self) -> &BTreeSet<Vec<u8>> {
         let map = &self.map;
@@ -90,18 +76,25 @@ impl Overlay {
         for op in ops {
             let t = &mut self.trees[op.tree.index()];
             let vlen = op.value.as_ref().map_or(0, Vec::len);
-            match t.map.get_mut(op.key.as_slice()) {
-                Some(p) if op.value.is_none() && p.fresh && p.seq > self.snap_seq => {
-                    // still in `dirty`: `take_dirty` skips a key it does not find
-                    let len = p.value.as_ref().map_or(0, Vec::len);
-                    t.remove(op.key.as_slice());
-                    self.bytes -= op.key.len() + len;
-                    self.entries -= 1;
-                }
-                Some(p) => {
-                    if p.seq <= self.snap_seq {
-                        self.dirty.push((op.tree, op.key));
+            // one hash per op (the entry), where a lookup and an insert or remove took two
+            match t.map.entry(op.key) {
+                Entry::Occupied(mut e) => {
+                    let p = e.get_mut();
+                    if op.value.is_none() && p.fresh && p.seq > self.snap_seq {
+                        // still in `dirty`: `take_dirty` skips a key it does not find
+                        let len = p.value.as_ref().map_or(0, Vec::len);
+                        let (key, _) = e.remove_entry();
+                        if let Some(o) = &mut t.ordered {
+                            o.remove(&key);
+                        }
+                        self.bytes -= key.len() + len;
+                        self.entries -= 1;
+                        continue;
                     }
+                    if p.seq <= self.snap_seq {
+                        self.dirty.push((op.tree, e.key().clone()));
+                    }
+                    let p = e.get_mut();
                     self.bytes = self.bytes - p.value.as_ref().map_or(0, Vec::len) + vlen;
                     p.seq = seq;
                     p.value = op.value;
@@ -109,20 +102,21 @@ impl Overlay {
                     // over a pending write (a delete: the backend may hold the key) never fresh
                     p.fresh = false;
                 }
-                None => {
-                    self.bytes += op.key.len() + vlen;
+                Entry::Vacant(v) => {
+                    let key = v.key().clone();
+                    self.bytes += key.len() + vlen;
                     self.entries += 1;
-                    self.dirty.push((op.tree, op.key.clone()));
-                    t.insert_new(
-                        op.key,
-                        Pending {
-                            seq,
-                            fresh: op.fresh && op.value.is_some(),
-                            value: op.value,
-                            stored: None,
-                            taken: 0,
-                        },
-                    );
+                    if let Some(o) = &mut t.ordered {
+                        o.insert(key.clone());
+                    }
+                    v.insert(Pending {
+                        seq,
+                        fresh: op.fresh && op.value.is_some(),
+                        value: op.value,
+                        stored: None,
+                        taken: 0,
+                    });
+                    self.dirty.push((op.tree, key));
                 }
             }
         }
@@ -251,11 +245,19 @@ impl Overlay {
     pub(crate) fn remove_committed(&mut self, ops: &[Op], last: u64) {
         for op in ops {
             let t = &mut self.trees[op.tree.index()];
-            if let Some(p) = t.map.get(op.key.as_slice()).filter(|p| p.seq <= last) {
-                self.bytes -= op.key.len() + p.value.as_ref().map_or(0, Vec::len);
-                self.entries -= 1;
-                t.remove(op.key.as_slice());
+            // one hash per op: removed, and put back in the rare case it was written again
+            let Some((key, p)) = t.map.remove_entry(op.key.as_slice()) else {
+                continue;
+            };
+            if p.seq > last {
+                t.map.insert(key, p);
+                continue;
             }
+            if let Some(o) = &mut t.ordered {
+                o.remove(&key);
+            }
+            self.bytes -= key.len() + p.value.as_ref().map_or(0, Vec::len);
+            self.entries -= 1;
         }
     }
 
