@@ -56,6 +56,12 @@ impl History {
         }
         self.account(bytes, events);
         self.counted.store(true, Ordering::Release);
+        // changes made before the count finished stored no totals (`counts_op`): store them
+        // now, or a restart would find none and lose the tally of deferred creations, which no
+        // scan sees (a creation made right after a first start then counted 0 events)
+        if self.events.load(Ordering::Relaxed) != 0 || self.bytes.load(Ordering::Relaxed) != 0 {
+            self.store.submit(self.counts_op().into_iter().collect());
+        }
         Ok(())
     }
 

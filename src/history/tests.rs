@@ -452,6 +452,20 @@ fn totals_are_stored_with_the_changes_and_read_back_at_start_without_a_scan() {
     assert!(again.counted.load(std::sync::atomic::Ordering::Acquire));
 }
 
+/// A creation recorded while the start-up count still runs stores no totals; the count's end
+/// stores them, so a restart knows the deferred creation (no scan sees it).
+#[test]
+fn totals_of_changes_made_before_the_count_finished_are_stored_by_the_count() {
+    let mut r = rig(cfg());
+    r.run(create(), T0);
+    assert_eq!(events_counted(&r.history), 1);
+    r.history.count().unwrap();
+    assert_eq!(events_counted(&r.history), 1);
+    let again = History::with_snapshots(cfg(), r.store.clone(), 4);
+    assert!(again.load_counts().unwrap(), "the count stored the totals");
+    assert_eq!(events_counted(&again), 1, "the deferred creation");
+}
+
 fn events_counted(h: &History) -> i64 {
     h.events.load(std::sync::atomic::Ordering::Relaxed)
 }
