@@ -339,7 +339,7 @@ mod tests {
         let h = |pairs: &[(&str, &str)]| {
             let mut h = Headers::new();
             for (k, v) in pairs {
-                h.insert(*k, *v);
+                h.insert(k.to_string(), *v);
             }
             h
         };

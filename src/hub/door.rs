@@ -17,7 +17,9 @@ use crate::protocol::{
 };
 use crate::rules::acks::{AckKind, AckRequest, Binding};
 use crate::rules::outcome::Plan;
-use crate::rules::responses::{policy_response_envelope, response_envelope, unsupported};
+use crate::rules::responses::{
+    policy_response_envelope, response_envelope, response_envelope_owned, unsupported,
+};
 
 /// What to answer a request with (made into outbound messages by `hub::answer`).
 pub enum Answer {
@@ -144,9 +146,9 @@ impl Hub {
         let durability = crate::engine::Durability::waited_if(acks.wants_persisted());
         let done = self.twin_command(who, &cmd, durability).await?;
         Ok(Some(Answer::Now(Box::new(Reply {
-            envelope: response_envelope(&cmd, &done.outcome),
             after: done.seq.filter(|_| acks.wants_persisted()),
             seq: done.seq,
+            envelope: response_envelope_owned(cmd, done.outcome),
         }))))
     }
 

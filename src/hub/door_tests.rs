@@ -2,8 +2,9 @@
 //! `Signal` through `Hub::call`; `Answer::settle` (request/response bindings) and
 //! `Answer::outbound` (streaming bindings) decide what waits for the disk.
 
+use super::answer::not_durable;
 use super::{Answer, Hub, Outbound, Outgoing, Reply, Requester};
-use crate::protocol::{Envelope, Signal};
+use crate::protocol::{error_envelope, Envelope, Signal};
 use crate::rules::acks::{AckKind, AckRequest, Binding};
 use crate::rules::outcome::Finished;
 use crate::store::{BackendKind, Store};
@@ -52,7 +53,10 @@ fn a_write_with_twin_persisted_settles_once_durable_and_a_stream_gets_it_gated()
             seq: s, on_failure, ..
         }) => {
             assert_eq!(s, seq);
-            assert!(on_failure.unwrap().contains("things:thing.unavailable"));
+            assert!(on_failure
+                .unwrap()
+                .text()
+                .contains("things:thing.unavailable"));
         }
         _ => panic!("a streaming binding holds the reply until the write is durable"),
     }
@@ -93,6 +97,7 @@ fn a_policy_reply_that_never_becomes_durable_is_a_policy_error() {
         .to_string(),
     )
     .unwrap();
+    let topic = env.topic.clone();
     let reply = Reply {
         envelope: env,
         after: Some(7),
@@ -100,9 +105,12 @@ fn a_policy_reply_that_never_becomes_durable_is_a_policy_error() {
     };
     match Answer::Now(Box::new(reply)).outbound() {
         Outgoing::Now(Outbound::Durable { on_failure, .. }) => {
-            let text = on_failure.unwrap();
+            let text = on_failure.unwrap().text();
             assert!(text.contains("policies:policy.unavailable"), "{text}");
             assert!(text.contains("c-2"), "{text}");
+            // the text made when it is needed is the one made with the answer before
+            let before = error_envelope(Some(&topic), Some("c-2"), &not_durable(&topic));
+            assert_eq!(&*text, before.to_text());
         }
         _ => panic!("held until durable"),
     }

@@ -10,6 +10,7 @@ use crate::error::DittoError;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// One Ditto Protocol message.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +200,35 @@ impl Envelope {
     }
 }
 
+/// Largest serialization buffer a thread keeps between messages (a bigger one is dropped).
+const KEPT_BUFFER: usize = 64 * 1024;
+
+thread_local! {
+    /// The buffer `to_shared_text` serializes into, reused by the next message of this thread.
+    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Envelope {
+    /// `to_text` as the shared text a binding queues, written into a per-thread buffer that
+    /// is reused (at most `KEPT_BUFFER` bytes kept per thread): one allocation for the text
+    /// instead of a growing `Vec` and its copy into the `Arc` (issue 21).
+    pub fn to_shared_text(&self) -> Arc<str> {
+        let shared = BUFFER.with(|b| {
+            let mut buf = b.try_borrow_mut().ok()?;
+            buf.clear();
+            let text = match serde_json::to_writer(&mut *buf, self) {
+                Ok(()) => std::str::from_utf8(&buf).ok().map(Arc::from),
+                Err(_) => None,
+            };
+            if buf.capacity() > KEPT_BUFFER {
+                *buf = Vec::new();
+            }
+            text
+        });
+        shared.unwrap_or_else(|| Arc::from(self.to_text()))
+    }
+}
+
 /// Serializes a `Display` value as a JSON string without an intermediate `String`.
 struct AsStr<'a, T: std::fmt::Display>(&'a T);
 
@@ -367,6 +397,27 @@ mod tests {
         let err = DittoError::new(404, "things:thing.notfound", "nope").describe("d");
         let e = error_envelope(None, Some("c"), &err);
         assert_eq!(e.to_text(), e.to_value().to_string());
+    }
+
+    /// The shared text is `to_text`, for a message after a bigger one (the buffer is reused)
+    /// and for one beyond the kept buffer size (that buffer is dropped afterwards).
+    #[test]
+    fn shared_text_is_to_text() {
+        let big = format!(
+            r#"{{"topic":"a/b/things/twin/commands/modify","headers":{{"correlation-id":"c"}},"path":"/attributes/x","value":"{}"}}"#,
+            "y".repeat(KEPT_BUFFER + 10)
+        );
+        let texts = [
+            big.as_str(),
+            r#"{"topic":"a/b/things/twin/events/modified","headers":{"correlation-id":"c\"1"},"path":"/attributes/x","value":{"z":1}}"#,
+            big.as_str(),
+            r#"{"topic":"a/b/things/twin/commands/retrieve","path":"/","status":200,"value":null}"#,
+        ];
+        for t in texts {
+            let e = Envelope::parse(t).unwrap();
+            assert_eq!(&*e.to_shared_text(), e.to_text().as_str());
+            assert!(BUFFER.with(|b| b.borrow().capacity()) <= KEPT_BUFFER);
+        }
     }
 
     #[test]

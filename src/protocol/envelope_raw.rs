@@ -119,7 +119,7 @@ impl<'de> Visitor<'de> for HeadersVisitor {
         let mut h = Headers::new();
         let mut slow: Option<Map<String, Value>> = None;
         let mut too_many = false;
-        while let Some(k) = m.next_key::<String>()? {
+        while let Some(Name(k)) = m.next_key::<Name>()? {
             if too_many {
                 m.next_value::<IgnoredAny>()?;
                 continue;
@@ -127,13 +127,13 @@ impl<'de> Visitor<'de> for HeadersVisitor {
             let v: Value = m.next_value()?;
             match &mut slow {
                 Some(map) => {
-                    map.insert(k, v);
+                    map.insert(k.into_owned(), v);
                     too_many = map.len() > MAX_HEADERS;
                 }
                 None if h.get(&k).is_some() => {
                     let mut map: Map<String, Value> =
                         h.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
-                    map.insert(k, v);
+                    map.insert(k.into_owned(), v);
                     too_many = map.len() > MAX_HEADERS;
                     slow = Some(map);
                 }
@@ -150,6 +150,30 @@ impl<'de> Visitor<'de> for HeadersVisitor {
         }))
     }
     anything_else!(HeadersField::NotObject);
+}
+
+/// A header name as read: a known name without a copy (`headers::header_name`).
+struct Name(Cow<'static, str>);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(NameVisitor)
+    }
+}
+
+struct NameVisitor;
+
+impl Visitor<'_> for NameVisitor {
+    type Value = Name;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a header name")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Name, E> {
+        Ok(Name(headers::header_name(s)))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Name, E> {
+        Ok(Name(headers::owned_name(s)))
+    }
 }
 
 #[cfg(test)]

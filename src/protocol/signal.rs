@@ -6,6 +6,7 @@ use super::envelope::Envelope;
 use super::headers::Headers;
 use super::topic::{Action, Channel, Criterion, Group, Topic};
 use crate::error::DittoError;
+use crate::model::id::MAX_ID_LENGTH;
 use crate::model::{parse_pointer, parse_thing_id, validate_feature_id, EntityId};
 use serde_json::Value;
 
@@ -217,9 +218,21 @@ impl Signal {
             return retrieve_things(env, action).map(Signal::RetrieveThings);
         }
         let (ns, name) = (&env.topic.namespace, &env.topic.name);
-        let mut id = String::with_capacity(ns.len() + 1 + name.len());
-        id.extend([ns.as_str(), ":", name.as_str()]);
-        let thing_id = parse_thing_id(&id)?;
+        // `ns:name` on the stack (any valid ASCII id fits; a longer text goes to the heap)
+        let mut stack = heapless::String::<MAX_ID_LENGTH>::new();
+        let heap: String;
+        let id: &str = match stack
+            .push_str(ns)
+            .and_then(|()| stack.push(':'))
+            .and_then(|()| stack.push_str(name))
+        {
+            Ok(()) => &stack,
+            Err(_) => {
+                heap = format!("{ns}:{name}");
+                &heap
+            }
+        };
+        let thing_id = parse_thing_id(id)?;
         let path = ThingPath::parse(&env.path)?.ok_or_else(|| unknown_path(&env.path))?;
         let path_ok = match action {
             Action::Create => path == ThingPath::Root,
@@ -402,6 +415,29 @@ mod tests {
         let r = sig(r#"{"topic":"ns/t1/things/twin/commands/modify","path":"/","status":204}"#)
             .unwrap();
         assert!(matches!(r, Signal::Other(_)));
+    }
+
+    /// The thing ID of the topic is read as `parse_thing_id` reads `ns:name`, whether that text
+    /// fits the stack buffer or not (ASCII and multi-byte names around the 256 limit).
+    #[test]
+    fn thing_id_of_the_topic_at_the_length_limit() {
+        for name in [
+            "t".repeat(250),
+            "t".repeat(251),
+            "t".repeat(300),
+            "é".repeat(120),
+            "é".repeat(130),
+        ] {
+            let text = format!(
+                r#"{{"topic":"ns/{name}/things/twin/commands/retrieve","headers":{{}},"path":"/"}}"#
+            );
+            let direct = parse_thing_id(&format!("ns:{name}"));
+            match (sig(&text), direct) {
+                (Ok(Signal::Thing(c)), Ok(id)) => assert_eq!(c.thing_id, id),
+                (Err(a), Err(b)) => assert_eq!(a, b),
+                (a, b) => panic!("{} chars: {a:?} vs {b:?}", name.len()),
+            }
+        }
     }
 
     #[test]

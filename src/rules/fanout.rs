@@ -132,12 +132,12 @@ impl Fanout<'_> {
         match (extra, filtered) {
             (None, None) => memo
                 .plain
-                .get_or_insert_with(|| Arc::from(self.env.to_text()))
+                .get_or_insert_with(|| self.env.to_shared_text())
                 .clone(),
             (extra, _) => {
                 let mut e = filtered.as_ref().unwrap_or(self.env).clone();
                 e.extra = extra;
-                Arc::from(e.to_text())
+                e.to_shared_text()
             }
         }
     }

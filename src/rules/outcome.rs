@@ -69,7 +69,7 @@ impl Plan {
         };
         env.headers.insert("correlation-id", cid);
         for (k, v) in self.extra_headers.iter() {
-            env.headers.insert(k, v.clone());
+            env.headers.insert(k.to_owned(), v.clone());
         }
         env
     }

@@ -304,9 +304,9 @@ async fn on_text(
     let env = match Envelope::parse(text) {
         Ok(env) => env,
         Err(f) => {
-            let text =
-                error_envelope(f.topic.as_ref(), f.correlation_id.as_deref(), &f.error).to_text();
-            session.reply(Outbound::Now(Arc::from(text))).await;
+            let text = error_envelope(f.topic.as_ref(), f.correlation_id.as_deref(), &f.error)
+                .to_shared_text();
+            session.reply(Outbound::Now(text)).await;
             return;
         }
     };

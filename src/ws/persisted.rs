@@ -77,7 +77,7 @@ fn event(topic: &Topic, action: &str, cid: Option<&str>, value: Value) -> Arc<st
     }
     let mut env = Envelope::new(t, h, "/");
     env.value = Some(value);
-    Arc::from(env.to_text())
+    env.to_shared_text()
 }
 
 /// The subscribe payload: revisions, timestamps (ISO-8601) and `filter`.
@@ -129,9 +129,8 @@ impl Streams {
         let reply = |text: Arc<str>| async move {
             session.reply(Outbound::Now(text)).await;
         };
-        let err_env = |e: DittoError| {
-            Arc::from(error_envelope(Some(&env.topic), cid.as_deref(), &e).to_text())
-        };
+        let err_env =
+            |e: DittoError| error_envelope(Some(&env.topic), cid.as_deref(), &e).to_shared_text();
         lock(&self.slots).retain(|_, s| {
             s.ended
                 .is_none_or(|t| t.elapsed() < Duration::from_secs(10))

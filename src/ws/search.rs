@@ -113,7 +113,7 @@ pub(super) fn event(action: &str, cid: Option<&str>, value: Value) -> Arc<str> {
     }
     let mut env = Envelope::new(topic, h, "/");
     env.value = Some(value);
-    Arc::from(env.to_text())
+    env.to_shared_text()
 }
 
 pub(super) fn failed(id: &str, cid: Option<&str>, e: &DittoError) -> Arc<str> {
@@ -218,9 +218,8 @@ impl Searches {
         let reply = |text: Arc<str>| async move {
             session.reply(Outbound::Now(text)).await;
         };
-        let error = |e: DittoError| {
-            Arc::from(error_envelope(Some(&env.topic), cid.as_deref(), &e).to_text())
-        };
+        let error =
+            |e: DittoError| error_envelope(Some(&env.topic), cid.as_deref(), &e).to_shared_text();
         self.prune();
         match action.as_str() {
             "subscribe" => match subscribe_params(&env) {

@@ -23,7 +23,7 @@ pub enum Outbound {
         /// the message
         text: Arc<str>,
         /// replacement (an error response) if the write could not be made durable
-        on_failure: Option<Arc<str>>,
+        on_failure: Option<crate::hub::answer::Failure>,
     },
 }
 
