@@ -41,13 +41,16 @@ row modify_4conn_10k us_per_cmd --conns 4 --twins 10000 --touch-all
 row modify_4conn_100k us_per_cmd --conns 4 --twins 100000 --touch-all
 row modify_4conn_100k_redb us_per_cmd --conns 4 --twins 100000 --store redb --touch-all
 row events_peak ev_p99_us --conns 4 --subscribers 1 --client-threads 2
+# command -> event at 10 % load (one connection paced at 6,000 cmd/s), one subscriber
+row events_10pct ev_p99_us --conns 1 --window 1024 --rate 6000 --subscribers 1
+row events_10pct_redb ev_p99_us --conns 1 --window 1024 --rate 6000 --subscribers 1 --store redb
 row roundtrip tput --conns 1 --window 1
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== summary (medians of $ROUNDS runs each; us_per_cmd = server CPU per command)"
 grep '^AB ' "$OUT"
 grep '^RESULT' "$OUT" | while read -r line; do
-  printf '%-28s %8s cmd/s  %7s us/cmd  ev p99 %7s us  other %s cores\n' \
+  printf '%-28s %8s cmd/s  %7s us/cmd  p99 %7s us  ev p99 %7s us  other %s cores\n' \
     "$(echo "$line" | kv label)" "$(echo "$line" | kv tput)" "$(echo "$line" | kv us_per_cmd)" \
-    "$(echo "$line" | kv ev_p99_us)" "$(echo "$line" | kv other_cores)"
+    "$(echo "$line" | kv p99_us)" "$(echo "$line" | kv ev_p99_us)" "$(echo "$line" | kv other_cores)"
 done
 echo "log: $OUT"

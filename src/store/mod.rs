@@ -315,7 +315,7 @@ impl Store {
             }
             // pending values are kept as written: the codec runs where they leave memory
             if let Some(v) = st.overlay.get(tree, key) {
-                return Ok(v.clone());
+                return Ok(v);
             }
         }
         codec::decode_value(tree, key, sh.backend.get(tree, key)?)

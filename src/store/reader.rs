@@ -89,7 +89,7 @@ impl Reader {
 
     /// `Store::get`.
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let (pending, evicted) = self.overlay(|o| o.get(tree, key).cloned())?;
+        let (pending, evicted) = self.overlay(|o| o.get(tree, key))?;
         if let Some(Some(v)) = pending {
             return Ok(v);
         }

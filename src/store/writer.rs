@@ -12,7 +12,7 @@ use super::backend::{Op, StoreError, Tree};
 use super::codec;
 use super::commit::last_write_per_key;
 use super::options::OVERLAY_MAX_BYTES;
-use super::overlay::{self, Overlay};
+use super::overlay::{self, Overlay, Taken};
 use super::wal::{encode_ops, Wal};
 use super::{Options, Shared};
 
@@ -36,17 +36,19 @@ enum Outcome {
     Failed,
 }
 
+/// A job's entries are taken under the state lock with their values shared
+/// (`overlay::Taken`); they are copied out of the overlay after the lock is released.
 enum Job {
     /// append these writes (everything not yet logged up to `seq`) to the log
     Log {
         seq: u64,
-        ops: Vec<Op>,
+        ops: Taken,
     },
     /// write the whole overlay (the state up to `seq`) into the backend
     Checkpoint {
         seq: u64,
         /// (op, its value is in stored form already)
-        ops: Vec<(Op, bool)>,
+        ops: Taken,
         forced: bool,
         /// all of it is in the log (see `checkpoint`)
         covered: bool,
@@ -89,7 +91,7 @@ impl Shared {
                 let mut st = self.lock();
                 st.overlay.record(0, ops);
                 // seq 0 is durable: nothing of it is logged again
-                let _ = st.overlay.take_dirty(0, 0);
+                let _ = st.overlay.take_dirty_shared(0, 0);
                 st.stalled = Some((
                     format!("checkpoint waits for disk space: {e}"),
                     Instant::now(),
@@ -124,7 +126,7 @@ impl Shared {
                 Job::Exit => return,
                 Job::Log { seq, ops } => {
                     // the stored form is made here, off the submitting thread
-                    let ops = codec::encode_ops(ops);
+                    let ops = codec::encode_ops(ops.plain_ops());
                     let mut payload = Vec::new();
                     encode_ops(&ops, &mut payload);
                     if ops.is_empty() {
@@ -144,9 +146,9 @@ impl Shared {
                         let (seq, ops) = {
                             let mut st = self.lock();
                             let seq = st.last_seq;
-                            (seq, st.overlay.snapshot(seq))
+                            (seq, st.overlay.snapshot_shared(seq))
                         };
-                        if self.checkpoint(&mut wal, seq, ops, false) == Outcome::Failed {
+                        if self.checkpoint(&mut wal, seq, ops.ops(), false) == Outcome::Failed {
                             return;
                         }
                     }
@@ -157,7 +159,7 @@ impl Shared {
                     forced,
                     covered,
                 } => {
-                    match self.checkpoint(&mut wal, seq, ops, covered) {
+                    match self.checkpoint(&mut wal, seq, ops.ops(), covered) {
                         Outcome::Failed => return,
                         // at close a full disk ends the writer: the log holds everything
                         Outcome::Stalled if self.lock().closing => return,
@@ -189,7 +191,7 @@ impl Shared {
                 st.unlogged_since = None;
                 return Job::Log {
                     seq,
-                    ops: st.overlay.take_dirty(seq, logged),
+                    ops: st.overlay.take_dirty_shared(seq, logged),
                 };
             }
             let anything = st.overlay.len() > 0 || wal.used() > 0;
@@ -206,7 +208,7 @@ impl Shared {
                     let logged = st.logged_seq;
                     return Job::Log {
                         seq,
-                        ops: st.overlay.take_dirty(seq, logged),
+                        ops: st.overlay.take_dirty_shared(seq, logged),
                     };
                 }
                 // a `Store::checkpoint` asked from now on needs another one: clear the request
@@ -216,7 +218,7 @@ impl Shared {
                 return Job::Checkpoint {
                     seq,
                     covered: !dirty,
-                    ops: st.overlay.snapshot(seq),
+                    ops: st.overlay.snapshot_shared(seq),
                     forced: must,
                 };
             }

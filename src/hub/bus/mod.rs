@@ -7,6 +7,8 @@ pub mod events;
 pub mod fanout;
 pub mod ordered;
 pub mod publisher;
+#[cfg(test)]
+mod publisher_tests;
 pub mod session;
 
 use super::Hub;
@@ -97,12 +99,17 @@ impl Hub {
 
     /// True if any session is subscribed to `kind` (lets publishers skip building a signal).
     pub fn has_subscribers(&self, kind: StreamKind) -> bool {
+        self.subscriber_count(kind) > 0
+    }
+
+    /// Number of sessions subscribed to `kind`.
+    pub fn subscriber_count(&self, kind: StreamKind) -> usize {
         self.inner
             .subscribers
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&kind)
-            .is_some_and(|l| !l.is_empty())
+            .map_or(0, Vec::len)
     }
 
     /// Runs `f` for every session subscribed to `kind` (under a read lock: no awaits inside).

@@ -12,6 +12,7 @@ mod crash;
 mod format;
 mod full;
 mod overlay_equiv;
+mod overlay_hold;
 mod overlay_old;
 mod reader;
 

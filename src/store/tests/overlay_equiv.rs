@@ -74,7 +74,7 @@ fn same_reads(rng: &mut fastrand::Rng, new: &mut Overlay, old: &overlay_old::Ove
         let k = key(rng);
         assert_eq!(
             new.get(tree, &k),
-            old.get(tree, &k),
+            old.get(tree, &k).cloned(),
             "step {step} get {k:?}"
         );
         let prefix = &k[..rng.usize(0..=k.len())];
