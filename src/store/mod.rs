@@ -30,6 +30,7 @@ pub mod compact;
 pub mod config;
 mod options;
 mod overlay;
+mod overlay_range;
 mod reader;
 mod redb_backend;
 mod sled_backend;

@@ -1,299 +1,472 @@
-//! The in-memory overlay of writes not yet checkpointed into the backend: latest value (as
-//! written, before the codec; once logged also its stored form, so that the checkpoint does not
-//! encode it again) or delete per key per `Tree` with the seq that wrote it, the keys
-//! changed since the last log snapshot, point lookups, ordered range snapshots, post-checkpoint
-//! cleanup, and the merge of an overlay snapshot over a backend scan.
+//! The in-memory overlay of writes not yet checkpointed into the backend, in generations: the
+//! live one (writes since the last log take) and frozen ones (taken for the log, shared with
+//! the writer). A log take or a checkpoint freezes the live generation in O(1) under the state
+//! lock; reads consult live, then frozen newest first; a checkpoint releases what it wrote.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
-use std::ops::Bound;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
-use super::backend::{scan_start, Entries, Op, Tree};
+use super::backend::{Op, Tree};
 use super::codec;
+use super::overlay_range::{hits, merged_range, range_ordered};
+pub(crate) use super::overlay_range::{merge, sort_ops, PendingEntries};
 
-/// A value the writer took, shared with the overlay.
-pub(crate) type Shared = Arc<Vec<u8>>;
-
-/// A pending value: as written, or shared with what the writer took of it. A take under the
-/// store's state lock (`take_dirty_shared`, `snapshot_shared`) moves a value behind an `Arc`
-/// (one small allocation, on the writer thread) instead of copying its bytes; `Taken` copies
-/// them after the lock is released (the takes held `submit`, and every command with it, for
-/// 2-36 ms on a loaded machine; the copies were a quarter to a half of that).
-#[derive(Clone)]
-pub(crate) enum Val {
-    Own(Vec<u8>),
-    Shared(Shared),
-}
-
-impl Val {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Val::Own(v) => v,
-            Val::Shared(v) => v,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.bytes().len()
-    }
-
-    /// The value as shared (moved behind an `Arc` on the first take).
-    fn share(&mut self) -> Shared {
-        let a = match std::mem::replace(self, Val::Own(Vec::new())) {
-            Val::Own(v) => Arc::new(v),
-            Val::Shared(a) => a,
-        };
-        *self = Val::Shared(a.clone());
-        a
-    }
-}
-
-/// Latest pending write of one key.
+/// Latest pending write of one key in one generation.
 #[derive(Clone)]
 pub(crate) struct Pending {
     pub(crate) seq: u64,
     /// `None` = pending delete.
-    pub(crate) value: Option<Val>,
-    /// the value's stored form (`codec`), once the writer made it for the log (not counted in
-    /// `bytes`: it is at most the value's size, and the bound keeps its meaning)
-    pub(crate) stored: Option<Val>,
+    pub(crate) value: Option<Vec<u8>>,
+    /// the value's stored form (`codec`), set by the writer (off the state lock) once it logged
+    /// this frozen generation (not counted in `bytes`: at most the value's size)
+    pub(crate) stored: OnceLock<Vec<u8>>,
     /// a put of a key the store did not hold (`Op::fresh`), over no pending write
     pub(crate) fresh: bool,
-    /// the seq of the last `take_dirty` that gave it
-    pub(crate) taken: u64,
 }
 
-/// The pending writes of one `Tree`: a hash map (a write costs one hash and one key compare,
-/// where an ordered map compared the key with ~log2(n) others sharing long prefixes), and the
-/// keys in order only once range reads ask for them often (kept up to date from then on,
-/// dropped when a checkpoint ends: a tree nobody scans never orders its keys, and the history
-/// retention's sweep, a few scans a second, filters the keys instead).
+/// The pending writes of one `Tree` in one generation: a hash map (one hash and one key
+/// compare per write), and the keys in order only once range reads ask for them often (kept
+/// up to date in the live generation from then on; a tree nobody scans never orders its keys).
 #[derive(Clone, Default)]
-struct Pendings {
-    map: HashMap<Vec<u8>, Pending>,
-    ordered: Option<BTreeSet<Vec<u8>>>,
-    /// range reads since the last checkpoint, answered without `ordered`
-    scans: usize,
+pub(crate) struct Pendings {
+    pub(crate) map: HashMap<Vec<u8>, Pending>,
+    pub(crate) ordered: Option<BTreeSet<Vec<u8>>>,
+    /// range reads answered without `ordered`
+    pub(crate) scans: usize,
 }
 
-/// Range reads of a tree between two checkpoints answered by filtering every key (each costs
-/// one pass over the tree's keys, no allocation per key); later ones order the keys once.
+/// Range reads of a tree answered by filtering every key (each costs one pass over the tree's
+/// keys, no allocation per key); later ones order the keys once.
 const UNORDERED_SCANS: usize = 8;
+
+/// A frozen generation this small is merged into the one below it at the next take, if the two
+/// together stay below `MERGE_MAX` entries (under the lock: bounded work) and the writer holds
+/// neither: frequent small takes (a waiter per command) do not pile up generations for reads.
+const MERGE_MAX: usize = 4096;
+
+/// Counts a range read of a tree without ordered keys; orders them after `UNORDERED_SCANS`.
+fn prepare(t: &mut Pendings) {
+    if t.map.is_empty() || t.ordered.is_some() {
+        return;
+    }
+    if t.scans < UNORDERED_SCANS {
+        t.scans += 1;
+    } else {
+        t.order();
+    }
+}
 
 impl Pendings {
     /// The keys in order (built on first use).
-    fn order(&mut self) -> &BTreeSet<Vec<u8>> {
+    pub(crate) fn order(&mut self) -> &BTreeSet<Vec<u8>> {
         let map = &self.map;
         self.ordered
             .get_or_insert_with(|| map.keys().cloned().collect())
     }
 }
 
-/// One map per `Tree`; see `Pendings`.
-#[derive(Default)]
-pub(crate) struct Overlay {
+/// One generation: a map per `Tree`, with its keys' and values' bytes and entries.
+#[derive(Clone, Default)]
+pub(crate) struct Gen {
     trees: [Pendings; 5],
-    /// keys changed since the last `take_dirty` (each once)
-    dirty: Vec<(Tree, Vec<u8>)>,
-    /// seq of the last `take_dirty`: a key written at or below it is clean again when rewritten
-    snap_seq: u64,
-    /// keys and values held (the memory bound)
     bytes: usize,
     entries: usize,
 }
 
-/// Overlay entries of a scan range; `None` values hide backend entries.
-pub(crate) type PendingEntries = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+impl Gen {
+    fn get(&self, tree: Tree, key: &[u8]) -> Option<&Pending> {
+        self.trees[tree.index()].map.get(key)
+    }
 
-/// Entries taken for the log or a checkpoint, their values still shared with the overlay:
-/// (tree, key, value, the value is in stored form).
-pub(crate) struct Taken(Vec<(Tree, Vec<u8>, Option<Shared>, bool)>);
+    /// An empty generation whose tables have room for what `like` held (the live generation
+    /// refills at the same pace: growing from nothing would rehash on the request path).
+    fn sized_like(like: &Gen) -> Gen {
+        let mut g = Gen::default();
+        for (t, l) in g.trees.iter_mut().zip(&like.trees) {
+            t.map = HashMap::with_capacity(l.map.len());
+        }
+        g
+    }
 
-/// The bytes of a shared value: moved out if nobody else holds it, else copied.
-fn owned(v: Shared) -> Vec<u8> {
-    Arc::try_unwrap(v).unwrap_or_else(|v| (*v).clone())
+    /// Moves the entries of `newer` into `self` (newer wins).
+    fn absorb(&mut self, newer: Gen) {
+        let (mut bytes, mut entries) = (0, 0);
+        for (t, n) in self.trees.iter_mut().zip(newer.trees) {
+            for (k, p) in n.map {
+                let klen = k.len();
+                if let Some(o) = &mut t.ordered {
+                    if !t.map.contains_key(&k) {
+                        o.insert(k.clone());
+                    }
+                }
+                // the older entry (and the newer's copy of the key) is dropped
+                if let Some(old) = t.map.insert(k, p) {
+                    bytes += klen + old.value.as_ref().map_or(0, Vec::len);
+                    entries += 1;
+                }
+            }
+        }
+        self.bytes = self.bytes - bytes + newer.bytes;
+        self.entries = self.entries - entries + newer.entries;
+    }
+}
+
+/// The live generation and the frozen ones (newest first, each with its id).
+pub(crate) struct Overlay {
+    live: Gen,
+    frozen: Vec<(u64, Arc<Gen>)>,
+    next_id: u64,
+    /// a write since the last take (what the next log record must hold)
+    dirty: bool,
+    /// a checkpoint failed: the next log take gives every generation (entries above this
+    /// seq, which count as not taken meanwhile)
+    retake: Option<u64>,
+    /// keys pending and the bytes of their key and latest value (the memory bound: a key
+    /// pending in two generations counts once, as it did in one map)
+    bytes: usize,
+    entries: usize,
+    /// `MERGE_MAX` (tests vary it)
+    merge_max: usize,
+}
+
+impl Default for Overlay {
+    fn default() -> Overlay {
+        Overlay::with_merge_max(MERGE_MAX)
+    }
+}
+
+/// Generations taken for the log or a checkpoint (shared with the overlay, read off the lock).
+pub(crate) struct Taken {
+    /// newest first
+    gens: Vec<Arc<Gen>>,
+    /// only entries above this seq (a log take), or all of them (`None`: a checkpoint)
+    above: Option<u64>,
+    /// the id of the newest generation taken (a checkpoint releases it and all older ones)
+    through: u64,
 }
 
 impl Taken {
-    /// The entries as ops, each with whether its value is in stored form (run it off the lock).
-    pub(crate) fn ops(self) -> Vec<(Op, bool)> {
-        self.0
-            .into_iter()
-            .map(|(tree, key, value, stored)| {
-                let op = Op {
-                    tree,
-                    key,
-                    value: value.map(owned),
-                    fresh: false,
-                };
-                (op, stored)
-            })
-            .collect()
-    }
-
-    /// The entries as ops (values as written: what `take_dirty_shared` gives).
-    pub(crate) fn plain_ops(self) -> Vec<Op> {
-        self.ops().into_iter().map(|(op, _)| op).collect()
-    }
-}
-
-impl Overlay {
-    /// Records `ops` as written by `seq` (later ops of the same key win). A delete of a fresh
-    /// put (`Op::create`) not yet taken for the log or a checkpoint forgets the key: neither
-    /// the log nor the backend ever saw it, and the backend does not hold it.
-    pub(crate) fn record(&mut self, seq: u64, ops: Vec<Op>) {
-        for op in ops {
-            let t = &mut self.trees[op.tree.index()];
-            let vlen = op.value.as_ref().map_or(0, Vec::len);
-            // one hash per op (the entry), where a lookup and an insert or remove took two
-            match t.map.entry(op.key) {
-                Entry::Occupied(mut e) => {
-                    let p = e.get_mut();
-                    if op.value.is_none() && p.fresh && p.seq > self.snap_seq {
-                        // still in `dirty`: `take_dirty` skips a key it does not find
-                        let len = p.value.as_ref().map_or(0, Val::len);
-                        let (key, _) = e.remove_entry();
-                        if let Some(o) = &mut t.ordered {
-                            o.remove(&key);
-                        }
-                        self.bytes -= key.len() + len;
-                        self.entries -= 1;
+    /// The newest entry of every key taken, each with whether its value is in stored form (a
+    /// checkpoint's; a log take's values are as written). Copies the bytes: run it off the lock.
+    pub(crate) fn ops(&self) -> Vec<(Op, bool)> {
+        let n = self.gens.iter().map(|g| g.entries).sum();
+        let mut ops = Vec::with_capacity(n);
+        for (j, g) in self.gens.iter().enumerate() {
+            // a key also written in a newer generation is taken from there
+            let newer = &self.gens[..j];
+            for tree in Tree::ALL {
+                for (k, p) in &g.trees[tree.index()].map {
+                    if self.above.is_some_and(|a| p.seq <= a)
+                        || newer.iter().any(|n| n.get(tree, k).is_some())
+                    {
                         continue;
                     }
-                    if p.seq <= self.snap_seq {
-                        self.dirty.push((op.tree, e.key().clone()));
-                    }
-                    let p = e.get_mut();
-                    self.bytes = self.bytes - p.value.as_ref().map_or(0, Val::len) + vlen;
-                    p.seq = seq;
-                    p.value = op.value.map(Val::Own);
-                    p.stored = None;
-                    // over a pending write (a delete: the backend may hold the key) never fresh
-                    p.fresh = false;
+                    let (value, stored) = match (self.above, p.stored.get()) {
+                        (None, Some(s)) => (Some(s.clone()), true),
+                        _ => (p.value.clone(), false),
+                    };
+                    let op = Op {
+                        tree,
+                        key: k.clone(),
+                        value,
+                        fresh: false,
+                    };
+                    ops.push((op, stored));
                 }
-                Entry::Vacant(v) => {
-                    let key = v.key().clone();
-                    self.bytes += key.len() + vlen;
-                    self.entries += 1;
-                    if let Some(o) = &mut t.ordered {
-                        o.insert(key.clone());
-                    }
-                    v.insert(Pending {
-                        seq,
-                        fresh: op.fresh && op.value.is_some(),
-                        value: op.value.map(Val::Own),
-                        stored: None,
-                        taken: 0,
-                    });
-                    self.dirty.push((op.tree, key));
+            }
+        }
+        ops
+    }
+
+    /// The entries as ops (values as written: what a log take gives).
+    pub(crate) fn plain_ops(&self) -> Vec<Op> {
+        self.ops().into_iter().map(|(op, _)| op).collect()
+    }
+
+    /// Keeps the stored forms of the values the writer logged (`ops`: `plain_ops`, encoded), so
+    /// that a checkpoint does not encode them again. Off the lock: each is set once, on an
+    /// entry of a frozen generation (which reads never take the stored form from).
+    pub(crate) fn keep_stored(&self, ops: Vec<Op>) {
+        for op in ops {
+            let Some(v) = op.value.filter(|_| codec::applies(op.tree, &op.key)) else {
+                continue;
+            };
+            if let Some(p) = self.gens.iter().find_map(|g| g.get(op.tree, &op.key)) {
+                if p.value.is_some() {
+                    let _ = p.stored.set(v);
                 }
             }
         }
     }
 
-    /// The latest writes of every key changed since the previous call whose seq is above
-    /// `logged` (what the next log record must hold), as of `seq` (the last seq handed out).
+    /// The id to hand to `Overlay::release` once the checkpoint committed.
+    pub(crate) fn through(&self) -> u64 {
+        self.through
+    }
+}
+
+/// A delete of a fresh put that a failed checkpoint froze and no log take gave since (its seq
+/// is above `retake`'s) forgets it, as a delete of one in the live generation does: neither the
+/// log nor the backend saw it. Returns the bytes of key and value forgotten.
+fn forget_frozen(
+    frozen: &mut [(u64, Arc<Gen>)],
+    retake: Option<u64>,
+    tree: Tree,
+    key: &[u8],
+) -> Option<usize> {
+    let logged = retake?;
+    let (_, g) = frozen
+        .iter_mut()
+        .find(|(_, g)| g.get(tree, key).is_some())?;
+    let p = g.get(tree, key)?;
+    if !p.fresh || p.seq <= logged {
+        return None;
+    }
+    // nobody else holds it between a failed checkpoint and the next take
+    let g = Arc::get_mut(g)?;
+    let t = &mut g.trees[tree.index()];
+    let (k, p) = t.map.remove_entry(key)?;
+    if let Some(o) = &mut t.ordered {
+        o.remove(&k);
+    }
+    let len = k.len() + p.value.as_ref().map_or(0, Vec::len);
+    g.bytes -= len;
+    g.entries -= 1;
+    Some(len)
+}
+
+impl Overlay {
+    /// An empty overlay that merges small frozen generations up to `merge_max` entries.
+    pub(crate) fn with_merge_max(merge_max: usize) -> Overlay {
+        Overlay {
+            live: Gen::default(),
+            frozen: Vec::new(),
+            next_id: 0,
+            dirty: false,
+            retake: None,
+            bytes: 0,
+            entries: 0,
+            merge_max,
+        }
+    }
+
+    /// Records `ops` as written by `seq` (later ops of the same key win). A delete of a fresh
+    /// put (`Op::create`) not yet taken for the log or a checkpoint forgets the key: neither
+    /// the log nor the backend ever saw it, and the backend does not hold it.
+    pub(crate) fn record(&mut self, seq: u64, ops: Vec<Op>) {
+        self.dirty |= !ops.is_empty();
+        let Overlay {
+            live,
+            frozen,
+            retake,
+            ..
+        } = self;
+        for op in ops {
+            let tree = op.tree;
+            let t = &mut live.trees[tree.index()];
+            let vlen = op.value.as_ref().map_or(0, Vec::len);
+            // one hash per op (the entry), where a lookup and an insert or remove took two
+            match t.map.entry(op.key) {
+                Entry::Occupied(mut e) => {
+                    let p = e.get_mut();
+                    if op.value.is_none() && p.fresh {
+                        let (key, p) = e.remove_entry();
+                        if let Some(o) = &mut t.ordered {
+                            o.remove(&key);
+                        }
+                        let len = key.len() + p.value.as_ref().map_or(0, Vec::len);
+                        live.bytes -= len;
+                        live.entries -= 1;
+                        self.bytes -= len;
+                        self.entries -= 1;
+                        continue;
+                    }
+                    let old = p.value.as_ref().map_or(0, Vec::len);
+                    live.bytes = live.bytes - old + vlen;
+                    self.bytes = self.bytes - old + vlen;
+                    p.seq = seq;
+                    p.value = op.value;
+                    // over a pending write (a delete: the backend may hold the key) never fresh
+                    p.fresh = false;
+                }
+                Entry::Vacant(v) => {
+                    let klen = v.key().len();
+                    if op.value.is_none() {
+                        if let Some(len) = forget_frozen(frozen, *retake, tree, v.key()) {
+                            self.bytes -= len;
+                            self.entries -= 1;
+                            continue;
+                        }
+                    }
+                    live.bytes += klen + vlen;
+                    live.entries += 1;
+                    // a key frozen already is rewritten (counted once; never fresh: see above)
+                    let under = frozen.iter().find_map(|(_, g)| g.get(tree, v.key()));
+                    match under {
+                        Some(u) => {
+                            self.bytes = self.bytes - u.value.as_ref().map_or(0, Vec::len) + vlen
+                        }
+                        None => {
+                            self.bytes += klen + vlen;
+                            self.entries += 1;
+                        }
+                    }
+                    if let Some(o) = &mut t.ordered {
+                        o.insert(v.key().clone());
+                    }
+                    v.insert(Pending {
+                        seq,
+                        fresh: op.fresh && op.value.is_some() && under.is_none(),
+                        value: op.value,
+                        stored: OnceLock::new(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Freezes the live generation (if it holds anything): O(1) but for merging a small
+    /// frozen generation into the one below it. Returns true if it froze one.
+    fn freeze(&mut self) -> bool {
+        if self.frozen.len() >= 2
+            && self.frozen[0].1.entries + self.frozen[1].1.entries <= self.merge_max
+        {
+            let (id, top) = self.frozen.remove(0);
+            match Arc::try_unwrap(top) {
+                Ok(top) => match Arc::get_mut(&mut self.frozen[0].1) {
+                    Some(below) => below.absorb(top),
+                    None => self.frozen.insert(0, (id, Arc::new(top))),
+                },
+                Err(top) => self.frozen.insert(0, (id, top)),
+            }
+        }
+        if self.live.entries == 0 {
+            return false;
+        }
+        let fresh = Gen::sized_like(&self.live);
+        let g = std::mem::replace(&mut self.live, fresh);
+        self.next_id += 1;
+        self.frozen.insert(0, (self.next_id, Arc::new(g)));
+        true
+    }
+
+    /// The latest writes of every key changed since the previous take whose seq is above
+    /// `logged` (what the next log record must hold); the live generation is frozen (O(1)).
     #[cfg(test)]
     pub(crate) fn take_dirty(&mut self, seq: u64, logged: u64) -> Vec<Op> {
         self.take_dirty_shared(seq, logged).plain_ops()
     }
 
     /// `take_dirty` with the values still shared (`Taken::plain_ops` copies them off the lock).
-    pub(crate) fn take_dirty_shared(&mut self, seq: u64, logged: u64) -> Taken {
-        self.snap_seq = seq;
-        let keys = std::mem::take(&mut self.dirty);
-        let mut ops = Vec::with_capacity(keys.len());
-        for (tree, key) in keys {
-            if let Some(p) = self.trees[tree.index()].map.get_mut(key.as_slice()) {
-                // a key forgotten (fresh, deleted) and written again is listed twice
-                if p.seq > logged && p.taken != seq {
-                    p.taken = seq;
-                    ops.push((tree, key, p.value.as_mut().map(Val::share), false));
-                }
-            }
+    pub(crate) fn take_dirty_shared(&mut self, _seq: u64, logged: u64) -> Taken {
+        self.dirty = false;
+        let froze = self.freeze();
+        let gens = if self.retake.take().is_some() {
+            self.frozen.iter().map(|(_, g)| Arc::clone(g)).collect()
+        } else if froze {
+            vec![Arc::clone(&self.frozen[0].1)]
+        } else {
+            Vec::new()
+        };
+        Taken {
+            gens,
+            above: Some(logged),
+            through: self.next_id,
         }
-        Taken(ops)
     }
 
     /// After a checkpoint that did not happen: every key written after `logged` is dirty again.
     pub(crate) fn mark_dirty_above(&mut self, logged: u64) {
-        self.dirty.clear();
-        for tree in Tree::ALL {
-            for (k, p) in self.trees[tree.index()].map.iter_mut() {
-                if p.seq > logged {
-                    p.taken = 0; // to be taken again, whatever the seq of that take
-                    self.dirty.push((tree, k.clone()));
-                }
-            }
-        }
-        self.snap_seq = logged;
+        self.retake = Some(logged);
+        let above = |g: &Gen| {
+            g.trees
+                .iter()
+                .any(|t| t.map.values().any(|p| p.seq > logged))
+        };
+        self.dirty = above(&self.live) || self.frozen.iter().any(|(_, g)| above(g));
     }
 
-    /// Keeps the stored forms of values the writer logged (`ops`: what `take_dirty(seq, _)`
-    /// gave, encoded); a key written again since then (a seq above `seq`) keeps none.
-    pub(crate) fn keep_stored(&mut self, seq: u64, ops: Vec<Op>) {
-        for op in ops {
-            let Some(v) = op.value.filter(|_| codec::applies(op.tree, &op.key)) else {
-                continue;
-            };
-            if let Some(p) = self.trees[op.tree.index()].map.get_mut(op.key.as_slice()) {
-                if p.seq <= seq && p.value.is_some() {
-                    p.stored = Some(Val::Own(v));
-                }
-            }
-        }
-    }
-
-    /// True if a key changed since the last `take_dirty` / `snapshot`.
+    /// True if a key changed since the last take / snapshot.
     pub(crate) fn has_dirty(&self) -> bool {
-        !self.dirty.is_empty()
+        self.dirty
     }
 
     /// Every entry (what a checkpoint writes), as of `seq`, each with its value in stored form
-    /// when the writer kept it (`true`) or as written; the dirty list is cleared (a checkpoint
+    /// when the writer kept it (`true`) or as written; nothing is dirty after (a checkpoint
     /// covers it). In no particular order: `sort_ops` orders them (off the state lock).
     #[cfg(test)]
     pub(crate) fn snapshot(&mut self, seq: u64) -> Vec<(Op, bool)> {
         self.snapshot_shared(seq).ops()
     }
 
-    /// `snapshot` with the values still shared (`Taken::ops` copies them off the lock).
-    pub(crate) fn snapshot_shared(&mut self, seq: u64) -> Taken {
-        self.snap_seq = seq;
-        self.dirty = Vec::new();
-        let mut ops = Vec::with_capacity(self.entries);
-        for tree in Tree::ALL {
-            for (k, p) in self.trees[tree.index()].map.iter_mut() {
-                let (value, stored) = match &mut p.stored {
-                    Some(s) => (Some(s.share()), true),
-                    None => (p.value.as_mut().map(Val::share), false),
-                };
-                ops.push((tree, k.clone(), value, stored));
-            }
+    /// `snapshot` as the generations it covers (O(1): `Taken::ops` copies them off the lock).
+    pub(crate) fn snapshot_shared(&mut self, _seq: u64) -> Taken {
+        self.dirty = false;
+        self.retake = None;
+        self.freeze();
+        Taken {
+            gens: self.frozen.iter().map(|(_, g)| Arc::clone(g)).collect(),
+            above: None,
+            through: self.next_id,
         }
-        Taken(ops)
     }
 
-    /// A copy of the entries (for a snapshot; nothing is dirty in it), its keys in order.
+    /// After a checkpoint of the generations up to `through` committed, the backend serves
+    /// them: they are dropped (later writes are in newer generations). Returns them, to be
+    /// freed after the lock is released. The keys' order of the live generation is built again
+    /// by the next range read (kept up to date, it costs every new key an ordered insert).
+    pub(crate) fn release(&mut self, through: u64) -> Vec<Arc<Gen>> {
+        let keep = self
+            .frozen
+            .iter()
+            .take_while(|(id, _)| *id > through)
+            .count();
+        let gone: Vec<Arc<Gen>> = self.frozen.drain(keep..).map(|(_, g)| g).collect();
+        // what is left: the writes made while the checkpoint committed (the live generation)
+        (self.entries, self.bytes) = match self.frozen.is_empty() {
+            true => (self.live.entries, self.live.bytes),
+            false => self.distinct(),
+        };
+        for t in &mut self.live.trees {
+            t.ordered = None;
+            t.scans = 0;
+        }
+        gone
+    }
+
+    /// A copy of the entries (for a snapshot; nothing is dirty in it): the live generation
+    /// copied, the frozen ones shared (`order_all` merges them, off the lock).
     pub(crate) fn copy(&self) -> Overlay {
         Overlay {
-            trees: self.trees.clone(),
-            dirty: Vec::new(),
-            snap_seq: self.snap_seq,
+            live: self.live.clone(),
+            frozen: self.frozen.clone(),
+            next_id: self.next_id,
+            dirty: false,
+            retake: None,
             bytes: self.bytes,
             entries: self.entries,
+            merge_max: self.merge_max,
         }
     }
 
-    /// Orders the keys of every tree (a snapshot's copy: its `range` reads take `&self`).
+    /// Merges every generation into one and orders its keys (a snapshot's copy: its
+    /// `range_ordered` reads take `&self`).
     pub(crate) fn order_all(&mut self) {
-        for t in &mut self.trees {
+        for (_, g) in std::mem::take(&mut self.frozen) {
+            for (t, f) in self.live.trees.iter_mut().zip(&g.trees) {
+                for (k, p) in &f.map {
+                    t.map.entry(k.clone()).or_insert_with(|| p.clone());
+                }
+            }
+        }
+        for t in &mut self.live.trees {
+            t.ordered = None;
             t.order();
         }
     }
 
-    /// Number of keys held.
+    /// Number of keys pending.
     pub(crate) fn len(&self) -> usize {
         self.entries
     }
@@ -303,49 +476,45 @@ impl Overlay {
         self.bytes
     }
 
+    /// Keys pending and their bytes, counted over every generation (O(n): `len` and `bytes`
+    /// keep them up to date).
+    pub(crate) fn distinct(&self) -> (usize, usize) {
+        let mut seen = HashSet::new();
+        let mut bytes = 0;
+        let gens = std::iter::once(&self.live).chain(self.frozen.iter().map(|(_, g)| &**g));
+        for g in gens {
+            for (i, t) in g.trees.iter().enumerate() {
+                for (k, p) in &t.map {
+                    if seen.insert((i, k.clone())) {
+                        bytes += k.len() + p.value.as_ref().map_or(0, Vec::len);
+                    }
+                }
+            }
+        }
+        (seen.len(), bytes)
+    }
+
+    /// Number of frozen generations.
+    #[cfg(test)]
+    pub(crate) fn generations(&self) -> usize {
+        self.frozen.len()
+    }
+
+    /// The newest pending write of `key`, if any.
+    fn pending(&self, tree: Tree, key: &[u8]) -> Option<&Pending> {
+        self.live
+            .get(tree, key)
+            .or_else(|| self.frozen.iter().find_map(|(_, g)| g.get(tree, key)))
+    }
+
     /// `Some(value_or_delete)` if `key` has a pending write.
     pub(crate) fn get(&self, tree: Tree, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        let p = self.trees[tree.index()].map.get(key)?;
-        Some(p.value.as_ref().map(|v| v.bytes().to_vec()))
-    }
-
-    /// After ops up to `last` are committed the backend serves them: drop their entries unless a
-    /// later (still pending) seq overwrote them.
-    pub(crate) fn remove_committed(&mut self, ops: &[Op], last: u64) {
-        for op in ops {
-            let t = &mut self.trees[op.tree.index()];
-            // one hash per op: removed, and put back in the rare case it was written again
-            let Some((key, p)) = t.map.remove_entry(op.key.as_slice()) else {
-                continue;
-            };
-            if p.seq > last {
-                t.map.insert(key, p);
-                continue;
-            }
-            if let Some(o) = &mut t.ordered {
-                o.remove(&key);
-            }
-            self.bytes -= key.len() + p.value.as_ref().map_or(0, Val::len);
-            self.entries -= 1;
-        }
-    }
-
-    /// A checkpoint ended (its entries removed): the keys' order is built again by the next
-    /// range read, if any (kept up to date meanwhile, it costs every new key an ordered insert);
-    /// an emptied table is given back (a table with entries keeps its capacity: growing it
-    /// again under load would rehash every key while `submit` waits).
-    pub(crate) fn checkpointed(&mut self) {
-        for t in &mut self.trees {
-            t.ordered = None;
-            t.scans = 0;
-            if t.map.is_empty() {
-                t.map = HashMap::new();
-            }
-        }
+        Some(self.pending(tree, key)?.value.clone())
     }
 
     /// Entries with `prefix` after `after`, ascending, up to and including the `limit`-th put
-    /// (anything past it cannot be among the first `limit` results).
+    /// (anything past it cannot be among the first `limit` results); of a key pending in
+    /// several generations, the newest write.
     pub(crate) fn range(
         &mut self,
         tree: Tree,
@@ -353,19 +522,24 @@ impl Overlay {
         after: Option<&[u8]>,
         limit: usize,
     ) -> PendingEntries {
-        let t = &mut self.trees[tree.index()];
-        if t.map.is_empty() {
-            return Vec::new();
+        let i = tree.index();
+        prepare(&mut self.live.trees[i]);
+        for (_, g) in &mut self.frozen {
+            // one the writer shares is filtered (it orders its keys once the writer let go)
+            if let Some(g) = Arc::get_mut(g) {
+                prepare(&mut g.trees[i]);
+            }
         }
-        if t.ordered.is_none() && t.scans < UNORDERED_SCANS {
-            t.scans += 1;
-            return range_unordered(&t.map, prefix, after, limit);
-        }
-        t.order();
-        self.range_ordered(tree, prefix, after, limit)
+        let sources = std::iter::once(&self.live)
+            .chain(self.frozen.iter().map(|(_, g)| &**g))
+            .map(|g| &g.trees[i])
+            .filter(|t| !t.map.is_empty())
+            .map(|t| hits(t, prefix, after))
+            .collect();
+        merged_range(sources, limit)
     }
 
-    /// `range` over keys already in order (`order_all`, or a tree without entries).
+    /// `range` over keys already in order (`order_all`: one generation).
     pub(crate) fn range_ordered(
         &self,
         tree: Tree,
@@ -373,191 +547,6 @@ impl Overlay {
         after: Option<&[u8]>,
         limit: usize,
     ) -> PendingEntries {
-        let t = &self.trees[tree.index()];
-        let Some(ordered) = &t.ordered else {
-            return Vec::new();
-        };
-        let (start, exclusive) = scan_start(prefix, after);
-        let lower = if exclusive {
-            Bound::Excluded(start)
-        } else {
-            Bound::Included(start)
-        };
-        let hits = ordered
-            .range::<[u8], _>((lower, Bound::Unbounded))
-            .take_while(|k| k.starts_with(prefix))
-            // `ordered` holds exactly the map's keys
-            .filter_map(|k| t.map.get(k.as_slice()).map(|p| (k, p)));
-        up_to_puts(hits, limit)
-    }
-}
-
-/// The entries of `hits` (in key order) up to and including the `limit`-th put.
-fn up_to_puts<'a>(
-    hits: impl Iterator<Item = (&'a Vec<u8>, &'a Pending)>,
-    limit: usize,
-) -> PendingEntries {
-    let mut out = Vec::new();
-    let mut puts = 0;
-    for (k, p) in hits {
-        out.push((k.clone(), p.value.as_ref().map(|v| v.bytes().to_vec())));
-        if p.value.is_some() {
-            puts += 1;
-            if puts >= limit {
-                break;
-            }
-        }
-    }
-    out
-}
-
-/// `Overlay::range` by filtering every key of `map`, then sorting the hits (the same entries
-/// an ordered iteration from the start bound yields while keys have `prefix`).
-fn range_unordered(
-    map: &HashMap<Vec<u8>, Pending>,
-    prefix: &[u8],
-    after: Option<&[u8]>,
-    limit: usize,
-) -> PendingEntries {
-    let (start, exclusive) = scan_start(prefix, after);
-    let mut hits: Vec<(&Vec<u8>, &Pending)> = map
-        .iter()
-        .filter(|(k, _)| {
-            k.starts_with(prefix)
-                && match exclusive {
-                    true => k.as_slice() > start,
-                    false => k.as_slice() >= start,
-                }
-        })
-        .collect();
-    hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    up_to_puts(hits.into_iter(), limit)
-}
-
-/// Orders checkpoint ops by tree, then key (the order an ordered overlay gave them: a backend
-/// B-tree takes sorted inserts best); keys are unique per tree.
-pub(crate) fn sort_ops(ops: &mut [(Op, bool)]) {
-    ops.sort_unstable_by(|(a, _), (b, _)| {
-        (a.tree.index(), a.key.as_slice()).cmp(&(b.tree.index(), b.key.as_slice()))
-    });
-}
-
-/// Merges a sorted overlay snapshot (which shadows the backend: puts replace, deletes hide) with
-/// sorted backend entries, returning at most `limit` entries.
-pub(crate) fn merge(pending: PendingEntries, base: Entries, limit: usize) -> Entries {
-    let mut out = Vec::with_capacity(limit.min(pending.len() + base.len()));
-    let mut p = pending.into_iter().peekable();
-    let mut b = base.into_iter().peekable();
-    while out.len() < limit {
-        let take_pending = match (p.peek(), b.peek()) {
-            (None, None) => break,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (Some((pk, _)), Some((bk, _))) => {
-                if pk == bk {
-                    b.next(); // shadowed by the overlay
-                    true
-                } else {
-                    pk < bk
-                }
-            }
-        };
-        if take_pending {
-            if let Some((k, Some(v))) = p.next() {
-                out.push((k, v));
-            }
-        } else if let Some(kv) = b.next() {
-            out.push(kv);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What the log append encoded is what the checkpoint writes, unless the key was written
-    /// again after it was taken for the log (then its new value, to encode).
-    #[test]
-    fn stored_forms_are_kept_for_logged_values_only() {
-        let mut o = Overlay::default();
-        o.record(
-            1,
-            vec![
-                Op::put(Tree::Things, "a", "A1"),
-                Op::put(Tree::Things, "b", "B1"),
-            ],
-        );
-        o.record(1, vec![Op::put(Tree::Index, "i", "I1")]);
-        let taken = o.take_dirty(1, 0);
-        o.record(2, vec![Op::put(Tree::Things, "b", "B2")]);
-        let encoded = taken
-            .into_iter()
-            .map(|op| Op {
-                value: op.value.map(|v| [b"stored:", &v[..]].concat()),
-                ..op
-            })
-            .collect();
-        o.keep_stored(1, encoded);
-        let mut snap = o.snapshot(2);
-        sort_ops(&mut snap);
-        let snap: Vec<_> = snap
-            .into_iter()
-            .map(|(op, stored)| (op.tree, op.key, op.value.unwrap(), stored))
-            .collect();
-        let v = |s: &str| s.as_bytes().to_vec();
-        assert_eq!(
-            snap,
-            vec![
-                (Tree::Things, v("a"), v("stored:A1"), true),
-                (Tree::Things, v("b"), v("B2"), false),
-                (Tree::Index, v("i"), v("I1"), false),
-            ]
-        );
-        assert_eq!(
-            o.get(Tree::Things, b"a"),
-            Some(Some(v("A1"))),
-            "reads: as written"
-        );
-    }
-}
-
-#[cfg(test)]
-mod fresh_tests {
-    use super::*;
-
-    /// A fresh put deleted before anything took it is forgotten (no delete to log or
-    /// checkpoint); once taken for the log, or over a pending delete, a delete stays.
-    #[test]
-    fn a_fresh_put_deleted_before_it_was_logged_is_forgotten() {
-        let mut o = Overlay::default();
-        o.record(1, vec![Op::create(Tree::Index, "a", "1")]);
-        o.record(2, vec![Op::delete(Tree::Index, "a")]);
-        assert_eq!((o.len(), o.bytes(), o.get(Tree::Index, b"a")), (0, 0, None));
-        // taken for the log: its delete must be logged too
-        o.record(3, vec![Op::create(Tree::Index, "b", "1")]);
-        assert_eq!(o.take_dirty(3, 0).len(), 1);
-        o.record(4, vec![Op::delete(Tree::Index, "b")]);
-        assert_eq!(o.get(Tree::Index, b"b"), Some(None));
-        // over a pending delete (the backend may hold it): not fresh
-        o.record(5, vec![Op::create(Tree::Index, "b", "2")]);
-        o.record(6, vec![Op::delete(Tree::Index, "b")]);
-        assert_eq!(o.get(Tree::Index, b"b"), Some(None));
-        // a plain put is never forgotten
-        o.record(7, vec![Op::put(Tree::Index, "c", "1")]);
-        o.record(8, vec![Op::delete(Tree::Index, "c")]);
-        assert_eq!(o.get(Tree::Index, b"c"), Some(None));
-        // forgotten, then written again: logged once
-        o.record(9, vec![Op::create(Tree::Index, "d", "1")]);
-        o.record(10, vec![Op::delete(Tree::Index, "d")]);
-        o.record(11, vec![Op::create(Tree::Index, "d", "2")]);
-        let logged = o.take_dirty(11, 4);
-        let d: Vec<_> = logged.iter().filter(|op| op.key == b"d").collect();
-        assert_eq!(d.len(), 1, "{logged:?}");
-        assert_eq!(d[0].value.as_deref(), Some(&b"2"[..]));
-        // a checkpoint that did not happen: taken again by a take of the same seq
-        o.mark_dirty_above(4);
-        assert!(o.take_dirty(11, 4).iter().any(|op| op.key == b"d"));
+        range_ordered(&self.live.trees[tree.index()], prefix, after, limit)
     }
 }

@@ -126,7 +126,8 @@ impl Shared {
                 Job::Exit => return,
                 Job::Log { seq, ops } => {
                     // the stored form is made here, off the submitting thread
-                    let ops = codec::encode_ops(ops.plain_ops());
+                    let taken = ops;
+                    let ops = codec::encode_ops(taken.plain_ops());
                     let mut payload = Vec::new();
                     encode_ops(&ops, &mut payload);
                     if ops.is_empty() {
@@ -136,7 +137,8 @@ impl Shared {
                             Ok(bytes) => {
                                 let n = ops.len();
                                 // the checkpoint writes these stored forms: encoded once
-                                self.lock().overlay.keep_stored(seq, ops);
+                                // (kept in the frozen generation, off the state lock)
+                                taken.keep_stored(ops);
                                 self.logged(seq, bytes, n)
                             }
                             Err(e) => return self.fail(e, "write-ahead log append failed"),
@@ -148,7 +150,7 @@ impl Shared {
                             let seq = st.last_seq;
                             (seq, st.overlay.snapshot_shared(seq))
                         };
-                        if self.checkpoint(&mut wal, seq, ops.ops(), false) == Outcome::Failed {
+                        if self.checkpoint(&mut wal, seq, ops, false) == Outcome::Failed {
                             return;
                         }
                     }
@@ -159,7 +161,7 @@ impl Shared {
                     forced,
                     covered,
                 } => {
-                    match self.checkpoint(&mut wal, seq, ops.ops(), covered) {
+                    match self.checkpoint(&mut wal, seq, ops, covered) {
                         Outcome::Failed => return,
                         // at close a full disk ends the writer: the log holds everything
                         Outcome::Stalled if self.lock().closing => return,
@@ -276,16 +278,11 @@ impl Shared {
     /// Writes `ops` (the overlay up to `seq`) and the next log epoch into the backend.
     /// `covered`: every op is in the log of the current epoch (a crash part-way is repaired by
     /// replaying it), so the backend may apply them in parts (`Backend::commit_covered`).
-    fn checkpoint(
-        &self,
-        wal: &mut Wal,
-        seq: u64,
-        mut ops: Vec<(Op, bool)>,
-        covered: bool,
-    ) -> Outcome {
+    fn checkpoint(&self, wal: &mut Wal, seq: u64, taken: Taken, covered: bool) -> Outcome {
         // the last write per key only (the overlay coalesced them): a hot twin written many
         // times between checkpoints is compressed once; a value logged since its last write
         // comes in the stored form the log append made
+        let mut ops = taken.ops();
         overlay::sort_ops(&mut ops);
         let mut ops: Vec<Op> = ops
             .into_iter()
@@ -314,7 +311,7 @@ impl Shared {
             self.lock().committing = false;
             self.gate.notify_all();
         }
-        ops.pop();
+        drop(ops);
         match result {
             Ok(()) => {
                 wal.reset(epoch);
@@ -325,15 +322,17 @@ impl Shared {
                     self.durable_seq.fetch_max(seq, Ordering::AcqRel);
                 }
                 self.durable_event.notify(usize::MAX);
-                // In chunks, so a big checkpoint never holds up `submit` for long.
-                for chunk in ops.chunks(256) {
+                // the generations written are dropped at once (O(1) under the lock; they are
+                // freed after it is released)
+                let released = {
                     let mut st = self.lock();
-                    st.overlay.remove_committed(chunk, seq);
+                    let released = st.overlay.release(taken.through());
                     // before `pending`: a reader that sees the new `pending` sees this too
                     self.evictions.fetch_add(1, Ordering::Release);
                     self.pending.store(st.overlay.len(), Ordering::Release);
-                }
-                self.lock().overlay.checkpointed();
+                    released
+                };
+                drop((released, taken));
                 self.checkpoint_ops.fetch_add(n as u64, Ordering::Relaxed);
                 self.checkpoints.fetch_add(1, Ordering::Release);
                 self.durable_event.notify(usize::MAX);

@@ -11,6 +11,7 @@ mod compact;
 mod crash;
 mod format;
 mod full;
+mod overlay_cases;
 mod overlay_equiv;
 mod overlay_hold;
 mod overlay_old;

@@ -1,5 +1,5 @@
-//! The hash-map overlay against the ordered-map overlay it replaced (`overlay_old.rs`): random
-//! sequences of writes (puts, fresh puts, deletes over keys sharing prefixes), log takes, kept
+//! The overlay in generations against the one ordered map per tree it replaced
+//! (`overlay_old.rs`): random sequences of writes (puts, fresh puts, deletes over keys sharing prefixes), log takes, kept
 //! stored forms, checkpoints (snapshot + remove), failed checkpoints, snapshots' copies, point
 //! reads and range reads; every answer must be the same (take and snapshot compared in key
 //! order: the new overlay hands them out unordered, the writer sorts a checkpoint).
@@ -69,6 +69,7 @@ fn same_reads(rng: &mut fastrand::Rng, new: &mut Overlay, old: &overlay_old::Ove
         (old.len(), old.bytes(), old.has_dirty()),
         "step {step}"
     );
+    assert_eq!(new.distinct(), (new.len(), new.bytes()), "step {step}");
     for _ in 0..4 {
         let tree = TREES[rng.usize(0..TREES.len())];
         let k = key(rng);
@@ -90,13 +91,17 @@ fn same_reads(rng: &mut fastrand::Rng, new: &mut Overlay, old: &overlay_old::Ove
 
 #[test]
 fn the_hash_overlay_answers_like_the_ordered_one() {
+    // most frozen generations read at once (they must have been several)
+    let mut deepest = 0;
     for seed in 0..300u64 {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let mut new = Overlay::default();
+        // never merging generations (many of them), or merging the small ones
+        let mut new = Overlay::with_merge_max([0, 4, 4096][seed as usize % 3]);
         let mut old = overlay_old::Overlay::default();
         let (mut seq, mut logged) = (0u64, 0u64);
         // what a log take gave and has not been kept yet (the writer's in-flight append)
-        let mut taken: Option<(u64, Vec<Op>)> = None;
+        let mut taken: Option<(u64, overlay::Taken, Vec<Op>)> = None;
+
         for step in 0..200 {
             match rng.u8(0..10) {
                 0..=4 => {
@@ -106,20 +111,22 @@ fn the_hash_overlay_answers_like_the_ordered_one() {
                     old.record(seq, ops);
                 }
                 5 => {
-                    let (a, b) = (new.take_dirty(seq, logged), old.take_dirty(seq, logged));
+                    let t = new.take_dirty_shared(seq, logged);
+                    let (a, b) = (t.plain_ops(), old.take_dirty(seq, logged));
                     assert_eq!(flat(&a), flat(&b), "seed {seed} step {step} take");
-                    taken = Some((seq, a));
+                    taken = Some((seq, t, a));
                 }
                 6 => {
-                    if let Some((s, ops)) = taken.take() {
-                        new.keep_stored(s, stored_form(&ops));
+                    if let Some((s, t, ops)) = taken.take() {
+                        t.keep_stored(stored_form(&ops));
                         old.keep_stored(s, stored_form(&ops));
                         logged = s;
                     }
                 }
                 7 => {
                     // a checkpoint: everything up to `seq`, then writes while it commits
-                    let mut a = new.snapshot(seq);
+                    let t = new.snapshot_shared(seq);
+                    let mut a = t.ops();
                     let b = old.snapshot(seq);
                     overlay::sort_ops(&mut a);
                     assert_eq!(
@@ -141,10 +148,9 @@ fn the_hash_overlay_answers_like_the_ordered_one() {
                         old.mark_dirty_above(logged);
                     } else {
                         for chunk in ops.chunks(3) {
-                            new.remove_committed(chunk, last);
                             old.remove_committed(chunk, last);
                         }
-                        new.checkpointed();
+                        drop(new.release(t.through()));
                         logged = last;
                     }
                     taken = None;
@@ -165,6 +171,8 @@ fn the_hash_overlay_answers_like_the_ordered_one() {
                 _ => {}
             }
             same_reads(&mut rng, &mut new, &old, step);
+            deepest = deepest.max(new.generations());
         }
     }
+    assert!(deepest >= 4, "reads over several generations: {deepest}");
 }
