@@ -94,9 +94,14 @@ fn expiry_instant(at: i64) -> Instant {
     Instant::now() + Duration::from_millis(left)
 }
 
-/// What woke the session loop.
+/// Frames a session handles in a row (its client keeps them coming) before it lets the other
+/// tasks of its executor thread run: without it a producer's pipelined window held the thread
+/// for its whole burst while a subscriber's task, woken by an event, waited behind it.
+const FRAMES_PER_TURN: u32 = 16;
+
+/// What woke the session loop (a frame: whether the read waited for it).
 enum Wake {
-    Frame(Option<Result<Message, WsError>>),
+    Frame(Option<Result<Message, WsError>>, bool),
     Writer,
     Deadline,
 }
@@ -157,11 +162,22 @@ pub async fn run_session(
     // one timer for the session's deadlines, moved only when it fires early (not per frame)
     let mut deadline = Deadline::default();
     let mut expiry = expires_at.map(expiry_instant);
+    // frames handled since the read last waited or the session last yielded
+    let mut in_turn = 0u32;
     while end.is_none() && !writer.ended() {
         // the next deadline: the JWT's expiry or the idle timeout, whichever comes first
         let idle_due = last_frame + idle;
         let due = expiry.map_or(idle_due, |at| at.min(idle_due));
-        let frame = async { Wake::Frame(receiver.next().await) };
+        let frame = async {
+            let mut waited = false;
+            let m = std::future::poll_fn(|cx| {
+                let p = StreamExt::poll_next(&mut receiver, cx);
+                waited |= p.is_pending();
+                p
+            })
+            .await;
+            Wake::Frame(m, waited)
+        };
         let wrote = async {
             writer.run().await;
             Wake::Writer
@@ -173,7 +189,15 @@ pub async fn run_session(
         // Frames first: the replies to every frame already read go out together, with one
         // flush, once no further frame is ready (as the echo baseline does).
         let msg = match future::or(frame, future::or(wrote, timer)).await {
-            Wake::Frame(m) => m,
+            Wake::Frame(m, waited) => {
+                in_turn = if waited { 1 } else { in_turn + 1 };
+                if in_turn > FRAMES_PER_TURN {
+                    // the replies so far go out (one flush), then the task queues behind the rest
+                    writer.beside(future::yield_now()).await;
+                    in_turn = 1;
+                }
+                m
+            }
             Wake::Writer => break,
             Wake::Deadline => {
                 if expires_at.is_some_and(|at| at <= crate::clock::now_millis()) {
