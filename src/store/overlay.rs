@@ -415,7 +415,8 @@ impl Overlay {
     /// After a checkpoint of the generations up to `through` committed, the backend serves
     /// them: they are dropped (later writes are in newer generations). Returns them, to be
     /// freed after the lock is released. The keys' order of the live generation is built again
-    /// by the next range read (kept up to date, it costs every new key an ordered insert).
+    /// by the next range read (kept up to date, it costs every new key an ordered insert), and
+    /// its empty tables are given back (an idle gateway holds no room for a past burst).
     pub(crate) fn release(&mut self, through: u64) -> Vec<Arc<Gen>> {
         let keep = self
             .frozen
@@ -431,6 +432,11 @@ impl Overlay {
         for t in &mut self.live.trees {
             t.ordered = None;
             t.scans = 0;
+            // an empty table is given back (one with entries keeps its room: growing it again
+            // under load would rehash every key while `submit` waits)
+            if t.map.is_empty() {
+                t.map = HashMap::new();
+            }
         }
         gone
     }
