@@ -86,6 +86,11 @@ static ESCAPED: [bool; 256] = {
     t
 };
 
+/// True if `b` has a byte `write_str` escapes.
+pub fn needs_escape(b: &[u8]) -> bool {
+    b.iter().any(|&c| ESCAPED[c as usize])
+}
+
 /// A JSON string: quoted, escaped as serde_json escapes (`\"`, `\\`, `\b\t\n\f\r`, other
 /// control bytes as `\u00xx`; nothing else).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
@@ -121,11 +126,11 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::{json, Map};
 
-    fn random_str(rng: &mut fastrand::Rng) -> String {
+    pub(crate) fn random_str(rng: &mut fastrand::Rng) -> String {
         let n = rng.usize(0..40);
         (0..n)
             .map(|_| match rng.u8(0..10) {
@@ -136,7 +141,7 @@ mod tests {
             .collect()
     }
 
-    fn random_value(rng: &mut fastrand::Rng, depth: usize) -> Value {
+    pub(crate) fn random_value(rng: &mut fastrand::Rng, depth: usize) -> Value {
         match rng.u8(0..if depth > 4 { 6 } else { 8 }) {
             0 => Value::Null,
             1 => Value::Bool(rng.bool()),
