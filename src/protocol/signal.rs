@@ -112,6 +112,38 @@ impl ThingPath {
         }
     }
 
+    /// The segments of `pointer`, borrowed (no `Vec` of `String`s built: the policy check of
+    /// every command walks these).
+    pub fn segments(&self) -> impl Iterator<Item = &str> + Clone {
+        const NONE: &[String] = &[];
+        let (head, fid, part, more): (&'static str, Option<&str>, Option<&'static str>, &[String]) =
+            match self {
+                ThingPath::Root => ("", None, None, NONE),
+                ThingPath::PolicyId => ("policyId", None, None, NONE),
+                ThingPath::Definition => ("definition", None, None, NONE),
+                ThingPath::Attributes => ("attributes", None, None, NONE),
+                ThingPath::Attribute(p) => ("attributes", None, None, p),
+                ThingPath::Features => ("features", None, None, NONE),
+                ThingPath::Feature(id) => ("features", Some(id), None, NONE),
+                ThingPath::FeatureDefinition(id) => {
+                    ("features", Some(id), Some("definition"), NONE)
+                }
+                ThingPath::Properties(id) => ("features", Some(id), Some("properties"), NONE),
+                ThingPath::Property(id, p) => ("features", Some(id), Some("properties"), p),
+                ThingPath::DesiredProperties(id) => {
+                    ("features", Some(id), Some("desiredProperties"), NONE)
+                }
+                ThingPath::DesiredProperty(id, p) => {
+                    ("features", Some(id), Some("desiredProperties"), p)
+                }
+            };
+        let head = (!matches!(self, ThingPath::Root)).then_some(head);
+        head.into_iter()
+            .chain(fid)
+            .chain(part)
+            .chain(more.iter().map(String::as_str))
+    }
+
     /// The feature this path lies in, if any.
     pub fn feature_id(&self) -> Option<&str> {
         match self {
@@ -210,39 +242,32 @@ fn ids_missing() -> DittoError {
 impl Signal {
     /// Interprets an envelope. Commands with a status are responses and stay `Other`.
     pub fn from_envelope(env: Envelope) -> Result<Signal, DittoError> {
+        Signal::from_envelope_or_back(env).map_err(|b| b.0)
+    }
+
+    /// `from_envelope`, giving the envelope back with an error: its topic and correlation-id
+    /// address the error answer (`Hub::handle_protocol`), so nothing of them is copied for
+    /// the signals that succeed (issue 21).
+    pub fn from_envelope_or_back(env: Envelope) -> Result<Signal, Box<(DittoError, Envelope)>> {
         let action = match (&env.topic.group, &env.topic.criterion, env.status) {
             (Group::Things, Criterion::Commands(a), None) => *a,
             _ => return Ok(Signal::Other(env)),
         };
         if env.topic.name == "_" {
-            return retrieve_things(env, action).map(Signal::RetrieveThings);
+            return match retrieve_thing_ids(&env, action) {
+                Ok(thing_ids) => Ok(Signal::RetrieveThings(RetrieveThings {
+                    thing_ids,
+                    fields: env.fields,
+                    headers: env.headers,
+                    topic: env.topic,
+                })),
+                Err(e) => Err(Box::new((e, env))),
+            };
         }
-        let (ns, name) = (&env.topic.namespace, &env.topic.name);
-        // `ns:name` on the stack (any valid ASCII id fits; a longer text goes to the heap)
-        let mut stack = heapless::String::<MAX_ID_LENGTH>::new();
-        let heap: String;
-        let id: &str = match stack
-            .push_str(ns)
-            .and_then(|()| stack.push(':'))
-            .and_then(|()| stack.push_str(name))
-        {
-            Ok(()) => &stack,
-            Err(_) => {
-                heap = format!("{ns}:{name}");
-                &heap
-            }
+        let (thing_id, path) = match thing_id_and_path(&env, action) {
+            Ok(found) => found,
+            Err(e) => return Err(Box::new((e, env))),
         };
-        let thing_id = parse_thing_id(id)?;
-        let path = ThingPath::parse(&env.path)?.ok_or_else(|| unknown_path(&env.path))?;
-        let path_ok = match action {
-            Action::Create => path == ThingPath::Root,
-            Action::Delete => path != ThingPath::PolicyId,
-            Action::Migrate => false,
-            _ => true,
-        };
-        if !path_ok {
-            return Err(unknown_path(&env.path));
-        }
         Ok(Signal::Thing(ThingCommand {
             thing_id,
             channel: env.topic.channel,
@@ -257,7 +282,39 @@ impl Signal {
     }
 }
 
-fn retrieve_things(env: Envelope, action: Action) -> Result<RetrieveThings, DittoError> {
+/// The thing and the resource a thing command addresses.
+fn thing_id_and_path(env: &Envelope, action: Action) -> Result<(EntityId, ThingPath), DittoError> {
+    let (ns, name) = (&env.topic.namespace, &env.topic.name);
+    // `ns:name` on the stack (any valid ASCII id fits; a longer text goes to the heap)
+    let mut stack = heapless::String::<MAX_ID_LENGTH>::new();
+    let heap: String;
+    let id: &str = match stack
+        .push_str(ns)
+        .and_then(|()| stack.push(':'))
+        .and_then(|()| stack.push_str(name))
+    {
+        Ok(()) => &stack,
+        Err(_) => {
+            heap = format!("{ns}:{name}");
+            &heap
+        }
+    };
+    let thing_id = parse_thing_id(id)?;
+    let path = ThingPath::parse(&env.path)?.ok_or_else(|| unknown_path(&env.path))?;
+    let path_ok = match action {
+        Action::Create => path == ThingPath::Root,
+        Action::Delete => path != ThingPath::PolicyId,
+        Action::Migrate => false,
+        _ => true,
+    };
+    if !path_ok {
+        return Err(unknown_path(&env.path));
+    }
+    Ok((thing_id, path))
+}
+
+/// The thing IDs of a retrieve of several things (`_/_/things/twin/commands/retrieve`).
+fn retrieve_thing_ids(env: &Envelope, action: Action) -> Result<Vec<EntityId>, DittoError> {
     if action != Action::Retrieve
         || env.topic.channel != Channel::Twin
         || !parse_pointer(&env.path)?.is_empty()
@@ -287,12 +344,7 @@ fn retrieve_things(env: Envelope, action: Action) -> Result<RetrieveThings, Ditt
         }
         thing_ids.push(id);
     }
-    Ok(RetrieveThings {
-        thing_ids,
-        fields: env.fields,
-        headers: env.headers,
-        topic: env.topic,
-    })
+    Ok(thing_ids)
 }
 
 #[cfg(test)]
@@ -383,6 +435,10 @@ mod tests {
             .chain([&"/".to_owned(), &"/attributes//x".to_owned()])
         {
             assert_eq!(ThingPath::parse(p), copying_parse(p), "{p}");
+            // the borrowed segments are the pointer's
+            if let Ok(Some(t)) = ThingPath::parse(p) {
+                assert_eq!(t.segments().collect::<Vec<_>>(), t.pointer(), "{p}");
+            }
         }
     }
 
