@@ -86,17 +86,19 @@ static ESCAPED: [bool; 256] = {
     t
 };
 
-/// True if `b` has a byte `write_str` escapes.
-pub fn needs_escape(b: &[u8]) -> bool {
-    b.iter().any(|&c| ESCAPED[c as usize])
-}
-
 /// A JSON string: quoted, escaped as serde_json escapes (`\"`, `\\`, `\b\t\n\f\r`, other
 /// control bytes as `\u00xx`; nothing else).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    out.reserve(b.len() + 2);
+    out.reserve(s.len() + 2);
     out.push(b'"');
+    write_escaped(out, s);
+    out.push(b'"');
+}
+
+/// The inside of `write_str`'s string: `s` escaped, without the quotes (so a string written
+/// in pieces is escaped as the whole would be).
+pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
     // most strings (keys, values) have nothing to escape: copied in one piece
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
@@ -122,7 +124,6 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         start = i + 1;
     }
     out.extend_from_slice(&b[start..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]

@@ -200,7 +200,7 @@ impl Envelope {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         use crate::engine::json_write::{write_str, write_u64, write_value};
         out.extend_from_slice(b"{\"topic\":");
-        write_display_str(out, &self.topic);
+        write_topic(out, &self.topic);
         out.extend_from_slice(b",\"headers\":{");
         for (i, (k, v)) in self.headers.iter().enumerate() {
             if i > 0 {
@@ -271,21 +271,13 @@ impl Envelope {
     }
 }
 
-/// A `Display` value as a JSON string, formatted straight into `out` (escaped afterwards in
-/// the rare case it has something to escape, e.g. a topic's message subject).
-fn write_display_str(out: &mut Vec<u8>, v: &impl std::fmt::Display) {
-    use std::io::Write;
+/// The topic's text as a JSON string, written piece by piece (no `fmt`).
+fn write_topic(out: &mut Vec<u8>, topic: &Topic) {
     out.push(b'"');
-    let start = out.len();
-    // writing into a `Vec` cannot fail
-    let _ = write!(out, "{v}");
-    if crate::engine::json_write::needs_escape(&out[start..]) {
-        let text = String::from_utf8_lossy(&out[start..]).into_owned();
-        out.truncate(start - 1);
-        crate::engine::json_write::write_str(out, &text);
-    } else {
-        out.push(b'"');
+    for piece in topic.pieces() {
+        crate::engine::json_write::write_escaped(out, piece);
     }
+    out.push(b'"');
 }
 
 /// The error topic for a failed signal: `<ns>/<name>/things/<channel>/errors`,
@@ -432,7 +424,7 @@ mod tests {
                 headers.insert(random_str(&mut rng), random_value(&mut rng, 2));
             }
             let mut e = Envelope::new(topic, headers, random_str(&mut rng));
-            let mut some = |rng: &mut fastrand::Rng| rng.bool();
+            let some = |rng: &mut fastrand::Rng| rng.bool();
             e.value = some(&mut rng).then(|| random_value(&mut rng, 0));
             e.status = some(&mut rng).then(|| rng.u16(..));
             e.fields = some(&mut rng).then(|| random_str(&mut rng));
