@@ -13,6 +13,12 @@ use serde_json::{Map, Value};
 /// [`MAX_POINTER_SEGMENTS`] segments (counted before anything is allocated). `~0` inside a
 /// segment decodes to `~`.
 pub fn parse_pointer(s: &str) -> Result<Vec<String>, DittoError> {
+    parse_pointer_after(s, 0)
+}
+
+/// `parse_pointer` without its first `skip` segments (checked as the whole pointer is; not
+/// allocated): a command path's `attributes` segment is known from its variant.
+pub fn parse_pointer_after(s: &str, skip: usize) -> Result<Vec<String>, DittoError> {
     let segments = s.split('/').filter(|seg| !seg.is_empty()).count();
     if segments > MAX_POINTER_SEGMENTS {
         return Err(crate::bounds::pointer_too_long(s, segments));
@@ -26,8 +32,8 @@ pub fn parse_pointer(s: &str) -> Result<Vec<String>, DittoError> {
         .describe("Consecutive slashes in JSON pointers are not supported."));
     }
     // sized at once; a segment without `~` copied as is (`replace` runs a substring search)
-    let mut out = Vec::with_capacity(segments);
-    for seg in s.split('/').filter(|seg| !seg.is_empty()) {
+    let mut out = Vec::with_capacity(segments.saturating_sub(skip));
+    for seg in s.split('/').filter(|seg| !seg.is_empty()).skip(skip) {
         out.push(match seg.contains('~') {
             true => seg.replace("~0", "~"),
             false => seg.to_owned(),

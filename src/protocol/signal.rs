@@ -6,7 +6,8 @@ use super::envelope::Envelope;
 use super::headers::Headers;
 use super::topic::{Action, Channel, Criterion, Group, Topic};
 use crate::error::DittoError;
-use crate::model::id::MAX_ID_LENGTH;
+use crate::model::id::IdText;
+use crate::model::pointer::parse_pointer_after;
 use crate::model::{parse_pointer, parse_thing_id, validate_feature_id, EntityId};
 use serde_json::Value;
 
@@ -42,6 +43,14 @@ pub enum ThingPath {
 impl ThingPath {
     /// Parses a command path; `Ok(None)` if it is well-formed JSON pointer but no thing resource.
     pub fn parse(path: &str) -> Result<Option<ThingPath>, DittoError> {
+        // an attribute's pointer below `attributes` only (no `String` made of that segment)
+        if path.split('/').find(|s| !s.is_empty()) == Some("attributes") {
+            let below = parse_pointer_after(path, 1)?;
+            return Ok(Some(match below.is_empty() {
+                true => ThingPath::Attributes,
+                false => ThingPath::Attribute(below),
+            }));
+        }
         let mut segs = parse_pointer(path)?;
         // the shape from the first and third segments and the count, then the segments moved
         // into the variant (no copy of them: this runs for every twin command)
@@ -55,11 +64,6 @@ impl ThingPath {
             (None, _, _) => return Ok(Some(ThingPath::Root)),
             (Some("policyId"), _, 1) => return Ok(Some(ThingPath::PolicyId)),
             (Some("definition"), _, 1) => return Ok(Some(ThingPath::Definition)),
-            (Some("attributes"), _, 1) => return Ok(Some(ThingPath::Attributes)),
-            (Some("attributes"), _, _) => {
-                segs.remove(0);
-                return Ok(Some(ThingPath::Attribute(segs)));
-            }
             (Some("features"), _, 1) => return Ok(Some(ThingPath::Features)),
             (Some("features"), _, 2) => None,
             (Some("features"), Some("definition"), 3) => Some((None, true)),
@@ -284,22 +288,9 @@ impl Signal {
 
 /// The thing and the resource a thing command addresses.
 fn thing_id_and_path(env: &Envelope, action: Action) -> Result<(EntityId, ThingPath), DittoError> {
-    let (ns, name) = (&env.topic.namespace, &env.topic.name);
     // `ns:name` on the stack (any valid ASCII id fits; a longer text goes to the heap)
-    let mut stack = heapless::String::<MAX_ID_LENGTH>::new();
-    let heap: String;
-    let id: &str = match stack
-        .push_str(ns)
-        .and_then(|()| stack.push(':'))
-        .and_then(|()| stack.push_str(name))
-    {
-        Ok(()) => &stack,
-        Err(_) => {
-            heap = format!("{ns}:{name}");
-            &heap
-        }
-    };
-    let thing_id = parse_thing_id(id)?;
+    let id = IdText::of(&env.topic.namespace, &env.topic.name);
+    let thing_id = parse_thing_id(&id)?;
     let path = ThingPath::parse(&env.path)?.ok_or_else(|| unknown_path(&env.path))?;
     let path_ok = match action {
         Action::Create => path == ThingPath::Root,
