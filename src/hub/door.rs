@@ -32,6 +32,9 @@ pub enum Answer {
 
 /// What a thing command's route gave: an answer, or a finished twin command (its response
 /// made from the command, moved).
+// returned once per command and matched at once: boxing the outcome would be an allocation
+// per command
+#[allow(clippy::large_enum_variant)]
 enum ThingAnswer {
     Ready(Option<Answer>),
     Done(super::twin::TwinDone),

@@ -74,6 +74,9 @@ impl EntityId {
 
 /// The text `namespace:name` of an ID, on the stack when it fits (every valid ASCII ID does):
 /// the key of a thing's lock, cache entry and store record, made for every twin command.
+// a value of one call on the stack (never stored): boxing the large variant is the heap
+// allocation it avoids
+#[allow(clippy::large_enum_variant)]
 pub enum IdText {
     /// up to [`MAX_ID_LENGTH`] bytes
     Stack(heapless::String<MAX_ID_LENGTH>),
