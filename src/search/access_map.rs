@@ -164,6 +164,10 @@ impl Snapshot {
         if !full {
             s.push(&group, max);
         }
+        // held for long: no growth slack (the bound counts lengths)
+        s.bytes.shrink_to_fit();
+        s.ends.shrink_to_fit();
+        s.class.shrink_to_fit();
         Ok(s)
     }
 
