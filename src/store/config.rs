@@ -22,6 +22,9 @@ pub struct StoreConfig {
     /// redb: compact the file at a clean stop once it grew by more than this percent since its last
     /// compaction (at least 4 MiB; 0: never)
     pub compact_growth_percent: u64,
+    /// writes not yet checkpointed into the backend (keys) before new writes wait; a checkpoint
+    /// starts at half of it (or at `max_pending_keys * 64` bytes, at least 4 MiB)
+    pub max_pending_keys: usize,
 }
 
 impl Default for StoreConfig {
@@ -31,12 +34,15 @@ impl Default for StoreConfig {
             flush_interval_ms: super::DEFAULT_FLUSH_INTERVAL.as_millis() as u64,
             min_free_mb: super::DEFAULT_MIN_FREE_BYTES >> 20,
             compact_growth_percent: super::compact::DEFAULT_GROWTH_PERCENT,
+            max_pending_keys: super::DEFAULT_MAX_PENDING_OPS,
         }
     }
 }
 
 /// Longest flush interval accepted.
 const MAX_FLUSH_INTERVAL_MS: u64 = 60_000;
+/// Range of `max_pending_keys` accepted.
+const PENDING_KEYS: std::ops::RangeInclusive<usize> = 1_024..=1_048_576;
 
 impl StoreConfig {
     /// Problems of the values (each one line).
@@ -51,6 +57,13 @@ impl StoreConfig {
         if self.flush_interval_ms > MAX_FLUSH_INTERVAL_MS {
             p.push(format!(
                 "store: flush_interval_ms must be at most {MAX_FLUSH_INTERVAL_MS}"
+            ));
+        }
+        if !PENDING_KEYS.contains(&self.max_pending_keys) {
+            p.push(format!(
+                "store: max_pending_keys must be between {} and {}",
+                PENDING_KEYS.start(),
+                PENDING_KEYS.end()
             ));
         }
         p
@@ -78,6 +91,7 @@ impl StoreConfig {
             flush_interval: Duration::from_millis(self.flush_interval_ms),
             min_free_bytes: self.min_free_mb << 20,
             compact_growth_percent: self.compact_growth_percent,
+            max_pending_ops: self.max_pending_keys,
             ..Options::default()
         }
     }
@@ -145,6 +159,26 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn max_pending_keys_sets_the_overlay_bound_within_its_range() {
+        assert_eq!(
+            StoreConfig::default().options(0).max_pending_ops,
+            super::super::DEFAULT_MAX_PENDING_OPS
+        );
+        let c = parse("[store]\nmax_pending_keys = 131072\n").unwrap();
+        assert!(c.problems().is_empty());
+        assert_eq!(c.options(0).max_pending_ops, 131_072);
+        for bad in [0, 1_023, 1_048_577] {
+            let p = parse(&format!("[store]\nmax_pending_keys = {bad}\n"))
+                .unwrap()
+                .problems();
+            assert!(
+                p[0].contains("max_pending_keys must be between"),
+                "{bad}: {p:?}"
+            );
+        }
     }
 
     #[test]

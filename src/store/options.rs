@@ -19,15 +19,18 @@ pub const DEFAULT_MAX_PENDING_OPS: usize = 65_536;
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(1000);
 /// Default free-space reserve of the data directory's file system.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
-/// Bytes of keys and values the overlay holds before a checkpoint starts.
-pub(super) const OVERLAY_MAX_BYTES: usize = 4 << 20;
+/// Bytes of keys and values the overlay holds before a checkpoint starts: at least this, or
+/// `OVERLAY_BYTES_PER_KEY` per key of `max_pending_ops` (4 MiB at the default).
+pub(super) const OVERLAY_MIN_BYTES: usize = 4 << 20;
+pub(super) const OVERLAY_BYTES_PER_KEY: usize = 64;
 
 /// How a store runs (all have defaults; `config.rs` maps `[store]` onto it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     /// backend cache
     pub cache_bytes: u64,
-    /// overlay bound (keys) for `ready()`
+    /// overlay bound (keys) for `ready()` (`[store] max_pending_keys`); a checkpoint starts at
+    /// half of it, or at `max(4 MiB, 64 B per key)` of keys and values
     pub max_pending_ops: usize,
     /// longest time a write nobody waits for is only in memory
     pub flush_interval: Duration,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::backend::{Op, StoreError, Tree};
 use super::codec;
 use super::commit::last_write_per_key;
-use super::options::OVERLAY_MAX_BYTES;
+use super::options::{OVERLAY_BYTES_PER_KEY, OVERLAY_MIN_BYTES};
 use super::overlay::{self, Overlay, Taken};
 use super::wal::{encode_ops, Wal};
 use super::{Options, Shared};
@@ -21,9 +21,15 @@ pub const EPOCH_KEY: &[u8] = b"store.wal-epoch";
 /// Pause before a checkpoint that met a full disk is tried again.
 const STALL_RETRY: Duration = Duration::from_secs(1);
 
+/// The overlay's byte bound: 4 MiB, or 64 B per key of the key bound if that is more (a
+/// larger key bound means larger, fewer checkpoints: fewer backend pages written per op).
+pub(super) fn overlay_max_bytes(opts: &Options) -> usize {
+    OVERLAY_MIN_BYTES.max(opts.max_pending_ops.saturating_mul(OVERLAY_BYTES_PER_KEY))
+}
+
 /// True once the overlay should be checkpointed (half the key bound, or its byte bound).
 pub(super) fn overlay_over_bound(opts: &Options, o: &Overlay) -> bool {
-    o.len() >= opts.max_pending_ops / 2 || o.bytes() >= OVERLAY_MAX_BYTES
+    o.len() >= opts.max_pending_ops / 2 || o.bytes() >= overlay_max_bytes(opts)
 }
 
 /// How a checkpoint ended.
@@ -293,6 +299,8 @@ impl Shared {
             .collect();
         let epoch = wal.epoch() + 1;
         let n = ops.len();
+        let started = Instant::now();
+        let wal_used = wal.used();
         ops.push(Op::put(Tree::Meta, EPOCH_KEY, epoch.to_le_bytes()));
         // A panicking backend (sled panics on some corruption) must fail the waiters, not
         // strand them: it becomes a commit error (release builds abort on panic anyway).
@@ -317,6 +325,8 @@ impl Shared {
         ops.pop();
         match result {
             Ok(()) => {
+                let ms = started.elapsed().as_millis() as u64;
+                tracing::debug!(ops = n, wal_used, covered, ms, "store: checkpoint");
                 wal.reset(epoch);
                 {
                     let mut st = self.lock();

@@ -5,6 +5,7 @@
 //! `reader.rs` (a query's reader: one view, yet read-your-writes across checkpoints).
 
 mod backup;
+mod bound;
 mod cases;
 mod classes;
 mod compact;
