@@ -77,6 +77,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     hub.set_max_pending(cfg.limits.max_pending_requests);
     hub.set_twin_cache((cfg.twin_cache_mib as usize).saturating_mul(1 << 20));
     hub.set_policy_cache(cfg.policy_cache);
+    hub.access_map()
+        .set_max_bytes((cfg.search.count_map_kib as usize).saturating_mul(1024));
     // history of things and policies, and its retention thread (src/history)
     let retention = hub.start_history(cfg.history.clone())?;
     // MQTT device bridge: never fails the start because of the broker (it reconnects)

@@ -74,7 +74,7 @@ pub fn check(state: &ThingState, cmd: &ThingCommand, acc: &Access) -> Result<(),
         return Err(policy_gone(cmd, pid));
     };
     let subs = acc.subjects;
-    let res = cmd.path.pointer();
+    let res = cmd.path.segments();
     // Ditto's ThingCommandEnforcement.authorizeByPolicyOrThrow: READ on every field a
     // `condition` (or, for merges, a `merge-thing-patch-conditions` condition) references is
     // checked first; unparsable ones fail later with their own 400.
@@ -92,14 +92,14 @@ pub fn check(state: &ThingState, cmd: &ThingCommand, acc: &Access) -> Result<(),
             .describe("Check if you have sufficient permissions to access the specified resource (READ permission is required)."));
     }
     let allowed = match cmd.action {
-        Action::Retrieve => e.has_partial(subs, "thing", &res, READ),
+        Action::Retrieve => e.has_partial_at(subs, "thing", res, READ),
         Action::Merge => {
-            if e.has_unrestricted(subs, "thing", &res, WRITE) {
+            if e.has_unrestricted_at(subs, "thing", res.clone(), WRITE) {
                 true
-            } else if e.has_partial(subs, "thing", &res, WRITE) {
+            } else if e.has_partial_at(subs, "thing", res, WRITE) {
                 let mut leaves = Vec::new();
                 if let Some(v) = &cmd.value {
-                    merge_leaves(res.clone(), v, &mut leaves);
+                    merge_leaves(cmd.path.pointer(), v, &mut leaves);
                 }
                 leaves
                     .iter()
@@ -108,7 +108,7 @@ pub fn check(state: &ThingState, cmd: &ThingCommand, acc: &Access) -> Result<(),
                 false
             }
         }
-        _ => e.has_unrestricted(subs, "thing", &res, WRITE),
+        _ => e.has_unrestricted_at(subs, "thing", res, WRITE),
     };
     if allowed {
         return Ok(());

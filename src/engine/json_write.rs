@@ -89,9 +89,16 @@ static ESCAPED: [bool; 256] = {
 /// A JSON string: quoted, escaped as serde_json escapes (`\"`, `\\`, `\b\t\n\f\r`, other
 /// control bytes as `\u00xx`; nothing else).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    out.reserve(b.len() + 2);
+    out.reserve(s.len() + 2);
     out.push(b'"');
+    write_escaped(out, s);
+    out.push(b'"');
+}
+
+/// The inside of `write_str`'s string: `s` escaped, without the quotes (so a string written
+/// in pieces is escaped as the whole would be).
+pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
     // most strings (keys, values) have nothing to escape: copied in one piece
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
@@ -117,15 +124,14 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         start = i + 1;
     }
     out.extend_from_slice(&b[start..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::{json, Map};
 
-    fn random_str(rng: &mut fastrand::Rng) -> String {
+    pub(crate) fn random_str(rng: &mut fastrand::Rng) -> String {
         let n = rng.usize(0..40);
         (0..n)
             .map(|_| match rng.u8(0..10) {
@@ -136,7 +142,7 @@ mod tests {
             .collect()
     }
 
-    fn random_value(rng: &mut fastrand::Rng, depth: usize) -> Value {
+    pub(crate) fn random_value(rng: &mut fastrand::Rng, depth: usize) -> Value {
         match rng.u8(0..if depth > 4 { 6 } else { 8 }) {
             0 => Value::Null,
             1 => Value::Bool(rng.bool()),

@@ -6,7 +6,7 @@ pub mod conditions;
 mod depth;
 pub mod enforce;
 pub mod errors;
-mod json_write;
+pub(crate) mod json_write;
 pub mod metadata;
 pub mod patch_conditions;
 mod policy_source;

@@ -14,6 +14,7 @@ use crate::policy::PolicyCommand;
 use crate::protocol::headers::new_correlation_id;
 use crate::protocol::{
     error_envelope, Action, Channel, Criterion, Envelope, Group, Headers, Signal, ThingCommand,
+    Topic,
 };
 use crate::rules::acks::{AckKind, AckRequest, Binding};
 use crate::rules::outcome::Plan;
@@ -27,6 +28,16 @@ pub enum Answer {
     Now(Box<Reply>),
     /// answer when the waiter finishes (live answer, acks, timeout)
     Later(Box<Waiter>),
+}
+
+/// What a thing command's route gave: an answer, or a finished twin command (its response
+/// made from the command, moved).
+// returned once per command and matched at once: boxing the outcome would be an allocation
+// per command
+#[allow(clippy::large_enum_variant)]
+enum ThingAnswer {
+    Ready(Option<Answer>),
+    Done(super::twin::TwinDone),
 }
 
 fn now(envelope: Envelope) -> Answer {
@@ -62,16 +73,22 @@ impl Hub {
         if env.headers.correlation_id().is_none() {
             env.headers.insert("correlation-id", new_correlation_id());
         }
-        let cid = env.headers.correlation_id().unwrap_or_default().to_owned();
-        let topic = env.topic.clone();
-        let fail = |e: &DittoError| Some(now(error_envelope(Some(&topic), Some(&cid), e)));
-        let live = topic.channel == Channel::Live;
-        match (&topic.criterion, env.status) {
+        // the error answer, addressed by the request's topic and correlation-id: read from
+        // whatever holds them when it fails (no copy of them for a request that succeeds)
+        let fail = |topic: &Topic, headers: &Headers, e: &DittoError| {
+            let cid = headers.correlation_id().unwrap_or_default();
+            Some(now(error_envelope(Some(topic), Some(cid), e)))
+        };
+        let fail_cid = |topic: &Topic, cid: &str, e: &DittoError| {
+            Some(now(error_envelope(Some(topic), Some(cid), e)))
+        };
+        let live = env.topic.channel == Channel::Live;
+        match (&env.topic.criterion, env.status) {
             (Criterion::Acks(_), _) => {
                 return self
                     .incoming_ack(who.origin, &env)
                     .err()
-                    .and_then(|e| fail(&e));
+                    .and_then(|e| fail(&env.topic, &env.headers, &e));
             }
             (Criterion::Commands(_) | Criterion::Messages(_) | Criterion::Errors, Some(_))
                 if live =>
@@ -81,26 +98,46 @@ impl Hub {
             }
             _ => {}
         }
-        let acks =
-            match AckRequest::resolve(&env.headers, AckKind::of(&topic, &env.headers), Binding::Ws)
-            {
-                Ok(a) => a,
-                Err(e) => return fail(&e),
-            };
-        let check = topic.criterion == Criterion::Commands(Action::CheckPermissions);
+        let kind = AckKind::of(&env.topic, &env.headers);
+        let acks = match AckRequest::resolve(&env.headers, kind, Binding::Ws) {
+            Ok(a) => a,
+            Err(e) => return fail(&env.topic, &env.headers, &e),
+        };
+        let check = env.topic.criterion == Criterion::Commands(Action::CheckPermissions);
         let signal = match env.status {
             None if check => Ok(Signal::Other(env)),
-            _ => Signal::from_envelope(env),
+            _ => Signal::from_envelope_or_back(env),
         };
+        // `Err`: the error answer (`None` unless a response is required)
+        let failed = |topic: &Topic, cid: &str, e: &DittoError| match acks.response_required {
+            true => fail_cid(topic, cid, e),
+            false => None,
+        };
+        let cid_of = |h: &Headers| h.correlation_id().unwrap_or_default().to_owned();
         let result = match signal {
-            Ok(signal) => self.call(who, signal, &acks).await,
-            Err(e) => Err(e),
+            Ok(Signal::Thing(cmd)) => self.call_thing(who, cmd, &acks).await.map_err(|b| {
+                let (e, cmd) = &*b;
+                failed(&cmd.topic, &cid_of(&cmd.headers), e)
+            }),
+            Ok(signal) => {
+                let (topic, cid) = match &signal {
+                    Signal::Other(env) => (env.topic.clone(), cid_of(&env.headers)),
+                    Signal::RetrieveThings(r) => (r.topic.clone(), cid_of(&r.headers)),
+                    Signal::Thing(cmd) => (cmd.topic.clone(), cid_of(&cmd.headers)),
+                };
+                self.call(who, signal, &acks)
+                    .await
+                    .map_err(|e| failed(&topic, &cid, &e))
+            }
+            Err(b) => {
+                let (e, env) = &*b;
+                Err(failed(&env.topic, &cid_of(&env.headers), e))
+            }
         };
         match result {
             Ok(a) if acks.response_required || matches!(a, Some(Answer::Later(_))) => a,
             Ok(_) => None,
-            Err(e) if acks.response_required => fail(&e),
-            Err(_) => None,
+            Err(answer) => answer,
         }
     }
 
@@ -112,7 +149,6 @@ impl Hub {
         signal: Signal,
         acks: &AckRequest,
     ) -> Result<Option<Answer>, DittoError> {
-        let later = |w: Option<Waiter>| w.map(|w| Answer::Later(Box::new(w)));
         let cmd = match signal {
             Signal::Thing(cmd) => cmd,
             Signal::RetrieveThings(r) => {
@@ -128,28 +164,57 @@ impl Hub {
             }
             Signal::Other(env) => return self.call_other(who, env, acks).await,
         };
-        if Hub::is_smart(&cmd) {
-            return Ok(match self.smart_retrieve(who, &cmd, acks).await? {
-                Smart::Twin(e) => Some(now(*e)),
-                Smart::Live(w) => Some(Answer::Later(w)),
-                Smart::Nothing => None,
-            });
+        self.call_thing(who, cmd, acks).await.map_err(|b| b.0)
+    }
+
+    /// `call` for a thing command; an error gives the command back (its topic and
+    /// correlation-id address the error answer).
+    async fn call_thing(
+        &self,
+        who: &Requester,
+        cmd: ThingCommand,
+        acks: &AckRequest,
+    ) -> Result<Option<Answer>, Box<(DittoError, ThingCommand)>> {
+        match self.call_thing_ref(who, &cmd, acks).await {
+            Ok(ThingAnswer::Ready(a)) => Ok(a),
+            Ok(ThingAnswer::Done(done)) => Ok(Some(Answer::Now(Box::new(Reply {
+                after: done.seq.filter(|_| acks.wants_persisted()),
+                seq: done.seq,
+                envelope: response_envelope_owned(cmd, done.outcome),
+            })))),
+            Err(e) => Err(Box::new((e, cmd))),
+        }
+    }
+
+    /// The routes of a thing command (smart channel, live, custom acks, twin).
+    async fn call_thing_ref(
+        &self,
+        who: &Requester,
+        cmd: &ThingCommand,
+        acks: &AckRequest,
+    ) -> Result<ThingAnswer, DittoError> {
+        let later = |w: Option<Waiter>| w.map(|w| Answer::Later(Box::new(w)));
+        if Hub::is_smart(cmd) {
+            return Ok(ThingAnswer::Ready(
+                match self.smart_retrieve(who, cmd, acks).await? {
+                    Smart::Twin(e) => Some(now(*e)),
+                    Smart::Live(w) => Some(Answer::Later(w)),
+                    Smart::Nothing => None,
+                },
+            ));
         }
         if cmd.channel == Channel::Live {
-            let w = self.live_command(who, &cmd, acks, LiveOptions::default())?;
-            return Ok(later(w));
+            let w = self.live_command(who, cmd, acks, LiveOptions::default())?;
+            return Ok(ThingAnswer::Ready(later(w)));
         }
         if acks.aggregated() && cmd.action != Action::Retrieve {
-            let w = self.twin_acked(who, &cmd, acks).await?;
-            return Ok(Some(Answer::Later(Box::new(w))));
+            let w = self.twin_acked(who, cmd, acks).await?;
+            return Ok(ThingAnswer::Ready(Some(Answer::Later(Box::new(w)))));
         }
         let durability = crate::engine::Durability::waited_if(acks.wants_persisted());
-        let done = self.twin_command(who, &cmd, durability).await?;
-        Ok(Some(Answer::Now(Box::new(Reply {
-            after: done.seq.filter(|_| acks.wants_persisted()),
-            seq: done.seq,
-            envelope: response_envelope_owned(cmd, done.outcome),
-        }))))
+        Ok(ThingAnswer::Done(
+            self.twin_command(who, cmd, durability).await?,
+        ))
     }
 
     /// Messages, live events, `checkPermissions` and policy commands.

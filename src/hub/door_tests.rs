@@ -137,3 +137,55 @@ fn a_live_command_through_the_door_is_a_late_answer() {
     let env = block_on(late.envelope()).expect("the timeout answers");
     assert_eq!(env.status, Some(408));
 }
+
+/// `handle_protocol`'s error answers are addressed as before it stopped copying the topic and
+/// correlation-id of every request: the error envelope of the request's topic and
+/// correlation-id with the error `from_envelope` or `call` gives, for a failed parse into a
+/// signal, a failed thing command, a failed retrieve of several things and a failed policy
+/// command; none when no response is required.
+#[test]
+fn protocol_errors_are_addressed_by_the_request() {
+    let (hub, _dir) = hub();
+    let create = json!({"topic": "door/e/things/twin/commands/create", "path": "/", "value": {}});
+    block_on(hub.call(&owner(), signal(create), &AckRequest::unwaited())).unwrap();
+    let requests = [
+        json!({"topic": "door/none/things/twin/commands/retrieve", "path": "/"}),
+        json!({"topic": "door/none/things/twin/commands/modify", "path": "/attributes/x",
+            "value": 1, "headers": {"requested-acks": []}}),
+        json!({"topic": "door/e/things/twin/commands/modify", "path": "/nothing", "value": 1}),
+        json!({"topic": "door/e/things/twin/commands/create", "path": "/attributes", "value": {}}),
+        json!({"topic": "_/_/things/twin/commands/retrieve", "path": "/", "value": {}}),
+        json!({"topic": "door/none/policies/commands/retrieve", "path": "/"}),
+        json!({"topic": "door/e/things/twin/commands/modify", "path": "/attributes/x",
+            "value": 1, "headers": {"if-match": "\"nope\""}}),
+    ];
+    for (i, mut request) in requests.into_iter().enumerate() {
+        let cid = format!("c-{i}");
+        request["headers"]["correlation-id"] = json!(cid);
+        let env = Envelope::parse(&request.to_string()).unwrap();
+        let acks = AckRequest::resolve(
+            &env.headers,
+            AckKind::of(&env.topic, &env.headers),
+            Binding::Ws,
+        )
+        .unwrap();
+        let error = match Signal::from_envelope(env.clone()) {
+            Err(e) => e,
+            Ok(s) => block_on(hub.call(&owner(), s, &acks))
+                .err()
+                .expect("the request fails"),
+        };
+        let want = error_envelope(Some(&env.topic), Some(&cid), &error).to_text();
+        let Some(Answer::Now(reply)) = block_on(hub.handle_protocol(&owner(), env)) else {
+            panic!("an error answer for {request}")
+        };
+        assert_eq!(reply.envelope.to_text(), want, "{request}");
+        // without a response required: nothing
+        request["headers"]["response-required"] = json!(false);
+        let env = Envelope::parse(&request.to_string()).unwrap();
+        assert!(
+            block_on(hub.handle_protocol(&owner(), env)).is_none(),
+            "{request}"
+        );
+    }
+}

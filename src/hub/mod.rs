@@ -111,6 +111,8 @@ pub(crate) struct Inner {
     twins: Mutex<twin::cache::Twins>,
     change_hook: OnceLock<ChangeHook>,
     history: OnceLock<Arc<crate::history::History>>,
+    // (6) the search index's access entries in memory (`search::access_map`): a leaf
+    access_map: Arc<crate::search::access_map::AccessMap>,
 }
 
 /// Cheap-to-clone handle on the hub.
@@ -143,6 +145,7 @@ impl Hub {
                 twins: Mutex::default(),
                 change_hook: OnceLock::new(),
                 history: OnceLock::new(),
+                access_map: Arc::default(),
                 clock,
             }),
         };
@@ -153,6 +156,11 @@ impl Hub {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The search index's access entries in memory (counts; `[search] count_map_kib`).
+    pub fn access_map(&self) -> &Arc<crate::search::access_map::AccessMap> {
+        &self.inner.access_map
     }
 
     /// The hub's clock.

@@ -72,6 +72,56 @@ impl EntityId {
     }
 }
 
+/// The text `namespace:name` of an ID, on the stack when it fits (every valid ASCII ID does):
+/// the key of a thing's lock, cache entry and store record, made for every twin command.
+// a value of one call on the stack (never stored): boxing the large variant is the heap
+// allocation it avoids
+#[allow(clippy::large_enum_variant)]
+pub enum IdText {
+    /// up to [`MAX_ID_LENGTH`] bytes
+    Stack(heapless::String<MAX_ID_LENGTH>),
+    /// longer (multi-byte characters)
+    Heap(String),
+}
+
+impl IdText {
+    /// `namespace:name`.
+    pub fn of(namespace: &str, name: &str) -> IdText {
+        let mut stack = heapless::String::new();
+        match stack
+            .push_str(namespace)
+            .and_then(|()| stack.push(':'))
+            .and_then(|()| stack.push_str(name))
+        {
+            Ok(()) => IdText::Stack(stack),
+            Err(_) => IdText::Heap(format!("{namespace}:{name}")),
+        }
+    }
+}
+
+impl std::ops::Deref for IdText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            IdText::Stack(s) => s,
+            IdText::Heap(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for IdText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl EntityId {
+    /// `to_string`'s text without an allocation (see [`IdText`]).
+    pub fn text(&self) -> IdText {
+        IdText::of(&self.namespace, &self.name)
+    }
+}
+
 impl fmt::Display for EntityId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.namespace, self.name)
@@ -501,6 +551,32 @@ mod tests {
             if let Ok(id) = parse_thing_id(&s) {
                 assert_eq!(id.to_string(), s);
             }
+        }
+    }
+
+    /// `text` is `to_string`, on the stack up to `MAX_ID_LENGTH` bytes and on the heap beyond
+    /// (valid IDs of multi-byte characters are longer in bytes than in UTF-16 units).
+    #[test]
+    fn id_text_is_to_string() {
+        let mut rng = fastrand::Rng::with_seed(6);
+        for _ in 0..2_000 {
+            let part = |rng: &mut fastrand::Rng, n: usize| -> String {
+                (0..rng.usize(1..n))
+                    .map(|_| ['a', 'é', '€', '-', '.'][rng.usize(0..5)])
+                    .collect()
+            };
+            let (ns, name) = (part(&mut rng, 150), part(&mut rng, 150));
+            let id = EntityId {
+                namespace: ns.clone(),
+                name,
+            };
+            let text = id.text();
+            assert_eq!(&*text, id.to_string());
+            assert_eq!(text.to_string(), id.to_string());
+            assert_eq!(
+                matches!(text, IdText::Stack(_)),
+                id.to_string().len() <= MAX_ID_LENGTH
+            );
         }
     }
 }

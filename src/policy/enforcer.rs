@@ -20,6 +20,25 @@ fn pidx(perm: u8) -> usize {
 /// (subject index, weight) pairs of one permission.
 type Weights = Vec<(u32, i32)>;
 
+/// Subject indexes a check keeps on the stack (more go to the heap).
+const STACK_IDS: usize = 8;
+
+/// The subject indexes of one check.
+enum Ids {
+    Stack(heapless::Vec<u32, STACK_IDS>),
+    Heap(Vec<u32>),
+}
+
+impl std::ops::Deref for Ids {
+    type Target = [u32];
+    fn deref(&self) -> &[u32] {
+        match self {
+            Ids::Stack(v) => v,
+            Ids::Heap(v) => v,
+        }
+    }
+}
+
 /// Grants and revokes at one node, per permission.
 #[derive(Debug, Clone, Default)]
 struct Index {
@@ -228,20 +247,33 @@ impl Enforcer {
         }
     }
 
-    /// The subject indexes of an authorization context (unknown subjects are dropped).
-    fn ids(&self, subjects: &[String]) -> Vec<u32> {
-        subjects
+    /// The subject indexes of an authorization context (unknown subjects are dropped): on the
+    /// stack while at most [`STACK_IDS`] of them are known here (every check made them a `Vec`).
+    fn ids(&self, subjects: &[String]) -> Ids {
+        let mut known = subjects
             .iter()
-            .filter_map(|s| self.subjects.iter().position(|x| x == s).map(|i| i as u32))
-            .collect()
+            .filter_map(|s| self.subjects.iter().position(|x| x == s).map(|i| i as u32));
+        let mut stack = heapless::Vec::new();
+        for i in known.by_ref() {
+            if let Err(i) = stack.push(i) {
+                let mut heap = stack.to_vec();
+                heap.push(i);
+                heap.extend(known);
+                return Ids::Heap(heap);
+            }
+        }
+        Ids::Stack(stack)
     }
 
-    fn exact(&self, rtype: &str, path: &[String]) -> Option<&Node> {
-        let n = self.root.children.get(rtype)?;
-        path.iter().try_fold(n, |n, k| n.children.get(k))
+    fn exact<'p>(&self, rtype: &str, path: impl Iterator<Item = &'p str>) -> Option<&Node> {
+        let mut n = self.root.children.get(rtype)?;
+        for k in path {
+            n = n.children.get(k)?;
+        }
+        Some(n)
     }
 
-    fn least_ancestor(&self, rtype: &str, path: &[String]) -> &Index {
+    fn least_ancestor<'p>(&self, rtype: &str, path: impl Iterator<Item = &'p str>) -> &Index {
         let mut at = At::Node(&self.root).child(rtype);
         for k in path {
             at = at.child(k);
@@ -257,8 +289,19 @@ impl Enforcer {
         path: &[String],
         perm: u8,
     ) -> bool {
+        self.has_unrestricted_at(subjects, rtype, path.iter().map(String::as_str), perm)
+    }
+
+    /// `has_unrestricted` for a path given as its segments (no `Vec` of them built).
+    pub fn has_unrestricted_at<'p>(
+        &self,
+        subjects: &[String],
+        rtype: &str,
+        path: impl Iterator<Item = &'p str> + Clone,
+        perm: u8,
+    ) -> bool {
         let ids = self.ids(subjects);
-        match self.exact(rtype, path) {
+        match self.exact(rtype, path.clone()) {
             Some(n) => n.up_revoke.allows(&ids, perm),
             None => self.least_ancestor(rtype, path).allows(&ids, perm),
         }
@@ -266,8 +309,19 @@ impl Enforcer {
 
     /// Permission granted at `rtype:path` or at some resource below it.
     pub fn has_partial(&self, subjects: &[String], rtype: &str, path: &[String], perm: u8) -> bool {
+        self.has_partial_at(subjects, rtype, path.iter().map(String::as_str), perm)
+    }
+
+    /// `has_partial` for a path given as its segments.
+    pub fn has_partial_at<'p>(
+        &self,
+        subjects: &[String],
+        rtype: &str,
+        path: impl Iterator<Item = &'p str> + Clone,
+        perm: u8,
+    ) -> bool {
         let ids = self.ids(subjects);
-        match self.exact(rtype, path) {
+        match self.exact(rtype, path.clone()) {
             Some(n) => n.up_grant.allows(&ids, perm),
             None => self.least_ancestor(rtype, path).allows(&ids, perm),
         }

@@ -7,8 +7,6 @@ use super::headers::Headers;
 use super::topic::{Channel, Criterion, Group, Topic};
 use crate::bounds::{self, JsonError};
 use crate::error::DittoError;
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -192,11 +190,57 @@ impl Envelope {
     pub fn to_text(&self) -> String {
         // room for a typical message at once (growing from empty reallocated ~6 times)
         let mut out = Vec::with_capacity(256);
-        // Serializing string-keyed maps and `Value`s cannot fail; serde_json writes UTF-8.
-        match serde_json::to_writer(&mut out, self) {
-            Ok(()) => String::from_utf8(out).unwrap_or_default(),
-            Err(_) => String::new(),
+        self.write_json(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the bytes of `to_text` to `out`: field order and presence exactly as
+    /// `to_value`, each value as `engine::json_write` writes it (serde_json's compact bytes
+    /// without a `Serializer` call per token; issue 21).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use crate::engine::json_write::{write_str, write_u64, write_value};
+        out.extend_from_slice(b"{\"topic\":");
+        write_topic(out, &self.topic);
+        out.extend_from_slice(b",\"headers\":{");
+        for (i, (k, v)) in self.headers.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, k);
+            out.push(b':');
+            write_value(out, v);
         }
+        out.extend_from_slice(b"},\"path\":");
+        write_str(out, &self.path);
+        if let Some(v) = &self.value {
+            out.extend_from_slice(b",\"value\":");
+            write_value(out, v);
+        }
+        if let Some(f) = &self.fields {
+            out.extend_from_slice(b",\"fields\":");
+            write_str(out, f);
+        }
+        if let Some(e) = &self.extra {
+            out.extend_from_slice(b",\"extra\":");
+            write_value(out, e);
+        }
+        if let Some(st) = self.status {
+            out.extend_from_slice(b",\"status\":");
+            write_u64(out, u64::from(st));
+        }
+        if let Some(r) = self.revision {
+            out.extend_from_slice(b",\"revision\":");
+            write_u64(out, r);
+        }
+        if let Some(t) = &self.timestamp {
+            out.extend_from_slice(b",\"timestamp\":");
+            write_str(out, t);
+        }
+        if let Some(md) = &self.metadata {
+            out.extend_from_slice(b",\"metadata\":");
+            write_value(out, md);
+        }
+        out.push(b'}');
     }
 }
 
@@ -216,10 +260,8 @@ impl Envelope {
         let shared = BUFFER.with(|b| {
             let mut buf = b.try_borrow_mut().ok()?;
             buf.clear();
-            let text = match serde_json::to_writer(&mut *buf, self) {
-                Ok(()) => std::str::from_utf8(&buf).ok().map(Arc::from),
-                Err(_) => None,
-            };
+            self.write_json(&mut buf);
+            let text = std::str::from_utf8(&buf).ok().map(Arc::from);
             if buf.capacity() > KEPT_BUFFER {
                 *buf = Vec::new();
             }
@@ -229,57 +271,13 @@ impl Envelope {
     }
 }
 
-/// Serializes a `Display` value as a JSON string without an intermediate `String`.
-struct AsStr<'a, T: std::fmt::Display>(&'a T);
-
-impl<T: std::fmt::Display> Serialize for AsStr<'_, T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self.0)
+/// The topic's text as a JSON string, written piece by piece (no `fmt`).
+fn write_topic(out: &mut Vec<u8>, topic: &Topic) {
+    out.push(b'"');
+    for piece in topic.pieces() {
+        crate::engine::json_write::write_escaped(out, piece);
     }
-}
-
-struct HeadersSer<'a>(&'a Headers);
-
-impl Serialize for HeadersSer<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0.iter() {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
-    }
-}
-
-/// Field order and presence exactly as `Envelope::to_value`.
-impl Serialize for Envelope {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("topic", &AsStr(&self.topic))?;
-        m.serialize_entry("headers", &HeadersSer(&self.headers))?;
-        m.serialize_entry("path", &self.path)?;
-        if let Some(v) = &self.value {
-            m.serialize_entry("value", v)?;
-        }
-        if let Some(f) = &self.fields {
-            m.serialize_entry("fields", f)?;
-        }
-        if let Some(e) = &self.extra {
-            m.serialize_entry("extra", e)?;
-        }
-        if let Some(st) = self.status {
-            m.serialize_entry("status", &st)?;
-        }
-        if let Some(r) = self.revision {
-            m.serialize_entry("revision", &r)?;
-        }
-        if let Some(t) = &self.timestamp {
-            m.serialize_entry("timestamp", t)?;
-        }
-        if let Some(md) = &self.metadata {
-            m.serialize_entry("metadata", md)?;
-        }
-        m.end()
-    }
+    out.push(b'"');
 }
 
 /// The error topic for a failed signal: `<ns>/<name>/things/<channel>/errors`,
@@ -397,6 +395,50 @@ mod tests {
         let err = DittoError::new(404, "things:thing.notfound", "nope").describe("d");
         let e = error_envelope(None, Some("c"), &err);
         assert_eq!(e.to_text(), e.to_value().to_string());
+    }
+
+    /// `write_json` (what every answer and event is sent as) writes the bytes serde_json
+    /// writes for `to_value`, on random envelopes: every field present or absent, random
+    /// header names and values, strings with control bytes, quotes and multi-byte UTF-8, and
+    /// topics whose text needs escaping (a message subject).
+    #[test]
+    fn write_json_is_serde_json_of_to_value() {
+        use crate::engine::json_write::tests::{random_str, random_value};
+        use crate::protocol::topic::Action;
+        let mut rng = fastrand::Rng::with_seed(21);
+        for _ in 0..5_000 {
+            let criterion = match rng.u8(0..3) {
+                0 => Criterion::Commands(Action::Modify),
+                1 => Criterion::Messages(random_str(&mut rng)),
+                _ => Criterion::Errors,
+            };
+            let topic = Topic {
+                namespace: random_str(&mut rng),
+                name: random_str(&mut rng),
+                group: Group::Things,
+                channel: Channel::Twin,
+                criterion,
+            };
+            let mut headers = Headers::new();
+            for _ in 0..rng.usize(0..5) {
+                headers.insert(random_str(&mut rng), random_value(&mut rng, 2));
+            }
+            let mut e = Envelope::new(topic, headers, random_str(&mut rng));
+            let some = |rng: &mut fastrand::Rng| rng.bool();
+            e.value = some(&mut rng).then(|| random_value(&mut rng, 0));
+            e.status = some(&mut rng).then(|| rng.u16(..));
+            e.fields = some(&mut rng).then(|| random_str(&mut rng));
+            e.extra = some(&mut rng).then(|| random_value(&mut rng, 0));
+            e.revision = some(&mut rng).then(|| rng.u64(..));
+            e.timestamp = some(&mut rng).then(|| random_str(&mut rng));
+            e.metadata = some(&mut rng).then(|| random_value(&mut rng, 0));
+            let mut out = b"kept".to_vec();
+            e.write_json(&mut out);
+            let want = e.to_value().to_string();
+            assert_eq!(std::str::from_utf8(&out[4..]).unwrap(), want);
+            assert_eq!(e.to_text(), want);
+            assert_eq!(&*e.to_shared_text(), want);
+        }
     }
 
     /// The shared text is `to_text`, for a message after a bigger one (the buffer is reused)

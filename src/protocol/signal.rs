@@ -6,7 +6,8 @@ use super::envelope::Envelope;
 use super::headers::Headers;
 use super::topic::{Action, Channel, Criterion, Group, Topic};
 use crate::error::DittoError;
-use crate::model::id::MAX_ID_LENGTH;
+use crate::model::id::IdText;
+use crate::model::pointer::parse_pointer_after;
 use crate::model::{parse_pointer, parse_thing_id, validate_feature_id, EntityId};
 use serde_json::Value;
 
@@ -42,6 +43,14 @@ pub enum ThingPath {
 impl ThingPath {
     /// Parses a command path; `Ok(None)` if it is well-formed JSON pointer but no thing resource.
     pub fn parse(path: &str) -> Result<Option<ThingPath>, DittoError> {
+        // an attribute's pointer below `attributes` only (no `String` made of that segment)
+        if path.split('/').find(|s| !s.is_empty()) == Some("attributes") {
+            let below = parse_pointer_after(path, 1)?;
+            return Ok(Some(match below.is_empty() {
+                true => ThingPath::Attributes,
+                false => ThingPath::Attribute(below),
+            }));
+        }
         let mut segs = parse_pointer(path)?;
         // the shape from the first and third segments and the count, then the segments moved
         // into the variant (no copy of them: this runs for every twin command)
@@ -55,11 +64,6 @@ impl ThingPath {
             (None, _, _) => return Ok(Some(ThingPath::Root)),
             (Some("policyId"), _, 1) => return Ok(Some(ThingPath::PolicyId)),
             (Some("definition"), _, 1) => return Ok(Some(ThingPath::Definition)),
-            (Some("attributes"), _, 1) => return Ok(Some(ThingPath::Attributes)),
-            (Some("attributes"), _, _) => {
-                segs.remove(0);
-                return Ok(Some(ThingPath::Attribute(segs)));
-            }
             (Some("features"), _, 1) => return Ok(Some(ThingPath::Features)),
             (Some("features"), _, 2) => None,
             (Some("features"), Some("definition"), 3) => Some((None, true)),
@@ -110,6 +114,38 @@ impl ThingPath {
             ThingPath::DesiredProperties(id) => f(id, &["desiredProperties"], &[]),
             ThingPath::DesiredProperty(id, p) => f(id, &["desiredProperties"], p),
         }
+    }
+
+    /// The segments of `pointer`, borrowed (no `Vec` of `String`s built: the policy check of
+    /// every command walks these).
+    pub fn segments(&self) -> impl Iterator<Item = &str> + Clone {
+        const NONE: &[String] = &[];
+        let (head, fid, part, more): (&'static str, Option<&str>, Option<&'static str>, &[String]) =
+            match self {
+                ThingPath::Root => ("", None, None, NONE),
+                ThingPath::PolicyId => ("policyId", None, None, NONE),
+                ThingPath::Definition => ("definition", None, None, NONE),
+                ThingPath::Attributes => ("attributes", None, None, NONE),
+                ThingPath::Attribute(p) => ("attributes", None, None, p),
+                ThingPath::Features => ("features", None, None, NONE),
+                ThingPath::Feature(id) => ("features", Some(id), None, NONE),
+                ThingPath::FeatureDefinition(id) => {
+                    ("features", Some(id), Some("definition"), NONE)
+                }
+                ThingPath::Properties(id) => ("features", Some(id), Some("properties"), NONE),
+                ThingPath::Property(id, p) => ("features", Some(id), Some("properties"), p),
+                ThingPath::DesiredProperties(id) => {
+                    ("features", Some(id), Some("desiredProperties"), NONE)
+                }
+                ThingPath::DesiredProperty(id, p) => {
+                    ("features", Some(id), Some("desiredProperties"), p)
+                }
+            };
+        let head = (!matches!(self, ThingPath::Root)).then_some(head);
+        head.into_iter()
+            .chain(fid)
+            .chain(part)
+            .chain(more.iter().map(String::as_str))
     }
 
     /// The feature this path lies in, if any.
@@ -210,39 +246,32 @@ fn ids_missing() -> DittoError {
 impl Signal {
     /// Interprets an envelope. Commands with a status are responses and stay `Other`.
     pub fn from_envelope(env: Envelope) -> Result<Signal, DittoError> {
+        Signal::from_envelope_or_back(env).map_err(|b| b.0)
+    }
+
+    /// `from_envelope`, giving the envelope back with an error: its topic and correlation-id
+    /// address the error answer (`Hub::handle_protocol`), so nothing of them is copied for
+    /// the signals that succeed (issue 21).
+    pub fn from_envelope_or_back(env: Envelope) -> Result<Signal, Box<(DittoError, Envelope)>> {
         let action = match (&env.topic.group, &env.topic.criterion, env.status) {
             (Group::Things, Criterion::Commands(a), None) => *a,
             _ => return Ok(Signal::Other(env)),
         };
         if env.topic.name == "_" {
-            return retrieve_things(env, action).map(Signal::RetrieveThings);
+            return match retrieve_thing_ids(&env, action) {
+                Ok(thing_ids) => Ok(Signal::RetrieveThings(RetrieveThings {
+                    thing_ids,
+                    fields: env.fields,
+                    headers: env.headers,
+                    topic: env.topic,
+                })),
+                Err(e) => Err(Box::new((e, env))),
+            };
         }
-        let (ns, name) = (&env.topic.namespace, &env.topic.name);
-        // `ns:name` on the stack (any valid ASCII id fits; a longer text goes to the heap)
-        let mut stack = heapless::String::<MAX_ID_LENGTH>::new();
-        let heap: String;
-        let id: &str = match stack
-            .push_str(ns)
-            .and_then(|()| stack.push(':'))
-            .and_then(|()| stack.push_str(name))
-        {
-            Ok(()) => &stack,
-            Err(_) => {
-                heap = format!("{ns}:{name}");
-                &heap
-            }
+        let (thing_id, path) = match thing_id_and_path(&env, action) {
+            Ok(found) => found,
+            Err(e) => return Err(Box::new((e, env))),
         };
-        let thing_id = parse_thing_id(id)?;
-        let path = ThingPath::parse(&env.path)?.ok_or_else(|| unknown_path(&env.path))?;
-        let path_ok = match action {
-            Action::Create => path == ThingPath::Root,
-            Action::Delete => path != ThingPath::PolicyId,
-            Action::Migrate => false,
-            _ => true,
-        };
-        if !path_ok {
-            return Err(unknown_path(&env.path));
-        }
         Ok(Signal::Thing(ThingCommand {
             thing_id,
             channel: env.topic.channel,
@@ -257,7 +286,26 @@ impl Signal {
     }
 }
 
-fn retrieve_things(env: Envelope, action: Action) -> Result<RetrieveThings, DittoError> {
+/// The thing and the resource a thing command addresses.
+fn thing_id_and_path(env: &Envelope, action: Action) -> Result<(EntityId, ThingPath), DittoError> {
+    // `ns:name` on the stack (any valid ASCII id fits; a longer text goes to the heap)
+    let id = IdText::of(&env.topic.namespace, &env.topic.name);
+    let thing_id = parse_thing_id(&id)?;
+    let path = ThingPath::parse(&env.path)?.ok_or_else(|| unknown_path(&env.path))?;
+    let path_ok = match action {
+        Action::Create => path == ThingPath::Root,
+        Action::Delete => path != ThingPath::PolicyId,
+        Action::Migrate => false,
+        _ => true,
+    };
+    if !path_ok {
+        return Err(unknown_path(&env.path));
+    }
+    Ok((thing_id, path))
+}
+
+/// The thing IDs of a retrieve of several things (`_/_/things/twin/commands/retrieve`).
+fn retrieve_thing_ids(env: &Envelope, action: Action) -> Result<Vec<EntityId>, DittoError> {
     if action != Action::Retrieve
         || env.topic.channel != Channel::Twin
         || !parse_pointer(&env.path)?.is_empty()
@@ -287,12 +335,7 @@ fn retrieve_things(env: Envelope, action: Action) -> Result<RetrieveThings, Ditt
         }
         thing_ids.push(id);
     }
-    Ok(RetrieveThings {
-        thing_ids,
-        fields: env.fields,
-        headers: env.headers,
-        topic: env.topic,
-    })
+    Ok(thing_ids)
 }
 
 #[cfg(test)]
@@ -383,6 +426,10 @@ mod tests {
             .chain([&"/".to_owned(), &"/attributes//x".to_owned()])
         {
             assert_eq!(ThingPath::parse(p), copying_parse(p), "{p}");
+            // the borrowed segments are the pointer's
+            if let Ok(Some(t)) = ThingPath::parse(p) {
+                assert_eq!(t.segments().collect::<Vec<_>>(), t.pointer(), "{p}");
+            }
         }
     }
 

@@ -303,27 +303,38 @@ impl Topic {
     }
 }
 
-impl fmt::Display for Topic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Topic {
+    /// The pieces of the topic's text, in order (some empty): `Display` writes them, and so
+    /// does an envelope's JSON (`Envelope::write_json`) straight into its buffer, without
+    /// `fmt`'s machinery per piece (issue 21).
+    pub fn pieces(&self) -> [&str; 9] {
         let group = match self.group {
             Group::Things => "things",
             Group::Policies => "policies",
         };
-        write!(f, "{}/{}/{}", self.namespace, self.name, group)?;
-        if self.channel != Channel::None {
-            write!(f, "/{}", self.channel.as_str())?;
-        }
-        match &self.criterion {
-            Criterion::Commands(a) => write!(f, "/commands/{}", a.as_str()),
-            Criterion::Events(a) => write!(f, "/events/{}", a.as_str()),
-            Criterion::Search(a) => write!(f, "/search/{a}"),
-            Criterion::Messages(s) => write!(f, "/messages/{s}"),
-            Criterion::Errors => write!(f, "/errors"),
-            Criterion::Acks(None) => write!(f, "/acks"),
-            Criterion::Acks(Some(l)) => write!(f, "/acks/{l}"),
-            Criterion::Announcements(n) => write!(f, "/announcements/{n}"),
-            Criterion::Streaming(a) => write!(f, "/streaming/{a}"),
-        }
+        let (sep, channel) = match self.channel {
+            Channel::None => ("", ""),
+            c => ("/", c.as_str()),
+        };
+        let (kind, tail) = match &self.criterion {
+            Criterion::Commands(a) => ("/commands/", a.as_str()),
+            Criterion::Events(a) => ("/events/", a.as_str()),
+            Criterion::Search(a) => ("/search/", a.as_str()),
+            Criterion::Messages(s) => ("/messages/", s.as_str()),
+            Criterion::Errors => ("/errors", ""),
+            Criterion::Acks(None) => ("/acks", ""),
+            Criterion::Acks(Some(l)) => ("/acks/", l.as_str()),
+            Criterion::Announcements(n) => ("/announcements/", n.as_str()),
+            Criterion::Streaming(a) => ("/streaming/", a.as_str()),
+        };
+        let (ns, name) = (self.namespace.as_str(), self.name.as_str());
+        [ns, "/", name, "/", group, sep, channel, kind, tail]
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.pieces().iter().try_for_each(|p| f.write_str(p))
     }
 }
 
@@ -416,5 +427,61 @@ mod tests {
             criterion: Criterion::Errors,
         };
         assert_eq!(t.to_string(), "_/_/things/errors");
+    }
+
+    /// `Display` (written from `pieces`) gives the text the `write!`-per-part formatting gave,
+    /// for every group, channel and criterion (random namespaces, names and tails).
+    #[test]
+    fn pieces_are_the_formatted_text() {
+        fn formatted(t: &Topic) -> String {
+            let group = match t.group {
+                Group::Things => "things",
+                Group::Policies => "policies",
+            };
+            let mut s = format!("{}/{}/{}", t.namespace, t.name, group);
+            if t.channel != Channel::None {
+                s += &format!("/{}", t.channel.as_str());
+            }
+            s += &match &t.criterion {
+                Criterion::Commands(a) => format!("/commands/{}", a.as_str()),
+                Criterion::Events(a) => format!("/events/{}", a.as_str()),
+                Criterion::Search(a) => format!("/search/{a}"),
+                Criterion::Messages(m) => format!("/messages/{m}"),
+                Criterion::Errors => "/errors".to_owned(),
+                Criterion::Acks(None) => "/acks".to_owned(),
+                Criterion::Acks(Some(l)) => format!("/acks/{l}"),
+                Criterion::Announcements(n) => format!("/announcements/{n}"),
+                Criterion::Streaming(a) => format!("/streaming/{a}"),
+            };
+            s
+        }
+        let mut rng = fastrand::Rng::with_seed(6);
+        let word = |rng: &mut fastrand::Rng| -> String {
+            (0..rng.usize(0..6))
+                .map(|_| ['a', '/', '_', '"', 'é', ':'][rng.usize(0..6)])
+                .collect()
+        };
+        for _ in 0..5_000 {
+            let criterion = match rng.u8(0..10) {
+                0 => Criterion::Commands(Action::Modify),
+                1 => Criterion::Commands(Action::Retrieve),
+                2 => Criterion::Events(EventAction::Modified),
+                3 => Criterion::Search(word(&mut rng)),
+                4 => Criterion::Messages(word(&mut rng)),
+                5 => Criterion::Errors,
+                6 => Criterion::Acks(None),
+                7 => Criterion::Acks(Some(word(&mut rng))),
+                8 => Criterion::Announcements(word(&mut rng)),
+                _ => Criterion::Streaming(word(&mut rng)),
+            };
+            let t = Topic {
+                namespace: word(&mut rng),
+                name: word(&mut rng),
+                group: [Group::Things, Group::Policies][rng.usize(0..2)],
+                channel: [Channel::None, Channel::Twin, Channel::Live][rng.usize(0..3)],
+                criterion,
+            };
+            assert_eq!(t.to_string(), formatted(&t));
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! (several values, an inexact key, a fine-grained policy, partial READ) is left to the full path.
 
 use super::access::{self, Verdict};
+use super::access_map::{AccessMap, Snapshot, BUILD_AFTER};
 use super::eval;
 use super::keys::{self, VALUE};
 use super::plan::{self, Range, Source};
@@ -14,6 +15,7 @@ use crate::rql::{Env, Query};
 use crate::store::{Reader, Tree};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Policy verdicts remembered per count (cleared when full).
 const MEMO: usize = 256;
@@ -31,11 +33,27 @@ pub(super) struct ByIndex {
     last: Option<(Vec<u8>, Option<bool>)>,
     /// the foreign policy ID of the current candidate (reused: no allocation per candidate)
     pid: Vec<u8>,
+    /// the hub's copy of the access entries (`search::access_map`) and, once current, its
+    /// snapshot, with the verdict of each summary class for this requester
+    map: Arc<AccessMap>,
+    snap: Option<Arc<Snapshot>>,
+    verdicts: Vec<Option<Verdict>>,
+    /// candidates whose access entries were read (no current snapshot)
+    slow: u32,
+    /// the current candidate's access key prefix (reused)
+    prefix: Vec<u8>,
 }
 
 impl ByIndex {
     /// Possible for this filter and driver? (`full`: the filter reads `_created`/`_modified`/...)
-    pub(super) fn of(filter: Option<&Query>, driver: &Source, full: bool) -> Option<ByIndex> {
+    /// `map`: the hub's access map; `changes`: `Store::watched_changes` at the count's start.
+    pub(super) fn of(
+        filter: Option<&Query>,
+        driver: &Source,
+        full: bool,
+        map: &Arc<AccessMap>,
+        changes: u64,
+    ) -> Option<ByIndex> {
         let (Some(q), Source::Index(r), false) = (filter, driver, full) else {
             return None;
         };
@@ -51,6 +69,11 @@ impl ByIndex {
             memo: HashMap::new(),
             last: None,
             pid: Vec::new(),
+            map: Arc::clone(map),
+            snap: map.current(changes),
+            verdicts: Vec::new(),
+            slow: 0,
+            prefix: Vec::new(),
         })
     }
 
@@ -109,6 +132,9 @@ impl ByIndex {
         subjects: &[String],
         thing: &str,
     ) -> Result<Verdict, DittoError> {
+        if let Some(v) = self.mapped(store, subjects, thing)? {
+            return Ok(v);
+        }
         let (mut foreign, mut own) = (false, Verdict::Ask);
         let pid = &mut self.pid;
         store
@@ -145,6 +171,40 @@ impl ByIndex {
         }
         self.memo.insert(pid.to_vec(), v);
         Ok(v)
+    }
+}
+
+impl ByIndex {
+    /// The verdict from the access map when it holds the thing (its policy has its ID), else
+    /// `None` (read the entries). Builds the map once this count has read [`BUILD_AFTER`]
+    /// candidates' entries without a current one.
+    fn mapped(
+        &mut self,
+        store: &Reader,
+        subjects: &[String],
+        thing: &str,
+    ) -> Result<Option<Verdict>, DittoError> {
+        if self.snap.is_none() {
+            self.slow += 1;
+            if self.slow != BUILD_AFTER {
+                return Ok(None);
+            }
+            let changes = store.watched_changes();
+            self.snap = self.map.build(store, changes).map_err(store_err)?;
+        }
+        let Some(snap) = &self.snap else {
+            return Ok(None);
+        };
+        keys::path_prefix_into(&mut self.prefix, access::ACCESS, thing);
+        let Some(c) = snap.class_of(&self.prefix) else {
+            return Ok(None);
+        };
+        if self.verdicts.len() <= c {
+            self.verdicts.resize(c + 1, None);
+        }
+        Ok(Some(
+            *self.verdicts[c].get_or_insert_with(|| snap.verdict(c, subjects)),
+        ))
     }
 }
 

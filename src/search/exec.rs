@@ -486,7 +486,13 @@ impl<'a> Searcher<'a> {
         let plan = choose(&store, spec, self.now, false)?;
         let mut n = 0u64;
         self.counting = Some(Arc::new(Keep::of(spec.filter.as_ref())));
-        self.by_index = ByIndex::of(spec.filter.as_ref(), &plan.driver, needs_full_view(spec));
+        self.by_index = ByIndex::of(
+            spec.filter.as_ref(),
+            &plan.driver,
+            needs_full_view(spec),
+            self.hub.access_map(),
+            store.watched_changes(),
+        );
         let done = self.run(&store, spec, &plan, None, &mut |_, _| {
             n += 1;
             Flow::Go

@@ -201,6 +201,13 @@ pub fn path_prefix(kind: u8, path: &str) -> Vec<u8> {
     out
 }
 
+/// [`path_prefix`] into `out` (cleared first; no allocation once it is big enough).
+pub fn path_prefix_into(out: &mut Vec<u8>, kind: u8, path: &str) {
+    out.clear();
+    out.push(kind);
+    push_path(out, path);
+}
+
 /// A value entry key.
 pub fn value_key(path: &str, v: &Value, thing_id: &str) -> Vec<u8> {
     // sized for the whole key at once (every write builds a few: `_modified`'s, the value's)

@@ -6,6 +6,7 @@
 //! (`hub::search`); bindings: `http::search`, `http::search_sse`, `ws::search`.
 
 pub mod access;
+pub mod access_map;
 pub mod choose;
 mod counted;
 pub mod cursor;
@@ -39,6 +40,9 @@ pub struct SearchConfig {
     /// longest time one query (one page, one count) may run: 408
     /// `thing-search:query.time.exceeded` (a request's `timeout` can only lower it)
     pub query_timeout_secs: u64,
+    /// bound of the in-memory copy of the index's access entries that lets a count decide
+    /// candidates without an index read each (`search::access_map`; 0 = off)
+    pub count_map_kib: u64,
 }
 
 impl Default for SearchConfig {
@@ -47,6 +51,7 @@ impl Default for SearchConfig {
             subscription_idle_timeout_secs: 60,
             max_subscriptions_per_session: 16,
             query_timeout_secs: 60,
+            count_map_kib: access_map::DEFAULT_KIB,
         }
     }
 }

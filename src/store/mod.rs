@@ -67,6 +67,10 @@ use event_listener::Event;
 use overlay::Overlay;
 use space::Space;
 
+/// First byte of the `Tree::Index` keys whose writes `Store::watched_changes` counts: the
+/// search index's access entries (`search::access::ACCESS`, checked by a test there).
+pub const WATCHED_INDEX_BYTE: u8 = b'a';
+
 /// Cheap-to-clone handle; the writer thread stops on `close` or when the last clone is dropped
 /// (which, like `close`, blocks until the accepted writes are checkpointed).
 #[derive(Clone)]
@@ -100,6 +104,9 @@ struct Shared {
     /// Times a checkpoint moved entries out of the overlay (raised under the state lock before
     /// `pending` is stored): a `Reader`'s backend view older than that misses them.
     evictions: AtomicU64,
+    /// Submitted units that wrote an index key starting with [`WATCHED_INDEX_BYTE`] (raised
+    /// under the state lock after `pending`: seeing a value means seeing those writes).
+    watched: AtomicU64,
     /// Notified after every log append and checkpoint (and on stop).
     durable_event: Event,
     /// Notified when the overlay shrinks.
@@ -276,6 +283,7 @@ impl Store {
             stopped: AtomicBool::new(false),
             pending: AtomicUsize::new(0),
             evictions: AtomicU64::new(0),
+            watched: AtomicU64::new(0),
             durable_event: Event::new(),
             ready_event: Event::new(),
             submitted_units: AtomicU64::new(0),
@@ -370,8 +378,14 @@ impl Store {
         if st.closing || st.failed {
             return seq;
         }
+        let watched = ops
+            .iter()
+            .any(|o| o.tree == Tree::Index && o.key.first() == Some(&WATCHED_INDEX_BYTE));
         st.overlay.record(seq, ops);
         sh.pending.store(st.overlay.len(), Ordering::Release);
+        if watched {
+            sh.watched.fetch_add(1, Ordering::AcqRel);
+        }
         sh.submitted_units.fetch_add(1, Ordering::Relaxed);
         let first = st.unlogged_since.is_none();
         if first {
@@ -408,6 +422,13 @@ impl Store {
             }
             listener.await;
         }
+    }
+
+    /// How many submitted units so far wrote an index key starting with
+    /// [`WATCHED_INDEX_BYTE`] (the search index's access entries, `search::access`): a copy of
+    /// those entries taken after reading `n` here is current while this still says `n`.
+    pub fn watched_changes(&self) -> u64 {
+        self.inner.shared.watched.load(Ordering::Acquire)
     }
 
     /// The sequence number of the last `submit` (0 before any).

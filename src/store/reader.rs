@@ -39,6 +39,11 @@ enum Base<'r> {
 }
 
 impl Reader {
+    /// `Store::watched_changes`.
+    pub fn watched_changes(&self) -> u64 {
+        self.shared.watched.load(Ordering::Acquire)
+    }
+
     /// `Ok(None)` when nothing is pending (the backend holds everything), else the overlay's
     /// answer under the state lock via `f`; either way the eviction count to read the backend
     /// at. Order as in `Store::scan`: the overlay first, the backend second.

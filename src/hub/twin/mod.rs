@@ -121,7 +121,7 @@ impl Hub {
             }
         }
         let now = self.now();
-        let id = cmd.thing_id.to_string();
+        let id = cmd.thing_id.text();
         let _guard = self.lock_for(&id).lock().unwrap_or_else(|e| e.into_inner());
         // a write takes the cached twin out (`Taken` puts it back unless the write replaces it),
         // so that a modify can change it in place

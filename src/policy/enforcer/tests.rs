@@ -168,3 +168,47 @@ fn partial_read_on_one_feature() {
     );
     assert!(!e.has_unrestricted(&s("x:p"), "thing", &p("/features/lamp"), WRITE));
 }
+
+/// The subject indexes of a check, kept on the stack up to `STACK_IDS` known subjects, are
+/// those the `Vec` of before held (same order) for any number of known and unknown subjects,
+/// and the checks answer by them: the last subject alone is granted WRITE, so a requester has
+/// it exactly when that subject is among its subjects (past the stack's capacity too).
+#[test]
+fn subject_ids_on_the_stack_are_the_collected_ones() {
+    let n = 2 * STACK_IDS + 3;
+    let mut entries = serde_json::Map::new();
+    for i in 0..n {
+        let grant = if i == n - 1 {
+            json!(["READ", "WRITE"])
+        } else {
+            json!(["READ"])
+        };
+        entries.insert(
+            format!("e{i}"),
+            entry(
+                &format!("x:s{i}"),
+                json!({"thing:/": {"grant": grant, "revoke": []}}),
+            ),
+        );
+    }
+    let e = enf(Value::Object(entries));
+    let mut rng = fastrand::Rng::with_seed(6);
+    for _ in 0..500 {
+        let subjects: Vec<String> = (0..rng.usize(0..2 * n))
+            .map(|_| format!("x:s{}", rng.usize(0..n + 4)))
+            .collect();
+        let collected: Vec<u32> = subjects
+            .iter()
+            .filter_map(|s| e.subjects.iter().position(|x| x == s).map(|i| i as u32))
+            .collect();
+        assert_eq!(&*e.ids(&subjects), collected.as_slice());
+        let writer = subjects.contains(&format!("x:s{}", n - 1));
+        let path = p("/attributes/x");
+        assert_eq!(e.has_unrestricted(&subjects, "thing", &path, WRITE), writer);
+        let segments = ["attributes", "x"].into_iter();
+        assert_eq!(
+            e.has_partial_at(&subjects, "thing", segments, WRITE),
+            writer
+        );
+    }
+}
