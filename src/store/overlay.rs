@@ -5,6 +5,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::backend::{Op, Tree};
@@ -34,6 +35,21 @@ pub(crate) struct Pendings {
     pub(crate) ordered: Option<BTreeSet<Vec<u8>>>,
     /// range reads answered without `ordered`
     pub(crate) scans: usize,
+    /// the keys in order, built through `&self` while the writer shares this frozen generation
+    /// (`prepare_shared`); moved into `ordered` before the generation changes again (`settle`)
+    pub(crate) shared_order: OnceLock<BTreeSet<Vec<u8>>>,
+    /// range reads of this frozen generation while it was shared, without an order
+    shared_scans: SharedScans,
+}
+
+/// A count of range reads made through `&` (a shared frozen generation).
+#[derive(Default)]
+struct SharedScans(AtomicUsize);
+
+impl Clone for SharedScans {
+    fn clone(&self) -> Self {
+        SharedScans(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 /// Range reads of a tree answered by filtering every key (each costs one pass over the tree's
@@ -47,6 +63,7 @@ const MERGE_MAX: usize = 4096;
 
 /// Counts a range read of a tree without ordered keys; orders them after `UNORDERED_SCANS`.
 fn prepare(t: &mut Pendings) {
+    t.settle();
     if t.map.is_empty() || t.ordered.is_some() {
         return;
     }
@@ -57,12 +74,39 @@ fn prepare(t: &mut Pendings) {
     }
 }
 
+/// `prepare` for a frozen generation the writer shares (read through `&`): the keys are ordered
+/// once after `UNORDERED_SCANS` reads, so range reads during a long checkpoint do not each
+/// filter and sort every key of it under the state lock.
+fn prepare_shared(t: &Pendings) {
+    if t.map.is_empty() || t.ordered.is_some() || t.shared_order.get().is_some() {
+        return;
+    }
+    if t.shared_scans.0.fetch_add(1, Ordering::Relaxed) >= UNORDERED_SCANS {
+        t.shared_order
+            .get_or_init(|| t.map.keys().cloned().collect());
+    }
+}
+
 impl Pendings {
     /// The keys in order (built on first use).
     pub(crate) fn order(&mut self) -> &BTreeSet<Vec<u8>> {
+        self.settle();
         let map = &self.map;
         self.ordered
             .get_or_insert_with(|| map.keys().cloned().collect())
+    }
+
+    /// Before a change through `&mut`: an order built while shared becomes `ordered` (kept up
+    /// to date from then on).
+    fn settle(&mut self) {
+        if let Some(o) = self.shared_order.take() {
+            self.ordered.get_or_insert(o);
+        }
+    }
+
+    /// The keys in order, if either way built.
+    pub(crate) fn keys_in_order(&self) -> Option<&BTreeSet<Vec<u8>>> {
+        self.ordered.as_ref().or(self.shared_order.get())
     }
 }
 
@@ -93,6 +137,7 @@ impl Gen {
     fn absorb(&mut self, newer: Gen) {
         let (mut bytes, mut entries) = (0, 0);
         for (t, n) in self.trees.iter_mut().zip(newer.trees) {
+            t.settle();
             for (k, p) in n.map {
                 let klen = k.len();
                 if let Some(o) = &mut t.ordered {
@@ -226,6 +271,7 @@ fn forget_frozen(
     // nobody else holds it between a failed checkpoint and the next take
     let g = Arc::get_mut(g)?;
     let t = &mut g.trees[tree.index()];
+    t.settle();
     let (k, p) = t.map.remove_entry(key)?;
     if let Some(o) = &mut t.ordered {
         o.remove(&k);
@@ -468,6 +514,7 @@ impl Overlay {
         }
         for t in &mut self.live.trees {
             t.ordered = None;
+            t.shared_order = OnceLock::new();
             t.order();
         }
     }
@@ -506,6 +553,13 @@ impl Overlay {
         self.frozen.len()
     }
 
+    /// Trees of frozen generations whose keys were ordered while the writer shared them.
+    #[cfg(test)]
+    pub(crate) fn shared_orders(&self) -> usize {
+        let trees = self.frozen.iter().flat_map(|(_, g)| &g.trees);
+        trees.filter(|t| t.shared_order.get().is_some()).count()
+    }
+
     /// The newest pending write of `key`, if any.
     fn pending(&self, tree: Tree, key: &[u8]) -> Option<&Pending> {
         self.live
@@ -531,9 +585,10 @@ impl Overlay {
         let i = tree.index();
         prepare(&mut self.live.trees[i]);
         for (_, g) in &mut self.frozen {
-            // one the writer shares is filtered (it orders its keys once the writer let go)
-            if let Some(g) = Arc::get_mut(g) {
-                prepare(&mut g.trees[i]);
+            // one the writer shares is ordered through `&` (`prepare_shared`)
+            match Arc::get_mut(g) {
+                Some(g) => prepare(&mut g.trees[i]),
+                None => prepare_shared(&g.trees[i]),
             }
         }
         let sources = std::iter::once(&self.live)

@@ -20,7 +20,7 @@ pub(crate) type Hits<'a> = Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Pending)> +
 /// them, else by filtering every key and sorting the hits.
 pub(crate) fn hits<'a>(t: &'a Pendings, prefix: &'a [u8], after: Option<&[u8]>) -> Hits<'a> {
     let (start, exclusive) = scan_start(prefix, after);
-    match &t.ordered {
+    match t.keys_in_order() {
         Some(ordered) => {
             let lower = if exclusive {
                 Bound::Excluded(start)
@@ -116,7 +116,7 @@ pub(crate) fn range_ordered(
     after: Option<&[u8]>,
     limit: usize,
 ) -> PendingEntries {
-    if t.ordered.is_none() {
+    if t.keys_in_order().is_none() {
         return Vec::new();
     }
     up_to_puts(hits(t, prefix, after), limit)
