@@ -6,7 +6,7 @@
 use super::*;
 use crate::engine::ThingState;
 use crate::hub::{Hub, Requester};
-use crate::policy::PolicyState;
+use crate::search::counted::tests::{put_policy, submit, who};
 use crate::search::exec::{Searcher, Spec};
 use crate::search::keys;
 use crate::search::request;
@@ -14,28 +14,6 @@ use crate::store::{BackendKind, Op, Store};
 use serde_json::{json, Value};
 
 const THINGS: usize = 300;
-
-fn who(s: &[&str]) -> Requester {
-    Requester {
-        subjects: Arc::from(s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>()),
-        origin: None,
-    }
-}
-
-fn submit(store: &Store, ops: Vec<Op>) {
-    let seq = store.submit(ops);
-    smol::block_on(store.durable(seq)).unwrap();
-}
-
-fn put_policy(store: &Store, id: &str, before: Option<&Value>, entries: Value) -> Value {
-    let p = json!({"policyId": id, "entries": entries});
-    let st = PolicyState::new(p.clone(), 0);
-    submit(
-        store,
-        crate::policy::ready::write_ops(id, before, Some(&st)),
-    );
-    p
-}
 
 fn state(id: &str, pid: &str, n: usize) -> ThingState {
     ThingState {

@@ -227,4 +227,4 @@ fn nest(segments: &[String], value: Value) -> Value {
 
 #[cfg(test)]
 #[path = "counted_tests.rs"]
-mod tests;
+pub(super) mod tests;

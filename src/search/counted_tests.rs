@@ -11,19 +11,19 @@ use crate::store::{BackendKind, Op, Store, Tree};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-fn who(s: &[&str]) -> Requester {
+pub(crate) fn who(s: &[&str]) -> Requester {
     Requester {
         subjects: Arc::from(s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>()),
         origin: None,
     }
 }
 
-fn submit(store: &Store, ops: Vec<Op>) {
+pub(crate) fn submit(store: &Store, ops: Vec<Op>) {
     let seq = store.submit(ops);
     smol::block_on(store.durable(seq)).unwrap();
 }
 
-fn put_policy(store: &Store, id: &str, before: Option<&Value>, entries: Value) -> Value {
+pub(crate) fn put_policy(store: &Store, id: &str, before: Option<&Value>, entries: Value) -> Value {
     let p = json!({"policyId": id, "entries": entries});
     let st = PolicyState::new(p.clone(), 0);
     submit(
