@@ -4,13 +4,13 @@
 //! lock; reads consult live, then frozen newest first; a checkpoint releases what it wrote.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use super::backend::{Op, Tree};
 use super::codec;
-use super::overlay_range::{hits, merged_range, range_ordered};
+pub(crate) use super::overlay_range::Pendings;
+use super::overlay_range::{hits, merged_range, prepare, prepare_shared, range_ordered};
 pub(crate) use super::overlay_range::{merge, sort_ops, PendingEntries};
 
 /// Latest pending write of one key in one generation.
@@ -26,89 +26,10 @@ pub(crate) struct Pending {
     pub(crate) fresh: bool,
 }
 
-/// The pending writes of one `Tree` in one generation: a hash map (one hash and one key
-/// compare per write), and the keys in order only once range reads ask for them often (kept
-/// up to date in the live generation from then on; a tree nobody scans never orders its keys).
-#[derive(Clone, Default)]
-pub(crate) struct Pendings {
-    pub(crate) map: HashMap<Vec<u8>, Pending>,
-    pub(crate) ordered: Option<BTreeSet<Vec<u8>>>,
-    /// range reads answered without `ordered`
-    pub(crate) scans: usize,
-    /// the keys in order, built through `&self` while the writer shares this frozen generation
-    /// (`prepare_shared`); moved into `ordered` before the generation changes again (`settle`)
-    pub(crate) shared_order: OnceLock<BTreeSet<Vec<u8>>>,
-    /// range reads of this frozen generation while it was shared, without an order
-    shared_scans: SharedScans,
-}
-
-/// A count of range reads made through `&` (a shared frozen generation).
-#[derive(Default)]
-struct SharedScans(AtomicUsize);
-
-impl Clone for SharedScans {
-    fn clone(&self) -> Self {
-        SharedScans(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
-    }
-}
-
-/// Range reads of a tree answered by filtering every key (each costs one pass over the tree's
-/// keys, no allocation per key); later ones order the keys once.
-const UNORDERED_SCANS: usize = 8;
-
 /// A frozen generation this small is merged into the one below it at the next take, if the two
 /// together stay below `MERGE_MAX` entries (under the lock: bounded work) and the writer holds
 /// neither: frequent small takes (a waiter per command) do not pile up generations for reads.
 const MERGE_MAX: usize = 4096;
-
-/// Counts a range read of a tree without ordered keys; orders them after `UNORDERED_SCANS`.
-fn prepare(t: &mut Pendings) {
-    t.settle();
-    if t.map.is_empty() || t.ordered.is_some() {
-        return;
-    }
-    if t.scans < UNORDERED_SCANS {
-        t.scans += 1;
-    } else {
-        t.order();
-    }
-}
-
-/// `prepare` for a frozen generation the writer shares (read through `&`): the keys are ordered
-/// once after `UNORDERED_SCANS` reads, so range reads during a long checkpoint do not each
-/// filter and sort every key of it under the state lock.
-fn prepare_shared(t: &Pendings) {
-    if t.map.is_empty() || t.ordered.is_some() || t.shared_order.get().is_some() {
-        return;
-    }
-    if t.shared_scans.0.fetch_add(1, Ordering::Relaxed) >= UNORDERED_SCANS {
-        t.shared_order
-            .get_or_init(|| t.map.keys().cloned().collect());
-    }
-}
-
-impl Pendings {
-    /// The keys in order (built on first use).
-    pub(crate) fn order(&mut self) -> &BTreeSet<Vec<u8>> {
-        self.settle();
-        let map = &self.map;
-        self.ordered
-            .get_or_insert_with(|| map.keys().cloned().collect())
-    }
-
-    /// Before a change through `&mut`: an order built while shared becomes `ordered` (kept up
-    /// to date from then on).
-    fn settle(&mut self) {
-        if let Some(o) = self.shared_order.take() {
-            self.ordered.get_or_insert(o);
-        }
-    }
-
-    /// The keys in order, if either way built.
-    pub(crate) fn keys_in_order(&self) -> Option<&BTreeSet<Vec<u8>>> {
-        self.ordered.as_ref().or(self.shared_order.get())
-    }
-}
 
 /// One generation: a map per `Tree`, with its keys' and values' bytes and entries.
 #[derive(Clone, Default)]
