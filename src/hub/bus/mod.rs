@@ -9,6 +9,7 @@ pub mod ordered;
 pub mod publisher;
 #[cfg(test)]
 mod publisher_tests;
+mod queue;
 pub mod session;
 
 use super::Hub;

@@ -115,9 +115,7 @@ impl Ordered {
 
     /// The next text that is deliverable right now, without waiting (for batching writes).
     pub async fn next_ready(&mut self) -> Option<Arc<str>> {
-        while let Ok(m) = self.rx.try_recv() {
-            self.pending.push_back(m);
-        }
+        self.rx.drain_into(&mut self.pending);
         while let Some(front) = self.pending.front() {
             let text = front_text(&self.gate, front).await?;
             if let Some(Outbound::Durable { .. }) = self.pending.pop_front() {
@@ -135,9 +133,7 @@ impl Ordered {
     /// `on_failure` text, or skipped if they have none.
     pub async fn next(&mut self, idle: Duration) -> Next {
         loop {
-            while let Ok(m) = self.rx.try_recv() {
-                self.pending.push_back(m);
-            }
+            self.rx.drain_into(&mut self.pending);
             if self.pending.len() > self.max_buffer {
                 self.session.push_overflow();
                 return Next::Overflow;

@@ -4,9 +4,10 @@
 //! for a subscriber that let its queue fill up close the session. The queue's memory grows with
 //! use (an idle session holds none of its capacity).
 
+use super::queue::{Queue, Refused};
 pub use crate::protocol::StreamKind;
 use crate::rules::fanout::Subscription;
-use async_channel::{Receiver, RecvError, Sender, TryRecvError};
+use async_channel::{RecvError, TryRecvError};
 use event_listener::Event;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,10 +46,10 @@ pub struct SessionHandle {
     pub id: u64,
     /// authorization subjects, the first is the default subject
     pub subjects: Arc<[String]>,
-    // Unbounded channel + explicit capacity: a bounded async-channel allocates (and touches)
+    // A growing queue + explicit capacity: a bounded async-channel allocates (and touches)
     // all its slots up front, ~28 KiB per session at the default 512 — most of an idle
     // connection's memory.
-    tx: Sender<Outbound>,
+    tx: Arc<Queue<Outbound>>,
     bound: Arc<Bound>,
     overflowed: AtomicBool,
     subs: Mutex<Subscriptions>,
@@ -60,25 +61,42 @@ pub struct SessionHandle {
 /// The receiving end of a session's outbound queue (the session's writer).
 #[derive(Debug)]
 pub struct OutboundRx {
-    rx: Receiver<Outbound>,
+    rx: Arc<Queue<Outbound>>,
     bound: Arc<Bound>,
+}
+
+impl Drop for OutboundRx {
+    /// Nobody reads any more: the session stops taking messages (as a dropped channel did).
+    fn drop(&mut self) {
+        self.rx.close();
+        self.bound.space.notify(usize::MAX);
+    }
 }
 
 impl OutboundRx {
     /// Next message; `Err` once the queue is closed and empty.
     pub async fn recv(&self) -> Result<Outbound, RecvError> {
-        let m = self.rx.recv().await;
+        let m = self.rx.pop().await;
         self.bound.space.notify(usize::MAX);
         m
     }
 
     /// Next message if one is queued.
     pub fn try_recv(&self) -> Result<Outbound, TryRecvError> {
-        let m = self.rx.try_recv();
+        let m = self.rx.try_pop();
         if m.is_ok() {
             self.bound.space.notify(usize::MAX);
         }
         m
+    }
+
+    /// Moves every queued message to the back of `out` (one lock); how many.
+    pub fn drain_into(&self, out: &mut std::collections::VecDeque<Outbound>) -> usize {
+        let n = self.rx.drain_into(out);
+        if n > 0 {
+            self.bound.space.notify(usize::MAX);
+        }
+        n
     }
 
     /// True once the session's queue is closed.
@@ -93,7 +111,14 @@ impl OutboundRx {
 
     /// True if nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+        self.rx.len() == 0
+    }
+}
+
+impl Drop for SessionHandle {
+    /// The last handle is gone: the reader gets what was queued, then the end.
+    fn drop(&mut self) {
+        self.tx.close();
     }
 }
 
@@ -106,7 +131,8 @@ impl SessionHandle {
         capacity: usize,
         max_inflight: usize,
     ) -> (Arc<SessionHandle>, OutboundRx) {
-        let (tx, rx) = async_channel::unbounded();
+        let tx = Arc::new(Queue::new());
+        let rx = tx.clone();
         let bound = Arc::new(Bound {
             capacity: capacity.max(1),
             space: Event::new(),
@@ -128,7 +154,7 @@ impl SessionHandle {
     /// Queues a reply to the session's own request, waiting for space (backpressure) and, for
     /// a reply that waits on the disk, for an in-flight slot (the writer frees it with
     /// `reply_sent`). False if the session is closed.
-    pub async fn reply(&self, msg: Outbound) -> bool {
+    pub async fn reply(&self, mut msg: Outbound) -> bool {
         if matches!(msg, Outbound::Durable { .. }) && !self.take_slot().await {
             return false;
         }
@@ -136,9 +162,12 @@ impl SessionHandle {
             if self.tx.is_closed() {
                 return false;
             }
-            if self.tx.len() < self.bound.capacity {
-                return self.tx.try_send(msg).is_ok();
-            }
+            let back = match self.tx.push_within(msg, self.bound.capacity) {
+                Ok(()) => return true,
+                Err(Refused::Closed(_)) => return false,
+                Err(Refused::Full(back)) => back,
+            };
+            msg = back;
             let space = self.bound.space.listen();
             if self.tx.is_closed() || self.tx.len() < self.bound.capacity {
                 continue;
@@ -179,13 +208,10 @@ impl SessionHandle {
 
     /// Queues a pushed signal (event, live command, ...). If the queue is full the session is
     /// marked overflowed and its queue closed: the writer then closes the connection.
-    /// (Concurrent pushes may overshoot the capacity by at most one message each.)
     pub fn push(&self, msg: Outbound) {
-        if self.tx.len() >= self.bound.capacity {
+        if let Err(Refused::Full(_)) = self.tx.push_within(msg, self.bound.capacity) {
             self.push_overflow();
-            return;
         }
-        let _ = self.tx.try_send(msg);
     }
 
     /// Marks the session overflowed and stops its queue (the writer closes the connection).
