@@ -246,14 +246,15 @@ pub async fn run_session(
         }
         match msg {
             Ok(Message::Text(t)) => {
-                let text = on_text(&st, &session, &who, &mut searches, t.as_str());
+                // pinned where it is made: `beside` takes a pointer, not a copy of the future
+                // (a twin command's is large; moving it cost a memcpy per frame)
+                let text = std::pin::pin!(on_text(&st, &session, &who, &mut searches, t.as_str()));
                 writer.beside(text).await
             }
             Ok(Message::Binary(b)) => match std::str::from_utf8(&b) {
                 Ok(t) => {
-                    writer
-                        .beside(on_text(&st, &session, &who, &mut searches, t))
-                        .await
+                    let text = std::pin::pin!(on_text(&st, &session, &who, &mut searches, t));
+                    writer.beside(text).await
                 }
                 Err(_) => {
                     let e = crate::error::DittoError::json_invalid("<binary frame>");
