@@ -49,8 +49,10 @@ echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== summary (medians of $ROUNDS runs each; us_per_cmd = server CPU per command)"
 grep '^AB ' "$OUT"
 grep '^RESULT' "$OUT" | while read -r line; do
-  printf '%-28s %8s cmd/s  %7s us/cmd  p99 %7s us  ev p99 %7s us  other %s cores\n' \
+  # wait srv/cli: threads of the server / of loadgen runnable but waiting for a CPU (average)
+  printf '%-28s %8s cmd/s  %7s us/cmd  p99 %7s us  ev p99 %7s us  other %s cores  wait srv %s cli %s\n' \
     "$(echo "$line" | kv label)" "$(echo "$line" | kv tput)" "$(echo "$line" | kv us_per_cmd)" \
-    "$(echo "$line" | kv p99_us)" "$(echo "$line" | kv ev_p99_us)" "$(echo "$line" | kv other_cores)"
+    "$(echo "$line" | kv p99_us)" "$(echo "$line" | kv ev_p99_us)" "$(echo "$line" | kv other_cores)" \
+    "$(echo "$line" | kv server_wait)" "$(echo "$line" | kv client_wait)"
 done
 echo "log: $OUT"

@@ -6,7 +6,8 @@
 use crate::opts::Opts;
 use crate::procs::{default_edgetwin_bin, Server, TempDir};
 use crate::stats::{
-    context_switches, cpu_time, format_latency, machine_busy, mib, rss_kib, status_kib, Samples,
+    context_switches, cpu_time, format_latency, machine_busy, mib, rss_kib, run_delay, status_kib,
+    Samples,
 };
 use crate::workload::{put_twin, Mix, Workload};
 use crate::wsconn::{self, Plan};
@@ -57,6 +58,10 @@ pub struct Outcome {
     pub subscribers_closed: usize,
     /// server context switches per answered command in the window (hand-offs between threads)
     pub switches_per_cmd: f64,
+    /// run-queue wait in the window, server and client threads (threads waiting for a CPU on
+    /// average: 0.10 = 100 ms of waiting per second, summed over the process's threads)
+    pub server_wait: f64,
+    pub client_wait: f64,
 }
 
 impl Scenario {
@@ -240,9 +245,11 @@ async fn measure_on(
         smol::Timer::at(plan.epoch + Duration::from_nanos(plan.from)).await;
         let (s0, c0, m0) = (cpu_time(pid), cpu_time(me), machine_busy());
         let x0 = context_switches(pid).unwrap_or(0);
+        let (w0, v0) = (run_delay(pid), run_delay(me));
         smol::Timer::at(plan.epoch + Duration::from_nanos(plan.until)).await;
         let (s1, c1, m1) = (cpu_time(pid), cpu_time(me), machine_busy());
         let switches = context_switches(pid).unwrap_or(0).saturating_sub(x0);
+        let (w1, v1) = (run_delay(pid), run_delay(me));
         let secs = (plan.until - plan.from) as f64 / 1e9;
         let d = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
             (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64() / secs,
@@ -250,7 +257,15 @@ async fn measure_on(
         };
         let (server, client) = (d(s0, s1), d(c0, c1));
         let others = (d(m0, m1) - server - client).max(0.0);
-        (server, client, others, switches, rss_kib(pid).unwrap_or(0))
+        let waits = (d(w0, w1), d(v0, v1));
+        (
+            server,
+            client,
+            others,
+            switches,
+            rss_kib(pid).unwrap_or(0),
+            waits,
+        )
     });
     let drivers: Vec<_> = conns
         .into_iter()
@@ -275,6 +290,8 @@ async fn measure_on(
         other_cpu: 0.0,
         subscribers_closed: 0,
         switches_per_cmd: 0.0,
+        server_wait: 0.0,
+        client_wait: 0.0,
     };
     let mut answered = 0;
     for d in drivers {
@@ -286,7 +303,16 @@ async fn measure_on(
     }
     o.throughput = answered as f64 / sc.secs;
     let switches;
-    (o.server_cpu, o.client_cpu, o.other_cpu, switches, o.rss_kib) = cpu_probe.await;
+    let waits;
+    (
+        o.server_cpu,
+        o.client_cpu,
+        o.other_cpu,
+        switches,
+        o.rss_kib,
+        waits,
+    ) = cpu_probe.await;
+    (o.server_wait, o.client_wait) = waits;
     o.switches_per_cmd = switches as f64 / (answered as f64).max(1.0);
     // Events trail their responses by at most a commit; give them a moment.
     smol::Timer::after(Duration::from_millis(300)).await;
@@ -339,19 +365,21 @@ fn print(name: &str, sc: &Scenario, o: &mut Outcome) {
         f64::NAN
     };
     println!(
-        "  [{name}] server rss {:.1} MiB (peak {:.1} MiB), cpu {:.2} cores = {per_cmd:.1} us/cmd, {:.3} context switches/cmd; client cpu {:.2} cores; other processes {:.2} cores",
+        "  [{name}] server rss {:.1} MiB (peak {:.1} MiB), cpu {:.2} cores = {per_cmd:.1} us/cmd, {:.3} context switches/cmd; client cpu {:.2} cores; other processes {:.2} cores; threads waiting for a CPU: server {:.3}, client {:.3}",
         mib(o.rss_kib),
         mib(o.hwm_kib),
         o.server_cpu,
         o.switches_per_cmd,
         o.client_cpu,
-        o.other_cpu
+        o.other_cpu,
+        o.server_wait,
+        o.client_wait
     );
     let p = o.latency.percentiles().unwrap_or([f64::NAN; 3]);
     let e = o.events.percentiles().unwrap_or([f64::NAN; 3]);
     println!(
-        "RESULT label={} target={name} tput={cmds:.0} p50_us={:.0} p99_us={:.0} p999_us={:.0} ev_p50_us={:.0} ev_p99_us={:.0} ev_p999_us={:.0} events={} subs_closed={} errors={} rss_kib={} hwm_kib={} server_cores={:.2} us_per_cmd={per_cmd:.1} switches_per_cmd={:.3} client_cores={:.2} other_cores={:.2}",
-        sc.label, p[0], p[1], p[2], e[0], e[1], e[2], o.events_received, o.subscribers_closed, o.errors, o.rss_kib, o.hwm_kib, o.server_cpu, o.switches_per_cmd, o.client_cpu, o.other_cpu
+        "RESULT label={} target={name} tput={cmds:.0} p50_us={:.0} p99_us={:.0} p999_us={:.0} ev_p50_us={:.0} ev_p99_us={:.0} ev_p999_us={:.0} events={} subs_closed={} errors={} rss_kib={} hwm_kib={} server_cores={:.2} us_per_cmd={per_cmd:.1} switches_per_cmd={:.3} client_cores={:.2} other_cores={:.2} server_wait={:.3} client_wait={:.3}",
+        sc.label, p[0], p[1], p[2], e[0], e[1], e[2], o.events_received, o.subscribers_closed, o.errors, o.rss_kib, o.hwm_kib, o.server_cpu, o.switches_per_cmd, o.client_cpu, o.other_cpu, o.server_wait, o.client_wait
     );
 }
 

@@ -67,6 +67,25 @@ pub fn context_switches(pid: u32) -> Option<u64> {
     Some(total)
 }
 
+/// Time the threads of a process spent runnable but waiting for a CPU (sum over threads, from
+/// `/proc/<pid>/task/*/schedstat`, second field): a latency figure includes the run-queue waits
+/// of every thread on its way, the client's own included.
+pub fn run_delay(pid: u32) -> Option<Duration> {
+    let mut total = 0u64;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let text = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        total += text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(Duration::from_nanos(total))
+}
+
 /// Resident set of a process in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmRSS")

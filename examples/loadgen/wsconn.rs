@@ -128,6 +128,12 @@ pub async fn drive(ws: Ws, mut wl: Workload, plan: Plan) -> Result<ConnResult, S
         finished.notify(usize::MAX);
         Ok::<_, String>(())
     };
+    // LOADGEN_SLOW_US=N: print every response slower than N us with its send instant (stderr
+    // `SLOW sent_ms=.. lat_ms=..`): tells whether a tail is a few long stalls or spread out
+    let slow_ns = std::env::var("LOADGEN_SLOW_US")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|us| us * 1000);
     let receiver = async {
         let mut r = ConnResult::default();
         let deadline = plan.at(plan.until) + Duration::from_secs(10);
@@ -154,7 +160,15 @@ pub async fn drive(ws: Ws, mut wl: Workload, plan: Plan) -> Result<ConnResult, S
             let now = plan.now();
             if let Some(sent) = sent_ns(&t) {
                 if plan.in_window(sent) {
-                    r.latency.0.push(now.saturating_sub(sent));
+                    let lat = now.saturating_sub(sent);
+                    r.latency.0.push(lat);
+                    if slow_ns.is_some_and(|s| lat > s) {
+                        eprintln!(
+                            "SLOW sent_ms={:.3} lat_ms={:.3}",
+                            sent as f64 / 1e6,
+                            lat as f64 / 1e6
+                        );
+                    }
                 }
             }
             if plan.in_window(now) {
