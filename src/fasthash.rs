@@ -1,6 +1,7 @@
 //! Keyed fast hashing for the hash maps a twin command touches (the store overlay, the twin
 //! cache, history's recent revisions): foldhash, seeded from the OS's randomness through std's
-//! keyed SipHash, in place of std's SipHash-1-3 (hashing was 3.1 % of the server at 100 twins, 1.4 after).
+//! keyed SipHash, in place of std's SipHash-1-3 (hashing was 3.1 % of the server at 100
+//! twins, 1.4 after).
 
 use std::collections::hash_map::RandomState as StdState;
 use std::collections::HashMap;
