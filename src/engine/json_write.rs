@@ -86,6 +86,18 @@ static ESCAPED: [bool; 256] = {
     t
 };
 
+/// True if a byte of `w` is one `ESCAPED` holds (below 0x20, `"` or `\\`): the classic
+/// "has a byte less than n / equal to zero" word tests, exact for whether any byte is.
+fn any_escaped(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let quote = zero_byte(w ^ (ONES * b'"' as u64));
+    let backslash = zero_byte(w ^ (ONES * b'\\' as u64));
+    below_space | quote | backslash != 0
+}
+
 /// A JSON string: quoted, escaped as serde_json escapes (`\"`, `\\`, `\b\t\n\f\r`, other
 /// control bytes as `\u00xx`; nothing else).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
@@ -99,31 +111,45 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 /// in pieces is escaped as the whole would be).
 pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
-    // most strings (keys, values) have nothing to escape: copied in one piece
+    // most strings (keys, values) have nothing to escape: copied in one piece, found 8 bytes
+    // at a time
     let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if !ESCAPED[c as usize] {
-            continue;
-        }
-        out.extend_from_slice(&b[start..i]);
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(c >> 4) as usize]);
-                out.push(HEX[(c & 0xf) as usize]);
+    let mut i = 0;
+    while i < b.len() {
+        if let Some(word) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+            if !any_escaped(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
             }
         }
-        start = i + 1;
+        let c = b[i];
+        if ESCAPED[c as usize] {
+            out.extend_from_slice(&b[start..i]);
+            escape(out, c);
+            start = i + 1;
+        }
+        i += 1;
     }
     out.extend_from_slice(&b[start..]);
+}
+
+/// The escape of one `ESCAPED` byte.
+fn escape(out: &mut Vec<u8>, c: u8) {
+    match c {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(c >> 4) as usize]);
+            out.push(HEX[(c & 0xf) as usize]);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +244,48 @@ pub(crate) mod tests {
                 deleted: rng.bool(),
             };
             assert_eq!(s.to_bytes(), serde_json::to_vec(&s).unwrap());
+        }
+    }
+
+    #[test]
+    fn the_word_test_finds_every_escaped_byte_at_every_place() {
+        // every byte value at each of the 8 places, amid each filler byte value (ASCII, UTF-8
+        // lead and continuation bytes, escaped ones)
+        for filler in 0..=255u8 {
+            for place in 0..8 {
+                for c in 0..=255u8 {
+                    let mut w = [filler; 8];
+                    w[place] = c;
+                    let want = w.iter().any(|b| ESCAPED[*b as usize]);
+                    assert_eq!(any_escaped(u64::from_le_bytes(w)), want, "{w:?}");
+                }
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(21);
+        for _ in 0..200_000 {
+            let w = rng.u64(..);
+            let want = w.to_le_bytes().iter().any(|b| ESCAPED[*b as usize]);
+            assert_eq!(any_escaped(w), want, "{w:#x}");
+        }
+    }
+
+    #[test]
+    fn long_strings_escape_as_serde_json_escapes() {
+        // lengths around and beyond the 8-byte words, escapes sparse and dense
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..20_000 {
+            let n = rng.usize(0..100);
+            let dense = rng.u8(0..4);
+            let s: String = (0..n)
+                .map(|_| match rng.u8(0..40) {
+                    k if k <= dense => ['"', '\\', '\n', '\u{1}', '\u{1f}'][rng.usize(0..5)],
+                    4 => ['é', '€', '😀', '\u{7f}'][rng.usize(0..4)],
+                    _ => char::from(rng.u8(0x20..0x7f)),
+                })
+                .collect();
+            let mut out = Vec::new();
+            write_str(&mut out, &s);
+            assert_eq!(out, serde_json::to_vec(&s).unwrap(), "{s:?}");
         }
     }
 }

@@ -65,6 +65,9 @@ pub enum Before<'a> {
     Replaced(&'a Replaced),
 }
 
+/// Room kept in `Ready::ops` for the history's ops of a thing change (src/hub/history_write.rs).
+const HISTORY_OPS: usize = 4;
+
 /// The write of `outcome` (the engine's answer to a command on the state `before`, whose index
 /// size is `current_size` when known), or `None` for a command that writes nothing. Takes the
 /// new state, its bytes and the event out of `outcome`.
@@ -80,12 +83,6 @@ pub fn ready(
     let bytes = outcome.bytes.take()?;
     let state = outcome.state.take()?;
     let encoded_len = bytes.len();
-    let mut ops = vec![Op {
-        tree: Tree::Things,
-        key: thing_id.as_bytes().to_vec(),
-        value: Some(bytes),
-        fresh: false,
-    }];
     // search index delta, in the same atomic unit as the thing (src/search)
     let (index, size) = match before {
         Before::State(current) => {
@@ -93,6 +90,15 @@ pub fn ready(
         }
         Before::Replaced(r) => crate::search::delta::write_ops_replaced(&state, current_size, r),
     };
+    // sized at once: the thing, its index delta and the history ops the hub adds (an event,
+    // the counts, a time index entry, a snapshot: `HISTORY_OPS`)
+    let mut ops = Vec::with_capacity(1 + index.len() + HISTORY_OPS);
+    ops.push(Op {
+        tree: Tree::Things,
+        key: thing_id.as_bytes().to_vec(),
+        value: Some(bytes),
+        fresh: false,
+    });
     ops.extend(index);
     if let Some((pid, policy)) = &outcome.policy {
         // a new policy (and its expiry marker if it has expiring subjects)

@@ -7,8 +7,8 @@
 use super::config::HistoryConfig;
 use super::keys::{self, Kind};
 use super::record::Record;
+use crate::fasthash::Map;
 use crate::store::{Op, Store, StoreError, Tree};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
 
@@ -48,7 +48,7 @@ pub struct History {
     /// the count of what was kept at start has finished (bytes retention waits for it)
     pub(super) counted: AtomicBool,
     /// what this process recorded last per entity (things, policies)
-    recent: Mutex<[HashMap<String, Recent>; 2]>,
+    recent: Mutex<[Map<String, Recent>; 2]>,
     /// deferred creations not yet written, per time bucket (`deferred.rs`)
     pub(super) deferred: Mutex<super::deferred::Tally>,
 }
@@ -261,7 +261,7 @@ impl History {
         Ok(ops)
     }
 
-    fn recent_lock(&self) -> std::sync::MutexGuard<'_, [HashMap<String, Recent>; 2]> {
+    fn recent_lock(&self) -> std::sync::MutexGuard<'_, [Map<String, Recent>; 2]> {
         self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -279,7 +279,7 @@ impl History {
             *s = Recent { bucket, revision };
             return first;
         }
-        if g.iter().map(HashMap::len).sum::<usize>() >= RECENT_MAX {
+        if g.iter().map(|m| m.len()).sum::<usize>() >= RECENT_MAX {
             *g = Default::default();
         }
         g[slot(kind)].insert(id.to_owned(), Recent { bucket, revision });

@@ -4,7 +4,7 @@
 //! lock; reads consult live, then frozen newest first; a checkpoint releases what it wrote.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use super::backend::{Op, Tree};
@@ -12,6 +12,7 @@ use super::codec;
 pub(crate) use super::overlay_range::Pendings;
 use super::overlay_range::{hits, merged_range, prepare, prepare_shared, range_ordered};
 pub(crate) use super::overlay_range::{merge, sort_ops, PendingEntries};
+use crate::fasthash::{map_with_capacity, Map};
 
 /// Latest pending write of one key in one generation.
 #[derive(Clone)]
@@ -49,7 +50,7 @@ impl Gen {
     fn sized_like(like: &Gen) -> Gen {
         let mut g = Gen::default();
         for (t, l) in g.trees.iter_mut().zip(&like.trees) {
-            t.map = HashMap::with_capacity(l.map.len());
+            t.map = map_with_capacity(l.map.len());
         }
         g
     }
@@ -402,7 +403,7 @@ impl Overlay {
             // an empty table is given back (one with entries keeps its room: growing it again
             // under load would rehash every key while `submit` waits)
             if t.map.is_empty() {
-                t.map = HashMap::new();
+                t.map = Map::default();
             }
         }
         gone

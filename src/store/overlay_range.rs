@@ -3,7 +3,7 @@
 //! generations (the newest write of a key wins), the order of a checkpoint's ops, and the merge
 //! of an overlay range over a backend scan.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::iter::Peekable;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,13 +11,14 @@ use std::sync::OnceLock;
 
 use super::backend::{scan_start, Entries, Op};
 use super::overlay::Pending;
+use crate::fasthash::Map;
 
 /// The pending writes of one `Tree` in one generation: a hash map (one hash and one key
 /// compare per write), and the keys in order only once range reads ask for them often (kept
 /// up to date in the live generation from then on; a tree nobody scans never orders its keys).
 #[derive(Clone, Default)]
 pub(crate) struct Pendings {
-    pub(crate) map: HashMap<Vec<u8>, Pending>,
+    pub(crate) map: Map<Vec<u8>, Pending>,
     pub(crate) ordered: Option<BTreeSet<Vec<u8>>>,
     /// range reads answered without `ordered`
     pub(crate) scans: usize,
@@ -124,7 +125,7 @@ pub(crate) fn hits<'a>(t: &'a Pendings, prefix: &'a [u8], after: Option<&[u8]>) 
 /// The hits of `map` (filtered, then sorted): the entries an ordered iteration from the start
 /// bound yields while keys have `prefix`.
 fn range_unordered<'a>(
-    map: &'a HashMap<Vec<u8>, Pending>,
+    map: &'a Map<Vec<u8>, Pending>,
     prefix: &[u8],
     start: &[u8],
     exclusive: bool,

@@ -7,10 +7,11 @@
 //! FIFO by the bytes its entries hold.
 
 use crate::engine::ThingState;
+use crate::fasthash::Map;
 use crate::policy::Enforcer;
 use crate::search::index::Size;
 use crate::store::codec;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Bytes the cache holds by default (`twin_cache_mib`): ~650 decoded twins of 8 attributes and
@@ -103,7 +104,7 @@ impl Hit {
 
 /// Entries by ID, evicted oldest first down to a budget of bytes (each entry's own count).
 struct Fifo<V> {
-    map: HashMap<Arc<str>, Slot<V>>,
+    map: Map<Arc<str>, Slot<V>>,
     /// insertion order; entries whose stamp no longer matches the map's were removed
     order: VecDeque<(u64, Arc<str>)>,
     stamp: u64,
@@ -120,7 +121,7 @@ struct Slot<V> {
 impl<V> Fifo<V> {
     fn new(budget: usize) -> Self {
         Fifo {
-            map: HashMap::new(),
+            map: Map::default(),
             order: VecDeque::new(),
             stamp: 0,
             bytes: 0,
