@@ -127,6 +127,23 @@ impl Op {
             fresh: false,
         }
     }
+
+    pub fn as_ref(&self) -> OpRef<'_> {
+        OpRef {
+            tree: self.tree,
+            key: &self.key,
+            value: self.value.as_deref(),
+        }
+    }
+}
+
+/// An op borrowed from where it is kept: a checkpoint writes the overlay's entries without
+/// copying their keys and values (`Backend::commit_refs`).
+#[derive(Clone, Copy)]
+pub struct OpRef<'a> {
+    pub tree: Tree,
+    pub key: &'a [u8],
+    pub value: Option<&'a [u8]>,
 }
 
 /// A storage engine. Implementations are internally synchronised; `commit` is only ever called
@@ -149,6 +166,23 @@ pub trait Backend: Send + Sync + 'static {
     /// may apply them in parts. sled does (one huge batch holds ~2 KiB of memory per op).
     fn commit_covered(&self, ops: &[Op]) -> Result<(), StoreError> {
         self.commit(ops)
+    }
+    /// `commit_covered` if `covered`, else `commit`, of borrowed ops (the backends write them
+    /// without a copy; this default copies them).
+    fn commit_refs(&self, ops: &[OpRef<'_>], covered: bool) -> Result<(), StoreError> {
+        let ops: Vec<Op> = ops
+            .iter()
+            .map(|o| Op {
+                tree: o.tree,
+                key: o.key.to_vec(),
+                value: o.value.map(<[u8]>::to_vec),
+                fresh: false,
+            })
+            .collect();
+        match covered {
+            true => self.commit_covered(&ops),
+            false => self.commit(&ops),
+        }
     }
     /// True if `commit_covered` is worth logging everything before a checkpoint for (sled).
     fn prefers_covered(&self) -> bool {

@@ -15,6 +15,8 @@
 //! Values are encoded where they leave memory (write-ahead log, checkpoint: the writer thread,
 //! the last write per key) and decoded where they come back; the overlay holds them as written.
 
+use std::borrow::Cow;
+
 use super::backend::{Entries, Op, StoreError, Tree};
 
 /// Key in `Tree::Meta` of the data directory's store format (one byte): 1 (or missing) = values
@@ -156,30 +158,35 @@ pub fn decode_entries(tree: Tree, entries: Entries) -> Result<Entries, StoreErro
 
 /// The stored form of `value` (of a tree the codec [`applies`] to).
 pub fn encode(value: Vec<u8>) -> Vec<u8> {
+    match encode_slice(&value) {
+        Cow::Borrowed(_) => value,
+        Cow::Owned(out) => out,
+    }
+}
+
+/// [`encode`] of a borrowed value: itself if it is its own stored form.
+pub fn encode_slice(value: &[u8]) -> Cow<'_, [u8]> {
     if value.len() >= MIN_COMPRESS && value.len() <= MAX_VALUE {
-        let out = compressed(&value);
+        let out = compressed(value);
         if out.len() < value.len() {
-            return out;
+            return Cow::Owned(out);
         }
     }
     match value.first() {
         Some(b) if MARKERS.contains(b) => {
             let mut out = Vec::with_capacity(value.len() + 1);
             out.push(RAW);
-            out.extend_from_slice(&value);
-            out
+            out.extend_from_slice(value);
+            Cow::Owned(out)
         }
-        _ => value,
+        _ => Cow::Borrowed(value),
     }
 }
 
-/// Largest value compressed through the thread's scratch buffer (bigger ones, rare, get a
-/// buffer of their own: the scratch stays small).
-const SCRATCH_MAX: usize = 64 * 1024;
-
-/// Codec 1 of `value`: the marker, the length, the LZ4 block. The block is compressed into a
-/// buffer the thread keeps and copied out at its size (`compress_with_dict` allocated, zeroed
-/// and shrank a buffer of the largest size per value; the same block: tested).
+/// Codec 1 of `value`: the marker, the length, the LZ4 block. The block (`lz4`: the dictionary's
+/// hash table prepared once; the block `compress_with_dict` gives, tested) goes into a buffer the
+/// thread keeps (at most ~64 KiB: `lz4::fits`) and is copied out at its size. Values too large
+/// for `lz4`'s 16-bit table (rare) go through lz4_flex.
 fn compressed(value: &[u8]) -> Vec<u8> {
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -191,15 +198,12 @@ fn compressed(value: &[u8]) -> Vec<u8> {
         out.extend_from_slice(block);
         out
     };
-    let max = lz4_flex::block::get_maximum_output_size(value.len());
-    if max <= SCRATCH_MAX {
+    if super::lz4::fits(value.len()) {
         let done = SCRATCH.with(|s| {
             let mut s = s.try_borrow_mut().ok()?;
-            if s.len() < max {
-                s.resize(max, 0);
-            }
-            let n = lz4_flex::block::compress_into_with_dict(value, &mut s[..max], DICT_1).ok()?;
-            Some(frame(&s[..n]))
+            s.clear();
+            super::lz4::compress(value, &mut s);
+            Some(frame(&s))
         });
         if let Some(out) = done {
             return out;
@@ -265,28 +269,88 @@ mod tests {
     const POLICY: &str = r#"{"p":{"policyId":"bench:t12341","entries":{"DEFAULT":{"subjects":{"nginx:ditto":{"type":"generated"}},"resources":{"thing:/":{"grant":["READ","WRITE"],"revoke":[]},"policy:/":{"grant":["READ","WRITE"],"revoke":[]},"message:/":{"grant":["READ","WRITE"],"revoke":[]}}}}},"r":1,"c":1796594120282,"m":1796594120282}"#;
 
     #[test]
-    fn the_scratch_buffer_gives_the_block_compress_with_dict_gives() {
+    fn blocks_read_back_and_are_no_larger_than_lz4_flex_s() {
+        let check = |v: &[u8]| -> (usize, usize) {
+            let ours = compressed(v);
+            let (len, head) = read_leb128(&ours[1..]).unwrap();
+            assert_eq!(len, v.len());
+            let back = lz4_flex::block::decompress_with_dict(&ours[1 + head..], len, DICT_1)
+                .unwrap_or_else(|e| panic!("{} B: {e}", v.len()));
+            assert_eq!(back, v, "{} B", v.len());
+            let theirs = lz4_flex::block::compress_with_dict(v, DICT_1).len() + 1 + head;
+            (ours.len(), theirs)
+        };
         let mut rng = fastrand::Rng::with_seed(5);
         for _ in 0..2_000 {
-            let n = rng.usize(MIN_COMPRESS..4_000);
+            let n = match rng.u8(0..10) {
+                0 => rng.usize(0..64),
+                1 => rng.usize(60_000..65_535 - DICT_1.len()),
+                _ => rng.usize(MIN_COMPRESS..4_000),
+            };
             let v: Vec<u8> = (0..n)
                 .map(|_| match rng.u8(0..3) {
                     0 => rng.u8(..),
                     _ => DICT_1[rng.usize(0..DICT_1.len())],
                 })
                 .collect();
-            let block = lz4_flex::block::compress_with_dict(&v, DICT_1);
-            let mut want = vec![LZ4_DICT_1];
-            push_leb128(&mut want, v.len());
-            want.extend_from_slice(&block);
-            assert_eq!(compressed(&v), want);
+            check(&v);
         }
-        // above the scratch bound: its own buffer, the same bytes
-        let big = DICT_1.repeat(40);
-        let mut want = vec![LZ4_DICT_1];
-        push_leb128(&mut want, big.len());
-        want.extend_from_slice(&lz4_flex::block::compress_with_dict(&big, DICT_1));
-        assert_eq!(compressed(&big), want);
+        // long literal runs and long matches (lengths past 15 and 270, overlapping), into the
+        // dictionary and back into the value; the sizes on both sides of the table's bound
+        let bound = 65_535 - DICT_1.len();
+        for n in (0..300).chain([bound - 1, bound, bound + 1, 70_000]) {
+            let mut v = Vec::with_capacity(n);
+            while v.len() < n {
+                let run = rng.usize(1..600);
+                match rng.u8(0..4) {
+                    0 => v.extend((0..run).map(|_| rng.u8(..))),
+                    1 => {
+                        let at = rng.usize(0..DICT_1.len());
+                        v.extend_from_slice(&DICT_1[at..DICT_1.len().min(at + run)]);
+                    }
+                    2 => v.extend(std::iter::repeat_n(rng.u8(..), run)),
+                    _ if !v.is_empty() => {
+                        let at = rng.usize(0..v.len());
+                        let end = v.len().min(at + run);
+                        v.extend_from_within(at..end);
+                    }
+                    _ => {}
+                }
+            }
+            v.truncate(n);
+            check(&v);
+        }
+        // the bench's twin, policy and history events (a modify of a property, of an attribute:
+        // the history's header bytes, then its JSON body): never larger than lz4_flex's blocks
+        let event = |body: &str| {
+            let mut e = vec![1, 2];
+            e.extend_from_slice(&1_796_594_120_282_i64.to_be_bytes());
+            e.extend_from_slice(body.as_bytes());
+            e
+        };
+        for doc in [
+            TWIN.as_bytes().to_vec(),
+            POLICY.as_bytes().to_vec(),
+            event(r#"{"p":"/features/f/properties/p0","v":"xxxxxxxxxxxxxxxx","h":{}}"#),
+            event(r#"{"p":"/attributes/a0","v":"xxxxxxxxxxxxxxxx"}"#),
+        ] {
+            let (o, t) = check(&doc);
+            let doc = String::from_utf8_lossy(&doc);
+            eprintln!("{o} B, lz4_flex {t} B: {doc}");
+            assert!(o <= t, "{o} > {t} B: {doc}");
+        }
+        // the conformance corpus: no larger in total
+        let (mut ours, mut theirs, mut larger) = (0, 0, 0);
+        let docs = conformance_documents();
+        for doc in &docs {
+            let (o, t) = check(doc);
+            (ours, theirs, larger) = (ours + o, theirs + t, larger + usize::from(o > t));
+        }
+        eprintln!(
+            "{} documents: {ours} B, lz4_flex {theirs} B; {larger} larger",
+            docs.len()
+        );
+        assert!(ours <= theirs, "{ours} > {theirs} B");
     }
 
     #[test]

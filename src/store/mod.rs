@@ -28,6 +28,7 @@ pub(crate) mod codec;
 mod commit;
 pub mod compact;
 pub mod config;
+mod lz4;
 mod options;
 mod overlay;
 mod overlay_range;

@@ -9,9 +9,11 @@ use std::sync::{Arc, OnceLock};
 
 use super::backend::{Op, Tree};
 use super::codec;
+#[cfg(test)]
+pub(crate) use super::overlay_range::sort_ops;
 pub(crate) use super::overlay_range::Pendings;
 use super::overlay_range::{hits, merged_range, prepare, prepare_shared, range_ordered};
-pub(crate) use super::overlay_range::{merge, sort_ops, PendingEntries};
+pub(crate) use super::overlay_range::{merge, PendingEntries};
 use crate::fasthash::{map_with_capacity, Map};
 
 /// Latest pending write of one key in one generation.
@@ -113,12 +115,31 @@ pub(crate) struct Taken {
     through: u64,
 }
 
+/// A key taken, borrowed: (tree, key, value, whether the value is in stored form).
+pub(crate) type TakenEntry<'a> = (Tree, &'a [u8], Option<&'a [u8]>, bool);
+
 impl Taken {
     /// The newest entry of every key taken, each with whether its value is in stored form (a
     /// checkpoint's; a log take's values are as written). Copies the bytes: run it off the lock.
     pub(crate) fn ops(&self) -> Vec<(Op, bool)> {
+        self.entries()
+            .into_iter()
+            .map(|(tree, key, value, stored)| {
+                let op = Op {
+                    tree,
+                    key: key.to_vec(),
+                    value: value.map(<[u8]>::to_vec),
+                    fresh: false,
+                };
+                (op, stored)
+            })
+            .collect()
+    }
+
+    /// What `ops` gives, borrowed.
+    pub(crate) fn entries(&self) -> Vec<TakenEntry<'_>> {
         let n = self.gens.iter().map(|g| g.entries).sum();
-        let mut ops = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(n);
         for (j, g) in self.gens.iter().enumerate() {
             // a key also written in a newer generation is taken from there
             let newer = &self.gens[..j];
@@ -130,23 +151,16 @@ impl Taken {
                         continue;
                     }
                     let (value, stored) = match (self.above, p.stored.get()) {
-                        (None, Some(s)) => (Some(s.clone()), true),
-                        _ => (p.value.clone(), false),
+                        (None, Some(s)) => (Some(s.as_slice()), true),
+                        _ => (p.value.as_deref(), false),
                     };
-                    let op = Op {
-                        tree,
-                        key: k.clone(),
-                        value,
-                        fresh: false,
-                    };
-                    ops.push((op, stored));
+                    out.push((tree, k.as_slice(), value, stored));
                 }
             }
         }
-        ops
+        out
     }
 
-    /// The entries as ops (values as written: what a log take gives).
     pub(crate) fn plain_ops(&self) -> Vec<Op> {
         self.ops().into_iter().map(|(op, _)| op).collect()
     }

@@ -9,7 +9,7 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use super::backend::{scan_start, Entries, Op};
+use super::backend::{scan_start, Entries};
 use super::overlay::Pending;
 use crate::fasthash::Map;
 
@@ -206,7 +206,8 @@ pub(crate) fn range_ordered(
 
 /// Orders checkpoint ops by tree, then key (the order an ordered overlay gave them: a backend
 /// B-tree takes sorted inserts best); keys are unique per tree.
-pub(crate) fn sort_ops(ops: &mut [(Op, bool)]) {
+#[cfg(test)]
+pub(crate) fn sort_ops(ops: &mut [(super::backend::Op, bool)]) {
     ops.sort_unstable_by(|(a, _), (b, _)| {
         (a.tree.index(), a.key.as_slice()).cmp(&(b.tree.index(), b.key.as_slice()))
     });

@@ -13,7 +13,7 @@ use redb::{
     Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition,
 };
 
-use super::backend::{scan_start, sync_dir, Backend, Entries, Op, StoreError, Tree, View};
+use super::backend::{scan_start, sync_dir, Backend, Entries, Op, OpRef, StoreError, Tree, View};
 use super::compact::{self, Compacted};
 
 /// File name of the database inside the data directory.
@@ -154,6 +154,47 @@ impl RedbBackend {
             )),
         }
     }
+
+    /// One durable write transaction of `ops` (nothing if there are none).
+    fn write<'a>(&self, ops: impl Iterator<Item = OpRef<'a>>) -> Result<(), StoreError> {
+        let mut ops = ops.peekable();
+        if ops.peek().is_none() {
+            return Ok(());
+        }
+        let guard = self.db();
+        let Some(Db::Rw(db)) = &*guard else {
+            return Err(StoreError::new("redb: read-only (opened on a full disk)"));
+        };
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StoreError(format!("redb: {e}")))?;
+        // records the allocator state: the next open after a crash needs no full repair (which
+        // reads every page) and can fall back to read-only on a full disk
+        txn.set_quick_repair(true);
+        {
+            // Open each touched table once; ops stay in order within a table, and tables are
+            // disjoint, so per-table application equals sequential application.
+            let mut tables: [Option<redb::Table<&[u8], &[u8]>>; 5] = Default::default();
+            for op in ops {
+                let slot = &mut tables[op.tree.index()];
+                if slot.is_none() {
+                    *slot = Some(txn.open_table(table(op.tree))?);
+                }
+                if let Some(t) = slot.as_mut() {
+                    match op.value {
+                        Some(v) => {
+                            t.insert(op.key, v)?;
+                        }
+                        None => {
+                            t.remove(op.key)?;
+                        }
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
 }
 
 /// The entries of a table with `prefix` after `after`, at most `limit`, to `f` (borrowed).
@@ -260,42 +301,11 @@ impl Backend for RedbBackend {
     }
 
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
-        if ops.is_empty() {
-            return Ok(());
-        }
-        let guard = self.db();
-        let Some(Db::Rw(db)) = &*guard else {
-            return Err(StoreError::new("redb: read-only (opened on a full disk)"));
-        };
-        let mut txn = db.begin_write()?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| StoreError(format!("redb: {e}")))?;
-        // records the allocator state: the next open after a crash needs no full repair (which
-        // reads every page) and can fall back to read-only on a full disk
-        txn.set_quick_repair(true);
-        {
-            // Open each touched table once; ops stay in order within a table, and tables are
-            // disjoint, so per-table application equals sequential application.
-            let mut tables: [Option<redb::Table<&[u8], &[u8]>>; 5] = Default::default();
-            for op in ops {
-                let slot = &mut tables[op.tree.index()];
-                if slot.is_none() {
-                    *slot = Some(txn.open_table(table(op.tree))?);
-                }
-                if let Some(t) = slot.as_mut() {
-                    match &op.value {
-                        Some(v) => {
-                            t.insert(op.key.as_slice(), v.as_slice())?;
-                        }
-                        None => {
-                            t.remove(op.key.as_slice())?;
-                        }
-                    }
-                }
-            }
-        }
-        txn.commit()?;
-        Ok(())
+        self.write(ops.iter().map(Op::as_ref))
+    }
+
+    fn commit_refs(&self, ops: &[OpRef<'_>], _covered: bool) -> Result<(), StoreError> {
+        self.write(ops.iter().copied())
     }
 
     /// Compacts the file if it is due (`store::compact`: here, as the process ends, the pages

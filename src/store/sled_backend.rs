@@ -13,7 +13,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
-use super::backend::{scan_start, sync_dir, Backend, Entries, Op, StoreError, Tree};
+use super::backend::{scan_start, sync_dir, Backend, Entries, Op, OpRef, StoreError, Tree};
 
 /// Why the extra syncs: on Linux sled 0.34's `flush()` only calls `sync_file_range` on its log
 /// file, which neither flushes the disk's write cache nor the file size, and it never fsyncs
@@ -179,7 +179,7 @@ const COVERED_BATCH: usize = 256;
 impl SledBackend {
     /// Applies `ops` in batches of at most `per_batch` (atomic only within one), then makes
     /// them durable.
-    fn apply(&self, ops: &[Op], per_batch: usize) -> Result<(), StoreError> {
+    fn apply(&self, ops: &[OpRef<'_>], per_batch: usize) -> Result<(), StoreError> {
         if ops.is_empty() {
             return Ok(());
         }
@@ -191,9 +191,9 @@ impl SledBackend {
                 for op in part {
                     k.clear();
                     k.push(op.tree.index() as u8);
-                    k.extend_from_slice(&op.key);
-                    match &op.value {
-                        Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+                    k.extend_from_slice(op.key);
+                    match op.value {
+                        Some(v) => batch.insert(k.as_slice(), v),
                         None => batch.remove(k.as_slice()),
                     }
                 }
@@ -247,13 +247,17 @@ impl Backend for SledBackend {
     }
 
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
-        self.apply(ops, usize::MAX)
+        self.commit_refs(&ops.iter().map(Op::as_ref).collect::<Vec<_>>(), false)
     }
 
     /// In batches of `COVERED_BATCH`: sled keeps what a batch replaces until the batch ends, so
     /// one checkpoint of 4,096 keys as one batch left ~230 MiB RSS after 100k keys (256: 36 MiB).
     fn commit_covered(&self, ops: &[Op]) -> Result<(), StoreError> {
-        self.apply(ops, COVERED_BATCH)
+        self.commit_refs(&ops.iter().map(Op::as_ref).collect::<Vec<_>>(), true)
+    }
+
+    fn commit_refs(&self, ops: &[OpRef<'_>], covered: bool) -> Result<(), StoreError> {
+        self.apply(ops, if covered { COVERED_BATCH } else { usize::MAX })
     }
 
     fn prefers_covered(&self) -> bool {

@@ -8,11 +8,13 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::backend::{Op, StoreError, Tree};
+use std::borrow::Cow;
+
+use super::backend::{Op, OpRef, StoreError, Tree};
 use super::codec;
 use super::commit::last_write_per_key;
 use super::options::{OVERLAY_BYTES_PER_KEY, OVERLAY_MIN_BYTES};
-use super::overlay::{self, Overlay, Taken};
+use super::overlay::{Overlay, Taken};
 use super::wal::{encode_ops, Wal};
 use super::{Options, Shared};
 
@@ -287,18 +289,38 @@ impl Shared {
     fn checkpoint(&self, wal: &mut Wal, seq: u64, taken: Taken, covered: bool) -> Outcome {
         // the last write per key only (the overlay coalesced them): a hot twin written many
         // times between checkpoints is compressed once; a value logged since its last write
-        // comes in the stored form the log append made
-        let mut ops = taken.ops();
-        overlay::sort_ops(&mut ops);
-        let mut ops: Vec<Op> = ops
-            .into_iter()
-            .map(|(op, stored)| if stored { op } else { codec::encode_op(op) })
+        // comes in the stored form the log append made. Keys and values are written from the
+        // overlay's generations as they are (borrowed: no copy of each per checkpoint).
+        let mut entries = taken.entries();
+        entries.sort_unstable_by(|a, b| (a.0.index(), a.1).cmp(&(b.0.index(), b.1)));
+        let values: Vec<Option<Cow<[u8]>>> = entries
+            .iter()
+            .map(|&(tree, key, value, stored)| {
+                value.map(|v| match stored || !codec::applies(tree, key) {
+                    true => Cow::Borrowed(v),
+                    false => codec::encode_slice(v),
+                })
+            })
             .collect();
         let epoch = wal.epoch() + 1;
+        let epoch_bytes = epoch.to_le_bytes();
+        let mut ops: Vec<OpRef> = entries
+            .iter()
+            .zip(&values)
+            .map(|(&(tree, key, _, _), value)| OpRef {
+                tree,
+                key,
+                value: value.as_deref(),
+            })
+            .collect();
         let n = ops.len();
         let started = Instant::now();
         let wal_used = wal.used();
-        ops.push(Op::put(Tree::Meta, EPOCH_KEY, epoch.to_le_bytes()));
+        ops.push(OpRef {
+            tree: Tree::Meta,
+            key: EPOCH_KEY,
+            value: Some(&epoch_bytes),
+        });
         // A panicking backend (sled panics on some corruption) must fail the waiters, not
         // strand them: it becomes a commit error (release builds abort on panic anyway).
         if !self.has_views {
@@ -309,10 +331,7 @@ impl Shared {
             }
             st.committing = true;
         }
-        let commit = || match covered {
-            true => self.backend.commit_covered(&ops),
-            false => self.backend.commit(&ops),
-        };
+        let commit = || self.backend.commit_refs(&ops, covered);
         let result = std::panic::catch_unwind(AssertUnwindSafe(commit))
             .unwrap_or_else(|_| Err(StoreError::new("backend panicked during commit")));
         if !self.has_views {
@@ -320,6 +339,7 @@ impl Shared {
             self.gate.notify_all();
         }
         drop(ops);
+        drop((values, entries));
         match result {
             Ok(()) => {
                 let ms = started.elapsed().as_millis() as u64;
