@@ -139,7 +139,7 @@ impl Default for Config {
             store: crate::store::StoreConfig::default(),
             cache_mib: 8,
             twin_cache_mib: 4,
-            policy_cache: 8192,
+            policy_cache: crate::hub::policy::CACHE_MAX,
             threads: 0,
             log_level: "info".into(),
             users: Vec::new(),

@@ -23,9 +23,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Most cached policy IDs by default (`policy_cache`; the cache is cleared when full; an entry
-/// is an ID and a shared pointer, ~150 bytes).
-pub const CACHE_MAX: usize = 8192;
+/// Most cached policy IDs by default (`policy_cache`; the cache is cleared when full): sized for
+/// ~100k things with a policy each (Ditto's default), the most a table of 2^17 slots holds (7/8
+/// of them). An entry is ~75 bytes (a 32-byte slot and a control byte, the ID's allocation),
+/// ~8 MiB when full; filled by use, empty at start. At 8,192, 100k twins missed it on nearly
+/// every command: a store read of the policy per command (BENCHMARKS.md round 8, k100).
+pub const CACHE_MAX: usize = 114_688;
 /// Most distinct enforcers kept for sharing (cleared when full).
 const SHARED_MAX: usize = 256;
 /// Most remembered "announced before expiry" marks (cleared when full: worst case a repeat).
@@ -35,10 +38,37 @@ const TICK: Duration = Duration::from_millis(500);
 
 type CacheKey = (String, String);
 
+/// The cached enforcer of one policy ID (`Policies::cache`): built for things of `namespace`
+/// (`None`: the policy ID's own namespace, the usual case, which allocates nothing; one
+/// namespace per ID, a lookup for another replaces it), valid until `until`.
+struct CachedEnforcer {
+    namespace: Option<Box<str>>,
+    until: i64,
+    enforcer: Arc<Enforcer>,
+}
+
+impl CachedEnforcer {
+    /// The namespace to keep for an enforcer of `policy_id` built for `namespace`.
+    fn namespace_of(policy_id: &str, namespace: &str) -> Option<Box<str>> {
+        match policy_id.split_once(':') {
+            Some((own, _)) if own == namespace => None,
+            _ => Some(namespace.into()),
+        }
+    }
+
+    fn is_for(&self, policy_id: &str, namespace: &str) -> bool {
+        match &self.namespace {
+            None => policy_id.split_once(':').map(|(own, _)| own) == Some(namespace),
+            Some(ns) => **ns == *namespace,
+        }
+    }
+}
+
 /// Policy bookkeeping of the hub.
 #[derive(Default)]
 pub struct Policies {
-    cache: Mutex<HashMap<CacheKey, (i64, Arc<Enforcer>)>>,
+    /// policy ID -> its enforcer (at most `cache_max`, cleared when full)
+    cache: Mutex<crate::fasthash::Map<Box<str>, CachedEnforcer>>,
     /// (policy entries as JSON text, namespace) -> enforcer: what an enforcer depends on
     shared: Mutex<HashMap<CacheKey, (i64, Arc<Enforcer>)>>,
     /// imported policy ID -> cached policies that import it (their enforcers include its entries)
@@ -164,10 +194,9 @@ impl Hub {
         namespace: &str,
         now: i64,
     ) -> Result<Option<(Arc<Enforcer>, i64)>, DittoError> {
-        let key = (policy_id.to_owned(), namespace.to_owned());
-        if let Some((until, e)) = lock(&self.policies().cache).get(&key) {
-            if now < *until {
-                return Ok(Some((e.clone(), *until)));
+        if let Some(c) = lock(&self.policies().cache).get(policy_id) {
+            if now < c.until && c.is_for(policy_id, namespace) {
+                return Ok(Some((c.enforcer.clone(), c.until)));
             }
         }
         let generation = self.policies().generation.load(Ordering::SeqCst);
@@ -194,14 +223,19 @@ impl Hub {
         let mut cache = lock(&self.policies().cache);
         if self.policies().generation.load(Ordering::SeqCst) == generation {
             let mut importers = lock(&self.policies().importers);
-            if cache.len() >= self.policy_cache_max() {
+            if cache.len() >= self.policy_cache_max() && !cache.contains_key(policy_id) {
                 cache.clear();
                 importers.clear();
             }
             for i in imported {
                 importers.entry(i).or_default().insert(policy_id.to_owned());
             }
-            cache.insert(key, (until, e.clone()));
+            let cached = CachedEnforcer {
+                namespace: CachedEnforcer::namespace_of(policy_id, namespace),
+                until,
+                enforcer: e.clone(),
+            };
+            cache.insert(policy_id.into(), cached);
         }
         Ok(Some((e, until)))
     }
@@ -267,7 +301,15 @@ impl Hub {
         let p = self.policies();
         p.generation.fetch_add(1, Ordering::SeqCst);
         let importers = lock(&p.importers).remove(id).unwrap_or_default();
-        lock(&p.cache).retain(|(pid, _), _| pid != id && !importers.contains(pid));
+        {
+            // by key: a scan of the whole cache per policy write (every thing created with its
+            // policy) would cost O(cached policies) each
+            let mut cache = lock(&p.cache);
+            cache.remove(id);
+            for i in &importers {
+                cache.remove(i.as_str());
+            }
+        }
         // again once the cache holds no enforcer of the old policy: a twin's memo taken
         // between the two (`enforcer_memo`) may hold the old one, and is stale by this
         p.generation.fetch_add(1, Ordering::SeqCst);

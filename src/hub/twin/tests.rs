@@ -260,3 +260,49 @@ fn twins_served_by_a_small_cache_equal_the_stored_ones() {
     }
     assert!(compact > 100, "most twins are cached compact: {compact}");
 }
+
+#[test]
+fn a_cached_enforcer_is_of_its_namespace_and_goes_with_a_write_of_what_it_imports() {
+    let (_dir, hub, who) = redb_hub();
+    let call = |v: serde_json::Value| {
+        let env = Envelope::parse(&v.to_string()).unwrap();
+        assert!(smol::block_on(hub.handle_protocol(&who, env)).is_some());
+    };
+    let rw = serde_json::json!({"grant": ["READ", "WRITE"], "revoke": []});
+    let entry = |namespaces: Vec<&str>| {
+        serde_json::json!({"subjects": {"nginx:ditto": {"type": "t"}}, "namespaces": namespaces,
+            "importable": "implicit", "resources": {"thing:/": rw, "policy:/": rw}})
+    };
+    let create = |id: &str, policy: serde_json::Value| {
+        let topic = format!("{}/policies/commands/create", id.replace(':', "/"));
+        call(serde_json::json!({"topic": topic, "headers": {}, "path": "/", "value": policy}));
+    };
+    // n:p grants WRITE on things of namespace n only
+    create(
+        "n:p",
+        serde_json::json!({"entries": {"N": entry(vec!["n"])}}),
+    );
+    let now = hub.now();
+    let writes = |pid: &str, ns: &str| {
+        let e = hub.enforcer(pid, ns, now).unwrap().unwrap();
+        e.has_unrestricted(&who.subjects, "thing", &[], crate::policy::WRITE)
+    };
+    // the cache keeps one namespace per policy: each lookup answers for its own
+    for _ in 0..2 {
+        assert!(writes("n:p", "n"), "the policy's own namespace");
+        assert!(!writes("n:p", "m"), "another namespace");
+    }
+    // m:q imports n:p (whose entry is for namespace n): cached, then n:p opens to every namespace
+    let import = serde_json::json!({"entries": {}, "imports": {"n:p": {}}});
+    create("m:q", import);
+    assert!(!writes("m:q", "m"));
+    assert!(writes("m:q", "n"));
+    let open = serde_json::json!({"topic": "n/p/policies/commands/modify", "headers": {},
+        "path": "/entries/N", "value": entry(vec![])});
+    call(open);
+    assert!(
+        writes("m:q", "m"),
+        "the importer's enforcer was dropped with the write"
+    );
+    assert!(writes("n:p", "m"));
+}
