@@ -25,8 +25,8 @@ use std::time::Duration;
 
 /// Most cached policy IDs by default (`policy_cache`; the cache is cleared when full): sized for
 /// ~100k things with a policy each (Ditto's default), the most a table of 2^17 slots holds (7/8
-/// of them). An entry is ~75 bytes (a 32-byte slot and a control byte, the ID's allocation),
-/// ~8 MiB when full; filled by use, empty at start. At 8,192, 100k twins missed it on nearly
+/// of them). An entry is ~100 bytes (a 48-byte slot and a control byte in a table at most 7/8
+/// full, the ID's allocation), ~10 MiB when full; filled by use, empty at start. At 8,192, 100k twins missed it on nearly
 /// every command: a store read of the policy per command (BENCHMARKS.md round 8, k100).
 pub const CACHE_MAX: usize = 114_688;
 /// Most distinct enforcers kept for sharing (cleared when full).
