@@ -76,7 +76,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let hub = Hub::new(store.clone());
     hub.set_max_pending(cfg.limits.max_pending_requests);
     hub.set_twin_cache((cfg.twin_cache_mib as usize).saturating_mul(1 << 20));
-    hub.set_policy_cache(cfg.policy_cache);
+    hub.set_policy_cache_bytes((cfg.policy_cache_mib as usize).saturating_mul(1 << 20));
+    if let Some(n) = cfg.policy_cache {
+        tracing::warn!(policy_cache = n, "policy_cache is deprecated and ignored: the policy cache is bounded in bytes by policy_cache_mib");
+    }
     hub.access_map()
         .set_max_bytes((cfg.search.count_map_kib as usize).saturating_mul(1024));
     // history of things and policies, and its retention thread (src/history)

@@ -105,8 +105,11 @@ pub struct Config {
     pub cache_mib: u64,
     /// twins kept in memory, MiB (up to 4 decoded, the rest compact; 0 = none)
     pub twin_cache_mib: u64,
-    /// policies whose enforcers stay in memory (at least 1)
-    pub policy_cache: usize,
+    /// policy enforcers kept in memory, MiB (at least 1; cleared when full)
+    pub policy_cache_mib: u64,
+    /// deprecated (a count of cached policies, before `policy_cache_mib`): accepted so old
+    /// files still load, ignored with a warning at start
+    pub policy_cache: Option<usize>,
     /// executor threads (0 = number of CPUs, at most 4)
     pub threads: usize,
     /// log level filter (overridden by `RUST_LOG`)
@@ -139,7 +142,8 @@ impl Default for Config {
             store: crate::store::StoreConfig::default(),
             cache_mib: 8,
             twin_cache_mib: 4,
-            policy_cache: crate::hub::policy::CACHE_MAX,
+            policy_cache_mib: crate::hub::policy::CACHE_MIB,
+            policy_cache: None,
             threads: 0,
             log_level: "info".into(),
             users: Vec::new(),
@@ -174,8 +178,8 @@ impl Config {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         p.extend(self.store.problems());
-        if self.policy_cache == 0 {
-            p.push("policy_cache must be at least 1".into());
+        if self.policy_cache_mib == 0 {
+            p.push("policy_cache_mib must be at least 1".into());
         }
         if !self.listen.ip().is_loopback() && !self.has_credentials() {
             p.push(format!(
@@ -277,13 +281,17 @@ mod tests {
 
     #[test]
     fn cache_budgets_are_settings() {
-        let c = Config::from_toml("twin_cache_mib = 16\npolicy_cache = 100000\n").unwrap();
-        assert_eq!((c.twin_cache_mib, c.policy_cache), (16, 100_000));
+        let c = Config::from_toml("twin_cache_mib = 16\npolicy_cache_mib = 32\n").unwrap();
+        assert_eq!((c.twin_cache_mib, c.policy_cache_mib), (16, 32));
         assert!(c.problems().is_empty());
-        let c = Config::from_toml("policy_cache = 0\n").unwrap();
+        let c = Config::from_toml("policy_cache_mib = 0\n").unwrap();
         assert_eq!(
             c.problems(),
-            vec!["policy_cache must be at least 1".to_string()]
+            vec!["policy_cache_mib must be at least 1".to_string()]
         );
+        // the old count still loads (ignored, with a warning at start)
+        let c = Config::from_toml("policy_cache = 100000\n").unwrap();
+        assert_eq!(c.policy_cache, Some(100_000));
+        assert!(c.problems().is_empty());
     }
 }

@@ -5,26 +5,34 @@
 use edgetwin::policy::Enforcer;
 use serde_json::{json, Value};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::cell::Cell;
 
 struct Counting;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-/// One measurement at a time (the test harness runs tests on threads).
-static SERIAL: Mutex<()> = Mutex::new(());
+thread_local! {
+    /// Live bytes allocated minus freed by this thread (the harness runs tests on threads).
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(d: isize) {
+    let _ = LIVE.try_with(|l| l.set(l.get() + d));
+}
+
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Relaxed);
+        count(l.size() as isize);
         System.alloc(l)
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Relaxed);
+        count(-(l.size() as isize));
         System.dealloc(p, l)
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Relaxed);
+        count(new as isize - l.size() as isize);
         System.realloc(p, l, new)
     }
 }
@@ -81,13 +89,12 @@ fn rich_policy() -> Value {
 
 /// Builds one enforcer per policy; returns (measured live heap bytes, estimate).
 fn measure(policies: &[Value]) -> (usize, usize) {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut kept: Vec<Enforcer> = Vec::with_capacity(policies.len());
-    let before = LIVE.load(Relaxed);
+    let before = live();
     for p in policies {
         kept.push(Enforcer::from_policy(p, 0, Some("org.example")));
     }
-    let measured = (LIVE.load(Relaxed) - before) as usize;
+    let measured = (live() - before) as usize;
     let estimate = kept.iter().map(Enforcer::heap_bytes).sum();
     (measured, estimate)
 }

@@ -116,7 +116,11 @@ fn weights_bytes(w: &Weights) -> usize {
 
 impl Index {
     fn heap_bytes(&self) -> usize {
-        self.grant.iter().chain(&self.revoke).map(weights_bytes).sum()
+        self.grant
+            .iter()
+            .chain(&self.revoke)
+            .map(weights_bytes)
+            .sum()
     }
 }
 
@@ -286,9 +290,7 @@ impl Enforcer {
     /// `tests/policy_heap.rs` (within 0.75x-1.5x).
     pub fn heap_bytes(&self) -> usize {
         let subjects: usize = self.subjects.iter().map(String::capacity).sum();
-        self.root.heap_bytes()
-            + subjects
-            + self.subjects.capacity() * std::mem::size_of::<String>()
+        self.root.heap_bytes() + subjects + self.subjects.capacity() * std::mem::size_of::<String>()
     }
 
     fn intern(&mut self, s: &str) -> u32 {

@@ -23,12 +23,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Most cached policy IDs by default (`policy_cache`; the cache is cleared when full): sized for
-/// ~100k things with a policy each (Ditto's default), the most a table of 2^17 slots holds (7/8
-/// of them). An entry is ~100 bytes (a 48-byte slot and a control byte in a table at most 7/8
-/// full, the ID's allocation), ~10 MiB when full; filled by use, empty at start. At 8,192, 100k twins missed it on nearly
-/// every command: a store read of the policy per command (BENCHMARKS.md round 8, k100).
-pub const CACHE_MAX: usize = 114_688;
+/// Default budget of the policy cache, MiB (`policy_cache_mib`; the cache is cleared when a new
+/// entry would pass it). Each cached ID is charged `slot_bytes` (~100 B + the ID), each enforcer
+/// the hub builds for it `enforcer_bytes` (~8.2 KB for Ditto's default policy of one device,
+/// measured: tests/policy_heap.rs): 16 MiB hold ~150k IDs of policies sharing one enforcer
+/// (100k things with a policy each, all alike; at 8,192 IDs those twins missed the cache on
+/// nearly every command, BENCHMARKS.md round 8, k100) or ~2,000 policies of distinct entries.
+pub const CACHE_MIB: u64 = 16;
 /// Most distinct enforcers kept for sharing (cleared when full).
 const SHARED_MAX: usize = 256;
 /// Most remembered "announced before expiry" marks (cleared when full: worst case a repeat).
@@ -37,6 +38,24 @@ const ANNOUNCED_MAX: usize = 65_536;
 const TICK: Duration = Duration::from_millis(500);
 
 type CacheKey = (String, String);
+
+/// The cached enforcers by policy ID and the bytes charged for them since the last clear.
+#[derive(Default)]
+struct Cache {
+    by_id: crate::fasthash::Map<Box<str>, CachedEnforcer>,
+    charged: usize,
+}
+
+/// Bytes charged per cached ID: its slot and control byte twice (the table grows by doubling,
+/// so it is between 7/16 and 7/8 full) and the ID's allocation.
+fn slot_bytes(policy_id: &str) -> usize {
+    2 * (std::mem::size_of::<(Box<str>, CachedEnforcer)>() + 1) + policy_id.len()
+}
+
+/// Bytes charged for an enforcer the hub built: its heap, itself and the `Arc`'s counts.
+fn enforcer_bytes(e: &Enforcer) -> usize {
+    e.heap_bytes() + std::mem::size_of::<Enforcer>() + 2 * std::mem::size_of::<usize>()
+}
 
 /// The cached enforcer of one policy ID (`Policies::cache`): built for things of `namespace`
 /// (`None`: the policy ID's own namespace, the usual case, which allocates nothing; one
@@ -67,8 +86,8 @@ impl CachedEnforcer {
 /// Policy bookkeeping of the hub.
 #[derive(Default)]
 pub struct Policies {
-    /// policy ID -> its enforcer (at most `cache_max`, cleared when full)
-    cache: Mutex<crate::fasthash::Map<Box<str>, CachedEnforcer>>,
+    /// policy ID -> its enforcer (charged at most `cache_bytes`, cleared when full)
+    cache: Mutex<Cache>,
     /// (policy entries as JSON text, namespace) -> enforcer: what an enforcer depends on
     shared: Mutex<HashMap<CacheKey, (i64, Arc<Enforcer>)>>,
     /// imported policy ID -> cached policies that import it (their enforcers include its entries)
@@ -77,8 +96,8 @@ pub struct Policies {
     due: Mutex<BTreeSet<(i64, String)>>,
     due_of: Mutex<HashMap<String, i64>>,
     announced: Mutex<HashSet<(String, String, i64)>>,
-    /// most cached policy IDs (`policy_cache`), 0 = `CACHE_MAX`
-    cache_max: AtomicUsize,
+    /// budget of `cache` in bytes (`policy_cache_mib`), 0 = `CACHE_MIB`
+    cache_bytes: AtomicUsize,
 }
 
 /// Result of a policy command that passed the engine.
@@ -97,16 +116,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Hub {
-    /// Sets how many policies' enforcers stay cached (`policy_cache`, at least 1).
-    pub fn set_policy_cache(&self, max: usize) {
+    /// Sets the budget of the policy cache in bytes (`policy_cache_mib`, at least 1).
+    pub fn set_policy_cache_bytes(&self, bytes: usize) {
         self.policies()
-            .cache_max
-            .store(max.max(1), Ordering::Relaxed);
+            .cache_bytes
+            .store(bytes.max(1), Ordering::Relaxed);
     }
 
-    fn policy_cache_max(&self) -> usize {
-        match self.policies().cache_max.load(Ordering::Relaxed) {
-            0 => CACHE_MAX,
+    fn policy_cache_bytes(&self) -> usize {
+        match self.policies().cache_bytes.load(Ordering::Relaxed) {
+            0 => (CACHE_MIB as usize) << 20,
             n => n,
         }
     }
@@ -194,7 +213,7 @@ impl Hub {
         namespace: &str,
         now: i64,
     ) -> Result<Option<(Arc<Enforcer>, i64)>, DittoError> {
-        if let Some(c) = lock(&self.policies().cache).get(policy_id) {
+        if let Some(c) = lock(&self.policies().cache).by_id.get(policy_id) {
             if now < c.until && c.is_for(policy_id, namespace) {
                 return Ok(Some((c.enforcer.clone(), c.until)));
             }
@@ -208,7 +227,7 @@ impl Hub {
         // policy, all alike: at 100k twins most lookups miss the cache and land here)
         let plain = PolicyState::plain_entries(&bytes)
             .and_then(|text| self.plain_enforcer(text, namespace, now));
-        let (e, until, imported) = match plain {
+        let ((e, built), until, imported) = match plain {
             Some(e) => (e, i64::MAX, Vec::new()),
             None => {
                 let Some(stored) = PolicyState::from_bytes(&bytes).map(|s| s.policy) else {
@@ -223,10 +242,19 @@ impl Hub {
         let mut cache = lock(&self.policies().cache);
         if self.policies().generation.load(Ordering::SeqCst) == generation {
             let mut importers = lock(&self.policies().importers);
-            if cache.len() >= self.policy_cache_max() && !cache.contains_key(policy_id) {
-                cache.clear();
+            // an enforcer taken from `shared` is not charged: it is kept there anyway (at most
+            // SHARED_MAX of them, bounded separately), and 100k policies alike share one
+            let mut slot = match cache.by_id.contains_key(policy_id) {
+                true => 0,
+                false => slot_bytes(policy_id),
+            };
+            if cache.charged + slot + built > self.policy_cache_bytes() {
+                cache.by_id.clear();
+                cache.charged = 0;
                 importers.clear();
+                slot = slot_bytes(policy_id);
             }
+            cache.charged += slot + built;
             for i in imported {
                 importers.entry(i).or_default().insert(policy_id.to_owned());
             }
@@ -235,39 +263,46 @@ impl Hub {
                 until,
                 enforcer: e.clone(),
             };
-            cache.insert(policy_id.into(), cached);
+            cache.by_id.insert(policy_id.into(), cached);
         }
         Ok(Some((e, until)))
     }
 
     /// The enforcer of `policy`'s entries, shared with every policy that has the same entries
-    /// (an enforcer depends on nothing else but the namespace and the time, via `until`).
+    /// (an enforcer depends on nothing else but the namespace and the time, via `until`), with
+    /// its `enforcer_bytes` if built here (0 if it was shared).
     fn shared_enforcer(
         &self,
         policy: &Value,
         namespace: &str,
         now: i64,
         until: i64,
-    ) -> Arc<Enforcer> {
+    ) -> (Arc<Enforcer>, usize) {
         let entries = policy
             .get("entries")
             .map(Value::to_string)
             .unwrap_or_default();
         let key = (entries, namespace.to_owned());
         if let Some(e) = self.shared_by(&key, now) {
-            return e;
+            return (e, 0);
         }
         let e = Arc::new(Enforcer::from_policy(policy, now, Some(namespace)));
         self.share(key, until, &e);
-        e
+        let bytes = enforcer_bytes(&e);
+        (e, bytes)
     }
 
     /// `shared_enforcer` for the `entries` text of a policy that has nothing else an enforcer
     /// depends on (`PolicyState::plain_entries`): the same key, so both share one enforcer.
-    fn plain_enforcer(&self, entries: &str, namespace: &str, now: i64) -> Option<Arc<Enforcer>> {
+    fn plain_enforcer(
+        &self,
+        entries: &str,
+        namespace: &str,
+        now: i64,
+    ) -> Option<(Arc<Enforcer>, usize)> {
         let key = (entries.to_owned(), namespace.to_owned());
         if let Some(e) = self.shared_by(&key, now) {
-            return Some(e);
+            return Some((e, 0));
         }
         let mut policy = serde_json::Map::new();
         policy.insert("entries".into(), serde_json::from_str(entries).ok()?);
@@ -277,7 +312,8 @@ impl Hub {
             Some(namespace),
         ));
         self.share(key, i64::MAX, &e);
-        Some(e)
+        let bytes = enforcer_bytes(&e);
+        Some((e, bytes))
     }
 
     fn shared_by(&self, key: &CacheKey, now: i64) -> Option<Arc<Enforcer>> {
@@ -304,10 +340,13 @@ impl Hub {
         {
             // by key: a scan of the whole cache per policy write (every thing created with its
             // policy) would cost O(cached policies) each
+            // an ID's slot is given back; the enforcers' charge stays until the cache is cleared
+            // (conservative: one may still be kept in `shared` or a twin's memo)
             let mut cache = lock(&p.cache);
-            cache.remove(id);
-            for i in &importers {
-                cache.remove(i.as_str());
+            for i in std::iter::once(id).chain(importers.iter().map(String::as_str)) {
+                if cache.by_id.remove(i).is_some() {
+                    cache.charged = cache.charged.saturating_sub(slot_bytes(i));
+                }
             }
         }
         // again once the cache holds no enforcer of the old policy: a twin's memo taken
@@ -540,3 +579,6 @@ impl Hub {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;
