@@ -25,10 +25,10 @@ use std::time::Duration;
 
 /// Default budget of the policy cache, MiB (`policy_cache_mib`; the cache is cleared when a new
 /// entry would pass it). Each cached ID is charged `slot_bytes` (~100 B + the ID), each enforcer
-/// the hub builds for it `enforcer_bytes` (~8.2 KB for Ditto's default policy of one device,
+/// the hub builds for it `enforcer_bytes` (~3.4 KB for Ditto's default policy of one device,
 /// measured: tests/policy_heap.rs): 16 MiB hold ~150k IDs of policies sharing one enforcer
 /// (100k things with a policy each, all alike; at 8,192 IDs those twins missed the cache on
-/// nearly every command, BENCHMARKS.md round 8, k100) or ~2,000 policies of distinct entries.
+/// nearly every command, BENCHMARKS.md round 8, k100) or ~4,800 policies of distinct entries.
 pub const CACHE_MIB: u64 = 16;
 /// Most distinct enforcers kept for sharing (cleared when full).
 const SHARED_MAX: usize = 256;

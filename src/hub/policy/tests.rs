@@ -46,21 +46,33 @@ fn look_up_all(hub: &Hub, n: usize) -> (usize, usize) {
 
 #[test]
 fn distinct_policies_clear_the_cache_at_its_budget() {
-    let (_dir, hub) = hub_with_policies(60, true);
-    hub.set_policy_cache_bytes(64 * 1024);
-    let (most, charged) = look_up_all(&hub, 60);
-    // ~8.3 KB each (an enforcer of its own): 7 fit in 64 KiB; slots alone would hold all 60
-    assert!((5..=8).contains(&most), "held at most {most} IDs");
-    assert!(charged > 7 * 1024, "charged {charged}");
+    let (_dir, hub) = hub_with_policies(100, true);
+    let budget = 64 * 1024;
+    hub.set_policy_cache_bytes(budget);
+    let (most, charged) = look_up_all(&hub, 100);
+    // each ID brings an enforcer of its own (~3.4 KB): as many fit as their charge allows,
+    // where the slots alone (~120 B) would let all 100 stay
+    let one = hub
+        .enforcer(&format!("{NS}:device-0"), NS, 0)
+        .unwrap()
+        .unwrap();
+    let each = slot_bytes("org.example:device-00") + enforcer_bytes(&one);
+    assert!(each > 2_000, "{each}");
+    let fit = budget / each;
+    assert!(
+        (fit - 1..=fit + 1).contains(&most),
+        "held at most {most} IDs, {fit} fit"
+    );
+    assert!(charged > 2_000, "charged {charged}");
 }
 
 #[test]
 fn policies_alike_share_one_charged_enforcer() {
-    let (_dir, hub) = hub_with_policies(60, false);
+    let (_dir, hub) = hub_with_policies(100, false);
     hub.set_policy_cache_bytes(64 * 1024);
-    let (most, charged) = look_up_all(&hub, 60);
-    // one enforcer built and charged, the other 59 IDs take theirs from `shared`
-    assert_eq!(most, 60);
-    let one = slot_bytes("org.example:device-0");
-    assert!(charged < 60 * one + 10 * 1024, "charged {charged}");
+    let (most, charged) = look_up_all(&hub, 100);
+    // one enforcer built and charged, the other 99 IDs take theirs from `shared`
+    assert_eq!(most, 100);
+    let one = slot_bytes("org.example:device-00");
+    assert!(charged < 100 * one + 10 * 1024, "charged {charged}");
 }
