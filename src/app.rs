@@ -44,9 +44,9 @@ pub fn thread_count(configured: usize) -> usize {
 /// The default executor threads for `cpus` CPUs: one per two. A second executor thread costs a
 /// thread switch per wake-up (async-executor wakes a sleeping sibling for every task it finds,
 /// async-io's one reactor hands I/O from thread to thread): at 10 % load on 2 CPUs one thread
-/// took ~1 switch per command instead of 2-3 and 35-45 % less CPU, and at peak it was not
-/// slower, since the store writer thread needs as much CPU as an executor thread there
-/// (BENCHMARKS.md, "Round 8 (exe8 ...)").
+/// took 0.8 switches per command instead of 2.2-2.4 and 20-37 % less CPU, and at peak it was
+/// not slower, the store writer thread needing about as much CPU as an executor thread there
+/// (BENCHMARKS.md, "Round 8 (exe8, Dec 7 night)").
 fn threads_for_cpus(cpus: usize) -> usize {
     (cpus / 2).clamp(1, 4)
 }
