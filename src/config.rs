@@ -107,7 +107,7 @@ pub struct Config {
     pub twin_cache_mib: u64,
     /// policies whose enforcers stay in memory (at least 1)
     pub policy_cache: usize,
-    /// executor threads (0 = number of CPUs, at most 4)
+    /// executor threads (0 = half the CPUs, at least 1, at most 4)
     pub threads: usize,
     /// log level filter (overridden by `RUST_LOG`)
     pub log_level: String,
