@@ -405,13 +405,8 @@ pub fn run(o: &Opts) -> Result<(), String> {
         _ => return Err("--addr and --pid go together".into()),
     };
     o.check_all_used()?;
-    let server_threads = if threads > 0 {
-        threads
-    } else {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(4)
-    };
+    // the echo baseline runs as many executor threads as edgetwin (its default for 0)
+    let server_threads = edgetwin::app::thread_count(threads);
     println!("== {}: {}", sc.label, sc.describe());
     let mut echo_tput = None;
     if target == "both" || target == "echo" {

@@ -53,8 +53,17 @@ fn wrong_type(field: &str, expected: &str) -> DittoError {
 }
 
 impl Envelope {
-    /// Parses one text frame. Unknown top-level fields are ignored.
+    /// Parses one text frame. Unknown top-level fields are ignored. The common shape is read
+    /// by hand (`envelope_fast`); everything else, every error included, by serde.
     pub fn parse(text: &str) -> Result<Envelope, Box<ParseFailure>> {
+        match super::envelope_fast::parse(text) {
+            Some(env) => Ok(env),
+            None => Envelope::parse_serde(text),
+        }
+    }
+
+    /// `parse` through serde (`envelope_raw`): every shape, every answer to bad input.
+    pub(super) fn parse_serde(text: &str) -> Result<Envelope, Box<ParseFailure>> {
         let fail = |error, correlation_id, topic| {
             Box::new(ParseFailure {
                 error,

@@ -3,6 +3,9 @@
 
 pub mod control;
 pub mod envelope;
+mod envelope_fast;
+#[cfg(test)]
+mod envelope_fast_tests;
 mod envelope_raw;
 pub mod headers;
 pub mod message;
