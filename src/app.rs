@@ -33,22 +33,18 @@ async fn drain(store: &Store) {
     smol::Timer::after(Duration::from_millis(20)).await;
 }
 
-/// Number of executor threads for a config value (0 = half the CPUs, at least 1, at most 4).
+/// Number of executor threads for a config value (0 = CPUs, capped at 4). One thread per two
+/// CPUs was tried (round 8, exe8): 0.8 instead of 2.2 switches and 20-37 % less CPU per command
+/// at 10 % load, but on a quiet 2-CPU machine 25-30 % less throughput at peak and one command
+/// at a time, and no better event p99 (BENCHMARKS.md, "End of the Dec 7 night session").
+/// `threads = 1` is the setting for a box that idles most of the time.
 pub fn thread_count(configured: usize) -> usize {
     if configured > 0 {
         return configured;
     }
-    threads_for_cpus(std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-/// The default executor threads for `cpus` CPUs: one per two. A second executor thread costs a
-/// thread switch per wake-up (async-executor wakes a sleeping sibling for every task it finds,
-/// async-io's one reactor hands I/O from thread to thread): at 10 % load on 2 CPUs one thread
-/// took 0.8 switches per command instead of 2.2-2.4 and 20-37 % less CPU, and at peak it was
-/// not slower, the store writer thread needing about as much CPU as an executor thread there
-/// (BENCHMARKS.md, "Round 8 (exe8, Dec 7 night)").
-fn threads_for_cpus(cpus: usize) -> usize {
-    (cpus / 2).clamp(1, 4)
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
 }
 
 /// Runs edgetwin until SIGTERM or SIGINT.
@@ -156,17 +152,4 @@ pub fn run(cfg: Config) -> Result<(), String> {
     store.close().map_err(|e| format!("store close: {e}"))?;
     tracing::info!("store closed, bye");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_threads_are_half_the_cpus_between_one_and_four() {
-        let got: Vec<_> = [1, 2, 3, 4, 6, 8, 16].map(threads_for_cpus).into();
-        assert_eq!(got, [1, 1, 1, 2, 3, 4, 4]);
-        assert_eq!(thread_count(3), 3);
-        assert!((1..=4).contains(&thread_count(0)));
-    }
 }

@@ -110,7 +110,7 @@ pub struct Config {
     /// deprecated (a count of cached policies, before `policy_cache_mib`): accepted so old
     /// files still load, ignored with a warning at start
     pub policy_cache: Option<usize>,
-    /// executor threads (0 = half the CPUs, at least 1, at most 4)
+    /// executor threads (0 = number of CPUs, at most 4)
     pub threads: usize,
     /// log level filter (overridden by `RUST_LOG`)
     pub log_level: String,
