@@ -281,8 +281,8 @@ mod tests {
 
     #[test]
     fn cache_budgets_are_settings() {
-        let c = Config::from_toml("twin_cache_mib = 16\npolicy_cache_mib = 32\n").unwrap();
-        assert_eq!((c.twin_cache_mib, c.policy_cache_mib), (16, 32));
+        let c = Config::from_toml("twin_cache_mib = 24\npolicy_cache_mib = 32\n").unwrap();
+        assert_eq!((c.twin_cache_mib, c.policy_cache_mib), (24, 32));
         assert!(c.problems().is_empty());
         let c = Config::from_toml("policy_cache_mib = 0\n").unwrap();
         assert_eq!(
