@@ -184,6 +184,14 @@ impl Arena {
         Some(c)
     }
 
+    /// Drops the twin `id` if held (its room comes back when the tail passes it).
+    pub fn discard(&mut self, id: &str) {
+        if let Some((key, _, len)) = self.find(id) {
+            self.table.remove(&key);
+            self.live -= len;
+        }
+    }
+
     /// The memo's reference in a record: (its place plus one, the epoch), or (0, 0).
     fn memo_ref(&mut self, memo: Option<&Memo>) -> (u8, u32) {
         let Some(m) = memo else { return (0, 0) };

@@ -253,7 +253,7 @@ impl Twins {
         // decoded JSON (order-preserving maps) takes ~10x its text: 5.3 KB for a 538-byte twin
         // with 8 attributes and a feature with 8 properties, counted with a counting allocator
         let size = 64 + id.len() + 12 * encoded + c.compact.as_ref().map_or(0, |s| s.len());
-        self.compact.remove(id);
+        self.compact.discard(id);
         let mut dropped = Vec::new();
         if size > self.decoded.budget / 8 {
             // a huge twin would evict everything else: not cached
