@@ -90,11 +90,13 @@ impl Arena {
     }
 
     /// Twins held.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.table.len()
     }
 
     /// Bytes held: the segments allocated and the table.
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.segs.len() * SEG + self.table.capacity() / 7 * 8 * SLOT
     }
@@ -140,6 +142,9 @@ impl Arena {
 
     /// The key, place and length of the record of `id`.
     fn find(&self, id: &str) -> Option<(u32, u32, usize)> {
+        if self.table.is_empty() {
+            return None;
+        }
         let key = self.key(id.as_bytes());
         let place = *self.table.get(&key)?;
         let (_, id_len, _, len) = self.header(place.into());
