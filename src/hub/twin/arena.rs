@@ -268,6 +268,11 @@ impl Arena {
         self.table.insert(key, (head % self.ring) as u32);
         self.head += len as u64;
         self.live += len;
+        if self.table.capacity() > self.max_entries {
+            // the table grew past its share: its removed slots (tombstones) used the room it
+            // keeps free, and std's map then doubles; back to its buckets, rehashed
+            self.table.shrink_to(self.max_entries);
+        }
     }
 
     /// The oldest record out of the ring: dropped when removed, else evicted (`keep` false) or
@@ -380,6 +385,10 @@ mod tests {
                 latest.insert(i, round);
             }
             assert!(a.live <= a.target && a.head - a.tail <= a.ring);
+            assert!(
+                a.table.capacity() <= a.max_entries,
+                "the table stays in its share"
+            );
         }
         assert!(a.len() > 100 && a.len() < 5000, "{}", a.len());
         assert!(a.bytes() <= a.budget());
