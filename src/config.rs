@@ -103,7 +103,7 @@ pub struct Config {
     pub store: crate::store::StoreConfig,
     /// store cache size in MiB
     pub cache_mib: u64,
-    /// twins kept in memory, MiB (up to 4 decoded, the rest compact; 0 = none)
+    /// twins kept in memory, MiB (up to 2 decoded, the rest compact; 0 = none)
     pub twin_cache_mib: u64,
     /// policy enforcers kept in memory, MiB (at least 1; cleared when full)
     pub policy_cache_mib: u64,
@@ -141,7 +141,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             store: crate::store::StoreConfig::default(),
             cache_mib: 8,
-            twin_cache_mib: 4,
+            twin_cache_mib: 16,
             policy_cache_mib: crate::hub::policy::CACHE_MIB,
             policy_cache: None,
             threads: 0,
@@ -281,8 +281,8 @@ mod tests {
 
     #[test]
     fn cache_budgets_are_settings() {
-        let c = Config::from_toml("twin_cache_mib = 16\npolicy_cache_mib = 32\n").unwrap();
-        assert_eq!((c.twin_cache_mib, c.policy_cache_mib), (16, 32));
+        let c = Config::from_toml("twin_cache_mib = 24\npolicy_cache_mib = 32\n").unwrap();
+        assert_eq!((c.twin_cache_mib, c.policy_cache_mib), (24, 32));
         assert!(c.problems().is_empty());
         let c = Config::from_toml("policy_cache_mib = 0\n").unwrap();
         assert_eq!(

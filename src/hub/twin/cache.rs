@@ -6,6 +6,7 @@
 //! handing the write to the store (it is the one writer of `Tree::Things`); each tier evicts
 //! FIFO by the bytes its entries hold.
 
+use super::arena::{Arena, Compact};
 use crate::engine::ThingState;
 use crate::fasthash::Map;
 use crate::policy::Enforcer;
@@ -14,16 +15,12 @@ use crate::store::codec;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// Bytes the cache holds by default (`twin_cache_mib`): ~650 decoded twins of 8 attributes and
-/// a feature of 8 properties, none compact.
-pub const BUDGET_BYTES: usize = 4 * 1024 * 1024;
-/// The decoded tier gets the budget up to this, the compact tier the rest (48 MiB in all hold
-/// ~100,000 such twins compact).
-pub const DECODED_MAX: usize = 4 * 1024 * 1024;
-/// What a compact entry costs besides its id and its compressed form: its map slot (~104 bytes,
-/// in a table at most 7/8 full that doubles when it grows), its FIFO slot (24), the id's and the
-/// form's allocations (headers, rounding).
-const COMPACT_OVERHEAD: usize = 256;
+/// Bytes the cache holds by default (`twin_cache_mib`): 2 MiB of decoded twins (~400 of 8
+/// attributes and a feature of 8 properties), 14 MiB of compact ones (~100,000 of the bench's
+/// shape, ~120 B each: a small attribute or a few and a feature).
+pub const BUDGET_BYTES: usize = 16 * 1024 * 1024;
+/// The decoded tier gets the budget up to this, the compact tier the rest.
+pub const DECODED_MAX: usize = 2 * 1024 * 1024;
 
 /// The enforcer of a cached twin's policy, valid while no policy was written since it was
 /// looked up (`generation`) and until `until` (a subject expires).
@@ -45,38 +42,18 @@ pub struct Cached {
     pub compact: Option<Arc<[u8]>>,
 }
 
-/// A twin of the compact tier.
-pub struct Compact {
-    stored: Arc<[u8]>,
-    size: Size,
-    policy: Option<Memo>,
-}
-
 impl Compact {
-    /// `c` compact; its decoded state goes to `dropped`.
-    fn of(c: Cached, dropped: &mut Vec<Arc<ThingState>>) -> Option<Compact> {
-        let stored = match c.compact {
-            Some(s) => s,
-            None => compact(&c.state.to_bytes())?,
-        };
-        dropped.push(c.state);
-        Some(Compact {
-            stored,
-            size: c.size,
-            policy: c.policy,
-        })
-    }
-
     /// Decoded again (`None`: it does not decode, which `compact` never makes). Not under
     /// the cache's lock: this is the work of a hit in the compact tier.
-    pub fn cached(&self) -> Option<Cached> {
-        let bytes = codec::decode(self.stored.to_vec()).ok()?;
+    pub fn cached(self) -> Option<Cached> {
+        let compact = Arc::<[u8]>::from(&self.stored[..]);
+        let bytes = codec::decode(self.stored).ok()?;
         let state = ThingState::from_bytes(&bytes).ok()?;
         Some(Cached {
             state: Arc::new(state),
             size: self.size,
-            policy: self.policy.clone(),
-            compact: Some(self.stored.clone()),
+            policy: self.policy,
+            compact: Some(compact),
         })
     }
 }
@@ -200,14 +177,14 @@ impl<V> Fifo<V> {
 pub struct Twins {
     /// `None`: taken by a write in progress (`take`)
     decoded: Fifo<Option<Cached>>,
-    compact: Fifo<Compact>,
+    compact: Arena,
 }
 
 impl Default for Twins {
     fn default() -> Self {
         let mut t = Twins {
             decoded: Fifo::new(0),
-            compact: Fifo::new(0),
+            compact: Arena::new(0),
         };
         t.set_budget(BUDGET_BYTES);
         t
@@ -222,7 +199,9 @@ impl Twins {
 
     /// Sets the budget of each tier.
     pub fn set_budgets(&mut self, decoded: usize, compact: usize) {
-        self.compact.set_budget(compact, |_, _| {});
+        if compact != self.compact.budget() {
+            self.compact = Arena::new(compact);
+        }
         let compact = &mut self.compact;
         let mut dropped = Vec::new();
         self.decoded
@@ -232,7 +211,7 @@ impl Twins {
     /// The decoded tier's budget: whether a write should make the compact form of what it
     /// caches (it will be evicted into the compact tier) or not (nothing is evicted).
     pub fn evicting(&self) -> bool {
-        self.compact.budget > 0
+        self.compact.budget() > 0
             && self.decoded.budget > 0
             && self.decoded.bytes + self.decoded.budget / 16 >= self.decoded.budget
     }
@@ -241,13 +220,7 @@ impl Twins {
     pub fn get(&self, id: &str) -> Option<Hit> {
         match self.decoded.get(id) {
             Some(c) => c.clone().map(Hit::Decoded),
-            None => self.compact.get(id).map(|c| {
-                Hit::Compact(Compact {
-                    stored: c.stored.clone(),
-                    size: c.size,
-                    policy: c.policy.clone(),
-                })
-            }),
+            None => self.compact.get(id).map(Hit::Compact),
         }
     }
 
@@ -280,7 +253,7 @@ impl Twins {
         // decoded JSON (order-preserving maps) takes ~10x its text: 5.3 KB for a 538-byte twin
         // with 8 attributes and a feature with 8 properties, counted with a counting allocator
         let size = 64 + id.len() + 12 * encoded + c.compact.as_ref().map_or(0, |s| s.len());
-        self.compact.remove(id);
+        self.compact.discard(id);
         let mut dropped = Vec::new();
         if size > self.decoded.budget / 8 {
             // a huge twin would evict everything else: not cached
@@ -297,22 +270,23 @@ impl Twins {
 }
 
 /// Moves a twin evicted from the decoded tier into the compact tier.
-fn demote(
-    compact: &mut Fifo<Compact>,
-    id: &str,
-    c: Option<Cached>,
-    dropped: &mut Vec<Arc<ThingState>>,
-) {
+fn demote(compact: &mut Arena, id: &str, c: Option<Cached>, dropped: &mut Vec<Arc<ThingState>>) {
     let Some(c) = c else { return };
-    if compact.budget == 0 {
+    if compact.budget() == 0 {
         return dropped.push(c.state);
     }
-    if let Some(small) = Compact::of(c, dropped) {
-        let bytes = COMPACT_OVERHEAD + id.len() + small.stored.len();
-        if bytes <= compact.budget / 8 {
-            compact.put(id, small, bytes, |_, _| {});
+    let made;
+    let stored = match &c.compact {
+        Some(s) => &s[..],
+        None => {
+            made = codec::encode(c.state.to_bytes());
+            &made[..]
         }
+    };
+    if !stored.is_empty() {
+        compact.put(id, stored, c.size, c.policy.as_ref());
     }
+    dropped.push(c.state);
 }
 
 #[cfg(test)]
@@ -367,16 +341,13 @@ mod tests {
             };
             let _ = t.put(&format!("n:{i}"), c, len);
         }
-        assert!(t.decoded.bytes <= t.decoded.budget && t.compact.bytes <= t.compact.budget);
+        assert!(t.decoded.bytes <= t.decoded.budget && t.compact.bytes() <= t.compact.budget());
         assert!(
             t.decoded.get("n:0").is_none(),
             "oldest evicted from the decoded tier"
         );
         assert!(t.decoded.get("n:1999").is_some(), "newest kept decoded");
-        assert!(
-            t.compact.map.len() > t.decoded.map.len(),
-            "most are compact"
-        );
+        assert!(t.compact.len() > t.decoded.map.len(), "most are compact");
         for i in 0..2000u64 {
             let id = format!("n:{i}");
             if let Some(c) = t.get(&id).and_then(Hit::cached) {
@@ -424,7 +395,7 @@ mod tests {
         let _ = t.put("n:a", cached(1), BUDGET_BYTES);
         assert!(t.get("n:a").is_none());
         assert_eq!(t.decoded.bytes, 0);
-        assert_eq!(t.compact.bytes, 0);
+        assert_eq!(t.compact.len(), 0);
     }
 
     #[test]
@@ -464,7 +435,7 @@ mod tests {
         assert!(t.get("n:6").is_some(), "the others compact");
         t.set_budget(0);
         assert_eq!((t.decoded.map.len(), t.decoded.bytes), (0, 0));
-        assert_eq!((t.compact.map.len(), t.compact.bytes), (0, 0));
+        assert_eq!((t.compact.len(), t.compact.bytes()), (0, 0));
         let (c, len) = written("n:x", 1);
         let _ = t.put("n:x", c, len);
         assert!(t.get("n:x").is_none(), "a zero budget caches nothing");

@@ -3,6 +3,7 @@
 //! The twin cache is `cache`; the write itself is built by `engine::ready`, every request
 //! enters through `hub::door`.
 
+mod arena;
 pub(super) mod cache;
 
 use super::lookup::HubLookup;
