@@ -22,6 +22,9 @@ const BUDGET: usize = 200;
 const SPARE: usize = 1;
 /// A task polled this long is taken to go on: what it wakes from now on may go to a sibling.
 const LONG_POLL: Duration = Duration::from_micros(100);
+/// Every this many tasks a worker looks at the shared queue first (a thread whose own queue never
+/// empties would otherwise leave what other threads woke, e.g. replies the store made durable).
+const GLOBAL_EVERY: usize = 32;
 
 /// Runs spawned tasks on the threads that call [`Executor::run`]; cheap to share in an `Arc`.
 ///
@@ -88,12 +91,14 @@ impl Executor {
     pub async fn run<T>(&self, future: impl Future<Output = T>) -> T {
         let me = self.shared.register();
         let _done = Unregister(&self.shared, me.clone());
+        let mut ticks = 0usize;
         let work = std::future::poll_fn(|cx| {
             for _ in 0..BUDGET {
-                let Some(r) = self.shared.find(&me) else {
+                ticks = ticks.wrapping_add(1);
+                let Some(r) = self.shared.find(&me, ticks.is_multiple_of(GLOBAL_EVERY)) else {
                     self.shared.sleep(&me, cx.waker());
                     // a task queued between the search and the sleep is not lost
-                    match self.shared.find(&me) {
+                    match self.shared.find(&me, false) {
                         Some(r) => {
                             self.shared.unsleep(&me);
                             run(r);
@@ -223,8 +228,14 @@ impl Shared {
         }
     }
 
-    /// The next task for `me`: its own queue, the shared one, then half of a sibling's queue.
-    fn find(&self, me: &Worker) -> Option<Runnable> {
+    /// The next task for `me`: its own queue, the shared one (first if `global_first`), then
+    /// half of a sibling's queue.
+    fn find(&self, me: &Worker, global_first: bool) -> Option<Runnable> {
+        if global_first {
+            if let Some(r) = self.pop_global(me) {
+                return Some(r);
+            }
+        }
         let r = {
             let mut q = lock(&me.local);
             q.pop_front().map(|r| (r, q.len() > SPARE))
@@ -237,40 +248,40 @@ impl Shared {
             self.unsleep(me);
             return Some(r);
         }
-        if self.global_len.load(Ordering::Acquire) > 0 {
-            let mut g = lock(&self.global);
-            if let Some(r) = g.pop_front() {
-                self.global_len.fetch_sub(1, Ordering::Release);
-                let more = !g.is_empty();
-                drop(g);
-                if more {
-                    self.wake(None, Some(me.id));
-                }
-                self.unsleep(me);
-                return Some(r);
-            }
+        if let Some(r) = self.pop_global(me) {
+            return Some(r);
         }
-        let others: Vec<Arc<Worker>> = lock(&self.workers)
-            .iter()
-            .filter(|w| w.id != me.id)
-            .cloned()
-            .collect();
-        for other in others {
+        let mut got = VecDeque::new();
+        for other in lock(&self.workers).iter().filter(|w| w.id != me.id) {
             let mut theirs = lock(&other.local);
             let take = theirs.len().div_ceil(2);
-            if take == 0 {
-                continue;
+            if take > 0 {
+                got.extend(theirs.drain(..take));
+                break;
             }
-            let mut got: VecDeque<Runnable> = theirs.drain(..take).collect();
-            drop(theirs);
-            let first = got.pop_front();
-            if !got.is_empty() {
-                lock(&me.local).extend(got);
-            }
-            self.unsleep(me);
-            return first;
         }
-        None
+        let first = got.pop_front()?;
+        if !got.is_empty() {
+            lock(&me.local).extend(got);
+        }
+        self.unsleep(me);
+        Some(first)
+    }
+
+    fn pop_global(&self, me: &Worker) -> Option<Runnable> {
+        if self.global_len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut g = lock(&self.global);
+        let r = g.pop_front()?;
+        self.global_len.fetch_sub(1, Ordering::Release);
+        let more = !g.is_empty();
+        drop(g);
+        if more {
+            self.wake(None, Some(me.id));
+        }
+        self.unsleep(me);
+        Some(r)
     }
 }
 
@@ -374,6 +385,33 @@ mod tests {
     #[test]
     fn what_a_long_poll_wakes_goes_to_a_sibling() {
         blocked_worker(LONG_POLL * 3, 1);
+    }
+
+    #[test]
+    fn a_busy_worker_still_runs_what_other_threads_woke() {
+        // the only worker's queue never empties (a task that yields); a task woken from another
+        // thread must still run
+        let ex = Arc::new(Executor::new());
+        let seen = Arc::new(AtomicBool::new(false));
+        let seen2 = seen.clone();
+        let busy = ex.spawn(async move {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(2) {
+                if seen2.load(Ordering::Acquire) {
+                    return true;
+                }
+                futures_lite::future::yield_now().await;
+            }
+            false
+        });
+        let (ex2, seen3) = (ex.clone(), seen.clone());
+        let outside = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            ex2.spawn(async move { seen3.store(true, Ordering::Release) })
+                .detach();
+        });
+        assert!(smol::block_on(ex.run(busy)), "the woken task never ran");
+        outside.join().unwrap();
     }
 
     #[test]
