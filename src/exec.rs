@@ -1,8 +1,6 @@
 //! The executor the server's tasks run on: `threads` workers sharing async-io's one reactor.
-//! A task woken on a worker thread (by the reactor it polls, or by the task it runs) is queued
-//! on that thread and runs there next, without a hand-off; a sleeping sibling is woken only when
-//! work waits that this thread has not reached (its queue holds more), or a wake comes from
-//! outside the workers (store writer, timers thread). Idle workers steal from busy ones.
+//! A task woken on a worker thread runs there next (no hand-off); a sleeping sibling is woken
+//! only for a backlog, a long poll or a wake from outside the workers; idle workers steal.
 
 use async_task::{Runnable, Task};
 use std::cell::{Cell, RefCell};
