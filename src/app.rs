@@ -5,13 +5,13 @@
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::exec::Executor;
 use crate::hub::Hub;
 use crate::ops::Systemd;
 use crate::server;
 use crate::state::State;
 use crate::store::Store;
 use futures_lite::StreamExt;
-use smol::Executor;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,8 @@ async fn drain(store: &Store) {
 /// CPUs was tried (round 8, exe8): 0.8 instead of 2.2 switches and 20-37 % less CPU per command
 /// at 10 % load, but on a quiet 2-CPU machine 25-30 % less throughput at peak and one command
 /// at a time, and no better event p99 (BENCHMARKS.md, "End of the Dec 7 night session").
-/// `threads = 1` is the setting for a box that idles most of the time.
+/// `threads = 1` is the setting for a box that idles most of the time. The workers run
+/// `exec::Executor`, which keeps a woken task on the thread that woke it (round 9, lat9).
 pub fn thread_count(configured: usize) -> usize {
     if configured > 0 {
         return configured;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod conn;
 pub mod engine;
 pub mod error;
+pub mod exec;
 pub(crate) mod fasthash;
 #[doc(hidden)]
 pub mod fuzz;

@@ -5,10 +5,10 @@
 use crate::auth::{self, Authenticator};
 use crate::config::Config;
 use crate::error::DittoError;
+use crate::exec::Executor;
 use crate::hub::Hub;
 use hyper::body::Incoming;
 use hyper::Request;
-use smol::Executor;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ pub struct State {
     /// effective configuration
     pub cfg: Config,
     /// the executor all tasks run on
-    pub ex: Arc<Executor<'static>>,
+    pub ex: Arc<Executor>,
     /// the MQTT device bridge (status, shutdown)
     pub mqtt: crate::mqtt::Handle,
     /// open connections and their caps (`src/conn`)

@@ -17,11 +17,11 @@ pub mod presets;
 pub mod stats;
 pub mod twins;
 
+use crate::exec::Executor;
 use crate::hub::{Hub, SessionHandle, StreamKind};
 use crate::rules::fanout::Subscription;
 use mapping::Mappings;
 use rumqttc::AsyncClient;
-use smol::Executor;
 use stats::Stats;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -43,7 +43,7 @@ pub(crate) struct Bridge {
     seen: Mutex<HashSet<String>>,
     policy: serde_json::Value,
     max_payload: usize,
-    ex: Arc<Executor<'static>>,
+    ex: Arc<Executor>,
 }
 
 /// What the rest of the process holds: status for `/status/mqtt`, and shutdown.
@@ -103,11 +103,7 @@ impl Handle {
 
 /// Starts the bridge unless `[mqtt] url` is `none`. Broker trouble never fails the start: the
 /// connection thread keeps retrying in the background.
-pub fn start(
-    cfg: &crate::config::Config,
-    hub: Hub,
-    ex: Arc<Executor<'static>>,
-) -> Result<Handle, String> {
+pub fn start(cfg: &crate::config::Config, hub: Hub, ex: Arc<Executor>) -> Result<Handle, String> {
     let m = &cfg.mqtt;
     let Some(broker) = config::parse_url(&m.url)? else {
         tracing::info!("mqtt: bridge disabled");

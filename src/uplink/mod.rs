@@ -25,9 +25,9 @@ pub mod status;
 pub mod sync;
 pub mod wire;
 
+use crate::exec::Executor;
 use crate::hub::Hub;
 use serde_json::{json, Value};
-use smol::Executor;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,11 +41,7 @@ pub struct Handle {
 
 /// Starts the uplink unless `[uplink] url` is empty. A cloud that cannot be reached never
 /// fails the start: the session loop keeps trying in the background.
-pub fn start(
-    cfg: &crate::config::Config,
-    hub: Hub,
-    ex: Arc<Executor<'static>>,
-) -> Result<Handle, String> {
+pub fn start(cfg: &crate::config::Config, hub: Hub, ex: Arc<Executor>) -> Result<Handle, String> {
     let u = &cfg.uplink;
     let Some(url) = config::parse_url(&u.url)? else {
         return Ok(Handle::disabled());

@@ -10,9 +10,9 @@ use super::local::LocalSide;
 use super::plan::{CloudCmd, CloudReply, Job, Side, Step};
 use super::status::{add, Kind, Refusal, Stats};
 use super::wire;
+use crate::exec::Executor;
 use event_listener::Event;
 use smol::lock::Semaphore;
-use smol::Executor;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,7 +28,7 @@ pub struct Shared {
     /// the gateway thing's ID
     pub gateway: String,
     /// the executor
-    pub ex: Arc<Executor<'static>>,
+    pub ex: Arc<Executor>,
     dirty: Mutex<Dirty>,
     work: Event,
     link: Mutex<Option<Arc<Link>>>,
@@ -47,7 +47,7 @@ impl Shared {
         cfg: UplinkConfig,
         local: LocalSide,
         gateway: String,
-        ex: Arc<Executor<'static>>,
+        ex: Arc<Executor>,
     ) -> Arc<Shared> {
         let live = cfg.max_in_flight.max(1) * 4;
         Arc::new(Shared {
