@@ -378,8 +378,12 @@ pub(super) fn modify_in_place(
     else {
         return Err(state);
     };
-    // an existing key keeps its place, a new one goes last (as `pointer::set`)
-    let old = parent.insert(last.clone(), new_value);
+    // an existing key keeps its place (its value replaced there: no copy of the key), a new
+    // one goes last (as `pointer::set`)
+    let old = match parent.get_mut(last) {
+        Some(slot) => Some(std::mem::replace(slot, new_value)),
+        None => parent.insert(last.clone(), new_value),
+    };
     let (status, action) = modified_or_created(existed);
     let thing = std::mem::take(&mut state.thing);
     let change = Change {

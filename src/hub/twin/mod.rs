@@ -155,12 +155,12 @@ impl Hub {
             taken.cached = current.clone().zip(size).map(|(s, n)| keep(s, n));
         }
         let ns = cmd.thing_id.namespace.as_str();
-        let policy_of = |s: Option<&ThingState>| {
+        // the policy ID of a state, borrowed (compared per write: no copy of it made)
+        fn pid_of(s: Option<&ThingState>) -> Option<&str> {
             s.and_then(|s| s.thing.get("policyId"))
                 .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        let old_pid = policy_of(ThingState::live(current.as_deref()));
+        }
+        let old_pid = pid_of(ThingState::live(current.as_deref())).map(str::to_owned);
         // the cached twin's memo is of its policy (`persist`), while no policy was written
         let memo = match old_pid.as_deref() {
             Some(pid) => match memo.clone().filter(|m| self.memo_valid(m, now)) {
@@ -237,12 +237,12 @@ impl Hub {
             // the write replaces the cached twin (nothing to put back)
             taken.cached = None;
             // the new state keeps the enforcer if it keeps the policy
-            let kept = memo.filter(|_| policy_of(Some(&r.state)) == old_pid);
+            let kept = memo.filter(|_| pid_of(Some(&r.state)) == old_pid.as_deref());
             self.persist(r, kept, |state, event| {
                 // Events are visible under the thing's policy after the change (before, for a
                 // delete).
-                let new_pid = policy_of(Some(state)).or(old_pid.clone());
-                let ev_enforcer = match (&new_pid, &old_pid) {
+                let new_pid = pid_of(Some(state)).or(old_pid.as_deref());
+                let ev_enforcer = match (new_pid, old_pid.as_deref()) {
                     (Some(n), Some(o)) if n == o => enforcer.clone(),
                     (Some(n), _) => match self.enforcer(n, ns, now) {
                         Ok(e) => e,
