@@ -184,6 +184,17 @@ pub trait Backend: Send + Sync + 'static {
             false => self.commit(&ops),
         }
     }
+    /// `commit_refs` of a covered checkpoint that calls `part(n)` after each part of `n` ops it
+    /// applied (visible to reads); the writer's progress, which paces producers (`gate`).
+    /// Backends that apply a commit at once report `None`: they do not call `part`.
+    fn commit_parts(
+        &self,
+        ops: &[OpRef<'_>],
+        _part: &mut dyn FnMut(usize),
+    ) -> Option<Result<(), StoreError>> {
+        let _ = ops;
+        None
+    }
     /// True if `commit_covered` is worth logging everything before a checkpoint for (sled).
     fn prefers_covered(&self) -> bool {
         false

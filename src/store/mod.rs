@@ -4,7 +4,9 @@
 //! record to the write-ahead log and syncs it (group commit: concurrent waiters share a sync).
 //! Writes nobody waits for are logged together at most `flush_interval` after their submit
 //! (rewrites of a key in between cost one write). The log is checkpointed into the backend
-//! (redb or sled) only when it is full, the overlay reaches its bound, or at close.
+//! (redb or sled) only when it is full, the overlay reaches its bound, or at close. Producers
+//! wait in `ready` (`gate`): at the overlay's hard bound, and past its soft bound in step with
+//! a checkpoint's applied parts.
 //!
 //! # Crash semantics
 //! A crash (kill -9, power cut) keeps every seq that `durable` confirmed; of the rest it keeps
@@ -28,6 +30,7 @@ pub(crate) mod codec;
 mod commit;
 pub mod compact;
 pub mod config;
+mod gate;
 mod lz4;
 mod options;
 mod overlay;
@@ -110,8 +113,14 @@ struct Shared {
     watched: AtomicU64,
     /// Notified after every log append and checkpoint (and on stop).
     durable_event: Event,
-    /// Notified when the overlay shrinks.
+    /// Notified when the overlay shrinks, and per part a paced checkpoint applied (`gate`).
     ready_event: Event,
+    /// Ops of the running checkpoint whose backend reports its parts (0: none runs), and of
+    /// them applied so far: the room `gate` gives producers past the soft bound.
+    ckpt_total: AtomicUsize,
+    ckpt_done: AtomicUsize,
+    /// Keys pending when that checkpoint began applying.
+    ckpt_base: AtomicUsize,
     submitted_units: AtomicU64,
     wal_appends: AtomicU64,
     wal_bytes: AtomicU64,
@@ -287,6 +296,9 @@ impl Store {
             watched: AtomicU64::new(0),
             durable_event: Event::new(),
             ready_event: Event::new(),
+            ckpt_total: AtomicUsize::new(0),
+            ckpt_done: AtomicUsize::new(0),
+            ckpt_base: AtomicUsize::new(0),
             submitted_units: AtomicU64::new(0),
             wal_appends: AtomicU64::new(0),
             wal_bytes: AtomicU64::new(0),
@@ -440,26 +452,6 @@ impl Store {
     /// True if `seq` is durable (without asking for it).
     pub fn is_durable(&self, seq: u64) -> bool {
         self.inner.shared.durable_seq.load(Ordering::Acquire) >= seq
-    }
-
-    /// Backpressure: resolves when the overlay holds fewer keys than its bound (a checkpoint
-    /// empties it); await it BEFORE taking a per-thing lock and calling `submit`.
-    pub async fn ready(&self) {
-        let sh = &self.inner.shared;
-        let ok = || {
-            sh.pending.load(Ordering::Acquire) < sh.opts.max_pending_ops
-                || sh.stopped.load(Ordering::Acquire)
-        };
-        loop {
-            if ok() {
-                return;
-            }
-            let listener = sh.ready_event.listen();
-            if ok() {
-                return;
-            }
-            listener.await;
-        }
     }
 
     /// Logs everything accepted and checkpoints it into the backend (the log is empty after).

@@ -177,18 +177,23 @@ impl SledBackend {
 const COVERED_BATCH: usize = 256;
 
 impl SledBackend {
-    /// Applies `ops` in batches of at most `per_batch` (atomic only within one), then makes
-    /// them durable.
-    fn apply(&self, ops: &[OpRef<'_>], per_batch: usize) -> Result<(), StoreError> {
+    /// Applies `ops` in batches of at most `per_batch` (atomic only within one), calling
+    /// `part(n)` after each batch of `n` (the gate's progress), then makes them durable.
+    fn apply(
+        &self,
+        ops: &[OpRef<'_>],
+        per_batch: usize,
+        part: &mut dyn FnMut(usize),
+    ) -> Result<(), StoreError> {
         if ops.is_empty() {
             return Ok(());
         }
         self.with(|o| {
             // one key buffer: sled copies a key into its own `IVec` anyway
             let mut k = Vec::new();
-            for part in ops.chunks(per_batch) {
+            for chunk in ops.chunks(per_batch) {
                 let mut batch = sled::Batch::default();
-                for op in part {
+                for op in chunk {
                     k.clear();
                     k.push(op.tree.index() as u8);
                     k.extend_from_slice(op.key);
@@ -198,6 +203,7 @@ impl SledBackend {
                     }
                 }
                 o.tree.apply_batch(batch)?;
+                part(chunk.len());
             }
             o.db.flush()?;
             self.sync_new_blobs()?;
@@ -257,7 +263,19 @@ impl Backend for SledBackend {
     }
 
     fn commit_refs(&self, ops: &[OpRef<'_>], covered: bool) -> Result<(), StoreError> {
-        self.apply(ops, if covered { COVERED_BATCH } else { usize::MAX })
+        self.apply(
+            ops,
+            if covered { COVERED_BATCH } else { usize::MAX },
+            &mut |_| {},
+        )
+    }
+
+    fn commit_parts(
+        &self,
+        ops: &[OpRef<'_>],
+        part: &mut dyn FnMut(usize),
+    ) -> Option<Result<(), StoreError>> {
+        Some(self.apply(ops, COVERED_BATCH, part))
     }
 
     fn prefers_covered(&self) -> bool {

@@ -331,7 +331,28 @@ impl Shared {
             }
             st.committing = true;
         }
-        let commit = || self.backend.commit_refs(&ops, covered);
+        let commit = || {
+            if covered {
+                // applied in parts (sled): each gives paced producers their share of room (`gate`)
+                self.ckpt_done.store(0, Ordering::Release);
+                let base = self.pending.load(Ordering::Acquire);
+                self.ckpt_base.store(base, Ordering::Release);
+                self.ckpt_total.store(ops.len(), Ordering::Release);
+                let per_op = super::gate::room_per_op(self.opts.max_pending_ops, base, ops.len());
+                let mut part = |n: usize| {
+                    self.ckpt_done.fetch_add(n, Ordering::AcqRel);
+                    // as many producers as it made room for (each writes a key or more)
+                    self.ready_event.notify((n as f64 * per_op).ceil() as usize);
+                };
+                let parts = self.backend.commit_parts(&ops, &mut part);
+                self.ckpt_total.store(0, Ordering::Release);
+                self.ready_event.notify(usize::MAX);
+                if let Some(r) = parts {
+                    return r;
+                }
+            }
+            self.backend.commit_refs(&ops, covered)
+        };
         let result = std::panic::catch_unwind(AssertUnwindSafe(commit))
             .unwrap_or_else(|_| Err(StoreError::new("backend panicked during commit")));
         if !self.has_views {

@@ -2,7 +2,8 @@
 //! and the gated backend here; cases in `cases.rs`, `classes.rs` (durability classes, log,
 //! checkpoints), `crash.rs` (kill -9, commits/s benchmark), `full.rs` (full disk on a tmpfs),
 //! `format.rs` (stored form of values), `backup.rs` (snapshots, backup and restore),
-//! `reader.rs` (a query's reader: one view, yet read-your-writes across checkpoints).
+//! `reader.rs` (a query's reader: one view, yet read-your-writes across checkpoints), `paced.rs`
+//! (producers paced by a checkpoint's parts).
 
 mod backup;
 mod bound;
@@ -16,6 +17,7 @@ mod overlay_cases;
 mod overlay_equiv;
 mod overlay_hold;
 mod overlay_old;
+mod paced;
 mod reader;
 
 use super::commit::last_write_per_key;
