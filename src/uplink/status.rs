@@ -169,23 +169,26 @@ impl Stats {
         let iso = |ms: i64| (ms > 0).then(|| format_millis(ms));
         // connected first: a session that ended recorded its fault before it went down
         let connected = self.connected();
+        // the list and its count under one lock (a refusal between two looks gave a count of 1
+        // with an empty list, seen in CI), read before the last error, which a refusal sets first
+        let (refused_count, refused) = {
+            let m = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+            let listed: Vec<Value> = m
+                .iter()
+                .take(MAX_REFUSED_LISTED)
+                .map(|(id, r)| {
+                    json!({"thingId": id, "side": r.side, "status": r.status,
+                           "error": r.error, "at": format_millis(r.at)})
+                })
+                .collect();
+            (m.len(), listed)
+        };
         let last = self
             .last_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .map(|(at, k, m)| json!({"at": format_millis(at), "kind": kind_name(k), "message": m}));
-        let refused: Vec<Value> = self
-            .refused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .take(MAX_REFUSED_LISTED)
-            .map(|(id, r)| {
-                json!({"thingId": id, "side": r.side, "status": r.status,
-                       "error": r.error, "at": format_millis(r.at)})
-            })
-            .collect();
         let c = self.c.to_json();
         json!({
             "enabled": true,
@@ -196,7 +199,7 @@ impl Stats {
             "pending": self.pending.load(Ordering::Relaxed),
             "scanning": self.scanning.load(Ordering::Relaxed),
             "inFlight": self.in_flight.load(Ordering::Relaxed),
-            "refusedCount": self.refused_count(),
+            "refusedCount": refused_count,
             "refused": refused,
             "lastError": last,
             "nextAttempt": iso(self.next_attempt.load(Ordering::Relaxed)),
