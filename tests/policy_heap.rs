@@ -121,3 +121,30 @@ fn rich_policy_estimate_is_close() {
     let (measured, estimate) = measure(&[rich_policy()]);
     assert_close("rich policy enforcer", measured, estimate);
 }
+
+/// The largest policy the gateway accepts, granting 1,450 feature properties one by one: its
+/// enforcer's heap is what the policy cache and the shared enforcers are charged (~3.7 MB).
+#[test]
+fn largest_policy_estimate_is_close() {
+    let resources: serde_json::Map<String, Value> = (0..1450)
+        .map(|f| {
+            let path = format!("thing:/features/f{f}/properties/p{f}");
+            (path, json!({"grant": ["READ"], "revoke": []}))
+        })
+        .collect();
+    let policy = json!({"entries": {"READERS": {
+        "subjects": {"nginx:reader": {"type": "a"}},
+        "resources": resources
+    }}});
+    let text = policy.to_string().len();
+    assert!(
+        text <= edgetwin::policy::model::MAX_POLICY_BYTES,
+        "{text} B"
+    );
+    assert!(
+        text > edgetwin::policy::model::MAX_POLICY_BYTES * 9 / 10,
+        "{text} B"
+    );
+    let (measured, estimate) = measure(&[policy]);
+    assert_close("largest policy enforcer", measured, estimate);
+}

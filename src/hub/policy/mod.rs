@@ -30,8 +30,11 @@ use std::time::Duration;
 /// (100k things with a policy each, all alike; at 8,192 IDs those twins missed the cache on
 /// nearly every command, BENCHMARKS.md round 8, k100) or ~4,800 policies of distinct entries.
 pub const CACHE_MIB: u64 = 16;
-/// Most distinct enforcers kept for sharing (cleared when full).
-const SHARED_MAX: usize = 256;
+/// The enforcers kept for sharing (`Policies::shared`) are charged against this part of the
+/// cache's budget (a quarter: 4 MiB of the default 16, ~1,100 distinct enforcers of Ditto's
+/// default shape) and cleared when a new one would pass it. A count alone (256 until Dec 8)
+/// let 256 distinct 100 KB policies keep ~950 MB of enforcers (3.7 MB each, measured).
+const SHARED_PART: usize = 4;
 /// Most remembered "announced before expiry" marks (cleared when full: worst case a repeat).
 const ANNOUNCED_MAX: usize = 65_536;
 /// How often the expiry timer looks for due work.
@@ -44,6 +47,23 @@ type CacheKey = (String, String);
 struct Cache {
     by_id: crate::fasthash::Map<Box<str>, CachedEnforcer>,
     charged: usize,
+}
+
+/// The enforcers kept for sharing by what they depend on, and the bytes charged for them
+/// since the last clear (`share_bytes`; at most the cache's budget / `SHARED_PART`).
+#[derive(Default)]
+struct Shared {
+    by_key: HashMap<CacheKey, (i64, Arc<Enforcer>)>,
+    charged: usize,
+}
+
+/// Bytes charged for an enforcer kept in `shared`: its key's text (twice: the map's slot is
+/// between half and all full) and the enforcer.
+fn share_bytes(key: &CacheKey, e: &Enforcer) -> usize {
+    2 * std::mem::size_of::<(CacheKey, (i64, Arc<Enforcer>))>()
+        + key.0.len()
+        + key.1.len()
+        + enforcer_bytes(e)
 }
 
 /// Bytes charged per cached ID: its slot and control byte twice (the table grows by doubling,
@@ -89,7 +109,7 @@ pub struct Policies {
     /// policy ID -> its enforcer (charged at most `cache_bytes`, cleared when full)
     cache: Mutex<Cache>,
     /// (policy entries as JSON text, namespace) -> enforcer: what an enforcer depends on
-    shared: Mutex<HashMap<CacheKey, (i64, Arc<Enforcer>)>>,
+    shared: Mutex<Shared>,
     /// imported policy ID -> cached policies that import it (their enforcers include its entries)
     importers: Mutex<HashMap<String, HashSet<String>>>,
     generation: AtomicU64,
@@ -182,28 +202,33 @@ impl Hub {
             .map(|(e, _)| e))
     }
 
-    /// [`Hub::enforcer`] as a cached twin keeps it: valid while [`Hub::memo_valid`].
+    /// [`Hub::enforcer`], and its memo as a cached twin keeps it (see [`Hub::memo_enforcer`]).
     pub(in crate::hub) fn enforcer_memo(
         &self,
         policy_id: &str,
         namespace: &str,
         now: i64,
-    ) -> Result<Option<Memo>, DittoError> {
+    ) -> Result<Option<(Memo, Arc<Enforcer>)>, DittoError> {
         // read before the lookup: a policy written meanwhile makes the memo stale at once
         let generation = self.policies().generation.load(Ordering::SeqCst);
         Ok(self
             .enforcer_until(policy_id, namespace, now)?
-            .map(|(enforcer, until)| Memo {
-                generation,
-                until,
-                enforcer,
+            .map(|(enforcer, until)| {
+                let memo = Memo {
+                    generation,
+                    until,
+                    enforcer: Arc::downgrade(&enforcer),
+                };
+                (memo, enforcer)
             }))
     }
 
-    /// Whether a twin's memo of its policy's enforcer still holds at `now`: no policy was
-    /// written since it was looked up, and no subject of it expired.
-    pub(in crate::hub) fn memo_valid(&self, m: &Memo, now: i64) -> bool {
-        now < m.until && m.generation == self.policies().generation.load(Ordering::SeqCst)
+    /// The enforcer of a twin's memo while it holds at `now`: no policy was written since it
+    /// was looked up, no subject of it expired, and the policy cache still keeps it.
+    pub(in crate::hub) fn memo_enforcer(&self, m: &Memo, now: i64) -> Option<Arc<Enforcer>> {
+        let valid =
+            now < m.until && m.generation == self.policies().generation.load(Ordering::SeqCst);
+        valid.then(|| m.enforcer.upgrade()).flatten()
     }
 
     /// [`Hub::enforcer`] with the time until which it holds.
@@ -242,8 +267,8 @@ impl Hub {
         let mut cache = lock(&self.policies().cache);
         if self.policies().generation.load(Ordering::SeqCst) == generation {
             let mut importers = lock(&self.policies().importers);
-            // an enforcer taken from `shared` is not charged: it is kept there anyway (at most
-            // SHARED_MAX of them, bounded separately), and 100k policies alike share one
+            // an enforcer taken from `shared` is not charged: it is kept there anyway (charged
+            // there, bounded separately), and 100k policies alike share one
             let mut slot = match cache.by_id.contains_key(policy_id) {
                 true => 0,
                 false => slot_bytes(policy_id),
@@ -319,17 +344,23 @@ impl Hub {
     fn shared_by(&self, key: &CacheKey, now: i64) -> Option<Arc<Enforcer>> {
         let shared = lock(&self.policies().shared);
         shared
+            .by_key
             .get(key)
             .filter(|(u, _)| now < *u)
             .map(|(_, e)| e.clone())
     }
 
     fn share(&self, key: CacheKey, until: i64, e: &Arc<Enforcer>) {
+        let bytes = share_bytes(&key, e);
         let mut shared = lock(&self.policies().shared);
-        if shared.len() >= SHARED_MAX {
-            shared.clear();
+        if shared.charged + bytes > self.policy_cache_bytes() / SHARED_PART {
+            // one over the budget alone is still kept: the lookups of its policy share it
+            shared.by_key.clear();
+            shared.charged = 0;
         }
-        shared.insert(key, (until, e.clone()));
+        // a rebuilt one (its subjects expired) replaces the old, whose charge stays until the clear
+        shared.charged += bytes;
+        shared.by_key.insert(key, (until, e.clone()));
     }
 
     /// Bookkeeping after a policy was written (`None` = deleted): cache and expiry index.

@@ -76,3 +76,24 @@ fn policies_alike_share_one_charged_enforcer() {
     let one = slot_bytes("org.example:device-00");
     assert!(charged < 100 * one + 10 * 1024, "charged {charged}");
 }
+
+#[test]
+fn enforcers_kept_for_sharing_are_bounded_in_bytes() {
+    let (_dir, hub) = hub_with_policies(100, true);
+    let budget = 64 * 1024;
+    hub.set_policy_cache_bytes(budget);
+    let mut most = 0;
+    for i in 0..100 {
+        hub.enforcer(&format!("{NS}:device-{i}"), NS, 0).unwrap();
+        let shared = lock(&hub.policies().shared);
+        most = most.max(shared.by_key.len());
+        assert!(
+            shared.charged <= budget / SHARED_PART,
+            "{} B kept for sharing, budget {}",
+            shared.charged,
+            budget / SHARED_PART
+        );
+    }
+    // distinct policies of ~3.4 KB enforcers: a few fit a quarter of 64 KiB, not all 100
+    assert!((2..10).contains(&most), "kept {most} for sharing");
+}

@@ -8,7 +8,7 @@ use super::cache::Memo;
 use crate::fasthash::{Keyed, Map};
 use crate::search::index::Size;
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::Weak;
 
 /// Bytes of a segment of the ring (allocated when the head first enters it).
 const SEG: usize = 16 * 1024;
@@ -214,7 +214,7 @@ impl Arena {
         if m.generation != self.memo_generation {
             return (0, 0);
         }
-        let same = |k: &Memo| Arc::ptr_eq(&k.enforcer, &m.enforcer) && k.until == m.until;
+        let same = |k: &Memo| Weak::ptr_eq(&k.enforcer, &m.enforcer) && k.until == m.until;
         let i = match self.memos.iter().position(same) {
             Some(i) => i,
             None if self.memos.len() < PALETTE => {
@@ -320,18 +320,21 @@ mod tests {
     use super::*;
     use crate::policy::Enforcer;
     use std::collections::HashMap;
+    use std::sync::Arc;
 
     fn stored(i: u32, round: u32) -> Vec<u8> {
         format!("twin {i} of round {round}{}", "x".repeat((i % 40) as usize)).into_bytes()
     }
 
-    fn memo(generation: u64) -> Memo {
-        let e = Enforcer::from_policy(&serde_json::json!({}), 0, None);
-        Memo {
+    /// A memo of a new enforcer, and the enforcer (the memo's is weak).
+    fn memo(generation: u64) -> (Memo, Arc<Enforcer>) {
+        let e = Arc::new(Enforcer::from_policy(&serde_json::json!({}), 0, None));
+        let m = Memo {
             generation,
             until: i64::MAX,
-            enforcer: Arc::new(e),
-        }
+            enforcer: Arc::downgrade(&e),
+        };
+        (m, e)
     }
 
     #[test]
@@ -410,18 +413,18 @@ mod tests {
     #[test]
     fn memos_come_back_while_of_the_latest_generation_and_long_ids_are_not_kept() {
         let mut a = Arena::new(64 * 1024);
-        let (m1, m2) = (memo(1), memo(2));
+        let ((m1, _e1), (m2, _e2)) = (memo(1), memo(2));
         a.put("ns:a", b"a", Size::Entries(1), Some(&m1));
         a.put("ns:b", b"b", Size::Entries(1), Some(&m1));
         a.put("ns:c", b"c", Size::Entries(1), None);
         let got = a.get("ns:a").unwrap().policy.unwrap();
-        assert!(Arc::ptr_eq(&got.enforcer, &m1.enforcer) && got.generation == 1);
+        assert!(Weak::ptr_eq(&got.enforcer, &m1.enforcer) && got.generation == 1);
         assert!(a.get("ns:c").unwrap().policy.is_none());
         // a newer generation: the older memos are not handed out (never valid again)
         a.put("ns:d", b"d", Size::Entries(1), Some(&m2));
         assert!(a.get("ns:a").unwrap().policy.is_none());
         let got = a.get("ns:d").unwrap().policy.unwrap();
-        assert!(Arc::ptr_eq(&got.enforcer, &m2.enforcer));
+        assert!(Weak::ptr_eq(&got.enforcer, &m2.enforcer));
         // one of an older generation is not kept
         a.put("ns:e", b"e", Size::Entries(1), Some(&m1));
         assert!(a.get("ns:e").unwrap().policy.is_none());

@@ -13,7 +13,7 @@ use crate::policy::Enforcer;
 use crate::search::index::Size;
 use crate::store::codec;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Bytes the cache holds by default (`twin_cache_mib`): 2 MiB of decoded twins (~400 of 8
 /// attributes and a feature of 8 properties), 14 MiB of compact ones (~100,000 of the bench's
@@ -23,12 +23,14 @@ pub const BUDGET_BYTES: usize = 16 * 1024 * 1024;
 pub const DECODED_MAX: usize = 2 * 1024 * 1024;
 
 /// The enforcer of a cached twin's policy, valid while no policy was written since it was
-/// looked up (`generation`) and until `until` (a subject expires).
+/// looked up (`generation`) and until `until` (a subject expires). Weak: the policy cache
+/// (bounded in bytes, `policy_cache_mib`) owns the enforcers; thousands of cached twins of
+/// distinct policies would otherwise keep as many enforcers alive (up to 3.7 MB each).
 #[derive(Clone)]
 pub struct Memo {
     pub generation: u64,
     pub until: i64,
-    pub enforcer: Arc<Enforcer>,
+    pub enforcer: Weak<Enforcer>,
 }
 
 /// A cached twin: its state (tombstones included), how that state is indexed, its policy's

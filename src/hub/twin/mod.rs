@@ -163,14 +163,13 @@ impl Hub {
         }
         let old_pid = pid_of(ThingState::live(current.as_deref())).map(str::to_owned);
         // the cached twin's memo is of its policy (`persist`), while no policy was written
-        let memo = match old_pid.as_deref() {
-            Some(pid) => match memo.clone().filter(|m| self.memo_valid(m, now)) {
-                Some(m) => Some(m),
-                None => self.enforcer_memo(pid, ns, now)?,
+        let (memo, enforcer) = match old_pid.as_deref() {
+            Some(pid) => match memo.as_ref().and_then(|m| self.memo_enforcer(m, now)) {
+                Some(e) => (memo.clone(), Some(e)),
+                None => self.enforcer_memo(pid, ns, now)?.unzip(),
             },
-            None => None,
+            None => (None, None),
         };
-        let enforcer = memo.as_ref().map(|m| m.enforcer.clone());
         let ctx = Ctx {
             now,
             subject: who.subject(),

@@ -204,7 +204,10 @@ fn a_cached_enforcer_does_not_outlive_a_policy_write() {
     run(r#"{"topic":"n/t/things/twin/commands/create","headers":{},"path":"/","value":{"attributes":{"a":1}}}"#).unwrap();
     assert_eq!(run(modify).unwrap().outcome.status, 204);
     let memo = hub.cached_twin("n:t").and_then(|c| c.policy);
-    assert!(memo.is_some_and(|m| hub.memo_valid(&m, hub.now())), "kept");
+    assert!(
+        memo.is_some_and(|m| hub.memo_enforcer(&m, hub.now()).is_some()),
+        "kept"
+    );
     // the subject may now only read the thing (and still write the policy)
     let revoke = r#"{"topic":"n/t/policies/commands/modify","headers":{},"path":"/entries","value":{"DEFAULT":{"subjects":{"nginx:ditto":{"type":"t"}},"resources":{"thing:/":{"grant":["READ"],"revoke":[]},"policy:/":{"grant":["READ","WRITE"],"revoke":[]}}}}}"#;
     assert!(smol::block_on(hub.handle_protocol(&who, Envelope::parse(revoke).unwrap())).is_some());
@@ -305,4 +308,45 @@ fn a_cached_enforcer_is_of_its_namespace_and_goes_with_a_write_of_what_it_import
         "the importer's enforcer was dropped with the write"
     );
     assert!(writes("n:p", "m"));
+}
+
+#[test]
+fn a_cached_twin_does_not_keep_its_enforcer_past_the_policy_cache() {
+    let (_dir, hub, who) = redb_hub();
+    hub.set_policy_cache_bytes(1);
+    let modify = r#"{"topic":"n/t/things/twin/commands/modify","headers":{},"path":"/attributes/a","value":2}"#;
+    let run =
+        |text: &str| smol::block_on(hub.twin_command(&who, &command(text), Durability::Interval));
+    run(r#"{"topic":"n/t/things/twin/commands/create","headers":{},"path":"/","value":{"attributes":{"a":1}}}"#).unwrap();
+    assert_eq!(run(modify).unwrap().outcome.status, 204);
+    let memo = hub
+        .cached_twin("n:t")
+        .and_then(|c| c.policy)
+        .expect("memo kept");
+    assert!(
+        hub.memo_enforcer(&memo, hub.now()).is_some(),
+        "the cache holds it"
+    );
+    // another policy's enforcer: the policy cache (1 byte) and the shared ones let the first go
+    let other = crate::policy::PolicyState {
+        policy: serde_json::json!({"policyId": "n:other", "entries": {"DEFAULT": {
+            "subjects": {"nginx:other": {"type": "t"}},
+            "resources": {"thing:/": {"grant": ["READ"], "revoke": []}}
+        }}}),
+        revision: 1,
+        created: 0,
+        modified: 0,
+    };
+    hub.store().submit(crate::policy::ready::write_ops(
+        "n:other",
+        None,
+        Some(&other),
+    ));
+    assert!(hub.enforcer("n:other", "n", hub.now()).unwrap().is_some());
+    assert!(
+        memo.enforcer.upgrade().is_none(),
+        "a cached twin kept its policy's enforcer alive"
+    );
+    // the twin's policy is looked up again
+    assert_eq!(run(modify).unwrap().outcome.status, 204);
 }
