@@ -31,13 +31,13 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn start(users: &[&str], extra_toml: &str) -> Env {
     let tmp = tempfile::tempdir().expect("tempdir");
     let hash = edgetwin::auth::hash_password(PASSWORD).expect("hash");
-    let mut cfg = String::new();
+    // `extra_toml` first: its top-level keys must come before any table
+    let mut cfg = format!("{extra_toml}\n");
     for u in users {
         cfg.push_str(&format!(
             "[[users]]\nname = \"{u}\"\npassword_hash = \"{hash}\"\n"
         ));
     }
-    cfg.push_str(extra_toml);
     let path = tmp.path().join("edgetwin.toml");
     std::fs::write(&path, cfg).expect("write config");
     let srv = Server::start_in(

@@ -22,3 +22,4 @@ mod live_permissions;
 mod metadata_policies;
 mod policy_expiry_restart;
 mod policy_imports;
+mod policy_memory;
