@@ -1,4 +1,5 @@
-//! The enforcers a search needs, per query: cached by policy ID (bounded), the last one kept
+//! The enforcers a search needs, per query: cached by policy ID (bounded; weakly, so that the
+//! hub's policy cache, bounded in bytes, decides which stay in memory), the last one kept
 //! (things of one policy often come in a row). The hub shares one enforcer between policies
 //! whose entries are the same text (`Hub::enforcer`), so a count over many twins with a policy
 //! each costs a policy read per twin, not a decode and an enforcer build.
@@ -7,18 +8,21 @@ use crate::error::DittoError;
 use crate::hub::{Hub, Requester};
 use crate::policy::{Enforcer, READ};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Cached policy IDs (cleared when full).
 const CACHE: usize = 256;
 
 /// An enforcer and whether it grants the requester READ on the whole thing.
 pub(super) type Readable = (Arc<Enforcer>, bool);
+/// A `Readable` as the per-query cache keeps it.
+type Remembered = (Weak<Enforcer>, bool);
 
-/// Per-query enforcer cache.
+/// Per-query enforcer cache. The enforcers by policy ID are weak: 256 distinct ones of the
+/// largest policies would be ~950 MB per query (docs/limits.md, RELIABILITY.md "Policy storms").
 #[derive(Default)]
 pub(super) struct Enforcers {
-    by_id: HashMap<(String, String), Option<Readable>>,
+    by_id: HashMap<(String, String), Option<Remembered>>,
     last: Option<(String, String, Option<Readable>)>,
 }
 
@@ -38,8 +42,14 @@ impl Enforcers {
             }
         }
         let key = (pid.to_owned(), ns.to_owned());
-        let e = match self.by_id.get(&key) {
-            Some(e) => e.clone(),
+        let known = match self.by_id.get(&key) {
+            Some(None) => Some(None),
+            // gone from the hub's policy cache: looked up again
+            Some(Some((weak, full))) => weak.upgrade().map(|e| Some((e, *full))),
+            None => None,
+        };
+        let e = match known {
+            Some(e) => e,
             None => {
                 let e = hub.enforcer(pid, ns, now)?.map(|e| {
                     let full = e.has_unrestricted(&who.subjects, "thing", &[], READ);
@@ -48,7 +58,8 @@ impl Enforcers {
                 if self.by_id.len() >= CACHE {
                     self.by_id.clear();
                 }
-                self.by_id.insert(key, e.clone());
+                let weak = e.as_ref().map(|(e, full)| (Arc::downgrade(e), *full));
+                self.by_id.insert(key, weak);
                 e
             }
         };
@@ -134,5 +145,28 @@ mod tests {
             assert_eq!(full, pid == "n:importer", "{pid}");
         }
         assert!(e.get(&hub, &s, "n:missing", "n", now).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_per_query_cache_keeps_no_enforcer_the_policy_cache_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(BackendKind::Redb, dir.path(), 1 << 20).unwrap();
+        let read = json!({"grant": ["READ"], "revoke": []});
+        for (id, subject) in [("n:a", "nginx:a"), ("n:b", "nginx:b")] {
+            let entries = json!({"e": {"subjects": {subject: {"type": "t"}},
+                                       "resources": {"thing:/": read}}});
+            put(&store, id, json!({"policyId": id, "entries": entries}));
+        }
+        let hub = Hub::new(store);
+        // the hub keeps one enforcer at a time (and one for sharing)
+        hub.set_policy_cache_bytes(1);
+        let (a, now) = (who("nginx:a"), crate::clock::now_millis());
+        let mut e = Enforcers::default();
+        let first = Arc::downgrade(&e.get(&hub, &a, "n:a", "n", now).unwrap().unwrap().0);
+        assert!(!e.get(&hub, &a, "n:b", "n", now).unwrap().unwrap().1);
+        // `last` holds n:b's; n:a's went with the hub's caches
+        assert!(first.upgrade().is_none(), "the query kept n:a's enforcer");
+        let (_, full) = e.get(&hub, &a, "n:a", "n", now).unwrap().unwrap();
+        assert!(full, "looked up again");
     }
 }
