@@ -35,7 +35,6 @@ mod lz4;
 mod options;
 mod overlay;
 mod overlay_range;
-mod overlay_spent;
 mod reader;
 mod redb_backend;
 mod sled_backend;
@@ -386,16 +385,12 @@ impl Store {
     /// After `close()` or a failure the ops are discarded and `durable(seq)` reports why.
     pub fn submit(&self, ops: Vec<Op>) -> u64 {
         let sh = &self.inner.shared;
-        // entries of released generations freed by this thread, after the lock (declared
-        // before the guard: dropped after it)
-        let mut swept = overlay::Swept::default();
         let mut st = sh.lock();
         st.last_seq += 1;
         let seq = st.last_seq;
         if st.closing || st.failed {
             return seq;
         }
-        st.overlay.sweep(&mut swept);
         let watched = ops
             .iter()
             .any(|o| o.tree == Tree::Index && o.key.first() == Some(&WATCHED_INDEX_BYTE));

@@ -14,8 +14,6 @@ pub(crate) use super::overlay_range::sort_ops;
 pub(crate) use super::overlay_range::Pendings;
 use super::overlay_range::{hits, merged_range, prepare, prepare_shared, range_ordered};
 pub(crate) use super::overlay_range::{merge, PendingEntries};
-use super::overlay_spent::Spent;
-pub(crate) use super::overlay_spent::Swept;
 use crate::fasthash::{map_with_capacity, Map};
 
 /// Latest pending write of one key in one generation.
@@ -47,11 +45,6 @@ pub(crate) struct Gen {
 impl Gen {
     fn get(&self, tree: Tree, key: &[u8]) -> Option<&Pending> {
         self.trees[tree.index()].map.get(key)
-    }
-
-    /// Its tables (`overlay_spent` empties them).
-    pub(crate) fn into_trees(self) -> [Pendings; 5] {
-        self.trees
     }
 
     /// An empty generation whose tables have room for what `like` held (the live generation
@@ -104,8 +97,6 @@ pub(crate) struct Overlay {
     entries: usize,
     /// `MERGE_MAX` (tests vary it)
     merge_max: usize,
-    /// generations a checkpoint released, freed a few entries per submit (`sweep`)
-    spent: Spent,
 }
 
 impl Default for Overlay {
@@ -239,7 +230,6 @@ impl Overlay {
             bytes: 0,
             entries: 0,
             merge_max,
-            spent: Spent::default(),
         }
     }
 
@@ -405,20 +395,17 @@ impl Overlay {
     }
 
     /// After a checkpoint of the generations up to `through` committed, the backend serves
-    /// them: they are dropped (later writes are in newer generations), freed a few entries per
-    /// submit by the threads that write (`sweep`). Returns what an earlier release left unfreed,
-    /// for the caller to free after the lock is released (at most one release's worth waits).
-    /// The keys' order of the live generation is built again by the next range read (kept up
-    /// to date, it costs every new key an ordered insert), and its empty tables are given back
-    /// (an idle gateway holds no room for a past burst).
-    pub(crate) fn release(&mut self, through: u64) -> Spent {
+    /// them: they are dropped (later writes are in newer generations). Returns them, to be
+    /// freed after the lock is released. The keys' order of the live generation is built again
+    /// by the next range read (kept up to date, it costs every new key an ordered insert), and
+    /// its empty tables are given back (an idle gateway holds no room for a past burst).
+    pub(crate) fn release(&mut self, through: u64) -> Vec<Arc<Gen>> {
         let keep = self
             .frozen
             .iter()
             .take_while(|(id, _)| *id > through)
             .count();
         let gone: Vec<Arc<Gen>> = self.frozen.drain(keep..).map(|(_, g)| g).collect();
-        let left = std::mem::replace(&mut self.spent, Spent::of(gone));
         // what is left: the writes made while the checkpoint committed (the live generation)
         (self.entries, self.bytes) = match self.frozen.is_empty() {
             true => (self.live.entries, self.live.bytes),
@@ -433,18 +420,7 @@ impl Overlay {
                 t.map = Map::default();
             }
         }
-        left
-    }
-
-    /// Moves a few entries of released generations (`release`) into `out`, to be freed by the
-    /// caller after the state lock: the threads that submit free what they allocated.
-    pub(crate) fn sweep(&mut self, out: &mut Swept) {
-        self.spent.sweep(out);
-    }
-
-    /// What released generations are left unfreed (for an idle writer to free), if any.
-    pub(crate) fn take_spent(&mut self) -> Option<Spent> {
-        (!self.spent.is_empty()).then(|| std::mem::take(&mut self.spent))
+        gone
     }
 
     /// A copy of the entries (for a snapshot; nothing is dirty in it): the live generation
@@ -459,7 +435,6 @@ impl Overlay {
             bytes: self.bytes,
             entries: self.entries,
             merge_max: self.merge_max,
-            spent: Spent::default(),
         }
     }
 

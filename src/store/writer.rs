@@ -252,15 +252,6 @@ impl Shared {
             .into_iter()
             .flatten()
             .min();
-            if wake_at.is_none() {
-                // idle: what a checkpoint released and no submit freed yet (src/store/overlay_spent.rs)
-                if let Some(spent) = st.overlay.take_spent() {
-                    drop(st);
-                    drop(spent);
-                    st = self.lock();
-                    continue;
-                }
-            }
             st.writer_idle = true;
             st = match wake_at {
                 Some(at) => {
