@@ -25,17 +25,19 @@ WAKE = re.compile(r'comm=(.*) pid=(\d+) .*target_cpu=(\d+)')
 
 
 def read_err(path, kind):
-    epoch, slow = None, []
+    epoch, slow, pids = None, [], None
     for line in open(path):
         m = re.match(r'EPOCH Instant \{ tv_sec: (\d+), tv_nsec: (\d+) \}', line)
         if m:
             epoch = int(m.group(1)) + int(m.group(2)) / 1e9
+            p = re.search(r'server_pid=(\d+) loadgen_pid=(\d+)', line)
+            pids = p and (int(p.group(1)), int(p.group(2)))
         m = re.match(kind + r' sent_ms=([\d.]+) lat_ms=([\d.]+)', line)
         if m:
             slow.append((float(m.group(1)) / 1e3, float(m.group(2)) / 1e3))
     if epoch is None:
         sys.exit('no EPOCH line (a loadgen from before round 10?)')
-    return epoch, slow
+    return epoch, slow, pids
 
 
 def read_trace(path):
@@ -68,12 +70,16 @@ def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     kind = sys.argv[3] if len(sys.argv) > 3 else 'SLOWEV'
-    epoch, slow = read_err(sys.argv[2], kind)
+    epoch, slow, pids = read_err(sys.argv[2], kind)
     events, comm, pid_of = read_trace(sys.argv[1])
     if len(sys.argv) > 5:
         return window(events, epoch, float(sys.argv[4]), float(sys.argv[5]))
-    srv = next(p for t, p in pid_of.items() if comm[t].startswith('edgetwin'))
-    lg = next(p for t, p in pid_of.items() if comm[t] == 'loadgen')
+    if pids:
+        srv, lg = pids
+    else:  # the busiest (other helpers may run their own)
+        busy = collections.Counter(pid_of[tid] for _, _, tid, _, _ in events)
+        srv = max((p for t, p in pid_of.items() if comm[t].startswith('edgetwin')), key=busy.get)
+        lg = max((p for t, p in pid_of.items() if comm[t] == 'loadgen'), key=busy.get)
     names = {t: ('srv:' if p == srv else 'lg:') + comm[t] for t, p in pid_of.items() if p in (srv, lg)}
     # per thread: (time, state) with R = on a CPU, W = runnable waiting for one, S = asleep
     tl = collections.defaultdict(list)
@@ -143,6 +149,20 @@ def main():
     total = sum(holders.values()) or 1
     print('CPUs held, while one of them waited, by: ' + ', '.join(
         '%s %.1f%%' % (k, 100 * v / total) for k, v in holders.most_common(6)))
+    # wake-up -> on a CPU, over the whole trace (every wake-up, not only the slow intervals)
+    for who in ('srv:edgetwin', 'lg:loadgen'):
+        lat = []
+        for tid in names:
+            if not names[tid].startswith(who):
+                continue
+            xs = tl[tid]
+            lat += [b[0] - a[0] for a, b in zip(xs, xs[1:]) if a[1] == 'W' and b[1] == 'R']
+        lat.sort()
+        if lat:
+            print('%s* threads, wake-up (or preemption) -> running: %d, p50 %.3f ms, p99 %.3f ms, '
+                  '%.2f%% over 1 ms' % (who, len(lat), lat[len(lat) // 2] * 1e3,
+                                        lat[int(len(lat) * 0.99)] * 1e3,
+                                        100 * sum(x > 1e-3 for x in lat) / len(lat)))
     phase = collections.Counter(int(s * 1e3 % 1000) // 100 for s, _ in slow)
     print('%s by send instant modulo 1 s (100-ms bins; the store logs once a second): %s' % (
         kind, ' '.join(str(phase[k]) for k in range(10))))
