@@ -37,8 +37,9 @@ async fn drain(store: &Store) {
 /// CPUs was tried (round 8, exe8): 0.8 instead of 2.2 switches and 20-37 % less CPU per command
 /// at 10 % load, but on a quiet 2-CPU machine 25-30 % less throughput at peak and one command
 /// at a time, and no better event p99 (BENCHMARKS.md, "End of the Dec 7 night session").
-/// `threads = 1` is the setting for a box that idles most of the time. The workers run
-/// `exec::Executor`, which keeps a woken task on the thread that woke it (round 9, lat9).
+/// The workers run `exec::Executor`, which keeps a woken task on the thread that woke it
+/// (round 9, lat9); against it `threads = 1` still costs 5-33 % less CPU per command at 10 %
+/// load on 2 CPUs and about the same at peak (round 10, lat10): the setting for a box that idles.
 pub fn thread_count(configured: usize) -> usize {
     if configured > 0 {
         return configured;

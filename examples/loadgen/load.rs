@@ -229,6 +229,15 @@ async fn measure_on(
         rate: sc.rate / sc.conns as f64,
         window: sc.window,
     };
+    if std::env::var_os("LOADGEN_SLOW_US").is_some() {
+        // the epoch on the monotonic clock (to line the SLOW lines up with a `perf -k 1` trace)
+        eprintln!(
+            "EPOCH {:?} server_pid={} loadgen_pid={}",
+            plan.epoch,
+            server.pid,
+            std::process::id()
+        );
+    }
     let (sub_stop_tx, sub_stop_rx) = async_channel::bounded::<()>(1);
     let sub_tasks: Vec<_> = subs
         .into_iter()

@@ -286,6 +286,11 @@ pub async fn receive_events(
     let mut after = Samples::default();
     let mut n = 0u64;
     let mut closed = false;
+    // LOADGEN_SLOW_US=N: every event slower than N us too (`SLOWEV sent_ms=.. lat_ms=..`)
+    let slow_ns = std::env::var("LOADGEN_SLOW_US")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|us| us * 1000);
     let recv = async {
         while let Some(Ok(msg)) = ws.next().await {
             if let Message::Close(_) = msg {
@@ -298,7 +303,15 @@ pub async fn receive_events(
             n += 1;
             if let Some(sent) = sent_ns(&t) {
                 if plan.in_window(sent) {
-                    lat.0.push(plan.now().saturating_sub(sent));
+                    let l = plan.now().saturating_sub(sent);
+                    lat.0.push(l);
+                    if slow_ns.is_some_and(|s| l > s) {
+                        eprintln!(
+                            "SLOWEV sent_ms={:.3} lat_ms={:.3}",
+                            sent as f64 / 1e6,
+                            l as f64 / 1e6
+                        );
+                    }
                     if let Some(at) = event_millis(&t) {
                         after.0.push((wall_millis() - at).max(0) as u64 * 1_000_000);
                     }
