@@ -98,6 +98,7 @@ pub fn ready(
         key: thing_id.as_bytes().to_vec(),
         value: Some(bytes),
         fresh: false,
+        stored: None,
     });
     ops.extend(index);
     if let Some((pid, policy)) = &outcome.policy {

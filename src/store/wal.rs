@@ -101,6 +101,7 @@ pub fn decode_ops(mut buf: &[u8]) -> Option<Vec<Op>> {
             key,
             value,
             fresh: false,
+            stored: None,
         });
     }
     Some(ops)

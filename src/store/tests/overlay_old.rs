@@ -99,6 +99,7 @@ impl Overlay {
                         key,
                         value,
                         fresh: false,
+                        stored: None,
                     });
                 }
             }
@@ -159,6 +160,7 @@ impl Overlay {
                         key: k.clone(),
                         value,
                         fresh: false,
+                        stored: None,
                     },
                     stored,
                 ));
