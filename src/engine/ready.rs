@@ -98,7 +98,6 @@ pub fn ready(
         key: thing_id.as_bytes().to_vec(),
         value: Some(bytes),
         fresh: false,
-        stored: None,
     });
     ops.extend(index);
     if let Some((pid, policy)) = &outcome.policy {

@@ -16,7 +16,6 @@ pub fn write_ops(id: &str, before: Option<&Value>, after: Option<&PolicyState>) 
         key: id.as_bytes().to_vec(),
         value: after.map(PolicyState::to_bytes),
         fresh: false,
-        stored: None,
     }];
     let was = before.is_some_and(has_expiring);
     ops.extend(expiry_index::marker_op(id, was, after.map(|s| &s.policy)));

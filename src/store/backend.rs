@@ -98,10 +98,6 @@ pub struct Op {
     /// before it was logged, the store forgets both instead of logging and checkpointing a
     /// delete (a hint for the overlay only; never logged)
     pub fresh: bool,
-    /// the value's stored form (`codec::encode` of it) when the caller made it already (the
-    /// twin cache's compact form): the log and the checkpoint write it instead of encoding the
-    /// value again (a hint for the overlay only; the bytes written are the same)
-    pub stored: Option<Vec<u8>>,
 }
 
 impl Op {
@@ -111,7 +107,6 @@ impl Op {
             key: key.into(),
             value: Some(value.into()),
             fresh: false,
-            stored: None,
         }
     }
 
@@ -130,7 +125,6 @@ impl Op {
             key: key.into(),
             value: None,
             fresh: false,
-            stored: None,
         }
     }
 
@@ -183,7 +177,6 @@ pub trait Backend: Send + Sync + 'static {
                 key: o.key.to_vec(),
                 value: o.value.map(<[u8]>::to_vec),
                 fresh: false,
-                stored: None,
             })
             .collect();
         match covered {

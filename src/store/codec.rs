@@ -102,7 +102,6 @@ pub fn applies(tree: Tree, key: &[u8]) -> bool {
 }
 
 /// `ops` with the values of document keys in their stored form.
-#[cfg(test)]
 pub fn encode_ops(ops: Vec<Op>) -> Vec<Op> {
     ops.into_iter().map(encode_op).collect()
 }

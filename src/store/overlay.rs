@@ -121,19 +121,8 @@ pub(crate) type TakenEntry<'a> = (Tree, &'a [u8], Option<&'a [u8]>, bool);
 impl Taken {
     /// The newest entry of every key taken, each with whether its value is in stored form (a
     /// checkpoint's; a log take's values are as written). Copies the bytes: run it off the lock.
-    #[cfg(test)]
     pub(crate) fn ops(&self) -> Vec<(Op, bool)> {
-        Self::copied(self.entries())
-    }
-
-    /// What the log appends: `ops`, but with every value whose stored form is known in that
-    /// form (`true`; handed with its op, `Op::stored`), the others as written (`false`).
-    pub(crate) fn log_ops(&self) -> Vec<(Op, bool)> {
-        Self::copied(self.entries_in(true))
-    }
-
-    fn copied(entries: Vec<TakenEntry<'_>>) -> Vec<(Op, bool)> {
-        entries
+        self.entries()
             .into_iter()
             .map(|(tree, key, value, stored)| {
                 let op = Op {
@@ -141,7 +130,6 @@ impl Taken {
                     key: key.to_vec(),
                     value: value.map(<[u8]>::to_vec),
                     fresh: false,
-                    stored: None,
                 };
                 (op, stored)
             })
@@ -150,11 +138,6 @@ impl Taken {
 
     /// What `ops` gives, borrowed.
     pub(crate) fn entries(&self) -> Vec<TakenEntry<'_>> {
-        self.entries_in(false)
-    }
-
-    /// `entries`; with `forms`, a log take's values in stored form too where it is known.
-    fn entries_in(&self, forms: bool) -> Vec<TakenEntry<'_>> {
         let n = self.gens.iter().map(|g| g.entries).sum();
         let mut out = Vec::with_capacity(n);
         for (j, g) in self.gens.iter().enumerate() {
@@ -167,10 +150,8 @@ impl Taken {
                     {
                         continue;
                     }
-                    // a stored form is of the entry's value (kept by the writer after the
-                    // log, or handed with the op: `Op::stored`)
-                    let (value, stored) = match p.stored.get() {
-                        Some(s) if forms || self.above.is_none() => (Some(s.as_slice()), true),
+                    let (value, stored) = match (self.above, p.stored.get()) {
+                        (None, Some(s)) => (Some(s.as_slice()), true),
                         _ => (p.value.as_deref(), false),
                     };
                     out.push((tree, k.as_slice(), value, stored));
@@ -180,12 +161,11 @@ impl Taken {
         out
     }
 
-    #[cfg(test)]
     pub(crate) fn plain_ops(&self) -> Vec<Op> {
         self.ops().into_iter().map(|(op, _)| op).collect()
     }
 
-    /// Keeps the stored forms of the values the writer logged (`ops`: `log_ops`, encoded), so
+    /// Keeps the stored forms of the values the writer logged (`ops`: `plain_ops`, encoded), so
     /// that a checkpoint does not encode them again. Off the lock: each is set once, on an
     /// entry of a frozen generation (which reads never take the stored form from).
     pub(crate) fn keep_stored(&self, ops: Vec<Op>) {
@@ -205,11 +185,6 @@ impl Taken {
     pub(crate) fn through(&self) -> u64 {
         self.through
     }
-}
-
-/// The stored form an op came with (`Op::stored`), for its `Pending`.
-fn stored_of(stored: Option<Vec<u8>>) -> OnceLock<Vec<u8>> {
-    stored.map_or_else(OnceLock::new, OnceLock::from)
 }
 
 /// A delete of a fresh put that a failed checkpoint froze and no log take gave since (its seq
@@ -270,12 +245,6 @@ impl Overlay {
             ..
         } = self;
         for op in ops {
-            debug_assert!(
-                op.stored.is_none()
-                    || op.value.as_deref().map(codec::encode_slice).as_deref()
-                        == op.stored.as_deref(),
-                "a stored form handed with its op is the codec's of its value"
-            );
             let tree = op.tree;
             let t = &mut live.trees[tree.index()];
             let vlen = op.value.as_ref().map_or(0, Vec::len);
@@ -300,7 +269,6 @@ impl Overlay {
                     self.bytes = self.bytes - old + vlen;
                     p.seq = seq;
                     p.value = op.value;
-                    p.stored = stored_of(op.stored);
                     // over a pending write (a delete: the backend may hold the key) never fresh
                     p.fresh = false;
                 }
@@ -333,7 +301,7 @@ impl Overlay {
                         seq,
                         fresh: op.fresh && op.value.is_some() && under.is_none(),
                         value: op.value,
-                        stored: stored_of(op.stored),
+                        stored: OnceLock::new(),
                     });
                 }
             }

@@ -101,7 +101,6 @@ pub fn decode_ops(mut buf: &[u8]) -> Option<Vec<Op>> {
             key,
             value,
             fresh: false,
-            stored: None,
         });
     }
     Some(ops)

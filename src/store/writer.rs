@@ -133,14 +133,9 @@ impl Shared {
             match self.next_job(&wal) {
                 Job::Exit => return,
                 Job::Log { seq, ops } => {
-                    // the stored form is made here, off the submitting thread (unless the
-                    // op came with it: the twin cache's compact form, `Op::stored`)
+                    // the stored form is made here, off the submitting thread
                     let taken = ops;
-                    let ops: Vec<Op> = taken
-                        .log_ops()
-                        .into_iter()
-                        .map(|(op, stored)| if stored { op } else { codec::encode_op(op) })
-                        .collect();
+                    let ops = codec::encode_ops(taken.plain_ops());
                     let mut payload = Vec::new();
                     encode_ops(&ops, &mut payload);
                     if ops.is_empty() {

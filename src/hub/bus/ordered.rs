@@ -214,7 +214,6 @@ mod tests {
             key: b"k".to_vec(),
             value: Some(b"v".to_vec()),
             fresh: false,
-            stored: None,
         }]);
         smol::block_on(async {
             assert!(

@@ -270,7 +270,7 @@ impl Hub {
     /// takes the new state, and then the change hook is told.
     fn persist(
         &self,
-        mut r: engine::Ready,
+        r: engine::Ready,
         memo: Option<cache::Memo>,
         event: impl FnOnce(&Arc<ThingState>, &engine::Event) -> Option<super::bus::events::PendingEvent>,
     ) -> u64 {
@@ -285,10 +285,6 @@ impl Hub {
                 .and_then(cache::compact),
             false => None,
         };
-        // the store writes that form too instead of compressing the twin again (`Op::stored`)
-        if let (Some(c), Some(op)) = (&compact, r.ops.first_mut()) {
-            op.stored = Some(c.to_vec());
-        }
         // one Arc of the new twin for the cache and the event
         let state = Arc::new(r.state);
         let seq = self.submit_with_event(r.ops, r.durability, || {

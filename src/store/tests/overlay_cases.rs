@@ -3,7 +3,6 @@
 //! of a generation the writer shares.
 
 use crate::store::backend::{Op, Tree};
-use crate::store::codec;
 use crate::store::overlay::{sort_ops, Overlay};
 
 mod stored {
@@ -54,79 +53,6 @@ mod stored {
             Some(Some(v("A1"))),
             "reads: as written"
         );
-    }
-
-    /// A stored form handed with its op (`Op::stored`: the twin cache's compact form) is what
-    /// the log appends and the checkpoint writes, until the key is written again without one;
-    /// reads still get the value as written.
-    #[test]
-    fn a_stored_form_handed_with_its_op_goes_until_the_key_is_written_again() {
-        let doc = |n: u32| format!(r#"{{"t":{{"thingId":"n:a","attributes":{{"a":{n}}}}}}}"#);
-        let handed = |key: &str, value: &str| Op {
-            stored: Some(codec::encode(value.as_bytes().to_vec())),
-            ..Op::put(Tree::Things, key, value)
-        };
-        let v = |s: &str| s.as_bytes().to_vec();
-        let stored = |s: &str| codec::encode(v(s));
-        assert_ne!(stored(&doc(1)), v(&doc(1)), "compressed");
-        let mut o = Overlay::default();
-        o.record(
-            1,
-            vec![handed("a", &doc(1)), Op::put(Tree::Things, "b", "B1")],
-        );
-        let logged = |o: &mut Overlay, seq| {
-            let mut ops = o.take_dirty_shared(seq, seq - 1).log_ops();
-            sort_ops(&mut ops);
-            let ops: Vec<_> = ops
-                .into_iter()
-                .map(|(op, s)| (op.key, op.value, s))
-                .collect();
-            ops
-        };
-        assert_eq!(
-            logged(&mut o, 1),
-            vec![
-                (v("a"), Some(stored(&doc(1))), true),
-                (v("b"), Some(v("B1")), false),
-            ]
-        );
-        assert_eq!(
-            o.get(Tree::Things, b"a"),
-            Some(Some(v(&doc(1)))),
-            "reads: as written"
-        );
-        // written again: without a stored form (the cache did not make one), and with one
-        o.record(
-            2,
-            vec![Op::put(Tree::Things, "a", doc(2)), handed("b", &doc(3))],
-        );
-        o.record(
-            2,
-            vec![handed("c", &doc(4)), Op::put(Tree::Things, "c", doc(5))],
-        );
-        assert_eq!(
-            logged(&mut o, 2),
-            vec![
-                (v("a"), Some(v(&doc(2))), false),
-                (v("b"), Some(stored(&doc(3))), true),
-                (v("c"), Some(v(&doc(5))), false),
-            ]
-        );
-        let mut snap = o.snapshot(2);
-        sort_ops(&mut snap);
-        let snap: Vec<_> = snap
-            .into_iter()
-            .map(|(op, s)| (op.key, op.value, s))
-            .collect();
-        assert_eq!(
-            snap,
-            vec![
-                (v("a"), Some(v(&doc(2))), false),
-                (v("b"), Some(stored(&doc(3))), true),
-                (v("c"), Some(v(&doc(5))), false),
-            ]
-        );
-        assert_eq!(o.get(Tree::Things, b"c"), Some(Some(v(&doc(5)))));
     }
 }
 

@@ -99,7 +99,6 @@ impl Overlay {
                         key,
                         value,
                         fresh: false,
-                        stored: None,
                     });
                 }
             }
@@ -160,7 +159,6 @@ impl Overlay {
                         key: k.clone(),
                         value,
                         fresh: false,
-                        stored: None,
                     },
                     stored,
                 ));
