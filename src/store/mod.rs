@@ -127,6 +127,8 @@ struct Shared {
     wal_ops: AtomicU64,
     checkpoints: AtomicU64,
     checkpoint_ops: AtomicU64,
+    /// checkpoints of everything pending because the log had no room for it (one batch)
+    full_log_checkpoints: AtomicU64,
     /// checkpoint attempts that met a full disk
     checkpoint_stalls: AtomicU64,
 }
@@ -305,6 +307,7 @@ impl Store {
             wal_ops: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             checkpoint_ops: AtomicU64::new(0),
+            full_log_checkpoints: AtomicU64::new(0),
             checkpoint_stalls: AtomicU64::new(0),
         });
         let wal = shared.recover(dir)?;

@@ -71,6 +71,9 @@ pub struct StoreStats {
     pub checkpoints: u64,
     /// ops written by those checkpoints
     pub checkpoint_ops: u64,
+    /// of those checkpoints, the ones applied at once because the log had no room for the
+    /// writes not yet logged (sled; `docs/limits.md`)
+    pub full_log_checkpoints: u64,
     /// keys not yet checkpointed (the overlay)
     pub pending_ops: usize,
 }
@@ -147,6 +150,7 @@ impl Store {
             wal_ops: c(&sh.wal_ops),
             checkpoints: c(&sh.checkpoints),
             checkpoint_ops: c(&sh.checkpoint_ops),
+            full_log_checkpoints: c(&sh.full_log_checkpoints),
             pending_ops: sh.pending.load(Ordering::Relaxed),
         }
     }

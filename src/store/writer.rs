@@ -44,6 +44,15 @@ enum Outcome {
     Failed,
 }
 
+/// How a log append ended.
+enum Logged {
+    Yes,
+    /// it does not fit behind this epoch's records (nothing written)
+    Full,
+    /// the store failed (the writer ends)
+    Failed,
+}
+
 /// A job's entries are taken under the state lock with their values shared
 /// (`overlay::Taken`); they are copied out of the overlay after the lock is released.
 enum Job {
@@ -60,6 +69,9 @@ enum Job {
         forced: bool,
         /// all of it is in the log (see `checkpoint`)
         covered: bool,
+        /// the writes not yet logged, taken with `ops` (under the same lock): appended first,
+        /// so that the checkpoint is covered if they fit in the log
+        log: Option<Taken>,
     },
     Exit,
 }
@@ -132,44 +144,41 @@ impl Shared {
         loop {
             match self.next_job(&wal) {
                 Job::Exit => return,
-                Job::Log { seq, ops } => {
-                    // the stored form is made here, off the submitting thread
-                    let taken = ops;
-                    let ops = codec::encode_ops(taken.plain_ops());
-                    let mut payload = Vec::new();
-                    encode_ops(&ops, &mut payload);
-                    if ops.is_empty() {
-                        self.logged(seq, 0, 0);
-                    } else if wal.fits(payload.len()) {
-                        match wal.append(seq, &payload) {
-                            Ok(bytes) => {
-                                let n = ops.len();
-                                // the checkpoint writes these stored forms: encoded once
-                                // (kept in the frozen generation, off the state lock)
-                                taken.keep_stored(ops);
-                                self.logged(seq, bytes, n)
-                            }
-                            Err(e) => return self.fail(e, "write-ahead log append failed"),
-                        }
-                    } else {
+                Job::Log { seq, ops } => match self.log(&mut wal, seq, ops) {
+                    Logged::Yes => {}
+                    Logged::Failed => return,
+                    Logged::Full => {
                         // the log is full: everything goes to the backend instead
                         let (seq, ops) = {
                             let mut st = self.lock();
                             let seq = st.last_seq;
                             (seq, st.overlay.snapshot_shared(seq))
                         };
-                        if self.checkpoint(&mut wal, seq, ops, false) == Outcome::Failed {
-                            return;
+                        match self.checkpoint(&mut wal, seq, ops, false) {
+                            Outcome::Failed => return,
+                            Outcome::Done => self.full_log_done(),
+                            Outcome::Stalled => {}
                         }
                     }
-                }
+                },
                 Job::Checkpoint {
                     seq,
                     ops,
                     forced,
-                    covered,
+                    mut covered,
+                    log,
                 } => {
+                    let mut full_log = false;
+                    if let Some(log) = log {
+                        match self.log(&mut wal, seq, log) {
+                            Logged::Yes => covered = true,
+                            Logged::Failed => return,
+                            // `ops` holds all of it: applied at once (the log cannot repair it)
+                            Logged::Full => (covered, full_log) = (false, true),
+                        }
+                    }
                     match self.checkpoint(&mut wal, seq, ops, covered) {
+                        Outcome::Done if full_log => self.full_log_done(),
                         Outcome::Failed => return,
                         // at close a full disk ends the writer: the log holds everything
                         Outcome::Stalled if self.lock().closing => return,
@@ -195,7 +204,17 @@ impl Shared {
             let waited = st.wanted > durable && st.last_seq > durable;
             let due = st.unlogged_since.map(|t| t + self.opts.flush_interval);
             let stall_over = st.stalled.as_ref().is_none_or(|(_, at)| now >= *at);
-            if dirty && (waited || st.closing || due.is_some_and(|d| now >= d)) {
+            let anything = st.overlay.len() > 0 || wal.used() > 0;
+            let must = st.closing || st.checkpoint_wanted;
+            // a snapshot on a backend without views holds optional checkpoints
+            let want = overlay_over_bound(&self.opts, &st.overlay)
+                && self.space.ok()
+                && (self.has_views || st.snapshots == 0);
+            let checkpoint = anything && (must || want) && (stall_over || st.closing);
+            // a checkpoint that logs first (sled) logs for the waiters too: a record of its own
+            // before it would leave the log less room for the writes made meanwhile
+            let logs_first = checkpoint && self.backend.prefers_covered();
+            if dirty && !logs_first && (waited || st.closing || due.is_some_and(|d| now >= d)) {
                 let seq = st.last_seq;
                 let logged = st.logged_seq;
                 st.unlogged_since = None;
@@ -204,23 +223,17 @@ impl Shared {
                     ops: st.overlay.take_dirty_shared(seq, logged),
                 };
             }
-            let anything = st.overlay.len() > 0 || wal.used() > 0;
-            let must = st.closing || st.checkpoint_wanted;
-            // a snapshot on a backend without views holds optional checkpoints
-            let want = overlay_over_bound(&self.opts, &st.overlay)
-                && self.space.ok()
-                && (self.has_views || st.snapshots == 0);
-            if anything && (must || want) && (stall_over || st.closing) {
+            if checkpoint {
                 let seq = st.last_seq;
                 st.unlogged_since = None;
-                if dirty && self.backend.prefers_covered() {
-                    // log it first: a checkpoint the log covers may be applied in parts (sled)
+                // log it first: a checkpoint the log covers may be applied in parts (sled). The
+                // snapshot is taken now, with the writes to log: logging first and checkpointing
+                // at the next pass chased the writes made meanwhile (a record each) until the
+                // producers stopped at `max_pending_keys`, and at peak the log filled first
+                let log = (dirty && logs_first).then(|| {
                     let logged = st.logged_seq;
-                    return Job::Log {
-                        seq,
-                        ops: st.overlay.take_dirty_shared(seq, logged),
-                    };
-                }
+                    st.overlay.take_dirty_shared(seq, logged)
+                });
                 // a `Store::checkpoint` asked from now on needs another one: clear the request
                 // here, under the lock (cleared after the commit, it could swallow a request
                 // made between the commit and the clearing, whose caller would then wait forever)
@@ -230,6 +243,7 @@ impl Shared {
                     covered: !dirty,
                     ops: st.overlay.snapshot_shared(seq),
                     forced: must,
+                    log,
                 };
             }
             if st.closing {
@@ -267,6 +281,39 @@ impl Shared {
             };
             st.writer_idle = false;
         }
+    }
+
+    /// Appends the writes `taken` (everything not yet logged up to `seq`) as one record.
+    fn log(&self, wal: &mut Wal, seq: u64, taken: Taken) -> Logged {
+        // the stored form is made here, off the submitting thread
+        let ops = codec::encode_ops(taken.plain_ops());
+        let mut payload = Vec::new();
+        encode_ops(&ops, &mut payload);
+        if ops.is_empty() {
+            self.logged(seq, 0, 0);
+            return Logged::Yes;
+        }
+        if !wal.fits(payload.len()) {
+            return Logged::Full;
+        }
+        match wal.append(seq, &payload) {
+            Ok(bytes) => {
+                let n = ops.len();
+                // the checkpoint writes these stored forms: encoded once (kept in the frozen
+                // generation, off the state lock)
+                taken.keep_stored(ops);
+                self.logged(seq, bytes, n);
+                Logged::Yes
+            }
+            Err(e) => {
+                self.fail(e, "write-ahead log append failed");
+                Logged::Failed
+            }
+        }
+    }
+
+    fn full_log_done(&self) {
+        self.full_log_checkpoints.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Everything up to `seq` is in the log now.

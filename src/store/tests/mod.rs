@@ -3,7 +3,7 @@
 //! checkpoints), `crash.rs` (kill -9, commits/s benchmark), `full.rs` (full disk on a tmpfs),
 //! `format.rs` (stored form of values), `backup.rs` (snapshots, backup and restore),
 //! `reader.rs` (a query's reader: one view, yet read-your-writes across checkpoints), `paced.rs`
-//! (producers paced by a checkpoint's parts).
+//! (producers paced by a checkpoint's parts), `schedule.rs` (when checkpoints start).
 
 mod backup;
 mod bound;
@@ -19,6 +19,7 @@ mod overlay_hold;
 mod overlay_old;
 mod paced;
 mod reader;
+mod schedule;
 
 use super::commit::last_write_per_key;
 use super::*;
