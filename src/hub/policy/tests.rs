@@ -88,10 +88,10 @@ fn enforcers_kept_for_sharing_are_bounded_in_bytes() {
         let shared = lock(&hub.policies().shared);
         most = most.max(shared.by_key.len());
         assert!(
-            shared.charged <= budget / SHARED_PART,
+            shared.charged <= budget / shared::SHARED_PART,
             "{} B kept for sharing, budget {}",
             shared.charged,
-            budget / SHARED_PART
+            budget / shared::SHARED_PART
         );
     }
     // distinct policies of ~3.4 KB enforcers: a few fit a quarter of 64 KiB, not all 100
