@@ -31,7 +31,8 @@ fn count(statuses: &[u16], s: u16) -> usize {
     statuses.iter().filter(|&&x| x == s).count()
 }
 
-fn status_kib(pid: u32, field: &str) -> u64 {
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+pub(crate) fn status_kib(pid: u32, field: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))

@@ -3,16 +3,9 @@
 //! counted, not weighed, and each cached twin held its policy's enforcer: 300 distinct ~100 KB
 //! policies, a thing under each, peaked at 1,170 MiB (`scripts/policy-storm.py`).
 
+use crate::auth_limits::status_kib;
 use crate::authkit::{http, start, user};
 use serde_json::{json, Map, Value};
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("field")
-}
 
 /// A policy of ~100 KB (the largest accepted is 100 KiB): `owner` may read and write, and a
 /// reader of its own (`i`) may read 1,400 feature properties granted one by one, an enforcer
