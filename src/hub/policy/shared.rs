@@ -24,12 +24,12 @@ pub(super) struct Shared {
 }
 
 /// Bytes charged for an enforcer kept in `shared`: its key's text (twice: the map's slot is
-/// between half and all full) and the enforcer.
-fn share_bytes(key: &CacheKey, e: &Enforcer) -> usize {
+/// between half and all full) and the enforcer's `enforcer_bytes`.
+fn share_bytes(key: &CacheKey, enforcer_bytes: usize) -> usize {
     2 * std::mem::size_of::<(CacheKey, (i64, Arc<Enforcer>))>()
         + key.0.len()
         + key.1.len()
-        + enforcer_bytes(e)
+        + enforcer_bytes
 }
 
 impl Hub {
@@ -47,14 +47,9 @@ impl Hub {
             .get("entries")
             .map(Value::to_string)
             .unwrap_or_default();
-        let key = (entries, namespace.to_owned());
-        if let Some(e) = self.shared_by(&key, now) {
-            return (e, 0);
-        }
-        let e = Arc::new(Enforcer::from_policy(policy, now, Some(namespace)));
-        self.share(key, until, &e);
-        let bytes = enforcer_bytes(&e);
-        (e, bytes)
+        let build = || Some(Enforcer::from_policy(policy, now, Some(namespace)));
+        self.shared_or_built((entries, namespace.to_owned()), now, until, build)
+            .expect("built")
     }
 
     /// `shared_enforcer` for the `entries` text of a policy that has nothing else an enforcer
@@ -65,19 +60,31 @@ impl Hub {
         namespace: &str,
         now: i64,
     ) -> Option<(Arc<Enforcer>, usize)> {
+        let build = || {
+            let mut policy = serde_json::Map::new();
+            policy.insert("entries".into(), serde_json::from_str(entries).ok()?);
+            let policy = Value::Object(policy);
+            Some(Enforcer::from_policy(&policy, now, Some(namespace)))
+        };
         let key = (entries.to_owned(), namespace.to_owned());
+        self.shared_or_built(key, now, i64::MAX, build)
+    }
+
+    /// The enforcer kept for `key`, or the one `build` makes, kept from now on, with its
+    /// `enforcer_bytes` (0 if it was kept already; `None` if `build` fails).
+    fn shared_or_built(
+        &self,
+        key: CacheKey,
+        now: i64,
+        until: i64,
+        build: impl FnOnce() -> Option<Enforcer>,
+    ) -> Option<(Arc<Enforcer>, usize)> {
         if let Some(e) = self.shared_by(&key, now) {
             return Some((e, 0));
         }
-        let mut policy = serde_json::Map::new();
-        policy.insert("entries".into(), serde_json::from_str(entries).ok()?);
-        let e = Arc::new(Enforcer::from_policy(
-            &Value::Object(policy),
-            now,
-            Some(namespace),
-        ));
-        self.share(key, i64::MAX, &e);
+        let e = Arc::new(build()?);
         let bytes = enforcer_bytes(&e);
+        self.share(key, until, &e, bytes);
         Some((e, bytes))
     }
 
@@ -90,8 +97,9 @@ impl Hub {
             .map(|(_, e)| e.clone())
     }
 
-    fn share(&self, key: CacheKey, until: i64, e: &Arc<Enforcer>) {
-        let bytes = share_bytes(&key, e);
+    /// Keeps `e` (of `enforcer_bytes` `heap`) for `key`.
+    fn share(&self, key: CacheKey, until: i64, e: &Arc<Enforcer>, heap: usize) {
+        let bytes = share_bytes(&key, heap);
         let mut shared = lock(&self.policies().shared);
         if shared.charged + bytes > self.policy_cache_bytes() / SHARED_PART {
             // one over the budget alone is still kept: the lookups of its policy share it
